@@ -1,0 +1,76 @@
+// Command gatehouse is the Gatehouse server and its tools.
+//
+//	gatehouse serve    [--config F] [--grpc-addr :9191] [--admin-addr :9192]
+//	gatehouse validate --config F
+//	gatehouse check    [--config F] [-X METHOD] [-H 'name: value']... [-d BODY] PATH
+//	gatehouse hash     (reads a credential on stdin, prints its SHA-256 for the config)
+//	gatehouse version
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		var ee exitError
+		if errors.As(err, &ee) {
+			os.Exit(int(ee))
+		}
+		fmt.Fprintln(os.Stderr, "gatehouse:", err)
+		os.Exit(1)
+	}
+}
+
+// exitError is an exit status whose message was already printed.
+type exitError int
+
+func (e exitError) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
+
+const usage = `usage: gatehouse <command> [flags]
+
+commands:
+  serve      run the server (embedded demo configuration without --config)
+  validate   check a configuration file the way a reload does; exits 1 with every problem
+  check      explain one request offline: decision, code, status, headers and body
+  hash       read a credential on stdin and print the SHA-256 digest the config wants
+  version    print the version
+`
+
+// run is the whole program; ctx ends on SIGTERM or SIGINT.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitError(2)
+	}
+	switch args[0] {
+	case "serve":
+		return serve(ctx, args[1:], stdout, stderr)
+	case "validate":
+		return validate(args[1:], stdout, stderr)
+	case "check":
+		return check(ctx, args[1:], stdout, stderr)
+	case "hash":
+		return hash(stdin, stdout)
+	case "version", "--version", "-v":
+		fmt.Fprintln(stdout, "gatehouse", version)
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprintf(stderr, "gatehouse: unknown command %q\n\n%s", args[0], usage)
+	return exitError(2)
+}

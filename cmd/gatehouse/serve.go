@@ -1,0 +1,334 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"os"
+	"os/signal"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"github.com/gatehouse/gatehouse/config"
+	"github.com/gatehouse/gatehouse/extauthz"
+	"github.com/gatehouse/gatehouse/policy"
+	"github.com/gatehouse/gatehouse/telemetry"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/reflection"
+)
+
+type serveFlags struct {
+	config       string
+	grpcAddr     string
+	adminAddr    string
+	drainTimeout time.Duration
+	drainDelay   time.Duration
+	pprof        bool
+}
+
+func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
+	f := &serveFlags{}
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&f.config, "config", "", "configuration file; without it the embedded demo configuration runs")
+	fs.StringVar(&f.grpcAddr, "grpc-addr", ":9191", "gRPC listen address (host:port, or unix:///path/to.sock)")
+	fs.StringVar(&f.adminAddr, "admin-addr", ":9192", "admin HTTP listen address (/healthz, /readyz, /metrics)")
+	fs.DurationVar(&f.drainTimeout, "drain-timeout", 15*time.Second, "on SIGTERM, how long in-flight calls may take before a hard stop")
+	fs.DurationVar(&f.drainDelay, "drain-delay", 0, "on SIGTERM, how long to keep serving while reporting NOT_SERVING, so load balancers move away first")
+	fs.BoolVar(&f.pprof, "pprof", false, "serve /debug/pprof on the admin port")
+	if err := fs.Parse(args); err != nil {
+		return nil, exitError(2)
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "gatehouse serve: unexpected argument %q\n", fs.Arg(0))
+		return nil, exitError(2)
+	}
+	return f, nil
+}
+
+// server is one running Gatehouse: its listeners, its configuration and its telemetry.
+type server struct {
+	flags   *serveFlags
+	log     *slog.Logger
+	level   *slog.LevelVar
+	metrics *telemetry.Metrics
+	store   config.Store
+	deps    config.Deps
+	health  *health.Server
+	grpc    *grpc.Server
+	ready   atomic.Bool
+	closers []func()
+}
+
+func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	f, err := parseServeFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	s := &server{flags: f, level: new(slog.LevelVar), metrics: telemetry.NewMetrics()}
+	s.log = telemetry.NewLogger(stdout, s.level)
+	defer s.close()
+	if err := s.setup(ctx); err != nil {
+		return err
+	}
+	return s.run(ctx)
+}
+
+func (s *server) close() {
+	for i := len(s.closers) - 1; i >= 0; i-- {
+		s.closers[i]()
+	}
+}
+
+// setup builds the long-lived parts and loads the first configuration:
+//  1. read the cache budget from the file (the cache outlives every snapshot),
+//  2. open the runtime dependencies (counter store),
+//  3. load and compile the configuration; a bad file at start leaves the server up but
+//     not ready, so that a fixed ConfigMap is picked up without a restart.
+func (s *server) setup(ctx context.Context) error {
+	budget := int64(64 << 20)
+	if s.flags.config != "" {
+		if data, err := os.ReadFile(s.flags.config); err == nil {
+			if f, err := config.Parse(data); err == nil && f.Server.CacheMaxBytes > 0 {
+				budget = f.Server.CacheMaxBytes
+			}
+		}
+	}
+	cache, err := policy.NewCache(budget)
+	if err != nil {
+		return fmt.Errorf("verdict cache: %w", err)
+	}
+	s.closers = append(s.closers, cache.Close)
+	s.registerCacheMetrics(cache)
+	rt, closeRT, err := openRuntime(ctx, s.flags.config, s.log)
+	if err != nil {
+		return err
+	}
+	s.closers = append(s.closers, closeRT)
+	s.deps = config.Deps{Cache: cache, Keys: config.NewKeySources(), Runtime: rt}
+	s.closers = append(s.closers, s.deps.Keys.Close)
+	return nil
+}
+
+func (s *server) registerCacheMetrics(c *policy.Cache) {
+	s.metrics.CounterFunc("gatehouse_cache_hits_total", "Verdict cache hits.", func() float64 { return float64(c.Stats().Hits) })
+	s.metrics.CounterFunc("gatehouse_cache_misses_total", "Verdict cache misses.", func() float64 { return float64(c.Stats().Misses) })
+	s.metrics.CounterFunc("gatehouse_cache_evictions_total", "Verdict cache evictions.", func() float64 { return float64(c.Stats().Evictions) })
+	s.metrics.GaugeFunc("gatehouse_cache_cost_bytes", "Estimated bytes held by the verdict cache.", func() float64 { return float64(c.Stats().Cost) })
+}
+
+// onLoad applies a freshly loaded snapshot's server-wide settings and reports the load.
+func (s *server) onLoad(snap *config.Snapshot, err error) {
+	if err != nil {
+		s.metrics.Reloads.WithLabelValues("failure").Inc()
+		return
+	}
+	s.level.Set(snap.LogLevel)
+	s.metrics.ConfigLoadedAt(snap.Version, snap.LoadedAt)
+}
+
+func (s *server) rules() *policy.Rules {
+	if snap := s.store.Current(); snap != nil {
+		return snap.Rules
+	}
+	return nil
+}
+
+// run serves until ctx ends, then drains:
+//  1. health reports NOT_SERVING and /readyz fails, so Envoy and Kubernetes move away,
+//  2. after --drain-delay, GracefulStop lets in-flight calls finish,
+//  3. after --drain-timeout, whatever is left is cut.
+func (s *server) run(ctx context.Context) error {
+	gl, err := listen(s.flags.grpcAddr)
+	if err != nil {
+		return err
+	}
+	al, err := net.Listen("tcp", s.flags.adminAddr)
+	if err != nil {
+		gl.Close()
+		return fmt.Errorf("admin listener: %w", err)
+	}
+	s.grpc = grpc.NewServer(grpcOptions()...)
+	s.health = health.NewServer()
+	healthpb.RegisterHealthServer(s.grpc, s.health)
+	reflection.Register(s.grpc)
+	authv3.RegisterAuthorizationServer(s.grpc, extauthz.NewServer(s.rules, nil, &observer{m: s.metrics, log: s.log}, s.log))
+	s.registerRLS(s.grpc)
+	s.setServing(false)
+
+	admin := &http.Server{Handler: s.adminMux(), ReadHeaderTimeout: 5 * time.Second}
+	errc := make(chan error, 2)
+	go func() { errc <- s.grpc.Serve(gl) }()
+	go func() {
+		if err := admin.Serve(al); !errors.Is(err, http.ErrServerClosed) {
+			errc <- err
+		}
+	}()
+	s.log.Info("gatehouse listening", "grpc", gl.Addr().String(), "admin", al.Addr().String(), "version", version)
+
+	s.loadInitial()
+	wctx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	s.watch(wctx)
+
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		s.grpc.Stop()
+		admin.Close()
+		return fmt.Errorf("serve: %w", err)
+	}
+	return s.drain(admin)
+}
+
+func (s *server) loadInitial() {
+	var snap *config.Snapshot
+	var err error
+	if s.flags.config == "" {
+		snap, err = config.LoadBytes(config.Demo, config.DemoPath, s.deps)
+		if err == nil {
+			s.store.Set(snap)
+			s.log.Info("running the embedded demo configuration", "version", snap.Version)
+		}
+		s.onLoad(snap, err)
+	} else {
+		r := s.reloader()
+		err = r.Reload()
+	}
+	if err != nil {
+		s.log.Error("no valid configuration yet: not ready", "error", err.Error())
+		return
+	}
+	s.setServing(true)
+}
+
+func (s *server) reloader() *config.Reloader {
+	return &config.Reloader{Path: s.flags.config, Deps: s.deps, Store: &s.store, Log: s.log,
+		OnReload: func(snap *config.Snapshot, err error) {
+			s.onLoad(snap, err)
+			if err == nil {
+				s.setServing(true)
+			}
+		}}
+}
+
+// watch reloads on file changes and on SIGHUP.
+func (s *server) watch(ctx context.Context) {
+	if s.flags.config == "" {
+		return
+	}
+	r := s.reloader()
+	go func() {
+		if err := r.Watch(ctx, 250*time.Millisecond); err != nil {
+			s.log.Error("configuration watch stopped; reload with SIGHUP", "error", err.Error())
+		}
+	}()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		defer signal.Stop(hup)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				s.log.Info("SIGHUP: reloading configuration")
+				_ = r.Reload()
+			}
+		}
+	}()
+}
+
+func (s *server) setServing(ok bool) {
+	st := healthpb.HealthCheckResponse_NOT_SERVING
+	if ok {
+		st = healthpb.HealthCheckResponse_SERVING
+	}
+	s.ready.Store(ok)
+	s.health.SetServingStatus("", st)
+	s.health.SetServingStatus("gatehouse", st)
+}
+
+func (s *server) drain(admin *http.Server) error {
+	s.log.Info("stopping: draining in-flight calls", "delay", s.flags.drainDelay.String(), "timeout", s.flags.drainTimeout.String())
+	s.setServing(false)
+	s.health.Shutdown()
+	time.Sleep(s.flags.drainDelay)
+	done := make(chan struct{})
+	go func() { s.grpc.GracefulStop(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(s.flags.drainTimeout):
+		s.log.Warn("drain timeout: cutting remaining calls")
+		s.grpc.Stop()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_ = admin.Shutdown(ctx)
+	s.log.Info("stopped")
+	return nil
+}
+
+func (s *server) adminMux() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !s.ready.Load() {
+			http.Error(w, "not ready: no valid configuration loaded, or draining", http.StatusServiceUnavailable)
+			return
+		}
+		io.WriteString(w, "ok\n")
+	})
+	mux.Handle("GET /metrics", s.metrics.Handler())
+	if s.flags.pprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
+	return mux
+}
+
+// listen opens a TCP or Unix-socket listener (unix:///path); a stale socket file left by
+// a crash is removed first.
+func listen(addr string) (net.Listener, error) {
+	if p, ok := strings.CutPrefix(addr, "unix://"); ok {
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("grpc listener: %w", err)
+		}
+		l, err := net.Listen("unix", p)
+		if err != nil {
+			return nil, fmt.Errorf("grpc listener: %w", err)
+		}
+		return l, nil
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("grpc listener: %w", err)
+	}
+	return l, nil
+}
+
+// grpcOptions suit Envoy as a client: long-lived HTTP/2 connections with many concurrent
+// streams, Envoy's keepalive pings allowed, dead peers detected.
+func grpcOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{
+		grpc.MaxConcurrentStreams(2048),
+		grpc.MaxRecvMsgSize(8 << 20), // with_request_body can carry a few MiB
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+	}
+}

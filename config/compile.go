@@ -1,0 +1,572 @@
+package config
+
+import (
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/gatehouse/gatehouse/policy"
+	"github.com/gatehouse/gatehouse/policy/jwks"
+	"github.com/santhosh-tekuri/jsonschema/v6"
+)
+
+// Snapshot is one compiled, immutable configuration. Everything a request needs is in it;
+// a reload builds a new Snapshot completely before it replaces the old one.
+type Snapshot struct {
+	Version  string // short digest of the file's bytes
+	Path     string
+	LoadedAt time.Time
+	Rules    *policy.Rules
+	LogLevel slog.Level
+	File     *File
+	Parts
+}
+
+// Deps are the long-lived parts a compile wires in; they outlive snapshots.
+type Deps struct {
+	Cache *policy.Cache
+	Keys  *KeySources
+	// LookupEnv reads secrets from the environment; default os.LookupEnv.
+	LookupEnv func(string) (string, bool)
+	// Offline skips every network fetch (gatehouse validate): URL key sets are not
+	// fetched, only checked for shape.
+	Offline bool
+	Now     func() time.Time
+	Runtime
+}
+
+// compiler carries the state of one compile.
+type compiler struct {
+	deps      Deps
+	dir       string
+	errs      Errors
+	providers map[string]*policy.JWTVerifier
+	secrets   map[string]*policy.Secret
+	accounts  map[string]policy.AccountState
+}
+
+func (c *compiler) add(path, format string, args ...any) {
+	c.errs = append(c.errs, errorf(path, format, args...))
+}
+
+// path resolves a file path relative to the configuration file's directory.
+func (c *compiler) path(p string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(c.dir, p)
+}
+
+// Load reads, decodes, validates and compiles the configuration at path. It is the one
+// code path of start-up, reload and `gatehouse validate`.
+func Load(path string, deps Deps) (*Snapshot, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, Errors{fmt.Errorf("read configuration: %w", err)}
+	}
+	return LoadBytes(data, path, deps)
+}
+
+// LoadBytes is Load for configuration bytes; path names them in messages and anchors
+// relative file paths.
+func LoadBytes(data []byte, path string, deps Deps) (*Snapshot, error) {
+	f, err := Parse(data)
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(data)
+	return Compile(f, hex.EncodeToString(sum[:6]), filepath.Dir(path), deps, path)
+}
+
+// Compile validates f completely and builds a Snapshot. It returns Errors listing every
+// problem, never only the first.
+func Compile(f *File, version, dir string, deps Deps, path string) (*Snapshot, error) {
+	if deps.LookupEnv == nil {
+		deps.LookupEnv = os.LookupEnv
+	}
+	if deps.Now == nil {
+		deps.Now = time.Now
+	}
+	if deps.Keys == nil {
+		deps.Keys = NewKeySources()
+	}
+	c := &compiler{deps: deps, dir: dir}
+	s := &Snapshot{Version: version, Path: path, LoadedAt: deps.Now(), File: f}
+	opt := c.server(&f.Server, s)
+	opt.Version = version
+	opt.Cache = deps.Cache
+	c.jwtProviders(f.JWTProviders)
+	c.secretList(f.Secrets)
+	c.accountList(f.Accounts)
+	eps := c.endpoints(f.Endpoints)
+	apps := c.apps(f.Apps, eps)
+	c.extensions(f, s, &opt, apps, eps)
+	if len(c.errs) > 0 {
+		return nil, c.errs
+	}
+	epList := make([]*policy.Endpoint, 0, len(eps))
+	for _, e := range f.Endpoints {
+		epList = append(epList, eps[e.Name])
+	}
+	appList := make([]*policy.App, 0, len(apps))
+	for _, a := range f.Apps {
+		appList = append(appList, apps[a.Name])
+	}
+	rules, err := policy.NewRules(opt, appList, epList)
+	if err != nil {
+		return nil, Errors{err}
+	}
+	s.Rules = rules
+	return s, nil
+}
+
+func (c *compiler) server(sv *Server, s *Snapshot) policy.Options {
+	var o policy.Options
+	var err error
+	if o.DefaultDialect, err = policy.ParseDialect(sv.DefaultDialect); err != nil {
+		c.add("server.default_dialect", "%v", err)
+	}
+	if o.FailMode, err = policy.ParseFailMode(sv.FailMode); err != nil {
+		c.add("server.fail_mode", "%v", err)
+	}
+	if sv.TrustedHops < 0 || sv.TrustedHops > 16 {
+		c.add("server.trusted_hops", "must be between 0 and 16")
+	}
+	o.TrustedHops = sv.TrustedHops
+	for _, h := range []struct{ path, v string }{
+		{"server.app_token_header", sv.AppTokenHeader},
+		{"server.api_key_header", sv.APIKeyHeader},
+	} {
+		if h.v != "" && !validHeaderName(h.v) {
+			c.add(h.path, "%q is not a valid lower-case header name", h.v)
+		}
+	}
+	o.AppTokenHeader, o.APIKeyHeader, o.EndpointKey = sv.AppTokenHeader, sv.APIKeyHeader, sv.EndpointKey
+	if sv.CacheMaxBytes < 0 {
+		c.add("server.cache_max_bytes", "must not be negative")
+	}
+	switch strings.ToLower(sv.LogLevel) {
+	case "", "info":
+		s.LogLevel = slog.LevelInfo
+	case "debug":
+		s.LogLevel = slog.LevelDebug
+	case "warn":
+		s.LogLevel = slog.LevelWarn
+	case "error":
+		s.LogLevel = slog.LevelError
+	default:
+		c.add("server.log_level", "unknown level %q (want debug, info, warn or error)", sv.LogLevel)
+	}
+	return o
+}
+
+var headerName = regexp.MustCompile(`^[a-z0-9!#$%&'*+.^_|~-]+$`)
+
+func validHeaderName(h string) bool { return headerName.MatchString(h) }
+
+var supportedAlgs = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+
+func (c *compiler) jwtProviders(ps []JWTProvider) {
+	c.providers = map[string]*policy.JWTVerifier{}
+	for i := range ps {
+		p := &ps[i]
+		path := fmt.Sprintf("jwt_providers[%d]", i)
+		if !checkName(c, path, p.Name, c.providers) {
+			continue
+		}
+		algs := p.Algorithms
+		if len(algs) == 0 {
+			algs = []string{"RS256", "ES256"}
+		}
+		for j, a := range algs {
+			if !slices.Contains(supportedAlgs, a) {
+				c.add(fmt.Sprintf("%s.algorithms[%d]", path, j), "unsupported algorithm %q (want one of %s)", a, strings.Join(supportedAlgs, ", "))
+			}
+		}
+		if p.Leeway < 0 || p.Leeway > 5*time.Minute {
+			c.add(path+".leeway", "must be between 0s and 5m")
+		}
+		leeway := p.Leeway
+		if leeway == 0 {
+			leeway = 30 * time.Second
+		}
+		keys := c.keySource(path+".jwks", &p.JWKS)
+		c.providers[p.Name] = &policy.JWTVerifier{
+			Name: p.Name, Issuer: p.Issuer, Audiences: p.Audiences, Algorithms: algs, Leeway: leeway, Keys: keys,
+			Claims: policy.ClaimNames{
+				Roles:         or(p.Claims.Roles, "roles"),
+				Scopes:        or(p.Claims.Scopes, "scope"),
+				EmailVerified: or(p.Claims.EmailVerified, "email_verified"),
+				Org:           or(p.Claims.Org, "org_id"),
+				OrgRole:       or(p.Claims.OrgRole, "org_role"),
+			},
+		}
+	}
+}
+
+// keySource validates a JWKS reference and returns its (shared) source.
+func (c *compiler) keySource(path string, j *JWKS) *jwks.Source {
+	if (j.File == "") == (j.URL == "") {
+		c.add(path, "set exactly one of file and url")
+		return nil
+	}
+	if j.Refresh < 0 || j.MinRefresh < 0 || j.MaxAge < 0 {
+		c.add(path, "refresh, min_refresh and max_age must not be negative")
+	}
+	o := jwks.Options{File: c.path(j.File), URL: j.URL, Refresh: j.Refresh, MinRefresh: j.MinRefresh, MaxAge: j.MaxAge}
+	if j.URL != "" {
+		u, err := url.Parse(j.URL)
+		switch {
+		case err != nil || u.Host == "":
+			c.add(path+".url", "not a valid URL")
+			return nil
+		case u.Scheme == "http" && !j.AllowHTTP:
+			c.add(path+".url", "must be https (set allow_http for local development)")
+			return nil
+		case u.Scheme != "https" && u.Scheme != "http":
+			c.add(path+".url", "must be https")
+			return nil
+		}
+		if j.CAFile != "" {
+			pem, err := os.ReadFile(c.path(j.CAFile))
+			pool := x509.NewCertPool()
+			if err != nil || !pool.AppendCertsFromPEM(pem) {
+				c.add(path+".ca_file", "cannot read a PEM CA bundle from %s", j.CAFile)
+				return nil
+			}
+			o.Client = &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
+		}
+	}
+	src, err := c.deps.Keys.Get(o, c.deps.Offline)
+	if err != nil {
+		c.add(path, "%v", err)
+		return nil
+	}
+	return src
+}
+
+func (c *compiler) secretList(ss []Secret) {
+	c.secrets = map[string]*policy.Secret{}
+	for i := range ss {
+		s := &ss[i]
+		path := fmt.Sprintf("secrets[%d]", i)
+		if !checkName(c, path, s.Name, c.secrets) {
+			continue
+		}
+		if (s.File == "") == (s.Env == "") {
+			c.add(path, "set exactly one of file and env")
+			continue
+		}
+		value, found := c.read(s.File, s.Env)
+		if !s.Encrypted {
+			if s.KeyFile != "" || s.KeyEnv != "" {
+				c.add(path, "key_file and key_env are only for encrypted secrets")
+			}
+			sec := policy.NewSecret(s.Name, value, s.ExpiresAt)
+			sec.Missing = !found
+			c.secrets[s.Name] = sec
+			continue
+		}
+		if (s.KeyFile == "") == (s.KeyEnv == "") {
+			c.add(path, "an encrypted secret needs exactly one of key_file and key_env")
+			continue
+		}
+		raw, ok := c.read(s.KeyFile, s.KeyEnv)
+		key := decodeKey(raw)
+		if !ok || len(key) != 32 {
+			c.add(path, "the decryption key must be 32 bytes (raw or base64)")
+			continue
+		}
+		sec := policy.NewEncryptedSecret(s.Name, strings.TrimSpace(value), key, s.ExpiresAt)
+		sec.Missing = !found
+		c.secrets[s.Name] = sec
+	}
+}
+
+// read returns a secret's value from a file or the environment, trimming one trailing
+// newline (as editors and Kubernetes Secrets add).
+func (c *compiler) read(file, env string) (string, bool) {
+	if file != "" {
+		b, err := os.ReadFile(c.path(file))
+		if err != nil {
+			return "", false
+		}
+		return strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r"), true
+	}
+	return c.deps.LookupEnv(env)
+}
+
+func decodeKey(s string) []byte {
+	if len(s) == 32 {
+		return []byte(s)
+	}
+	b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(s))
+	if err != nil {
+		return nil
+	}
+	return b
+}
+
+func (c *compiler) accountList(as []Account) {
+	c.accounts = map[string]policy.AccountState{}
+	for i, a := range as {
+		path := fmt.Sprintf("accounts[%d]", i)
+		if !checkName(c, path, a.Name, c.accounts) {
+			continue
+		}
+		switch a.State {
+		case "", "active":
+			c.accounts[a.Name] = policy.AccountActive
+		case "disabled":
+			c.accounts[a.Name] = policy.AccountStateDisabled
+		case "pending_deletion":
+			c.accounts[a.Name] = policy.AccountStatePendingDeletion
+		default:
+			c.add(path+".state", "unknown state %q (want active, disabled or pending_deletion)", a.State)
+		}
+	}
+}
+
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
+
+// checkName validates a name and that it is unique among seen; it reports whether to go on.
+func checkName[V any](c *compiler, path, n string, seen map[string]V) bool {
+	switch {
+	case n == "":
+		c.add(path+".name", "is required")
+		return false
+	case !nameRE.MatchString(n):
+		c.add(path+".name", "%q must be 1-63 letters, digits, '.', '_' or '-'", n)
+		return false
+	}
+	if _, dup := seen[n]; dup {
+		c.add(path+".name", "%q is defined twice", n)
+		return false
+	}
+	return true
+}
+
+func (c *compiler) maintenance(path string, m *Maintenance) *policy.MaintenanceWindow {
+	if m == nil {
+		return nil
+	}
+	return &policy.MaintenanceWindow{Enabled: m.Enabled, Until: m.Until, Message: m.Message}
+}
+
+var methods = []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE"}
+
+func (c *compiler) endpoints(es []Endpoint) map[string]*policy.Endpoint {
+	out := map[string]*policy.Endpoint{}
+	for i := range es {
+		e := &es[i]
+		path := fmt.Sprintf("endpoints[%d]", i)
+		if !checkName(c, path, e.Name, out) {
+			continue
+		}
+		ep := &policy.Endpoint{Name: e.Name, Path: e.Path, Prefix: e.Prefix, Disabled: e.Disabled, SDKAuth: e.SDKAuth,
+			Heartbeat: e.Heartbeat, Cost: e.Cost, Maintenance: c.maintenance(path+".maintenance", e.Maintenance)}
+		if e.Path != "" && (!strings.HasPrefix(e.Path, "/") || strings.ContainsAny(e.Path, "?#%\\") || strings.Contains(e.Path, "/../") || strings.Contains(e.Path, "//")) {
+			c.add(path+".path", "%q must be an absolute path without query, percent-encoding or dot segments", e.Path)
+		}
+		if e.Prefix && e.Path == "" {
+			c.add(path+".prefix", "needs a path")
+		}
+		for j, m := range e.Methods {
+			u := strings.ToUpper(m)
+			if !slices.Contains(methods, u) {
+				c.add(fmt.Sprintf("%s.methods[%d]", path, j), "unknown HTTP method %q", m)
+			}
+			ep.Methods = append(ep.Methods, u)
+		}
+		if e.Dialect != "" {
+			d, err := policy.ParseDialect(e.Dialect)
+			if err != nil {
+				c.add(path+".dialect", "%v", err)
+			}
+			ep.Dialect = &d
+		}
+		if e.SDKAuth && e.Dialect != "" && e.Dialect != "license" {
+			c.add(path+".sdk_auth", "only the license dialect has SDK auth endpoints")
+		}
+		var err error
+		if ep.FailMode, err = policy.ParseFailMode(e.FailMode); err != nil {
+			c.add(path+".fail_mode", "%v", err)
+		}
+		if e.Cost < 0 || e.Cost > 1_000_000 {
+			c.add(path+".cost", "must be between 0 and 1000000")
+		}
+		switch e.Attestation {
+		case "", "default":
+		case "require":
+			ep.Attestation = policy.AttestRequire
+		case "exempt":
+			ep.Attestation = policy.AttestExempt
+		default:
+			c.add(path+".attestation", "unknown mode %q (want default, require or exempt)", e.Attestation)
+		}
+		ep.User = c.user(path+".user", e.User)
+		ep.Payload = c.payload(path+".payload", e.Payload)
+		for j, inj := range e.Inject {
+			p := fmt.Sprintf("%s.inject[%d]", path, j)
+			h := strings.ToLower(inj.Header)
+			if !validHeaderName(h) || h == "host" || strings.HasPrefix(h, ":") {
+				c.add(p+".header", "%q is not a header Gatehouse may set", inj.Header)
+			}
+			sec, ok := c.secrets[inj.Secret]
+			if !ok {
+				c.add(p+".secret", "unknown secret %q", inj.Secret)
+			}
+			ep.Inject = append(ep.Inject, policy.Injection{Header: h, Prefix: inj.Prefix, Secret: sec})
+		}
+		out[e.Name] = ep
+	}
+	return out
+}
+
+func (c *compiler) user(path string, u *UserAuth) *policy.UserAuth {
+	if u == nil {
+		return nil
+	}
+	v, ok := c.providers[u.Provider]
+	if !ok {
+		c.add(path+".provider", "unknown jwt provider %q", u.Provider)
+	}
+	h := strings.ToLower(u.Header)
+	if h != "" && !validHeaderName(h) {
+		c.add(path+".header", "%q is not a valid header name", u.Header)
+	}
+	return &policy.UserAuth{Verifier: v, Header: h, Optional: u.Optional, Roles: u.Roles, Scopes: u.Scopes,
+		RequireEmailVerified: u.RequireEmailVerified, RequireOrg: u.RequireOrg, OrgRoles: u.OrgRoles}
+}
+
+func (c *compiler) payload(path string, p *Payload) *policy.Payload {
+	if p == nil {
+		return nil
+	}
+	out := &policy.Payload{MaxBytes: p.MaxBytes}
+	if p.MaxBytes < 0 {
+		c.add(path+".max_bytes", "must not be negative")
+	}
+	var doc any
+	switch {
+	case p.JSONSchema != nil && p.JSONSchemaFile != "":
+		c.add(path, "set at most one of json_schema and json_schema_file")
+		return out
+	case p.JSONSchema != nil:
+		// Round-trip through JSON so that YAML's types become JSON's.
+		b, err := json.Marshal(p.JSONSchema)
+		if err == nil {
+			doc, err = jsonschema.UnmarshalJSON(strings.NewReader(string(b)))
+		}
+		if err != nil {
+			c.add(path+".json_schema", "%v", err)
+			return out
+		}
+	case p.JSONSchemaFile != "":
+		f, err := os.Open(c.path(p.JSONSchemaFile))
+		if err == nil {
+			doc, err = jsonschema.UnmarshalJSON(f)
+			f.Close()
+		}
+		if err != nil {
+			c.add(path+".json_schema_file", "%v", err)
+			return out
+		}
+	default:
+		return out
+	}
+	comp := jsonschema.NewCompiler()
+	if err := comp.AddResource("gatehouse:///"+path+".json", doc); err != nil {
+		c.add(path, "json schema: %v", err)
+		return out
+	}
+	sch, err := comp.Compile("gatehouse:///" + path + ".json")
+	if err != nil {
+		c.add(path, "json schema: %v", err)
+		return out
+	}
+	out.Schema = sch
+	return out
+}
+
+var sha256Hex = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
+func (c *compiler) hashes(path string, hs []string) []policy.Hash {
+	out := make([]policy.Hash, 0, len(hs))
+	for j, h := range hs {
+		h = strings.ToLower(strings.TrimSpace(h))
+		if !sha256Hex.MatchString(h) {
+			c.add(fmt.Sprintf("%s[%d]", path, j), "must be 64 hex digits (a SHA-256 digest; `gatehouse hash` makes one)")
+			continue
+		}
+		var x policy.Hash
+		hex.Decode(x[:], []byte(h))
+		out = append(out, x)
+	}
+	return out
+}
+
+func (c *compiler) apps(as []App, eps map[string]*policy.Endpoint) map[string]*policy.App {
+	out := map[string]*policy.App{}
+	for i := range as {
+		a := &as[i]
+		path := fmt.Sprintf("apps[%d]", i)
+		if !checkName(c, path, a.Name, out) {
+			continue
+		}
+		app := &policy.App{Name: a.Name, Disabled: a.Disabled, Account: a.Account, Org: a.Organization,
+			Maintenance: c.maintenance(path+".maintenance", a.Maintenance), Endpoints: map[string]bool{}}
+		var err error
+		if app.Dialect, err = policy.ParseDialect(a.Dialect); err != nil {
+			c.add(path+".dialect", "%v", err)
+		}
+		if app.FailMode, err = policy.ParseFailMode(a.FailMode); err != nil {
+			c.add(path+".fail_mode", "%v", err)
+		}
+		app.TokenHashes = c.hashes(path+".app_token_sha256", a.AppTokenSHA256)
+		app.APIKeyHashes = c.hashes(path+".api_key_sha256", a.APIKeySHA256)
+		if len(a.AppTokenSHA256) == 0 && len(a.APIKeySHA256) == 0 {
+			c.add(path, "needs at least one app_token_sha256 or api_key_sha256")
+		}
+		if a.Account != "" {
+			st, ok := c.accounts[a.Account]
+			if !ok {
+				c.add(path+".account", "unknown account %q", a.Account)
+			}
+			app.AccountState = st
+		}
+		for j, e := range a.Endpoints {
+			if e == "*" {
+				app.AllEndpoints = true
+				continue
+			}
+			if _, ok := eps[e]; !ok {
+				c.add(fmt.Sprintf("%s.endpoints[%d]", path, j), "unknown endpoint %q", e)
+				continue
+			}
+			app.Endpoints[e] = true
+		}
+		out[a.Name] = app
+	}
+	return out
+}
+
+func or(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}

@@ -1,0 +1,156 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"reflect"
+	"sort"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Errors is every problem found in a configuration, each prefixed with its path
+// (for example `apps[2].endpoints[0]: unknown endpoint "hello"`).
+type Errors []error
+
+func (e Errors) Error() string {
+	s := make([]string, len(e))
+	for i, err := range e {
+		s[i] = err.Error()
+	}
+	return strings.Join(s, "\n")
+}
+
+// Unwrap lets errors.Is and errors.As see every problem.
+func (e Errors) Unwrap() []error { return e }
+
+// errorf records one problem at a path.
+func errorf(path, format string, args ...any) error {
+	if path == "" {
+		return fmt.Errorf(format, args...)
+	}
+	return fmt.Errorf("%s: %s", path, fmt.Sprintf(format, args...))
+}
+
+// Parse decodes a configuration strictly: unknown keys, wrong types and trailing
+// documents are errors, all reported with their paths.
+func Parse(data []byte) (*File, error) {
+	var root yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&root); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, Errors{errors.New("configuration is empty")}
+		}
+		return nil, Errors{fmt.Errorf("not valid YAML: %w", err)}
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		return nil, Errors{errors.New("configuration must be a single YAML document")}
+	}
+	var errs Errors
+	doc := &root
+	if doc.Kind == yaml.DocumentNode && len(doc.Content) == 1 {
+		doc = doc.Content[0]
+	}
+	checkKeys(doc, reflect.TypeFor[File](), "", &errs)
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	var f File
+	if err := doc.Decode(&f); err != nil {
+		var te *yaml.TypeError
+		if errors.As(err, &te) {
+			for _, m := range te.Errors {
+				errs = append(errs, errors.New(m))
+			}
+			return nil, errs
+		}
+		return nil, Errors{err}
+	}
+	return &f, nil
+}
+
+var durationType = reflect.TypeFor[time.Duration]()
+var timeType = reflect.TypeFor[time.Time]()
+
+// checkKeys walks a YAML node against the Go type it will be decoded into and reports
+// every mapping key that has no field, with its path.
+func checkKeys(n *yaml.Node, t reflect.Type, path string, errs *Errors) {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		if t == timeType || n.Kind != yaml.MappingNode {
+			return
+		}
+		fields := map[string]reflect.Type{}
+		collectFields(t, fields)
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			ft, ok := fields[k.Value]
+			p := join(path, k.Value)
+			if !ok {
+				*errs = append(*errs, errorf(p, "unknown key (line %d; known keys: %s)", k.Line, known(fields)))
+				continue
+			}
+			checkKeys(v, ft, p, errs)
+		}
+	case reflect.Slice:
+		if n.Kind != yaml.SequenceNode {
+			return
+		}
+		for i, c := range n.Content {
+			checkKeys(c, t.Elem(), fmt.Sprintf("%s[%d]", path, i), errs)
+		}
+	case reflect.Map:
+		if n.Kind != yaml.MappingNode || t.Elem().Kind() == reflect.Interface {
+			return
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			checkKeys(n.Content[i+1], t.Elem(), join(path, n.Content[i].Value), errs)
+		}
+	}
+}
+
+func collectFields(t reflect.Type, into map[string]reflect.Type) {
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		tag := f.Tag.Get("yaml")
+		name, opts, _ := strings.Cut(tag, ",")
+		if name == "-" {
+			continue
+		}
+		if strings.Contains(opts, "inline") {
+			collectFields(f.Type, into)
+			continue
+		}
+		if name == "" {
+			name = strings.ToLower(f.Name)
+		}
+		into[name] = f.Type
+	}
+}
+
+func known(fields map[string]reflect.Type) string {
+	names := make([]string, 0, len(fields))
+	for k := range fields {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	return strings.Join(names, ", ")
+}
+
+func join(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}

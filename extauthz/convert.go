@@ -1,0 +1,208 @@
+package extauthz
+
+import (
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"github.com/gatehouse/gatehouse/policy"
+	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/types/known/structpb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+)
+
+// MetadataNamespace is where Envoy files the dynamic metadata of an ext_authz response.
+const MetadataNamespace = "envoy.filters.http.ext_authz"
+
+// ToInput converts a CheckRequest into the pipeline's Input. It is a pure function and
+// accepts any request, however incomplete: missing parts become empty values.
+func ToInput(req *authv3.CheckRequest) policy.Input {
+	attrs := req.GetAttributes()
+	h := attrs.GetRequest().GetHttp()
+	in := policy.Input{
+		Method:    h.GetMethod(),
+		RawPath:   h.GetPath(),
+		Host:      h.GetHost(),
+		Headers:   h.GetHeaders(),
+		Ext:       attrs.GetContextExtensions(),
+		BodySize:  h.GetSize(),
+		RequestID: h.GetId(),
+	}
+	if len(in.Headers) == 0 && len(h.GetHeaderMap().GetHeaders()) > 0 {
+		in.Headers = mergeHeaderMap(h.GetHeaderMap().GetHeaders())
+	}
+	if in.Headers == nil {
+		in.Headers = map[string]string{}
+	}
+	if in.Method == "" {
+		in.Method = in.Headers[":method"]
+	}
+	in.Method = strings.ToUpper(in.Method)
+	if in.RawPath == "" {
+		in.RawPath = in.Headers[":path"]
+	}
+	if in.Host == "" {
+		in.Host = in.Headers[":authority"]
+	}
+	in.Path = in.RawPath
+	if i := strings.IndexAny(in.Path, "?#"); i >= 0 {
+		in.Path = in.Path[:i]
+	}
+	if raw := h.GetRawBody(); len(raw) > 0 {
+		in.Body, in.HasBody = string(raw), true
+	} else if b := h.GetBody(); b != "" {
+		in.Body, in.HasBody = b, true
+	}
+	in.BodyPartial = in.Headers["x-envoy-auth-partial-body"] == "true"
+	if sa := attrs.GetSource().GetAddress().GetSocketAddress(); sa != nil {
+		if a, err := netip.ParseAddr(sa.GetAddress()); err == nil {
+			in.Source = a.WithZone("").Unmap()
+		}
+	}
+	return in
+}
+
+// mergeHeaderMap builds the header map from Envoy's raw header list (encode_raw_headers),
+// merging repeated headers with commas as Envoy does for the plain map.
+func mergeHeaderMap(hs []*corev3.HeaderValue) map[string]string {
+	m := make(map[string]string, len(hs))
+	for _, hv := range hs {
+		k := strings.ToLower(hv.GetKey())
+		v := hv.GetValue()
+		if raw := hv.GetRawValue(); len(raw) > 0 {
+			v = string(raw)
+		}
+		if old, ok := m[k]; ok {
+			v = old + "," + v
+		}
+		m[k] = v
+	}
+	return m
+}
+
+// grpcCode is the non-OK status of a denial, by the HTTP class of the canonical status.
+// Envoy does not look at it, but logs and dashboards do.
+func grpcCode(httpStatus int) codes.Code {
+	switch {
+	case httpStatus == 401:
+		return codes.Unauthenticated
+	case httpStatus == 404:
+		return codes.NotFound
+	case httpStatus == 429 || httpStatus == 402:
+		return codes.ResourceExhausted
+	case httpStatus == 400 || httpStatus == 405 || httpStatus == 413:
+		return codes.InvalidArgument
+	case httpStatus == 503 || httpStatus == 502 || httpStatus == 504:
+		return codes.Unavailable
+	case httpStatus >= 500:
+		return codes.Internal
+	}
+	return codes.PermissionDenied
+}
+
+// header makes an overwrite-semantics header option. append=false is understood by every
+// Envoy version (older ones ignore append_action).
+func header(k, v string) *corev3.HeaderValueOption {
+	return &corev3.HeaderValueOption{Header: &corev3.HeaderValue{Key: k, Value: v}, Append: wrapperspb.Bool(false)}
+}
+
+var contentTypeJSON = header("content-type", "application/json")
+
+// rateLimitHeaders renders the documented X-RateLimit-* headers (Reset in epoch seconds)
+// and, on a denial, Retry-After.
+func rateLimitHeaders(dst []*corev3.HeaderValueOption, d *policy.Decision) []*corev3.HeaderValueOption {
+	rl := &d.RateLimit
+	if rl.Limit <= 0 {
+		return dst
+	}
+	dst = append(dst,
+		header("x-ratelimit-limit", strconv.FormatInt(rl.Limit, 10)),
+		header("x-ratelimit-remaining", strconv.FormatInt(max(rl.Remaining, 0), 10)),
+		header("x-ratelimit-reset", strconv.FormatInt(rl.Reset.Unix(), 10)))
+	return dst
+}
+
+// retryAfterSeconds renders a wait in whole seconds, rounded up, at least 1.
+func retryAfterSeconds(w time.Duration) string {
+	s := int64((w + time.Second - 1) / time.Second)
+	return strconv.FormatInt(max(s, 1), 10)
+}
+
+// ToResponse converts a Decision into Envoy's CheckResponse. The caller handles
+// policy.Undecided (a gRPC error) before calling it. It is a pure function.
+func ToResponse(d *policy.Decision, id string) *authv3.CheckResponse {
+	resp := &authv3.CheckResponse{DynamicMetadata: metadata(d, id)}
+	if d.Outcome == policy.Allow {
+		ok := &authv3.OkHttpResponse{HeadersToRemove: d.Remove}
+		if len(d.Upstream) > 0 {
+			ok.Headers = make([]*corev3.HeaderValueOption, 0, len(d.Upstream))
+			for _, h := range d.Upstream {
+				ok.Headers = append(ok.Headers, header(h.Key, h.Value))
+			}
+		}
+		for _, h := range d.Response {
+			ok.ResponseHeadersToAdd = append(ok.ResponseHeadersToAdd, header(h.Key, h.Value))
+		}
+		ok.ResponseHeadersToAdd = rateLimitHeaders(ok.ResponseHeadersToAdd, d)
+		resp.Status = &rpcstatus.Status{Code: int32(codes.OK)}
+		resp.HttpResponse = &authv3.CheckResponse_OkResponse{OkResponse: ok}
+		return resp
+	}
+	r := d.Render()
+	canonical := r.Status
+	if e, ok := policy.Lookup(d.Code); ok && r.Status < 400 {
+		canonical = e.Status // license SDK denials are HTTP 200 but still denials
+	}
+	hs := make([]*corev3.HeaderValueOption, 0, 2+len(d.Response)+4)
+	hs = append(hs, contentTypeJSON)
+	for _, h := range d.Response {
+		hs = append(hs, header(h.Key, h.Value))
+	}
+	hs = rateLimitHeaders(hs, d)
+	if d.RetryAfter > 0 && !hasHeader(d.Response, "retry-after") {
+		hs = append(hs, header("retry-after", retryAfterSeconds(d.RetryAfter)))
+	}
+	resp.Status = &rpcstatus.Status{Code: int32(grpcCode(canonical)), Message: r.Code}
+	resp.HttpResponse = &authv3.CheckResponse_DeniedResponse{DeniedResponse: &authv3.DeniedHttpResponse{
+		Status:  &typev3.HttpStatus{Code: typev3.StatusCode(r.Status)},
+		Headers: hs,
+		Body:    string(r.Body),
+	}}
+	return resp
+}
+
+func hasHeader(hs []policy.Header, k string) bool {
+	for _, h := range hs {
+		if h.Key == k {
+			return true
+		}
+	}
+	return false
+}
+
+// metadata is the dynamic metadata for Envoy's access log and rate-limit filter.
+func metadata(d *policy.Decision, id string) *structpb.Struct {
+	f := make(map[string]*structpb.Value, 6)
+	f["decision_id"] = structpb.NewStringValue(id)
+	if d.Outcome == policy.Allow {
+		f["decision"] = structpb.NewStringValue("allow")
+	} else {
+		f["decision"] = structpb.NewStringValue("deny")
+		f["code"] = structpb.NewStringValue(string(d.Code))
+	}
+	if d.App != "" {
+		f["app"] = structpb.NewStringValue(d.App)
+	}
+	if d.Endpoint != "" {
+		f["endpoint"] = structpb.NewStringValue(d.Endpoint)
+	}
+	if d.DeviceID != "" {
+		f["device_id"] = structpb.NewStringValue(d.DeviceID)
+	}
+	return &structpb.Struct{Fields: f}
+}

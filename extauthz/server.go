@@ -1,0 +1,83 @@
+// Package extauthz is the ext_authz adapter: it turns Envoy's CheckRequest into a
+// policy.Input, asks the current rules for a Decision, and turns the Decision into a
+// CheckResponse. It holds no policy of its own.
+package extauthz
+
+import (
+	"context"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"github.com/gatehouse/gatehouse/policy"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// Observer is told of every decision, after the response is built (metrics, traces, logs).
+type Observer interface {
+	Observe(ctx context.Context, in *policy.Input, d *policy.Decision, id string, start time.Time)
+}
+
+// Server implements envoy.service.auth.v3.Authorization.
+type Server struct {
+	authv3.UnimplementedAuthorizationServer
+	rules    func() *policy.Rules
+	now      func() time.Time
+	observer Observer
+	log      *slog.Logger
+}
+
+// NewServer returns a Server. rules returns the rules in force (one atomic load); it
+// returns nil until a configuration has loaded. observer may be nil.
+func NewServer(rules func() *policy.Rules, now func() time.Time, observer Observer, log *slog.Logger) *Server {
+	if now == nil {
+		now = time.Now
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Server{rules: rules, now: now, observer: observer, log: log}
+}
+
+// Check decides one request. A denial is a normal response; a gRPC error means Gatehouse
+// could not decide (no configuration yet, or a dependency failed under fail mode "error").
+func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (resp *authv3.CheckResponse, err error) {
+	start := s.now()
+	defer func() {
+		if p := recover(); p != nil {
+			// A bug must not take the sidecar's gate down with it: answer "could not
+			// decide" and let Envoy's failure mode apply.
+			s.log.Error("check panicked", "panic", fmt.Sprint(p))
+			resp, err = nil, status.Error(codes.Internal, "internal error")
+		}
+	}()
+	rules := s.rules()
+	if rules == nil {
+		return nil, status.Error(codes.Unavailable, "no configuration loaded yet")
+	}
+	in := ToInput(req)
+	d := rules.Decide(ctx, start, &in)
+	id := NewDecisionID()
+	if s.observer != nil {
+		defer s.observer.Observe(ctx, &in, &d, id, start)
+	}
+	if d.Outcome == policy.Undecided {
+		return nil, status.Error(codes.Unavailable, "could not decide")
+	}
+	return ToResponse(&d, id), nil
+}
+
+// NewDecisionID returns a random 128-bit id in hex: it joins Envoy's access log, the
+// trace and the decision log.
+func NewDecisionID() string {
+	var b [16]byte
+	a, c := rand.Uint64(), rand.Uint64()
+	for i := 0; i < 8; i++ {
+		b[i], b[8+i] = byte(a>>(8*i)), byte(c>>(8*i))
+	}
+	return hex.EncodeToString(b[:])
+}

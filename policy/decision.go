@@ -1,0 +1,81 @@
+package policy
+
+import "time"
+
+// Step names the pipeline step that decided.
+type Step string
+
+// The pipeline steps, in order (DESIGN section 2).
+const (
+	StepApp      Step = "app"
+	StepEndpoint Step = "endpoint"
+	StepNetwork  Step = "network"
+	StepIdentity Step = "identity"
+	StepAttest   Step = "attestation"
+	StepLicense  Step = "license"
+	StepPayload  Step = "payload"
+	StepLimits   Step = "limits"
+	StepSecrets  Step = "secrets"
+	StepDone     Step = "done" // every step passed
+)
+
+// Header is one header name and value; names are lower-case.
+type Header struct {
+	Key, Value string
+}
+
+// Outcome is what a Decision tells Envoy to do.
+type Outcome uint8
+
+// The outcomes.
+const (
+	Allow Outcome = iota // let the request through
+	Deny                 // answer the client with the rendered denial
+	// Undecided means Gatehouse could not decide and the fail mode is "error": the adapter
+	// returns a gRPC UNAVAILABLE error so that Envoy's failure_mode_allow decides.
+	Undecided
+)
+
+// Decision is the verdict on one request: a value, never an error.
+type Decision struct {
+	Outcome Outcome
+	Code    Code // empty when allowed
+	// Message overrides the catalogue message; it is safe to show a client.
+	Message string
+	Details []string // license bad_request details
+	Step    Step
+	Dialect Dialect
+	SDKAuth bool // render license denials as the SDK auth endpoints do
+
+	App      string
+	Endpoint string
+	DeviceID string // verified device id, when one was verified
+
+	// Upstream headers to set (overwrite) on an allowed request, and request headers to
+	// remove (the credentials Gatehouse consumed).
+	Upstream []Header
+	Remove   []string
+	// Response headers for the client: on allow they are added to the upstream's response;
+	// on deny they go with the denial (Allow, Retry-After, X-RateLimit-*).
+	Response []Header
+
+	RateLimit  LimitResult // Limit == 0 when no limit applied
+	RetryAfter time.Duration
+
+	// FailOpen is set when the request was allowed only because a dependency failed and
+	// the fail mode is "open". Cause says, for operators only, what failed (never shown to
+	// clients).
+	FailOpen bool
+	Cause    string
+
+	CacheHit            bool   // a verified credential came from the verdict cache
+	AttestationProvider string // the provider whose credential was evaluated
+}
+
+// Allowed reports whether the request may pass.
+func (d *Decision) Allowed() bool { return d.Outcome == Allow }
+
+// Render renders a denial for the client in the decision's dialect.
+func (d *Decision) Render() Rendered {
+	return Render(d.Dialect, d.Code, RenderOptions{Message: d.Message, SDKAuth: d.SDKAuth, Details: d.Details})
+}

@@ -1,0 +1,336 @@
+// Package jwks fetches and caches JSON Web Key Sets, from a file or an HTTPS URL, for
+// verifying JWTs (user tokens and attestation tokens).
+//
+// A Source refreshes in the background at a fixed interval and, when a token names a key
+// id it does not know (a key rotation), refreshes at once: one fetch at a time however
+// many requests wait (single flight), and at most once per MinRefresh, so a flood of
+// tokens with made-up key ids cannot turn into a flood of fetches.
+package jwks
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+)
+
+// ErrUnknownKey means the set, even freshly fetched, has no key with the token's kid
+// (or no kid was given and the set has more than one candidate key).
+var ErrUnknownKey = errors.New("jwks: unknown key id")
+
+// ErrUnavailable means no key set could be loaded: the verdict cannot be decided.
+var ErrUnavailable = errors.New("jwks: key set unavailable")
+
+// Options configure a Source.
+type Options struct {
+	File string // a local JWKS file; re-read on refresh
+	URL  string // an HTTPS (or, for tests, HTTP) URL
+	// Refresh is the background refresh interval (default 10m). MaxAge caps how long a
+	// fetched set is used without a successful refresh (default: no cap).
+	Refresh time.Duration
+	MaxAge  time.Duration
+	// MinRefresh is the least time between two fetches triggered by unknown key ids
+	// (default 30s).
+	MinRefresh time.Duration
+	Client     *http.Client // default: a client with a 5 s timeout
+	// OnFetch, when set, is called after every fetch with its outcome (metrics).
+	OnFetch func(err error)
+}
+
+// Key is one verification key.
+type Key struct {
+	ID  string
+	Alg string // the JWK's alg, may be empty
+	Key crypto.PublicKey
+}
+
+type keySet struct {
+	keys    map[string]Key
+	fetched time.Time
+}
+
+// Source is a refreshed key set. It is safe for concurrent use.
+type Source struct {
+	o       Options
+	set     atomic.Pointer[keySet]
+	sf      singleflight.Group
+	mu      sync.Mutex
+	lastTry time.Time
+	stop    chan struct{}
+	once    sync.Once
+}
+
+// New returns a Source. A file source is read at once and an unreadable file is an error;
+// a URL source fetches in the background and answers ErrUnavailable until it succeeds.
+func New(o Options) (*Source, error) {
+	if (o.File == "") == (o.URL == "") {
+		return nil, errors.New("jwks: exactly one of file and url must be set")
+	}
+	if o.Refresh <= 0 {
+		o.Refresh = 10 * time.Minute
+	}
+	if o.MinRefresh <= 0 {
+		o.MinRefresh = 30 * time.Second
+	}
+	if o.Client == nil {
+		o.Client = &http.Client{Timeout: 5 * time.Second}
+	}
+	s := &Source{o: o, stop: make(chan struct{})}
+	if o.File != "" {
+		if err := s.refresh(context.Background()); err != nil {
+			return nil, err
+		}
+	}
+	go s.loop()
+	return s, nil
+}
+
+// NewStatic returns a Source over fixed keys (tests and embedded demo keys).
+func NewStatic(keys ...Key) *Source {
+	s := &Source{stop: make(chan struct{})}
+	m := make(map[string]Key, len(keys))
+	for _, k := range keys {
+		m[k.ID] = k
+	}
+	s.set.Store(&keySet{keys: m, fetched: time.Now()})
+	s.once.Do(func() { close(s.stop) })
+	return s
+}
+
+// Close stops background refreshes.
+func (s *Source) Close() { s.once.Do(func() { close(s.stop) }) }
+
+func (s *Source) loop() {
+	if s.o.URL != "" {
+		_ = s.refresh(context.Background())
+	}
+	t := time.NewTicker(s.o.Refresh)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			_ = s.refresh(context.Background())
+		}
+	}
+}
+
+// Lookup returns the key for kid. When kid is unknown it refreshes once (single flight,
+// rate limited) and looks again.
+func (s *Source) Lookup(ctx context.Context, kid string) (Key, error) {
+	set := s.set.Load()
+	if set != nil && !s.stale(set) {
+		if k, ok := set.find(kid); ok {
+			return k, nil
+		}
+	}
+	if !s.mayRefresh() {
+		if set == nil || s.stale(set) {
+			return Key{}, ErrUnavailable
+		}
+		return Key{}, ErrUnknownKey
+	}
+	ch := s.sf.DoChan("refresh", func() (any, error) { return nil, s.refresh(context.WithoutCancel(ctx)) })
+	select {
+	case <-ctx.Done():
+		return Key{}, fmt.Errorf("%w: %v", ErrUnavailable, ctx.Err())
+	case <-ch:
+	}
+	set = s.set.Load()
+	if set == nil || s.stale(set) {
+		return Key{}, ErrUnavailable
+	}
+	if k, ok := set.find(kid); ok {
+		return k, nil
+	}
+	return Key{}, ErrUnknownKey
+}
+
+func (s *Source) stale(set *keySet) bool {
+	return s.o.MaxAge > 0 && time.Since(set.fetched) > s.o.MaxAge
+}
+
+func (s *Source) mayRefresh() bool {
+	if s.o.File == "" && s.o.URL == "" {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if time.Since(s.lastTry) < s.o.MinRefresh && s.set.Load() != nil {
+		return false
+	}
+	s.lastTry = time.Now()
+	return true
+}
+
+func (k *keySet) find(kid string) (Key, bool) {
+	if kid != "" {
+		key, ok := k.keys[kid]
+		return key, ok
+	}
+	if len(k.keys) == 1 {
+		for _, key := range k.keys {
+			return key, true
+		}
+	}
+	return Key{}, false
+}
+
+func (s *Source) refresh(ctx context.Context) error {
+	data, err := s.fetch(ctx)
+	if err == nil {
+		var keys map[string]Key
+		if keys, err = Parse(data); err == nil {
+			s.set.Store(&keySet{keys: keys, fetched: time.Now()})
+		}
+	}
+	if s.o.OnFetch != nil {
+		s.o.OnFetch(err)
+	}
+	return err
+}
+
+func (s *Source) fetch(ctx context.Context) ([]byte, error) {
+	if s.o.File != "" {
+		return os.ReadFile(s.o.File)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.o.URL, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := s.o.Client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("jwks: fetch: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("jwks: fetch: HTTP %d", resp.StatusCode)
+	}
+	return io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+}
+
+type jwk struct {
+	Kty string `json:"kty"`
+	Kid string `json:"kid"`
+	Alg string `json:"alg"`
+	Use string `json:"use"`
+	Crv string `json:"crv"`
+	N   string `json:"n"`
+	E   string `json:"e"`
+	X   string `json:"x"`
+	Y   string `json:"y"`
+}
+
+// Parse reads a JWKS document. Keys that are not for signatures, or of unsupported
+// types, are skipped; a malformed supported key is an error.
+func Parse(data []byte) (map[string]Key, error) {
+	var doc struct {
+		Keys []jwk `json:"keys"`
+	}
+	if err := json.Unmarshal(data, &doc); err != nil {
+		return nil, fmt.Errorf("jwks: %w", err)
+	}
+	keys := make(map[string]Key, len(doc.Keys))
+	for i, k := range doc.Keys {
+		if k.Use != "" && k.Use != "sig" {
+			continue
+		}
+		pub, err := k.public()
+		if err != nil {
+			return nil, fmt.Errorf("jwks: keys[%d] (kid %q): %w", i, k.Kid, err)
+		}
+		if pub == nil {
+			continue
+		}
+		keys[k.Kid] = Key{ID: k.Kid, Alg: k.Alg, Key: pub}
+	}
+	if len(keys) == 0 {
+		return nil, errors.New("jwks: no usable signing keys")
+	}
+	return keys, nil
+}
+
+func (k jwk) public() (crypto.PublicKey, error) {
+	switch k.Kty {
+	case "RSA":
+		n, err1 := b64int(k.N)
+		e, err2 := b64int(k.E)
+		if err := errors.Join(err1, err2); err != nil {
+			return nil, err
+		}
+		if n.BitLen() < 2048 {
+			return nil, errors.New("RSA key shorter than 2048 bits")
+		}
+		if !e.IsInt64() || e.Int64() < 3 || e.Int64() > 1<<31 {
+			return nil, errors.New("bad RSA exponent")
+		}
+		return &rsa.PublicKey{N: n, E: int(e.Int64())}, nil
+	case "EC":
+		var c elliptic.Curve
+		switch k.Crv {
+		case "P-256":
+			c = elliptic.P256()
+		case "P-384":
+			c = elliptic.P384()
+		case "P-521":
+			c = elliptic.P521()
+		default:
+			return nil, fmt.Errorf("unsupported curve %q", k.Crv)
+		}
+		x, err1 := b64int(k.X)
+		y, err2 := b64int(k.Y)
+		if err := errors.Join(err1, err2); err != nil {
+			return nil, err
+		}
+		size := (c.Params().BitSize + 7) / 8
+		raw := make([]byte, 1+2*size)
+		raw[0] = 4
+		if x.BitLen() > size*8 || y.BitLen() > size*8 {
+			return nil, errors.New("EC coordinates too long")
+		}
+		x.FillBytes(raw[1 : 1+size])
+		y.FillBytes(raw[1+size:])
+		pub, err := ecdsa.ParseUncompressedPublicKey(c, raw)
+		if err != nil {
+			return nil, fmt.Errorf("EC point: %w", err)
+		}
+		return pub, nil
+	case "OKP":
+		if k.Crv != "Ed25519" {
+			return nil, fmt.Errorf("unsupported OKP curve %q", k.Crv)
+		}
+		x, err := base64.RawURLEncoding.DecodeString(k.X)
+		if err != nil || len(x) != ed25519.PublicKeySize {
+			return nil, errors.New("bad Ed25519 key")
+		}
+		return ed25519.PublicKey(x), nil
+	}
+	return nil, nil
+}
+
+func b64int(s string) (*big.Int, error) {
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil || len(b) == 0 {
+		return nil, errors.New("bad base64url integer")
+	}
+	return new(big.Int).SetBytes(b), nil
+}

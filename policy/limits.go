@@ -1,0 +1,54 @@
+package policy
+
+import (
+	"context"
+	"time"
+)
+
+// LimitRequest names everything a request can be counted against in step 8. Empty fields
+// do not apply: a limit keyed on the device is skipped when no verified device id is known.
+type LimitRequest struct {
+	App      string // configured app name
+	Endpoint string // configured endpoint name
+	Org      string // the app's organisation, for organisation-wide quotas
+	Device   string // verified device id only (never a client's unverified header)
+	IP       string // client IP as chosen by the network step
+	License  string // hash of the license key, when one was presented
+	Cost     int64  // units this request consumes; at least 1
+}
+
+// LimitResult is the outcome of counting one request against all limits that apply.
+type LimitResult struct {
+	// Code is empty when every limit admitted the request, else DEVICE_RATE_LIMITED,
+	// RATE_LIMITED, QUOTA_EXCEEDED, ORG_LIMIT_REACHED or NO_CREDITS.
+	Code Code
+	// Limit, Remaining and Reset describe the most constraining limit (the smallest
+	// Remaining): they become X-RateLimit-Limit, -Remaining and -Reset (epoch seconds).
+	// Limit is 0 when no limit applied.
+	Limit     int64
+	Remaining int64
+	Reset     time.Time
+	// RetryAfter is how long the client should wait; set on denials.
+	RetryAfter time.Duration
+	// Name is the configured name of the limit that decided (for traces and logs).
+	Name string
+}
+
+// Limiter counts requests against the limits configured for an app and endpoint. The
+// ratelimit package implements it; config compiles one per snapshot. Implementations are
+// safe for concurrent use. A non-nil error means the store could not be reached: the
+// pipeline then applies the fail mode; it never means "over limit".
+type Limiter interface {
+	Limit(ctx context.Context, now time.Time, req LimitRequest) (LimitResult, error)
+}
+
+// Lockout tracks failed credential checks per client IP and per device so that a
+// brute-force attempt is locked out for a while (ACCOUNT_LOCKED). Implementations are safe
+// for concurrent use; errors mean the store could not be reached and are treated as
+// "not locked" by the pipeline (a lockout must never deny because a store is down).
+type Lockout interface {
+	// Locked reports whether any of keys is locked out at now, and until when.
+	Locked(ctx context.Context, now time.Time, keys ...string) (until time.Time, locked bool, err error)
+	// Fail records one failed credential check for each of keys.
+	Fail(ctx context.Context, now time.Time, keys ...string) error
+}

@@ -1,0 +1,419 @@
+package policy
+
+import (
+	"context"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// DeviceChecker runs the device steps of one app: the network step (3: IP and device
+// block/allow lists) and the attestation and license steps (5 and 6). Config builds one
+// per app; implementations are immutable and safe for concurrent use.
+type DeviceChecker interface {
+	// Network runs step 3.
+	Network(ctx context.Context, now time.Time, in *Input, ip netip.Addr, ep *Endpoint) DeviceVerdict
+	// Device runs steps 5 and 6; it returns the verified device id on success.
+	Device(ctx context.Context, now time.Time, in *Input, ep *Endpoint) DeviceVerdict
+}
+
+// AttestMode is an endpoint's attestation requirement.
+type AttestMode uint8
+
+// The attestation modes.
+const (
+	AttestDefault AttestMode = iota // follow the app
+	AttestRequire                   // require attestation even if the app does not
+	AttestExempt                    // never require attestation here
+)
+
+// DeviceVerdict is the outcome of the device steps.
+type DeviceVerdict struct {
+	Code     Code // empty: passed
+	Message  string
+	Step     Step
+	DeviceID string // verified device id
+	License  string // hash of the presented license key, for limits
+	Provider string // attestation provider evaluated
+	CacheHit bool
+	Remove   []string // credential headers consumed
+	Err      error    // could not decide
+}
+
+// Decide runs the pipeline on one request. It never panics on any Input and never returns
+// an error: a denial is a Decision, and "could not decide" is resolved by the fail mode.
+func (r *Rules) Decide(ctx context.Context, now time.Time, in *Input) Decision {
+	ep, epCode := r.matchEndpoint(in)
+	d := Decision{Dialect: r.opt.DefaultDialect}
+	if ep != nil {
+		d.Endpoint = ep.Name
+		d.SDKAuth = ep.SDKAuth
+		if ep.Dialect != nil {
+			d.Dialect = *ep.Dialect
+		}
+	}
+	var ip netip.Addr
+	if r.opt.Lockout != nil || r.opt.Limiter != nil {
+		ip = in.ClientIP(r.opt.TrustedHops)
+	}
+	if r.locked(ctx, now, ip, &d) {
+		return d
+	}
+
+	// 1. app
+	app, credHeader, code := r.authenticate(in)
+	if code != "" {
+		r.failedCredential(ctx, now, ip)
+		return d.deny(StepApp, code)
+	}
+	d.App = app.Name
+	if ep == nil || ep.Dialect == nil {
+		d.Dialect = app.Dialect
+	}
+	if code := app.state(); code != "" {
+		return d.deny(StepApp, code)
+	}
+	if app.Maintenance.active(now) {
+		return d.maintenance(StepApp, app.Maintenance, now)
+	}
+
+	// 2. endpoint
+	if epCode != "" {
+		d.deny(StepEndpoint, epCode)
+		if epCode == InvalidMethod {
+			d.Response = append(d.Response, Header{Key: "allow", Value: strings.Join(ep.Methods, ", ")})
+		}
+		return d
+	}
+	switch {
+	case ep.Disabled:
+		return d.deny(StepEndpoint, EndpointDisabled)
+	case !app.AllEndpoints && !app.Endpoints[ep.Name]:
+		return d.deny(StepEndpoint, EndpointNotLinked)
+	case ep.Maintenance.active(now):
+		return d.maintenance(StepEndpoint, ep.Maintenance, now)
+	}
+	fail := failMode(r.opt.FailMode, app.FailMode, ep.FailMode)
+
+	// 3. network
+	if app.Device != nil {
+		if !r.device(&d, app.Device.Network(ctx, now, in, ip, ep), StepNetwork, fail) {
+			return d
+		}
+	}
+	// 4. identity
+	if ep.User != nil {
+		if !r.identity(ctx, now, in, app, ep.User, &d, fail) {
+			r.failedCredential(ctx, now, ip)
+			return d
+		}
+	}
+	// 5, 6. attestation and license
+	var license string
+	if app.Device != nil {
+		v := app.Device.Device(ctx, now, in, ep)
+		license = v.License
+		if !r.device(&d, v, StepAttest, fail) {
+			if v.Err == nil {
+				r.failedCredential(ctx, now, ip)
+			}
+			return d
+		}
+	}
+	// 7. payload
+	if ep.Payload != nil {
+		if code, msg := ep.Payload.check(in); code != "" {
+			d.Message = msg
+			return d.deny(StepPayload, code)
+		}
+	}
+	// 8. limits
+	if r.opt.Limiter != nil && !r.limits(ctx, now, app, ep, ip, license, &d, fail) {
+		return d
+	}
+	// 9. secrets
+	for i := range ep.Inject {
+		inj := &ep.Inject[i]
+		v, code := inj.Secret.value(now)
+		if code != "" {
+			return d.deny(StepSecrets, code)
+		}
+		d.Upstream = append(d.Upstream, Header{Key: inj.Header, Value: inj.Prefix + v})
+	}
+	r.allow(&d, in, credHeader)
+	return d
+}
+
+// matchEndpoint finds the endpoint of a request: by the context_extensions slug when
+// Envoy names one, else by path and method. It returns the endpoint and, when the request
+// cannot be served by it, ENDPOINT_NOT_FOUND or INVALID_METHOD.
+func (r *Rules) matchEndpoint(in *Input) (*Endpoint, Code) {
+	if slug, ok := in.Ext[r.opt.EndpointKey]; ok {
+		ep, ok := r.endpoints[slug]
+		if !ok {
+			return nil, EndpointNotFound
+		}
+		if !ep.allows(in.Method) {
+			return ep, InvalidMethod
+		}
+		return ep, ""
+	}
+	if !cleanPath(in.Path) {
+		return nil, EndpointNotFound
+	}
+	var pathMatch *Endpoint
+	for _, ep := range r.routes {
+		if !ep.matchPath(in.Path) {
+			continue
+		}
+		if ep.allows(in.Method) {
+			return ep, ""
+		}
+		if pathMatch == nil {
+			pathMatch = ep
+		}
+	}
+	if pathMatch != nil {
+		return pathMatch, InvalidMethod
+	}
+	return nil, EndpointNotFound
+}
+
+// cleanPath reports whether a request path is unambiguous: absolute, with no dot
+// segments, no empty segments, no backslashes and no percent-encoded dot, slash or
+// backslash. Such paths never match a rule, whatever an upstream would make of them.
+func cleanPath(p string) bool {
+	if p == "" || p[0] != '/' {
+		return false
+	}
+	for i := 0; i < len(p); i++ {
+		switch p[i] {
+		case '\\', 0:
+			return false
+		case '%':
+			if i+2 >= len(p) {
+				return false
+			}
+			switch strings.ToLower(p[i+1 : i+3]) {
+			case "2e", "2f", "5c", "00", "25":
+				return false
+			}
+		case '/':
+			if i+1 < len(p) && p[i+1] == '/' {
+				return false
+			}
+			seg := p[i+1:]
+			if j := strings.IndexByte(seg, '/'); j >= 0 {
+				seg = seg[:j]
+			}
+			if seg == "." || seg == ".." {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// authenticate finds the app from its credential: the app token header, else the API key
+// header, else an Authorization bearer value that is not a JWT (JWTs there are user tokens).
+// It returns the header the credential came from, so that allow can remove it.
+func (r *Rules) authenticate(in *Input) (*App, string, Code) {
+	if v, present, ok := in.singleValue(r.opt.AppTokenHeader); present {
+		if !ok {
+			return nil, "", Unauthorized
+		}
+		if a := lookup(r.byToken, HashCredential(v)); a != nil {
+			return a, r.opt.AppTokenHeader, ""
+		}
+		return nil, "", AppNotFound
+	}
+	if v, present, ok := in.singleValue(r.opt.APIKeyHeader); present {
+		if !ok {
+			return nil, "", Unauthorized
+		}
+		if a := lookup(r.byKey, HashCredential(v)); a != nil {
+			return a, r.opt.APIKeyHeader, ""
+		}
+		return nil, "", Unauthorized
+	}
+	if v, ok := bearer(in); ok && strings.Count(v, ".") != 2 {
+		if a := lookup(r.byKey, HashCredential(v)); a != nil {
+			return a, "authorization", ""
+		}
+		return nil, "", Unauthorized
+	}
+	return nil, "", Unauthorized
+}
+
+// bearer returns the token of a single "Authorization: Bearer" header.
+func bearer(in *Input) (string, bool) {
+	v, _, ok := in.singleValue("authorization")
+	if !ok || len(v) < 7 || !strings.EqualFold(v[:7], "bearer ") {
+		return "", false
+	}
+	t := strings.TrimSpace(v[7:])
+	return t, t != ""
+}
+
+func (a *App) state() Code {
+	if a.Disabled {
+		return AppDisabled
+	}
+	switch a.AccountState {
+	case AccountStateDisabled:
+		return AccountDisabled
+	case AccountStatePendingDeletion:
+		return AccountPendingDeletion
+	}
+	return ""
+}
+
+func failMode(modes ...FailMode) FailMode {
+	m := FailClosed
+	for _, x := range modes {
+		if x != FailModeInherit {
+			m = x
+		}
+	}
+	return m
+}
+
+func (d *Decision) deny(s Step, c Code) Decision {
+	d.Outcome, d.Step, d.Code = Deny, s, c
+	return *d
+}
+
+func (d *Decision) maintenance(s Step, m *MaintenanceWindow, now time.Time) Decision {
+	d.Message = m.Message
+	if !m.Until.IsZero() {
+		d.RetryAfter = m.Until.Sub(now)
+		d.Response = append(d.Response, Header{Key: "retry-after", Value: retryAfter(d.RetryAfter)})
+	}
+	return d.deny(s, Maintenance)
+}
+
+// retryAfter renders a wait as whole seconds, rounded up, at least 1.
+func retryAfter(w time.Duration) string {
+	s := int64((w + time.Second - 1) / time.Second)
+	if s < 1 {
+		s = 1
+	}
+	return strconv.FormatInt(s, 10)
+}
+
+// undecided applies the fail mode to a step that could not decide. It reports whether
+// the pipeline goes on (fail open).
+func (d *Decision) undecided(s Step, fail FailMode, cause string) bool {
+	d.Step, d.Cause = s, cause
+	switch fail {
+	case FailOpen:
+		d.FailOpen = true
+		return true
+	case FailError:
+		d.Outcome = Undecided
+		return false
+	}
+	d.deny(s, ServiceUnavailable)
+	return false
+}
+
+// device folds a DeviceVerdict into d and reports whether the pipeline goes on.
+func (r *Rules) device(d *Decision, v DeviceVerdict, step Step, fail FailMode) bool {
+	if v.Step != "" {
+		step = v.Step
+	}
+	if v.Provider != "" {
+		d.AttestationProvider = v.Provider
+	}
+	d.CacheHit = d.CacheHit || v.CacheHit
+	if v.Err != nil {
+		return d.undecided(step, fail, v.Err.Error())
+	}
+	if v.Code != "" {
+		d.Message = v.Message
+		d.deny(step, v.Code)
+		return false
+	}
+	if v.DeviceID != "" {
+		d.DeviceID = v.DeviceID
+	}
+	d.Remove = append(d.Remove, v.Remove...)
+	return true
+}
+
+func (r *Rules) locked(ctx context.Context, now time.Time, ip netip.Addr, d *Decision) bool {
+	if r.opt.Lockout == nil || !ip.IsValid() {
+		return false
+	}
+	until, locked, err := r.opt.Lockout.Locked(ctx, now, "ip:"+ip.String())
+	if err != nil || !locked {
+		return false
+	}
+	d.RetryAfter = until.Sub(now)
+	d.Response = append(d.Response, Header{Key: "retry-after", Value: retryAfter(d.RetryAfter)})
+	d.deny(StepApp, AccountLocked)
+	return true
+}
+
+func (r *Rules) failedCredential(ctx context.Context, now time.Time, ip netip.Addr) {
+	if r.opt.Lockout != nil && ip.IsValid() {
+		_ = r.opt.Lockout.Fail(ctx, now, "ip:"+ip.String()) // best effort: a lockout never denies on store errors
+	}
+}
+
+func (r *Rules) limits(ctx context.Context, now time.Time, app *App, ep *Endpoint, ip netip.Addr, license string, d *Decision, fail FailMode) bool {
+	req := LimitRequest{App: app.Name, Endpoint: ep.Name, Org: app.Org, Device: d.DeviceID, License: license, Cost: ep.Cost}
+	if req.Cost < 1 {
+		req.Cost = 1
+	}
+	if ip.IsValid() {
+		req.IP = ip.String()
+	}
+	res, err := r.opt.Limiter.Limit(ctx, now, req)
+	if err != nil {
+		return d.undecided(StepLimits, fail, err.Error())
+	}
+	d.RateLimit = res
+	if res.Code != "" {
+		d.RetryAfter = res.RetryAfter
+		d.deny(StepLimits, res.Code)
+		return false
+	}
+	return true
+}
+
+// allow completes an allowed decision: identity headers for the upstream, and removal
+// of the credential Gatehouse consumed and of identity headers a client tried to set.
+func (r *Rules) allow(d *Decision, in *Input, credHeader string) {
+	d.Outcome, d.Step = Allow, StepDone
+	h := &r.hdr
+	d.Upstream = append(d.Upstream,
+		Header{Key: h.app, Value: d.App},
+		Header{Key: h.endpoint, Value: d.Endpoint})
+	if d.DeviceID != "" {
+		d.Upstream = append(d.Upstream, Header{Key: h.device, Value: d.DeviceID})
+	}
+	if d.FailOpen {
+		d.Upstream = append(d.Upstream, Header{Key: h.failOpen, Value: "true"})
+	}
+	// A client must not be able to pose as Gatehouse: drop identity headers it sent
+	// that this decision does not set.
+	for k := range in.Headers {
+		if strings.HasPrefix(k, r.opt.IdentityHeaderPrefix) && !d.setsUpstream(k) {
+			d.Remove = append(d.Remove, k)
+		}
+	}
+	if credHeader != "" && !d.setsUpstream(credHeader) {
+		d.Remove = append(d.Remove, credHeader)
+	}
+}
+
+func (d *Decision) setsUpstream(key string) bool {
+	for _, h := range d.Upstream {
+		if h.Key == key {
+			return true
+		}
+	}
+	return false
+}

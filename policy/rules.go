@@ -1,0 +1,269 @@
+package policy
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+)
+
+// FailMode says what happens when Gatehouse cannot decide (a store or JWKS is unreachable).
+type FailMode uint8
+
+// The fail modes. The zero value inherits: an endpoint's FailModeInherit uses the app's,
+// an app's uses closed.
+const (
+	FailModeInherit FailMode = iota
+	FailClosed               // deny with SERVICE_UNAVAILABLE 503
+	FailOpen                 // allow, and say so in a header and the trace
+	FailError                // return a gRPC error so Envoy's failure_mode_allow decides
+)
+
+// ParseFailMode reads closed, open or error; the empty string inherits.
+func ParseFailMode(s string) (FailMode, error) {
+	switch s {
+	case "":
+		return FailModeInherit, nil
+	case "closed":
+		return FailClosed, nil
+	case "open":
+		return FailOpen, nil
+	case "error":
+		return FailError, nil
+	}
+	return 0, fmt.Errorf("unknown fail mode %q (want closed, open or error)", s)
+}
+
+// AccountState is the state of the account that owns an app.
+type AccountState uint8
+
+// The account states.
+const (
+	AccountActive AccountState = iota
+	AccountStateDisabled
+	AccountStatePendingDeletion
+)
+
+// MaintenanceWindow switches an app or endpoint to answer MAINTENANCE 503.
+type MaintenanceWindow struct {
+	Enabled bool
+	Until   time.Time // zero: unknown end, no Retry-After
+	Message string
+}
+
+func (m *MaintenanceWindow) active(now time.Time) bool {
+	return m != nil && m.Enabled && (m.Until.IsZero() || now.Before(m.Until))
+}
+
+// Hash is the SHA-256 of a credential. Config stores credentials only as hashes.
+type Hash = [sha256.Size]byte
+
+// HashCredential returns the SHA-256 of a credential.
+func HashCredential(s string) Hash { return sha256.Sum256([]byte(s)) }
+
+// App is one configured client application.
+type App struct {
+	Name         string
+	Dialect      Dialect
+	TokenHashes  []Hash // app tokens (x-app-token)
+	APIKeyHashes []Hash // API keys (x-api-key or Authorization: Bearer)
+	Disabled     bool
+	Account      string
+	AccountState AccountState
+	Org          string
+	// Endpoints lists the names of the endpoints the app is linked to; AllEndpoints links
+	// every endpoint.
+	Endpoints    map[string]bool
+	AllEndpoints bool
+	FailMode     FailMode
+	Maintenance  *MaintenanceWindow
+	// Device holds the device steps (network lists, attestation, licenses); nil skips them.
+	Device DeviceChecker
+}
+
+// Endpoint is one configured API endpoint.
+type Endpoint struct {
+	Name string
+	// Path is matched against the request path without its query. With Prefix, a request
+	// path matches when it equals Path or continues it after a '/'.
+	Path     string
+	Prefix   bool
+	Methods  []string // upper-case; empty allows every method
+	Disabled bool
+	// Dialect, when set, overrides the app's dialect for this endpoint (for example the
+	// license SDK auth endpoints).
+	Dialect     *Dialect
+	SDKAuth     bool // license SDK auth endpoint: denials are HTTP 200 {"status":"failed"}
+	FailMode    FailMode
+	Maintenance *MaintenanceWindow
+	User        *UserAuth
+	Payload     *Payload
+	Inject      []Injection
+	Cost        int64 // rate-limit units per request; 0 means 1
+	// Attestation says whether the endpoint requires attestation (AttestRequire), exempts
+	// itself (AttestExempt) or follows the app (AttestDefault).
+	Attestation AttestMode
+	// Heartbeat marks heartbeat-style endpoints: an expired license session there is
+	// SESSION_EXPIRED.
+	Heartbeat bool
+}
+
+func (e *Endpoint) matchPath(p string) bool {
+	if !e.Prefix {
+		return p == e.Path
+	}
+	if !strings.HasPrefix(p, e.Path) {
+		return false
+	}
+	rest := p[len(e.Path):]
+	return rest == "" || strings.HasSuffix(e.Path, "/") || rest[0] == '/'
+}
+
+func (e *Endpoint) allows(method string) bool {
+	if len(e.Methods) == 0 {
+		return true
+	}
+	for _, m := range e.Methods {
+		if m == method {
+			return true
+		}
+	}
+	return false
+}
+
+// Options are server-wide settings of a rule set.
+type Options struct {
+	Version        string  // config version; part of every cache key
+	DefaultDialect Dialect // used before an app is known
+	AppTokenHeader string  // default x-app-token
+	APIKeyHeader   string  // default x-api-key
+	EndpointKey    string  // context_extensions key naming the endpoint; default "endpoint"
+	TrustedHops    int     // x-forwarded-for hops to trust; 0 uses the Envoy source address
+	FailMode       FailMode
+	Limiter        Limiter // nil: no limits
+	Lockout        Lockout // nil: no brute-force lockout
+	Cache          *Cache  // verdict cache shared across snapshots; nil disables caching
+	// IdentityHeaders adds x-gatehouse-* identity headers to allowed requests.
+	IdentityHeaderPrefix string // default "x-gatehouse-"
+}
+
+// Rules is a compiled, immutable rule set: one config snapshot's view of apps and
+// endpoints. It is safe for concurrent use.
+type Rules struct {
+	opt       Options
+	apps      map[string]*App
+	byToken   map[Hash]credential
+	byKey     map[Hash]credential
+	endpoints map[string]*Endpoint
+	routes    []*Endpoint // path rules, most specific first
+	hdr       identityHeaders
+}
+
+type identityHeaders struct{ app, endpoint, device, failOpen string }
+
+// NewRules indexes apps and endpoints. It reports duplicate credentials, names and
+// unknown endpoint links; config validates the rest before calling it.
+func NewRules(o Options, apps []*App, endpoints []*Endpoint) (*Rules, error) {
+	if o.AppTokenHeader == "" {
+		o.AppTokenHeader = "x-app-token"
+	}
+	if o.APIKeyHeader == "" {
+		o.APIKeyHeader = "x-api-key"
+	}
+	if o.EndpointKey == "" {
+		o.EndpointKey = "endpoint"
+	}
+	if o.IdentityHeaderPrefix == "" {
+		o.IdentityHeaderPrefix = "x-gatehouse-"
+	}
+	if o.FailMode == FailModeInherit {
+		o.FailMode = FailClosed
+	}
+	r := &Rules{
+		opt:       o,
+		apps:      make(map[string]*App, len(apps)),
+		byToken:   make(map[Hash]credential),
+		byKey:     make(map[Hash]credential),
+		endpoints: make(map[string]*Endpoint, len(endpoints)),
+		hdr: identityHeaders{
+			app:      o.IdentityHeaderPrefix + "app",
+			endpoint: o.IdentityHeaderPrefix + "endpoint",
+			device:   o.IdentityHeaderPrefix + "device",
+			failOpen: o.IdentityHeaderPrefix + "fail-open",
+		},
+	}
+	var errs []string
+	for _, e := range endpoints {
+		if _, dup := r.endpoints[e.Name]; dup {
+			errs = append(errs, fmt.Sprintf("endpoint %q defined twice", e.Name))
+		}
+		r.endpoints[e.Name] = e
+		if e.Path != "" {
+			r.routes = append(r.routes, e)
+		}
+	}
+	// Most specific first: exact paths before prefixes, longer before shorter.
+	sort.SliceStable(r.routes, func(i, j int) bool {
+		a, b := r.routes[i], r.routes[j]
+		if a.Prefix != b.Prefix {
+			return !a.Prefix
+		}
+		return len(a.Path) > len(b.Path)
+	})
+	for _, a := range apps {
+		if _, dup := r.apps[a.Name]; dup {
+			errs = append(errs, fmt.Sprintf("app %q defined twice", a.Name))
+		}
+		r.apps[a.Name] = a
+		for _, h := range a.TokenHashes {
+			if o, dup := r.byToken[h]; dup {
+				errs = append(errs, fmt.Sprintf("apps %q and %q share an app token", o.app.Name, a.Name))
+			}
+			r.byToken[h] = credential{app: a, hash: h}
+		}
+		for _, h := range a.APIKeyHashes {
+			if o, dup := r.byKey[h]; dup {
+				errs = append(errs, fmt.Sprintf("apps %q and %q share an API key", o.app.Name, a.Name))
+			}
+			r.byKey[h] = credential{app: a, hash: h}
+		}
+		for name := range a.Endpoints {
+			if _, ok := r.endpoints[name]; !ok {
+				errs = append(errs, fmt.Sprintf("app %q links unknown endpoint %q", a.Name, name))
+			}
+		}
+	}
+	if len(errs) > 0 {
+		sort.Strings(errs)
+		return nil, fmt.Errorf("%s", strings.Join(errs, "; "))
+	}
+	return r, nil
+}
+
+// Version returns the config version the rules were compiled from.
+func (r *Rules) Version() string { return r.opt.Version }
+
+// App returns a configured app by name.
+func (r *Rules) App(name string) (*App, bool) {
+	a, ok := r.apps[name]
+	return a, ok
+}
+
+// credential is an index entry: the app a credential hash belongs to.
+type credential struct {
+	app  *App
+	hash Hash
+}
+
+// lookup finds the app owning a credential hash. The map is keyed by the SHA-256 of the
+// credential, so lookup timing reveals nothing usable about the secret; the final check
+// compares the whole hash in constant time.
+func lookup(m map[Hash]credential, h Hash) *App {
+	c, ok := m[h]
+	if !ok || subtle.ConstantTimeCompare(c.hash[:], h[:]) != 1 {
+		return nil
+	}
+	return c.app
+}
