@@ -559,6 +559,7 @@ func (c *compiler) apps(as []App, eps map[string]*policy.Endpoint) map[string]*p
 			}
 			app.Endpoints[e] = true
 		}
+		c.device(path, a, app)
 		out[a.Name] = app
 	}
 	return out

@@ -6,7 +6,9 @@ import "github.com/gatehouse/gatehouse/policy"
 type Extensions struct{}
 
 // AppExtensions are an app's rate-limit and device settings.
-type AppExtensions struct{}
+type AppExtensions struct {
+	DeviceSettings `yaml:",inline"`
+}
 
 // EndpointExtensions are an endpoint's rate-limit settings.
 type EndpointExtensions struct{}

@@ -16,7 +16,7 @@ type File struct {
 
 // Server holds server-wide settings.
 type Server struct {
-	DefaultDialect string `yaml:"default_dialect"` // dialect before an app is known; default protectmyapi
+	DefaultDialect string `yaml:"default_dialect"`  // dialect before an app is known; default protectmyapi
 	AppTokenHeader string `yaml:"app_token_header"` // default x-app-token
 	APIKeyHeader   string `yaml:"api_key_header"`   // default x-api-key
 	EndpointKey    string `yaml:"endpoint_key"`     // context_extensions key naming the endpoint; default endpoint
@@ -106,21 +106,21 @@ type Maintenance struct {
 
 // Endpoint is an API endpoint, named by Envoy's context_extensions or matched by path.
 type Endpoint struct {
-	Name        string       `yaml:"name"`
-	Path        string       `yaml:"path"`
-	Prefix      bool         `yaml:"prefix"`
-	Methods     []string     `yaml:"methods"`
-	Disabled    bool         `yaml:"disabled"`
-	Dialect     string       `yaml:"dialect"`
-	SDKAuth     bool         `yaml:"sdk_auth"`
-	Heartbeat   bool         `yaml:"heartbeat"`
-	FailMode    string       `yaml:"fail_mode"`
-	Maintenance *Maintenance `yaml:"maintenance"`
-	User        *UserAuth    `yaml:"user"`
-	Payload     *Payload     `yaml:"payload"`
-	Inject      []Inject     `yaml:"inject"`
-	Cost        int64        `yaml:"cost"`
-	Attestation string       `yaml:"attestation"` // default (follow the app), require, exempt
+	Name               string       `yaml:"name"`
+	Path               string       `yaml:"path"`
+	Prefix             bool         `yaml:"prefix"`
+	Methods            []string     `yaml:"methods"`
+	Disabled           bool         `yaml:"disabled"`
+	Dialect            string       `yaml:"dialect"`
+	SDKAuth            bool         `yaml:"sdk_auth"`
+	Heartbeat          bool         `yaml:"heartbeat"`
+	FailMode           string       `yaml:"fail_mode"`
+	Maintenance        *Maintenance `yaml:"maintenance"`
+	User               *UserAuth    `yaml:"user"`
+	Payload            *Payload     `yaml:"payload"`
+	Inject             []Inject     `yaml:"inject"`
+	Cost               int64        `yaml:"cost"`
+	Attestation        string       `yaml:"attestation"` // default (follow the app), require, exempt
 	EndpointExtensions `yaml:",inline"`
 }
 
