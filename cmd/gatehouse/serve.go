@@ -178,10 +178,11 @@ func (s *server) run(ctx context.Context) error {
 	}()
 	s.log.Info("gatehouse listening", "grpc", gl.Addr().String(), "admin", al.Addr().String(), "version", version)
 
-	s.loadInitial()
+	// Watch before the first load, so that no change (or SIGHUP) between the two is lost.
 	wctx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
 	s.watch(wctx)
+	s.loadInitial()
 
 	select {
 	case <-ctx.Done():

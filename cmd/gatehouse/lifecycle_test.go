@@ -1,0 +1,106 @@
+package main
+
+import (
+	"context"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gatehouse/gatehouse/config"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+)
+
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestNotReadyUntilGoodConfig: a server started on a bad file stays up, NOT_SERVING and
+// not ready, and becomes ready when the file is fixed, without a restart. SIGHUP reloads.
+func TestNotReadyUntilGoodConfig(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(path, []byte("apps: [{name: broken}]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	srv := startServer(t, "--config", path)
+	hc := healthpb.NewHealthClient(srv.conn)
+	healthOf := func() healthpb.HealthCheckResponse_ServingStatus {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		r, err := hc.Check(ctx, &healthpb.HealthCheckRequest{Service: "gatehouse"})
+		if err != nil {
+			return healthpb.HealthCheckResponse_UNKNOWN
+		}
+		return r.GetStatus()
+	}
+	waitUntil(t, "the rejection to be logged", func() bool { return len(srv.out.records("no valid configuration yet: not ready")) > 0 })
+	if st := healthOf(); st != healthpb.HealthCheckResponse_NOT_SERVING {
+		t.Fatalf("health %v with a bad config", st)
+	}
+	if code := srv.get(t, "/readyz"); code != http.StatusServiceUnavailable {
+		t.Fatalf("readyz %d with a bad config", code)
+	}
+	if _, err := srv.check(t, request{path: "/v1/hello"}); err == nil || !strings.Contains(err.Error(), "no configuration") {
+		t.Fatalf("Check without config: %v", err)
+	}
+
+	if err := os.WriteFile(path, config.Demo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "ready after the fix", func() bool { return srv.get(t, "/readyz") == http.StatusOK })
+	if st := healthOf(); st != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("health %v after the fix", st)
+	}
+	resp, err := srv.check(t, request{path: "/v1/hello", headers: map[string]string{"x-app-token": "demo-app-token"}})
+	if err != nil || resp.GetOkResponse() == nil {
+		t.Fatalf("after fix: %v %s", err, describe(resp))
+	}
+
+	before := len(srv.out.records("configuration loaded"))
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "a reload on SIGHUP", func() bool { return len(srv.out.records("configuration loaded")) > before })
+}
+
+// TestGracefulStop: on shutdown health turns NOT_SERVING and run returns cleanly.
+func TestGracefulStop(t *testing.T) {
+	srv := startServer(t)
+	srv.waitReady(t)
+	hc := healthpb.NewHealthClient(srv.conn)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	stream, err := hc.Watch(ctx, &healthpb.HealthCheckRequest{Service: "gatehouse"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, err := stream.Recv(); err != nil || r.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("initial health %v %v", r, err)
+	}
+	srv.cancel()
+	r, err := stream.Recv()
+	if err != nil || r.GetStatus() != healthpb.HealthCheckResponse_NOT_SERVING {
+		t.Fatalf("health during drain %v %v", r, err)
+	}
+	select {
+	case err := <-srv.done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no stop")
+	}
+	srv.cancel = nil
+	srv.conn.Close()
+}

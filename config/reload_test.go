@@ -1,0 +1,95 @@
+package config
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+)
+
+// configMapDir lays files out as the kubelet does for a ConfigMap volume: the visible
+// file is a symlink through ..data, which is swapped atomically on update.
+type configMapDir struct {
+	t   *testing.T
+	dir string
+	gen int
+}
+
+func (c *configMapDir) publish(content []byte) {
+	c.gen++
+	ts := filepath.Join(c.dir, "..ts-"+string(rune('a'+c.gen)))
+	if err := os.Mkdir(ts, 0o755); err != nil {
+		c.t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(ts, "config.yaml"), content, 0o644); err != nil {
+		c.t.Fatal(err)
+	}
+	tmp := filepath.Join(c.dir, "..data_tmp")
+	if err := os.Symlink(filepath.Base(ts), tmp); err != nil {
+		c.t.Fatal(err)
+	}
+	if err := os.Rename(tmp, filepath.Join(c.dir, "..data")); err != nil {
+		c.t.Fatal(err)
+	}
+	link := filepath.Join(c.dir, "config.yaml")
+	if _, err := os.Lstat(link); os.IsNotExist(err) {
+		if err := os.Symlink("..data/config.yaml", link); err != nil {
+			c.t.Fatal(err)
+		}
+	}
+}
+
+func TestReloadOnConfigMapSwap(t *testing.T) {
+	cm := &configMapDir{t: t, dir: t.TempDir()}
+	cm.publish(Demo)
+	var mu sync.Mutex
+	var failures int
+	store := &Store{}
+	r := &Reloader{Path: filepath.Join(cm.dir, "config.yaml"), Deps: testDeps(), Store: store,
+		OnReload: func(_ *Snapshot, err error) {
+			if err != nil {
+				mu.Lock()
+				failures++
+				mu.Unlock()
+			}
+		}}
+	if err := r.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	first := store.Current().Version
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Watch(ctx, 20*time.Millisecond) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	time.Sleep(50 * time.Millisecond) // let the watcher subscribe
+
+	changed := append([]byte("# second revision\n"), Demo...)
+	cm.publish(changed)
+	waitFor(t, "the new revision", func() bool { return store.Current().Version != first })
+	second := store.Current().Version
+
+	cm.publish([]byte("apps: [{name: broken}]\n"))
+	waitFor(t, "the bad revision to be rejected", func() bool { mu.Lock(); defer mu.Unlock(); return failures > 0 })
+	if got := store.Current().Version; got != second {
+		t.Fatalf("a bad file replaced the configuration: %s, want %s", got, second)
+	}
+	if _, ok := store.Current().Rules.App("demo"); !ok {
+		t.Fatal("old snapshot no longer serves the demo app")
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
