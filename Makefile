@@ -9,7 +9,7 @@ SUDO      := $(shell [ "$$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1 &&
 TEST_FLAGS ?= -race -count=1 -timeout 12m
 CONFIG    ?=
 
-.PHONY: help build run test test-go deps-test bench fuzz lint fmt tidy validate-config chart-test load load-rls load-redis image ci
+.PHONY: help build run test test-go deps-test bench fuzz lint fmt tidy validate-config chart-test chart-golden load load-rls load-redis image ci
 
 help: ## list targets
 	@awk 'BEGIN{FS=":.*## "} /^[a-zA-Z_-]+:.*## /{printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -55,6 +55,9 @@ validate-config: build ## validate the demo and example configurations
 chart-test: ## helm lint/template, offline schema validation, negative cases, golden render
 	GATEHOUSE_TOOLS=$(TOOLS) bash scripts/chart-test.sh
 
+chart-golden: ## accept a change to the chart's default render (review the diff)
+	GATEHOUSE_TOOLS=$(TOOLS) UPDATE_GOLDEN=1 bash scripts/chart-test.sh
+
 load: build ## ext_authz load run: Gatehouse vs a no-op server, concurrency 16 and 64
 	$(GO) run ./cmd/gatehouse-load run --gatehouse ./$(BIN) --mode authz --concurrency 16,64 --duration 10s
 
@@ -64,7 +67,9 @@ load-rls: build ## RLS load run with the memory store
 load-redis: build deps-test ## RLS load run with the Redis store (Redis CPU included)
 	$(GO) run ./cmd/gatehouse-load run --gatehouse ./$(BIN) --mode rls --redis --concurrency 16,64 --duration 10s
 
-image: ## container image (needs a container engine)
-	docker build -t gatehouse:$(VERSION) --build-arg VERSION=$(VERSION) .
+CONTAINER_ENGINE ?= docker
+IMAGE ?= gatehouse:$(VERSION)
+image: ## container image (needs a container engine: docker or podman)
+	$(CONTAINER_ENGINE) build --build-arg VERSION=$(VERSION) -t $(IMAGE) .
 
 ci: test ## what .ci/run runs

@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# Tests the Helm chart in k8s/gatehouse, offline:
+#   1. helm lint --strict with every k8s/gatehouse/ci/*-values.yaml
+#   2. helm template with each of them, every manifest validated by kubectl-validate against
+#      Kubernetes 1.30's built-in schemas (unknown fields and wrong types fail) and the
+#      vendored ServiceMonitor CRD in k8s/tests/crds
+#   3. the ServiceMonitor is only rendered when its API exists
+#   4. negative cases (k8s/tests/negative/*.yaml): helm template must fail with the message in
+#      the file's `# expect:` line
+#   5. golden snapshot of the default render (k8s/tests/golden/default.yaml);
+#      UPDATE_GOLDEN=1 scripts/chart-test.sh rewrites it
+#   6. the configuration rendered by the default values passes `gatehouse validate`
+# Tools are built once into ${GATEHOUSE_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/gatehouse-tools}/bin.
+# Prints `chart: N passed, M failed` and exits non-zero when anything failed.
+set -uo pipefail
+
+HELM_VERSION=v3.22.0
+KUBECTL_VALIDATE_VERSION=v0.0.4
+KUBE_VERSION=1.30
+RELEASE=gatehouse
+NAMESPACE=gatehouse
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+chart=$root/k8s/gatehouse
+tests=$root/k8s/tests
+tools=${GATEHOUSE_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/gatehouse-tools}
+bin=$tools/bin
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+passed=0
+failed=0
+pass() { passed=$((passed + 1)); printf 'ok    %s\n' "$1"; }
+fail() {
+	failed=$((failed + 1))
+	printf 'FAIL  %s\n' "$1"
+	[ -n "${2:-}" ] && [ -s "$2" ] && sed 's/^/      /' "$2"
+	return 0
+}
+
+# tool NAME MODULE@VERSION: build NAME into $bin unless that version is already there.
+tool() {
+	local name=$1 pkg=$2 stamp=$bin/.$1.version
+	if [ -x "$bin/$name" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$pkg" ]; then
+		return 0
+	fi
+	echo "building $pkg into $bin (once)..."
+	mkdir -p "$bin"
+	if GOBIN=$bin GOFLAGS=-mod=mod go install "$pkg"; then
+		echo "$pkg" >"$stamp"
+	else
+		echo "chart-test: could not build $pkg" >&2
+		exit 1
+	fi
+}
+tool helm "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+tool kubectl-validate "sigs.k8s.io/kubectl-validate@$KUBECTL_VALIDATE_VERSION"
+helm=$bin/helm
+kv=$bin/kubectl-validate
+export HELM_CACHE_HOME=$work/helm-cache HELM_CONFIG_HOME=$work/helm-config HELM_DATA_HOME=$work/helm-data
+
+render() { # render OUT [helm template args...]
+	local out=$1
+	shift
+	"$helm" template "$RELEASE" "$chart" --namespace "$NAMESPACE" --kube-version "$KUBE_VERSION.0" "$@" >"$out" 2>"$out.err"
+}
+
+# 1-2. lint, render and validate every CI values file.
+for values in "$chart"/ci/*-values.yaml; do
+	name=$(basename "$values" -values.yaml)
+	if "$helm" lint --strict "$chart" --kube-version "$KUBE_VERSION.0" -f "$values" >"$work/lint.out" 2>&1; then
+		pass "lint $name"
+	else
+		fail "lint $name" "$work/lint.out"
+	fi
+	out=$work/render-$name.yaml
+	if ! render "$out" -f "$values" --api-versions monitoring.coreos.com/v1/ServiceMonitor; then
+		fail "template $name" "$out.err"
+		continue
+	fi
+	pass "template $name"
+	if "$kv" --version "$KUBE_VERSION" --local-crds "$tests/crds" "$out" >"$work/kv.out" 2>&1; then
+		pass "kubectl-validate $name ($(grep -c '^kind:' "$out") objects)"
+	else
+		fail "kubectl-validate $name" "$work/kv.out"
+	fi
+done
+
+# 3. No ServiceMonitor without the Prometheus Operator API.
+if render "$work/nosm.yaml" -f "$chart/ci/servicemonitor-values.yaml" && ! grep -q '^kind: ServiceMonitor' "$work/nosm.yaml"; then
+	pass "servicemonitor skipped without monitoring.coreos.com/v1"
+else
+	fail "servicemonitor skipped without monitoring.coreos.com/v1" "$work/nosm.yaml.err"
+fi
+
+# 4. Values the chart must refuse, each with its message.
+for values in "$tests"/negative/*.yaml; do
+	name=$(basename "$values" .yaml)
+	expect=$(sed -n 's/^# expect: //p' "$values" | head -n 1)
+	if [ -z "$expect" ]; then
+		echo "no '# expect:' line" >"$work/neg.err"
+		fail "reject $name" "$work/neg.err"
+	elif render "$work/neg.yaml" -f "$values"; then
+		echo "helm template succeeded; expected: $expect" >"$work/neg.err"
+		fail "reject $name" "$work/neg.err"
+	elif grep -qF -- "$expect" "$work/neg.yaml.err"; then
+		pass "reject $name"
+	else
+		{ echo "expected: $expect"; echo "got:"; cat "$work/neg.yaml.err"; } >"$work/neg.err"
+		fail "reject $name" "$work/neg.err"
+	fi
+done
+
+# 5. Golden snapshot of the default render.
+golden=$tests/golden/default.yaml
+if ! render "$work/default.yaml"; then
+	fail "golden default" "$work/default.yaml.err"
+elif [ "${UPDATE_GOLDEN:-}" = 1 ]; then
+	cp "$work/default.yaml" "$golden"
+	pass "golden default (updated $golden)"
+elif diff -u "$golden" "$work/default.yaml" >"$work/golden.diff" 2>&1; then
+	pass "golden default"
+else
+	echo "render differs from the golden file; if intended: UPDATE_GOLDEN=1 scripts/chart-test.sh" >>"$work/golden.diff"
+	fail "golden default" "$work/golden.diff"
+fi
+
+# 6. The default configuration is one Gatehouse accepts.
+if ! render "$work/cm.yaml" --show-only templates/configmap.yaml; then
+	fail "gatehouse validate default config" "$work/cm.yaml.err"
+elif ! (cd "$root" && go build -o "$work/gatehouse" ./cmd/gatehouse) >"$work/build.out" 2>&1; then
+	fail "gatehouse validate default config (build)" "$work/build.out"
+else
+	# The ConfigMap's only key is config.yaml, a block scalar indented by four spaces.
+	sed -n '/^  config.yaml: |/,$p' "$work/cm.yaml" | tail -n +2 | sed 's/^    //' >"$work/config.yaml"
+	if "$work/gatehouse" validate --config "$work/config.yaml" >"$work/validate.out" 2>&1; then
+		pass "gatehouse validate default config"
+	else
+		fail "gatehouse validate default config" "$work/validate.out"
+	fi
+fi
+
+echo "chart: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
