@@ -136,7 +136,7 @@ func retryAfterSeconds(w time.Duration) string {
 // ToResponse converts a Decision into Envoy's CheckResponse. The caller handles
 // policy.Undecided (a gRPC error) before calling it. It is a pure function.
 func ToResponse(d *policy.Decision, id string) *authv3.CheckResponse {
-	resp := &authv3.CheckResponse{DynamicMetadata: metadata(d, id)}
+	resp := &authv3.CheckResponse{DynamicMetadata: dynamicMetadata(d, id)}
 	if d.Outcome == policy.Allow {
 		ok := &authv3.OkHttpResponse{HeadersToRemove: d.Remove}
 		if len(d.Upstream) > 0 {
@@ -185,8 +185,8 @@ func hasHeader(hs []policy.Header, k string) bool {
 	return false
 }
 
-// metadata is the dynamic metadata for Envoy's access log and rate-limit filter.
-func metadata(d *policy.Decision, id string) *structpb.Struct {
+// dynamicMetadata is the dynamic metadata for Envoy's access log and rate-limit filter.
+func dynamicMetadata(d *policy.Decision, id string) *structpb.Struct {
 	f := make(map[string]*structpb.Value, 6)
 	f["decision_id"] = structpb.NewStringValue(id)
 	if d.Outcome == policy.Allow {

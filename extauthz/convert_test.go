@@ -150,7 +150,7 @@ func demoServer(t testing.TB) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return NewServer(func() *policy.Rules { return snap.Rules }, nil, nil, nil)
+	return NewServer(func() *policy.Rules { return snap.Rules }, Options{})
 }
 
 // TestBadInput: hostile or broken requests get a documented denial, never a panic or

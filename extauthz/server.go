@@ -13,6 +13,7 @@ import (
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/gatehouse/gatehouse/policy"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -22,36 +23,42 @@ type Observer interface {
 	Observe(ctx context.Context, in *policy.Input, d *policy.Decision, id string, start time.Time)
 }
 
+// Options are a Server's optional parts.
+type Options struct {
+	Now      func() time.Time // default time.Now
+	Observer Observer         // metrics and decision logs; nil: none
+	Log      *slog.Logger     // default slog.Default()
+	Tracing  *Tracing         // decision spans; nil: none
+}
+
 // Server implements envoy.service.auth.v3.Authorization.
 type Server struct {
 	authv3.UnimplementedAuthorizationServer
-	rules    func() *policy.Rules
-	now      func() time.Time
-	observer Observer
-	log      *slog.Logger
+	rules func() *policy.Rules
+	o     Options
 }
 
 // NewServer returns a Server. rules returns the rules in force (one atomic load); it
-// returns nil until a configuration has loaded. observer may be nil.
-func NewServer(rules func() *policy.Rules, now func() time.Time, observer Observer, log *slog.Logger) *Server {
-	if now == nil {
-		now = time.Now
+// returns nil until a configuration has loaded.
+func NewServer(rules func() *policy.Rules, o Options) *Server {
+	if o.Now == nil {
+		o.Now = time.Now
 	}
-	if log == nil {
-		log = slog.Default()
+	if o.Log == nil {
+		o.Log = slog.Default()
 	}
-	return &Server{rules: rules, now: now, observer: observer, log: log}
+	return &Server{rules: rules, o: o}
 }
 
 // Check decides one request. A denial is a normal response; a gRPC error means Gatehouse
 // could not decide (no configuration yet, or a dependency failed under fail mode "error").
 func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (resp *authv3.CheckResponse, err error) {
-	start := s.now()
+	start := s.o.Now()
 	defer func() {
 		if p := recover(); p != nil {
 			// A bug must not take the sidecar's gate down with it: answer "could not
 			// decide" and let Envoy's failure mode apply.
-			s.log.Error("check panicked", "panic", fmt.Sprint(p))
+			s.o.Log.Error("check panicked", "panic", fmt.Sprint(p))
 			resp, err = nil, status.Error(codes.Internal, "internal error")
 		}
 	}()
@@ -60,10 +67,17 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (resp *aut
 		return nil, status.Error(codes.Unavailable, "no configuration loaded yet")
 	}
 	in := ToInput(req)
+	var span trace.Span
+	if s.o.Tracing != nil {
+		ctx, span = s.o.Tracing.startSpan(ctx, &in)
+	}
 	d := rules.Decide(ctx, start, &in)
 	id := NewDecisionID()
-	if s.observer != nil {
-		defer s.observer.Observe(ctx, &in, &d, id, start)
+	if span != nil {
+		s.o.Tracing.endSpan(span, &in, &d, id, rules.Version())
+	}
+	if s.o.Observer != nil {
+		s.o.Observer.Observe(ctx, &in, &d, id, start)
 	}
 	if d.Outcome == policy.Undecided {
 		return nil, status.Error(codes.Unavailable, "could not decide")

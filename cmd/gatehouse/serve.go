@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"flag"
 	"fmt"
@@ -30,7 +31,10 @@ import (
 )
 
 type serveFlags struct {
-	config       string
+	config        string
+	traceParent   string
+	deviceKeyFile string
+	allowSample   float64
 	grpcAddr     string
 	adminAddr    string
 	drainTimeout time.Duration
@@ -48,11 +52,22 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
 	fs.DurationVar(&f.drainTimeout, "drain-timeout", 15*time.Second, "on SIGTERM, how long in-flight calls may take before a hard stop")
 	fs.DurationVar(&f.drainDelay, "drain-delay", 0, "on SIGTERM, how long to keep serving while reporting NOT_SERVING, so load balancers move away first")
 	fs.BoolVar(&f.pprof, "pprof", false, "serve /debug/pprof on the admin port")
+	fs.StringVar(&f.traceParent, "trace-user-parent", "parent", "the end user's traceparent in the request: parent (when Envoy sent no trace context), link, or off")
+	fs.StringVar(&f.deviceKeyFile, "device-hash-key-file", "", "key for the HMAC that stands for device ids in traces (default: random per process)")
+	fs.Float64Var(&f.allowSample, "log-allow-sample", 0, "fraction of allowed decisions written to the decision log (denials always are)")
 	if err := fs.Parse(args); err != nil {
 		return nil, exitError(2)
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "gatehouse serve: unexpected argument %q\n", fs.Arg(0))
+		return nil, exitError(2)
+	}
+	if _, err := extauthz.ParseUserParent(f.traceParent); err != nil {
+		fmt.Fprintf(stderr, "gatehouse serve: --trace-user-parent: %v\n", err)
+		return nil, exitError(2)
+	}
+	if f.allowSample < 0 || f.allowSample > 1 {
+		fmt.Fprintln(stderr, "gatehouse serve: --log-allow-sample must be between 0 and 1")
 		return nil, exitError(2)
 	}
 	return f, nil
@@ -68,6 +83,7 @@ type server struct {
 	deps    config.Deps
 	health  *health.Server
 	grpc    *grpc.Server
+	tracing *telemetry.Tracing
 	ready   atomic.Bool
 	closers []func()
 }
@@ -112,6 +128,14 @@ func (s *server) setup(ctx context.Context) error {
 	}
 	s.closers = append(s.closers, cache.Close)
 	s.registerCacheMetrics(cache)
+	if s.tracing, err = telemetry.SetupTracing(ctx, version); err != nil {
+		return err
+	}
+	s.closers = append(s.closers, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = s.tracing.Shutdown(ctx)
+	})
 	rt, closeRT, err := openRuntime(ctx, s.flags.config, s.log)
 	if err != nil {
 		return err
@@ -160,11 +184,18 @@ func (s *server) run(ctx context.Context) error {
 		gl.Close()
 		return fmt.Errorf("admin listener: %w", err)
 	}
-	s.grpc = grpc.NewServer(grpcOptions()...)
+	s.grpc = grpc.NewServer(append(grpcOptions(), s.tracing.ServerOptions()...)...)
 	s.health = health.NewServer()
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
-	authv3.RegisterAuthorizationServer(s.grpc, extauthz.NewServer(s.rules, nil, &observer{m: s.metrics, log: s.log}, s.log))
+	tr, err := s.decisionTracing()
+	if err != nil {
+		gl.Close()
+		al.Close()
+		return err
+	}
+	authv3.RegisterAuthorizationServer(s.grpc, extauthz.NewServer(s.rules, extauthz.Options{
+		Observer: &observer{m: s.metrics, log: s.log, allowSample: s.flags.allowSample}, Log: s.log, Tracing: tr}))
 	s.registerRLS(s.grpc)
 	s.setServing(false)
 
@@ -192,6 +223,26 @@ func (s *server) run(ctx context.Context) error {
 		return fmt.Errorf("serve: %w", err)
 	}
 	return s.drain(admin)
+}
+
+// decisionTracing configures decision spans, or returns nil when tracing is off.
+func (s *server) decisionTracing() (*extauthz.Tracing, error) {
+	if !s.tracing.Enabled {
+		return nil, nil
+	}
+	mode, _ := extauthz.ParseUserParent(s.flags.traceParent)
+	key := make([]byte, 32)
+	if s.flags.deviceKeyFile != "" {
+		b, err := os.ReadFile(s.flags.deviceKeyFile)
+		if err != nil || len(b) < 16 {
+			return nil, fmt.Errorf("--device-hash-key-file: need a readable file of at least 16 bytes")
+		}
+		key = b
+	} else if _, err := rand.Read(key); err != nil {
+		return nil, err
+	}
+	return &extauthz.Tracing{Tracer: s.tracing.Provider.Tracer("github.com/gatehouse/gatehouse/extauthz"),
+		Propagator: s.tracing.Propagator, UserParent: mode, DeviceKey: key}, nil
 }
 
 func (s *server) loadInitial() {
@@ -293,6 +344,18 @@ func (s *server) adminMux() *http.ServeMux {
 		io.WriteString(w, "ok\n")
 	})
 	mux.Handle("GET /metrics", s.metrics.Handler())
+	mux.HandleFunc("GET /loglevel", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, s.level.Level()) })
+	mux.HandleFunc("PUT /loglevel", func(w http.ResponseWriter, r *http.Request) {
+		// Until the next configuration load, which applies server.log_level again.
+		var l slog.Level
+		if err := l.UnmarshalText([]byte(r.URL.Query().Get("level"))); err != nil {
+			http.Error(w, "level must be debug, info, warn or error", http.StatusBadRequest)
+			return
+		}
+		s.level.Set(l)
+		s.log.Info("log level changed", "level", l.String())
+		fmt.Fprintln(w, l)
+	})
 	if s.flags.pprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
