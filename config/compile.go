@@ -533,8 +533,11 @@ func (c *compiler) apps(as []App, eps map[string]*policy.Endpoint) map[string]*p
 		if app.Dialect, err = policy.ParseDialect(a.Dialect); err != nil {
 			c.add(path+".dialect", "%v", err)
 		}
-		if app.FailMode, err = policy.ParseFailMode(a.FailMode); err != nil {
-			c.add(path+".fail_mode", "%v", err)
+		// local is the limiter's own fail mode (count per replica); other steps inherit.
+		if a.FailMode != "local" {
+			if app.FailMode, err = policy.ParseFailMode(a.FailMode); err != nil {
+				c.add(path+".fail_mode", "%v (or local)", err)
+			}
 		}
 		app.TokenHashes = c.hashes(path+".app_token_sha256", a.AppTokenSHA256)
 		app.APIKeyHashes = c.hashes(path+".api_key_sha256", a.APIKeySHA256)

@@ -1,24 +1,157 @@
 package config
 
-import "github.com/gatehouse/gatehouse/policy"
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"sync"
 
-// Extensions are the top-level sections of the rate-limit and device steps.
-type Extensions struct{}
+	"github.com/gatehouse/gatehouse/policy"
+	"github.com/gatehouse/gatehouse/ratelimit"
+)
+
+// Extensions are the top-level sections of the rate limiter.
+type Extensions struct {
+	// Store is the counter store. It is opened once at start: a change needs a restart
+	// (a reload that changes it is applied otherwise, and says so in the log).
+	Store ratelimit.StoreConfig `yaml:"store"`
+	// Organizations hold organisation-wide limits (→ ORG_LIMIT_REACHED).
+	Organizations []Organization `yaml:"organizations"`
+	// Lockout locks out an IP or device after too many failed credential checks.
+	Lockout ratelimit.LockoutConfig `yaml:"lockout"`
+	// RateLimitService configures envoy.service.ratelimit.v3 (envoyproxy/ratelimit files).
+	RateLimitService ratelimit.RLSConfig `yaml:"rate_limit_service"`
+}
+
+// Organization is an organisation with limits shared by all its apps.
+type Organization struct {
+	Name   string                  `yaml:"name"`
+	Limits []ratelimit.LimitConfig `yaml:"limits"`
+}
 
 // AppExtensions are an app's rate-limit and device settings.
 type AppExtensions struct {
 	DeviceSettings `yaml:",inline"`
+	Limits         []ratelimit.LimitConfig `yaml:"limits"`
 }
 
 // EndpointExtensions are an endpoint's rate-limit settings.
-type EndpointExtensions struct{}
-
-// Parts are the compiled rate-limit and device parts of a Snapshot.
-type Parts struct{}
-
-// Runtime holds the long-lived rate-limit and device dependencies a compile wires in.
-type Runtime struct{}
-
-// extensions compiles the rate-limit and device sections.
-func (c *compiler) extensions(f *File, s *Snapshot, opt *policy.Options, apps map[string]*policy.App, eps map[string]*policy.Endpoint) {
+type EndpointExtensions struct {
+	Limits []ratelimit.LimitConfig `yaml:"limits"`
 }
+
+// Parts are the compiled rate-limit parts of a Snapshot.
+type Parts struct {
+	// Limits counts inline limits and answers the rate-limit service.
+	Limits *ratelimit.Engine
+	// StoreChanged is set when the file's store section differs from the store opened at
+	// start: the running store stays until a restart.
+	StoreChanged bool
+}
+
+// Runtime holds the long-lived rate-limit dependencies a compile wires in.
+type Runtime struct {
+	Store       ratelimit.Store
+	StoreConfig ratelimit.StoreConfig // the configuration Store was opened with
+	Metrics     *ratelimit.Metrics
+}
+
+// StoreFromFile returns the store section of a configuration file with its paths
+// resolved, so that the server can open the store before the first compile.
+func StoreFromFile(f *File, dir string) ratelimit.StoreConfig {
+	c := &compiler{dir: dir}
+	return c.storeConfig(f.Store)
+}
+
+func (c *compiler) storeConfig(s ratelimit.StoreConfig) ratelimit.StoreConfig {
+	s.Memory.File = c.path(s.Memory.File)
+	s.Redis.PasswordFile = c.path(s.Redis.PasswordFile)
+	s.Redis.TLS.CAFile = c.path(s.Redis.TLS.CAFile)
+	s.Redis.TLS.CertFile = c.path(s.Redis.TLS.CertFile)
+	s.Redis.TLS.KeyFile = c.path(s.Redis.TLS.KeyFile)
+	return s
+}
+
+// extensions compiles the rate limiter and sets the pipeline's Limiter and Lockout.
+func (c *compiler) extensions(f *File, s *Snapshot, opt *policy.Options, apps map[string]*policy.App, eps map[string]*policy.Endpoint) {
+	store := c.storeConfig(f.Store)
+	for _, err := range store.Validate() {
+		c.errs = append(c.errs, errorf("", "store.%v", err))
+	}
+	s.StoreChanged = c.deps.Store != nil && !reflect.DeepEqual(store, c.deps.StoreConfig)
+	in := ratelimit.CompileInput{
+		Apps:      map[string]ratelimit.AppLimits{},
+		Endpoints: map[string][]ratelimit.LimitConfig{},
+		Orgs:      map[string][]ratelimit.LimitConfig{},
+		Lockout:   f.Lockout,
+		RLS:       f.RateLimitService,
+	}
+	inline := false
+	for _, a := range f.Apps {
+		if _, ok := apps[a.Name]; !ok {
+			continue // already reported
+		}
+		// fail_mode local applies to the limiter only: other undecidable steps fail closed.
+		fm := "closed"
+		if a.FailMode == "open" || a.FailMode == "local" {
+			fm = a.FailMode
+		}
+		in.Apps[a.Name] = ratelimit.AppLimits{Limits: a.Limits, FailMode: fm, Org: a.Organization}
+		inline = inline || len(a.Limits) > 0
+	}
+	for _, e := range f.Endpoints {
+		if len(e.Limits) > 0 {
+			in.Endpoints[e.Name] = e.Limits
+			inline = true
+		}
+	}
+	seen := map[string]bool{}
+	for i, o := range f.Organizations {
+		path := fmt.Sprintf("organizations[%d]", i)
+		if !checkName(c, path, o.Name, seen) {
+			continue
+		}
+		seen[o.Name] = true
+		in.Orgs[o.Name] = o.Limits
+		inline = inline || len(o.Limits) > 0
+	}
+	for i, p := range in.RLS.Files {
+		in.RLS.Files[i] = c.path(p)
+	}
+	st := c.deps.Store
+	if st == nil {
+		// No store wired (validation, tests of the policy alone): one shared,
+		// unpersisted memory store.
+		var err error
+		if st, err = scratchStore(); err != nil {
+			c.add("store", "%v", err)
+			return
+		}
+	}
+	var opts []ratelimit.Option
+	if c.deps.Metrics != nil {
+		opts = append(opts, ratelimit.WithMetrics(c.deps.Metrics))
+	}
+	eng, err := ratelimit.Compile(in, st, opts...)
+	if err != nil {
+		var joined interface{ Unwrap() []error }
+		if errors.As(err, &joined) {
+			c.errs = append(c.errs, joined.Unwrap()...)
+		} else {
+			c.errs = append(c.errs, err)
+		}
+		return
+	}
+	s.Limits = eng
+	if inline {
+		opt.Limiter = eng
+	}
+	if f.Lockout.MaxFailures > 0 {
+		opt.Lockout = eng
+	}
+}
+
+var scratchStore = sync.OnceValues(func() (ratelimit.Store, error) {
+	return ratelimit.OpenStore(context.Background(), ratelimit.StoreConfig{}, ratelimit.SystemClock)
+})

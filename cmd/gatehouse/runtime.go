@@ -2,22 +2,65 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 
 	"github.com/gatehouse/gatehouse/config"
+	"github.com/gatehouse/gatehouse/ratelimit"
+	"github.com/gatehouse/gatehouse/ratelimit/rls"
 	"google.golang.org/grpc"
 )
 
-// offlineRuntime returns the long-lived dependencies for validate and check: nothing
-// persistent, nothing networked.
+// offlineRuntime returns the long-lived dependencies for validate and check: an
+// unpersisted memory store, nothing networked.
 func offlineRuntime() (config.Runtime, func(), error) {
-	return config.Runtime{}, func() {}, nil
+	st, err := ratelimit.OpenStore(context.Background(), ratelimit.StoreConfig{}, ratelimit.SystemClock)
+	if err != nil {
+		return config.Runtime{}, nil, err
+	}
+	return config.Runtime{Store: st}, func() { st.Close() }, nil
 }
 
-// openRuntime opens the long-lived dependencies of a server.
-func openRuntime(ctx context.Context, configPath string, log *slog.Logger) (config.Runtime, func(), error) {
-	return config.Runtime{}, func() {}, nil
+// openRuntime opens the counter store the configuration file names (the memory store
+// for the demo). It outlives every reload; its close flushes persisted counters.
+func openRuntime(ctx context.Context, configPath string, log *slog.Logger, m *ratelimit.Metrics) (config.Runtime, func(), error) {
+	var cfg ratelimit.StoreConfig
+	if configPath != "" {
+		if data, err := os.ReadFile(configPath); err == nil {
+			if f, err := config.Parse(data); err == nil {
+				cfg = config.StoreFromFile(f, filepath.Dir(configPath))
+			}
+		}
+	}
+	st, err := ratelimit.OpenStore(ctx, cfg, ratelimit.SystemClock)
+	if err != nil {
+		return config.Runtime{}, nil, fmt.Errorf("open the %s store: %w", storeType(cfg), err)
+	}
+	log.Info("counter store open", "type", storeType(cfg), "persisted_to", cfg.Memory.File)
+	closeStore := func() {
+		if err := st.Close(); err != nil {
+			log.Error("closing the counter store", "error", err.Error())
+		}
+	}
+	return config.Runtime{Store: st, StoreConfig: cfg, Metrics: m}, closeStore, nil
 }
 
-// registerRLS registers the rate-limit service.
-func (s *server) registerRLS(g *grpc.Server) {}
+func storeType(c ratelimit.StoreConfig) string {
+	if c.Type == "" {
+		return "memory"
+	}
+	return c.Type
+}
+
+// registerRLS registers the rate-limit service; it reads the engine of the snapshot in
+// force, one atomic load per call.
+func (s *server) registerRLS(g *grpc.Server) {
+	rls.New(func() *ratelimit.Engine {
+		if snap := s.store.Current(); snap != nil {
+			return snap.Limits
+		}
+		return nil
+	}, ratelimit.SystemClock).Register(g)
+}

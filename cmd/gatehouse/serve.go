@@ -22,6 +22,7 @@ import (
 	"github.com/gatehouse/gatehouse/config"
 	"github.com/gatehouse/gatehouse/extauthz"
 	"github.com/gatehouse/gatehouse/policy"
+	"github.com/gatehouse/gatehouse/ratelimit"
 	"github.com/gatehouse/gatehouse/telemetry"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
@@ -136,7 +137,9 @@ func (s *server) setup(ctx context.Context) error {
 		defer cancel()
 		_ = s.tracing.Shutdown(ctx)
 	})
-	rt, closeRT, err := openRuntime(ctx, s.flags.config, s.log)
+	rlm := ratelimit.NewMetrics()
+	s.metrics.Registry.MustRegister(rlm)
+	rt, closeRT, err := openRuntime(ctx, s.flags.config, s.log, rlm)
 	if err != nil {
 		return err
 	}
@@ -161,6 +164,9 @@ func (s *server) onLoad(snap *config.Snapshot, err error) {
 	}
 	s.level.Set(snap.LogLevel)
 	s.metrics.ConfigLoadedAt(snap.Version, snap.LoadedAt)
+	if snap.StoreChanged {
+		s.log.Warn("the store section changed: the running store stays until a restart")
+	}
 }
 
 func (s *server) rules() *policy.Rules {

@@ -1,0 +1,188 @@
+package ratelimit
+
+import "time"
+
+// LimitConfig is one inline limit of an app, an endpoint or an organisation.
+//
+//   - name: per_device
+//     key: [device]
+//     algorithm: gcra          # gcra | fixed_window | calendar (default fixed_window; calendar when period is set)
+//     requests: 50             # gcra: sustained rate, requests per `per`; fixed_window: requests per window; calendar: quota
+//     per: 1s
+//     burst: 100               # gcra only; default = requests
+//   - name: monthly
+//     key: [app]
+//     algorithm: calendar
+//     requests: 100000
+//     period: month            # day | week | month | year
+//     time_zone: Europe/Berlin # IANA; default UTC
+//   - name: prepaid
+//     key: [license]
+//     credits: true            # prepaid: never resets, only a top-up restores it
+//     requests: 1000           # initial grant
+type LimitConfig struct {
+	Name      string        `yaml:"name"`
+	Key       []string      `yaml:"key"`
+	Algorithm string        `yaml:"algorithm"`
+	Requests  int64         `yaml:"requests"`
+	Per       time.Duration `yaml:"per"`
+	Burst     int64         `yaml:"burst"`
+	Period    string        `yaml:"period"`
+	TimeZone  string        `yaml:"time_zone"`
+	Credits   bool          `yaml:"credits"`
+	Shadow    bool          `yaml:"shadow"`
+	// Code overrides the derived code: credits → NO_CREDITS, an organisation's limit or an
+	// org key → ORG_LIMIT_REACHED, calendar → QUOTA_EXCEEDED, a device key →
+	// DEVICE_RATE_LIMITED, else RATE_LIMITED.
+	Code string `yaml:"code"`
+}
+
+// AppLimits are the limits of one app.
+type AppLimits struct {
+	Limits []LimitConfig `yaml:"limits"`
+	// FailMode decides a request when the store cannot be reached: closed (default:
+	// the error goes to the caller, who denies), open (allow) or local (count in this
+	// replica's memory instead).
+	FailMode string `yaml:"fail_mode"`
+	// Org is the app's organisation, used when a request names none.
+	Org string `yaml:"org"`
+}
+
+// LockoutConfig configures the brute-force lockout: MaxFailures failed credential checks
+// of one key within Window lock it for LockFor. MaxFailures 0 disables it.
+type LockoutConfig struct {
+	MaxFailures int           `yaml:"max_failures"`
+	Window      time.Duration `yaml:"window"`
+	LockFor     time.Duration `yaml:"lock_for"`
+	// Key lists the kinds of keys tracked (ip, device); keys are passed as "ip:…",
+	// "device:…". Empty: all keys.
+	Key []string `yaml:"key"`
+}
+
+// RLSConfig configures envoy.service.ratelimit.v3 (ShouldRateLimit).
+type RLSConfig struct {
+	// Files are envoyproxy/ratelimit YAML files (one domain each), read at compile.
+	Files []string `yaml:"files"`
+	// Domains are inline domains, in the same format as a file.
+	Domains []DomainConfig `yaml:"domains"`
+	// ShadowMode answers OK to everything while counting as usual (envoyproxy's
+	// SHADOW_MODE).
+	ShadowMode bool `yaml:"shadow_mode"`
+	// AddHeaders adds X-RateLimit-Limit, -Remaining, -Reset (epoch seconds) and, on
+	// OVER_LIMIT, Retry-After to response_headers_to_add.
+	AddHeaders bool `yaml:"add_headers"`
+	// FailMode when the store cannot be reached: error (default: gRPC UNAVAILABLE, so
+	// Envoy's failure_mode_deny decides), allow, or local (per-replica memory limits).
+	FailMode string `yaml:"fail_mode"`
+	// TimeZone for day/week/month/year units; default UTC.
+	TimeZone string `yaml:"time_zone"`
+}
+
+// DomainConfig is one envoyproxy/ratelimit configuration file.
+type DomainConfig struct {
+	Domain      string             `yaml:"domain"`
+	Descriptors []DescriptorConfig `yaml:"descriptors"`
+}
+
+// DescriptorConfig is one descriptor of the envoyproxy/ratelimit format. Value may end in
+// "*" to match every value with that prefix.
+type DescriptorConfig struct {
+	Key            string             `yaml:"key"`
+	Value          string             `yaml:"value"`
+	RateLimit      *RateLimitConfig   `yaml:"rate_limit"`
+	Descriptors    []DescriptorConfig `yaml:"descriptors"`
+	ShadowMode     bool               `yaml:"shadow_mode"`
+	DetailedMetric bool               `yaml:"detailed_metric"`
+}
+
+// RateLimitConfig is envoyproxy/ratelimit's rate_limit block, plus Gatehouse's richer
+// fields (algorithm, per, burst, period, time_zone).
+//
+// unit is second, minute, hour, day, week, month or year (as envoyproxy/ratelimit); day
+// to year are calendar periods in the domain's time zone (UTC by default): a month is a
+// real month, not 30 days. Instead of unit, `per: 90s` gives a fixed window of any length;
+// `algorithm: gcra` with `per` and `burst` a token bucket; `period` a calendar quota.
+type RateLimitConfig struct {
+	Unit            string          `yaml:"unit"`
+	RequestsPerUnit uint32          `yaml:"requests_per_unit"`
+	Unlimited       bool            `yaml:"unlimited"`
+	Name            string          `yaml:"name"`
+	Replaces        []ReplaceConfig `yaml:"replaces"`
+	Algorithm       string          `yaml:"algorithm"`
+	Per             time.Duration   `yaml:"per"`
+	Burst           int64           `yaml:"burst"`
+	Period          string          `yaml:"period"`
+	TimeZone        string          `yaml:"time_zone"`
+}
+
+// ReplaceConfig names a limit that a rate_limit replaces.
+type ReplaceConfig struct {
+	Name string `yaml:"name"`
+}
+
+// StoreConfig selects and configures the counter store.
+type StoreConfig struct {
+	Type   string       `yaml:"type"` // memory (default) | redis
+	Memory MemoryConfig `yaml:"memory"`
+	Redis  RedisConfig  `yaml:"redis"`
+}
+
+// MemoryConfig configures the in-process store.
+type MemoryConfig struct {
+	// MaxEntries bounds the number of counters (default 2,000,000); when full, expired
+	// entries are evicted first, then arbitrary ones.
+	MaxEntries int `yaml:"max_entries"`
+	// Shards is the number of lock shards, a power of two (default 256).
+	Shards int `yaml:"shards"`
+	// File persists quotas, credits and bindings; empty: nothing is persisted.
+	File string `yaml:"file"`
+	// FlushInterval is how often File is written (default 10s): at most that much
+	// counting is lost when the process crashes (Close always writes).
+	FlushInterval time.Duration `yaml:"flush_interval"`
+}
+
+// RedisConfig configures the Redis store.
+type RedisConfig struct {
+	Mode         string    `yaml:"mode"` // single (default) | sentinel | cluster
+	Addrs        []string  `yaml:"addrs"`
+	MasterName   string    `yaml:"master_name"` // sentinel
+	Username     string    `yaml:"username"`
+	PasswordFile string    `yaml:"password_file"`
+	PasswordEnv  string    `yaml:"password_env"`
+	DB           int       `yaml:"db"`
+	TLS          TLSConfig `yaml:"tls"`
+	KeyPrefix    string    `yaml:"key_prefix"` // default "gh:"
+	// Timeout bounds every store call (default 5ms), besides the caller's deadline.
+	Timeout     time.Duration `yaml:"timeout"`
+	DialTimeout time.Duration `yaml:"dial_timeout"` // default 1s
+	// Breaker opens after Failures consecutive failures (default 5) and lets one probe
+	// through after Cooldown (default 250ms).
+	Breaker BreakerConfig `yaml:"breaker"`
+	// OverLimitCacheKeys sizes the cache of keys known to be over their limit (default 100,000).
+	OverLimitCacheKeys int64 `yaml:"over_limit_cache_keys"`
+}
+
+// TLSConfig enables TLS to Redis.
+type TLSConfig struct {
+	Enabled            bool   `yaml:"enabled"`
+	CAFile             string `yaml:"ca_file"`
+	CertFile           string `yaml:"cert_file"`
+	KeyFile            string `yaml:"key_file"`
+	ServerName         string `yaml:"server_name"`
+	InsecureSkipVerify bool   `yaml:"insecure_skip_verify"`
+}
+
+// BreakerConfig configures the Redis circuit breaker.
+type BreakerConfig struct {
+	Failures int           `yaml:"failures"`
+	Cooldown time.Duration `yaml:"cooldown"`
+}
+
+// CompileInput is everything Compile needs; config embeds these pieces.
+type CompileInput struct {
+	Apps      map[string]AppLimits     `yaml:"apps"`
+	Endpoints map[string][]LimitConfig `yaml:"endpoints"`
+	Orgs      map[string][]LimitConfig `yaml:"orgs"`
+	Lockout   LockoutConfig            `yaml:"lockout"`
+	RLS       RLSConfig                `yaml:"rls"`
+}

@@ -1,0 +1,47 @@
+// Package ratelimit is Gatehouse's limiter: one engine behind the inline throttles of the
+// ext_authz pipeline (step 8, [policy.Limiter] and [policy.Lockout]) and the
+// envoy.service.ratelimit.v3 API (adapter in package ratelimit/rls).
+//
+// # Algorithms
+//
+// Algorithms are pure functions over the value a [Store] keeps per key, with the time
+// passed in (the package never reads the wall clock; callers pass [SystemClock]):
+//   - GCRA (a token bucket): `requests` per `per` sustained, bursts of `burst`;
+//   - fixed windows of any length, aligned to the Unix epoch;
+//   - calendar quotas: day, week (from Monday), month or year in an IANA time zone,
+//     resetting at the real start of the next period (DST and leap years included);
+//   - prepaid credits: a counter that never resets; only [Engine.TopUp] restores it.
+//
+// All limits that apply to a request are evaluated in one store call, atomically: if any
+// enforcing limit denies, nothing is consumed anywhere.
+//
+// # Stores
+//
+// The memory store (default) keeps counters in sharded maps keyed by a stable 64-bit hash
+// of the key's parts; a check allocates nothing. It is bounded (max_entries; expired
+// entries are evicted first) and persists quota, credit and long-window counters and
+// bindings to a file, written atomically (temporary file + rename) every flush_interval
+// (default 10s) and on Close, and read back at start. A crash therefore loses at most
+// flush_interval of counting on those counters (the requests counted since the last
+// flush); short windows and GCRA buckets are not persisted (they refill within their
+// window anyway). Hashes are 64-bit: a collision between two live keys, which would
+// merge their counters, has a probability of about n²/2⁶⁵ for n keys (3·10⁻⁸ at a million).
+//
+// The Redis store (single, sentinel or cluster) evaluates every request in one Lua script:
+// one round trip per request however many limits apply (two for a lockout Fail that
+// locks). In cluster mode keys carry a hash tag so that one request's keys share a slot:
+// the request's organisation, else its app (inline), the domain (RLS), "lockout" (the
+// lockout). Limits not keyed on the app or organisation are therefore counted per
+// organisation (or app) in cluster mode only. Each call is bounded by the caller's deadline and
+// the store timeout (default 5ms); a circuit breaker opens after consecutive failures so
+// that a dead Redis costs microseconds; keys known to be over their limit are remembered
+// in a ristretto cache until their reset, so they cost no round trip. GCRA state is kept
+// with microsecond resolution in Redis.
+//
+// # Fail modes
+//
+// Inline, per app: closed (default; Limit returns the error and the pipeline applies its
+// own fail mode), open (allow), local (count in this replica's memory). RLS: error
+// (default; gRPC UNAVAILABLE so Envoy's failure_mode_deny decides), allow, local.
+// A lockout whose store fails reports the error; the pipeline treats it as not locked.
+package ratelimit

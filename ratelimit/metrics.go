@@ -1,0 +1,68 @@
+package ratelimit
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Metrics counts what the limiter decides. Create one with NewMetrics, register it once
+// (it is a prometheus.Collector) and pass it to every Compile with WithMetrics. A nil
+// *Metrics counts nothing. Allowed requests are not counted here (the decision metrics of
+// the callers do), so the hot path touches no counter.
+type Metrics struct {
+	overLimit   *prometheus.CounterVec
+	shadow      *prometheus.CounterVec
+	storeErrors *prometheus.CounterVec
+}
+
+// NewMetrics returns unregistered metrics.
+func NewMetrics() *Metrics {
+	return &Metrics{
+		overLimit: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gatehouse_ratelimit_over_limit_total",
+			Help: "Requests denied by a limit, by surface (inline, rls) and limit.",
+		}, []string{"surface", "limit"}),
+		shadow: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gatehouse_ratelimit_shadow_mode_total",
+			Help: "Requests a limit in shadow mode would have denied, by surface and limit (limit=global: the global shadow mode).",
+		}, []string{"surface", "limit"}),
+		storeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gatehouse_ratelimit_store_errors_total",
+			Help: "Store calls that failed, by the fail mode applied (closed, open, local).",
+		}, []string{"fail_mode"}),
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
+	m.overLimit.Describe(ch)
+	m.shadow.Describe(ch)
+	m.storeErrors.Describe(ch)
+}
+
+// Collect implements prometheus.Collector.
+func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
+	m.overLimit.Collect(ch)
+	m.shadow.Collect(ch)
+	m.storeErrors.Collect(ch)
+}
+
+func (m *Metrics) overLimitHit(surface, limit string) {
+	if m != nil {
+		m.overLimit.WithLabelValues(surface, limit).Inc()
+	}
+}
+
+func (m *Metrics) shadowHit(surface, limit string) {
+	if m != nil {
+		m.shadow.WithLabelValues(surface, limit).Inc()
+	}
+}
+
+func (m *Metrics) storeError(f failMode) {
+	if m != nil {
+		m.storeErrors.WithLabelValues([...]string{"closed", "open", "local"}[f]).Inc()
+	}
+}
+
+// ShadowCounter returns the shadow-mode counter of a surface and limit (for tests).
+func (m *Metrics) ShadowCounter(surface, limit string) prometheus.Counter {
+	return m.shadow.WithLabelValues(surface, limit)
+}

@@ -1,0 +1,455 @@
+package ratelimit
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dgraph-io/ristretto/v2"
+	"github.com/redis/rueidis"
+)
+
+const (
+	defaultRedisTimeout  = 5 * time.Millisecond
+	defaultDialTimeout   = time.Second
+	defaultBreakerFails  = 5
+	defaultBreakerCool   = 250 * time.Millisecond
+	defaultOverCacheKeys = 100_000
+	reconnectEvery       = 250 * time.Millisecond
+)
+
+// redisStore keeps counters in Redis (single, sentinel or cluster) for several replicas.
+// Every Apply is one Lua script, so one round trip however many limits apply; it is
+// bounded by the caller's deadline and the store timeout, and guarded by a circuit
+// breaker. Keys known to be over their limit are remembered locally until their reset, so
+// a hot abusive key costs no round trip.
+type redisStore struct {
+	opt       rueidis.ClientOption
+	client    atomic.Pointer[clientBox]
+	prefix    string
+	cluster   bool
+	timeout   time.Duration
+	br        breaker
+	clock     Clock
+	local     *memoryStore
+	over      *ristretto.Cache[uint64, overMark]
+	done      chan struct{}
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+}
+
+var _ Store = (*redisStore)(nil)
+
+type clientBox struct{ c rueidis.Client }
+
+// overMark says a key is over its limit until `until` (unix ns) with stored value `value`.
+type overMark struct{ until, value int64 }
+
+func openRedis(_ context.Context, cfg RedisConfig, clock Clock) (*redisStore, error) {
+	opt, err := redisOptions(cfg)
+	if err != nil {
+		return nil, err
+	}
+	keys := cfg.OverLimitCacheKeys
+	if keys <= 0 {
+		keys = defaultOverCacheKeys
+	}
+	over, err := ristretto.NewCache(&ristretto.Config[uint64, overMark]{
+		NumCounters: keys * 10, MaxCost: keys, BufferItems: 64,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ratelimit: over-limit cache: %w", err)
+	}
+	s := &redisStore{
+		opt:     opt,
+		prefix:  cfg.KeyPrefix,
+		cluster: cfg.Mode == "cluster",
+		timeout: cfg.Timeout,
+		clock:   clock,
+		local:   newMemory(MemoryConfig{}, clock),
+		over:    over,
+		done:    make(chan struct{}),
+		br:      breaker{failures: cfg.Breaker.Failures, cooldown: cfg.Breaker.Cooldown},
+	}
+	if s.prefix == "" {
+		s.prefix = "gh:"
+	}
+	if s.timeout == 0 {
+		s.timeout = defaultRedisTimeout
+	}
+	if s.br.failures == 0 {
+		s.br.failures = defaultBreakerFails
+	}
+	if s.br.cooldown == 0 {
+		s.br.cooldown = defaultBreakerCool
+	}
+	if s.connect() != nil { // not reachable yet: keep trying; the fail modes apply meanwhile
+		s.wg.Add(1)
+		go s.reconnect()
+	}
+	return s, nil
+}
+
+func redisOptions(cfg RedisConfig) (rueidis.ClientOption, error) {
+	var password string
+	switch {
+	case cfg.PasswordFile != "":
+		b, err := os.ReadFile(cfg.PasswordFile)
+		if err != nil {
+			return rueidis.ClientOption{}, fmt.Errorf("redis.password_file: %w", err)
+		}
+		password = strings.TrimSpace(string(b))
+	case cfg.PasswordEnv != "":
+		password = os.Getenv(cfg.PasswordEnv)
+	}
+	tlsCfg, err := redisTLS(cfg.TLS)
+	if err != nil {
+		return rueidis.ClientOption{}, err
+	}
+	dial := cfg.DialTimeout
+	if dial <= 0 {
+		dial = defaultDialTimeout
+	}
+	opt := rueidis.ClientOption{
+		InitAddress:      cfg.Addrs,
+		Username:         cfg.Username,
+		Password:         password,
+		SelectDB:         cfg.DB,
+		TLSConfig:        tlsCfg,
+		Dialer:           net.Dialer{Timeout: dial},
+		ConnWriteTimeout: max(dial, time.Second),
+		DisableCache:     true,
+		DisableRetry:     true, // a retried script could count twice
+	}
+	switch cfg.Mode {
+	case "sentinel":
+		opt.Sentinel = rueidis.SentinelOption{MasterSet: cfg.MasterName, Username: cfg.Username,
+			Password: password, TLSConfig: tlsCfg, Dialer: net.Dialer{Timeout: dial}}
+	case "cluster":
+	default:
+		opt.ForceSingleClient = true
+	}
+	return opt, nil
+}
+
+func redisTLS(t TLSConfig) (*tls.Config, error) {
+	if !t.Enabled {
+		return nil, nil
+	}
+	c := &tls.Config{ServerName: t.ServerName, InsecureSkipVerify: t.InsecureSkipVerify, MinVersion: tls.VersionTLS12} //nolint:gosec // operator's choice
+	if t.CAFile != "" {
+		pem, err := os.ReadFile(t.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("redis.tls.ca_file: %w", err)
+		}
+		c.RootCAs = x509.NewCertPool()
+		if !c.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("redis.tls.ca_file: no certificate found")
+		}
+	}
+	if t.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("redis.tls: %w", err)
+		}
+		c.Certificates = []tls.Certificate{cert}
+	}
+	return c, nil
+}
+
+func (s *redisStore) connect() error {
+	c, err := rueidis.NewClient(s.opt)
+	if err != nil {
+		return err
+	}
+	s.client.Store(&clientBox{c: c})
+	return nil
+}
+
+func (s *redisStore) reconnect() {
+	defer s.wg.Done()
+	t := time.NewTicker(reconnectEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.done:
+			return
+		case <-t.C:
+			if s.connect() == nil {
+				return
+			}
+		}
+	}
+}
+
+// Local implements localStore: per-replica memory counters for fail mode local.
+func (s *redisStore) Local() Store { return s.local }
+
+// call runs one command under the breaker and the timeout.
+func (s *redisStore) call(ctx context.Context, run func(context.Context, rueidis.Client) error) error {
+	box := s.client.Load()
+	if box == nil {
+		return fmt.Errorf("%w: not connected", ErrUnavailable)
+	}
+	ok, probe := s.br.allow(s.clock())
+	if !ok {
+		return fmt.Errorf("%w: circuit breaker open", ErrUnavailable)
+	}
+	cctx, cancel := context.WithTimeout(ctx, s.timeout)
+	err := run(cctx, box.c)
+	cancel()
+	callerGone := errors.Is(ctx.Err(), context.Canceled)
+	s.br.done(s.clock(), probe, err != nil && !callerGone)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	return nil
+}
+
+// Apply implements [Store].
+func (s *redisStore) Apply(ctx context.Context, now time.Time, ops []Op, out []Outcome) error {
+	ns := now.UnixNano()
+	if s.knownOver(ops, out, ns) {
+		return nil
+	}
+	keys, args := s.encode(ops, ns)
+	var res []int64
+	err := s.call(ctx, func(ctx context.Context, c rueidis.Client) error {
+		var err error
+		res, err = applyScript.Exec(ctx, c, keys, args).AsIntSlice()
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if len(res) != 1+3*len(ops) {
+		return fmt.Errorf("%w: script returned %d values for %d ops", ErrUnavailable, len(res), len(ops))
+	}
+	for i := range ops {
+		op := &ops[i]
+		o := Outcome{Allowed: res[1+3*i] == 1, Value: res[2+3*i]}
+		if op.Kind == KindGCRA {
+			o.Value *= 1000 // µs in Redis
+		}
+		if pttl := res[3+3*i]; pttl > 0 {
+			o.Expire = ns + pttl*int64(time.Millisecond)
+		}
+		out[i] = o
+		if !o.Allowed && !op.Shadow {
+			if until, over := overUntil(op, o.Value, ns); over {
+				s.over.SetWithTTL(op.Key.hash, overMark{until: until, value: o.Value}, 1, time.Duration(until-ns))
+			}
+		}
+	}
+	return nil
+}
+
+// knownOver answers from the over-limit cache when an enforcing op is known to be over:
+// that op is denied with its remembered value, the others are reported Unknown.
+func (s *redisStore) knownOver(ops []Op, out []Outcome, ns int64) bool {
+	hit := false
+	for i := range ops {
+		op := &ops[i]
+		if op.Shadow || (op.Kind != KindCounter && op.Kind != KindGCRA) {
+			continue
+		}
+		if m, ok := s.over.Get(op.Key.hash); ok && m.until > ns {
+			out[i] = Outcome{Value: m.value}
+			hit = true
+		} else {
+			out[i] = Outcome{Allowed: true, Unknown: true}
+		}
+	}
+	if !hit {
+		return false
+	}
+	for i := range ops {
+		if ops[i].Shadow || (ops[i].Kind != KindCounter && ops[i].Kind != KindGCRA) {
+			out[i] = Outcome{Allowed: true, Unknown: true}
+		}
+	}
+	return true
+}
+
+// encode renders keys and the script's arguments: now (µs), then per op kind, limit,
+// cost, interval (µs), ttl (ms) and shadow.
+func (s *redisStore) encode(ops []Op, ns int64) ([]string, []string) {
+	keys := make([]string, len(ops))
+	args := make([]string, 1, 1+6*len(ops))
+	args[0] = strconv.FormatInt(ns/1000, 10)
+	for i := range ops {
+		op := &ops[i]
+		keys[i] = op.Key.Render(s.prefix, s.cluster)
+		var iv, ttl int64
+		if op.Kind == KindGCRA {
+			iv = max(op.Interval/1000, 1)
+		}
+		if op.Expire > 0 {
+			ttl = max((op.Expire-ns+int64(time.Millisecond)-1)/int64(time.Millisecond), 1)
+		}
+		shadow := "0"
+		if op.Shadow {
+			shadow = "1"
+		}
+		args = append(args, strconv.Itoa(int(op.Kind)), strconv.FormatInt(op.Limit, 10),
+			strconv.FormatInt(op.Cost, 10), strconv.FormatInt(iv, 10), strconv.FormatInt(ttl, 10), shadow)
+	}
+	return keys, args
+}
+
+// Adjust implements [Store].
+func (s *redisStore) Adjust(ctx context.Context, key Key, delta int64) (int64, error) {
+	var v int64
+	err := s.call(ctx, func(ctx context.Context, c rueidis.Client) error {
+		var err error
+		v, err = c.Do(ctx, c.B().Incrby().Key(key.Render(s.prefix, s.cluster)).Increment(delta).Build()).AsInt64()
+		return err
+	})
+	if err == nil {
+		s.over.Del(key.hash)
+	}
+	return v, err
+}
+
+func (s *redisStore) bindKey(key string) string {
+	if s.cluster {
+		return s.prefix + "bind:{" + keyEscaper.Replace(key) + "}"
+	}
+	return s.prefix + "bind:" + keyEscaper.Replace(key)
+}
+
+// Bind implements [Store].
+func (s *redisStore) Bind(ctx context.Context, key, member string, maxMembers int) (bool, int, error) {
+	var res []int64
+	err := s.call(ctx, func(ctx context.Context, c rueidis.Client) error {
+		var err error
+		res, err = bindScript.Exec(ctx, c, []string{s.bindKey(key)}, []string{member, strconv.Itoa(maxMembers)}).AsIntSlice()
+		return err
+	})
+	if err != nil {
+		return false, 0, err
+	}
+	if len(res) != 2 {
+		return false, 0, fmt.Errorf("%w: bind script returned %d values", ErrUnavailable, len(res))
+	}
+	return res[0] == 1, int(res[1]), nil
+}
+
+// ResetBindings implements [Store].
+func (s *redisStore) ResetBindings(ctx context.Context, key string) error {
+	return s.call(ctx, func(ctx context.Context, c rueidis.Client) error {
+		return c.Do(ctx, c.B().Del().Key(s.bindKey(key)).Build()).Error()
+	})
+}
+
+// Ping checks that Redis answers (for readiness probes).
+func (s *redisStore) Ping(ctx context.Context) error {
+	return s.call(ctx, func(ctx context.Context, c rueidis.Client) error {
+		return c.Do(ctx, c.B().Ping().Build()).Error()
+	})
+}
+
+// Close implements [Store].
+func (s *redisStore) Close() error {
+	s.closeOnce.Do(func() {
+		close(s.done)
+		s.wg.Wait()
+		if box := s.client.Load(); box != nil {
+			box.c.Close()
+		}
+		s.over.Close()
+	})
+	return nil
+}
+
+// applyScript evaluates every op against one consistent state and commits the admitting
+// ones only if no enforcing op denies. It mirrors memoryStore.apply; values of GCRA ops
+// are in µs (Lua numbers are doubles).
+var applyScript = rueidis.NewLuaScript(`
+local now = tonumber(ARGV[1])
+local n = #KEYS
+local pend, nexts, bases, oks, pttls = {}, {}, {}, {}, {}
+local commit = 1
+for i = 1, n do
+  local b = 2 + (i - 1) * 6
+  local kind = tonumber(ARGV[b])
+  local limit = tonumber(ARGV[b + 1])
+  local cost = tonumber(ARGV[b + 2])
+  local iv = tonumber(ARGV[b + 3])
+  local shadow = ARGV[b + 5] == '1'
+  local k = KEYS[i]
+  local cur = pend[k]
+  local exists = cur ~= nil
+  local pttl = 0
+  if cur == nil then
+    local v = redis.call('GET', k)
+    if v then
+      cur = tonumber(v)
+      exists = true
+      if kind == 3 then pttl = redis.call('PTTL', k) end
+    else
+      cur = 0
+    end
+  end
+  local nxt, base, ok = cur, cur, exists
+  if kind == 1 then
+    nxt = cur + cost
+    ok = nxt <= limit
+  elseif kind == 2 then
+    base = math.max(cur, now)
+    nxt = base + cost * iv
+    ok = (nxt - now) <= limit * iv
+  elseif kind == 4 then
+    nxt = limit
+    ok = true
+  end
+  if kind ~= 3 then
+    if ok then pend[k] = nxt else pend[k] = base end
+  end
+  nexts[i], bases[i], oks[i], pttls[i] = nxt, base, ok, pttl
+  if (not ok) and (not shadow) and (kind == 1 or kind == 2) then commit = 0 end
+end
+local res = {commit}
+for i = 1, n do
+  local b = 2 + (i - 1) * 6
+  local kind = tonumber(ARGV[b])
+  local ttl = tonumber(ARGV[b + 4])
+  local v = bases[i]
+  if commit == 1 and oks[i] and kind ~= 3 then
+    v = nexts[i]
+    local s = string.format('%.0f', v)
+    if kind == 2 then
+      redis.call('SET', KEYS[i], s, 'PX', math.max(1, math.ceil((v - now) / 1000)))
+    elseif ttl > 0 then
+      redis.call('SET', KEYS[i], s, 'PX', ttl)
+    else
+      redis.call('SET', KEYS[i], s)
+    end
+  end
+  res[#res + 1] = oks[i] and 1 or 0
+  res[#res + 1] = v
+  res[#res + 1] = pttls[i]
+end
+return res
+`)
+
+// bindScript: bind ARGV[1] to set KEYS[1] if it has fewer than ARGV[2] members or already
+// holds it; returns {bound, count}.
+var bindScript = rueidis.NewLuaScript(`
+local c = redis.call('SCARD', KEYS[1])
+if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then return {1, c} end
+if c < tonumber(ARGV[2]) then
+  redis.call('SADD', KEYS[1], ARGV[1])
+  return {1, c + 1}
+end
+return {0, c}
+`)

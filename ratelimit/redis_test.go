@@ -1,0 +1,312 @@
+package ratelimit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gatehouse/gatehouse/policy"
+)
+
+// TestRedisReplicas: three engines (three replicas, each with its own Redis client)
+// sharing one Redis under concurrent load admit exactly the configured number.
+func TestRedisReplicas(t *testing.T) {
+	r := startRedis(t)
+	in := CompileInput{Apps: map[string]AppLimits{"a": {Limits: []LimitConfig{
+		{Name: "window", Key: []string{"device"}, Requests: 100, Per: time.Hour},
+	}}, "g": {Limits: []LimitConfig{
+		{Name: "bucket", Key: []string{"device"}, Algorithm: "gcra", Requests: 50, Per: time.Second, Burst: 100},
+	}}}}
+	var engines []*Engine
+	for i := 0; i < 3; i++ {
+		engines = append(engines, mustCompile(t, in, openTestRedis(t, RedisConfig{Addrs: []string{r.addr()}}, nil)))
+	}
+	count := func(app string, now func() time.Time, perWorker int) int64 {
+		var allowed atomic.Int64
+		var wg sync.WaitGroup
+		for _, e := range engines {
+			for w := 0; w < 4; w++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := 0; i < perWorker; i++ {
+						res, err := e.Limit(context.Background(), now(), policy.LimitRequest{App: app, Device: "dev"})
+						if err != nil {
+							t.Error(err)
+							return
+						}
+						if res.Code == "" {
+							allowed.Add(1)
+						}
+					}
+				}()
+			}
+		}
+		wg.Wait()
+		return allowed.Load()
+	}
+	t.Run("fixed window: exactly the limit", func(t *testing.T) {
+		if n := count("a", func() time.Time { return t0 }, 25); n != 100 {
+			t.Fatalf("admitted %d of 300, want exactly 100", n)
+		}
+	})
+	t.Run("gcra: exactly the burst at one instant", func(t *testing.T) {
+		if n := count("g", func() time.Time { return t0 }, 25); n != 100 {
+			t.Fatalf("admitted %d of 300, want exactly 100", n)
+		}
+	})
+	t.Run("gcra: never more than burst + rate × elapsed", func(t *testing.T) {
+		start := time.Now()
+		var mu sync.Mutex
+		var last time.Time
+		now := func() time.Time { // real time, monotonic across workers
+			mu.Lock()
+			defer mu.Unlock()
+			n := time.Now()
+			if n.After(last) {
+				last = n
+			}
+			return last
+		}
+		// Another device: a fresh bucket.
+		in := in
+		in.Apps = map[string]AppLimits{"g2": in.Apps["g"]}
+		for i := range engines {
+			engines[i] = mustCompile(t, in, engines[i].store)
+		}
+		n := count("g2", now, 60)
+		elapsed := now().Sub(start)
+		bound := 100 + int64(elapsed.Seconds()*50) + 1
+		if n > bound || n < 100 {
+			t.Fatalf("admitted %d in %v; bound %d", n, elapsed, bound)
+		}
+		t.Logf("gcra admitted %d of 720 in %v (bound %d)", n, elapsed, bound)
+	})
+}
+
+// TestRedisParity: the same sequence of requests on the memory store and on Redis gives
+// the same verdicts and remaining counts.
+func TestRedisParity(t *testing.T) {
+	r := startRedis(t)
+	in := CompileInput{Apps: map[string]AppLimits{"a": {Limits: []LimitConfig{
+		{Name: "device", Key: []string{"device"}, Algorithm: "gcra", Requests: 5, Per: time.Second, Burst: 8},
+		{Name: "minute", Key: []string{"ip"}, Requests: 20, Per: time.Minute},
+		{Name: "month", Requests: 150, Period: "month", TimeZone: "America/New_York"},
+		{Name: "credits", Key: []string{"license"}, Credits: true, Requests: 120},
+		{Name: "shadow", Key: []string{"ip"}, Requests: 3, Per: time.Minute, Shadow: true},
+	}}}}
+	mem := mustCompile(t, in, memStore(t, MemoryConfig{}, nil))
+	red := mustCompile(t, in, openTestRedis(t, RedisConfig{Addrs: []string{r.addr()}}, nil))
+	rng := rand.New(rand.NewPCG(1, 2))
+	now := time.Date(2025, 1, 31, 23, 0, 0, 0, time.UTC)
+	ctx := context.Background()
+	for i := 0; i < 400; i++ {
+		now = now.Add(time.Duration(rng.IntN(400)) * time.Millisecond)
+		req := policy.LimitRequest{App: "a", Device: fmt.Sprint("d", rng.IntN(3)), IP: fmt.Sprint("ip", rng.IntN(2)),
+			License: "L", Cost: int64(1 + rng.IntN(2))}
+		a, err1 := mem.Limit(ctx, now, req)
+		b, err2 := red.Limit(ctx, now, req)
+		if err1 != nil || err2 != nil {
+			t.Fatal(err1, err2)
+		}
+		if a.Code != b.Code || a.Name != b.Name || a.Remaining != b.Remaining || !a.Reset.Truncate(time.Millisecond).Equal(b.Reset.Truncate(time.Millisecond)) {
+			t.Fatalf("request %d at %v: memory %+v, redis %+v", i, now, a, b)
+		}
+	}
+}
+
+func TestRedisBindCreditsLockout(t *testing.T) {
+	r := startRedis(t)
+	s := openTestRedis(t, RedisConfig{Addrs: []string{r.addr()}}, nil)
+	ctx := context.Background()
+	for i, tc := range []struct {
+		member string
+		bound  bool
+		count  int
+	}{{"d1", true, 1}, {"d2", true, 2}, {"d3", false, 2}, {"d1", true, 2}} {
+		bound, n, err := s.Bind(ctx, "lic:1", tc.member, 2)
+		if err != nil || bound != tc.bound || n != tc.count {
+			t.Fatalf("bind %d: %v %d %v", i, bound, n, err)
+		}
+	}
+	if err := s.ResetBindings(ctx, "lic:1"); err != nil {
+		t.Fatal(err)
+	}
+	if bound, n, _ := s.Bind(ctx, "lic:1", "d3", 2); !bound || n != 1 {
+		t.Fatal("after reset")
+	}
+	in := CompileInput{
+		Apps:    map[string]AppLimits{"a": {Limits: []LimitConfig{{Name: "prepaid", Key: []string{"license"}, Credits: true, Requests: 1}}}},
+		Lockout: LockoutConfig{MaxFailures: 2, Window: time.Minute, LockFor: time.Minute},
+	}
+	e := mustCompile(t, in, s)
+	req := policy.LimitRequest{App: "a", License: "L"}
+	e.Limit(ctx, t0, req)
+	if res, _ := e.Limit(ctx, t0, req); res.Code != policy.NoCredits {
+		t.Fatalf("credits: %+v", res)
+	}
+	if bal, err := e.TopUp(ctx, CreditsRef{"app", "a", "prepaid"}, req, 3); err != nil || bal != 3 {
+		t.Fatalf("top-up: %d %v", bal, err)
+	}
+	if res, _ := e.Limit(ctx, t0, req); res.Code != "" || res.Remaining != 2 {
+		t.Fatalf("after top-up: %+v", res)
+	}
+	e.Fail(ctx, t0, "ip:9.9.9.9")
+	e.Fail(ctx, t0, "ip:9.9.9.9")
+	if until, locked, err := e.Locked(ctx, t0, "ip:9.9.9.9", "device:x"); err != nil || !locked || !until.Equal(t0.Add(time.Minute)) {
+		t.Fatalf("lockout: %v %v %v", until, locked, err)
+	}
+}
+
+// TestRedisCluster runs the store against a one-node Redis Cluster: a script whose keys
+// hash to different slots fails there (CROSSSLOT), so this checks the hash tags.
+func TestRedisCluster(t *testing.T) {
+	r := startRedis(t, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf")
+	if err := r.do("CLUSTER", "ADDSLOTSRANGE", "0", "16383"); err != nil {
+		t.Fatal(err)
+	}
+	var s *redisStore
+	for i := 0; i < 100 && s == nil; i++ { // the node needs a moment to serve its slots
+		if err := r.do("SET", "probe", "1"); err == nil {
+			s = openTestRedis(t, RedisConfig{Mode: "cluster", Addrs: []string{r.addr()}}, nil)
+		} else {
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	if s == nil {
+		t.Fatal("cluster never became ready")
+	}
+	in := CompileInput{
+		Apps: map[string]AppLimits{"a": {Org: "acme", Limits: []LimitConfig{
+			{Name: "device", Key: []string{"device"}, Requests: 1, Per: time.Minute},
+			{Name: "ip", Key: []string{"ip"}, Requests: 5, Per: time.Minute},
+		}}},
+		Orgs:    map[string][]LimitConfig{"acme": {{Name: "org", Requests: 100, Period: "month"}}},
+		Lockout: LockoutConfig{MaxFailures: 1, Window: time.Minute, LockFor: time.Minute},
+		RLS:     RLSConfig{Files: []string{"testdata/messaging.yaml"}},
+	}
+	e := mustCompile(t, in, s)
+	ctx := context.Background()
+	req := policy.LimitRequest{App: "a", Device: "d", IP: "1.1.1.1"}
+	if res, err := e.Limit(ctx, t0, req); err != nil || res.Code != "" {
+		t.Fatalf("first: %+v %v", res, err)
+	}
+	if res, err := e.Limit(ctx, t0, req); err != nil || res.Code != policy.DeviceRateLimited {
+		t.Fatalf("second: %+v %v", res, err)
+	}
+	rls := RLSRequest{Domain: "messaging", Descriptors: []RLSDescriptor{
+		{Entries: []RLSEntry{{"message_type", "marketing"}, {"to_number", "1"}}},
+		{Entries: []RLSEntry{{"to_number", "1"}}},
+	}}
+	if res, err := e.ShouldRateLimit(ctx, t0, rls); err != nil || res.OverLimit || res.Statuses[1].Remaining != 99 {
+		t.Fatalf("rls: %+v %v", res, err)
+	}
+	if err := e.Fail(ctx, t0, "ip:1", "device:2"); err != nil {
+		t.Fatal(err)
+	}
+	if _, locked, err := e.Locked(ctx, t0, "ip:1", "device:2"); err != nil || !locked {
+		t.Fatalf("lockout: %v %v", locked, err)
+	}
+}
+
+// TestRedisFaults kills Redis under load: every fail mode behaves as configured, no call
+// outlives its deadline, a known-over key is still denied without Redis, and after a
+// restart the store recovers.
+func TestRedisFaults(t *testing.T) {
+	r := startRedis(t)
+	store := openTestRedis(t, RedisConfig{Addrs: []string{r.addr()}, Timeout: 250 * time.Millisecond,
+		Breaker: BreakerConfig{Failures: 3, Cooldown: 100 * time.Millisecond}}, nil)
+	lim := []LimitConfig{{Name: "l", Key: []string{"device"}, Requests: 1000, Per: time.Hour}}
+	in := CompileInput{Apps: map[string]AppLimits{
+		"closed": {Limits: lim},
+		"open":   {Limits: lim, FailMode: "open"},
+		"local":  {Limits: []LimitConfig{{Name: "l", Key: []string{"device"}, Requests: 2, Per: time.Hour}}, FailMode: "local"},
+		"hot":    {Limits: []LimitConfig{{Name: "l", Key: []string{"device"}, Requests: 1, Per: time.Hour}}},
+	}}
+	e := mustCompile(t, in, store)
+	ctx := context.Background()
+	// A hot device goes over its limit while Redis is up.
+	hot := policy.LimitRequest{App: "hot", Device: "abuser"}
+	e.Limit(ctx, time.Now(), hot)
+	if res, _ := e.Limit(ctx, time.Now(), hot); res.Code != policy.DeviceRateLimited {
+		t.Fatalf("hot: %+v", res)
+	}
+	store.over.Wait()
+
+	const deadline = 100 * time.Millisecond
+	var maxWait atomic.Int64
+	var stop atomic.Bool
+	var calls, errs atomic.Int64
+	var wg sync.WaitGroup
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; !stop.Load() && i < 100_000; i++ {
+				cctx, cancel := context.WithTimeout(ctx, deadline)
+				start := time.Now()
+				_, err := e.Limit(cctx, time.Now(), policy.LimitRequest{App: "closed", Device: fmt.Sprint("d", i%10)})
+				cancel()
+				if d := int64(time.Since(start)); d > maxWait.Load() {
+					maxWait.Store(d)
+				}
+				calls.Add(1)
+				if err != nil {
+					errs.Add(1)
+					time.Sleep(time.Millisecond)
+				}
+			}
+		}()
+	}
+	time.Sleep(100 * time.Millisecond)
+	r.stop() // Redis dies under load
+	time.Sleep(300 * time.Millisecond)
+
+	res, err := e.Limit(ctx, time.Now(), policy.LimitRequest{App: "closed", Device: "x"})
+	if !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("closed: %+v %v", res, err)
+	}
+	if res, err := e.Limit(ctx, time.Now(), policy.LimitRequest{App: "open", Device: "x"}); err != nil || res.Code != "" {
+		t.Fatalf("open: %+v %v", res, err)
+	}
+	for i, want := range []policy.Code{"", "", policy.DeviceRateLimited} {
+		if res, err := e.Limit(ctx, time.Now(), policy.LimitRequest{App: "local", Device: "x"}); err != nil || res.Code != want {
+			t.Fatalf("local %d: %+v %v", i, res, err)
+		}
+	}
+	if res, err := e.Limit(ctx, time.Now(), hot); err != nil || res.Code != policy.DeviceRateLimited {
+		t.Fatalf("known-over key without Redis: %+v %v", res, err)
+	}
+	if !store.br.isOpen() {
+		t.Fatal("breaker still closed with Redis down")
+	}
+	start := time.Now()
+	e.Limit(ctx, time.Now(), policy.LimitRequest{App: "closed", Device: "y"})
+	t.Logf("a call with the breaker open took %v", time.Since(start))
+
+	r.start() // same port
+	restarted := time.Now()
+	recovered := false
+	for i := 0; i < 300 && !recovered; i++ { // bounded: 3 s
+		if _, err := e.Limit(ctx, time.Now(), policy.LimitRequest{App: "closed", Device: "z"}); err == nil {
+			recovered = true
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	stop.Store(true)
+	wg.Wait()
+	if !recovered {
+		t.Fatal("no recovery within 3 s of the restart")
+	}
+	t.Logf("recovered %v after restart; %d calls, %d errors, longest call %v (deadline %v)",
+		time.Since(restarted), calls.Load(), errs.Load(), time.Duration(maxWait.Load()), deadline)
+	if mw := time.Duration(maxWait.Load()); mw > deadline+time.Second { // generous: a loaded 2-core machine with -race
+		t.Fatalf("a call waited %v, deadline %v", mw, deadline)
+	}
+}

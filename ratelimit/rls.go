@@ -1,0 +1,505 @@
+package ratelimit
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Unit is a rate-limit unit of the rate-limit service. Its values are those of
+// envoy.service.ratelimit.v3.RateLimitResponse.RateLimit.Unit, so adapters convert by
+// a plain conversion.
+type Unit int32
+
+// The units, numbered as in the proto.
+const (
+	UnitUnknown Unit = 0
+	UnitSecond  Unit = 1
+	UnitMinute  Unit = 2
+	UnitHour    Unit = 3
+	UnitDay     Unit = 4
+	UnitMonth   Unit = 5
+	UnitYear    Unit = 6
+	UnitWeek    Unit = 7
+)
+
+var unitNames = map[string]Unit{
+	"second": UnitSecond, "minute": UnitMinute, "hour": UnitHour, "day": UnitDay,
+	"week": UnitWeek, "month": UnitMonth, "year": UnitYear,
+}
+
+// RLSRequest is a ShouldRateLimit request without its protobuf.
+type RLSRequest struct {
+	Domain      string
+	Descriptors []RLSDescriptor
+	HitsAddend  uint64 // 0 counts as 1
+}
+
+// RLSDescriptor is one descriptor: ordered entries, an optional limit override and an
+// optional per-descriptor hits_addend (which wins over the request's).
+type RLSDescriptor struct {
+	Entries    []RLSEntry
+	Limit      *RLSOverride
+	HitsAddend *uint64
+}
+
+// RLSEntry is one key/value pair of a descriptor.
+type RLSEntry struct{ Key, Value string }
+
+// RLSOverride is a descriptor's `limit` override, sent by Envoy from route metadata.
+type RLSOverride struct {
+	RequestsPerUnit uint32
+	Unit            Unit
+}
+
+// RLSResponse is the verdict; Statuses has one entry per request descriptor, in order.
+type RLSResponse struct {
+	OverLimit  bool
+	Statuses   []RLSStatus
+	AddHeaders bool // the configuration asks for X-RateLimit-* headers
+}
+
+// RLSStatus is one descriptor's status. Limit is nil when no limit applied.
+type RLSStatus struct {
+	OverLimit  bool
+	Limit      *RLSCurrentLimit
+	Remaining  uint32
+	UntilReset time.Duration
+	RetryAfter time.Duration // on OVER_LIMIT
+}
+
+// RLSCurrentLimit is the limit that applied to a descriptor.
+type RLSCurrentLimit struct {
+	RequestsPerUnit uint32
+	Unit            Unit
+	Multiplier      uint32 // windows of several units (e.g. per: 90s → 90 × second); 0 = 1
+	Name            string
+}
+
+// rlsRules is the compiled rate-limit service configuration.
+type rlsRules struct {
+	domains    map[string]*rlsNode
+	shadow     bool
+	addHeaders bool
+	fail       failMode
+	loc        *time.Location
+}
+
+type rlsKV struct{ key, value string }
+
+type rlsNode struct {
+	exact    map[rlsKV]*rlsNode
+	keyOnly  map[string]*rlsNode
+	wild     []rlsWild
+	limit    *rlsLimit
+	children int
+}
+
+type rlsWild struct {
+	key, prefix string
+	node        *rlsNode
+}
+
+type rlsLimit struct {
+	rule      *rule
+	unlimited bool
+	shadow    bool
+	detailed  bool
+	name      string
+	replaces  []string
+	current   RLSCurrentLimit
+	path      string // for metrics: domain.key_value.key
+}
+
+// ParseDomain decodes one envoyproxy/ratelimit configuration file strictly (unknown keys
+// are errors).
+func ParseDomain(data []byte) (DomainConfig, error) {
+	var d DomainConfig
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&d); err != nil {
+		return DomainConfig{}, err
+	}
+	return d, nil
+}
+
+func (c *compiler) rls(p string, cfg RLSConfig) *rlsRules {
+	rr := &rlsRules{domains: map[string]*rlsNode{}, shadow: cfg.ShadowMode, addHeaders: cfg.AddHeaders}
+	switch cfg.FailMode {
+	case "", "error":
+		rr.fail = failClosed
+	case "allow":
+		rr.fail = failOpen
+	case "local":
+		rr.fail = failLocal
+	default:
+		c.bad(p+".fail_mode", "must be error, allow or local, not %q", cfg.FailMode)
+	}
+	rr.loc = c.location(p+".time_zone", cfg.TimeZone)
+	for i, f := range cfg.Files {
+		fp := fmt.Sprintf("%s.files[%d] (%s)", p, i, f)
+		data, err := os.ReadFile(f)
+		if err != nil {
+			c.bad(fp, "%v", err)
+			continue
+		}
+		d, err := ParseDomain(data)
+		if err != nil {
+			c.bad(fp, "%v", err)
+			continue
+		}
+		c.domain(fp, d, rr)
+	}
+	for i, d := range cfg.Domains {
+		c.domain(fmt.Sprintf("%s.domains[%d]", p, i), d, rr)
+	}
+	return rr
+}
+
+func (c *compiler) domain(p string, d DomainConfig, rr *rlsRules) {
+	if d.Domain == "" {
+		c.bad(p+".domain", "required")
+		return
+	}
+	if _, dup := rr.domains[d.Domain]; dup {
+		c.bad(p+".domain", "duplicate domain %q", d.Domain)
+		return
+	}
+	root := &rlsNode{}
+	c.descriptors(p+".descriptors", d.Domain, d.Domain, d.Descriptors, root, rr)
+	rr.domains[d.Domain] = root
+}
+
+func (c *compiler) descriptors(p, domain, parent string, ds []DescriptorConfig, n *rlsNode, rr *rlsRules) {
+	for i, d := range ds {
+		dp := fmt.Sprintf("%s[%d]", p, i)
+		if d.Key == "" {
+			c.bad(dp+".key", "required")
+			continue
+		}
+		child := &rlsNode{}
+		path := parent + "." + d.Key
+		if d.Value != "" {
+			path += "_" + d.Value
+		}
+		if !n.insert(d.Key, d.Value, child) {
+			c.bad(dp, "duplicate descriptor %q", path)
+			continue
+		}
+		if d.RateLimit != nil {
+			child.limit = c.rateLimit(dp+".rate_limit", domain, path, d, rr)
+		} else if d.ShadowMode {
+			c.bad(dp+".shadow_mode", "needs a rate_limit")
+		}
+		c.descriptors(dp+".descriptors", domain, path, d.Descriptors, child, rr)
+	}
+}
+
+// insert adds child under key/value; false if that pair is already there.
+func (n *rlsNode) insert(key, value string, child *rlsNode) bool {
+	n.children++
+	switch {
+	case value == "":
+		if n.keyOnly == nil {
+			n.keyOnly = map[string]*rlsNode{}
+		}
+		if n.keyOnly[key] != nil {
+			return false
+		}
+		n.keyOnly[key] = child
+	case strings.HasSuffix(value, "*"):
+		prefix := strings.TrimSuffix(value, "*")
+		for _, w := range n.wild {
+			if w.key == key && w.prefix == prefix {
+				return false
+			}
+		}
+		n.wild = append(n.wild, rlsWild{key: key, prefix: prefix, node: child})
+	default:
+		if n.exact == nil {
+			n.exact = map[rlsKV]*rlsNode{}
+		}
+		kv := rlsKV{key, value}
+		if n.exact[kv] != nil {
+			return false
+		}
+		n.exact[kv] = child
+	}
+	return true
+}
+
+var unitDurations = []struct {
+	unit Unit
+	d    time.Duration
+}{{UnitHour, time.Hour}, {UnitMinute, time.Minute}, {UnitSecond, time.Second}}
+
+func (c *compiler) rateLimit(p, domain, path string, d DescriptorConfig, rr *rlsRules) *rlsLimit {
+	rl := d.RateLimit
+	l := &rlsLimit{unlimited: rl.Unlimited, shadow: d.ShadowMode, detailed: d.DetailedMetric, name: rl.Name, path: path}
+	for j, r := range rl.Replaces {
+		switch {
+		case r.Name == "":
+			c.bad(fmt.Sprintf("%s.replaces[%d].name", p, j), "required")
+		case r.Name == rl.Name:
+			c.bad(fmt.Sprintf("%s.replaces[%d].name", p, j), "a limit cannot replace itself")
+		}
+		l.replaces = append(l.replaces, r.Name)
+	}
+	unit, unitOK := unitNames[strings.ToLower(rl.Unit)]
+	if rl.Unlimited {
+		if unitOK {
+			c.bad(p+".unit", "should not be set when unlimited")
+		}
+		return l
+	}
+	rich := rl.Algorithm != "" || rl.Per != 0 || rl.Period != "" || rl.Burst != 0
+	if (!rich || rl.Unit != "") && !unitOK {
+		c.bad(p+".unit", "must be second, minute, hour, day, week, month or year, not %q", rl.Unit)
+		return nil
+	}
+	lc := LimitConfig{Name: rl.Name, Algorithm: rl.Algorithm, Requests: int64(rl.RequestsPerUnit),
+		Per: rl.Per, Burst: rl.Burst, Period: rl.Period, TimeZone: rl.TimeZone}
+	if lc.Algorithm == "" && lc.Period == "" && lc.Per == 0 {
+		lc.Algorithm = "fixed_window"
+	}
+	if unitOK && lc.Per == 0 && lc.Period == "" {
+		switch unit {
+		case UnitSecond:
+			lc.Per = time.Second
+		case UnitMinute:
+			lc.Per = time.Minute
+		case UnitHour:
+			lc.Per = time.Hour
+		default:
+			if lc.Algorithm == "gcra" {
+				lc.Per = map[Unit]time.Duration{UnitDay: 24 * time.Hour, UnitWeek: 7 * 24 * time.Hour,
+					UnitMonth: 30 * 24 * time.Hour, UnitYear: 365 * 24 * time.Hour}[unit]
+				break
+			}
+			lc.Algorithm = "calendar"
+			lc.Period = map[Unit]string{UnitDay: "day", UnitWeek: "week", UnitMonth: "month", UnitYear: "year"}[unit]
+		}
+	}
+	if lc.Period != "" && lc.TimeZone == "" {
+		lc.TimeZone = rr.loc.String()
+	}
+	if lc.Algorithm == "fixed_window" && rl.RequestsPerUnit == 0 {
+		lc.Requests = 0 // envoyproxy: 0 requests per unit blocks every request
+	}
+	r := c.rlsRule(p, lc)
+	if r == nil {
+		return nil
+	}
+	r.shadow = d.ShadowMode
+	r.id = "rls/" + domain + "#" + r.signature()
+	r.idh = idHash(r.id)
+	l.rule = r
+	l.current = RLSCurrentLimit{RequestsPerUnit: rl.RequestsPerUnit, Name: rl.Name}
+	l.current.Unit, l.current.Multiplier = presentUnit(r)
+	return l
+}
+
+// rlsRule compiles lc like an inline limit, except that a fixed window may allow 0.
+func (c *compiler) rlsRule(p string, lc LimitConfig) *rule {
+	zero := lc.Requests == 0 && lc.Algorithm == "fixed_window"
+	if zero {
+		lc.Requests = 1
+	}
+	sub := &compiler{}
+	if lc.Name == "" {
+		lc.Name = "rls"
+	}
+	r := sub.limit(p, "rls", lc, false)
+	for _, err := range sub.errs {
+		c.errs = append(c.errs, errors.New(strings.Replace(err.Error(), p+".requests", p+".requests_per_unit", 1)))
+	}
+	if r != nil && zero {
+		r.requests = 0
+	}
+	return r
+}
+
+// presentUnit expresses r's window as a unit and multiplier for statuses.
+func presentUnit(r *rule) (Unit, uint32) {
+	switch r.alg {
+	case algCalendar:
+		return map[Period]Unit{PeriodDay: UnitDay, PeriodWeek: UnitWeek, PeriodMonth: UnitMonth, PeriodYear: UnitYear}[r.period], 0
+	}
+	for _, u := range unitDurations {
+		if r.per >= u.d && r.per%u.d == 0 {
+			m := uint32(min(int64(r.per/u.d), math.MaxUint32))
+			if m == 1 {
+				m = 0
+			}
+			return u.unit, m
+		}
+	}
+	return UnitSecond, 0
+}
+
+// match finds the limit for a descriptor as envoyproxy/ratelimit does: level by level,
+// key and value first, then a value prefix wildcard, then the key alone; a limit applies
+// only at the level of the descriptor's last entry.
+func (n *rlsNode) match(entries []RLSEntry) *rlsLimit {
+	var found *rlsLimit
+	level := n
+	for i, en := range entries {
+		next := level.exact[rlsKV{en.Key, en.Value}]
+		if next == nil {
+			for _, w := range level.wild {
+				if w.key == en.Key && strings.HasPrefix(en.Value, w.prefix) {
+					next = w.node
+					break
+				}
+			}
+		}
+		if next == nil {
+			next = level.keyOnly[en.Key]
+		}
+		if next == nil {
+			break
+		}
+		if next.limit != nil && i == len(entries)-1 {
+			found = next.limit
+		}
+		if next.children == 0 {
+			break
+		}
+		level = next
+	}
+	return found
+}
+
+// override is the limit of a descriptor's `limit` field: a window of its unit, never in
+// shadow mode, counted apart from configured limits.
+func (rr *rlsRules) override(domain string, o *RLSOverride) *rlsLimit {
+	r := &rule{name: "", requests: int64(o.RequestsPerUnit), loc: rr.loc}
+	switch o.Unit {
+	case UnitSecond, UnitMinute, UnitHour:
+		r.alg = algFixedWindow
+		r.per = map[Unit]time.Duration{UnitSecond: time.Second, UnitMinute: time.Minute, UnitHour: time.Hour}[o.Unit]
+	case UnitDay, UnitWeek, UnitMonth, UnitYear:
+		r.alg = algCalendar
+		r.persist = true
+		r.period = map[Unit]Period{UnitDay: PeriodDay, UnitWeek: PeriodWeek, UnitMonth: PeriodMonth, UnitYear: PeriodYear}[o.Unit]
+	default:
+		return nil
+	}
+	r.id = "rls/" + domain + "/override#" + r.signature()
+	return &rlsLimit{rule: r, current: RLSCurrentLimit{RequestsPerUnit: o.RequestsPerUnit, Unit: o.Unit}, path: domain + ".override"}
+}
+
+// ShouldRateLimit counts the request's descriptors of its domain in one store call. An
+// unknown domain, or a descriptor that matches nothing, is OK without a limit. The error
+// is non-nil only when the store could not be reached and the fail mode is error.
+func (e *Engine) ShouldRateLimit(ctx context.Context, now time.Time, req RLSRequest) (RLSResponse, error) {
+	rr := e.rls
+	resp := RLSResponse{Statuses: make([]RLSStatus, len(req.Descriptors)), AddHeaders: rr.addHeaders}
+	dom := rr.domains[req.Domain]
+	if dom == nil {
+		return resp, nil
+	}
+	lims := rr.resolve(req, dom)
+	b := getBatch()
+	defer putBatch(b)
+	idx := make([]int, 0, len(lims))
+	for i, l := range lims {
+		switch {
+		case l == nil:
+		case l.unlimited:
+			resp.Statuses[i].Remaining = math.MaxUint32
+		default:
+			op := b.next(l.rule)
+			op.Key = Key{ID: l.rule.id, Tag: req.Domain, idh: l.rule.idh}
+			for _, en := range req.Descriptors[i].Entries {
+				op.Key.add(strconv.Itoa(len(en.Key)) + ":" + en.Key + en.Value) // unambiguous
+			}
+			l.rule.fill(op, now, hits(req, i))
+			op.Shadow = l.shadow || rr.shadow // each counts on its own: none blocks another
+			idx = append(idx, i)
+		}
+	}
+	if len(b.ops) == 0 {
+		return resp, nil
+	}
+	if err := e.apply(ctx, now, b.ops, b.outs, rr.fail); err != nil {
+		if errors.Is(err, errFailOpen) {
+			return resp, nil
+		}
+		return RLSResponse{}, err
+	}
+	for j, i := range idx {
+		l := lims[i]
+		st := l.rule.status(&b.ops[j], b.outs[j], now)
+		cur := l.current
+		s := RLSStatus{Limit: &cur, Remaining: uint32(clamp(st.Remaining, 0, math.MaxUint32))}
+		if !st.Reset.IsZero() {
+			s.UntilReset = max(st.Reset.Sub(now), 0)
+		}
+		if !b.outs[j].Allowed {
+			s.Remaining, s.RetryAfter = 0, st.RetryAfter
+			label := l.path
+			if l.detailed && len(req.Descriptors[i].Entries) > 0 {
+				label += "_" + req.Descriptors[i].Entries[len(req.Descriptors[i].Entries)-1].Value
+			}
+			if l.shadow {
+				e.metrics.shadowHit("rls", label)
+			} else {
+				s.OverLimit, resp.OverLimit = true, true
+				e.metrics.overLimitHit("rls", label)
+			}
+		}
+		resp.Statuses[i] = s
+	}
+	if resp.OverLimit && rr.shadow {
+		resp.OverLimit = false
+		e.metrics.shadowHit("rls", "global")
+	}
+	return resp, nil
+}
+
+// resolve finds each descriptor's limit and drops the limits that another matched limit
+// replaces.
+func (rr *rlsRules) resolve(req RLSRequest, dom *rlsNode) []*rlsLimit {
+	lims := make([]*rlsLimit, len(req.Descriptors))
+	var replaced map[string]bool
+	for i, d := range req.Descriptors {
+		if d.Limit != nil {
+			lims[i] = rr.override(req.Domain, d.Limit)
+			continue
+		}
+		l := dom.match(d.Entries)
+		lims[i] = l
+		if l != nil && len(l.replaces) > 0 {
+			if replaced == nil {
+				replaced = map[string]bool{}
+			}
+			for _, n := range l.replaces {
+				replaced[n] = true
+			}
+		}
+	}
+	for i, l := range lims {
+		if l != nil && l.name != "" && replaced[l.name] {
+			lims[i] = nil
+		}
+	}
+	return lims
+}
+
+// hits is the cost of descriptor i: its own hits_addend, else the request's; 0 counts as 1.
+func hits(req RLSRequest, i int) int64 {
+	h := req.HitsAddend
+	if d := req.Descriptors[i].HitsAddend; d != nil {
+		h = *d
+	}
+	return int64(min(max(h, 1), math.MaxInt32))
+}

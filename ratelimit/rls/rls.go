@@ -1,0 +1,175 @@
+// Package rls serves envoy.service.ratelimit.v3.RateLimitService/ShouldRateLimit over the
+// ratelimit engine. It is the only package of the limiter that sees protobufs and gRPC:
+// it converts the request into a ratelimit.RLSRequest, asks the current engine, and
+// converts the verdict back (both conversions are pure functions).
+package rls
+
+import (
+	"context"
+	"errors"
+	"math"
+	"strconv"
+	"time"
+
+	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	rlsv3 "github.com/envoyproxy/go-control-plane/envoy/service/ratelimit/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/gatehouse/gatehouse/ratelimit"
+)
+
+// OverLimitBody is the documented ProtectMyAPI body of a 429 (000_*.txt).
+const OverLimitBody = `{"success":false,"error":{"code":"RATE_LIMITED","message":"Too many requests"}}`
+
+// Server implements the rate-limit service.
+type Server struct {
+	rlsv3.UnimplementedRateLimitServiceServer
+	current func() *ratelimit.Engine
+	clock   ratelimit.Clock
+}
+
+// New returns a server that asks current() (one atomic load of the compiled snapshot,
+// handed in by main) once per request. clock is the time source (ratelimit.SystemClock
+// when nil).
+func New(current func() *ratelimit.Engine, clock ratelimit.Clock) *Server {
+	if clock == nil {
+		clock = ratelimit.SystemClock
+	}
+	return &Server{current: current, clock: clock}
+}
+
+// Register adds the service to g.
+func (s *Server) Register(g grpc.ServiceRegistrar) { rlsv3.RegisterRateLimitServiceServer(g, s) }
+
+// ShouldRateLimit implements rlsv3.RateLimitServiceServer. A gRPC error (UNAVAILABLE)
+// means the verdict could not be reached, so that Envoy's failure_mode_deny decides.
+func (s *Server) ShouldRateLimit(ctx context.Context, req *rlsv3.RateLimitRequest) (*rlsv3.RateLimitResponse, error) {
+	e := s.current()
+	if e == nil {
+		return nil, status.Error(codes.Unavailable, "ratelimit: no configuration loaded")
+	}
+	now := s.clock()
+	res, err := e.ShouldRateLimit(ctx, now, FromProto(req))
+	if err != nil {
+		if errors.Is(err, context.Canceled) {
+			return nil, status.Error(codes.Canceled, err.Error())
+		}
+		return nil, status.Error(codes.Unavailable, err.Error())
+	}
+	return ToProto(res, now), nil
+}
+
+// FromProto converts a request.
+func FromProto(req *rlsv3.RateLimitRequest) ratelimit.RLSRequest {
+	out := ratelimit.RLSRequest{
+		Domain:      req.GetDomain(),
+		HitsAddend:  uint64(req.GetHitsAddend()),
+		Descriptors: make([]ratelimit.RLSDescriptor, len(req.GetDescriptors())),
+	}
+	for i, d := range req.GetDescriptors() {
+		rd := ratelimit.RLSDescriptor{Entries: make([]ratelimit.RLSEntry, len(d.GetEntries()))}
+		for j, en := range d.GetEntries() {
+			rd.Entries[j] = ratelimit.RLSEntry{Key: en.GetKey(), Value: en.GetValue()}
+		}
+		if l := d.GetLimit(); l != nil {
+			rd.Limit = &ratelimit.RLSOverride{RequestsPerUnit: l.GetRequestsPerUnit(), Unit: ratelimit.Unit(l.GetUnit())}
+		}
+		if h := d.GetHitsAddend(); h != nil {
+			v := h.GetValue()
+			rd.HitsAddend = &v
+		}
+		out.Descriptors[i] = rd
+	}
+	return out
+}
+
+// ToProto converts a verdict; now dates the X-RateLimit-Reset header.
+func ToProto(res ratelimit.RLSResponse, now time.Time) *rlsv3.RateLimitResponse {
+	out := &rlsv3.RateLimitResponse{
+		OverallCode: rlsv3.RateLimitResponse_OK, // never UNKNOWN: release Envoys read it as OK anyway
+		Statuses:    make([]*rlsv3.RateLimitResponse_DescriptorStatus, len(res.Statuses)),
+	}
+	if res.OverLimit {
+		out.OverallCode = rlsv3.RateLimitResponse_OVER_LIMIT
+	}
+	for i, st := range res.Statuses {
+		ds := &rlsv3.RateLimitResponse_DescriptorStatus{Code: rlsv3.RateLimitResponse_OK, LimitRemaining: st.Remaining}
+		if st.OverLimit {
+			ds.Code = rlsv3.RateLimitResponse_OVER_LIMIT
+		}
+		if l := st.Limit; l != nil {
+			ds.CurrentLimit = &rlsv3.RateLimitResponse_RateLimit{
+				Name:            l.Name,
+				RequestsPerUnit: l.RequestsPerUnit,
+				Unit:            rlsv3.RateLimitResponse_RateLimit_Unit(l.Unit),
+			}
+			if l.Multiplier > 1 {
+				ds.CurrentLimit.UnitMultiplier = wrapperspb.UInt32(l.Multiplier)
+			}
+			ds.DurationUntilReset = durationpb.New(st.UntilReset)
+		}
+		out.Statuses[i] = ds
+	}
+	if res.AddHeaders {
+		out.ResponseHeadersToAdd = rateLimitHeaders(res, now)
+	}
+	if res.OverLimit {
+		out.RawBody = []byte(OverLimitBody)
+		out.ResponseHeadersToAdd = append(out.ResponseHeadersToAdd,
+			&core.HeaderValue{Key: "content-type", Value: "application/json"})
+	}
+	return out
+}
+
+// rateLimitHeaders renders the seed's X-RateLimit-Limit, -Remaining, -Reset (epoch
+// seconds) and, when over the limit, Retry-After (seconds), for the most constraining
+// status: when over, the one with the longest wait; else the smallest remaining.
+func rateLimitHeaders(res ratelimit.RLSResponse, now time.Time) []*core.HeaderValue {
+	best := -1
+	for i, st := range res.Statuses {
+		if st.Limit == nil {
+			continue
+		}
+		b := func() ratelimit.RLSStatus { return res.Statuses[best] }
+		switch {
+		case best < 0:
+			best = i
+		case st.OverLimit && (!b().OverLimit || st.RetryAfter > b().RetryAfter):
+			best = i
+		case !st.OverLimit && !b().OverLimit && st.Remaining < b().Remaining:
+			best = i
+		}
+	}
+	if best < 0 {
+		return nil
+	}
+	st := res.Statuses[best]
+	reset := now.Add(st.UntilReset)
+	hs := []*core.HeaderValue{
+		{Key: "X-RateLimit-Limit", Value: strconv.FormatUint(uint64(st.Limit.RequestsPerUnit), 10)},
+		{Key: "X-RateLimit-Remaining", Value: strconv.FormatUint(uint64(st.Remaining), 10)},
+		{Key: "X-RateLimit-Reset", Value: strconv.FormatInt(ceilUnix(reset), 10)},
+	}
+	if res.OverLimit && st.OverLimit {
+		hs = append(hs, &core.HeaderValue{Key: "Retry-After", Value: strconv.FormatInt(ceilSeconds(st.RetryAfter), 10)})
+	}
+	return hs
+}
+
+func ceilUnix(t time.Time) int64 {
+	s := t.Unix()
+	if t.Nanosecond() > 0 {
+		s++
+	}
+	return s
+}
+
+// ceilSeconds rounds a wait up to whole seconds, at least 1.
+func ceilSeconds(d time.Duration) int64 {
+	s := int64(math.Ceil(d.Seconds()))
+	return max(s, 1)
+}

@@ -1,0 +1,125 @@
+package ratelimit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// ErrUnavailable wraps every error of a store that could not be reached (timeout, open
+// circuit breaker, connection refused): the caller could not decide.
+var ErrUnavailable = errors.New("ratelimit: store unavailable")
+
+// Store holds the counters of every limit. One Store is opened at start and shared by
+// every compiled [Engine], so counters survive configuration reloads.
+//
+// Concurrency contract: all methods are safe for concurrent use by any number of
+// goroutines. Apply is atomic per call: its ops are evaluated against one consistent
+// state and either all ops that admit the request are committed, or (when any op that is
+// not in shadow mode denies) none is, so a request denied by one limit consumes no other.
+// Concurrent Apply calls on the same keys are serialised (the memory store by shard locks,
+// Redis by running one Lua script). Methods never block past ctx's deadline.
+type Store interface {
+	// Apply evaluates ops at now and writes one Outcome per op into out (len(out) ≥
+	// len(ops)). An error means nothing was decided and nothing was counted.
+	Apply(ctx context.Context, now time.Time, ops []Op, out []Outcome) error
+	// Adjust adds delta to the never-expiring counter key (prepaid credits: a top-up is a
+	// negative delta on the consumed count) and returns the new value.
+	Adjust(ctx context.Context, key Key, delta int64) (int64, error)
+	// Bind atomically binds member to key if fewer than max members are bound, or
+	// reports that it already is: bound says whether member is bound after the call,
+	// count how many members key has. Bindings never expire and are persisted.
+	Bind(ctx context.Context, key, member string, max int) (bound bool, count int, err error)
+	// ResetBindings removes every member of key.
+	ResetBindings(ctx context.Context, key string) error
+	// Close releases the store; the memory store writes its file first.
+	Close() error
+}
+
+// localStore is implemented by stores that can fall back to per-replica memory counters
+// (fail mode local).
+type localStore interface {
+	Local() Store
+}
+
+// OpenStore opens the store cfg describes. It is called once at start; a Redis store
+// that cannot connect yet still opens (and keeps connecting), so that the fail modes
+// apply until Redis answers. clock drives expiry sweeps, flushes and the circuit
+// breaker (pass [SystemClock]).
+func OpenStore(ctx context.Context, cfg StoreConfig, clock Clock) (Store, error) {
+	if errs := cfg.Validate(); len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	switch cfg.Type {
+	case "", "memory":
+		return openMemory(cfg.Memory, orSystem(clock))
+	case "redis":
+		return openRedis(ctx, cfg.Redis, orSystem(clock))
+	}
+	return nil, fmt.Errorf("store.type: unknown %q", cfg.Type)
+}
+
+// Validate reports every problem of a store configuration, with its path.
+func (c StoreConfig) Validate() []error {
+	var errs []error
+	bad := func(path, msg string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", path, fmt.Sprintf(msg, args...)))
+	}
+	switch c.Type {
+	case "", "memory", "redis":
+	default:
+		bad("type", "must be memory or redis, not %q", c.Type)
+	}
+	m := c.Memory
+	if m.MaxEntries < 0 {
+		bad("memory.max_entries", "must be ≥ 0")
+	}
+	if m.Shards < 0 || m.Shards&(m.Shards-1) != 0 {
+		bad("memory.shards", "must be a power of two")
+	}
+	if m.FlushInterval < 0 {
+		bad("memory.flush_interval", "must be ≥ 0")
+	}
+	if c.Type != "redis" {
+		return errs
+	}
+	r := c.Redis
+	switch r.Mode {
+	case "", "single", "cluster":
+	case "sentinel":
+		if r.MasterName == "" {
+			bad("redis.master_name", "required in sentinel mode")
+		}
+	default:
+		bad("redis.mode", "must be single, sentinel or cluster, not %q", r.Mode)
+	}
+	if len(r.Addrs) == 0 {
+		bad("redis.addrs", "at least one address required")
+	}
+	if r.PasswordFile != "" && r.PasswordEnv != "" {
+		bad("redis.password_file", "set password_file or password_env, not both")
+	}
+	if r.Timeout < 0 {
+		bad("redis.timeout", "must be ≥ 0")
+	}
+	if r.Breaker.Failures < 0 {
+		bad("redis.breaker.failures", "must be ≥ 0")
+	}
+	if r.Breaker.Cooldown < 0 {
+		bad("redis.breaker.cooldown", "must be ≥ 0")
+	}
+	if r.TLS.CertFile != "" && r.TLS.KeyFile == "" || r.TLS.CertFile == "" && r.TLS.KeyFile != "" {
+		bad("redis.tls", "cert_file and key_file go together")
+	}
+	return errs
+}
+
+// Ping checks that s can be reached (readiness probes): a Redis store sends PING through
+// its circuit breaker; the memory store is always ready.
+func Ping(ctx context.Context, s Store) error {
+	if p, ok := s.(interface{ Ping(context.Context) error }); ok {
+		return p.Ping(ctx)
+	}
+	return nil
+}
