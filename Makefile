@@ -58,14 +58,22 @@ chart-test: ## helm lint/template, offline schema validation, negative cases, go
 chart-golden: ## accept a change to the chart's default render (review the diff)
 	GATEHOUSE_TOOLS=$(TOOLS) UPDATE_GOLDEN=1 bash scripts/chart-test.sh
 
-load: build ## ext_authz load run: Gatehouse vs a no-op server, concurrency 16 and 64
-	$(GO) run ./cmd/gatehouse-load run --gatehouse ./$(BIN) --mode authz --concurrency 16,64 --duration 10s
+LOAD_FLAGS ?= --concurrency 16,64 --duration 10s --warmup 2s --rounds 2 --conns 2
 
-load-rls: build ## RLS load run with the memory store
-	$(GO) run ./cmd/gatehouse-load run --gatehouse ./$(BIN) --mode rls --concurrency 16,64 --duration 10s
+bin/gatehouse-load: FORCE
+	$(GO) build -o bin/gatehouse-load ./cmd/gatehouse-load
 
-load-redis: build deps-test ## RLS load run with the Redis store (Redis CPU included)
-	$(GO) run ./cmd/gatehouse-load run --gatehouse ./$(BIN) --mode rls --redis --concurrency 16,64 --duration 10s
+load: build bin/gatehouse-load ## ext_authz load run: Gatehouse vs a no-op server in the same run (concurrency 16 and 64)
+	./bin/gatehouse-load run --gatehouse ./$(BIN) --mode authz $(LOAD_FLAGS)
+
+load-rls: build bin/gatehouse-load ## RLS load run with the memory store: server CPU per call vs the no-op
+	./bin/gatehouse-load run --gatehouse ./$(BIN) --mode rls --gen-config $(LOAD_FLAGS)
+
+load-redis: build bin/gatehouse-load deps-test ## RLS load run with the Redis store (Redis CPU and round trips included)
+	./bin/gatehouse-load run --gatehouse ./$(BIN) --mode rls --redis $(LOAD_FLAGS)
+
+.PHONY: FORCE
+FORCE:
 
 CONTAINER_ENGINE ?= docker
 IMAGE ?= gatehouse:$(VERSION)

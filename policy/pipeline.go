@@ -57,20 +57,20 @@ func (r *Rules) Decide(ctx context.Context, now time.Time, in *Input) Decision {
 	if r.opt.Lockout != nil || r.opt.Limiter != nil {
 		ip = in.ClientIP(r.opt.TrustedHops)
 	}
+	// 1. app. A locked-out client is refused whatever credential it sends now; the
+	// app, when known, only picks the dialect of the refusal.
+	app, credHeader, code := r.authenticate(in)
+	if app != nil && (ep == nil || ep.Dialect == nil) {
+		d.Dialect = app.Dialect
+	}
 	if r.locked(ctx, now, ip, &d) {
 		return d
 	}
-
-	// 1. app
-	app, credHeader, code := r.authenticate(in)
 	if code != "" {
 		r.failedCredential(ctx, now, ip)
 		return d.deny(StepApp, code)
 	}
 	d.App = app.Name
-	if ep == nil || ep.Dialect == nil {
-		d.Dialect = app.Dialect
-	}
 	if code := app.state(); code != "" {
 		return d.deny(StepApp, code)
 	}
