@@ -45,6 +45,8 @@ type Deps struct {
 	// fetched, only checked for shape.
 	Offline bool
 	Now     func() time.Time
+	// OnJWKSFetch, when set, is told of every key-set fetch (metrics).
+	OnJWKSFetch func(err error)
 	Runtime
 }
 
@@ -226,7 +228,7 @@ func (c *compiler) keySource(path string, j *JWKS) *jwks.Source {
 	if j.Refresh < 0 || j.MinRefresh < 0 || j.MaxAge < 0 {
 		c.add(path, "refresh, min_refresh and max_age must not be negative")
 	}
-	o := jwks.Options{File: c.path(j.File), URL: j.URL, Refresh: j.Refresh, MinRefresh: j.MinRefresh, MaxAge: j.MaxAge}
+	o := jwks.Options{File: c.path(j.File), URL: j.URL, Refresh: j.Refresh, MinRefresh: j.MinRefresh, MaxAge: j.MaxAge, OnFetch: c.deps.OnJWKSFetch}
 	if j.URL != "" {
 		u, err := url.Parse(j.URL)
 		switch {

@@ -10,7 +10,13 @@ import (
 
 	"github.com/gatehouse/gatehouse/policy/jwks"
 	"github.com/golang-jwt/jwt/v5"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 )
+
+// tracer makes the spans of uncached verifications; a no-op unless tracing is set up.
+var tracer = otel.Tracer("github.com/gatehouse/gatehouse/policy")
 
 // JWTVerifier verifies user JWTs of one identity provider.
 type JWTVerifier struct {
@@ -162,6 +168,8 @@ func (v *JWTVerifier) verify(ctx context.Context, now time.Time, cache *Cache, v
 }
 
 func (v *JWTVerifier) parse(ctx context.Context, now time.Time, tok string) (*userClaims, error) {
+	ctx, span := tracer.Start(ctx, "gatehouse.jwt.verify", trace.WithAttributes(attribute.String("gatehouse.jwt.provider", v.Name)))
+	defer span.End()
 	opts := []jwt.ParserOption{
 		jwt.WithValidMethods(v.Algorithms),
 		jwt.WithLeeway(v.Leeway),

@@ -34,6 +34,9 @@ func Compile(in CompileInput, store Store, opts ...Option) (*Engine, error) {
 	for _, o := range opts {
 		o(e)
 	}
+	if in, ok := store.(instrumented); ok && e.metrics != nil {
+		in.instrument(e.metrics)
+	}
 	for _, name := range slices.Sorted(maps.Keys(in.Apps)) {
 		a := in.Apps[name]
 		p := "apps." + name

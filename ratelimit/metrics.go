@@ -1,6 +1,10 @@
 package ratelimit
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // Metrics counts what the limiter decides. Create one with NewMetrics, register it once
 // (it is a prometheus.Collector) and pass it to every Compile with WithMetrics. A nil
@@ -10,6 +14,10 @@ type Metrics struct {
 	overLimit   *prometheus.CounterVec
 	shadow      *prometheus.CounterVec
 	storeErrors *prometheus.CounterVec
+	// Remote store round trips (the memory store is not timed: it costs ~100 ns).
+	storeDuration *prometheus.HistogramVec
+	storeFailures *prometheus.CounterVec
+	breakerOpen   prometheus.Gauge
 }
 
 // NewMetrics returns unregistered metrics.
@@ -27,6 +35,35 @@ func NewMetrics() *Metrics {
 			Name: "gatehouse_ratelimit_store_errors_total",
 			Help: "Store calls that failed, by the fail mode applied (closed, open, local).",
 		}, []string{"fail_mode"}),
+		storeDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "gatehouse_store_request_duration_seconds",
+			Help:    "Round trips to a remote counter store, by backend.",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05},
+		}, []string{"backend"}),
+		storeFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gatehouse_store_errors_total",
+			Help: "Round trips to a remote counter store that failed (including those refused by an open circuit breaker), by backend.",
+		}, []string{"backend"}),
+		breakerOpen: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "gatehouse_store_circuit_breaker_open",
+			Help: "1 while the circuit breaker in front of the remote store is open.",
+		}),
+	}
+}
+
+// storeCall records one remote store round trip.
+func (m *Metrics) storeCall(backend string, took time.Duration, err error, breakerOpen bool) {
+	if m == nil {
+		return
+	}
+	m.storeDuration.WithLabelValues(backend).Observe(took.Seconds())
+	if err != nil {
+		m.storeFailures.WithLabelValues(backend).Inc()
+	}
+	if breakerOpen {
+		m.breakerOpen.Set(1)
+	} else {
+		m.breakerOpen.Set(0)
 	}
 }
 
@@ -35,6 +72,9 @@ func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	m.overLimit.Describe(ch)
 	m.shadow.Describe(ch)
 	m.storeErrors.Describe(ch)
+	m.storeDuration.Describe(ch)
+	m.storeFailures.Describe(ch)
+	m.breakerOpen.Describe(ch)
 }
 
 // Collect implements prometheus.Collector.
@@ -42,6 +82,9 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	m.overLimit.Collect(ch)
 	m.shadow.Collect(ch)
 	m.storeErrors.Collect(ch)
+	m.storeDuration.Collect(ch)
+	m.storeFailures.Collect(ch)
+	m.breakerOpen.Collect(ch)
 }
 
 func (m *Metrics) overLimitHit(surface, limit string) {

@@ -16,6 +16,10 @@ import (
 
 	"github.com/dgraph-io/ristretto/v2"
 	"github.com/redis/rueidis"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	otelcodes "go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 )
 
 const (
@@ -45,9 +49,11 @@ type redisStore struct {
 	done      chan struct{}
 	wg        sync.WaitGroup
 	closeOnce sync.Once
+	metrics   atomic.Pointer[Metrics]
 }
 
 var _ Store = (*redisStore)(nil)
+var _ instrumented = (*redisStore)(nil)
 
 type clientBox struct{ c rueidis.Client }
 
@@ -200,20 +206,35 @@ func (s *redisStore) call(ctx context.Context, run func(context.Context, rueidis
 	if box == nil {
 		return fmt.Errorf("%w: not connected", ErrUnavailable)
 	}
-	ok, probe := s.br.allow(s.clock())
+	start := s.clock()
+	ok, probe := s.br.allow(start)
 	if !ok {
+		s.metrics.Load().storeCall("redis", 0, ErrUnavailable, true)
 		return fmt.Errorf("%w: circuit breaker open", ErrUnavailable)
 	}
+	ctx, span := tracer.Start(ctx, "gatehouse.store", trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(attribute.String("db.system.name", "redis")))
 	cctx, cancel := context.WithTimeout(ctx, s.timeout)
 	err := run(cctx, box.c)
 	cancel()
+	end := s.clock()
 	callerGone := errors.Is(ctx.Err(), context.Canceled)
-	s.br.done(s.clock(), probe, err != nil && !callerGone)
+	s.br.done(end, probe, err != nil && !callerGone)
+	s.metrics.Load().storeCall("redis", end.Sub(start), err, s.br.isOpen())
 	if err != nil {
+		span.SetStatus(otelcodes.Error, "store call failed")
+		span.End()
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
+	span.End()
 	return nil
 }
+
+// tracer makes the store round-trip spans; a no-op unless tracing is set up.
+var tracer = otel.Tracer("github.com/gatehouse/gatehouse/ratelimit")
+
+// instrument implements instrumented.
+func (s *redisStore) instrument(m *Metrics) { s.metrics.Store(m) }
 
 // Apply implements [Store].
 func (s *redisStore) Apply(ctx context.Context, now time.Time, ops []Op, out []Outcome) error {

@@ -37,6 +37,12 @@ type Store interface {
 	Close() error
 }
 
+// instrumented is implemented by stores that report round trips to Metrics; Compile
+// hands them its metrics.
+type instrumented interface {
+	instrument(*Metrics)
+}
+
 // localStore is implemented by stores that can fall back to per-replica memory counters
 // (fail mode local).
 type localStore interface {

@@ -21,6 +21,7 @@ type Metrics struct {
 	ConfigInfo    *prometheus.GaugeVec
 	ConfigLoaded  prometheus.Gauge
 	JWKSFetches   *prometheus.CounterVec
+	RLSDuration   *prometheus.HistogramVec
 }
 
 // NewMetrics registers every metric, and Go runtime and process metrics, on a fresh
@@ -56,8 +57,22 @@ func NewMetrics() *Metrics {
 			Help: "JWKS fetches by result (success, failure).",
 		}, []string{"result"}),
 	}
-	r.MustRegister(m.Decisions, m.CheckDuration, m.Reloads, m.ConfigInfo, m.ConfigLoaded, m.JWKSFetches)
+	m.RLSDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "gatehouse_rls_duration_seconds",
+		Help:    "Time to answer one ShouldRateLimit, by overall code (ok, over_limit).",
+		Buckets: []float64{.00001, .000025, .00005, .0001, .00025, .0005, .001, .0025, .005, .01, .02},
+	}, []string{"code"})
+	r.MustRegister(m.Decisions, m.CheckDuration, m.Reloads, m.ConfigInfo, m.ConfigLoaded, m.JWKSFetches, m.RLSDuration)
 	return m
+}
+
+// JWKSFetched counts one key-set fetch.
+func (m *Metrics) JWKSFetched(err error) {
+	if err != nil {
+		m.JWKSFetches.WithLabelValues("failure").Inc()
+		return
+	}
+	m.JWKSFetches.WithLabelValues("success").Inc()
 }
 
 // ConfigLoadedAt records a successful load of version.

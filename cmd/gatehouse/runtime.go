@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/gatehouse/gatehouse/config"
 	"github.com/gatehouse/gatehouse/ratelimit"
@@ -57,10 +58,19 @@ func storeType(c ratelimit.StoreConfig) string {
 // registerRLS registers the rate-limit service; it reads the engine of the snapshot in
 // force, one atomic load per call.
 func (s *server) registerRLS(g *grpc.Server) {
-	rls.New(func() *ratelimit.Engine {
+	srv := rls.New(func() *ratelimit.Engine {
 		if snap := s.store.Current(); snap != nil {
 			return snap.Limits
 		}
 		return nil
-	}, ratelimit.SystemClock).Register(g)
+	}, ratelimit.SystemClock)
+	ok, over := s.metrics.RLSDuration.WithLabelValues("ok"), s.metrics.RLSDuration.WithLabelValues("over_limit")
+	srv.Observe = func(_ string, overLimit bool, took time.Duration) {
+		if overLimit {
+			over.Observe(took.Seconds())
+		} else {
+			ok.Observe(took.Seconds())
+		}
+	}
+	srv.Register(g)
 }

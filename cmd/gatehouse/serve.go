@@ -144,7 +144,7 @@ func (s *server) setup(ctx context.Context) error {
 		return err
 	}
 	s.closers = append(s.closers, closeRT)
-	s.deps = config.Deps{Cache: cache, Keys: config.NewKeySources(), Runtime: rt}
+	s.deps = config.Deps{Cache: cache, Keys: config.NewKeySources(), Runtime: rt, OnJWKSFetch: s.metrics.JWKSFetched}
 	s.closers = append(s.closers, s.deps.Keys.Close)
 	return nil
 }

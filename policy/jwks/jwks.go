@@ -26,6 +26,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/singleflight"
 )
 
@@ -193,6 +196,8 @@ func (k *keySet) find(kid string) (Key, bool) {
 }
 
 func (s *Source) refresh(ctx context.Context) error {
+	ctx, span := tracer.Start(ctx, "gatehouse.jwks.fetch", trace.WithSpanKind(trace.SpanKindClient))
+	defer span.End()
 	data, err := s.fetch(ctx)
 	if err == nil {
 		var keys map[string]Key
@@ -203,8 +208,14 @@ func (s *Source) refresh(ctx context.Context) error {
 	if s.o.OnFetch != nil {
 		s.o.OnFetch(err)
 	}
+	if err != nil {
+		span.SetStatus(codes.Error, "key set fetch failed")
+	}
 	return err
 }
+
+// tracer makes fetch spans; a no-op unless tracing is set up.
+var tracer = otel.Tracer("github.com/gatehouse/gatehouse/policy/jwks")
 
 func (s *Source) fetch(ctx context.Context) ([]byte, error) {
 	if s.o.File != "" {

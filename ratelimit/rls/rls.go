@@ -13,6 +13,9 @@ import (
 
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	rlsv3 "github.com/envoyproxy/go-control-plane/envoy/service/ratelimit/v3"
+	"go.opentelemetry.io/otel/attribute"
+	otelcodes "go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -30,6 +33,8 @@ type Server struct {
 	rlsv3.UnimplementedRateLimitServiceServer
 	current func() *ratelimit.Engine
 	clock   ratelimit.Clock
+	// Observe, when set, is told of every answered call (metrics).
+	Observe func(domain string, overLimit bool, took time.Duration)
 }
 
 // New returns a server that asks current() (one atomic load of the compiled snapshot,
@@ -53,14 +58,45 @@ func (s *Server) ShouldRateLimit(ctx context.Context, req *rlsv3.RateLimitReques
 		return nil, status.Error(codes.Unavailable, "ratelimit: no configuration loaded")
 	}
 	now := s.clock()
+	span := trace.SpanFromContext(ctx)
 	res, err := e.ShouldRateLimit(ctx, now, FromProto(req))
 	if err != nil {
+		span.SetStatus(otelcodes.Error, "could not decide")
 		if errors.Is(err, context.Canceled) {
 			return nil, status.Error(codes.Canceled, err.Error())
 		}
 		return nil, status.Error(codes.Unavailable, err.Error())
 	}
+	if span.IsRecording() {
+		annotate(span, req, res)
+	}
+	if s.Observe != nil {
+		s.Observe(req.GetDomain(), res.OverLimit, s.clock().Sub(now))
+	}
 	return ToProto(res, now), nil
+}
+
+// annotate records the verdict on the call's server span: domain, descriptor count,
+// overall code, and the limit that was hit. Descriptor values (device ids…) are not
+// recorded.
+func annotate(span trace.Span, req *rlsv3.RateLimitRequest, res ratelimit.RLSResponse) {
+	code := "OK"
+	if res.OverLimit {
+		code = "OVER_LIMIT"
+	}
+	attrs := []attribute.KeyValue{
+		attribute.String("gatehouse.rls.domain", req.GetDomain()),
+		attribute.Int("gatehouse.rls.descriptors", len(req.GetDescriptors())),
+		attribute.String("gatehouse.rls.overall_code", code),
+	}
+	for _, st := range res.Statuses {
+		if st.OverLimit && st.Limit != nil {
+			attrs = append(attrs, attribute.String("gatehouse.rls.limit_hit", st.Limit.Name),
+				attribute.Int64("gatehouse.rls.limit", int64(st.Limit.RequestsPerUnit)))
+			break
+		}
+	}
+	span.SetAttributes(attrs...)
 }
 
 // FromProto converts a request.
