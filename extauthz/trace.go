@@ -24,8 +24,8 @@ const (
 	// UserParentAsParent makes the user's context the decision span's parent when Envoy
 	// sent none in the call's metadata, and links it when both exist and differ.
 	UserParentAsParent UserParent = iota
-	UserParentLink // only ever link the user's context
-	UserParentOff  // ignore it
+	UserParentLink                // only ever link the user's context
+	UserParentOff                 // ignore it
 )
 
 // ParseUserParent reads parent, link or off.

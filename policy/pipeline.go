@@ -53,10 +53,7 @@ func (r *Rules) Decide(ctx context.Context, now time.Time, in *Input) Decision {
 			d.Dialect = *ep.Dialect
 		}
 	}
-	var ip netip.Addr
-	if r.opt.Lockout != nil || r.opt.Limiter != nil {
-		ip = in.ClientIP(r.opt.TrustedHops)
-	}
+	ip := in.ClientIP(r.opt.TrustedHops)
 	// 1. app. A locked-out client is refused whatever credential it sends now; the
 	// app, when known, only picks the dialect of the refusal.
 	app, credHeader, code := r.authenticate(in)
@@ -98,7 +95,7 @@ func (r *Rules) Decide(ctx context.Context, now time.Time, in *Input) Decision {
 
 	// 3. network
 	if app.Device != nil {
-		if !r.device(&d, app.Device.Network(ctx, now, in, ip, ep), StepNetwork, fail) {
+		if !r.device(&d, in, app.Device.Network(ctx, now, in, ip, ep), StepNetwork, fail) {
 			return d
 		}
 	}
@@ -114,7 +111,7 @@ func (r *Rules) Decide(ctx context.Context, now time.Time, in *Input) Decision {
 	if app.Device != nil {
 		v := app.Device.Device(ctx, now, in, ep)
 		license = v.License
-		if !r.device(&d, v, StepAttest, fail) {
+		if !r.device(&d, in, v, StepAttest, fail) {
 			if v.Err == nil {
 				r.failedCredential(ctx, now, ip)
 			}
@@ -319,7 +316,7 @@ func (d *Decision) undecided(s Step, fail FailMode, cause string) bool {
 }
 
 // device folds a DeviceVerdict into d and reports whether the pipeline goes on.
-func (r *Rules) device(d *Decision, v DeviceVerdict, step Step, fail FailMode) bool {
+func (r *Rules) device(d *Decision, in *Input, v DeviceVerdict, step Step, fail FailMode) bool {
 	if v.Step != "" {
 		step = v.Step
 	}
@@ -338,7 +335,11 @@ func (r *Rules) device(d *Decision, v DeviceVerdict, step Step, fail FailMode) b
 	if v.DeviceID != "" {
 		d.DeviceID = v.DeviceID
 	}
-	d.Remove = append(d.Remove, v.Remove...)
+	for _, h := range v.Remove { // only what the client sent
+		if _, ok := in.Headers[h]; ok {
+			d.Remove = append(d.Remove, h)
+		}
+	}
 	return true
 }
 

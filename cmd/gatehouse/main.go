@@ -4,6 +4,7 @@
 //	gatehouse validate --config F
 //	gatehouse check    [--config F] [-X METHOD] [-H 'name: value']... [-d BODY] PATH
 //	gatehouse hash     (reads a credential on stdin, prints its SHA-256 for the config)
+//	gatehouse demo-token [--device ID] [--emulator] [--expired] [--tampered]
 //	gatehouse version
 package main
 
@@ -46,6 +47,7 @@ commands:
   validate   check a configuration file the way a reload does; exits 1 with every problem
   check      explain one request offline: decision, code, status, headers and body
   hash       read a credential on stdin and print the SHA-256 digest the config wants
+  demo-token print an attestation token signed with the demo key (for GET /v1/secure)
   version    print the version
 `
 
@@ -64,6 +66,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return check(ctx, args[1:], stdout, stderr)
 	case "hash":
 		return hash(stdin, stdout)
+	case "demo-token":
+		return demoToken(args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "gatehouse", version)
 		return nil

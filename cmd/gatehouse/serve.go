@@ -36,11 +36,11 @@ type serveFlags struct {
 	traceParent   string
 	deviceKeyFile string
 	allowSample   float64
-	grpcAddr     string
-	adminAddr    string
-	drainTimeout time.Duration
-	drainDelay   time.Duration
-	pprof        bool
+	grpcAddr      string
+	adminAddr     string
+	drainTimeout  time.Duration
+	drainDelay    time.Duration
+	pprof         bool
 }
 
 func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {

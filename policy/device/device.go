@@ -1,0 +1,211 @@
+// Package device runs the device steps of the pipeline for one app (DESIGN section 2): the
+// network step (3: IP and device block and allow lists), attestation (5: see package
+// attest) and licenses (6: license keys and their device bindings).
+//
+// Device identity: the device id of a request is the one its attestation verified. A
+// client's x-device-id header that disagrees with it is refused. An unattested
+// x-device-id is never used as the device id when the endpoint requires attestation;
+// elsewhere it is used only when the app opts in with TrustDeviceHeader (the default is
+// not to trust it, so that a client cannot pick the key its throttles are counted under).
+package device
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/gatehouse/gatehouse/policy"
+	"github.com/gatehouse/gatehouse/policy/attest"
+)
+
+// Config is one app's compiled device settings.
+type Config struct {
+	App     string
+	Dialect policy.Dialect // the app's dialect; an endpoint's own dialect overrides it
+	// Providers are the attestation providers the app accepts, in priority order: the
+	// first whose header is present is the one evaluated, with no fall back to a later
+	// one if it fails (a downgrade).
+	Providers []*attest.Provider
+	// Required requires attestation on every endpoint that does not exempt itself.
+	Required bool
+	Cache    *policy.Cache // verdict cache; nil: no caching
+	// DeviceHeader is the client's own device-id header (default x-device-id).
+	DeviceHeader      string
+	TrustDeviceHeader bool
+	// BlockIPs and AllowIPs are matched against the client address; BlockDevices and
+	// AllowDevices against the device id. A non-empty allow list refuses everything not
+	// on it.
+	BlockIPs, AllowIPs         *IPSet
+	BlockDevices, AllowDevices IDSet
+	Licenses                   *Licenses // nil: no license step
+}
+
+// Checker implements policy.DeviceChecker for one app. Immutable; safe for concurrent use.
+type Checker struct {
+	c      Config
+	remove []string // credential headers consumed: every provider's, and the license key
+}
+
+var _ policy.DeviceChecker = (*Checker)(nil)
+
+// New returns the checker of c.
+func New(c Config) *Checker {
+	if c.DeviceHeader == "" {
+		c.DeviceHeader = "x-device-id"
+	}
+	ch := &Checker{c: c}
+	for _, p := range c.Providers {
+		ch.remove = append(ch.remove, p.Header())
+	}
+	if c.Licenses != nil {
+		if c.Licenses.Header == "" {
+			c.Licenses.Header = "x-license-key"
+		}
+		if c.Licenses.Catalog == nil {
+			c.Licenses.Catalog = StaticCatalog{}
+		}
+		if c.Licenses.Bindings == nil {
+			c.Licenses.Bindings = NewMemoryBindings() // callers wire a store; never panic without one
+		}
+		ch.remove = append(ch.remove, c.Licenses.Header)
+	}
+	return ch
+}
+
+// Network implements policy.DeviceChecker: step 3, the IP lists. ip is the client
+// address as the pipeline determined it (Envoy's source address, or the trusted
+// x-forwarded-for hop).
+func (ch *Checker) Network(_ context.Context, _ time.Time, in *policy.Input, ip netip.Addr, _ *policy.Endpoint) policy.DeviceVerdict {
+	if ch.c.BlockIPs.Len() == 0 && ch.c.AllowIPs.Len() == 0 {
+		return policy.DeviceVerdict{}
+	}
+	if !ip.IsValid() {
+		// The pipeline computes the client address only when something needs it. Without
+		// x-forwarded-for the client address is Envoy's source address whatever the
+		// trusted hops; with it, only the pipeline knows which hop to trust.
+		if _, ok := in.Headers["x-forwarded-for"]; ok && in.Source.IsValid() {
+			return policy.DeviceVerdict{Step: policy.StepNetwork, Err: fmt.Errorf("client address not determined for the IP lists of app %q", ch.c.App)}
+		}
+		ip = in.Source
+	}
+	if ch.c.BlockIPs.Contains(ip) || (ch.c.AllowIPs.Len() > 0 && !ch.c.AllowIPs.Contains(ip)) {
+		return policy.DeviceVerdict{Step: policy.StepNetwork, Code: policy.Blocked}
+	}
+	return policy.DeviceVerdict{}
+}
+
+// Device implements policy.DeviceChecker: step 5 (attestation and device identity, with
+// the device lists) and step 6 (licenses).
+func (ch *Checker) Device(ctx context.Context, now time.Time, in *policy.Input, ep *policy.Endpoint) policy.DeviceVerdict {
+	required := ep.Attestation == policy.AttestRequire || (ch.c.Required && ep.Attestation != policy.AttestExempt)
+	dialect := ch.c.Dialect
+	if ep.Dialect != nil {
+		dialect = *ep.Dialect
+	}
+
+	// 5. attestation
+	var v policy.DeviceVerdict
+	if ep.Attestation != policy.AttestExempt {
+		v = ch.attest(ctx, now, in, required)
+		if v.Code == policy.AttestationExpired && ep.Heartbeat {
+			v.Code, v.Message = policy.SessionExpired, ""
+		}
+		if v.Code != "" || v.Err != nil {
+			return v
+		}
+	}
+	id, code := ch.deviceID(in, v.DeviceID, required, dialect)
+	if code != "" {
+		v.Code, v.Step = code, policy.StepAttest
+		return v
+	}
+	if ch.blockedDevice(in, id) {
+		v.Code, v.Step = policy.Blocked, policy.StepNetwork
+		return v
+	}
+	v.DeviceID = id
+
+	// 6. license
+	if ch.c.Licenses != nil {
+		noDevice := policy.AttestationRequired
+		if dialect == policy.License {
+			noDevice = policy.HWIDMismatch
+		}
+		l := ch.c.Licenses.check(ctx, now, in, id, noDevice)
+		if l.Code != "" || l.Err != nil {
+			l.Provider, l.CacheHit = v.Provider, v.CacheHit
+			return l
+		}
+		v.License = l.License
+	}
+	v.Remove = ch.remove
+	return v
+}
+
+// attest evaluates the highest-priority credential present.
+func (ch *Checker) attest(ctx context.Context, now time.Time, in *policy.Input, required bool) policy.DeviceVerdict {
+	v := policy.DeviceVerdict{Step: policy.StepAttest}
+	for _, p := range ch.c.Providers {
+		tok, present, ok := attest.Credential(in, p.Header())
+		if !present {
+			continue
+		}
+		v.Provider = p.Name()
+		if !ok {
+			v.Code, v.Message = policy.InvalidAttestation, "The attestation header is empty or repeated"
+			return v
+		}
+		o := p.Check(ctx, now, in, tok, ch.c.Cache)
+		v.Code, v.Message, v.DeviceID, v.CacheHit, v.Err = o.Code, o.Message, o.DeviceID, o.CacheHit, o.Err
+		return v
+	}
+	if required {
+		v.Code = policy.AttestationRequired
+	}
+	return v
+}
+
+// deviceID settles the request's device id: the attested one, which a client's device
+// header must not contradict, else the header when the app trusts it and the endpoint
+// does not require attestation. A contradiction is HWID_MISMATCH in the license dialect
+// and ATTESTATION_FAILED in the others.
+func (ch *Checker) deviceID(in *policy.Input, attested string, required bool, dialect policy.Dialect) (string, policy.Code) {
+	mismatch := policy.AttestationFailed
+	if dialect == policy.License {
+		mismatch = policy.HWIDMismatch
+	}
+	hdr, present, ok := attest.Credential(in, ch.c.DeviceHeader)
+	switch {
+	case attested != "":
+		if present && (!ok || hdr != attested) {
+			return "", mismatch
+		}
+		return attested, ""
+	case !present || required || !ch.c.TrustDeviceHeader:
+		return "", ""
+	case !ok || !attest.ValidDeviceID(hdr):
+		return "", mismatch
+	}
+	return hdr, ""
+}
+
+// blockedDevice applies the device lists. The block list also applies to a device id the
+// client claims without proof: such a claim can only hurt the claimant. The allow list
+// accepts only a device id Gatehouse trusts.
+func (ch *Checker) blockedDevice(in *policy.Input, id string) bool {
+	if len(ch.c.BlockDevices) > 0 {
+		if ch.c.BlockDevices.Contains(id) {
+			return true
+		}
+		if hdr, ok := in.Headers[ch.c.DeviceHeader]; ok {
+			for c := range strings.SplitSeq(hdr, ",") {
+				if ch.c.BlockDevices.Contains(strings.TrimSpace(c)) {
+					return true
+				}
+			}
+		}
+	}
+	return len(ch.c.AllowDevices) > 0 && !ch.c.AllowDevices.Contains(id)
+}
