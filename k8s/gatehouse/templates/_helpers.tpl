@@ -55,7 +55,7 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- $cfg := deepCopy .Values.config }}
 {{- if eq .Values.store.type "redis" }}
 {{- $r := .Values.store.redis }}
-{{- $redis := dict "addresses" $r.addresses "mode" $r.mode "tls" (dict "enabled" $r.tls.enabled "server_name" $r.tls.serverName) }}
+{{- $redis := dict "addrs" $r.addresses "mode" $r.mode "tls" (dict "enabled" $r.tls.enabled "server_name" $r.tls.serverName) }}
 {{- if $r.masterName }}{{- $_ := set $redis "master_name" $r.masterName }}{{- end }}
 {{- if $r.db }}{{- $_ := set $redis "db" $r.db }}{{- end }}
 {{- if $r.passwordKey }}{{- $_ := set $redis "password_file" (printf "/etc/gatehouse/secrets/%s" $r.passwordKey) }}{{- end }}
