@@ -36,6 +36,7 @@ type serveFlags struct {
 	traceParent   string
 	deviceKeyFile string
 	allowSample   float64
+	adminToken    string
 	grpcAddr      string
 	adminAddr     string
 	drainTimeout  time.Duration
@@ -55,6 +56,7 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
 	fs.BoolVar(&f.pprof, "pprof", false, "serve /debug/pprof on the admin port")
 	fs.StringVar(&f.traceParent, "trace-user-parent", "parent", "the end user's traceparent in the request: parent (when Envoy sent no trace context), link, or off")
 	fs.StringVar(&f.deviceKeyFile, "device-hash-key-file", "", "key for the HMAC that stands for device ids in traces (default: random per process)")
+	fs.StringVar(&f.adminToken, "admin-token-file", "", "file holding the bearer token that enables the admin write API (license resets, credit top-ups)")
 	fs.Float64Var(&f.allowSample, "log-allow-sample", 0, "fraction of allowed decisions written to the decision log (denials always are)")
 	if err := fs.Parse(args); err != nil {
 		return nil, exitError(2)
@@ -205,7 +207,17 @@ func (s *server) run(ctx context.Context) error {
 	s.registerRLS(s.grpc)
 	s.setServing(false)
 
-	admin := &http.Server{Handler: s.adminMux(), ReadHeaderTimeout: 5 * time.Second}
+	mux := s.adminMux()
+	if s.flags.adminToken != "" {
+		a, err := newAdmin(s, s.flags.adminToken)
+		if err != nil {
+			gl.Close()
+			al.Close()
+			return err
+		}
+		a.register(mux)
+	}
+	admin := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	errc := make(chan error, 2)
 	go func() { errc <- s.grpc.Serve(gl) }()
 	go func() {
