@@ -205,16 +205,7 @@ func writeE2EConfig(t *testing.T, dir string, p *idp) string {
 		}
 	}
 	cfg := strings.NewReplacer("{{IDP}}", p.srv.URL+"/jwks", "{{CA}}", p.caFile(t, dir)).Replace(e2eConfig)
-	for strings.Contains(cfg, "{{T:") {
-		i := strings.Index(cfg, "{{T:")
-		j := strings.Index(cfg[i:], "}}") + i
-		cfg = cfg[:i] + sha("tok-"+cfg[i+4:j]) + cfg[j+2:]
-	}
-	path := filepath.Join(dir, "config.yaml")
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
+	return writeConfig(t, dir, cfg)
 }
 
 func app(name string) map[string]string { return map[string]string{"x-app-token": "tok-" + name} }

@@ -56,6 +56,8 @@ rate_limit_service:
           rate_limit: {unit: minute, requests_per_unit: 10}
 `
 
+// writeConfig writes cfg as dir/config.yaml, with every {{T:name}} replaced by
+// sha256("tok-name"), the digest of the app token the tests send for app name.
 func writeConfig(t *testing.T, dir, cfg string) string {
 	for strings.Contains(cfg, "{{T:") {
 		i := strings.Index(cfg, "{{T:")
