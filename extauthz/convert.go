@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -108,7 +109,23 @@ func grpcCode(httpStatus int) codes.Code {
 // header makes an overwrite-semantics header option. append=false is understood by every
 // Envoy version (older ones ignore append_action).
 func header(k, v string) *corev3.HeaderValueOption {
-	return &corev3.HeaderValueOption{Header: &corev3.HeaderValue{Key: k, Value: v}, Append: wrapperspb.Bool(false)}
+	return &corev3.HeaderValueOption{Header: &corev3.HeaderValue{Key: k, Value: v}, Append: appendFalse}
+}
+
+// appendFalse and the interned metadata values are shared by every response: gRPC only
+// reads them while marshalling (the size cache is written atomically).
+var appendFalse = wrapperspb.Bool(false)
+
+// interned holds metadata values drawn from bounded sets (configured app and endpoint
+// names, catalogue codes, outcomes), so that a response does not allocate them again.
+var interned sync.Map // string → *structpb.Value
+
+func internValue(s string) *structpb.Value {
+	if v, ok := interned.Load(s); ok {
+		return v.(*structpb.Value)
+	}
+	v, _ := interned.LoadOrStore(s, structpb.NewStringValue(s))
+	return v.(*structpb.Value)
 }
 
 var contentTypeJSON = header("content-type", "application/json")
@@ -190,16 +207,16 @@ func dynamicMetadata(d *policy.Decision, id string) *structpb.Struct {
 	f := make(map[string]*structpb.Value, 6)
 	f["decision_id"] = structpb.NewStringValue(id)
 	if d.Outcome == policy.Allow {
-		f["decision"] = structpb.NewStringValue("allow")
+		f["decision"] = internValue("allow")
 	} else {
-		f["decision"] = structpb.NewStringValue("deny")
-		f["code"] = structpb.NewStringValue(string(d.Code))
+		f["decision"] = internValue("deny")
+		f["code"] = internValue(string(d.Code))
 	}
 	if d.App != "" {
-		f["app"] = structpb.NewStringValue(d.App)
+		f["app"] = internValue(d.App)
 	}
 	if d.Endpoint != "" {
-		f["endpoint"] = structpb.NewStringValue(d.Endpoint)
+		f["endpoint"] = internValue(d.Endpoint)
 	}
 	if d.DeviceID != "" {
 		f["device_id"] = structpb.NewStringValue(d.DeviceID)
