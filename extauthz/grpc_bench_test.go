@@ -23,7 +23,9 @@ func BenchmarkCheckGRPC(b *testing.B) {
 	benchGRPC(b, extauthz.NewServer(func() *policy.Rules { return snap.Rules }, extauthz.Options{}))
 }
 
-type noop struct{ authv3.UnimplementedAuthorizationServer }
+type noop struct {
+	authv3.UnimplementedAuthorizationServer
+}
 
 func (noop) Check(context.Context, *authv3.CheckRequest) (*authv3.CheckResponse, error) {
 	return &authv3.CheckResponse{Status: nil, HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: &authv3.OkHttpResponse{}}}, nil
