@@ -9,7 +9,7 @@ SUDO      := $(shell [ "$$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1 &&
 TEST_FLAGS ?= -race -count=1 -timeout 12m
 CONFIG    ?=
 
-.PHONY: help build run test test-go deps-test bench fuzz lint fmt tidy validate-config chart-test chart-golden load load-rls load-redis image ci
+.PHONY: help build run test test-go deps-test bench fuzz lint fmt tidy validate-config chart-test chart-golden load load-attest load-telemetry load-rls load-redis image ci
 
 help: ## list targets
 	@awk 'BEGIN{FS=":.*## "} /^[a-zA-Z_-]+:.*## /{printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -65,6 +65,13 @@ bin/gatehouse-load: FORCE
 
 load: build bin/gatehouse-load ## ext_authz load run: Gatehouse vs a no-op server in the same run (concurrency 16 and 64)
 	./bin/gatehouse-load run --gatehouse ./$(BIN) --mode authz $(LOAD_FLAGS)
+
+load-attest: build bin/gatehouse-load ## /v1/secure with 10,000 devices, each with its own attestation token: cache hit ratio
+	./bin/gatehouse-load run --gatehouse ./$(BIN) --mode authz --attest --devices 10000 $(LOAD_FLAGS)
+
+load-telemetry: build bin/gatehouse-load ## the same ext_authz run with tracing (every request sampled, OTLP) against tracing off
+	./bin/gatehouse-load run --gatehouse ./$(BIN) --mode authz --env OTEL_TRACES_EXPORTER=none \
+	  --variant-env OTEL_TRACES_EXPORTER=otlp --variant-env OTEL_TRACES_SAMPLER=always_on --otlp-sink $(LOAD_FLAGS)
 
 load-rls: build bin/gatehouse-load ## RLS load run with the memory store: server CPU per call vs the no-op
 	./bin/gatehouse-load run --gatehouse ./$(BIN) --mode rls --gen-config $(LOAD_FLAGS)

@@ -54,7 +54,7 @@ func NewCache(maxBytes int64) (*Cache, error) {
 // CacheKey derives a cache key from its parts, separated so that no two part lists
 // collide.
 func CacheKey(parts ...string) Hash {
-	var buf [512]byte // typical keys fit: no allocation
+	var buf [2048]byte // typical keys (RS256 tokens included) fit: no allocation
 	b := buf[:0]
 	for _, p := range parts {
 		b = binary.LittleEndian.AppendUint64(b, uint64(len(p)))

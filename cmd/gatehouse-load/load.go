@@ -36,6 +36,10 @@ type reqShape struct {
 	deviceHeader string
 	domain       string
 	rlsKey       string
+	// deviceIDs and tokens, when set (--attest), are device i's id and attestation token;
+	// the token is sent in attestHeader.
+	deviceIDs []string
+	tokens    []string
 }
 
 // buildRequests pre-builds one request per device, like Envoy would send it.
@@ -43,6 +47,9 @@ func buildRequests(s reqShape) (checks []*authv3.CheckRequest, rls []*rlsv3.Rate
 	now := timestamppb.New(time.Now())
 	for i := 0; i < s.devices; i++ {
 		dev := "device-" + strconv.Itoa(i)
+		if i < len(s.deviceIDs) {
+			dev = s.deviceIDs[i]
+		}
 		if s.mode == "rls" {
 			rls = append(rls, &rlsv3.RateLimitRequest{
 				Domain: s.domain,
@@ -69,6 +76,9 @@ func buildRequests(s reqShape) (checks []*authv3.CheckRequest, rls []*rlsv3.Rate
 		h["x-forwarded-proto"] = "https"
 		if s.deviceHeader != "" {
 			h[s.deviceHeader] = dev
+		}
+		if i < len(s.tokens) {
+			h[attestHeader] = s.tokens[i]
 		}
 		for k, v := range s.headers {
 			if v == "" {

@@ -70,6 +70,12 @@
 //	--ext k=v              add/replace a context extension (repeatable; empty value removes it;
 //	                       default endpoint=hello)
 //	--device-header NAME   header carrying the device id (default x-device-id)
+//	--attest               authz: before the run, mint one attestation token per device with
+//	                       "GATEHOUSE demo-token --count DEVICES --ttl T" (T covers the run) and
+//	                       send device i's token in x-attestation-token with its id in the device
+//	                       header, to /v1/secure with endpoint=secure unless --path/--ext say
+//	                       otherwise (the demo config's attested endpoint); the cache hit ratio
+//	                       printed at the end is then the attestation verdict cache's
 //	--domain, --rls-key    rate-limit domain and descriptor key (demo, device)
 //	--keep-logs            keep the children's stdout/stderr logs and print where they are
 //

@@ -42,6 +42,7 @@ type runConfig struct {
 	variantEnv   []string
 	otlpSink     bool
 	keepLogs     bool
+	attest       bool   // authz: per-device attestation tokens from "GATEHOUSE demo-token --count N"
 	targetCmd    string // hidden: command template replacing Gatehouse (tests)
 	shape        reqShape
 	headerFlags  []string
@@ -75,6 +76,10 @@ func parseRunFlags(args []string, stderr io.Writer) (*runConfig, error) {
 	fs.StringVar(&c.shape.deviceHeader, "device-header", "x-device-id", "authz: header carrying the device id (empty: none)")
 	fs.StringVar(&c.shape.domain, "domain", "demo", "rls: rate-limit domain")
 	fs.StringVar(&c.shape.rlsKey, "rls-key", "device", "rls: descriptor entry key (value: the device id)")
+	fs.BoolVar(&c.attest, "attest", false, "authz: before the run, mint one attestation token per device with \"GATEHOUSE demo-token --count DEVICES\" and send\n"+
+		"device i's token in x-attestation-token with x-device-id: device-i (--device-header), to GET /v1/secure with\n"+
+		"endpoint=secure (unless --path/--ext say otherwise): the embedded demo config's attested endpoint, so that the\n"+
+		"verdict-cache hit ratio at the end is the attestation cache's")
 	fs.BoolVar(&c.keepLogs, "keep-logs", false, "keep the children's logs (always kept when the run fails)")
 	fs.StringVar(&c.targetCmd, "target-cmd", "", "") // hidden, see usage
 	fs.Usage = func() {
@@ -91,6 +96,7 @@ examples:
   gatehouse-load run --mode rls
   gatehouse-load run --mode rls --redis --config redis.yaml
   gatehouse-load run --devices 10000 --concurrency 64
+  gatehouse-load run --attest --devices 10000          # per-device attestation tokens: cache hit ratio
   gatehouse-load run --env OTEL_TRACES_EXPORTER=none --variant-env OTEL_TRACES_EXPORTER=otlp --otlp-sink
 
 flags:
@@ -119,6 +125,16 @@ flags:
 	c.mode = c.shape.mode
 	if c.mode != "authz" && c.mode != "rls" {
 		return nil, fmt.Errorf("--mode must be authz or rls, not %q", c.mode)
+	}
+	pathSet := false
+	fs.Visit(func(f *flag.Flag) { pathSet = pathSet || f.Name == "path" })
+	if c.attest {
+		if c.mode != "authz" {
+			return nil, errors.New("--attest is for --mode authz")
+		}
+		if !pathSet {
+			c.shape.path = attestPath
+		}
 	}
 	for _, s := range strings.Split(c.concurrencyS, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
@@ -157,6 +173,9 @@ flags:
 		c.shape.headers[strings.ToLower(strings.TrimSpace(k))] = strings.TrimSpace(v)
 	}
 	c.shape.exts = map[string]string{"endpoint": "hello"}
+	if c.attest {
+		c.shape.exts["endpoint"] = attestEndpoint
+	}
 	for _, e := range c.extFlags {
 		k, v, ok := strings.Cut(e, "=")
 		if !ok || k == "" {
@@ -273,6 +292,18 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) (err 
 	}
 	baseEnv = append(baseEnv, cfg.env...)
 
+	if cfg.attest {
+		ttl := attestTTL(cfg)
+		start := time.Now()
+		ids, toks, err := mintTokens(ctx, cfg.gatehouse, cfg.shape.devices, ttl, stderr)
+		if err != nil {
+			return err
+		}
+		cfg.shape.deviceIDs, cfg.shape.tokens = ids, toks
+		fmt.Fprintf(stderr, "attest: %d tokens from %s demo-token --count %d --ttl %s in %v\n",
+			len(toks), cfg.gatehouse, cfg.shape.devices, ttl, time.Since(start).Round(time.Millisecond))
+	}
+
 	// The servers under test.
 	probe := func(pctx context.Context, cc *grpc.ClientConn) error { return nil }
 	checks, rlsReqs := buildRequests(cfg.shape)
@@ -351,6 +382,10 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) (err 
 	}
 	if rds != nil {
 		fmt.Fprintf(stdout, "  %-9s pid %d %s (CPU added to gatehouse's)\n", "redis", rds.pid(), rds.addr)
+	}
+	if cfg.attest {
+		fmt.Fprintf(stdout, "  attest: one demo-token per device in %s (device id in %s), %s endpoint=%s\n",
+			attestHeader, cfg.shape.deviceHeader, cfg.shape.path, cfg.shape.exts["endpoint"])
 	}
 	if len(cfg.env) > 0 {
 		fmt.Fprintf(stdout, "  gatehouse env: %s\n", strings.Join(cfg.env, " "))

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"crypto/ecdsa"
 	"crypto/x509"
 	"encoding/pem"
@@ -8,12 +9,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strconv"
 	"time"
 
+	"github.com/gatehouse/gatehouse/policy/attest"
 	"github.com/golang-jwt/jwt/v5"
 )
 
-const demoTokenUsage = `usage: gatehouse demo-token [--device ID] [--emulator] [--expired] [--tampered]
+const demoTokenUsage = `usage: gatehouse demo-token [--device ID] [--count N] [--emulator] [--expired] [--tampered]
 
 Prints an attestation token signed with the DEMO key, which only the embedded demo
 configuration trusts. Send it to the demo's GET /v1/secure:
@@ -24,6 +27,10 @@ configuration trusts. Send it to the demo's GET /v1/secure:
 --emulator, --expired and --tampered mint tokens the demo refuses (EMULATOR_DETECTED,
 ATTESTATION_EXPIRED, APP_TAMPERED); changing any character of a token makes it
 ATTESTATION_FAILED or INVALID_ATTESTATION.
+
+--count N prints N tokens for N devices, one per line as "DEVICE<TAB>TOKEN", where the
+device ids are PREFIX-0 … PREFIX-(N-1) and --device is the PREFIX (default "device"),
+e.g. for load tests (gatehouse-load run --attest).
 
 flags:
 `
@@ -37,7 +44,8 @@ func demoTokenAt(now time.Time, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("demo-token", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, demoTokenUsage); fs.PrintDefaults() }
-	device := fs.String("device", "demo-device-1", "the attested device id")
+	device := fs.String("device", "demo-device-1", "the attested device id; with --count, the device id prefix (default \"device\")")
+	count := fs.Int("count", 0, "print `N` tokens, one per device PREFIX-0 … PREFIX-(N-1), as \"DEVICE<TAB>TOKEN\" lines")
 	emulator := fs.Bool("emulator", false, "attest an emulator (refused: EMULATOR_DETECTED)")
 	expired := fs.Bool("expired", false, "mint a token that expired an hour ago (refused: ATTESTATION_EXPIRED)")
 	tampered := fs.Bool("tampered", false, "attest a modified app binary (refused: APP_TAMPERED)")
@@ -56,28 +64,73 @@ func demoTokenAt(now time.Time, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stderr, "gatehouse demo-token: --ttl must be between 1s and 24h")
 		return exitError(2)
 	}
-	tok, err := mintDemoToken(now, *device, *emulator, *expired, *tampered, *ttl)
+	key, err := demoKey()
 	if err != nil {
 		return err
 	}
-	fmt.Fprintln(stdout, tok)
-	return nil
+	counted := false
+	fs.Visit(func(f *flag.Flag) { counted = counted || f.Name == "count" })
+	if !counted {
+		tok, err := signDemoToken(key, now, *device, *emulator, *expired, *tampered, *ttl)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, tok)
+		return nil
+	}
+	if *count < 1 || *count > maxDemoTokens {
+		fmt.Fprintf(stderr, "gatehouse demo-token: --count must be between 1 and %d\n", maxDemoTokens)
+		return exitError(2)
+	}
+	prefix := "device"
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "device" {
+			prefix = *device
+		}
+	})
+	// The longest id, PREFIX-(N-1), must be a valid device id, or every token would be
+	// refused as INVALID_ATTESTATION.
+	if last := prefix + "-" + strconv.Itoa(*count-1); !attest.ValidDeviceID(last) {
+		fmt.Fprintf(stderr, "gatehouse demo-token: %q is not a valid device id (printable ASCII, no spaces or commas, at most %d bytes)\n", last, attest.MaxDeviceIDBytes)
+		return exitError(2)
+	}
+	w := bufio.NewWriterSize(stdout, 64<<10)
+	for i := range *count {
+		id := prefix + "-" + strconv.Itoa(i)
+		tok, err := signDemoToken(key, now, id, *emulator, *expired, *tampered, *ttl)
+		if err != nil {
+			return err
+		}
+		w.WriteString(id)
+		w.WriteByte('\t')
+		w.WriteString(tok)
+		w.WriteByte('\n')
+	}
+	return w.Flush()
 }
 
-// mintDemoToken signs a demo attestation token with the demo key.
-func mintDemoToken(now time.Time, device string, emulator, expired, tampered bool, ttl time.Duration) (string, error) {
+// maxDemoTokens caps --count.
+const maxDemoTokens = 1_000_000
+
+// demoKey parses the embedded demo signing key.
+func demoKey() (*ecdsa.PrivateKey, error) {
 	block, _ := pem.Decode([]byte(demoPrivateKey))
 	if block == nil {
-		return "", errors.New("demo-token: the embedded demo key is not PEM")
+		return nil, errors.New("demo-token: the embedded demo key is not PEM")
 	}
 	k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
 	if err != nil {
-		return "", fmt.Errorf("demo-token: embedded demo key: %w", err)
+		return nil, fmt.Errorf("demo-token: embedded demo key: %w", err)
 	}
 	key, ok := k.(*ecdsa.PrivateKey)
 	if !ok {
-		return "", errors.New("demo-token: the embedded demo key is not an ECDSA key")
+		return nil, errors.New("demo-token: the embedded demo key is not an ECDSA key")
 	}
+	return key, nil
+}
+
+// signDemoToken signs a demo attestation token with key.
+func signDemoToken(key *ecdsa.PrivateKey, now time.Time, device string, emulator, expired, tampered bool, ttl time.Duration) (string, error) {
 	iat := now
 	if expired {
 		iat = now.Add(-ttl - time.Hour)

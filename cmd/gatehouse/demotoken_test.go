@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -66,5 +67,71 @@ func TestDemoToken(t *testing.T) {
 	var out, errOut bytes.Buffer
 	if err := demoToken([]string{"extra"}, &out, &errOut); err == nil {
 		t.Fatal("accepted a stray argument")
+	}
+}
+
+// TestDemoTokenCount: --count N prints N "DEVICE<TAB>TOKEN" lines for PREFIX-0 …
+// PREFIX-(N-1), each token attesting its own device; bad counts and prefixes are usage
+// errors.
+func TestDemoTokenCount(t *testing.T) {
+	snap, err := config.LoadBytes(config.Demo, config.DemoPath, config.Deps{Offline: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Unix(1_750_000_000, 0)
+	for _, tc := range []struct {
+		args   []string
+		prefix string
+		n      int
+	}{
+		{[]string{"--count", "5"}, "device", 5},
+		{[]string{"--count", "3", "--device", "phone"}, "phone", 3},
+		{[]string{"--device", "phone", "--count", "1"}, "phone", 1},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			if err := demoTokenAt(now, tc.args, &out, &errOut); err != nil {
+				t.Fatalf("%v: %s", err, errOut.String())
+			}
+			lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+			if len(lines) != tc.n {
+				t.Fatalf("%d lines, want %d:\n%s", len(lines), tc.n, out.String())
+			}
+			seen := map[string]bool{}
+			for i, line := range lines {
+				id, tok, ok := strings.Cut(line, "\t")
+				if want := tc.prefix + "-" + strconv.Itoa(i); !ok || id != want || strings.ContainsAny(tok, "\t ") {
+					t.Fatalf("line %d = %q, want %q<TAB>token", i, line, want)
+				}
+				if seen[tok] {
+					t.Fatalf("line %d repeats a token", i)
+				}
+				seen[tok] = true
+				in := &policy.Input{Method: "GET", Path: "/v1/secure", RawPath: "/v1/secure", BodySize: -1,
+					Headers: map[string]string{"x-app-token": "demo-app-token", "x-attestation-token": tok, "x-device-id": id}}
+				if d := snap.Rules.Decide(t.Context(), now, in); !d.Allowed() || d.DeviceID != id {
+					t.Fatalf("line %d: denied %s (device %q)", i, d.Code, d.DeviceID)
+				}
+			}
+		})
+	}
+	for _, args := range [][]string{
+		{"--count", "0"},
+		{"--count", "-1"},
+		{"--count", "x"},
+		{"--count", "2000000"},
+		{"--count", "2", "--device", "has space"},
+		{"--count", "2", "--device", "a,b"},
+		{"--count", "2", "--device", strings.Repeat("p", 127)}, // p…p-1 is 129 bytes
+	} {
+		var out, errOut bytes.Buffer
+		if err := demoTokenAt(now, args, &out, &errOut); err == nil || out.Len() > 0 {
+			t.Errorf("%q: accepted (%v), printed %q", args, err, out.String())
+		}
+	}
+	// Without --count the output is one bare token, as before.
+	var out, errOut bytes.Buffer
+	if err := demoTokenAt(now, []string{"--device", "phone"}, &out, &errOut); err != nil || strings.Count(out.String(), "\n") != 1 || strings.Contains(out.String(), "\t") {
+		t.Fatalf("single token output %q (%v)", out.String(), err)
 	}
 }

@@ -29,7 +29,15 @@ import (
 	"github.com/gatehouse/gatehouse/policy"
 	"github.com/gatehouse/gatehouse/policy/jwks"
 	"github.com/golang-jwt/jwt/v5"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	otelcodes "go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 )
+
+// tracer makes the spans of uncached verifications (a cache hit makes none); a no-op
+// unless tracing is set up.
+var tracer = otel.Tracer("github.com/gatehouse/gatehouse/policy/attest")
 
 // Kind is an attestation provider type.
 type Kind uint8
@@ -269,9 +277,22 @@ var (
 	errKey = errors.New("no usable key")
 )
 
-// verify checks tok's signature and static claims. An error means the keys could not be
-// loaded: the verdict is undecided.
+// verify checks tok's signature and static claims, in a span of its own (it runs only on
+// a cache miss). An error means the keys could not be loaded: the verdict is undecided,
+// and only then is the span's status Error; a refusal is a verdict, not an error.
 func (p *Provider) verify(ctx context.Context, tok string) (*facts, error) {
+	ctx, span := tracer.Start(ctx, "gatehouse.attestation.verify",
+		trace.WithAttributes(attribute.String("gatehouse.attestation.provider", p.id)))
+	defer span.End()
+	f, err := p.verifyToken(ctx, tok)
+	if err != nil {
+		span.SetStatus(otelcodes.Error, "attestation keys unavailable")
+	}
+	return f, err
+}
+
+// verifyToken is verify without the span.
+func (p *Provider) verifyToken(ctx context.Context, tok string) (*facts, error) {
 	if len(tok) > p.c.MaxTokenBytes {
 		return &facts{code: policy.InvalidAttestation, msg: "The attestation token is too large"}, nil
 	}
