@@ -96,3 +96,15 @@ func millionDevicesHeap(tb testing.TB) float64 {
 	runtime.KeepAlive(store)
 	return float64(after.HeapAlloc-before.HeapAlloc) / (1 << 20)
 }
+
+// BenchmarkLimitRedis is one inline decision (one GCRA device limit) on a real
+// redis-server: the client's share of the CPU (redis-server's own is not counted here).
+func BenchmarkLimitRedis(b *testing.B) {
+	p := startRedis(b)
+	st := openTestRedis(b, RedisConfig{Addrs: []string{p.addr()}}, SystemClock)
+	e := mustCompile(b, CompileInput{Apps: map[string]AppLimits{"app": {Limits: []LimitConfig{
+		{Name: "device", Key: []string{"device"}, Algorithm: "gcra", Requests: 1 << 30, Per: time.Second, Burst: 1 << 30},
+	}}}}, st)
+	b.SetParallelism(8)
+	runLimitBench(b, e)
+}

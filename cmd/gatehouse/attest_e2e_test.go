@@ -243,22 +243,6 @@ func (e *attestEnv) fetched(path string) int {
 	return e.fetches[path]
 }
 
-// claims returns base with kv applied (a nil value removes a claim).
-func atClaims(base attesttest.Claims, kv ...any) attesttest.Claims {
-	out := attesttest.Claims{}
-	for k, v := range base {
-		out[k] = v
-	}
-	for i := 0; i+1 < len(kv); i += 2 {
-		if kv[i+1] == nil {
-			delete(out, kv[i].(string))
-		} else {
-			out[kv[i].(string)] = kv[i+1]
-		}
-	}
-	return out
-}
-
 // signedClaims are valid claims for a signed_token provider of app aud.
 func (e *attestEnv) signedClaims(aud, device string) attesttest.Claims {
 	now := time.Now()
@@ -456,9 +440,9 @@ func TestAttestE2ESignedToken(t *testing.T) {
 	cases := []attestCase{
 		atAllow("ok/ES256", sreq(tok), "device-1"),
 		atAllow("ok/RS256", sreq(e.sign(e.rs, ok)), "device-1"),
-		atAllow("ok/no_device_id_claim", sreq(e.sign(e.es, atClaims(ok, "device_id", nil))), ""),
+		atAllow("ok/no_device_id_claim", sreq(e.sign(e.es, attesttest.With(ok, "device_id", nil))), ""),
 		atAllow("ok/device_header_agrees", sreq(tok, "x-device-id", "device-1"), "device-1"),
-		atAllow("ok/verdict_flags_false", sreq(e.sign(e.es, atClaims(ok, "emulator", false, "compromised", "false", "debugger", 0))), "device-1"),
+		atAllow("ok/verdict_flags_false", sreq(e.sign(e.es, attesttest.With(ok, "emulator", false, "compromised", "false", "debugger", 0))), "device-1"),
 		atAllow("ok/spoofed_identity_header_replaced", sreq(tok, "x-gatehouse-device", "someone-else"), "device-1"),
 
 		atDeny("1_required/no_credential", atGet("signed", "/v1/secure"), policy.AttestationRequired),
@@ -469,7 +453,7 @@ func TestAttestE2ESignedToken(t *testing.T) {
 		atDeny("2_invalid/duplicated_header_merged_by_envoy", sreq(tok+","+tok), policy.InvalidAttestation),
 		{name: "2_invalid/duplicated_header_in_header_map", req: atGet("signed", "/v1/secure", h, tok), dup: []string{h, tok},
 			status: 403, code: "INVALID_ATTESTATION", grpc: codes.PermissionDenied},
-		atDeny("2_invalid/oversized", sreq(e.sign(e.es, atClaims(ok, "pad", strings.Repeat("x", 9000)))), policy.InvalidAttestation),
+		atDeny("2_invalid/oversized", sreq(e.sign(e.es, attesttest.With(ok, "pad", strings.Repeat("x", 9000)))), policy.InvalidAttestation),
 		atDeny("2_invalid/oversized_garbage", sreq(strings.Repeat("A", 64<<10)), policy.InvalidAttestation),
 		atDeny("2_invalid/not_a_jwt", sreq("not-a-token"), policy.InvalidAttestation),
 		atDeny("2_invalid/two_segments", sreq(segs[0]+"."+segs[1]), policy.InvalidAttestation),
@@ -483,50 +467,50 @@ func TestAttestE2ESignedToken(t *testing.T) {
 		atDeny("2_invalid/alg_HS256_public_key_PEM_as_secret", sreq(attesttest.SignHS256(t, e.rsaPublicPEM(e.rs), ok, map[string]any{"kid": "rs-1"})), policy.InvalidAttestation),
 		atDeny("2_invalid/alg_ES256_claims_RSA_key", sreq(attesttest.Sign(t, e.es, ok, map[string]any{"kid": "rs-1"})), policy.InvalidAttestation),
 		atDeny("2_invalid/unknown_kid", sreq(attesttest.Sign(t, e.es, ok, map[string]any{"kid": "nobody"})), policy.InvalidAttestation),
-		atDeny("2_invalid/missing_exp", sreq(e.sign(e.es, atClaims(ok, "exp", nil))), policy.InvalidAttestation),
-		atDeny("2_invalid/exp_not_a_number", sreq(e.sign(e.es, atClaims(ok, "exp", "tomorrow"))), policy.InvalidAttestation),
-		atDeny("2_invalid/nbf_not_a_number", sreq(e.sign(e.es, atClaims(ok, "nbf", "soon"))), policy.InvalidAttestation),
-		atDeny("2_invalid/missing_iat_with_max_age", sreq(e.sign(e.es, atClaims(ok, "iat", nil))), policy.InvalidAttestation),
-		atDeny("2_invalid/device_id_with_space", sreq(e.sign(e.es, atClaims(ok, "device_id", "a b"))), policy.InvalidAttestation),
-		atDeny("2_invalid/device_id_with_comma", sreq(e.sign(e.es, atClaims(ok, "device_id", "a,b"))), policy.InvalidAttestation),
-		atDeny("2_invalid/device_id_header_injection", sreq(e.sign(e.es, atClaims(ok, "device_id", "a\r\nx-evil: 1"))), policy.InvalidAttestation),
-		atDeny("2_invalid/device_id_non_ascii", sreq(e.sign(e.es, atClaims(ok, "device_id", "dévice"))), policy.InvalidAttestation),
-		atDeny("2_invalid/device_id_129_bytes", sreq(e.sign(e.es, atClaims(ok, "device_id", strings.Repeat("d", 129)))), policy.InvalidAttestation),
-		atAllow("ok/device_id_128_bytes", sreq(e.sign(e.es, atClaims(ok, "device_id", strings.Repeat("d", 128)))), strings.Repeat("d", 128)),
+		atDeny("2_invalid/missing_exp", sreq(e.sign(e.es, attesttest.With(ok, "exp", nil))), policy.InvalidAttestation),
+		atDeny("2_invalid/exp_not_a_number", sreq(e.sign(e.es, attesttest.With(ok, "exp", "tomorrow"))), policy.InvalidAttestation),
+		atDeny("2_invalid/nbf_not_a_number", sreq(e.sign(e.es, attesttest.With(ok, "nbf", "soon"))), policy.InvalidAttestation),
+		atDeny("2_invalid/missing_iat_with_max_age", sreq(e.sign(e.es, attesttest.With(ok, "iat", nil))), policy.InvalidAttestation),
+		atDeny("2_invalid/device_id_with_space", sreq(e.sign(e.es, attesttest.With(ok, "device_id", "a b"))), policy.InvalidAttestation),
+		atDeny("2_invalid/device_id_with_comma", sreq(e.sign(e.es, attesttest.With(ok, "device_id", "a,b"))), policy.InvalidAttestation),
+		atDeny("2_invalid/device_id_header_injection", sreq(e.sign(e.es, attesttest.With(ok, "device_id", "a\r\nx-evil: 1"))), policy.InvalidAttestation),
+		atDeny("2_invalid/device_id_non_ascii", sreq(e.sign(e.es, attesttest.With(ok, "device_id", "dévice"))), policy.InvalidAttestation),
+		atDeny("2_invalid/device_id_129_bytes", sreq(e.sign(e.es, attesttest.With(ok, "device_id", strings.Repeat("d", 129)))), policy.InvalidAttestation),
+		atAllow("ok/device_id_128_bytes", sreq(e.sign(e.es, attesttest.With(ok, "device_id", strings.Repeat("d", 128)))), strings.Repeat("d", 128)),
 
 		atDeny("3_failed/bad_signature", sreq(e.sign(e.impostor, ok)), policy.AttestationFailed),
-		atDeny("3_failed/signature_of_other_token", sreq(segs[0]+"."+segs[1]+"."+strings.Split(e.sign(e.es, atClaims(ok, "device_id", "x")), ".")[2]), policy.AttestationFailed),
-		atDeny("3_failed/forged_with_malformed_exp", sreq(e.sign(e.impostor, atClaims(ok, "exp", "tomorrow"))), policy.AttestationFailed),
-		atDeny("3_failed/wrong_issuer", sreq(e.sign(e.es, atClaims(ok, "iss", "https://evil.test"))), policy.AttestationFailed),
-		atDeny("3_failed/wrong_issuer_beats_expired", sreq(e.sign(e.es, atClaims(ok, "iss", "https://evil.test", "exp", past))), policy.AttestationFailed),
-		atDeny("3_failed/audience_of_other_app", sreq(e.sign(e.es, atClaims(ok, "aud", "optional"))), policy.AttestationFailed),
-		atDeny("3_failed/issued_in_future", sreq(e.sign(e.es, atClaims(ok, "iat", time.Now().Add(2*time.Minute).Unix()))), policy.AttestationFailed),
-		atDeny("3_failed/not_valid_yet", sreq(e.sign(e.es, atClaims(ok, "nbf", time.Now().Add(2*time.Minute).Unix()))), policy.AttestationFailed),
+		atDeny("3_failed/signature_of_other_token", sreq(segs[0]+"."+segs[1]+"."+strings.Split(e.sign(e.es, attesttest.With(ok, "device_id", "x")), ".")[2]), policy.AttestationFailed),
+		atDeny("3_failed/forged_with_malformed_exp", sreq(e.sign(e.impostor, attesttest.With(ok, "exp", "tomorrow"))), policy.AttestationFailed),
+		atDeny("3_failed/wrong_issuer", sreq(e.sign(e.es, attesttest.With(ok, "iss", "https://evil.test"))), policy.AttestationFailed),
+		atDeny("3_failed/wrong_issuer_beats_expired", sreq(e.sign(e.es, attesttest.With(ok, "iss", "https://evil.test", "exp", past))), policy.AttestationFailed),
+		atDeny("3_failed/audience_of_other_app", sreq(e.sign(e.es, attesttest.With(ok, "aud", "optional"))), policy.AttestationFailed),
+		atDeny("3_failed/issued_in_future", sreq(e.sign(e.es, attesttest.With(ok, "iat", time.Now().Add(2*time.Minute).Unix()))), policy.AttestationFailed),
+		atDeny("3_failed/not_valid_yet", sreq(e.sign(e.es, attesttest.With(ok, "nbf", time.Now().Add(2*time.Minute).Unix()))), policy.AttestationFailed),
 
-		atDeny("4_expired/exp_past", sreq(e.sign(e.es, atClaims(ok, "exp", past))), policy.AttestationExpired),
-		atDeny("4_expired/too_old_max_age", sreq(e.sign(e.es, atClaims(ok, "iat", time.Now().Add(-11*time.Minute).Unix()))), policy.AttestationExpired),
-		atDeny("4_expired/beats_verdict", sreq(e.sign(e.es, atClaims(ok, "exp", past, "emulator", true))), policy.AttestationExpired),
-		{name: "4_expired/heartbeat_is_session_expired", req: atGet("signed", "/v1/heartbeat", h, e.sign(e.es, atClaims(ok, "exp", past))),
+		atDeny("4_expired/exp_past", sreq(e.sign(e.es, attesttest.With(ok, "exp", past))), policy.AttestationExpired),
+		atDeny("4_expired/too_old_max_age", sreq(e.sign(e.es, attesttest.With(ok, "iat", time.Now().Add(-11*time.Minute).Unix()))), policy.AttestationExpired),
+		atDeny("4_expired/beats_verdict", sreq(e.sign(e.es, attesttest.With(ok, "exp", past, "emulator", true))), policy.AttestationExpired),
+		{name: "4_expired/heartbeat_is_session_expired", req: atGet("signed", "/v1/heartbeat", h, e.sign(e.es, attesttest.With(ok, "exp", past))),
 			status: 401, code: "TOKEN_EXPIRED", grpc: codes.Unauthenticated, internal: policy.SessionExpired},
 
-		atDeny("5_verdict/compromised", sreq(e.sign(e.es, atClaims(ok, "compromised", true))), policy.DeviceCompromised),
-		atDeny("5_verdict/compromised_beats_emulator", sreq(e.sign(e.es, atClaims(ok, "compromised", true, "emulator", true))), policy.DeviceCompromised),
-		atDeny("5_verdict/emulator", sreq(e.sign(e.es, atClaims(ok, "emulator", true))), policy.EmulatorDetected),
-		atDeny("5_verdict/emulator_string_1", sreq(e.sign(e.es, atClaims(ok, "emulator", "1"))), policy.EmulatorDetected),
-		atDeny("5_verdict/debugger", sreq(e.sign(e.es, atClaims(ok, "debugger", 1))), policy.DebuggerDetected),
-		atDeny("5_verdict/tampered", sreq(e.sign(e.es, atClaims(ok, "tampered", true))), policy.AppTampered),
-		atDeny("5_verdict/unknown_signing_cert", sreq(e.sign(e.es, atClaims(ok, "signing_cert", strings.Repeat("0", 64)))), policy.AppTampered),
-		atDeny("5_verdict/missing_signing_cert", sreq(e.sign(e.es, atClaims(ok, "signing_cert", nil))), policy.AppTampered),
-		atDeny("5_verdict/app_version_below_minimum", sreq(e.sign(e.es, atClaims(ok, "app_version", "1.9.9"))), policy.AttestationFailed),
-		atDeny("5_verdict/app_version_prerelease_of_minimum", sreq(e.sign(e.es, atClaims(ok, "app_version", "2.0.0-rc.1"))), policy.AttestationFailed),
-		atDeny("5_verdict/app_version_missing", sreq(e.sign(e.es, atClaims(ok, "app_version", nil))), policy.AttestationFailed),
+		atDeny("5_verdict/compromised", sreq(e.sign(e.es, attesttest.With(ok, "compromised", true))), policy.DeviceCompromised),
+		atDeny("5_verdict/compromised_beats_emulator", sreq(e.sign(e.es, attesttest.With(ok, "compromised", true, "emulator", true))), policy.DeviceCompromised),
+		atDeny("5_verdict/emulator", sreq(e.sign(e.es, attesttest.With(ok, "emulator", true))), policy.EmulatorDetected),
+		atDeny("5_verdict/emulator_string_1", sreq(e.sign(e.es, attesttest.With(ok, "emulator", "1"))), policy.EmulatorDetected),
+		atDeny("5_verdict/debugger", sreq(e.sign(e.es, attesttest.With(ok, "debugger", 1))), policy.DebuggerDetected),
+		atDeny("5_verdict/tampered", sreq(e.sign(e.es, attesttest.With(ok, "tampered", true))), policy.AppTampered),
+		atDeny("5_verdict/unknown_signing_cert", sreq(e.sign(e.es, attesttest.With(ok, "signing_cert", strings.Repeat("0", 64)))), policy.AppTampered),
+		atDeny("5_verdict/missing_signing_cert", sreq(e.sign(e.es, attesttest.With(ok, "signing_cert", nil))), policy.AppTampered),
+		atDeny("5_verdict/app_version_below_minimum", sreq(e.sign(e.es, attesttest.With(ok, "app_version", "1.9.9"))), policy.AttestationFailed),
+		atDeny("5_verdict/app_version_prerelease_of_minimum", sreq(e.sign(e.es, attesttest.With(ok, "app_version", "2.0.0-rc.1"))), policy.AttestationFailed),
+		atDeny("5_verdict/app_version_missing", sreq(e.sign(e.es, attesttest.With(ok, "app_version", nil))), policy.AttestationFailed),
 
 		atDeny("7_device/header_disagrees", sreq(tok, "x-device-id", "device-2"), policy.AttestationFailed),
 		atDeny("7_device/header_repeated_merged", sreq(tok, "x-device-id", "device-1,device-1"), policy.AttestationFailed),
 		{name: "7_device/header_repeated_in_header_map", req: sreq(tok, "x-device-id", "device-1"), dup: []string{"x-device-id", "device-1"},
 			status: 403, code: "ATTESTATION_FAILED", grpc: codes.PermissionDenied},
 
-		{name: "lists/blocked_device_attested", req: sreq(e.sign(e.es, atClaims(ok, "device_id", "stolen-device"))),
+		{name: "lists/blocked_device_attested", req: sreq(e.sign(e.es, attesttest.With(ok, "device_id", "stolen-device"))),
 			status: 403, code: "FORBIDDEN", grpc: codes.PermissionDenied, internal: policy.Blocked},
 		{name: "lists/blocked_ipv4_source", req: request{path: "/v1/secure", source: "203.0.113.77", headers: with(app("signed"), h, tok)},
 			status: 403, code: "FORBIDDEN", grpc: codes.PermissionDenied, internal: policy.Blocked},
@@ -585,7 +569,7 @@ func TestAttestE2EClockSkew(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			now := time.Now().Unix()
-			tok := e.sign(e.es, atClaims(e.signedClaims("signed", "device-1"), tc.kv(now)...))
+			tok := e.sign(e.es, attesttest.With(e.signedClaims("signed", "device-1"), tc.kv(now)...))
 			c := attestCase{req: atGet("signed", "/v1/secure", "x-attestation-token", tok), device: "device-1"}
 			if tc.code != "" {
 				c = atDeny("", c.req, tc.code)
@@ -642,8 +626,8 @@ func TestAttestE2EFirebase(t *testing.T) {
 	runAttestCases(t, e.srv, []attestCase{
 		atAllow("ok", freq(good), "fb-device-1"),
 		atAllow("ok/device_header_agrees", freq(fb(e.fbClaims(), nil), "x-device-id", "fb-device-1"), "fb-device-1"),
-		atAllow("ok/no_device_claim", freq(fb(atClaims(e.fbClaims(), "device_id", nil), nil)), ""),
-		atAllow("ok/verdict_claims_not_read_by_default", freq(fb(atClaims(e.fbClaims(), "emulator", true), nil)), "fb-device-1"),
+		atAllow("ok/no_device_claim", freq(fb(attesttest.With(e.fbClaims(), "device_id", nil), nil)), ""),
+		atAllow("ok/verdict_claims_not_read_by_default", freq(fb(attesttest.With(e.fbClaims(), "emulator", true), nil)), "fb-device-1"),
 
 		atDeny("1_required/no_credential", atGet("firebase", "/v1/secure"), policy.AttestationRequired),
 		atDeny("1_required/signed_token_header_ignored", atGet("firebase", "/v1/secure", "x-attestation-token", e.sign(e.es, e.signedClaims("firebase", "d"))), policy.AttestationRequired),
@@ -652,7 +636,7 @@ func TestAttestE2EFirebase(t *testing.T) {
 		atDeny("2_invalid/duplicated_header", freq(fb(e.fbClaims(), nil)+", "+fb(e.fbClaims(), nil)), policy.InvalidAttestation),
 		{name: "2_invalid/duplicated_header_in_header_map", req: freq(fb(e.fbClaims(), nil)), dup: []string{h, fb(e.fbClaims(), nil)},
 			status: 403, code: "INVALID_ATTESTATION", grpc: codes.PermissionDenied},
-		atDeny("2_invalid/oversized", freq(fb(atClaims(e.fbClaims(), "pad", strings.Repeat("x", 9000)), nil)), policy.InvalidAttestation),
+		atDeny("2_invalid/oversized", freq(fb(attesttest.With(e.fbClaims(), "pad", strings.Repeat("x", 9000)), nil)), policy.InvalidAttestation),
 		atDeny("2_invalid/not_a_jwt", freq("abc.def"), policy.InvalidAttestation),
 		atDeny("2_invalid/typ_not_JWT", freq(fb(e.fbClaims(), map[string]any{"typ": "at+jwt"})), policy.InvalidAttestation),
 		atDeny("2_invalid/typ_missing", freq(fb(e.fbClaims(), map[string]any{"typ": nil})), policy.InvalidAttestation),
@@ -660,17 +644,17 @@ func TestAttestE2EFirebase(t *testing.T) {
 		atDeny("2_invalid/alg_none", freq(attesttest.Unsigned(t, e.fbClaims(), map[string]any{"kid": "fb-1"})), policy.InvalidAttestation),
 		atDeny("2_invalid/alg_HS256_public_key_as_secret", freq(attesttest.SignHS256(t, e.rsaPublicDER(e.fb1), e.fbClaims(), map[string]any{"kid": "fb-1"})), policy.InvalidAttestation),
 		atDeny("2_invalid/unknown_kid_after_refresh", freq(attesttest.Sign(t, e.fb2, e.fbClaims(), nil)), policy.InvalidAttestation),
-		atDeny("2_invalid/missing_jti_with_replay_protection", freq(fb(atClaims(e.fbClaims(), "jti", nil), nil)), policy.InvalidAttestation),
-		atDeny("2_invalid/missing_exp", freq(fb(atClaims(e.fbClaims(), "exp", nil), nil)), policy.InvalidAttestation),
-		atDeny("2_invalid/device_id_malformed", freq(fb(atClaims(e.fbClaims(), "device_id", "a b"), nil)), policy.InvalidAttestation),
+		atDeny("2_invalid/missing_jti_with_replay_protection", freq(fb(attesttest.With(e.fbClaims(), "jti", nil), nil)), policy.InvalidAttestation),
+		atDeny("2_invalid/missing_exp", freq(fb(attesttest.With(e.fbClaims(), "exp", nil), nil)), policy.InvalidAttestation),
+		atDeny("2_invalid/device_id_malformed", freq(fb(attesttest.With(e.fbClaims(), "device_id", "a b"), nil)), policy.InvalidAttestation),
 
 		atDeny("3_failed/bad_signature", freq(attesttest.Sign(t, &attesttest.Key{ID: "fb-1", Alg: "RS256", Private: e.rs.Private}, e.fbClaims(), nil)), policy.AttestationFailed),
-		atDeny("3_failed/wrong_issuer", freq(fb(atClaims(e.fbClaims(), "iss", "https://firebaseappcheck.googleapis.com/999"), nil)), policy.AttestationFailed),
-		atDeny("3_failed/wrong_audience", freq(fb(atClaims(e.fbClaims(), "aud", []string{"projects/999"}), nil)), policy.AttestationFailed),
-		atDeny("3_failed/app_id_not_allowed", freq(fb(atClaims(e.fbClaims(), "sub", "1:123456:ios:zzz"), nil)), policy.AttestationFailed),
-		atDeny("3_failed/not_valid_yet", freq(fb(atClaims(e.fbClaims(), "iat", time.Now().Add(2*time.Minute).Unix()), nil)), policy.AttestationFailed),
+		atDeny("3_failed/wrong_issuer", freq(fb(attesttest.With(e.fbClaims(), "iss", "https://firebaseappcheck.googleapis.com/999"), nil)), policy.AttestationFailed),
+		atDeny("3_failed/wrong_audience", freq(fb(attesttest.With(e.fbClaims(), "aud", []string{"projects/999"}), nil)), policy.AttestationFailed),
+		atDeny("3_failed/app_id_not_allowed", freq(fb(attesttest.With(e.fbClaims(), "sub", "1:123456:ios:zzz"), nil)), policy.AttestationFailed),
+		atDeny("3_failed/not_valid_yet", freq(fb(attesttest.With(e.fbClaims(), "iat", time.Now().Add(2*time.Minute).Unix()), nil)), policy.AttestationFailed),
 
-		atDeny("4_expired/exp_past", freq(fb(atClaims(e.fbClaims(), "exp", past), nil)), policy.AttestationExpired),
+		atDeny("4_expired/exp_past", freq(fb(attesttest.With(e.fbClaims(), "exp", past), nil)), policy.AttestationExpired),
 
 		atDeny("6_replay/same_token_again", freq(good), policy.AttestationFailed),
 		atDeny("7_device/header_disagrees", freq(fb(e.fbClaims(), nil), "x-device-id", "other"), policy.AttestationFailed),
@@ -680,7 +664,7 @@ func TestAttestE2EFirebase(t *testing.T) {
 		c := e.fbClaims()
 		first := atAllow("", freq(fb(c, nil)), "fb-device-1")
 		first.verify(t, first.send(t, e.srv))
-		again := atDeny("", freq(fb(atClaims(c, "iat", time.Now().Unix()), nil)), policy.AttestationFailed)
+		again := atDeny("", freq(fb(attesttest.With(c, "iat", time.Now().Unix()), nil)), policy.AttestationFailed)
 		again.verify(t, again.send(t, e.srv))
 	})
 	t.Run("6_replay/concurrent_uses_one_passes", func(t *testing.T) {
@@ -733,13 +717,13 @@ func TestAttestE2EApproov(t *testing.T) {
 		atDeny("2_invalid/duplicated_header", areq(tok+","+tok), policy.InvalidAttestation),
 		{name: "2_invalid/duplicated_header_in_header_map", req: areq(tok), dup: []string{h, tok},
 			status: 403, code: "INVALID_ATTESTATION", grpc: codes.PermissionDenied},
-		atDeny("2_invalid/oversized", areq(sign(atClaims(ok, "pad", strings.Repeat("x", 9000)))), policy.InvalidAttestation),
+		atDeny("2_invalid/oversized", areq(sign(attesttest.With(ok, "pad", strings.Repeat("x", 9000)))), policy.InvalidAttestation),
 		atDeny("2_invalid/not_a_jwt", areq("...."), policy.InvalidAttestation),
 		atDeny("2_invalid/alg_RS256", areq(e.sign(e.rs, ok)), policy.InvalidAttestation),
 		atDeny("2_invalid/alg_ES256", areq(e.sign(e.es, ok)), policy.InvalidAttestation),
 		atDeny("2_invalid/alg_none", areq(attesttest.Unsigned(t, ok, nil)), policy.InvalidAttestation),
-		atDeny("2_invalid/missing_exp", areq(sign(atClaims(ok, "exp", nil))), policy.InvalidAttestation),
-		atDeny("2_invalid/device_id_malformed", areq(sign(atClaims(ok, "did", "a,b"))), policy.InvalidAttestation),
+		atDeny("2_invalid/missing_exp", areq(sign(attesttest.With(ok, "exp", nil))), policy.InvalidAttestation),
+		atDeny("2_invalid/device_id_malformed", areq(sign(attesttest.With(ok, "did", "a,b"))), policy.InvalidAttestation),
 
 		atDeny("3_failed/bad_signature_failed_device", areq(attesttest.SignHS256(t, atRandBytes(t, 32), ok, nil)), policy.AttestationFailed),
 		atDeny("3_failed/binding_mismatch", atGet("approov", "/v1/secure", h, tok, "authorization", "Bearer someone-else"), policy.AttestationFailed),
@@ -747,12 +731,12 @@ func TestAttestE2EApproov(t *testing.T) {
 		atDeny("3_failed/binding_header_repeated", atGet("approov", "/v1/secure", h, tok, "authorization", atBearer+", "+atBearer), policy.AttestationFailed),
 		{name: "3_failed/binding_header_repeated_in_header_map", req: areq(tok), dup: []string{"authorization", atBearer},
 			status: 403, code: "ATTESTATION_FAILED", grpc: codes.PermissionDenied},
-		atDeny("3_failed/pay_claim_missing", areq(sign(atClaims(ok, "pay", nil))), policy.AttestationFailed),
-		atDeny("3_failed/pay_claim_not_base64", areq(sign(atClaims(ok, "pay", "%%%"))), policy.AttestationFailed),
-		atDeny("3_failed/binding_beats_expired", atGet("approov", "/v1/secure", h, sign(atClaims(ok, "exp", past)), "authorization", "Bearer x"), policy.AttestationFailed),
-		atDeny("3_failed/not_valid_yet", areq(sign(atClaims(ok, "nbf", time.Now().Add(2*time.Minute).Unix()))), policy.AttestationFailed),
+		atDeny("3_failed/pay_claim_missing", areq(sign(attesttest.With(ok, "pay", nil))), policy.AttestationFailed),
+		atDeny("3_failed/pay_claim_not_base64", areq(sign(attesttest.With(ok, "pay", "%%%"))), policy.AttestationFailed),
+		atDeny("3_failed/binding_beats_expired", atGet("approov", "/v1/secure", h, sign(attesttest.With(ok, "exp", past)), "authorization", "Bearer x"), policy.AttestationFailed),
+		atDeny("3_failed/not_valid_yet", areq(sign(attesttest.With(ok, "nbf", time.Now().Add(2*time.Minute).Unix()))), policy.AttestationFailed),
 
-		atDeny("4_expired/exp_past", areq(sign(atClaims(ok, "exp", past))), policy.AttestationExpired),
+		atDeny("4_expired/exp_past", areq(sign(attesttest.With(ok, "exp", past))), policy.AttestationExpired),
 
 		atDeny("7_device/header_disagrees", areq(tok, "x-device-id", "other"), policy.AttestationFailed),
 	})
@@ -809,7 +793,7 @@ func TestAttestE2ELicenses(t *testing.T) {
 		{name: "attestation_failed_on_sdk_endpoint", req: e.licenseSDK(good, e.sign(e.impostor, e.signedClaims("licensed", "lic-dev-a"))),
 			status: 403, code: "forbidden", grpc: codes.PermissionDenied, internal: policy.AttestationFailed},
 		atSDKDeny("heartbeat/expired_attestation_is_session_expired",
-			request{method: "POST", path: "/auth/heartbeat", headers: with(app("licensed"), "x-license-key", good, "x-attestation-token", e.sign(e.es, atClaims(e.signedClaims("licensed", "lic-dev-a"), "exp", past)))},
+			request{method: "POST", path: "/auth/heartbeat", headers: with(app("licensed"), "x-license-key", good, "x-attestation-token", e.sign(e.es, attesttest.With(e.signedClaims("licensed", "lic-dev-a"), "exp", past)))},
 			"session_expired", codes.Unauthenticated, policy.SessionExpired),
 		atAllow("heartbeat/ok", request{method: "POST", path: "/auth/heartbeat", headers: with(app("licensed"), "x-license-key", good, "x-attestation-token", tokFor("lic-dev-a"))}, "lic-dev-a"),
 

@@ -95,7 +95,7 @@ func TestFirebaseReplay(t *testing.T) {
 	// Same jti, new signature (a different cache key): still a replay.
 	c := e.firebaseClaims()
 	want(t, e.decide(request("firebase", "/v1/secure", "x-firebase-appcheck", attesttest.Sign(t, e.fb1, c, nil))), "")
-	want(t, e.decide(request("firebase", "/v1/secure", "x-firebase-appcheck", attesttest.Sign(t, e.fb1, with(c, "iat", now.Unix()), nil))), policy.AttestationFailed)
+	want(t, e.decide(request("firebase", "/v1/secure", "x-firebase-appcheck", attesttest.Sign(t, e.fb1, attesttest.With(c, "iat", now.Unix()), nil))), policy.AttestationFailed)
 
 	// Without replay protection (app multi) a token may be reused.
 	multi := attesttest.Sign(t, e.fb1, e.firebaseClaims(), nil)

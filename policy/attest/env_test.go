@@ -220,21 +220,6 @@ func (e *env) approovClaims() attesttest.Claims {
 	return attesttest.Claims{"exp": now.Add(5 * time.Minute).Unix(), "did": "approov-device", "pay": attesttest.Pay(approovBearer)}
 }
 
-func with(c attesttest.Claims, kv ...any) attesttest.Claims {
-	out := attesttest.Claims{}
-	for k, v := range c {
-		out[k] = v
-	}
-	for i := 0; i+1 < len(kv); i += 2 {
-		if kv[i+1] == nil {
-			delete(out, kv[i].(string))
-		} else {
-			out[kv[i].(string)] = kv[i+1]
-		}
-	}
-	return out
-}
-
 // request builds a request from the Envoy source 192.0.2.10 with the app token of app
 // and header name/value pairs.
 func request(app, path string, kv ...string) *policy.Input {

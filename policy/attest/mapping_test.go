@@ -43,7 +43,7 @@ func TestSignedTokenFailureMapping(t *testing.T) {
 		{name: "ok/ES256", headers: []string{h, sign(ok)}, device: "device-1"},
 		{name: "ok/RS256", headers: []string{h, attesttest.Sign(t, e.rs, ok, nil)}, device: "device-1"},
 		{name: "ok/EdDSA", headers: []string{h, attesttest.Sign(t, e.ed, ok, nil)}, device: "device-1"},
-		{name: "ok/no_device_id_claim", headers: []string{h, sign(with(ok, "device_id", nil))}},
+		{name: "ok/no_device_id_claim", headers: []string{h, sign(attesttest.With(ok, "device_id", nil))}},
 
 		{name: "1_required/no_credential", want: policy.AttestationRequired},
 		{name: "1_required/other_providers_header_ignored", headers: []string{"approov-token", sign(ok)}, want: policy.AttestationRequired},
@@ -52,47 +52,47 @@ func TestSignedTokenFailureMapping(t *testing.T) {
 		{name: "2_invalid/bad_base64", headers: []string{h, "e30.e30.!!!"}, want: policy.InvalidAttestation},
 		{name: "2_invalid/empty_header", headers: []string{h, "  "}, want: policy.InvalidAttestation},
 		{name: "2_invalid/duplicated_header", headers: []string{h, sign(ok) + ", " + sign(ok)}, want: policy.InvalidAttestation},
-		{name: "2_invalid/oversized", headers: []string{h, sign(with(ok, "pad", strings.Repeat("x", 9000)))}, want: policy.InvalidAttestation},
+		{name: "2_invalid/oversized", headers: []string{h, sign(attesttest.With(ok, "pad", strings.Repeat("x", 9000)))}, want: policy.InvalidAttestation},
 		{name: "2_invalid/alg_none", headers: []string{h, attesttest.Unsigned(t, ok, map[string]any{"kid": "es-1"})}, want: policy.InvalidAttestation},
 		{name: "2_invalid/alg_HS256_with_public_key_as_secret", headers: []string{h, attesttest.SignHS256(t, rsaPublicDER(t, e), ok, map[string]any{"kid": "rs-1"})}, want: policy.InvalidAttestation},
 		{name: "2_invalid/alg_ES256_claims_RSA_key", headers: []string{h, attesttest.Sign(t, e.es, ok, map[string]any{"kid": "rs-1"})}, want: policy.InvalidAttestation},
 		{name: "2_invalid/unknown_kid_after_refresh", headers: []string{h, attesttest.Sign(t, e.es, ok, map[string]any{"kid": "nobody"})}, want: policy.InvalidAttestation},
-		{name: "2_invalid/missing_exp", headers: []string{h, sign(with(ok, "exp", nil))}, want: policy.InvalidAttestation},
-		{name: "2_invalid/missing_iat_with_max_age", headers: []string{h, sign(with(ok, "iat", nil))}, want: policy.InvalidAttestation},
-		{name: "2_invalid/exp_not_a_number", headers: []string{h, sign(with(ok, "exp", "tomorrow"))}, want: policy.InvalidAttestation},
-		{name: "2_invalid/malformed_device_id", headers: []string{h, sign(with(ok, "device_id", "a\r\nx-evil: 1"))}, want: policy.InvalidAttestation},
+		{name: "2_invalid/missing_exp", headers: []string{h, sign(attesttest.With(ok, "exp", nil))}, want: policy.InvalidAttestation},
+		{name: "2_invalid/missing_iat_with_max_age", headers: []string{h, sign(attesttest.With(ok, "iat", nil))}, want: policy.InvalidAttestation},
+		{name: "2_invalid/exp_not_a_number", headers: []string{h, sign(attesttest.With(ok, "exp", "tomorrow"))}, want: policy.InvalidAttestation},
+		{name: "2_invalid/malformed_device_id", headers: []string{h, sign(attesttest.With(ok, "device_id", "a\r\nx-evil: 1"))}, want: policy.InvalidAttestation},
 
 		{name: "3_failed/bad_signature", headers: []string{h, attesttest.Sign(t, e.impostor, ok, nil)}, want: policy.AttestationFailed},
-		{name: "3_failed/wrong_issuer", headers: []string{h, sign(with(ok, "iss", "https://evil.test"))}, want: policy.AttestationFailed},
-		{name: "3_failed/wrong_audience_other_app", headers: []string{h, sign(with(ok, "aud", "multi"))}, want: policy.AttestationFailed},
-		{name: "3_failed/wrong_issuer_beats_expired", headers: []string{h, sign(with(ok, "iss", "x", "exp", now.Add(-time.Hour).Unix()))}, want: policy.AttestationFailed},
-		{name: "3_failed/not_yet_valid_nbf", headers: []string{h, sign(with(ok, "nbf", now.Add(time.Minute).Unix()))}, want: policy.AttestationFailed},
-		{name: "3_failed/issued_in_future", headers: []string{h, sign(with(ok, "iat", now.Add(time.Minute).Unix()))}, want: policy.AttestationFailed},
+		{name: "3_failed/wrong_issuer", headers: []string{h, sign(attesttest.With(ok, "iss", "https://evil.test"))}, want: policy.AttestationFailed},
+		{name: "3_failed/wrong_audience_other_app", headers: []string{h, sign(attesttest.With(ok, "aud", "multi"))}, want: policy.AttestationFailed},
+		{name: "3_failed/wrong_issuer_beats_expired", headers: []string{h, sign(attesttest.With(ok, "iss", "x", "exp", now.Add(-time.Hour).Unix()))}, want: policy.AttestationFailed},
+		{name: "3_failed/not_yet_valid_nbf", headers: []string{h, sign(attesttest.With(ok, "nbf", now.Add(time.Minute).Unix()))}, want: policy.AttestationFailed},
+		{name: "3_failed/issued_in_future", headers: []string{h, sign(attesttest.With(ok, "iat", now.Add(time.Minute).Unix()))}, want: policy.AttestationFailed},
 		{name: "3_failed/device_header_disagrees", headers: []string{h, sign(ok), "x-device-id", "device-2"}, want: policy.AttestationFailed},
 		{name: "ok/device_header_agrees", headers: []string{h, sign(ok), "x-device-id", "device-1"}, device: "device-1"},
 
-		{name: "4_expired/exp_past", headers: []string{h, sign(with(ok, "exp", now.Add(-time.Minute).Unix()))}, want: policy.AttestationExpired},
-		{name: "4_expired/too_old", headers: []string{h, sign(with(ok, "iat", now.Add(-11*time.Minute).Unix()))}, want: policy.AttestationExpired},
-		{name: "4_expired/beats_verdict", headers: []string{h, sign(with(ok, "exp", now.Add(-time.Minute).Unix(), "emulator", true))}, want: policy.AttestationExpired},
+		{name: "4_expired/exp_past", headers: []string{h, sign(attesttest.With(ok, "exp", now.Add(-time.Minute).Unix()))}, want: policy.AttestationExpired},
+		{name: "4_expired/too_old", headers: []string{h, sign(attesttest.With(ok, "iat", now.Add(-11*time.Minute).Unix()))}, want: policy.AttestationExpired},
+		{name: "4_expired/beats_verdict", headers: []string{h, sign(attesttest.With(ok, "exp", now.Add(-time.Minute).Unix(), "emulator", true))}, want: policy.AttestationExpired},
 
-		{name: "5_verdict/compromised", headers: []string{h, sign(with(ok, "compromised", true))}, want: policy.DeviceCompromised},
-		{name: "5_verdict/compromised_beats_emulator", headers: []string{h, sign(with(ok, "compromised", true, "emulator", true))}, want: policy.DeviceCompromised},
-		{name: "5_verdict/emulator", headers: []string{h, sign(with(ok, "emulator", true))}, want: policy.EmulatorDetected},
-		{name: "5_verdict/emulator_string_true", headers: []string{h, sign(with(ok, "emulator", "true"))}, want: policy.EmulatorDetected},
-		{name: "5_verdict/debugger", headers: []string{h, sign(with(ok, "debugger", true))}, want: policy.DebuggerDetected},
-		{name: "5_verdict/tampered", headers: []string{h, sign(with(ok, "tampered", true))}, want: policy.AppTampered},
-		{name: "5_verdict/unknown_signing_cert", headers: []string{h, sign(with(ok, "signing_cert", strings.Repeat("0", 64)))}, want: policy.AppTampered},
-		{name: "5_verdict/app_version_below_minimum", headers: []string{h, sign(with(ok, "app_version", "1.9.9"))}, want: policy.AttestationFailed},
-		{name: "5_verdict/app_version_prerelease_of_minimum", headers: []string{h, sign(with(ok, "app_version", "2.0.0-rc.1"))}, want: policy.AttestationFailed},
-		{name: "ok/verdict_flags_false", headers: []string{h, sign(with(ok, "emulator", false, "compromised", "false"))}, device: "device-1"},
+		{name: "5_verdict/compromised", headers: []string{h, sign(attesttest.With(ok, "compromised", true))}, want: policy.DeviceCompromised},
+		{name: "5_verdict/compromised_beats_emulator", headers: []string{h, sign(attesttest.With(ok, "compromised", true, "emulator", true))}, want: policy.DeviceCompromised},
+		{name: "5_verdict/emulator", headers: []string{h, sign(attesttest.With(ok, "emulator", true))}, want: policy.EmulatorDetected},
+		{name: "5_verdict/emulator_string_true", headers: []string{h, sign(attesttest.With(ok, "emulator", "true"))}, want: policy.EmulatorDetected},
+		{name: "5_verdict/debugger", headers: []string{h, sign(attesttest.With(ok, "debugger", true))}, want: policy.DebuggerDetected},
+		{name: "5_verdict/tampered", headers: []string{h, sign(attesttest.With(ok, "tampered", true))}, want: policy.AppTampered},
+		{name: "5_verdict/unknown_signing_cert", headers: []string{h, sign(attesttest.With(ok, "signing_cert", strings.Repeat("0", 64)))}, want: policy.AppTampered},
+		{name: "5_verdict/app_version_below_minimum", headers: []string{h, sign(attesttest.With(ok, "app_version", "1.9.9"))}, want: policy.AttestationFailed},
+		{name: "5_verdict/app_version_prerelease_of_minimum", headers: []string{h, sign(attesttest.With(ok, "app_version", "2.0.0-rc.1"))}, want: policy.AttestationFailed},
+		{name: "ok/verdict_flags_false", headers: []string{h, sign(attesttest.With(ok, "emulator", false, "compromised", "false"))}, device: "device-1"},
 	})
 }
 
 func TestSignedTokenAllowSwitches(t *testing.T) {
 	e := newEnv(t)
-	tok := attesttest.Sign(t, e.es, with(e.signedClaims("optional"), "emulator", true), nil)
+	tok := attesttest.Sign(t, e.es, attesttest.With(e.signedClaims("optional"), "emulator", true), nil)
 	want(t, e.decide(request("optional", "/v1/secure", "x-attestation-token", tok)), "")
-	tok = attesttest.Sign(t, e.es, with(e.signedClaims("optional"), "debugger", true), nil)
+	tok = attesttest.Sign(t, e.es, attesttest.With(e.signedClaims("optional"), "debugger", true), nil)
 	want(t, e.decide(request("optional", "/v1/secure", "x-attestation-token", tok)), policy.DebuggerDetected)
 }
 
@@ -111,12 +111,12 @@ func TestFirebaseFailureMapping(t *testing.T) {
 		{name: "2_invalid/alg_ES256", headers: []string{h, attesttest.Sign(t, es, e.firebaseClaims(), nil)}, want: policy.InvalidAttestation},
 		{name: "2_invalid/alg_none", headers: []string{h, attesttest.Unsigned(t, e.firebaseClaims(), map[string]any{"kid": "fb-1"})}, want: policy.InvalidAttestation},
 		{name: "2_invalid/unknown_kid_after_refresh", headers: []string{h, attesttest.Sign(t, e.fb2, e.firebaseClaims(), nil)}, want: policy.InvalidAttestation},
-		{name: "2_invalid/missing_jti_with_replay_protection", headers: []string{h, sign(with(e.firebaseClaims(), "jti", nil), nil)}, want: policy.InvalidAttestation},
+		{name: "2_invalid/missing_jti_with_replay_protection", headers: []string{h, sign(attesttest.With(e.firebaseClaims(), "jti", nil), nil)}, want: policy.InvalidAttestation},
 		{name: "3_failed/bad_signature", headers: []string{h, attesttest.Sign(t, &attesttest.Key{ID: "fb-1", Alg: "RS256", Private: e.rs.Private}, e.firebaseClaims(), nil)}, want: policy.AttestationFailed},
-		{name: "3_failed/wrong_issuer", headers: []string{h, sign(with(e.firebaseClaims(), "iss", "https://firebaseappcheck.googleapis.com/999"), nil)}, want: policy.AttestationFailed},
-		{name: "3_failed/wrong_audience", headers: []string{h, sign(with(e.firebaseClaims(), "aud", []string{"projects/999"}), nil)}, want: policy.AttestationFailed},
-		{name: "3_failed/app_not_allowed", headers: []string{h, sign(with(e.firebaseClaims(), "sub", "1:123456:ios:zzz"), nil)}, want: policy.AttestationFailed},
-		{name: "4_expired/exp_past", headers: []string{h, sign(with(e.firebaseClaims(), "exp", now.Add(-time.Minute).Unix()), nil)}, want: policy.AttestationExpired},
+		{name: "3_failed/wrong_issuer", headers: []string{h, sign(attesttest.With(e.firebaseClaims(), "iss", "https://firebaseappcheck.googleapis.com/999"), nil)}, want: policy.AttestationFailed},
+		{name: "3_failed/wrong_audience", headers: []string{h, sign(attesttest.With(e.firebaseClaims(), "aud", []string{"projects/999"}), nil)}, want: policy.AttestationFailed},
+		{name: "3_failed/app_not_allowed", headers: []string{h, sign(attesttest.With(e.firebaseClaims(), "sub", "1:123456:ios:zzz"), nil)}, want: policy.AttestationFailed},
+		{name: "4_expired/exp_past", headers: []string{h, sign(attesttest.With(e.firebaseClaims(), "exp", now.Add(-time.Minute).Unix()), nil)}, want: policy.AttestationExpired},
 	})
 }
 
@@ -134,14 +134,14 @@ func TestApproovFailureMapping(t *testing.T) {
 		{name: "2_invalid/duplicated_header", headers: hs(h, sign(ok)+","+sign(ok)), want: policy.InvalidAttestation},
 		{name: "2_invalid/alg_RS256", headers: hs(h, attesttest.Sign(t, e.rs, ok, nil)), want: policy.InvalidAttestation},
 		{name: "2_invalid/alg_none", headers: hs(h, attesttest.Unsigned(t, ok, nil)), want: policy.InvalidAttestation},
-		{name: "2_invalid/missing_exp", headers: hs(h, sign(with(ok, "exp", nil))), want: policy.InvalidAttestation},
+		{name: "2_invalid/missing_exp", headers: hs(h, sign(attesttest.With(ok, "exp", nil))), want: policy.InvalidAttestation},
 		{name: "3_failed/bad_signature_failed_device", headers: hs(h, attesttest.SignHS256(t, []byte("a-key-the-backend-does-not-have!!"), ok, nil)), want: policy.AttestationFailed},
 		{name: "3_failed/binding_mismatch", headers: []string{h, sign(ok), "authorization", "Bearer someone-else"}, want: policy.AttestationFailed},
 		{name: "3_failed/binding_header_missing", headers: []string{h, sign(ok)}, want: policy.AttestationFailed},
 		{name: "3_failed/binding_header_repeated", headers: []string{h, sign(ok), "authorization", approovBearer + ", " + approovBearer}, want: policy.AttestationFailed},
-		{name: "3_failed/pay_claim_missing", headers: hs(h, sign(with(ok, "pay", nil))), want: policy.AttestationFailed},
-		{name: "3_failed/binding_beats_expired", headers: []string{h, sign(with(ok, "exp", now.Add(-time.Hour).Unix())), "authorization", "Bearer x"}, want: policy.AttestationFailed},
-		{name: "4_expired/exp_past", headers: hs(h, sign(with(ok, "exp", now.Add(-time.Minute).Unix()))), want: policy.AttestationExpired},
+		{name: "3_failed/pay_claim_missing", headers: hs(h, sign(attesttest.With(ok, "pay", nil))), want: policy.AttestationFailed},
+		{name: "3_failed/binding_beats_expired", headers: []string{h, sign(attesttest.With(ok, "exp", now.Add(-time.Hour).Unix())), "authorization", "Bearer x"}, want: policy.AttestationFailed},
+		{name: "4_expired/exp_past", headers: hs(h, sign(attesttest.With(ok, "exp", now.Add(-time.Minute).Unix()))), want: policy.AttestationExpired},
 	})
 }
 
@@ -180,7 +180,7 @@ func TestNoDowngrade(t *testing.T) {
 // SESSION_EXPIRED.
 func TestEndpointModes(t *testing.T) {
 	e := newEnv(t)
-	expired := attesttest.Sign(t, e.es, with(e.signedClaims("signed"), "exp", now.Add(-time.Minute).Unix()), nil)
+	expired := attesttest.Sign(t, e.es, attesttest.With(e.signedClaims("signed"), "exp", now.Add(-time.Minute).Unix()), nil)
 	for _, tc := range []struct {
 		name, app, path string
 		headers         []string
@@ -216,7 +216,7 @@ func TestClockSkewEdges(t *testing.T) {
 		{"max_age_at_leeway", []any{"iat", now.Add(-10*time.Minute - leeway).Unix()}, policy.AttestationExpired},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			tok := attesttest.Sign(t, e.es, with(e.signedClaims("signed"), tc.claims...), nil)
+			tok := attesttest.Sign(t, e.es, attesttest.With(e.signedClaims("signed"), tc.claims...), nil)
 			want(t, e.decide(request("signed", "/v1/secure", "x-attestation-token", tok)), tc.want)
 		})
 	}

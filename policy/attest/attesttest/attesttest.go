@@ -140,3 +140,20 @@ func Pay(value string) string {
 	sum := sha256.Sum256([]byte(value))
 	return base64.StdEncoding.EncodeToString(sum[:])
 }
+
+// With returns a copy of base with the claim name/value pairs of kv applied; a nil value
+// removes the claim.
+func With(base Claims, kv ...any) Claims {
+	out := Claims{}
+	for k, v := range base {
+		out[k] = v
+	}
+	for i := 0; i+1 < len(kv); i += 2 {
+		if kv[i+1] == nil {
+			delete(out, kv[i].(string))
+		} else {
+			out[kv[i].(string)] = kv[i+1]
+		}
+	}
+	return out
+}
