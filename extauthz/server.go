@@ -68,13 +68,14 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (resp *aut
 	}
 	in := ToInput(req)
 	var span trace.Span
+	var own bool
 	if s.o.Tracing != nil {
-		ctx, span = s.o.Tracing.startSpan(ctx, &in)
+		ctx, span, own = s.o.Tracing.startSpan(ctx, &in)
 	}
 	d := rules.Decide(ctx, start, &in)
 	id := NewDecisionID()
 	if span != nil {
-		s.o.Tracing.endSpan(span, &in, &d, id, rules.Version())
+		s.o.Tracing.endSpan(span, own, &in, &d, id, rules.Version())
 	}
 	if s.o.Observer != nil {
 		s.o.Observer.Observe(ctx, &in, &d, id, start)

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"strings"
 
 	"github.com/gatehouse/gatehouse/policy"
 	"go.opentelemetry.io/otel/attribute"
@@ -41,45 +42,76 @@ func ParseUserParent(s string) (UserParent, error) {
 	return 0, fmt.Errorf("unknown trace parent mode %q (want parent, link or off)", s)
 }
 
-// Tracing configures the decision span each Check records.
+// Tracing records each Check's decision on its span. Make one with NewTracing.
 type Tracing struct {
-	Tracer     trace.Tracer
-	Propagator propagation.TextMapPropagator
-	UserParent UserParent
-	// DeviceKey keys the HMAC that stands for a device id in traces: the raw id never
-	// appears in a span.
-	DeviceKey []byte
+	tracer     trace.Tracer
+	propagator propagation.TextMapPropagator
+	userParent UserParent
+	deviceKey  []byte
+	fields     []string // header names the propagator reads, lower-case, baggage excluded
 }
 
-// startSpan opens the decision span under the right parent.
-func (t *Tracing) startSpan(ctx context.Context, in *policy.Input) (context.Context, trace.Span) {
-	opts := []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindInternal)}
-	if t.UserParent != UserParentOff {
-		user := trace.SpanContextFromContext(t.Propagator.Extract(context.Background(), propagation.MapCarrier(in.Headers)))
-		if user.IsValid() {
-			md, _ := metadata.FromIncomingContext(ctx)
-			envoy := trace.SpanContextFromContext(t.Propagator.Extract(context.Background(), metadataCarrier(md)))
-			switch {
-			case t.UserParent == UserParentAsParent && !envoy.IsValid():
-				// Envoy is not tracing this request: join the user's trace, and keep a
-				// link to the server span that started here.
-				if server := trace.SpanContextFromContext(ctx); server.IsValid() {
-					opts = append(opts, trace.WithLinks(trace.Link{SpanContext: server}))
-				}
-				ctx = trace.ContextWithRemoteSpanContext(ctx, user)
-			case user.TraceID() != envoy.TraceID():
-				opts = append(opts, trace.WithLinks(trace.Link{SpanContext: user,
-					Attributes: []attribute.KeyValue{attribute.String("gatehouse.link", "end_user")}}))
-			}
+// NewTracing returns the decision tracing of a server. deviceKey keys the HMAC that stands
+// for a device id in traces: the raw id never appears in a span.
+func NewTracing(tracer trace.Tracer, prop propagation.TextMapPropagator, mode UserParent, deviceKey []byte) *Tracing {
+	t := &Tracing{tracer: tracer, propagator: prop, userParent: mode, deviceKey: deviceKey}
+	for _, f := range prop.Fields() {
+		if f = strings.ToLower(f); f != "baggage" {
+			t.fields = append(t.fields, f)
 		}
 	}
-	return t.Tracer.Start(ctx, "gatehouse.decision", opts...)
+	return t
 }
 
-// endSpan records the verdict on the decision span. A denial is a normal outcome; only a
-// failure to decide is a span error.
-func (t *Tracing) endSpan(span trace.Span, in *policy.Input, d *policy.Decision, id, version string) {
-	defer span.End()
+// startSpan returns the span that records the decision. Normally that is the gRPC server
+// span itself (one span per Check, parented by the trace context in Envoy's metadata), so
+// that tracing adds no span of its own. Only when the end user's trace context must become
+// the parent (Envoy sent none) is a separate gatehouse.decision span started under it,
+// linked to the server span; own reports that case (the caller ends the span).
+func (t *Tracing) startSpan(ctx context.Context, in *policy.Input) (_ context.Context, span trace.Span, own bool) {
+	server := trace.SpanFromContext(ctx)
+	if t.userParent == UserParentOff || !t.hasUserContext(in.Headers) {
+		return ctx, server, false
+	}
+	user := trace.SpanContextFromContext(t.propagator.Extract(context.Background(), propagation.MapCarrier(in.Headers)))
+	if !user.IsValid() {
+		return ctx, server, false
+	}
+	md, _ := metadata.FromIncomingContext(ctx)
+	envoy := trace.SpanContextFromContext(t.propagator.Extract(context.Background(), metadataCarrier(md)))
+	switch {
+	case t.userParent == UserParentAsParent && !envoy.IsValid():
+		// Envoy is not tracing this request: join the user's trace, and keep a link to
+		// the server span that started here.
+		var opts []trace.SpanStartOption
+		if sc := server.SpanContext(); sc.IsValid() {
+			opts = append(opts, trace.WithLinks(trace.Link{SpanContext: sc}))
+		}
+		ctx, span = t.tracer.Start(trace.ContextWithRemoteSpanContext(ctx, user), "gatehouse.decision", opts...)
+		return ctx, span, true
+	case user.TraceID() != envoy.TraceID():
+		server.AddLink(trace.Link{SpanContext: user, Attributes: []attribute.KeyValue{attribute.String("gatehouse.link", "end_user")}})
+	}
+	return ctx, server, false
+}
+
+// hasUserContext reports whether the request carries any header the propagator reads:
+// a map lookup or two instead of a full extraction on the common path.
+func (t *Tracing) hasUserContext(h map[string]string) bool {
+	for _, f := range t.fields {
+		if _, ok := h[f]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+// endSpan records the verdict on the span from startSpan, and ends it when it is the
+// span's owner. A denial is a normal outcome; only a failure to decide is a span error.
+func (t *Tracing) endSpan(span trace.Span, own bool, in *policy.Input, d *policy.Decision, id, version string) {
+	if own {
+		defer span.End()
+	}
 	if !span.IsRecording() {
 		return
 	}
@@ -131,7 +163,7 @@ func (t *Tracing) endSpan(span trace.Span, in *policy.Input, d *policy.Decision,
 // hashDevice is HMAC-SHA256(key, id), truncated to 128 bits: stable for one key, so a
 // device's spans can be found, and useless to anyone without the key.
 func (t *Tracing) hashDevice(id string) string {
-	m := hmac.New(sha256.New, t.DeviceKey)
+	m := hmac.New(sha256.New, t.deviceKey)
 	m.Write([]byte(id))
 	return hex.EncodeToString(m.Sum(nil)[:16])
 }

@@ -13,6 +13,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -259,8 +260,8 @@ func (s *server) decisionTracing() (*extauthz.Tracing, error) {
 	} else if _, err := rand.Read(key); err != nil {
 		return nil, err
 	}
-	return &extauthz.Tracing{Tracer: s.tracing.Provider.Tracer("github.com/gatehouse/gatehouse/extauthz"),
-		Propagator: s.tracing.Propagator, UserParent: mode, DeviceKey: key}, nil
+	return extauthz.NewTracing(s.tracing.Provider.Tracer("github.com/gatehouse/gatehouse/extauthz"),
+		s.tracing.Propagator, mode, key), nil
 }
 
 func (s *server) loadInitial() {
@@ -408,6 +409,9 @@ func listen(addr string) (net.Listener, error) {
 // streams, Envoy's keepalive pings allowed, dead peers detected.
 func grpcOptions() []grpc.ServerOption {
 	return []grpc.ServerOption{
+		// Long-lived workers keep their grown stacks: a fresh goroutine per call would
+		// grow (copy) its stack on every Check.
+		grpc.NumStreamWorkers(uint32(4 * runtime.GOMAXPROCS(0))),
 		grpc.MaxConcurrentStreams(2048),
 		grpc.MaxRecvMsgSize(8 << 20), // with_request_body can carry a few MiB
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
