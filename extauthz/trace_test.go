@@ -91,8 +91,23 @@ func (tr *traced) call(t *testing.T, md metadata.MD, headers map[string]string) 
 	}
 }
 
+// settle waits until the server span of the last call has ended: gRPC ends it after the
+// response is on its way, so it can trail the client's return.
+func (tr *traced) settle() {
+	deadline := time.Now().Add(2 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, s := range tr.rec.Ended() {
+			if s.Name() == "envoy.service.auth.v3.Authorization/Check" {
+				return
+			}
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 func (tr *traced) spans(t *testing.T) (server, decision sdktrace.ReadOnlySpan) {
 	t.Helper()
+	tr.settle()
 	for _, s := range tr.rec.Ended() {
 		switch s.Name() {
 		case "envoy.service.auth.v3.Authorization/Check":
@@ -213,6 +228,7 @@ func TestDecisionAttributes(t *testing.T) {
 		}
 	})
 	t.Run("deny", func(t *testing.T) {
+		tr.settle()
 		tr.rec.Reset()
 		tr.call(t, nil, map[string]string{"x-app-token": "wrong-secret-value"})
 		_, d := tr.spans(t)
@@ -233,6 +249,7 @@ func TestDecisionAttributes(t *testing.T) {
 		}
 	})
 	t.Run("health checks are not traced", func(t *testing.T) {
+		tr.settle()
 		tr.rec.Reset()
 		tr.health.Check(context.Background(), &healthpb.HealthCheckRequest{})
 		if len(tr.rec.Ended()) != 0 {
