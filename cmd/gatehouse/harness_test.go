@@ -7,8 +7,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -60,14 +64,57 @@ type testServer struct {
 	auth                authv3.AuthorizationClient
 }
 
-// startServer runs `gatehouse serve` with args plus loopback listeners, waits until it
-// listens, and stops it when the test ends.
+// TestMain lets the test binary stand in for the gatehouse binary: with
+// GATEHOUSE_TEST_MAIN=1 it runs main's run and exits, so tests can start real server
+// processes (startProcess) without building anything.
+func TestMain(m *testing.M) {
+	if os.Getenv("GATEHOUSE_TEST_MAIN") == "1" {
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+		err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+		stop()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+var serveArgs = []string{"serve", "--grpc-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--drain-timeout", "2s"}
+
+// startServer runs `gatehouse serve` with args plus loopback listeners in this process,
+// waits until it listens, and stops it when the test ends.
 func startServer(t testing.TB, args ...string) *testServer {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &testServer{out: &syncBuffer{}, cancel: cancel, done: make(chan error, 1)}
-	full := append([]string{"serve", "--grpc-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--drain-timeout", "2s"}, args...)
+	full := append(append([]string{}, serveArgs...), args...)
 	go func() { s.done <- run(ctx, full, strings.NewReader(""), s.out, s.out) }()
+	s.await(t)
+	return s
+}
+
+// startProcess runs `gatehouse serve` as a separate process (this test binary, see
+// TestMain), as a replica in production would run, and stops it with SIGTERM.
+func startProcess(t testing.TB, args ...string) *testServer {
+	t.Helper()
+	s := &testServer{out: &syncBuffer{}, done: make(chan error, 1)}
+	cmd := exec.Command(os.Args[0], append(append([]string{}, serveArgs...), args...)...)
+	cmd.Env = append(os.Environ(), "GATEHOUSE_TEST_MAIN=1")
+	cmd.Stdout, cmd.Stderr = s.out, s.out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	s.cancel = func() { cmd.Process.Signal(syscall.SIGTERM) }
+	go func() { s.done <- cmd.Wait() }()
+	s.await(t)
+	return s
+}
+
+// await waits until the server logs its listeners, then connects a client.
+func (s *testServer) await(t testing.TB) {
+	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		if recs := s.out.records("gatehouse listening"); len(recs) > 0 {
@@ -92,7 +139,6 @@ func startServer(t testing.TB, args ...string) *testServer {
 	s.conn = conn
 	s.auth = authv3.NewAuthorizationClient(conn)
 	t.Cleanup(func() { s.stop(t) })
-	return s
 }
 
 func (s *testServer) stop(t testing.TB) {
