@@ -181,7 +181,7 @@ func ToResponse(d *policy.Decision, id string) *authv3.CheckResponse {
 		hs = append(hs, header(h.Key, h.Value))
 	}
 	hs = rateLimitHeaders(hs, d)
-	if d.RetryAfter > 0 && !hasHeader(d.Response, "retry-after") {
+	if d.RetryAfter > 0 {
 		hs = append(hs, header("retry-after", retryAfterSeconds(d.RetryAfter)))
 	}
 	resp.Status = &rpcstatus.Status{Code: int32(grpcCode(canonical)), Message: r.Code}
@@ -191,15 +191,6 @@ func ToResponse(d *policy.Decision, id string) *authv3.CheckResponse {
 		Body:    string(r.Body),
 	}}
 	return resp
-}
-
-func hasHeader(hs []policy.Header, k string) bool {
-	for _, h := range hs {
-		if h.Key == k {
-			return true
-		}
-	}
-	return false
 }
 
 // dynamicMetadata is the dynamic metadata for Envoy's access log and rate-limit filter.

@@ -59,7 +59,9 @@ type Decision struct {
 	// on deny they go with the denial (Allow, Retry-After, X-RateLimit-*).
 	Response []Header
 
-	RateLimit  LimitResult // Limit == 0 when no limit applied
+	RateLimit LimitResult // Limit == 0 when no limit applied
+	// RetryAfter, when positive on a denial, becomes the Retry-After header (whole
+	// seconds, rounded up): rate limits, lockouts, maintenance windows with an end.
 	RetryAfter time.Duration
 
 	// FailOpen is set when the request was allowed only because a dependency failed and

@@ -3,7 +3,6 @@ package policy
 import (
 	"context"
 	"net/netip"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -285,18 +284,8 @@ func (d *Decision) maintenance(s Step, m *MaintenanceWindow, now time.Time) Deci
 	d.Message = m.Message
 	if !m.Until.IsZero() {
 		d.RetryAfter = m.Until.Sub(now)
-		d.Response = append(d.Response, Header{Key: "retry-after", Value: retryAfter(d.RetryAfter)})
 	}
 	return d.deny(s, Maintenance)
-}
-
-// retryAfter renders a wait as whole seconds, rounded up, at least 1.
-func retryAfter(w time.Duration) string {
-	s := int64((w + time.Second - 1) / time.Second)
-	if s < 1 {
-		s = 1
-	}
-	return strconv.FormatInt(s, 10)
 }
 
 // undecided applies the fail mode to a step that could not decide. It reports whether
@@ -352,7 +341,6 @@ func (r *Rules) locked(ctx context.Context, now time.Time, ip netip.Addr, d *Dec
 		return false
 	}
 	d.RetryAfter = until.Sub(now)
-	d.Response = append(d.Response, Header{Key: "retry-after", Value: retryAfter(d.RetryAfter)})
 	d.deny(StepApp, AccountLocked)
 	return true
 }
