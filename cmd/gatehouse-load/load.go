@@ -244,6 +244,40 @@ func (r *result) cpuPerCall() float64 {
 	return float64(r.cpuTicks) * (1e6 / userHZ) / float64(r.calls())
 }
 
+type outcome uint8
+
+const (
+	outcomeOK     outcome = iota // allowed / OK
+	outcomeDenied                // denied / OVER_LIMIT
+	outcomeOther                 // anything else (an UNKNOWN overall code)
+)
+
+// caller returns one worker's request function: a random pre-built request of the spec
+// sent on cc, classified.
+func (spec *loadSpec) caller(cc *grpc.ClientConn, rng *rand.Rand) func(context.Context) (outcome, error) {
+	if spec.checks != nil {
+		client := authv3.NewAuthorizationClient(cc)
+		return func(ctx context.Context) (outcome, error) {
+			resp, err := client.Check(ctx, spec.checks[rng.IntN(len(spec.checks))])
+			if err != nil || resp.GetStatus().GetCode() == int32(codes.OK) {
+				return outcomeOK, err
+			}
+			return outcomeDenied, nil
+		}
+	}
+	client := rlsv3.NewRateLimitServiceClient(cc)
+	return func(ctx context.Context) (outcome, error) {
+		resp, err := client.ShouldRateLimit(ctx, spec.rls[rng.IntN(len(spec.rls))])
+		switch {
+		case err != nil || resp.GetOverallCode() == rlsv3.RateLimitResponse_OK:
+			return outcomeOK, err
+		case resp.GetOverallCode() == rlsv3.RateLimitResponse_OVER_LIMIT:
+			return outcomeDenied, nil
+		}
+		return outcomeOther, nil
+	}
+}
+
 // loadSpec is one closed-loop measurement.
 type loadSpec struct {
 	conns       []*grpc.ClientConn
@@ -299,37 +333,10 @@ func driveOnce(ctx context.Context, spec loadSpec, d time.Duration, record bool)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if spec.checks != nil {
-				client := authv3.NewAuthorizationClient(cc)
-				n := len(spec.checks)
-				for !stop.Load() && rctx.Err() == nil {
-					req := spec.checks[rng.IntN(n)]
-					t0 := time.Now()
-					resp, err := client.Check(rctx, req)
-					lat := time.Since(t0)
-					switch {
-					case err != nil:
-						ws.errs++
-						if ws.firstErr == nil {
-							ws.firstErr = err
-						}
-					case resp.GetStatus().GetCode() == int32(codes.OK):
-						ws.ok++
-					default:
-						ws.denied++
-					}
-					if record {
-						ws.hist.record(lat)
-					}
-				}
-				return
-			}
-			client := rlsv3.NewRateLimitServiceClient(cc)
-			n := len(spec.rls)
+			call := spec.caller(cc, rng)
 			for !stop.Load() && rctx.Err() == nil {
-				req := spec.rls[rng.IntN(n)]
 				t0 := time.Now()
-				resp, err := client.ShouldRateLimit(rctx, req)
+				o, err := call(rctx)
 				lat := time.Since(t0)
 				switch {
 				case err != nil:
@@ -337,9 +344,9 @@ func driveOnce(ctx context.Context, spec loadSpec, d time.Duration, record bool)
 					if ws.firstErr == nil {
 						ws.firstErr = err
 					}
-				case resp.GetOverallCode() == rlsv3.RateLimitResponse_OK:
+				case o == outcomeOK:
 					ws.ok++
-				case resp.GetOverallCode() == rlsv3.RateLimitResponse_OVER_LIMIT:
+				case o == outcomeDenied:
 					ws.denied++
 				default:
 					ws.other++
