@@ -61,7 +61,7 @@ func spanAttr(s *tracepb.Span, k string) string {
 	return ""
 }
 
-// TestTracesReachOTLP starts Gatehouse with the standard OTEL_* variables pointing at a
+// TestTracesReachOTLP starts a Gatehouse process with the standard OTEL_* variables pointing at a
 // collector on loopback and checks the spans that arrive: Envoy's trace context is the
 // parent, the decision span explains the verdict, child spans cover key fetches, and no
 // credential or raw device id appears anywhere in the export.
@@ -83,7 +83,7 @@ func TestTracesReachOTLP(t *testing.T) {
 
 	p := newIDP(t)
 	dir := t.TempDir()
-	srv := startServer(t, "--config", writeE2EConfig(t, dir, p))
+	srv := startProcess(t, "--config", writeE2EConfig(t, dir, p)) // a real process, configured only by OTEL_* variables
 	srv.waitReady(t)
 
 	const traceID = "4bf92f3577b34da6a3ce929d0e0e4736"
