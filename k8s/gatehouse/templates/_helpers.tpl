@@ -60,6 +60,8 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- if $r.db }}{{- $_ := set $redis "db" $r.db }}{{- end }}
 {{- if $r.passwordKey }}{{- $_ := set $redis "password_file" (printf "/etc/gatehouse/secrets/%s" $r.passwordKey) }}{{- end }}
 {{- $_ := set $cfg "store" (dict "type" "redis" "redis" $redis) }}
+{{- else if and .Values.store.memory.file (not (hasKey $cfg "store")) }}
+{{- $_ := set $cfg "store" (dict "type" "memory" "memory" (dict "file" .Values.store.memory.file)) }}
 {{- end }}
 {{- toYaml $cfg }}
 {{- end }}
