@@ -63,8 +63,9 @@ func (r *Rules) Decide(ctx context.Context, now time.Time, in *Input) Decision {
 		return d
 	}
 	if code != "" {
-		r.failedCredential(ctx, now, ip)
-		return d.deny(StepApp, code)
+		d.deny(StepApp, code)
+		r.failedCredential(ctx, now, ip, &d)
+		return d
 	}
 	d.App = app.Name
 	if code := app.state(); code != "" {
@@ -101,7 +102,7 @@ func (r *Rules) Decide(ctx context.Context, now time.Time, in *Input) Decision {
 	// 4. identity
 	if ep.User != nil {
 		if !r.identity(ctx, now, in, app, ep.User, &d, fail) {
-			r.failedCredential(ctx, now, ip)
+			r.failedCredential(ctx, now, ip, &d)
 			return d
 		}
 	}
@@ -111,9 +112,7 @@ func (r *Rules) Decide(ctx context.Context, now time.Time, in *Input) Decision {
 		v := app.Device.Device(ctx, now, in, ep)
 		license = v.License
 		if !r.device(&d, in, v, StepAttest, fail) {
-			if v.Err == nil {
-				r.failedCredential(ctx, now, ip)
-			}
+			r.failedCredential(ctx, now, ip, &d)
 			return d
 		}
 	}
@@ -345,8 +344,15 @@ func (r *Rules) locked(ctx context.Context, now time.Time, ip netip.Addr, d *Dec
 	return true
 }
 
-func (r *Rules) failedCredential(ctx context.Context, now time.Time, ip netip.Addr) {
-	if r.opt.Lockout != nil && ip.IsValid() {
+// failedCredential counts a refusal towards the client's lockout when it is a wrong
+// credential: what a brute-force attempt produces. Refusals for other reasons (a role the
+// token lacks, a dependency that could not be reached) do not count.
+func (r *Rules) failedCredential(ctx context.Context, now time.Time, ip netip.Addr, d *Decision) {
+	if r.opt.Lockout == nil || !ip.IsValid() || d.Outcome != Deny {
+		return
+	}
+	switch d.Code {
+	case Unauthorized, AppNotFound, InvalidToken, InvalidKey, InvalidAttestation, AttestationFailed:
 		_ = r.opt.Lockout.Fail(ctx, now, "ip:"+ip.String()) // best effort: a lockout never denies on store errors
 	}
 }
