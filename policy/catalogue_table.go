@@ -1,7 +1,7 @@
 package policy
 
 // catalogue is the data behind [Catalogue]: one row per [Code], in the order of catalogue.go.
-// catalogue_test.go checks it row by row against the seed documents (../shared/seeds).
+// catalogue_test.go checks it row by row against the contract documents that define every client-visible code.
 //
 // How a spelling is chosen:
 //   - Exact: the dialect's document lists this code string for this reason; Status is the

@@ -14,7 +14,7 @@ import (
 	"testing"
 )
 
-// The tables below are transcribed from the seed documents (../shared/seeds), independently
+// The tables below are transcribed from the contract documents (the four published error references), independently
 // of catalogue_table.go: they are what a client was promised.
 
 // seedRow is one row of a seed document's error table.
