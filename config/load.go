@@ -74,7 +74,6 @@ func Parse(data []byte) (*File, error) {
 	return &f, nil
 }
 
-var durationType = reflect.TypeFor[time.Duration]()
 var timeType = reflect.TypeFor[time.Time]()
 
 // checkKeys walks a YAML node against the Go type it will be decoded into and reports

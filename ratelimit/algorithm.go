@@ -1,7 +1,6 @@
 package ratelimit
 
 import (
-	"math"
 	"time"
 )
 
@@ -174,12 +173,4 @@ func windowBounds(ns int64, per time.Duration) (start, end int64) {
 	p := int64(per)
 	start = ns - ((ns%p)+p)%p
 	return start, start + p
-}
-
-// saturatingMul multiplies non-negative a and b, capping at MaxInt64.
-func saturatingMul(a, b int64) int64 {
-	if a != 0 && b > math.MaxInt64/a {
-		return math.MaxInt64
-	}
-	return a * b
 }

@@ -34,7 +34,6 @@ type runConfig struct {
 	warmup       time.Duration
 	rounds       int
 	conns        int
-	devices      int
 	redis        bool
 	genConfig    bool
 	redisServer  string
@@ -305,7 +304,7 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) (err 
 	}
 
 	// The servers under test.
-	probe := func(pctx context.Context, cc *grpc.ClientConn) error { return nil }
+	var probe func(pctx context.Context, cc *grpc.ClientConn) error
 	checks, rlsReqs := buildRequests(cfg.shape)
 	if cfg.mode == "authz" {
 		probe = func(pctx context.Context, cc *grpc.ClientConn) error {
