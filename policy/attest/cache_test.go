@@ -21,8 +21,8 @@ func TestCacheVerifiedToken(t *testing.T) {
 	e := newEnv(t)
 	tok := attesttest.Sign(t, e.rs, e.signedClaims("signed"), nil)
 	first, second := e.decideTwice(request("signed", "/v1/secure", "x-attestation-token", tok))
-	want(t, first, "")
-	want(t, second, "")
+	attesttest.Want(t, first, "")
+	attesttest.Want(t, second, "")
 	if first.CacheHit || !second.CacheHit {
 		t.Fatalf("cache hits %v, %v; want false, true", first.CacheHit, second.CacheHit)
 	}
@@ -38,8 +38,8 @@ func TestCacheRefusedTokenBriefly(t *testing.T) {
 	e := newEnv(t)
 	tok := attesttest.Sign(t, e.impostor, e.signedClaims("signed"), nil)
 	first, second := e.decideTwice(request("signed", "/v1/secure", "x-attestation-token", tok))
-	want(t, first, policy.AttestationFailed)
-	want(t, second, policy.AttestationFailed)
+	attesttest.Want(t, first, policy.AttestationFailed)
+	attesttest.Want(t, second, policy.AttestationFailed)
 	if !second.CacheHit {
 		t.Fatal("a refused token should be cached")
 	}
@@ -50,10 +50,10 @@ func TestCacheRefusedTokenBriefly(t *testing.T) {
 func TestCacheNeverCrossesApps(t *testing.T) {
 	e := newEnv(t)
 	tok := attesttest.Sign(t, e.es, e.signedClaims("signed"), nil)
-	want(t, e.decide(request("signed", "/v1/secure", "x-attestation-token", tok)), "")
+	attesttest.Want(t, e.decide(request("signed", "/v1/secure", "x-attestation-token", tok)), "")
 	e.cache.Wait()
 	d := e.decide(request("multi", "/v1/secure", "x-attestation-token", tok))
-	want(t, d, policy.AttestationFailed)
+	attesttest.Want(t, d, policy.AttestationFailed)
 	if d.CacheHit {
 		t.Fatal("the other app's verdict was used")
 	}
@@ -65,19 +65,19 @@ func TestCacheRechecksClockAndBinding(t *testing.T) {
 	e := newEnv(t)
 	tok := attesttest.Sign(t, e.es, e.signedClaims("signed"), nil)
 	in := request("signed", "/v1/secure", "x-attestation-token", tok)
-	want(t, e.decide(in), "")
+	attesttest.Want(t, e.decide(in), "")
 	e.cache.Wait()
 	d := e.rules.Decide(t.Context(), now.Add(6*time.Minute), in)
-	want(t, d, policy.AttestationExpired)
+	attesttest.Want(t, d, policy.AttestationExpired)
 	if !d.CacheHit {
 		t.Fatal("expected the expiry check on a cache hit")
 	}
 
 	ap := attesttest.SignHS256(t, e.secret, e.approovClaims(), nil)
-	want(t, e.decide(request("approov", "/v1/secure", "approov-token", ap, "authorization", approovBearer)), "")
+	attesttest.Want(t, e.decide(request("approov", "/v1/secure", "approov-token", ap, "authorization", approovBearer)), "")
 	e.cache.Wait()
 	d = e.decide(request("approov", "/v1/secure", "approov-token", ap, "authorization", "Bearer stolen-elsewhere"))
-	want(t, d, policy.AttestationFailed)
+	attesttest.Want(t, d, policy.AttestationFailed)
 	if !d.CacheHit {
 		t.Fatal("expected the binding check on a cache hit")
 	}
@@ -89,18 +89,18 @@ func TestFirebaseReplay(t *testing.T) {
 	e := newEnv(t)
 	tok := attesttest.Sign(t, e.fb1, e.firebaseClaims(), nil)
 	first, second := e.decideTwice(request("firebase", "/v1/secure", "x-firebase-appcheck", tok))
-	want(t, first, "")
-	want(t, second, policy.AttestationFailed)
+	attesttest.Want(t, first, "")
+	attesttest.Want(t, second, policy.AttestationFailed)
 
 	// Same jti, new signature (a different cache key): still a replay.
 	c := e.firebaseClaims()
-	want(t, e.decide(request("firebase", "/v1/secure", "x-firebase-appcheck", attesttest.Sign(t, e.fb1, c, nil))), "")
-	want(t, e.decide(request("firebase", "/v1/secure", "x-firebase-appcheck", attesttest.Sign(t, e.fb1, attesttest.With(c, "iat", now.Unix()), nil))), policy.AttestationFailed)
+	attesttest.Want(t, e.decide(request("firebase", "/v1/secure", "x-firebase-appcheck", attesttest.Sign(t, e.fb1, c, nil))), "")
+	attesttest.Want(t, e.decide(request("firebase", "/v1/secure", "x-firebase-appcheck", attesttest.Sign(t, e.fb1, attesttest.With(c, "iat", now.Unix()), nil))), policy.AttestationFailed)
 
 	// Without replay protection (app multi) a token may be reused.
 	multi := attesttest.Sign(t, e.fb1, e.firebaseClaims(), nil)
 	for range 2 {
-		want(t, e.decide(request("multi", "/v1/secure", "x-firebase-appcheck", multi)), "")
+		attesttest.Want(t, e.decide(request("multi", "/v1/secure", "x-firebase-appcheck", multi)), "")
 	}
 
 	race := attesttest.Sign(t, e.fb1, e.firebaseClaims(), nil)
@@ -124,14 +124,14 @@ func TestFirebaseReplay(t *testing.T) {
 // over TLS.
 func TestFirebaseKeyRotation(t *testing.T) {
 	e := newEnv(t)
-	want(t, e.decide(request("firebase", "/v1/secure", "x-firebase-appcheck", attesttest.Sign(t, e.fb1, e.firebaseClaims(), nil))), "")
-	want(t, e.decide(request("firebase", "/v1/secure", "x-firebase-appcheck", attesttest.Sign(t, e.fb2, e.firebaseClaims(), nil))), policy.InvalidAttestation)
+	attesttest.Want(t, e.decide(request("firebase", "/v1/secure", "x-firebase-appcheck", attesttest.Sign(t, e.fb1, e.firebaseClaims(), nil))), "")
+	attesttest.Want(t, e.decide(request("firebase", "/v1/secure", "x-firebase-appcheck", attesttest.Sign(t, e.fb2, e.firebaseClaims(), nil))), policy.InvalidAttestation)
 
 	rotated := attesttest.JWKS(e.fb1, e.fb2)
 	e.fbJWKS.Store(&rotated)
 	before := e.fbFetches.Load()
 	time.Sleep(250 * time.Millisecond) // past min_refresh
-	want(t, e.decide(request("firebase", "/v1/secure", "x-firebase-appcheck", attesttest.Sign(t, e.fb2, e.firebaseClaims(), nil))), "")
+	attesttest.Want(t, e.decide(request("firebase", "/v1/secure", "x-firebase-appcheck", attesttest.Sign(t, e.fb2, e.firebaseClaims(), nil))), "")
 	if e.fbFetches.Load() <= before {
 		t.Fatal("the unknown kid did not trigger a fetch")
 	}
@@ -141,7 +141,7 @@ func TestFirebaseKeyRotation(t *testing.T) {
 // per request.
 func TestSingleFlightRefresh(t *testing.T) {
 	e := newEnv(t)
-	want(t, e.decide(request("firebase", "/v1/secure", "x-firebase-appcheck", attesttest.Sign(t, e.fb1, e.firebaseClaims(), nil))), "")
+	attesttest.Want(t, e.decide(request("firebase", "/v1/secure", "x-firebase-appcheck", attesttest.Sign(t, e.fb1, e.firebaseClaims(), nil))), "")
 	time.Sleep(250 * time.Millisecond) // past min_refresh
 	toks := make([]string, 32)
 	for i := range toks {

@@ -13,7 +13,6 @@ import (
 	"log"
 	"net/http"
 	"net/http/httptest"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -223,30 +222,11 @@ func (e *env) approovClaims() attesttest.Claims {
 // request builds a request from the Envoy source 192.0.2.10 with the app token of app
 // and header name/value pairs.
 func request(app, path string, kv ...string) *policy.Input {
-	in := &policy.Input{Method: "GET", Path: path, RawPath: path, Headers: map[string]string{"x-app-token": app},
-		Source: netip.MustParseAddr("192.0.2.10"), BodySize: -1}
-	for i := 0; i+1 < len(kv); i += 2 {
-		in.Headers[kv[i]] = kv[i+1]
-	}
-	return in
+	return attesttest.Request(app, path, "192.0.2.10", kv...)
 }
 
 func (e *env) decide(in *policy.Input) policy.Decision {
 	return e.rules.Decide(context.Background(), now, in)
-}
-
-// want checks a decision's code (empty: allowed).
-func want(t *testing.T, d policy.Decision, code policy.Code) {
-	t.Helper()
-	if code == "" {
-		if !d.Allowed() {
-			t.Fatalf("denied %s at step %s (message %q, cause %q), want allowed", d.Code, d.Step, d.Message, d.Cause)
-		}
-		return
-	}
-	if d.Allowed() || d.Code != code {
-		t.Fatalf("got outcome %d code %q at step %s (message %q, cause %q), want %s", d.Outcome, d.Code, d.Step, d.Message, d.Cause, code)
-	}
 }
 
 func contains(list []string, s string) bool {

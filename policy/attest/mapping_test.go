@@ -23,7 +23,7 @@ func runMapping(t *testing.T, e *env, app, path string, cases []mappingCase) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			d := e.decide(request(app, path, tc.headers...))
-			want(t, d, tc.want)
+			attesttest.Want(t, d, tc.want)
 			if tc.want == "" && d.DeviceID != tc.device {
 				t.Errorf("device id %q, want %q", d.DeviceID, tc.device)
 			}
@@ -91,9 +91,9 @@ func TestSignedTokenFailureMapping(t *testing.T) {
 func TestSignedTokenAllowSwitches(t *testing.T) {
 	e := newEnv(t)
 	tok := attesttest.Sign(t, e.es, attesttest.With(e.signedClaims("optional"), "emulator", true), nil)
-	want(t, e.decide(request("optional", "/v1/secure", "x-attestation-token", tok)), "")
+	attesttest.Want(t, e.decide(request("optional", "/v1/secure", "x-attestation-token", tok)), "")
 	tok = attesttest.Sign(t, e.es, attesttest.With(e.signedClaims("optional"), "debugger", true), nil)
-	want(t, e.decide(request("optional", "/v1/secure", "x-attestation-token", tok)), policy.DebuggerDetected)
+	attesttest.Want(t, e.decide(request("optional", "/v1/secure", "x-attestation-token", tok)), policy.DebuggerDetected)
 }
 
 func TestFirebaseFailureMapping(t *testing.T) {
@@ -167,7 +167,7 @@ func TestNoDowngrade(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d := e.decide(request("multi", "/v1/secure", tc.headers...))
-			want(t, d, tc.want)
+			attesttest.Want(t, d, tc.want)
 			if d.AttestationProvider != tc.provider {
 				t.Errorf("provider %q, want %q", d.AttestationProvider, tc.provider)
 			}
@@ -194,7 +194,7 @@ func TestEndpointModes(t *testing.T) {
 		{"not_heartbeat_expired", "signed", "/v1/secure", []string{"x-attestation-token", expired}, policy.AttestationExpired},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			want(t, e.decide(request(tc.app, tc.path, tc.headers...)), tc.want)
+			attesttest.Want(t, e.decide(request(tc.app, tc.path, tc.headers...)), tc.want)
 		})
 	}
 }
@@ -217,7 +217,7 @@ func TestClockSkewEdges(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tok := attesttest.Sign(t, e.es, attesttest.With(e.signedClaims("signed"), tc.claims...), nil)
-			want(t, e.decide(request("signed", "/v1/secure", "x-attestation-token", tok)), tc.want)
+			attesttest.Want(t, e.decide(request("signed", "/v1/secure", "x-attestation-token", tok)), tc.want)
 		})
 	}
 }

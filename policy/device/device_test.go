@@ -146,32 +146,8 @@ func (e *env) attestationFor(app, deviceID string) string {
 	return attesttest.Sign(e.t, e.key, attesttest.Claims{"iss": "https://attest.test", "aud": app, "exp": now.Add(time.Minute).Unix(), "device_id": deviceID}, nil)
 }
 
-func request(app, path, source string, kv ...string) *policy.Input {
-	in := &policy.Input{Method: "GET", Path: path, RawPath: path, Headers: map[string]string{"x-app-token": app}, BodySize: -1}
-	if source != "" {
-		in.Source = netip.MustParseAddr(source)
-	}
-	for i := 0; i+1 < len(kv); i += 2 {
-		in.Headers[kv[i]] = kv[i+1]
-	}
-	return in
-}
-
 func (e *env) decide(in *policy.Input) policy.Decision {
 	return e.rules.Decide(context.Background(), now, in)
-}
-
-func want(t *testing.T, d policy.Decision, code policy.Code) {
-	t.Helper()
-	if code == "" {
-		if !d.Allowed() {
-			t.Fatalf("denied %s at step %s (%q, cause %q), want allowed", d.Code, d.Step, d.Message, d.Cause)
-		}
-		return
-	}
-	if d.Allowed() || d.Code != code {
-		t.Fatalf("outcome %d code %q at step %s (cause %q), want %s", d.Outcome, d.Code, d.Step, d.Cause, code)
-	}
 }
 
 func TestNetworkLists(t *testing.T) {
@@ -195,8 +171,8 @@ func TestNetworkLists(t *testing.T) {
 		{"allowlist", "", policy.Blocked}, // no address: not on the allow list
 	} {
 		t.Run(tc.app+"/"+tc.source, func(t *testing.T) {
-			d := e.decide(request(tc.app, "/v1/api", tc.source))
-			want(t, d, tc.want)
+			d := e.decide(attesttest.Request(tc.app, "/v1/api", tc.source))
+			attesttest.Want(t, d, tc.want)
 			if tc.want != "" && d.Step != policy.StepNetwork {
 				t.Fatalf("step %s", d.Step)
 			}
@@ -210,7 +186,7 @@ func TestNetworkListsClientIP(t *testing.T) {
 	e := newEnv(t)
 	app, _ := e.rules.App("network")
 	ep := &policy.Endpoint{Name: "api"}
-	in := request("network", "/v1/api", "10.0.0.1", "x-forwarded-for", "203.0.113.5, 10.0.0.2")
+	in := attesttest.Request("network", "/v1/api", "10.0.0.1", "x-forwarded-for", "203.0.113.5, 10.0.0.2")
 	if v := app.Device.Network(t.Context(), now, in, netip.MustParseAddr("203.0.113.5"), ep); v.Code != policy.Blocked {
 		t.Fatalf("trusted hop on the block list: %+v", v)
 	}
@@ -226,10 +202,10 @@ func TestNetworkListsClientIP(t *testing.T) {
 // TestListFileReload: a list file is re-read when the configuration is compiled again.
 func TestListFileReload(t *testing.T) {
 	e := newEnv(t)
-	want(t, e.decide(request("network", "/v1/api", "192.0.2.50")), "")
+	attesttest.Want(t, e.decide(attesttest.Request("network", "/v1/api", "192.0.2.50")), "")
 	e.writeFile("blocked-ips.txt", "192.0.2.0/24\n")
 	e.compile()
-	want(t, e.decide(request("network", "/v1/api", "192.0.2.50")), policy.Blocked)
+	attesttest.Want(t, e.decide(attesttest.Request("network", "/v1/api", "192.0.2.50")), policy.Blocked)
 }
 
 func TestDeviceIdentity(t *testing.T) {
@@ -252,8 +228,8 @@ func TestDeviceIdentity(t *testing.T) {
 		{"untrusted_header_ignored", "network", "/v1/api", []string{"x-device-id", "phone-1"}, "", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			d := e.decide(request(tc.app, tc.path, "192.0.2.10", tc.headers...))
-			want(t, d, tc.want)
+			d := e.decide(attesttest.Request(tc.app, tc.path, "192.0.2.10", tc.headers...))
+			attesttest.Want(t, d, tc.want)
 			if d.DeviceID != tc.device {
 				t.Fatalf("device %q, want %q", d.DeviceID, tc.device)
 			}
@@ -285,8 +261,8 @@ func TestLicenses(t *testing.T) {
 			if tc.name == "unbound_license_needs_no_device" || tc.name == "bound_license_needs_a_device" {
 				hdr = tc.headers
 			}
-			d := e.decide(request("lic", tc.path, "192.0.2.10", hdr...))
-			want(t, d, tc.want)
+			d := e.decide(attesttest.Request("lic", tc.path, "192.0.2.10", hdr...))
+			attesttest.Want(t, d, tc.want)
 			if tc.sdk != "" {
 				r := d.Render()
 				if r.Status != 200 || !strings.Contains(string(r.Body), `"error":"`+tc.sdk+`"`) {
@@ -305,30 +281,30 @@ func TestLicenses(t *testing.T) {
 func TestHeartbeatSessionExpired(t *testing.T) {
 	e := newEnv(t)
 	old := attesttest.Sign(t, e.key, attesttest.Claims{"iss": "https://attest.test", "aud": "lic", "exp": now.Add(-time.Hour).Unix(), "device_id": "d"}, nil)
-	d := e.decide(request("lic", "/auth/heartbeat", "192.0.2.10", "x-attestation-token", old, "x-license-key", e.lic("active")))
-	want(t, d, policy.SessionExpired)
+	d := e.decide(attesttest.Request("lic", "/auth/heartbeat", "192.0.2.10", "x-attestation-token", old, "x-license-key", e.lic("active")))
+	attesttest.Want(t, d, policy.SessionExpired)
 	if r := d.Render(); r.Status != 200 || !strings.Contains(string(r.Body), `"session_expired"`) {
 		t.Fatalf("rendered %d %s", r.Status, r.Body)
 	}
-	want(t, e.decide(request("lic", "/auth/validate", "192.0.2.10", "x-attestation-token", old, "x-license-key", e.lic("active"))), policy.AttestationExpired)
+	attesttest.Want(t, e.decide(attesttest.Request("lic", "/auth/validate", "192.0.2.10", "x-attestation-token", old, "x-license-key", e.lic("active"))), policy.AttestationExpired)
 }
 
 func TestLicenseBinding(t *testing.T) {
 	e := newEnv(t)
 	bind := func(device string) policy.Decision {
-		return e.decide(request("lic", "/auth/validate", "192.0.2.10", "x-attestation-token", e.attestation(device), "x-license-key", e.lic("active")))
+		return e.decide(attesttest.Request("lic", "/auth/validate", "192.0.2.10", "x-attestation-token", e.attestation(device), "x-license-key", e.lic("active")))
 	}
-	want(t, bind("dev-1"), "")
-	want(t, bind("dev-2"), "")
-	want(t, bind("dev-1"), "") // already bound
+	attesttest.Want(t, bind("dev-1"), "")
+	attesttest.Want(t, bind("dev-2"), "")
+	attesttest.Want(t, bind("dev-1"), "") // already bound
 	d := bind("dev-3")
-	want(t, d, policy.HWIDMismatch)
+	attesttest.Want(t, d, policy.HWIDMismatch)
 	if r := d.Render(); r.Status != 200 || !strings.Contains(string(r.Body), `"hwid_mismatch"`) {
 		t.Fatalf("rendered %d %s", r.Status, r.Body)
 	}
 	// A license presented without attestation on an app that does not trust the header
 	// has no device to bind: hwid_mismatch in the license dialect.
-	want(t, e.decide(request("lic", "/auth/validate", "192.0.2.10", "x-license-key", e.lic("active"), "x-device-id", "dev-1")), policy.HWIDMismatch)
+	attesttest.Want(t, e.decide(attesttest.Request("lic", "/auth/validate", "192.0.2.10", "x-license-key", e.lic("active"), "x-device-id", "dev-1")), policy.HWIDMismatch)
 }
 
 // TestLicenseBindingConcurrent: N+5 devices racing for one license bind exactly N.
@@ -339,7 +315,7 @@ func TestLicenseBindingConcurrent(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range n + 5 {
 		wg.Go(func() {
-			in := request("trusting", "/v1/api", "192.0.2.10", "x-device-id", fmt.Sprintf("phone-%d", i), "x-license-key", e.lic("trusting"))
+			in := attesttest.Request("trusting", "/v1/api", "192.0.2.10", "x-device-id", fmt.Sprintf("phone-%d", i), "x-license-key", e.lic("trusting"))
 			if d := e.decide(in); d.Allowed() {
 				allowed.Add(1)
 			} else if d.Code != policy.HWIDMismatch {
@@ -407,7 +383,7 @@ func TestStoreErrorIsUndecided(t *testing.T) {
 	h := policy.HashCredential("k")
 	ch := device.New(device.Config{App: "a", Licenses: &device.Licenses{Required: true, Bindings: failingBindings{},
 		Catalog: device.StaticCatalog{h: {Hash: h, MaxDevices: 1}}}, TrustDeviceHeader: true})
-	v := ch.Device(t.Context(), now, request("a", "/", "", "x-license-key", "k", "x-device-id", "d1"), &policy.Endpoint{})
+	v := ch.Device(t.Context(), now, attesttest.Request("a", "/", "", "x-license-key", "k", "x-device-id", "d1"), &policy.Endpoint{})
 	if v.Err == nil || v.Code != "" {
 		t.Fatalf("verdict %+v, want an error and no code", v)
 	}

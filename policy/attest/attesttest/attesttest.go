@@ -14,8 +14,10 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"math/big"
+	"net/netip"
 	"testing"
 
+	"github.com/gatehouse/gatehouse/policy"
 	"github.com/golang-jwt/jwt/v5"
 )
 
@@ -156,4 +158,31 @@ func With(base Claims, kv ...any) Claims {
 		}
 	}
 	return out
+}
+
+// Request is a GET of path by app (its x-app-token) from Envoy source address source
+// (none when empty), with extra header name/value pairs.
+func Request(app, path, source string, kv ...string) *policy.Input {
+	in := &policy.Input{Method: "GET", Path: path, RawPath: path, Headers: map[string]string{"x-app-token": app}, BodySize: -1}
+	if source != "" {
+		in.Source = netip.MustParseAddr(source)
+	}
+	for i := 0; i+1 < len(kv); i += 2 {
+		in.Headers[kv[i]] = kv[i+1]
+	}
+	return in
+}
+
+// Want fails the test unless d carries code (empty: unless d allowed the request).
+func Want(tb testing.TB, d policy.Decision, code policy.Code) {
+	tb.Helper()
+	if code == "" {
+		if !d.Allowed() {
+			tb.Fatalf("denied %s at step %s (message %q, cause %q), want allowed", d.Code, d.Step, d.Message, d.Cause)
+		}
+		return
+	}
+	if d.Allowed() || d.Code != code {
+		tb.Fatalf("got outcome %d code %q at step %s (message %q, cause %q), want %s", d.Outcome, d.Code, d.Step, d.Message, d.Cause, code)
+	}
 }
