@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/gatehouse/gatehouse/config"
@@ -24,17 +22,9 @@ func offlineRuntime() (config.Runtime, func(), error) {
 	return config.Runtime{Store: st}, func() { st.Close() }, nil
 }
 
-// openRuntime opens the counter store the configuration file names (the memory store
-// for the demo). It outlives every reload; its close flushes persisted counters.
-func openRuntime(ctx context.Context, configPath string, log *slog.Logger, m *ratelimit.Metrics) (config.Runtime, func(), error) {
-	var cfg ratelimit.StoreConfig
-	if configPath != "" {
-		if data, err := os.ReadFile(configPath); err == nil {
-			if f, err := config.Parse(data); err == nil {
-				cfg = config.StoreFromFile(f, filepath.Dir(configPath))
-			}
-		}
-	}
+// openRuntime opens the counter store cfg describes (the memory store for the demo). It
+// outlives every reload; its close flushes persisted counters.
+func openRuntime(ctx context.Context, cfg ratelimit.StoreConfig, log *slog.Logger, m *ratelimit.Metrics) (config.Runtime, func(), error) {
 	st, err := ratelimit.OpenStore(ctx, cfg, ratelimit.SystemClock)
 	if err != nil {
 		return config.Runtime{}, nil, fmt.Errorf("open the %s store: %w", storeType(cfg), err)

@@ -13,6 +13,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync/atomic"
@@ -118,11 +119,17 @@ func (s *server) close() {
 //  3. load and compile the configuration; a bad file at start leaves the server up but
 //     not ready, so that a fixed ConfigMap is picked up without a restart.
 func (s *server) setup(ctx context.Context) error {
+	// The start-up settings, read once from the file; a file that does not parse yet
+	// gets the defaults (the first load reports why).
 	budget := int64(64 << 20)
+	var store ratelimit.StoreConfig
 	if s.flags.config != "" {
 		if data, err := os.ReadFile(s.flags.config); err == nil {
-			if f, err := config.Parse(data); err == nil && f.Server.CacheMaxBytes > 0 {
-				budget = f.Server.CacheMaxBytes
+			if f, err := config.Parse(data); err == nil {
+				if f.Server.CacheMaxBytes > 0 {
+					budget = f.Server.CacheMaxBytes
+				}
+				store = config.StoreFromFile(f, filepath.Dir(s.flags.config))
 			}
 		}
 	}
@@ -142,7 +149,7 @@ func (s *server) setup(ctx context.Context) error {
 	})
 	rlm := ratelimit.NewMetrics()
 	s.metrics.Registry.MustRegister(rlm)
-	rt, closeRT, err := openRuntime(ctx, s.flags.config, s.log, rlm)
+	rt, closeRT, err := openRuntime(ctx, store, s.log, rlm)
 	if err != nil {
 		return err
 	}
