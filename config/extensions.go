@@ -93,9 +93,12 @@ func (c *compiler) extensions(f *File, s *Snapshot, opt *policy.Options, apps ma
 			continue // already reported
 		}
 		// fail_mode local applies to the limiter only: other undecidable steps fail closed.
+		// The limiter reports a store failure to the pipeline, whose fail mode (closed,
+		// open, error) answers it like any other, with the fail-open header and cause;
+		// only local is the limiter's own answer.
 		fm := "closed"
-		if a.FailMode == "open" || a.FailMode == "local" {
-			fm = a.FailMode
+		if a.FailMode == "local" {
+			fm = "local"
 		}
 		in.Apps[a.Name] = ratelimit.AppLimits{Limits: a.Limits, FailMode: fm, Org: a.Organization}
 		inline = inline || len(a.Limits) > 0
