@@ -2,19 +2,31 @@ package ratelimit
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
-// breaker is a consecutive-failure circuit breaker. Closed: calls pass. After `failures`
-// consecutive failures it opens: calls fail at once (microseconds instead of a timeout).
-// After `cooldown` one probe call passes (half-open); its success closes the breaker, its
-// failure opens it for another cooldown.
+// breaker is a consecutive-failure circuit breaker. Closed: calls pass. It opens after at
+// least `failures` consecutive failures spanning at least `window`: calls then fail at
+// once (microseconds instead of a timeout). After `cooldown` one probe call passes
+// (half-open); its success closes the breaker, its failure opens it for another cooldown.
+//
+// The window keeps a burst of timeouts from opening it: when the machine stalls for a
+// moment, every call in flight times out together, yet Redis is fine. A Redis that is
+// down or unreachable fails every call for as long as it stays so.
+//
+// While closed, allow is one atomic load and a success one more, so that the breaker
+// costs the hot path nothing measurable.
 type breaker struct {
+	failures int
+	window   time.Duration
+	cooldown time.Duration
+
+	open   atomic.Bool
+	streak atomic.Int64 // consecutive failures
+
 	mu        sync.Mutex
-	failures  int
-	cooldown  time.Duration
-	count     int
-	open      bool
+	firstFail time.Time // start of the current streak
 	openedAt  time.Time
 	probing   bool
 	probeFrom time.Time
@@ -23,9 +35,12 @@ type breaker struct {
 // allow reports whether a call may go to the store now; probe is true for the single
 // half-open probe, which must report back with done.
 func (b *breaker) allow(now time.Time) (ok, probe bool) {
+	if !b.open.Load() {
+		return true, false
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if !b.open {
+	if !b.open.Load() {
 		return true, false
 	}
 	if now.Sub(b.openedAt) < b.cooldown {
@@ -40,24 +55,31 @@ func (b *breaker) allow(now time.Time) (ok, probe bool) {
 
 // done records the outcome of a call that allow let through.
 func (b *breaker) done(now time.Time, probe, failed bool) {
+	if !failed && !probe && !b.open.Load() {
+		if b.streak.Load() != 0 {
+			b.streak.Store(0)
+		}
+		return
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if probe {
 		b.probing = false
 	}
 	if !failed {
-		b.count, b.open = 0, false
+		b.streak.Store(0)
+		b.open.Store(false)
 		return
 	}
-	b.count++
-	if probe || b.count >= b.failures {
-		b.open, b.openedAt = true, now
+	n := b.streak.Add(1)
+	if n == 1 {
+		b.firstFail = now
+	}
+	if probe || (n >= int64(b.failures) && now.Sub(b.firstFail) >= b.window) {
+		b.open.Store(true)
+		b.openedAt = now
 	}
 }
 
-// isOpen reports whether calls are currently refused (tests, readiness).
-func (b *breaker) isOpen() bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.open
-}
+// isOpen reports whether calls are currently refused (tests, readiness, metrics).
+func (b *breaker) isOpen() bool { return b.open.Load() }

@@ -16,13 +16,14 @@ type Metrics struct {
 	storeErrors *prometheus.CounterVec
 	// Remote store round trips (the memory store is not timed: it costs ~100 ns).
 	storeDuration *prometheus.HistogramVec
+	redisDuration prometheus.Observer // storeDuration{backend="redis"}, looked up once
 	storeFailures *prometheus.CounterVec
 	breakerOpen   prometheus.Gauge
 }
 
 // NewMetrics returns unregistered metrics.
 func NewMetrics() *Metrics {
-	return &Metrics{
+	m := &Metrics{
 		overLimit: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gatehouse_ratelimit_over_limit_total",
 			Help: "Requests denied by a limit, by surface (inline, rls) and limit.",
@@ -49,6 +50,8 @@ func NewMetrics() *Metrics {
 			Help: "1 while the circuit breaker in front of the remote store is open.",
 		}),
 	}
+	m.redisDuration = m.storeDuration.WithLabelValues("redis")
+	return m
 }
 
 // storeCall records one remote store round trip.
@@ -56,7 +59,11 @@ func (m *Metrics) storeCall(backend string, took time.Duration, err error, break
 	if m == nil {
 		return
 	}
-	m.storeDuration.WithLabelValues(backend).Observe(took.Seconds())
+	if backend == "redis" {
+		m.redisDuration.Observe(took.Seconds())
+	} else {
+		m.storeDuration.WithLabelValues(backend).Observe(took.Seconds())
+	}
 	if err != nil {
 		m.storeFailures.WithLabelValues(backend).Inc()
 	}
@@ -64,6 +71,14 @@ func (m *Metrics) storeCall(backend string, took time.Duration, err error, break
 		m.breakerOpen.Set(1)
 	} else {
 		m.breakerOpen.Set(0)
+	}
+}
+
+// storeFailure counts a failed round trip that is not timed on its own (the take-back of
+// a refused request's units).
+func (m *Metrics) storeFailure(backend string) {
+	if m != nil {
+		m.storeFailures.WithLabelValues(backend).Inc()
 	}
 }
 

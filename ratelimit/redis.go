@@ -1,10 +1,10 @@
 package ratelimit
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -27,12 +27,14 @@ const (
 	defaultDialTimeout   = time.Second
 	defaultBreakerFails  = 5
 	defaultBreakerCool   = 250 * time.Millisecond
+	defaultBreakerWindow = 50 * time.Millisecond
 	defaultOverCacheKeys = 100_000
 	reconnectEvery       = 250 * time.Millisecond
 )
 
 // redisStore keeps counters in Redis (single, sentinel or cluster) for several replicas.
-// Every Apply is one Lua script, so one round trip however many limits apply; it is
+// Every Apply is one round trip however many limits apply (plain INCRBYs when they are
+// all counters, else one Lua script), plus one to take back a refused request's units; it is
 // bounded by the caller's deadline and the store timeout, and guarded by a circuit
 // breaker. Keys known to be over their limit are remembered locally until their reset, so
 // a hot abusive key costs no round trip.
@@ -41,7 +43,9 @@ type redisStore struct {
 	client    atomic.Pointer[clientBox]
 	prefix    string
 	cluster   bool
+	native    bool // counters by INCRBY instead of the script
 	timeout   time.Duration
+	deadlines *deadlines
 	br        breaker
 	clock     Clock
 	local     *memoryStore
@@ -79,12 +83,13 @@ func openRedis(_ context.Context, cfg RedisConfig, clock Clock) (*redisStore, er
 		opt:     opt,
 		prefix:  cfg.KeyPrefix,
 		cluster: cfg.Mode == "cluster",
+		native:  cfg.Counters != "script",
 		timeout: cfg.Timeout,
 		clock:   clock,
 		local:   newMemory(MemoryConfig{}, clock),
 		over:    over,
 		done:    make(chan struct{}),
-		br:      breaker{failures: cfg.Breaker.Failures, cooldown: cfg.Breaker.Cooldown},
+		br:      breaker{failures: cfg.Breaker.Failures, window: cfg.Breaker.Window, cooldown: cfg.Breaker.Cooldown},
 	}
 	if s.prefix == "" {
 		s.prefix = "gh:"
@@ -92,8 +97,12 @@ func openRedis(_ context.Context, cfg RedisConfig, clock Clock) (*redisStore, er
 	if s.timeout == 0 {
 		s.timeout = defaultRedisTimeout
 	}
+	s.deadlines = newDeadlines(s.timeout)
 	if s.br.failures == 0 {
 		s.br.failures = defaultBreakerFails
+	}
+	if s.br.window == 0 {
+		s.br.window = defaultBreakerWindow
 	}
 	if s.br.cooldown == 0 {
 		s.br.cooldown = defaultBreakerCool
@@ -216,21 +225,33 @@ func (s *redisStore) call(ctx context.Context, run func(context.Context, rueidis
 		s.metrics.Load().storeCall("redis", 0, ErrUnavailable, true)
 		return fmt.Errorf("%w: circuit breaker open", ErrUnavailable)
 	}
-	ctx, span := tracer.Start(ctx, "gatehouse.store", trace.WithSpanKind(trace.SpanKindClient),
-		trace.WithAttributes(attribute.String("db.system.name", "redis")))
-	cctx, cancel := context.WithTimeout(ctx, s.timeout)
+	if err := ctx.Err(); err != nil {
+		s.br.done(start, probe, false)
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	// A round-trip span only under a span that records: a root span per Redis call would
+	// be noise, and building a span that records nothing costs the hot path.
+	var span trace.Span
+	if trace.SpanFromContext(ctx).IsRecording() {
+		ctx, span = tracer.Start(ctx, "gatehouse.store", trace.WithSpanKind(trace.SpanKindClient),
+			trace.WithAttributes(attribute.String("db.system.name", "redis")))
+	}
+	cctx, cancel := s.deadlines.bound(ctx)
 	err := run(cctx, box.c)
 	cancel()
 	end := s.clock()
-	callerGone := errors.Is(ctx.Err(), context.Canceled)
-	s.br.done(end, probe, err != nil && !callerGone)
+	s.br.done(end, probe, err != nil)
 	s.metrics.Load().storeCall("redis", end.Sub(start), err, s.br.isOpen())
 	if err != nil {
-		span.SetStatus(otelcodes.Error, "store call failed")
-		span.End()
+		if span != nil {
+			span.SetStatus(otelcodes.Error, "store call failed")
+			span.End()
+		}
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
-	span.End()
+	if span != nil {
+		span.End()
+	}
 	return nil
 }
 
@@ -245,6 +266,9 @@ func (s *redisStore) Apply(ctx context.Context, now time.Time, ops []Op, out []O
 	ns := now.UnixNano()
 	if s.knownOver(ops, out, ns) {
 		return nil
+	}
+	if s.native && allCounters(ops) {
+		return s.applyCounters(ctx, ops, out, ns)
 	}
 	keys, args := s.encode(ops, ns)
 	var res []int64
@@ -269,13 +293,105 @@ func (s *redisStore) Apply(ctx context.Context, now time.Time, ops []Op, out []O
 			o.Expire = ns + pttl*int64(time.Millisecond)
 		}
 		out[i] = o
-		if !o.Allowed && !op.Shadow {
-			if until, over := overUntil(op, o.Value, ns); over {
-				s.over.SetWithTTL(op.Key.hash, overMark{until: until, value: o.Value}, 1, time.Duration(until-ns))
-			}
-		}
+		s.rememberOver(op, o, ns)
 	}
 	return nil
+}
+
+// rememberOver puts an enforcing op that is out of units in the over-limit cache.
+func (s *redisStore) rememberOver(op *Op, o Outcome, ns int64) {
+	if o.Allowed || op.Shadow {
+		return
+	}
+	if until, over := overUntil(op, o.Value, ns); over {
+		s.over.SetWithTTL(op.Key.hash, overMark{until: until, value: o.Value}, 1, time.Duration(until-ns))
+	}
+}
+
+func allCounters(ops []Op) bool {
+	for i := range ops {
+		if ops[i].Kind != KindCounter {
+			return false
+		}
+	}
+	return true
+}
+
+// applyCounters counts a request whose ops are all counters with plain commands, which
+// cost Redis a fraction of a script: one INCRBY per op, in one round trip. INCRBY hands
+// every request its own total, so exactly the first requests up to the limit are
+// admitted, as with the script. A second round trip follows only when needed: to take
+// back (DECRBY) the units of a request that was not admitted (every op when an enforcing
+// op refused, else the refusing shadow ops), so that a refused request consumes nothing
+// once Apply returns (meanwhile, a concurrent request on the same key may see those units
+// and be refused too); and to set the expiry (PEXPIRE, until the window's end) of a key
+// this request created. Keys with an expiry carry
+// their window in their name, so a key whose expiry could not be set is never read again.
+func (s *redisStore) applyCounters(ctx context.Context, ops []Op, out []Outcome, ns int64) error {
+	return s.call(ctx, func(ctx context.Context, c rueidis.Client) error {
+		var keyBuf [4]string
+		keys := keyBuf[:0]
+		for i := range ops {
+			keys = append(keys, ops[i].Key.Render(s.prefix, s.cluster))
+		}
+		var one [1]rueidis.RedisResult
+		resps := one[:]
+		if len(ops) == 1 {
+			one[0] = c.Do(ctx, c.B().Incrby().Key(keys[0]).Increment(ops[0].Cost).Build())
+		} else {
+			cmds := make(rueidis.Commands, len(ops))
+			for i := range ops {
+				cmds[i] = c.B().Incrby().Key(keys[i]).Increment(ops[i].Cost).Build()
+			}
+			resps = c.DoMulti(ctx, cmds...)
+		}
+		commit := true
+		var firstErr error
+		for i := range ops {
+			v, err := resps[i].AsInt64()
+			if err != nil {
+				firstErr = cmp.Or(firstErr, err)
+				out[i] = Outcome{Unknown: true}
+				continue
+			}
+			out[i] = Outcome{Allowed: v <= ops[i].Limit, Value: v}
+			if !out[i].Allowed && !ops[i].Shadow {
+				commit = false
+			}
+		}
+		var follow rueidis.Commands
+		for i := range ops {
+			op, o := &ops[i], &out[i]
+			if o.Unknown {
+				continue
+			}
+			if op.Expire > 0 && o.Value == op.Cost { // this request created the key
+				ttl := max((op.Expire-ns+int64(time.Millisecond)-1)/int64(time.Millisecond), 1)
+				follow = append(follow, c.B().Pexpire().Key(keys[i]).Milliseconds(ttl).Build())
+			}
+			if firstErr != nil || !commit || !o.Allowed {
+				follow = append(follow, c.B().Decrby().Key(keys[i]).Decrement(op.Cost).Build())
+				o.Value -= op.Cost
+			}
+		}
+		if len(follow) > 0 {
+			for _, r := range c.DoMulti(ctx, follow...) {
+				if r.Error() != nil {
+					// Units not taken back stay counted until the window ends (never
+					// admitting more); a key without its expiry is never read again.
+					s.metrics.Load().storeFailure("redis")
+					break
+				}
+			}
+		}
+		if firstErr != nil {
+			return firstErr
+		}
+		for i := range ops {
+			s.rememberOver(&ops[i], out[i], ns)
+		}
+		return nil
+	})
 }
 
 // knownOver answers from the over-limit cache when an enforcing op is known to be over:

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -26,7 +27,7 @@ func TestRedisReplicas(t *testing.T) {
 	for i := 0; i < 3; i++ {
 		engines = append(engines, mustCompile(t, in, openTestRedis(t, RedisConfig{Addrs: []string{r.addr()}}, nil)))
 	}
-	count := func(app string, now func() time.Time, perWorker int) int64 {
+	count := func(engines []*Engine, app string, now func() time.Time, perWorker int) int64 {
 		var allowed atomic.Int64
 		var wg sync.WaitGroup
 		for _, e := range engines {
@@ -51,12 +52,23 @@ func TestRedisReplicas(t *testing.T) {
 		return allowed.Load()
 	}
 	t.Run("fixed window: exactly the limit", func(t *testing.T) {
-		if n := count("a", func() time.Time { return t0 }, 25); n != 100 {
+		if n := count(engines, "a", func() time.Time { return t0 }, 25); n != 100 {
+			t.Fatalf("admitted %d of 300, want exactly 100", n)
+		}
+	})
+	t.Run("fixed window, script: exactly the limit", func(t *testing.T) {
+		var scripted []*Engine
+		for i := 0; i < 3; i++ {
+			st := openTestRedis(t, RedisConfig{Addrs: []string{r.addr()}, Counters: "script"}, nil)
+			scripted = append(scripted, mustCompile(t, in, st))
+		}
+		at := func() time.Time { return t0.Add(2 * time.Hour) } // the next window
+		if n := count(scripted, "a", at, 25); n != 100 {
 			t.Fatalf("admitted %d of 300, want exactly 100", n)
 		}
 	})
 	t.Run("gcra: exactly the burst at one instant", func(t *testing.T) {
-		if n := count("g", func() time.Time { return t0 }, 25); n != 100 {
+		if n := count(engines, "g", func() time.Time { return t0 }, 25); n != 100 {
 			t.Fatalf("admitted %d of 300, want exactly 100", n)
 		}
 	})
@@ -79,7 +91,7 @@ func TestRedisReplicas(t *testing.T) {
 		for i := range engines {
 			engines[i] = mustCompile(t, in, engines[i].store)
 		}
-		n := count("g2", now, 60)
+		n := count(engines, "g2", now, 60)
 		elapsed := now().Sub(start)
 		bound := 100 + int64(elapsed.Seconds()*50) + 1
 		if n > bound || n < 100 {
@@ -93,15 +105,51 @@ func TestRedisReplicas(t *testing.T) {
 // the same verdicts and remaining counts.
 func TestRedisParity(t *testing.T) {
 	r := startRedis(t)
-	in := CompileInput{Apps: map[string]AppLimits{"a": {Limits: []LimitConfig{
-		{Name: "device", Key: []string{"device"}, Algorithm: "gcra", Requests: 5, Per: time.Second, Burst: 8},
+	counters := []LimitConfig{
 		{Name: "minute", Key: []string{"ip"}, Requests: 20, Per: time.Minute},
 		{Name: "month", Requests: 150, Period: "month", TimeZone: "America/New_York"},
 		{Name: "credits", Key: []string{"license"}, Credits: true, Requests: 120},
 		{Name: "shadow", Key: []string{"ip"}, Requests: 3, Per: time.Minute, Shadow: true},
-	}}}}
-	mem := mustCompile(t, in, memStore(t, MemoryConfig{}, nil))
-	red := mustCompile(t, in, openTestRedis(t, RedisConfig{Addrs: []string{r.addr()}}, nil))
+	}
+	mixed := append([]LimitConfig{
+		{Name: "device", Key: []string{"device"}, Algorithm: "gcra", Requests: 5, Per: time.Second, Burst: 8},
+	}, counters...)
+	for i, tc := range []struct {
+		name, counters string
+		limits         []LimitConfig
+	}{
+		{"counters native", "native", counters},
+		{"counters script", "script", counters},
+		{"with gcra", "", mixed},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := CompileInput{Apps: map[string]AppLimits{"a": {Limits: tc.limits}}}
+			st := openTestRedis(t, RedisConfig{Addrs: []string{r.addr()}, KeyPrefix: fmt.Sprintf("p%d:", i),
+				Counters: tc.counters}, nil)
+			checkParity(t, mustCompile(t, in, memStore(t, MemoryConfig{}, nil)), mustCompile(t, in, st))
+			if tc.counters == "native" { // every counter key the run created expires with its window
+				c := st.client.Load().c
+				ctx := context.Background()
+				keys, err := c.Do(ctx, c.B().Keys().Pattern(st.prefix+"*").Build()).AsStrSlice()
+				if err != nil || len(keys) == 0 {
+					t.Fatalf("keys: %v %v", keys, err)
+				}
+				for _, k := range keys {
+					pttl, err := c.Do(ctx, c.B().Pttl().Key(k).Build()).AsInt64()
+					credits := strings.Contains(k, "credits")
+					if err != nil || credits != (pttl == -1) || (!credits && pttl <= 0) {
+						t.Errorf("%s: pttl %d %v", k, pttl, err)
+					}
+				}
+			}
+		})
+	}
+}
+
+// checkParity sends the same random sequence of requests to mem and red and compares
+// verdicts, remaining counts and resets.
+func checkParity(t *testing.T, mem, red *Engine) {
+	t.Helper()
 	rng := rand.New(rand.NewPCG(1, 2))
 	now := time.Date(2025, 1, 31, 23, 0, 0, 0, time.UTC)
 	ctx := context.Background()

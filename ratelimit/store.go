@@ -106,11 +106,19 @@ func (c StoreConfig) Validate() []error {
 	if r.PasswordFile != "" && r.PasswordEnv != "" {
 		bad("redis.password_file", "set password_file or password_env, not both")
 	}
+	switch r.Counters {
+	case "", "native", "script":
+	default:
+		bad("redis.counters", "must be native or script, not %q", r.Counters)
+	}
 	if r.Timeout < 0 {
 		bad("redis.timeout", "must be ≥ 0")
 	}
 	if r.Breaker.Failures < 0 {
 		bad("redis.breaker.failures", "must be ≥ 0")
+	}
+	if r.Breaker.Window < 0 {
+		bad("redis.breaker.window", "must be ≥ 0")
 	}
 	if r.Breaker.Cooldown < 0 {
 		bad("redis.breaker.cooldown", "must be ≥ 0")

@@ -1,0 +1,100 @@
+package ratelimit
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+// TestBreaker: a burst of failures (every call in flight timing out together while the
+// machine stalls) does not open the breaker; failures that last open it, an open breaker
+// refuses calls until one probe after the cooldown, and the probe's success closes it.
+func TestBreaker(t *testing.T) {
+	b := breaker{failures: 5, window: 50 * time.Millisecond, cooldown: 250 * time.Millisecond}
+	now := t0
+	fail := func(d time.Duration) {
+		now = now.Add(d)
+		ok, probe := b.allow(now)
+		if !ok {
+			t.Fatalf("refused at +%v", now.Sub(t0))
+		}
+		b.done(now, probe, true)
+	}
+	for i := 0; i < 64; i++ { // 64 calls time out within 6 ms
+		fail(100 * time.Microsecond)
+	}
+	if b.isOpen() {
+		t.Fatal("a 6 ms burst of failures opened the breaker")
+	}
+	if ok, _ := b.allow(now); !ok {
+		t.Fatal("closed breaker refused a call")
+	}
+	b.done(now, false, false) // a success ends the streak
+	for i := 0; i < 4; i++ {
+		fail(20 * time.Millisecond)
+	}
+	if b.isOpen() {
+		t.Fatal("open after 4 failures")
+	}
+	fail(20 * time.Millisecond) // the 5th, 80 ms after the first
+	if !b.isOpen() {
+		t.Fatal("still closed after 5 failures over 80 ms")
+	}
+	if ok, _ := b.allow(now.Add(100 * time.Millisecond)); ok {
+		t.Fatal("open breaker let a call through before the cooldown")
+	}
+	now = now.Add(300 * time.Millisecond)
+	ok, probe := b.allow(now)
+	if !ok || !probe {
+		t.Fatalf("after the cooldown: ok %v probe %v, want a probe", ok, probe)
+	}
+	if ok, _ := b.allow(now); ok {
+		t.Fatal("a second call passed while the probe is out")
+	}
+	b.done(now, true, true) // the probe fails: open for another cooldown
+	if ok, _ := b.allow(now.Add(time.Millisecond)); ok {
+		t.Fatal("open after a failed probe, yet a call passed")
+	}
+	now = now.Add(300 * time.Millisecond)
+	ok, probe = b.allow(now)
+	b.done(now, probe, false)
+	if !ok || !probe || b.isOpen() {
+		t.Fatalf("a successful probe: ok %v probe %v open %v", ok, probe, b.isOpen())
+	}
+}
+
+// TestDeadlines: store calls are bounded by timeout (plus at most the slack) even when
+// the caller has no deadline, by the caller's deadline when it is sooner, and calls made
+// close together share one context.
+func TestDeadlines(t *testing.T) {
+	d := newDeadlines(5 * time.Millisecond)
+	start := time.Now()
+	a, cancelA := d.bound(context.Background())
+	defer cancelA()
+	b, cancelB := d.bound(context.Background())
+	defer cancelB()
+	dl, ok := a.Deadline()
+	if !ok || dl.Sub(start) < d.timeout || dl.Sub(time.Now()) > d.timeout+d.slack {
+		t.Fatalf("deadline %v after start (timeout %v, slack %v)", dl.Sub(start), d.timeout, d.slack)
+	}
+	if a != b {
+		t.Error("two calls a few µs apart got different contexts")
+	}
+	select {
+	case <-a.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the shared context never expired")
+	}
+	if c, cancel := d.bound(context.Background()); c == a || c.Err() != nil {
+		t.Fatalf("after expiry: same context %v, err %v", c == a, c.Err())
+	} else {
+		cancel()
+	}
+	short, cancel := context.WithTimeout(context.Background(), time.Millisecond)
+	defer cancel()
+	c, cancelC := d.bound(short)
+	defer cancelC()
+	if dl, _ := c.Deadline(); dl.After(time.Now().Add(time.Millisecond)) {
+		t.Fatalf("a caller's 1 ms deadline became %v", time.Until(dl))
+	}
+}
