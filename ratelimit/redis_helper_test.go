@@ -6,7 +6,9 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -18,6 +20,7 @@ type redisProc struct {
 	t    testing.TB
 	path string
 	port int
+	conf string // config file text, first argument when set (sentinel needs one)
 	args []string
 	cmd  *exec.Cmd
 }
@@ -26,6 +29,13 @@ type redisProc struct {
 // no` and stops it when the test ends. Without redis-server the test is skipped, unless
 // the environment variable CI is set: then it fails.
 func startRedis(t testing.TB, extra ...string) *redisProc {
+	t.Helper()
+	return startRedisConf(t, "", extra...)
+}
+
+// startRedisConf is startRedis with conf written to a file that comes first on the
+// command line; "{port}" in conf and extra stands for the process's port.
+func startRedisConf(t testing.TB, conf string, extra ...string) *redisProc {
 	t.Helper()
 	path, err := exec.LookPath("redis-server")
 	if err != nil {
@@ -40,7 +50,7 @@ func startRedis(t testing.TB, extra ...string) *redisProc {
 	}
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
-	p := &redisProc{t: t, path: path, port: port, args: extra}
+	p := &redisProc{t: t, path: path, port: port, conf: conf, args: extra}
 	p.start()
 	t.Cleanup(p.stop)
 	return p
@@ -50,9 +60,21 @@ func (p *redisProc) addr() string { return "127.0.0.1:" + strconv.Itoa(p.port) }
 
 func (p *redisProc) start() {
 	p.t.Helper()
-	args := append([]string{"--port", strconv.Itoa(p.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"}, p.args...)
+	port := strconv.Itoa(p.port)
+	args := []string{"--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"}
+	for _, a := range p.args {
+		args = append(args, strings.ReplaceAll(a, "{port}", port))
+	}
+	dir := p.t.(interface{ TempDir() string }).TempDir()
+	if p.conf != "" {
+		file := filepath.Join(dir, "redis.conf")
+		if err := os.WriteFile(file, []byte(strings.ReplaceAll(p.conf, "{port}", port)), 0o600); err != nil {
+			p.t.Fatal(err)
+		}
+		args = append([]string{file}, args...)
+	}
 	p.cmd = exec.Command(p.path, args...)
-	p.cmd.Dir = p.t.(interface{ TempDir() string }).TempDir()
+	p.cmd.Dir = dir
 	if err := p.cmd.Start(); err != nil {
 		p.t.Fatal(err)
 	}
@@ -86,6 +108,26 @@ func (p *redisProc) do(args ...string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	return c.Do(ctx, c.B().Arbitrary(args...).Build()).Error()
+}
+
+// query runs one command on a fresh client and returns its reply as a string (setup and
+// checks only).
+func (p *redisProc) query(args ...string) (string, error) {
+	c, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{p.addr()}, ForceSingleClient: true, DisableCache: true})
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	msg, err := c.Do(ctx, c.B().Arbitrary(args...).Build()).ToMessage()
+	if err != nil {
+		return "", err
+	}
+	if v, err := msg.AsInt64(); err == nil {
+		return strconv.FormatInt(v, 10), nil
+	}
+	return msg.ToString()
 }
 
 // openTestRedis opens a Redis store with a generous timeout (the race detector on a

@@ -1,0 +1,181 @@
+package ratelimit
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gatehouse/gatehouse/policy"
+)
+
+// TestRedisTLSAndPassword: the store counts through a TLS port that requires a password,
+// with the password read from a file; a wrong password, an untrusted server certificate
+// or plain TCP leave the store unavailable, and no error repeats the password.
+func TestRedisTLSAndPassword(t *testing.T) {
+	dir := t.TempDir()
+	caFile, certFile, keyFile := writeTestPKI(t, dir)
+	otherCA, _, _ := writeTestPKI(t, t.TempDir())
+	const password = "tls-test-password-7f3a"
+	r := startRedis(t, "--port", "0", "--tls-port", "{port}", "--tls-cert-file", certFile,
+		"--tls-key-file", keyFile, "--tls-ca-cert-file", caFile, "--tls-auth-clients", "no",
+		"--requirepass", password)
+	pwFile := filepath.Join(dir, "password")
+	if err := os.WriteFile(pwFile, []byte(password+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	badPw := filepath.Join(dir, "bad")
+	if err := os.WriteFile(badPw, []byte("not-it"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	in := CompileInput{Apps: map[string]AppLimits{"a": {Limits: []LimitConfig{
+		{Name: "l", Key: []string{"device"}, Requests: 2, Per: time.Hour}}}}}
+	ctx := context.Background()
+
+	good := RedisConfig{Addrs: []string{r.addr()}, PasswordFile: pwFile, TLS: TLSConfig{Enabled: true, CAFile: caFile}}
+	e := mustCompile(t, in, openTestRedis(t, good, nil))
+	for i, want := range []policy.Code{"", "", policy.DeviceRateLimited} {
+		res, err := e.Limit(ctx, time.Now(), policy.LimitRequest{App: "a", Device: "d"})
+		if err != nil || res.Code != want {
+			t.Fatalf("request %d over TLS: %+v %v", i+1, res, err)
+		}
+	}
+
+	for name, cfg := range map[string]RedisConfig{
+		"wrong password": {Addrs: good.Addrs, PasswordFile: badPw, TLS: good.TLS},
+		"untrusted CA":   {Addrs: good.Addrs, PasswordFile: pwFile, TLS: TLSConfig{Enabled: true, CAFile: otherCA}},
+		"plain TCP":      {Addrs: good.Addrs, PasswordFile: pwFile},
+	} {
+		t.Run(name, func(t *testing.T) {
+			cfg.Timeout, cfg.DialTimeout = 200*time.Millisecond, 500*time.Millisecond
+			s, err := openRedis(ctx, cfg, SystemClock)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			_, err = mustCompile(t, in, s).Limit(ctx, time.Now(), policy.LimitRequest{App: "a", Device: "x"})
+			if !errors.Is(err, ErrUnavailable) {
+				t.Fatalf("want ErrUnavailable, got %v", err)
+			}
+			if strings.Contains(err.Error(), password) {
+				t.Fatalf("the error repeats the password: %v", err)
+			}
+		})
+	}
+}
+
+// TestRedisSentinelFailover: through Sentinel the store finds the master, and when the
+// master dies it follows the promoted replica; counts replicated before the failure
+// survive it.
+func TestRedisSentinelFailover(t *testing.T) {
+	master := startRedis(t, "--repl-diskless-sync-delay", "0") // the replica syncs at once
+	mport := strconv.Itoa(master.port)
+	replica := startRedis(t, "--replicaof", "127.0.0.1", mport)
+	sentinel := startRedisConf(t, "sentinel monitor gh 127.0.0.1 "+mport+" 1\n"+
+		"sentinel down-after-milliseconds gh 300\n"+
+		"sentinel failover-timeout gh 2000\n", "--sentinel")
+	start := time.Now()
+	waitFor(t, 10*time.Second, "the replica to sync", func() bool {
+		info, err := replica.query("INFO", "replication")
+		return err == nil && strings.Contains(info, "master_link_status:up")
+	})
+
+	t.Logf("replica in sync after %v", time.Since(start).Round(time.Millisecond))
+	store := openTestRedis(t, RedisConfig{Mode: "sentinel", Addrs: []string{sentinel.addr()}, MasterName: "gh",
+		Timeout: 300 * time.Millisecond}, nil)
+	e := mustCompile(t, CompileInput{Apps: map[string]AppLimits{"a": {Limits: []LimitConfig{
+		{Name: "l", Key: []string{"device"}, Requests: 1000, Per: time.Hour}}}}}, store)
+	ctx := context.Background()
+	req := policy.LimitRequest{App: "a", Device: "d"}
+	for i := 0; i < 5; i++ {
+		if res, err := e.Limit(ctx, time.Now(), req); err != nil || res.Code != "" || res.Remaining != int64(999-i) {
+			t.Fatalf("request %d via sentinel: %+v %v", i+1, res, err)
+		}
+	}
+	if n, err := master.query("WAIT", "1", "2000"); err != nil || n != "1" {
+		t.Fatalf("WAIT for the replica: %q %v", n, err)
+	}
+
+	master.stop()
+	killed := time.Now()
+	var res policy.LimitResult
+	waitFor(t, 20*time.Second, "the store to follow the failover", func() bool {
+		var err error
+		res, err = e.Limit(ctx, time.Now(), req)
+		return err == nil
+	})
+	t.Logf("counting again %v after the master died", time.Since(killed).Round(time.Millisecond))
+	// 5 counted before; calls that failed during the failover counted nothing, though one
+	// that timed out after reaching the new master may have.
+	if res.Code != "" || res.Remaining > 994 || res.Remaining < 990 {
+		t.Fatalf("after failover: %+v, want remaining 990–994 (the count survived)", res)
+	}
+	if info, err := replica.query("INFO", "replication"); err != nil || !strings.Contains(info, "role:master") {
+		t.Fatalf("the replica was not promoted: %v\n%s", err, info)
+	}
+}
+
+// waitFor polls cond every 20 ms until it holds or limit passes.
+func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", limit, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// writeTestPKI writes a CA and a server certificate for 127.0.0.1 signed by it into dir.
+func writeTestPKI(t *testing.T, dir string) (caFile, certFile, keyFile string) {
+	t.Helper()
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	ca := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "gatehouse test CA"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour), IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign}
+	caDER, err := x509.CreateCertificate(rand.Reader, ca, ca, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caCert, _ := x509.ParseCertificate(caDER)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "redis"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour), IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	leafDER, err := x509.CreateCertificate(rand.Reader, leaf, caCert, &key.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(name, typ string, der []byte) string {
+		f := filepath.Join(dir, name)
+		if err := os.WriteFile(f, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	return write("ca.pem", "CERTIFICATE", caDER), write("cert.pem", "CERTIFICATE", leafDER), write("key.pem", "EC PRIVATE KEY", keyDER)
+}
