@@ -30,6 +30,9 @@ const (
 	defaultBreakerWindow = 50 * time.Millisecond
 	defaultOverCacheKeys = 100_000
 	reconnectEvery       = 250 * time.Millisecond
+	// expiryCacheKeys bounds the counter keys whose expiry a replica remembers having set;
+	// beyond it, a key's expiry is sent again (harmless: the same window end).
+	expiryCacheKeys = 100_000
 )
 
 // redisStore keeps counters in Redis (single, sentinel or cluster) for several replicas.
@@ -50,6 +53,7 @@ type redisStore struct {
 	clock     Clock
 	local     *memoryStore
 	over      *ristretto.Cache[uint64, overMark]
+	expiring  *ristretto.Cache[uint64, struct{}] // counter keys whose expiry this replica set
 	done      chan struct{}
 	wg        sync.WaitGroup
 	closeOnce sync.Once
@@ -73,23 +77,32 @@ func openRedis(_ context.Context, cfg RedisConfig, clock Clock) (*redisStore, er
 	if keys <= 0 {
 		keys = defaultOverCacheKeys
 	}
+	// Costs count entries (1 each), so the internal per-entry cost must not be added:
+	// it would shrink the caches to a few thousand keys.
 	over, err := ristretto.NewCache(&ristretto.Config[uint64, overMark]{
-		NumCounters: keys * 10, MaxCost: keys, BufferItems: 64,
+		NumCounters: keys * 10, MaxCost: keys, BufferItems: 64, IgnoreInternalCost: true,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("ratelimit: over-limit cache: %w", err)
 	}
+	expiring, err := ristretto.NewCache(&ristretto.Config[uint64, struct{}]{
+		NumCounters: expiryCacheKeys * 10, MaxCost: expiryCacheKeys, BufferItems: 64, IgnoreInternalCost: true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ratelimit: expiry cache: %w", err)
+	}
 	s := &redisStore{
-		opt:     opt,
-		prefix:  cfg.KeyPrefix,
-		cluster: cfg.Mode == "cluster",
-		native:  cfg.Counters != "script",
-		timeout: cfg.Timeout,
-		clock:   clock,
-		local:   newMemory(MemoryConfig{}, clock),
-		over:    over,
-		done:    make(chan struct{}),
-		br:      breaker{failures: cfg.Breaker.Failures, window: cfg.Breaker.Window, cooldown: cfg.Breaker.Cooldown},
+		opt:      opt,
+		prefix:   cfg.KeyPrefix,
+		cluster:  cfg.Mode == "cluster",
+		native:   cfg.Counters != "script",
+		timeout:  cfg.Timeout,
+		clock:    clock,
+		local:    newMemory(MemoryConfig{}, clock),
+		over:     over,
+		expiring: expiring,
+		done:     make(chan struct{}),
+		br:       breaker{failures: cfg.Breaker.Failures, window: cfg.Breaker.Window, cooldown: cfg.Breaker.Cooldown},
 	}
 	if s.prefix == "" {
 		s.prefix = "gh:"
@@ -320,43 +333,55 @@ func allCounters(ops []Op) bool {
 // applyCounters counts a request whose ops are all counters with plain commands, which
 // cost Redis a fraction of a script: one INCRBY per op, in one round trip. INCRBY hands
 // every request its own total, so exactly the first requests up to the limit are
-// admitted, as with the script. A second round trip follows only when needed: to take
-// back (DECRBY) the units of a request that was not admitted (every op when an enforcing
-// op refused, else the refusing shadow ops), so that a refused request consumes nothing
-// once Apply returns (meanwhile, a concurrent request on the same key may see those units
-// and be refused too); and to set the expiry (PEXPIRE, until the window's end) of a key
-// this request created. Keys with an expiry carry
-// their window in their name, so a key whose expiry could not be set is never read again.
+// admitted, as with the script.
+//
+// A key's expiry (PEXPIRE until its window's end, the same end whoever sends it) rides
+// in the same round trip the first time this replica counts that key in its window;
+// keys carry their window in their name, so a key whose expiry is missing is never read
+// again (should Redis lose a key, the request that creates it anew sets it again). A
+// second round trip follows only when a request is not admitted: it takes back (DECRBY)
+// the units it added (every op when an enforcing op refused, else the refusing
+// shadow ops), so a refused request consumes nothing once Apply returns; meanwhile, a
+// concurrent request on the same key may see those units and be refused too.
 func (s *redisStore) applyCounters(ctx context.Context, ops []Op, out []Outcome, ns int64) error {
 	return s.call(ctx, func(ctx context.Context, c rueidis.Client) error {
+		type sent struct{ incr, pexpire int } // reply indexes; pexpire -1: not sent
 		var keyBuf [4]string
-		keys := keyBuf[:0]
+		var atBuf [4]sent
+		keys, at := keyBuf[:0], atBuf[:0]
+		cmds := make(rueidis.Commands, 0, 2*len(ops))
 		for i := range ops {
-			keys = append(keys, ops[i].Key.Render(s.prefix, s.cluster))
-		}
-		var one [1]rueidis.RedisResult
-		resps := one[:]
-		if len(ops) == 1 {
-			one[0] = c.Do(ctx, c.B().Incrby().Key(keys[0]).Increment(ops[0].Cost).Build())
-		} else {
-			cmds := make(rueidis.Commands, len(ops))
-			for i := range ops {
-				cmds[i] = c.B().Incrby().Key(keys[i]).Increment(ops[i].Cost).Build()
+			op := &ops[i]
+			keys = append(keys, op.Key.Render(s.prefix, s.cluster))
+			at = append(at, sent{incr: len(cmds), pexpire: -1})
+			cmds = append(cmds, c.B().Incrby().Key(keys[i]).Increment(op.Cost).Build())
+			if op.Expire > 0 && !s.expirySet(op) {
+				at[i].pexpire = len(cmds)
+				cmds = append(cmds, c.B().Pexpire().Key(keys[i]).Milliseconds(ttlMillis(op.Expire, ns)).Build())
 			}
+		}
+		var resps []rueidis.RedisResult
+		if len(cmds) == 1 {
+			resps = []rueidis.RedisResult{c.Do(ctx, cmds[0])}
+		} else {
 			resps = c.DoMulti(ctx, cmds...)
 		}
 		commit := true
 		var firstErr error
 		for i := range ops {
-			v, err := resps[i].AsInt64()
+			op := &ops[i]
+			v, err := resps[at[i].incr].AsInt64()
 			if err != nil {
 				firstErr = cmp.Or(firstErr, err)
 				out[i] = Outcome{Unknown: true}
 				continue
 			}
-			out[i] = Outcome{Allowed: v <= ops[i].Limit, Value: v}
-			if !out[i].Allowed && !ops[i].Shadow {
+			out[i] = Outcome{Allowed: v <= op.Limit, Value: v}
+			if !out[i].Allowed && !op.Shadow {
 				commit = false
+			}
+			if p := at[i].pexpire; p >= 0 && resps[p].Error() == nil {
+				s.expiring.SetWithTTL(op.Key.hash, struct{}{}, 1, time.Duration(op.Expire-ns))
 			}
 		}
 		var follow rueidis.Commands
@@ -365,9 +390,10 @@ func (s *redisStore) applyCounters(ctx context.Context, ops []Op, out []Outcome,
 			if o.Unknown {
 				continue
 			}
-			if op.Expire > 0 && o.Value == op.Cost { // this request created the key
-				ttl := max((op.Expire-ns+int64(time.Millisecond)-1)/int64(time.Millisecond), 1)
-				follow = append(follow, c.B().Pexpire().Key(keys[i]).Milliseconds(ttl).Build())
+			if op.Expire > 0 && at[i].pexpire < 0 && o.Value == op.Cost {
+				// Created anew though this replica set its expiry before: the key was
+				// lost (a failover, a flush); set it again.
+				follow = append(follow, c.B().Pexpire().Key(keys[i]).Milliseconds(ttlMillis(op.Expire, ns)).Build())
 			}
 			if firstErr != nil || !commit || !o.Allowed {
 				follow = append(follow, c.B().Decrby().Key(keys[i]).Decrement(op.Cost).Build())
@@ -377,8 +403,8 @@ func (s *redisStore) applyCounters(ctx context.Context, ops []Op, out []Outcome,
 		if len(follow) > 0 {
 			for _, r := range c.DoMulti(ctx, follow...) {
 				if r.Error() != nil {
-					// Units not taken back stay counted until the window ends (never
-					// admitting more); a key without its expiry is never read again.
+					// Units not taken back stay counted until the window ends: more
+					// refusals, never more admissions.
 					s.metrics.Load().storeFailure("redis")
 					break
 				}
@@ -392,6 +418,17 @@ func (s *redisStore) applyCounters(ctx context.Context, ops []Op, out []Outcome,
 		}
 		return nil
 	})
+}
+
+// expirySet reports whether this replica already set the expiry of op's key.
+func (s *redisStore) expirySet(op *Op) bool {
+	_, ok := s.expiring.Get(op.Key.hash)
+	return ok
+}
+
+// ttlMillis is the time from ns to expire, rounded up to whole milliseconds (at least 1).
+func ttlMillis(expire, ns int64) int64 {
+	return max((expire-ns+int64(time.Millisecond)-1)/int64(time.Millisecond), 1)
 }
 
 // knownOver answers from the over-limit cache when an enforcing op is known to be over:
@@ -519,6 +556,7 @@ func (s *redisStore) Close() error {
 			box.c.Close()
 		}
 		s.over.Close()
+		s.expiring.Close()
 	})
 	return nil
 }

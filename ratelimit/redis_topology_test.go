@@ -179,3 +179,60 @@ func writeTestPKI(t *testing.T, dir string) (caFile, certFile, keyFile string) {
 	}
 	return write("ca.pem", "CERTIFICATE", caDER), write("cert.pem", "CERTIFICATE", leafDER), write("key.pem", "EC PRIVATE KEY", keyDER)
 }
+
+// TestRedisCounterExpiry: with counters: native, a replica sends a key's expiry once per
+// window, in the round trip of its first count there; a key that Redis lost (here by a
+// flush) gets its expiry again from the request that creates it anew.
+func TestRedisCounterExpiry(t *testing.T) {
+	r := startRedis(t)
+	st := openTestRedis(t, RedisConfig{Addrs: []string{r.addr()}}, nil)
+	e := mustCompile(t, CompileInput{Apps: map[string]AppLimits{"a": {Limits: []LimitConfig{
+		{Name: "l", Key: []string{"device"}, Requests: 100, Per: time.Hour}}}}}, st)
+	ctx := context.Background()
+	req := policy.LimitRequest{App: "a", Device: "d"}
+	pexpires := func() int {
+		info, err := r.query("INFO", "commandstats")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, rest, ok := strings.Cut(info, "cmdstat_pexpire:calls=")
+		if !ok {
+			return 0
+		}
+		n, _ := strconv.Atoi(rest[:strings.IndexByte(rest, ',')])
+		return n
+	}
+	c := st.client.Load().c
+	pttl := func() int64 { // of the only key
+		keys, err := c.Do(ctx, c.B().Keys().Pattern("*").Build()).AsStrSlice()
+		if err != nil || len(keys) != 1 {
+			t.Fatalf("keys: %q %v", keys, err)
+		}
+		ms, err := c.Do(ctx, c.B().Pttl().Key(keys[0]).Build()).AsInt64()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ms
+	}
+	for i := 0; i < 20; i++ {
+		if _, err := e.Limit(ctx, t0, req); err != nil {
+			t.Fatal(err)
+		}
+		st.expiring.Wait()
+	}
+	if n := pexpires(); n != 1 {
+		t.Fatalf("%d PEXPIRE for 20 counts of one key, want 1", n)
+	}
+	if ms := pttl(); ms <= 0 || ms > int64(time.Hour/time.Millisecond) {
+		t.Fatalf("pttl %d ms", ms)
+	}
+	if err := r.do("FLUSHALL"); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := e.Limit(ctx, t0, req); err != nil || res.Remaining != 99 {
+		t.Fatalf("after the flush: %+v %v", res, err)
+	}
+	if ms := pttl(); ms <= 0 {
+		t.Fatalf("the key created anew has no expiry: pttl %d", ms)
+	}
+}
