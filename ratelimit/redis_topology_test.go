@@ -15,6 +15,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -234,5 +236,48 @@ func TestRedisCounterExpiry(t *testing.T) {
 	}
 	if ms := pttl(); ms <= 0 {
 		t.Fatalf("the key created anew has no expiry: pttl %d", ms)
+	}
+}
+
+// TestRedisOverLimitCacheHoldsManyKeys: thousands of devices over their limit are all
+// remembered, so they are refused without Redis (here: with Redis gone).
+func TestRedisOverLimitCacheHoldsManyKeys(t *testing.T) {
+	r := startRedis(t)
+	st := openTestRedis(t, RedisConfig{Addrs: []string{r.addr()}, Timeout: 200 * time.Millisecond}, nil)
+	e := mustCompile(t, CompileInput{Apps: map[string]AppLimits{"a": {Limits: []LimitConfig{
+		{Name: "l", Key: []string{"device"}, Requests: 1, Per: time.Hour}}}}}, st)
+	ctx := context.Background()
+	const devices = 5000
+	each := func(f func(d string)) {
+		var wg sync.WaitGroup
+		for w := 0; w < 8; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := w; i < devices; i += 8 {
+					f("dev-" + strconv.Itoa(i))
+				}
+			}()
+		}
+		wg.Wait()
+	}
+	each(func(d string) {
+		for i, want := range []policy.Code{"", policy.DeviceRateLimited} {
+			if res, err := e.Limit(ctx, time.Now(), policy.LimitRequest{App: "a", Device: d}); err != nil || res.Code != want {
+				t.Errorf("%s request %d: %+v %v", d, i+1, res, err)
+			}
+		}
+	})
+	st.over.Wait()
+	r.stop()
+	var remembered atomic.Int64
+	each(func(d string) {
+		if res, err := e.Limit(ctx, time.Now(), policy.LimitRequest{App: "a", Device: d}); err == nil && res.Code == policy.DeviceRateLimited {
+			remembered.Add(1)
+		}
+	})
+	// ristretto may drop a few sets under contention; it must not forget most of them.
+	if n := remembered.Load(); n < devices*99/100 {
+		t.Fatalf("%d of %d over-limit devices refused without Redis, want ≥ 99%%", n, devices)
 	}
 }
