@@ -108,3 +108,15 @@ func BenchmarkLimitRedis(b *testing.B) {
 	b.SetParallelism(8)
 	runLimitBench(b, e)
 }
+
+// BenchmarkLimitRedisWindow is BenchmarkLimitRedis with a fixed window, counted with
+// native commands (one INCRBY).
+func BenchmarkLimitRedisWindow(b *testing.B) {
+	p := startRedis(b)
+	st := openTestRedis(b, RedisConfig{Addrs: []string{p.addr()}}, SystemClock)
+	e := mustCompile(b, CompileInput{Apps: map[string]AppLimits{"app": {Limits: []LimitConfig{
+		{Name: "device", Key: []string{"device"}, Requests: 1 << 40, Per: time.Second},
+	}}}}, st)
+	b.SetParallelism(8)
+	runLimitBench(b, e)
+}

@@ -69,32 +69,32 @@ func TestBreaker(t *testing.T) {
 func TestDeadlines(t *testing.T) {
 	d := newDeadlines(5 * time.Millisecond)
 	start := time.Now()
-	a, cancelA := d.bound(context.Background())
+	a, cancelA, sharedA := d.bound(context.Background())
 	defer cancelA()
-	b, cancelB := d.bound(context.Background())
+	b, cancelB, _ := d.bound(context.Background())
 	defer cancelB()
 	dl, ok := a.Deadline()
 	if !ok || dl.Sub(start) < d.timeout || dl.Sub(time.Now()) > d.timeout+d.slack {
 		t.Fatalf("deadline %v after start (timeout %v, slack %v)", dl.Sub(start), d.timeout, d.slack)
 	}
-	if a != b {
-		t.Error("two calls a few µs apart got different contexts")
+	if a != b || !sharedA {
+		t.Errorf("two calls a few µs apart got different contexts (shared %v)", sharedA)
 	}
 	select {
 	case <-a.Done():
 	case <-time.After(5 * time.Second):
 		t.Fatal("the shared context never expired")
 	}
-	if c, cancel := d.bound(context.Background()); c == a || c.Err() != nil {
+	if c, cancel, _ := d.bound(context.Background()); c == a || c.Err() != nil {
 		t.Fatalf("after expiry: same context %v, err %v", c == a, c.Err())
 	} else {
 		cancel()
 	}
 	short, cancel := context.WithTimeout(context.Background(), time.Millisecond)
 	defer cancel()
-	c, cancelC := d.bound(short)
+	c, cancelC, sharedC := d.bound(short)
 	defer cancelC()
-	if dl, _ := c.Deadline(); dl.After(time.Now().Add(time.Millisecond)) {
+	if dl, _ := c.Deadline(); sharedC || dl.After(time.Now().Add(time.Millisecond)) {
 		t.Fatalf("a caller's 1 ms deadline became %v", time.Until(dl))
 	}
 }

@@ -26,10 +26,11 @@ func newDeadlines(timeout time.Duration) *deadlines {
 	return &deadlines{timeout: timeout, slack: max(timeout/5, 100*time.Microsecond)}
 }
 
-// bound returns the context for a store call made on behalf of ctx, and its cancel func.
-// The shared context carries no values of ctx and ignores its cancellation (the call is
-// bounded anyway); when ctx's own deadline comes first, the call gets a context of its own.
-func (d *deadlines) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+// bound returns the context for a store call made on behalf of ctx, its cancel func, and
+// whether it is a shared one. The shared context carries no values of ctx and ignores its
+// cancellation (the call is bounded anyway); when ctx's own deadline comes first, the
+// call gets a context of its own.
+func (d *deadlines) bound(ctx context.Context) (context.Context, context.CancelFunc, bool) {
 	now := time.Now()
 	c := d.cur.Load()
 	if c == nil || c.at-now.UnixNano() < int64(d.timeout) {
@@ -45,9 +46,10 @@ func (d *deadlines) bound(ctx context.Context) (context.Context, context.CancelF
 		}
 	}
 	if dl, ok := ctx.Deadline(); ok && dl.UnixNano() < c.at {
-		return context.WithTimeout(ctx, d.timeout)
+		own, cancel := context.WithTimeout(ctx, d.timeout)
+		return own, cancel, false
 	}
-	return c.ctx, noCancel
+	return c.ctx, noCancel, true
 }
 
 func noCancel() {}

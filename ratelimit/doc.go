@@ -30,7 +30,8 @@
 // The Redis store (single, sentinel or cluster) evaluates every request in one round trip
 // however many limits apply: plain INCRBYs when every limit is a counter (the default
 // counters: native; a refused request's units are taken back in a second round trip),
-// else one Lua script (two round trips for a lockout Fail that locks). In cluster mode keys carry a hash tag so that one request's keys share a slot:
+// else one Lua script (two round trips for a lockout Fail that locks). Concurrent calls
+// share round trips (see batcher). In cluster mode keys carry a hash tag so that one request's keys share a slot:
 // the request's organisation, else its app (inline), the domain (RLS), "lockout" (the
 // lockout). Limits not keyed on the app or organisation are therefore counted per
 // organisation (or app) in cluster mode only. Each call is bounded by the caller's deadline and

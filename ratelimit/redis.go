@@ -3,8 +3,10 @@ package ratelimit
 import (
 	"cmp"
 	"context"
+	"crypto/sha1" //nolint:gosec // names a Lua script for EVALSHA, as Redis does
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"fmt"
 	"net"
 	"os"
@@ -54,6 +56,7 @@ type redisStore struct {
 	local     *memoryStore
 	over      *ristretto.Cache[uint64, overMark]
 	expiring  *ristretto.Cache[uint64, struct{}] // counter keys whose expiry this replica set
+	batch     batcher
 	done      chan struct{}
 	wg        sync.WaitGroup
 	closeOnce sync.Once
@@ -226,8 +229,28 @@ func (s *redisStore) reconnect() {
 // Local implements localStore: per-replica memory counters for fail mode local.
 func (s *redisStore) Local() Store { return s.local }
 
-// call runs one command under the breaker and the timeout.
-func (s *redisStore) call(ctx context.Context, run func(context.Context, rueidis.Client) error) error {
+// redisCall is what one store call sees of Redis: the client, the context that bounds the
+// call, and send, which shares a round trip with concurrent calls when it may.
+type redisCall struct {
+	ctx    context.Context
+	c      rueidis.Client
+	shared bool // ctx is the store's shared deadline: the call may join a batch
+	b      *batcher
+}
+
+// send sends cmds and returns their replies in order.
+func (r redisCall) send(cmds rueidis.Commands) []rueidis.RedisResult {
+	switch {
+	case r.shared:
+		return r.b.do(r.ctx, r.c, cmds)
+	case len(cmds) == 1:
+		return []rueidis.RedisResult{r.c.Do(r.ctx, cmds[0])}
+	}
+	return r.c.DoMulti(r.ctx, cmds...)
+}
+
+// call runs one store call under the breaker and the timeout.
+func (s *redisStore) call(ctx context.Context, run func(redisCall) error) error {
 	box := s.client.Load()
 	if box == nil {
 		return fmt.Errorf("%w: not connected", ErrUnavailable)
@@ -249,8 +272,8 @@ func (s *redisStore) call(ctx context.Context, run func(context.Context, rueidis
 		ctx, span = tracer.Start(ctx, "gatehouse.store", trace.WithSpanKind(trace.SpanKindClient),
 			trace.WithAttributes(attribute.String("db.system.name", "redis")))
 	}
-	cctx, cancel := s.deadlines.bound(ctx)
-	err := run(cctx, box.c)
+	cctx, cancel, shared := s.deadlines.bound(ctx)
+	err := run(redisCall{ctx: cctx, c: box.c, shared: shared, b: &s.batch})
 	cancel()
 	end := s.clock()
 	s.br.done(end, probe, err != nil)
@@ -285,9 +308,14 @@ func (s *redisStore) Apply(ctx context.Context, now time.Time, ops []Op, out []O
 	}
 	keys, args := s.encode(ops, ns)
 	var res []int64
-	err := s.call(ctx, func(ctx context.Context, c rueidis.Client) error {
+	err := s.call(ctx, func(r redisCall) error {
+		cmd := r.c.B().Evalsha().Sha1(applyScriptSHA).Numkeys(int64(len(keys))).Key(keys...).Arg(args...).Build()
+		reply := r.send(rueidis.Commands{cmd})[0]
+		if rerr, ok := rueidis.IsRedisErr(reply.Error()); ok && rerr.IsNoScript() {
+			reply = applyScript.Exec(r.ctx, r.c, keys, args) // loads the script
+		}
 		var err error
-		res, err = applyScript.Exec(ctx, c, keys, args).AsIntSlice()
+		res, err = reply.AsIntSlice()
 		return err
 	})
 	if err != nil {
@@ -344,7 +372,8 @@ func allCounters(ops []Op) bool {
 // shadow ops), so a refused request consumes nothing once Apply returns; meanwhile, a
 // concurrent request on the same key may see those units and be refused too.
 func (s *redisStore) applyCounters(ctx context.Context, ops []Op, out []Outcome, ns int64) error {
-	return s.call(ctx, func(ctx context.Context, c rueidis.Client) error {
+	return s.call(ctx, func(r redisCall) error {
+		c := r.c
 		type sent struct{ incr, pexpire int } // reply indexes; pexpire -1: not sent
 		var keyBuf [4]string
 		var atBuf [4]sent
@@ -360,12 +389,7 @@ func (s *redisStore) applyCounters(ctx context.Context, ops []Op, out []Outcome,
 				cmds = append(cmds, c.B().Pexpire().Key(keys[i]).Milliseconds(ttlMillis(op.Expire, ns)).Build())
 			}
 		}
-		var resps []rueidis.RedisResult
-		if len(cmds) == 1 {
-			resps = []rueidis.RedisResult{c.Do(ctx, cmds[0])}
-		} else {
-			resps = c.DoMulti(ctx, cmds...)
-		}
+		resps := r.send(cmds)
 		commit := true
 		var firstErr error
 		for i := range ops {
@@ -401,8 +425,8 @@ func (s *redisStore) applyCounters(ctx context.Context, ops []Op, out []Outcome,
 			}
 		}
 		if len(follow) > 0 {
-			for _, r := range c.DoMulti(ctx, follow...) {
-				if r.Error() != nil {
+			for _, reply := range c.DoMulti(r.ctx, follow...) {
+				if reply.Error() != nil {
 					// Units not taken back stay counted until the window ends: more
 					// refusals, never more admissions.
 					s.metrics.Load().storeFailure("redis")
@@ -498,9 +522,9 @@ func flushDelay(d time.Duration) time.Duration {
 // Adjust implements [Store].
 func (s *redisStore) Adjust(ctx context.Context, key Key, delta int64) (int64, error) {
 	var v int64
-	err := s.call(ctx, func(ctx context.Context, c rueidis.Client) error {
+	err := s.call(ctx, func(r redisCall) error {
 		var err error
-		v, err = c.Do(ctx, c.B().Incrby().Key(key.Render(s.prefix, s.cluster)).Increment(delta).Build()).AsInt64()
+		v, err = r.c.Do(r.ctx, r.c.B().Incrby().Key(key.Render(s.prefix, s.cluster)).Increment(delta).Build()).AsInt64()
 		return err
 	})
 	if err == nil {
@@ -519,9 +543,9 @@ func (s *redisStore) bindKey(key string) string {
 // Bind implements [Store].
 func (s *redisStore) Bind(ctx context.Context, key, member string, maxMembers int) (bool, int, error) {
 	var res []int64
-	err := s.call(ctx, func(ctx context.Context, c rueidis.Client) error {
+	err := s.call(ctx, func(r redisCall) error {
 		var err error
-		res, err = bindScript.Exec(ctx, c, []string{s.bindKey(key)}, []string{member, strconv.Itoa(maxMembers)}).AsIntSlice()
+		res, err = bindScript.Exec(r.ctx, r.c, []string{s.bindKey(key)}, []string{member, strconv.Itoa(maxMembers)}).AsIntSlice()
 		return err
 	})
 	if err != nil {
@@ -535,15 +559,15 @@ func (s *redisStore) Bind(ctx context.Context, key, member string, maxMembers in
 
 // ResetBindings implements [Store].
 func (s *redisStore) ResetBindings(ctx context.Context, key string) error {
-	return s.call(ctx, func(ctx context.Context, c rueidis.Client) error {
-		return c.Do(ctx, c.B().Del().Key(s.bindKey(key)).Build()).Error()
+	return s.call(ctx, func(r redisCall) error {
+		return r.c.Do(r.ctx, r.c.B().Del().Key(s.bindKey(key)).Build()).Error()
 	})
 }
 
 // Ping checks that Redis answers (for readiness probes).
 func (s *redisStore) Ping(ctx context.Context) error {
-	return s.call(ctx, func(ctx context.Context, c rueidis.Client) error {
-		return c.Do(ctx, c.B().Ping().Build()).Error()
+	return s.call(ctx, func(r redisCall) error {
+		return r.c.Do(r.ctx, r.c.B().Ping().Build()).Error()
 	})
 }
 
@@ -564,7 +588,9 @@ func (s *redisStore) Close() error {
 // applyScript evaluates every op against one consistent state and commits the admitting
 // ones only if no enforcing op denies. It mirrors memoryStore.apply; values of GCRA ops
 // are in µs (Lua numbers are doubles).
-var applyScript = rueidis.NewLuaScript(`
+var applyScript = rueidis.NewLuaScript(applyScriptText)
+
+const applyScriptText = `
 local now = tonumber(ARGV[1])
 local n = #KEYS
 local pend, nexts, bases, oks, pttls = {}, {}, {}, {}, {}
@@ -630,7 +656,13 @@ for i = 1, n do
   res[#res + 1] = pttls[i]
 end
 return res
-`)
+`
+
+// applyScriptSHA is the script's SHA-1, for EVALSHA commands sent in shared batches.
+var applyScriptSHA = func() string {
+	sum := sha1.Sum([]byte(applyScriptText))
+	return hex.EncodeToString(sum[:])
+}()
 
 // bindScript: bind ARGV[1] to set KEYS[1] if it has fewer than ARGV[2] members or already
 // holds it; returns {bound, count}.

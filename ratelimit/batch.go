@@ -1,0 +1,69 @@
+package ratelimit
+
+import (
+	"context"
+	"runtime"
+	"sync"
+
+	"github.com/redis/rueidis"
+)
+
+// maxBatch bounds the commands of one shared round trip; a call that finds the open batch
+// full sends its own.
+const maxBatch = 256
+
+// batcher lets concurrent store calls share Redis round trips. Each round trip costs both
+// processes system calls and wake-ups that dwarf the commands themselves (a loopback write
+// alone costs more CPU than Redis spends on an INCRBY), and Go's scheduler runs a
+// just-woken client writer before the other requests of the same burst have queued their
+// commands, so the client's own pipelining shares few writes.
+//
+// The first call to arrive opens a batch and yields the processor once, so that requests
+// already runnable (typically the rest of the burst that one read from Envoy's connection
+// delivered) add their commands; then it sends the whole batch in one DoMulti and hands
+// each call its replies. Nothing waits on a timer: with no other request runnable, the
+// yield returns at once.
+type batcher struct {
+	mu   sync.Mutex
+	open *cmdBatch
+}
+
+type cmdBatch struct {
+	cmds  rueidis.Commands
+	resps []rueidis.RedisResult
+	done  chan struct{}
+}
+
+// do sends cmds, in a batch shared with concurrent calls, under ctx, which must be the
+// store's shared deadline context (the batch runs under the context of the call that
+// opened it; every call using the shared context is bounded alike).
+func (b *batcher) do(ctx context.Context, c rueidis.Client, cmds rueidis.Commands) []rueidis.RedisResult {
+	b.mu.Lock()
+	if bt := b.open; bt != nil {
+		if len(bt.cmds)+len(cmds) > maxBatch {
+			b.mu.Unlock()
+			return c.DoMulti(ctx, cmds...)
+		}
+		off := len(bt.cmds)
+		bt.cmds = append(bt.cmds, cmds...)
+		b.mu.Unlock()
+		<-bt.done // bounded: the opener's context expires no later than ctx
+		return bt.resps[off : off+len(cmds)]
+	}
+	bt := &cmdBatch{cmds: append(make(rueidis.Commands, 0, 16), cmds...), done: make(chan struct{})}
+	b.open = bt
+	b.mu.Unlock()
+
+	runtime.Gosched() // let the requests already runnable join
+
+	b.mu.Lock()
+	b.open = nil
+	b.mu.Unlock()
+	if len(bt.cmds) == 1 {
+		bt.resps = []rueidis.RedisResult{c.Do(ctx, bt.cmds[0])}
+	} else {
+		bt.resps = c.DoMulti(ctx, bt.cmds...)
+	}
+	close(bt.done)
+	return bt.resps[:len(cmds)]
+}
