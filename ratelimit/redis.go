@@ -32,9 +32,6 @@ const (
 	defaultBreakerWindow = 50 * time.Millisecond
 	defaultOverCacheKeys = 100_000
 	reconnectEvery       = 250 * time.Millisecond
-	// expiryCacheKeys bounds the counter keys whose expiry a replica remembers having set;
-	// beyond it, a key's expiry is sent again (harmless: the same window end).
-	expiryCacheKeys = 100_000
 )
 
 // redisStore keeps counters in Redis (single, sentinel or cluster) for several replicas.
@@ -55,7 +52,7 @@ type redisStore struct {
 	clock     Clock
 	local     *memoryStore
 	over      *ristretto.Cache[uint64, overMark]
-	expiring  *ristretto.Cache[uint64, struct{}] // counter keys whose expiry this replica set
+	expiring  *expirySeen // counter keys whose expiry this replica set
 	batch     batcher
 	done      chan struct{}
 	wg        sync.WaitGroup
@@ -88,12 +85,6 @@ func openRedis(_ context.Context, cfg RedisConfig, clock Clock) (*redisStore, er
 	if err != nil {
 		return nil, fmt.Errorf("ratelimit: over-limit cache: %w", err)
 	}
-	expiring, err := ristretto.NewCache(&ristretto.Config[uint64, struct{}]{
-		NumCounters: expiryCacheKeys * 10, MaxCost: expiryCacheKeys, BufferItems: 64, IgnoreInternalCost: true,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("ratelimit: expiry cache: %w", err)
-	}
 	s := &redisStore{
 		opt:      opt,
 		prefix:   cfg.KeyPrefix,
@@ -103,7 +94,7 @@ func openRedis(_ context.Context, cfg RedisConfig, clock Clock) (*redisStore, er
 		clock:    clock,
 		local:    newMemory(MemoryConfig{}, clock),
 		over:     over,
-		expiring: expiring,
+		expiring: new(expirySeen),
 		done:     make(chan struct{}),
 		br:       breaker{failures: cfg.Breaker.Failures, window: cfg.Breaker.Window, cooldown: cfg.Breaker.Cooldown},
 	}
@@ -405,7 +396,7 @@ func (s *redisStore) applyCounters(ctx context.Context, ops []Op, out []Outcome,
 				commit = false
 			}
 			if p := at[i].pexpire; p >= 0 && resps[p].Error() == nil {
-				s.expiring.SetWithTTL(op.Key.hash, struct{}{}, 1, time.Duration(op.Expire-ns))
+				s.expiring.add(op.Key.hash)
 			}
 		}
 		var follow rueidis.Commands
@@ -445,10 +436,16 @@ func (s *redisStore) applyCounters(ctx context.Context, ops []Op, out []Outcome,
 }
 
 // expirySet reports whether this replica already set the expiry of op's key.
-func (s *redisStore) expirySet(op *Op) bool {
-	_, ok := s.expiring.Get(op.Key.hash)
-	return ok
-}
+func (s *redisStore) expirySet(op *Op) bool { return s.expiring.has(op.Key.hash) }
+
+// expirySeen remembers the keys whose expiry this replica set, in a direct-mapped table
+// of key digests: a lookup is one atomic load. A digest includes the key's window, so a
+// new window is a new entry; a collision only evicts an entry, whose expiry is then sent
+// once more (harmless: the same window end).
+type expirySeen [1 << 16]atomic.Uint64
+
+func (e *expirySeen) has(h uint64) bool { return e[h&uint64(len(e)-1)].Load() == h }
+func (e *expirySeen) add(h uint64)      { e[h&uint64(len(e)-1)].Store(h) }
 
 // ttlMillis is the time from ns to expire, rounded up to whole milliseconds (at least 1).
 func ttlMillis(expire, ns int64) int64 {
@@ -580,7 +577,6 @@ func (s *redisStore) Close() error {
 			box.c.Close()
 		}
 		s.over.Close()
-		s.expiring.Close()
 	})
 	return nil
 }
