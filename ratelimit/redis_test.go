@@ -28,28 +28,7 @@ func TestRedisReplicas(t *testing.T) {
 		engines = append(engines, mustCompile(t, in, openTestRedis(t, RedisConfig{Addrs: []string{r.addr()}}, nil)))
 	}
 	count := func(engines []*Engine, app string, now func() time.Time, perWorker int) int64 {
-		var allowed atomic.Int64
-		var wg sync.WaitGroup
-		for _, e := range engines {
-			for w := 0; w < 4; w++ {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					for i := 0; i < perWorker; i++ {
-						res, err := e.Limit(context.Background(), now(), policy.LimitRequest{App: app, Device: "dev"})
-						if err != nil {
-							t.Error(err)
-							return
-						}
-						if res.Code == "" {
-							allowed.Add(1)
-						}
-					}
-				}()
-			}
-		}
-		wg.Wait()
-		return allowed.Load()
+		return countAllowed(t, engines, 4, perWorker, now, policy.LimitRequest{App: app, Device: "dev"})
 	}
 	t.Run("fixed window: exactly the limit", func(t *testing.T) {
 		if n := count(engines, "a", func() time.Time { return t0 }, 25); n != 100 {
@@ -99,6 +78,33 @@ func TestRedisReplicas(t *testing.T) {
 		}
 		t.Logf("gcra admitted %d of 720 in %v (bound %d)", n, elapsed, bound)
 	})
+}
+
+// countAllowed sends req from workers goroutines per engine, perWorker times each, at
+// now(), and returns how many were admitted.
+func countAllowed(t *testing.T, engines []*Engine, workers, perWorker int, now func() time.Time, req policy.LimitRequest) int64 {
+	var allowed atomic.Int64
+	var wg sync.WaitGroup
+	for _, e := range engines {
+		for w := 0; w < workers; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; i < perWorker; i++ {
+					res, err := e.Limit(context.Background(), now(), req)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					if res.Code == "" {
+						allowed.Add(1)
+					}
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	return allowed.Load()
 }
 
 // TestRedisParity: the same sequence of requests on the memory store and on Redis gives

@@ -304,29 +304,11 @@ func TestRedisConcurrentCallsShareRoundTrips(t *testing.T) {
 	for _, app := range []string{"a", "g"} { // native counters, then the script
 		t.Run(app, func(t *testing.T) {
 			before := reads()
-			var allowed atomic.Int64
-			var wg sync.WaitGroup
-			for w := 0; w < 32; w++ {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					for i := 0; i < 50; i++ {
-						res, err := e.Limit(context.Background(), t0, policy.LimitRequest{App: app, Device: "d"})
-						if err != nil {
-							t.Error(err)
-							return
-						}
-						if res.Code == "" {
-							allowed.Add(1)
-						}
-					}
-				}()
-			}
-			wg.Wait()
+			allowed := countAllowed(t, []*Engine{e}, 32, 50, func() time.Time { return t0 }, policy.LimitRequest{App: app, Device: "d"})
 			n := reads() - before
 			t.Logf("1,600 requests, %d Redis reads", n)
-			if allowed.Load() != 1000 {
-				t.Errorf("admitted %d of 1,600, want exactly 1,000", allowed.Load())
+			if allowed != 1000 {
+				t.Errorf("admitted %d of 1,600, want exactly 1,000", allowed)
 			}
 			if n > 1600*3/4 { // refusals take a second round trip each; the over-limit cache saves most
 				t.Errorf("%d Redis reads for 1,600 concurrent requests: round trips are not shared", n)
