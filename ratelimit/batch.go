@@ -22,35 +22,38 @@ const maxBatch = 256
 // already runnable (typically the rest of the burst that one read from Envoy's connection
 // delivered) add their commands; then it sends the whole batch in one DoMulti and hands
 // each call its replies. Nothing waits on a timer: with no other request runnable, the
-// yield returns at once.
+// yield returns at once; otherwise the opener waits for the requests ahead of it in the
+// run queue, which is how they join.
 type batcher struct {
 	mu   sync.Mutex
 	open *cmdBatch
 }
 
 type cmdBatch struct {
+	ctx   context.Context // the opener's: calls with another context do not join
 	cmds  rueidis.Commands
 	resps []rueidis.RedisResult
 	done  chan struct{}
 }
 
 // do sends cmds, in a batch shared with concurrent calls, under ctx, which must be the
-// store's shared deadline context (the batch runs under the context of the call that
-// opened it; every call using the shared context is bounded alike).
+// store's shared deadline context: a call joins the open batch only if that batch runs
+// under the same context, so no call waits past its own deadline. A call that cannot join
+// (another context, a full batch) sends alone.
 func (b *batcher) do(ctx context.Context, c rueidis.Client, cmds rueidis.Commands) []rueidis.RedisResult {
 	b.mu.Lock()
 	if bt := b.open; bt != nil {
-		if len(bt.cmds)+len(cmds) > maxBatch {
+		if bt.ctx != ctx || len(bt.cmds)+len(cmds) > maxBatch {
 			b.mu.Unlock()
 			return c.DoMulti(ctx, cmds...)
 		}
 		off := len(bt.cmds)
 		bt.cmds = append(bt.cmds, cmds...)
 		b.mu.Unlock()
-		<-bt.done // bounded: the opener's context expires no later than ctx
+		<-bt.done // the opener sends under this same context
 		return bt.resps[off : off+len(cmds)]
 	}
-	bt := &cmdBatch{cmds: append(make(rueidis.Commands, 0, 16), cmds...), done: make(chan struct{})}
+	bt := &cmdBatch{ctx: ctx, cmds: append(make(rueidis.Commands, 0, 16), cmds...), done: make(chan struct{})}
 	b.open = bt
 	b.mu.Unlock()
 

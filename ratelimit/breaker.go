@@ -81,5 +81,15 @@ func (b *breaker) done(now time.Time, probe, failed bool) {
 	}
 }
 
+// release returns a call that allow let through but that never reached the store (its
+// caller was gone): it is neither a success nor a failure.
+func (b *breaker) release(probe bool) {
+	if probe {
+		b.mu.Lock()
+		b.probing = false
+		b.mu.Unlock()
+	}
+}
+
 // isOpen reports whether calls are currently refused (tests, readiness, metrics).
 func (b *breaker) isOpen() bool { return b.open.Load() }

@@ -51,6 +51,13 @@ func TestBreaker(t *testing.T) {
 	if ok, _ := b.allow(now); ok {
 		t.Fatal("a second call passed while the probe is out")
 	}
+	b.release(true) // the probe's caller was gone before it reached Redis
+	if !b.isOpen() {
+		t.Fatal("a released probe closed the breaker")
+	}
+	if ok, probe = b.allow(now); !ok || !probe {
+		t.Fatalf("after a released probe: ok %v probe %v, want another probe", ok, probe)
+	}
 	b.done(now, true, true) // the probe fails: open for another cooldown
 	if ok, _ := b.allow(now.Add(time.Millisecond)); ok {
 		t.Fatal("open after a failed probe, yet a call passed")

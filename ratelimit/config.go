@@ -152,7 +152,9 @@ type RedisConfig struct {
 	DB           int       `yaml:"db"`
 	TLS          TLSConfig `yaml:"tls"`
 	KeyPrefix    string    `yaml:"key_prefix"` // default "gh:"
-	// Timeout bounds every store call (default 5ms), besides the caller's deadline.
+	// Timeout bounds every store call (default 5ms; calls share deadlines, so up to
+	// Timeout/5 more), besides the caller's deadline. A take-back after a refusal
+	// (counters: native) gets a Timeout of its own.
 	Timeout     time.Duration `yaml:"timeout"`
 	DialTimeout time.Duration `yaml:"dial_timeout"` // default 1s
 	// Breaker opens after Failures consecutive failures (default 5) spanning at least

@@ -30,15 +30,17 @@
 // The Redis store (single, sentinel or cluster) evaluates every request in one round trip
 // however many limits apply: plain INCRBYs when every limit is a counter (the default
 // counters: native; a refused request's units are taken back in a second round trip),
-// else one Lua script (two round trips for a lockout Fail that locks). Concurrent calls
-// share round trips (see batcher). In cluster mode keys carry a hash tag so that one request's keys share a slot:
-// the request's organisation, else its app (inline), the domain (RLS), "lockout" (the
-// lockout). Limits not keyed on the app or organisation are therefore counted per
-// organisation (or app) in cluster mode only. Each call is bounded by the caller's deadline and
-// the store timeout (default 5ms); a circuit breaker opens after consecutive failures that
-// last at least its window, so that a dead Redis costs microseconds; keys known to be over their limit are remembered
-// in a ristretto cache until their reset, so they cost no round trip. GCRA state is kept
-// with microsecond resolution in Redis.
+// else one Lua script (two round trips for a lockout Fail that locks). Outside cluster
+// mode, concurrent calls share round trips: the first to arrive yields once so that the
+// requests already runnable add their commands, then sends them all. In cluster mode keys
+// carry a hash tag so that one request's keys share a slot: the request's organisation,
+// else its app (inline), the domain (RLS), "lockout" (the lockout). Limits not keyed on
+// the app or organisation are therefore counted per organisation (or app) in cluster
+// mode only. Each call is bounded by the caller's deadline and the store timeout (default
+// 5ms); a circuit breaker opens after consecutive failures that last at least its window,
+// so that a dead Redis costs microseconds; keys known to be over their limit are
+// remembered in a ristretto cache until their reset (at most a second after a native
+// refusal), so they cost no round trip. GCRA state is kept with microsecond resolution.
 //
 // # Fail modes
 //

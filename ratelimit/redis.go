@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -16,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cespare/xxhash/v2"
 	"github.com/dgraph-io/ristretto/v2"
 	"github.com/redis/rueidis"
 	"go.opentelemetry.io/otel"
@@ -151,8 +153,8 @@ func redisOptions(cfg RedisConfig) (rueidis.ClientOption, error) {
 		ConnWriteTimeout: max(dial, time.Second),
 		DisableCache:     true,
 		DisableRetry:     true, // a retried script could count twice
-		// Batch the scripts of concurrent requests into fewer writes: system calls, not
-		// Redis, are most of the CPU a round trip costs on both sides.
+		// Gather the commands of concurrent calls (beyond what the batcher shares) into
+		// fewer writes: system calls, not Redis, are most of a round trip's CPU.
 		MaxFlushDelay:     flushDelay(cfg.FlushDelay),
 		PipelineMultiplex: cfg.PipelineMultiplex,
 	}
@@ -223,10 +225,23 @@ func (s *redisStore) Local() Store { return s.local }
 // redisCall is what one store call sees of Redis: the client, the context that bounds the
 // call, and send, which shares a round trip with concurrent calls when it may.
 type redisCall struct {
-	ctx    context.Context
-	c      rueidis.Client
-	shared bool // ctx is the store's shared deadline: the call may join a batch
-	b      *batcher
+	ctx     context.Context // bounds the call
+	caller  context.Context // the caller's own context
+	c       rueidis.Client
+	shared  bool // ctx is the store's shared deadline: the call may join a batch
+	b       *batcher
+	timeout time.Duration
+}
+
+// followUp returns a context for a second round trip of the call: a budget of its own
+// (the store timeout), bounded by the caller's deadline but not ended by its cancellation
+// (units taken back matter even when the caller has gone).
+func (r redisCall) followUp() (context.Context, context.CancelFunc) {
+	ctx := context.WithoutCancel(r.caller)
+	if dl, ok := r.caller.Deadline(); ok && time.Until(dl) < r.timeout {
+		return context.WithDeadline(ctx, dl)
+	}
+	return context.WithTimeout(ctx, r.timeout)
 }
 
 // send sends cmds and returns their replies in order.
@@ -253,7 +268,7 @@ func (s *redisStore) call(ctx context.Context, run func(redisCall) error) error 
 		return fmt.Errorf("%w: circuit breaker open", ErrUnavailable)
 	}
 	if err := ctx.Err(); err != nil {
-		s.br.done(start, probe, false)
+		s.br.release(probe)
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	// A round-trip span only under a span that records: a root span per Redis call would
@@ -264,10 +279,17 @@ func (s *redisStore) call(ctx context.Context, run func(redisCall) error) error 
 			trace.WithAttributes(attribute.String("db.system.name", "redis")))
 	}
 	cctx, cancel, shared := s.deadlines.bound(ctx)
-	err := run(redisCall{ctx: cctx, c: box.c, shared: shared, b: &s.batch})
+	b := &s.batch
+	if s.cluster { // a batch would span shards: one slow or missing shard would fail it all
+		b = nil
+	}
+	err := run(redisCall{ctx: cctx, caller: ctx, c: box.c, shared: shared && b != nil, b: b, timeout: s.timeout})
 	cancel()
 	end := s.clock()
-	s.br.done(end, probe, err != nil)
+	// A call on its own context that failed because its caller went away says nothing
+	// about Redis.
+	callerGone := !shared && errors.Is(ctx.Err(), context.Canceled)
+	s.br.done(end, probe, err != nil && !callerGone)
 	s.metrics.Load().storeCall("redis", end.Sub(start), err, s.br.isOpen())
 	if err != nil {
 		if span != nil {
@@ -302,8 +324,8 @@ func (s *redisStore) Apply(ctx context.Context, now time.Time, ops []Op, out []O
 	err := s.call(ctx, func(r redisCall) error {
 		cmd := r.c.B().Evalsha().Sha1(applyScriptSHA).Numkeys(int64(len(keys))).Key(keys...).Arg(args...).Build()
 		reply := r.send(rueidis.Commands{cmd})[0]
-		if rerr, ok := rueidis.IsRedisErr(reply.Error()); ok && rerr.IsNoScript() {
-			reply = applyScript.Exec(r.ctx, r.c, keys, args) // loads the script
+		if rerr, ok := rueidis.IsRedisErr(reply.Error()); ok && rerr.IsNoScript() { // Redis restarted
+			reply = r.c.Do(r.ctx, r.c.B().Eval().Script(applyScriptText).Numkeys(int64(len(keys))).Key(keys...).Arg(args...).Build())
 		}
 		var err error
 		res, err = reply.AsIntSlice()
@@ -325,19 +347,39 @@ func (s *redisStore) Apply(ctx context.Context, now time.Time, ops []Op, out []O
 			o.Expire = ns + pttl*int64(time.Millisecond)
 		}
 		out[i] = o
-		s.rememberOver(op, o, ns)
+		s.rememberOver(op, o, ns, 0)
 	}
 	return nil
 }
 
-// rememberOver puts an enforcing op that is out of units in the over-limit cache.
-func (s *redisStore) rememberOver(op *Op, o Outcome, ns int64) {
+// rememberOver puts an enforcing op that is out of units in the over-limit cache, for at
+// most maxFor (0: until it has units again).
+func (s *redisStore) rememberOver(op *Op, o Outcome, ns int64, maxFor time.Duration) {
 	if o.Allowed || op.Shadow {
 		return
 	}
 	if until, over := overUntil(op, o.Value, ns); over {
-		s.over.SetWithTTL(op.Key.hash, overMark{until: until, value: o.Value}, 1, time.Duration(until-ns))
+		if maxFor > 0 {
+			until = min(until, ns+int64(maxFor))
+		}
+		s.over.SetWithTTL(s.digest(op), overMark{until: until, value: o.Value}, 1, time.Duration(until-ns))
 	}
+}
+
+// nativeOverFor bounds how long a refusal seen by native counting marks a key as over its
+// limit: the count it saw may include units of concurrent refused requests that are
+// being taken back, so it only proves the key full for a moment. A hot key still costs
+// at most one round trip per replica per nativeOverFor.
+const nativeOverFor = time.Second
+
+// digest identifies op's key in this replica's caches. In cluster mode the hash tag is
+// part of the Redis key (a limit not keyed on the tag's entity is counted per tag), so it
+// is folded in.
+func (s *redisStore) digest(op *Op) uint64 {
+	if s.cluster && op.Key.Tag != "" {
+		return mix(op.Key.hash ^ xxhash.Sum64String(op.Key.Tag))
+	}
+	return op.Key.hash
 }
 
 func allCounters(ops []Op) bool {
@@ -396,7 +438,7 @@ func (s *redisStore) applyCounters(ctx context.Context, ops []Op, out []Outcome,
 				commit = false
 			}
 			if p := at[i].pexpire; p >= 0 && resps[p].Error() == nil {
-				s.expiring.add(op.Key.hash)
+				s.expiring.add(s.digest(op))
 			}
 		}
 		var follow rueidis.Commands
@@ -405,38 +447,48 @@ func (s *redisStore) applyCounters(ctx context.Context, ops []Op, out []Outcome,
 			if o.Unknown {
 				continue
 			}
-			if op.Expire > 0 && at[i].pexpire < 0 && o.Value == op.Cost {
-				// Created anew though this replica set its expiry before: the key was
-				// lost (a failover, a flush); set it again.
-				follow = append(follow, c.B().Pexpire().Key(keys[i]).Milliseconds(ttlMillis(op.Expire, ns)).Build())
-			}
-			if firstErr != nil || !commit || !o.Allowed {
+			// The key needs its expiry again when it was created anew though this
+			// replica set it before (Redis lost it: a failover, a flush), and after a
+			// take-back, which recreates a key that expired since the INCRBY. PEXPIRE to
+			// the window's end is idempotent.
+			recreated := at[i].pexpire < 0 && o.Value == op.Cost
+			undo := firstErr != nil || !commit || !o.Allowed
+			if undo {
 				follow = append(follow, c.B().Decrby().Key(keys[i]).Decrement(op.Cost).Build())
 				o.Value -= op.Cost
 			}
+			if op.Expire > 0 && (recreated || undo) {
+				follow = append(follow, c.B().Pexpire().Key(keys[i]).Milliseconds(ttlMillis(op.Expire, ns)).Build())
+			}
 		}
 		if len(follow) > 0 {
-			for _, reply := range c.DoMulti(r.ctx, follow...) {
+			fctx, cancel := r.followUp()
+			for _, reply := range c.DoMulti(fctx, follow...) {
 				if reply.Error() != nil {
 					// Units not taken back stay counted until the window ends: more
-					// refusals, never more admissions.
+					// refusals, never more admissions. Expiries may be missing: send
+					// them again with the next counts.
 					s.metrics.Load().storeFailure("redis")
+					for i := range ops {
+						s.expiring.forget(s.digest(&ops[i]))
+					}
 					break
 				}
 			}
+			cancel()
 		}
 		if firstErr != nil {
 			return firstErr
 		}
 		for i := range ops {
-			s.rememberOver(&ops[i], out[i], ns)
+			s.rememberOver(&ops[i], out[i], ns, nativeOverFor)
 		}
 		return nil
 	})
 }
 
 // expirySet reports whether this replica already set the expiry of op's key.
-func (s *redisStore) expirySet(op *Op) bool { return s.expiring.has(op.Key.hash) }
+func (s *redisStore) expirySet(op *Op) bool { return s.expiring.has(s.digest(op)) }
 
 // expirySeen remembers the keys whose expiry this replica set, in a direct-mapped table
 // of key digests: a lookup is one atomic load. A digest includes the key's window, so a
@@ -446,6 +498,7 @@ type expirySeen [1 << 16]atomic.Uint64
 
 func (e *expirySeen) has(h uint64) bool { return e[h&uint64(len(e)-1)].Load() == h }
 func (e *expirySeen) add(h uint64)      { e[h&uint64(len(e)-1)].Store(h) }
+func (e *expirySeen) forget(h uint64)   { e[h&uint64(len(e)-1)].CompareAndSwap(h, 0) }
 
 // ttlMillis is the time from ns to expire, rounded up to whole milliseconds (at least 1).
 func ttlMillis(expire, ns int64) int64 {
@@ -461,7 +514,7 @@ func (s *redisStore) knownOver(ops []Op, out []Outcome, ns int64) bool {
 		if op.Shadow || (op.Kind != KindCounter && op.Kind != KindGCRA) {
 			continue
 		}
-		if m, ok := s.over.Get(op.Key.hash); ok && m.until > ns {
+		if m, ok := s.over.Get(s.digest(op)); ok && m.until > ns {
 			out[i] = Outcome{Value: m.value}
 			hit = true
 		} else {
@@ -525,7 +578,7 @@ func (s *redisStore) Adjust(ctx context.Context, key Key, delta int64) (int64, e
 		return err
 	})
 	if err == nil {
-		s.over.Del(key.hash)
+		s.over.Del(s.digest(&Op{Key: key}))
 	}
 	return v, err
 }

@@ -15,14 +15,18 @@ var ErrUnavailable = errors.New("ratelimit: store unavailable")
 // every compiled [Engine], so counters survive configuration reloads.
 //
 // Concurrency contract: all methods are safe for concurrent use by any number of
-// goroutines. Apply is atomic per call: its ops are evaluated against one consistent
-// state and either all ops that admit the request are committed, or (when any op that is
-// not in shadow mode denies) none is, so a request denied by one limit consumes no other.
-// Concurrent Apply calls on the same keys are serialised (the memory store by shard locks,
-// Redis by running one Lua script). Methods never block past ctx's deadline.
+// goroutines. When Apply returns, either all ops that admit the request are committed,
+// or (when any op that is not in shadow mode denies) none is, so a request denied by one
+// limit consumes no other, and no limit ever admits more than its limit. The memory
+// store and Redis scripts evaluate a call's ops against one consistent state (shard
+// locks; one Lua script). Redis native counters count first and take a refused request's
+// units back in a second round trip: meanwhile a concurrent request may see them and be
+// refused too, and units whose take-back fails stay counted until their window ends.
+// Methods never block past ctx's deadline.
 type Store interface {
 	// Apply evaluates ops at now and writes one Outcome per op into out (len(out) ≥
-	// len(ops)). An error means nothing was decided and nothing was counted.
+	// len(ops)). An error means nothing was decided; a remote store may still have
+	// counted the request (a timeout after Redis ran the command).
 	Apply(ctx context.Context, now time.Time, ops []Op, out []Outcome) error
 	// Adjust adds delta to the never-expiring counter key (prepaid credits: a top-up is a
 	// negative delta on the consumed count) and returns the new value.

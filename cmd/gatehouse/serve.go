@@ -416,10 +416,10 @@ func listen(addr string) (net.Listener, error) {
 // streams, Envoy's keepalive pings allowed, dead peers detected.
 func grpcOptions() []grpc.ServerOption {
 	return []grpc.ServerOption{
-		// Long-lived workers keep their grown stacks: a fresh goroutine per call would
-		// grow (copy) its stack on every Check. A call waiting on Redis holds its worker,
-		// so there are enough for a few dozen calls in flight per core (an idle worker
-		// costs only its stack).
+		// Long-lived workers keep their grown stacks: a call that finds every worker busy
+		// runs on a fresh goroutine, which grows (copies) its stack again. A call waiting
+		// on Redis holds its worker, so there are enough for a few dozen calls in flight
+		// per core (an idle worker costs only its stack).
 		grpc.NumStreamWorkers(uint32(32 * runtime.GOMAXPROCS(0))),
 		grpc.MaxConcurrentStreams(2048),
 		grpc.MaxRecvMsgSize(8 << 20), // with_request_body can carry a few MiB
