@@ -57,7 +57,16 @@ func (b *batcher) do(ctx context.Context, c rueidis.Client, cmds rueidis.Command
 	b.open = bt
 	b.mu.Unlock()
 
-	runtime.Gosched() // let the requests already runnable join
+	for n := 1; ; { // let the requests already runnable join, while they keep coming
+		runtime.Gosched()
+		b.mu.Lock()
+		m := len(bt.cmds)
+		b.mu.Unlock()
+		if m == n || m >= maxBatch {
+			break
+		}
+		n = m
+	}
 
 	b.mu.Lock()
 	b.open = nil
