@@ -1,6 +1,8 @@
 package ratelimit
 
 import (
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -19,6 +21,8 @@ type Metrics struct {
 	redisDuration prometheus.Observer // storeDuration{backend="redis"}, looked up once
 	storeFailures *prometheus.CounterVec
 	breakerOpen   prometheus.Gauge
+	breakerState  atomic.Int32 // the value breakerOpen was last set to
+	breakerMu     sync.Mutex
 }
 
 // NewMetrics returns unregistered metrics.
@@ -67,11 +71,21 @@ func (m *Metrics) storeCall(backend string, took time.Duration, err error, break
 	if err != nil {
 		m.storeFailures.WithLabelValues(backend).Inc()
 	}
-	if breakerOpen {
-		m.breakerOpen.Set(1)
-	} else {
-		m.breakerOpen.Set(0)
+	// Written only when it changes: every call storing to one shared gauge would bounce
+	// its cache line between cores.
+	if open := b2i32(breakerOpen); m.breakerState.Load() != open {
+		m.breakerMu.Lock() // keeps the gauge and breakerState alike; the next call corrects a stale view
+		m.breakerState.Store(open)
+		m.breakerOpen.Set(float64(open))
+		m.breakerMu.Unlock()
 	}
+}
+
+func b2i32(b bool) int32 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // storeFailure counts a failed round trip that is not timed on its own (the take-back of
