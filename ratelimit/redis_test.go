@@ -127,12 +127,19 @@ func TestRedisParity(t *testing.T) {
 		{"counters native", "native", counters},
 		{"counters script", "script", counters},
 		{"with gcra", "", mixed},
+		{"gcra alone", "", []LimitConfig{ // tight enough to refuse
+			{Name: "device", Key: []string{"device"}, Algorithm: "gcra", Requests: 2, Per: time.Second, Burst: 3}}},
+		{"gcra alone in shadow mode", "", []LimitConfig{
+			{Name: "device", Key: []string{"device"}, Algorithm: "gcra", Requests: 2, Per: time.Second, Burst: 3, Shadow: true}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			in := CompileInput{Apps: map[string]AppLimits{"a": {Limits: tc.limits}}}
 			st := openTestRedis(t, RedisConfig{Addrs: []string{r.addr()}, KeyPrefix: fmt.Sprintf("p%d:", i),
 				Counters: tc.counters}, nil)
-			checkParity(t, mustCompile(t, in, memStore(t, MemoryConfig{}, nil)), mustCompile(t, in, st))
+			refused := checkParity(t, mustCompile(t, in, memStore(t, MemoryConfig{}, nil)), mustCompile(t, in, st))
+			if shadowOnly := len(tc.limits) == 1 && tc.limits[0].Shadow; refused == 0 && !shadowOnly {
+				t.Fatal("no request was refused: the sequence does not exercise refusals")
+			}
 			if tc.counters == "native" { // every counter key the run created expires with its window
 				c := st.client.Load().c
 				ctx := context.Background()
@@ -152,9 +159,9 @@ func TestRedisParity(t *testing.T) {
 	}
 }
 
-// checkParity sends the same random sequence of requests to mem and red and compares
-// verdicts, remaining counts and resets.
-func checkParity(t *testing.T, mem, red *Engine) {
+// checkParity sends the same random sequence of requests to mem and red, compares
+// verdicts, remaining counts and resets, and returns how many were refused.
+func checkParity(t *testing.T, mem, red *Engine) (refused int) {
 	t.Helper()
 	rng := rand.New(rand.NewPCG(1, 2))
 	now := time.Date(2025, 1, 31, 23, 0, 0, 0, time.UTC)
@@ -171,7 +178,11 @@ func checkParity(t *testing.T, mem, red *Engine) {
 		if a.Code != b.Code || a.Name != b.Name || a.Remaining != b.Remaining || !a.Reset.Truncate(time.Millisecond).Equal(b.Reset.Truncate(time.Millisecond)) {
 			t.Fatalf("request %d at %v: memory %+v, redis %+v", i, now, a, b)
 		}
+		if a.Code != "" {
+			refused++
+		}
 	}
+	return refused
 }
 
 func TestRedisBindCreditsLockout(t *testing.T) {
