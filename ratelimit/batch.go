@@ -18,12 +18,12 @@ const maxBatch = 256
 // just-woken client writer before the other requests of the same burst have queued their
 // commands, so the client's own pipelining shares few writes.
 //
-// The first call to arrive opens a batch and yields the processor once, so that requests
+// The first call to arrive opens a batch and yields the processor, so that requests
 // already runnable (typically the rest of the burst that one read from Envoy's connection
-// delivered) add their commands; then it sends the whole batch in one DoMulti and hands
-// each call its replies. Nothing waits on a timer: with no other request runnable, the
-// yield returns at once; otherwise the opener waits for the requests ahead of it in the
-// run queue, which is how they join.
+// delivered) add their commands, and yields again while they keep coming; then it sends
+// the whole batch in one DoMulti and hands each call its replies. Nothing waits on a
+// timer: with no other request runnable, the yield returns at once; otherwise the opener
+// waits for the requests ahead of it in the run queue, which is how they join.
 type batcher struct {
 	mu   sync.Mutex
 	open *cmdBatch
@@ -57,20 +57,18 @@ func (b *batcher) do(ctx context.Context, c rueidis.Client, cmds rueidis.Command
 	b.open = bt
 	b.mu.Unlock()
 
-	for n := 1; ; { // let the requests already runnable join, while they keep coming
+	for n := len(cmds); ; { // let the requests already runnable join, while they keep coming
 		runtime.Gosched()
 		b.mu.Lock()
 		m := len(bt.cmds)
-		b.mu.Unlock()
 		if m == n || m >= maxBatch {
+			b.open = nil
+			b.mu.Unlock()
 			break
 		}
+		b.mu.Unlock()
 		n = m
 	}
-
-	b.mu.Lock()
-	b.open = nil
-	b.mu.Unlock()
 	if len(bt.cmds) == 1 {
 		bt.resps = []rueidis.RedisResult{c.Do(ctx, bt.cmds[0])}
 	} else {
