@@ -550,7 +550,7 @@ func (s *redisStore) encode(ops []Op, ns int64) ([]string, []string) {
 			iv = max(op.Interval/1000, 1)
 		}
 		if op.Expire > 0 {
-			ttl = max((op.Expire-ns+int64(time.Millisecond)-1)/int64(time.Millisecond), 1)
+			ttl = ttlMillis(op.Expire, ns)
 		}
 		shadow := "0"
 		if op.Shadow {
