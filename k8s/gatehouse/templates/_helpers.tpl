@@ -59,7 +59,10 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- if $r.masterName }}{{- $_ := set $redis "master_name" $r.masterName }}{{- end }}
 {{- if $r.db }}{{- $_ := set $redis "db" $r.db }}{{- end }}
 {{- if $r.passwordKey }}{{- $_ := set $redis "password_file" (printf "/etc/gatehouse/secrets/%s" $r.passwordKey) }}{{- end }}
-{{- $_ := set $cfg "store" (dict "type" "redis" "redis" $redis) }}
+{{- /* Other Redis settings (timeout, counters, breaker, key_prefix, …) come from config.store.redis; the connection above wins. */}}
+{{- $own := dict }}
+{{- if and (hasKey $cfg "store") (kindIs "map" $cfg.store) (hasKey $cfg.store "redis") }}{{- $own = deepCopy $cfg.store.redis }}{{- end }}
+{{- $_ := set $cfg "store" (dict "type" "redis" "redis" (mergeOverwrite $own $redis)) }}
 {{- else if and .Values.store.memory.file (not (hasKey $cfg "store")) }}
 {{- $_ := set $cfg "store" (dict "type" "memory" "memory" (dict "file" .Values.store.memory.file)) }}
 {{- end }}
