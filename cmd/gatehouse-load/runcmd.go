@@ -42,7 +42,7 @@ type runConfig struct {
 	otlpSink     bool
 	keepLogs     bool
 	attest       bool   // authz: per-device attestation tokens from "GATEHOUSE demo-token --count N"
-	targetCmd    string // hidden: command template replacing Gatehouse (tests)
+	targetCmd    string // hidden: command template replacing Gatehouse ({self} {grpc} {admin} {config}; tests, make load-reference)
 	shape        reqShape
 	headerFlags  []string
 	extFlags     []string
