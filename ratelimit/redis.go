@@ -228,8 +228,7 @@ type redisCall struct {
 	ctx     context.Context // bounds the call
 	caller  context.Context // the caller's own context
 	c       rueidis.Client
-	shared  bool // ctx is the store's shared deadline: the call may join a batch
-	b       *batcher
+	b       *batcher // nil unless the call may join a batch (ctx is the shared deadline)
 	timeout time.Duration
 }
 
@@ -247,7 +246,7 @@ func (r redisCall) followUp() (context.Context, context.CancelFunc) {
 // send sends cmds and returns their replies in order.
 func (r redisCall) send(cmds rueidis.Commands) []rueidis.RedisResult {
 	switch {
-	case r.shared:
+	case r.b != nil:
 		return r.b.do(r.ctx, r.c, cmds)
 	case len(cmds) == 1:
 		return []rueidis.RedisResult{r.c.Do(r.ctx, cmds[0])}
@@ -279,11 +278,11 @@ func (s *redisStore) call(ctx context.Context, run func(redisCall) error) error 
 			trace.WithAttributes(attribute.String("db.system.name", "redis")))
 	}
 	cctx, cancel, shared := s.deadlines.bound(ctx)
-	b := &s.batch
-	if s.cluster { // a batch would span shards: one slow or missing shard would fail it all
-		b = nil
+	var b *batcher
+	if shared && !s.cluster { // in cluster mode a batch would span shards: one slow or missing shard would fail it all
+		b = &s.batch
 	}
-	err := run(redisCall{ctx: cctx, caller: ctx, c: box.c, shared: shared && b != nil, b: b, timeout: s.timeout})
+	err := run(redisCall{ctx: cctx, caller: ctx, c: box.c, b: b, timeout: s.timeout})
 	cancel()
 	end := s.clock()
 	// A call on its own context that failed because its caller went away says nothing
@@ -421,7 +420,7 @@ func (s *redisStore) applyCounters(ctx context.Context, ops []Op, out []Outcome,
 			keys = append(keys, op.Key.Render(s.prefix, s.cluster))
 			at = append(at, sent{incr: len(cmds), pexpire: -1})
 			cmds = append(cmds, c.B().Incrby().Key(keys[i]).Increment(op.Cost).Build())
-			if op.Expire > 0 && !s.expirySet(op) {
+			if op.Expire > 0 && !s.expiring.has(s.digest(op)) {
 				at[i].pexpire = len(cmds)
 				cmds = append(cmds, c.B().Pexpire().Key(keys[i]).Milliseconds(ttlMillis(op.Expire, ns)).Build())
 			}
@@ -490,9 +489,6 @@ func (s *redisStore) applyCounters(ctx context.Context, ops []Op, out []Outcome,
 		return nil
 	})
 }
-
-// expirySet reports whether this replica already set the expiry of op's key.
-func (s *redisStore) expirySet(op *Op) bool { return s.expiring.has(s.digest(op)) }
 
 // expirySeen remembers the keys whose expiry this replica set, in a direct-mapped table
 // of key digests: a lookup is one atomic load. A digest includes the key's window, so a
