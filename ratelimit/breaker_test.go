@@ -74,7 +74,10 @@ func TestBreaker(t *testing.T) {
 // the caller has no deadline, by the caller's deadline when it is sooner, and calls made
 // close together share one context.
 func TestDeadlines(t *testing.T) {
-	d := newDeadlines(5 * time.Millisecond)
+	// Calls share a context while it has at least the timeout left, that is for one
+	// slack (timeout/5) after it is made: 40 ms here, so that a preempted test goroutine
+	// (-race on a loaded machine) still makes its second call within it.
+	d := newDeadlines(200 * time.Millisecond)
 	start := time.Now()
 	a, cancelA, sharedA := d.bound(context.Background())
 	defer cancelA()

@@ -130,6 +130,17 @@ func TestRedisSentinelFailover(t *testing.T) {
 	}
 }
 
+// onlyKey returns the name of the one key in st's Redis.
+func onlyKey(t *testing.T, st *redisStore) string {
+	t.Helper()
+	c := st.client.Load().c
+	keys, err := c.Do(context.Background(), c.B().Keys().Pattern("*").Build()).AsStrSlice()
+	if err != nil || len(keys) != 1 {
+		t.Fatalf("keys: %q %v, want exactly one", keys, err)
+	}
+	return keys[0]
+}
+
 // waitFor polls cond every 20 ms until it holds or limit passes.
 func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
 	t.Helper()
@@ -207,11 +218,7 @@ func TestRedisCounterExpiry(t *testing.T) {
 	}
 	c := st.client.Load().c
 	pttl := func() int64 { // of the only key
-		keys, err := c.Do(ctx, c.B().Keys().Pattern("*").Build()).AsStrSlice()
-		if err != nil || len(keys) != 1 {
-			t.Fatalf("keys: %q %v", keys, err)
-		}
-		ms, err := c.Do(ctx, c.B().Pttl().Key(keys[0]).Build()).AsInt64()
+		ms, err := c.Do(ctx, c.B().Pttl().Key(onlyKey(t, st)).Build()).AsInt64()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -336,19 +343,16 @@ func TestRedisNativeRefusalMarksBriefly(t *testing.T) {
 		t.Fatalf("first: %+v %v", res, err)
 	}
 	c := st.client.Load().c
-	keys, err := c.Do(ctx, c.B().Keys().Pattern("*").Build()).AsStrSlice()
-	if err != nil || len(keys) != 1 {
-		t.Fatalf("keys %v %v", keys, err)
-	}
+	key := onlyKey(t, st)
 	// 9 units of other requests in flight, about to be taken back.
-	if err := c.Do(ctx, c.B().Incrby().Key(keys[0]).Increment(9).Build()).Error(); err != nil {
+	if err := c.Do(ctx, c.B().Incrby().Key(key).Increment(9).Build()).Error(); err != nil {
 		t.Fatal(err)
 	}
 	if res, err := e.Limit(ctx, t0, req); err != nil || res.Code != policy.DeviceRateLimited {
 		t.Fatalf("with the key full: %+v %v", res, err)
 	}
 	st.over.Wait()
-	if err := c.Do(ctx, c.B().Decrby().Key(keys[0]).Decrement(9).Build()).Error(); err != nil {
+	if err := c.Do(ctx, c.B().Decrby().Key(key).Decrement(9).Build()).Error(); err != nil {
 		t.Fatal(err)
 	}
 	if res, err := e.Limit(ctx, t0.Add(time.Millisecond), req); err != nil || res.Code != policy.DeviceRateLimited {
