@@ -60,6 +60,10 @@ type redisStore struct {
 	wg        sync.WaitGroup
 	closeOnce sync.Once
 	metrics   atomic.Pointer[Metrics]
+
+	// testBeforeTakeBack, when set (tests only), runs between the counting round trip
+	// and the take-back, with the keys counted.
+	testBeforeTakeBack func(keys []string)
 }
 
 var _ Store = (*redisStore)(nil)
@@ -465,6 +469,9 @@ func (s *redisStore) applyCounters(ctx context.Context, ops []Op, out []Outcome,
 			}
 		}
 		if len(follow) > 0 {
+			if s.testBeforeTakeBack != nil {
+				s.testBeforeTakeBack(keys)
+			}
 			fctx, cancel := r.followUp()
 			for _, reply := range c.DoMulti(fctx, follow...) {
 				if reply.Error() != nil {

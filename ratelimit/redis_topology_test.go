@@ -418,3 +418,40 @@ func TestRedisStalledCallsKeepTheirDeadline(t *testing.T) {
 		return err == nil
 	})
 }
+
+// TestRedisTakeBackLeavesNoKeyWithoutExpiry: a refused request's units are taken back
+// in a second round trip. When the key expires in between (here: deleted then), the
+// DECRBY creates it anew, and without an expiry of its own it would stay in Redis for good.
+func TestRedisTakeBackLeavesNoKeyWithoutExpiry(t *testing.T) {
+	r := startRedis(t)
+	st := openTestRedis(t, RedisConfig{Addrs: []string{r.addr()}}, nil)
+	ctx := context.Background()
+	c := st.client.Load().c
+	st.testBeforeTakeBack = func(keys []string) {
+		if err := c.Do(ctx, c.B().Del().Key(keys...).Build()).Error(); err != nil {
+			t.Error(err)
+		}
+	}
+	now := time.Now()
+	key := NewKey("l", "a", 0, "d")
+	ops := []Op{{Key: key, Kind: KindCounter, Limit: 1, Cost: 2, Expire: now.Add(time.Hour).UnixNano()}}
+	out := make([]Outcome, 1)
+	if err := st.Apply(ctx, now, ops, out); err != nil {
+		t.Fatal(err)
+	}
+	if out[0].Allowed {
+		t.Fatal("2 units admitted by a limit of 1")
+	}
+	name := key.Render(st.prefix, st.cluster)
+	v, err := c.Do(ctx, c.B().Get().Key(name).Build()).AsInt64()
+	if err != nil {
+		t.Fatalf("the take-back did not recreate the key: %v", err)
+	}
+	ms, err := c.Do(ctx, c.B().Pttl().Key(name).Build()).AsInt64()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ms <= 0 || ms > int64(time.Hour/time.Millisecond) {
+		t.Fatalf("key %s recreated by the take-back holds %d, pttl %d ms; want its window's expiry", name, v, ms)
+	}
+}
