@@ -58,7 +58,10 @@ chart-test: ## helm lint/template, offline schema validation, negative cases, go
 chart-golden: ## accept a change to the chart's default render (review the diff)
 	GATEHOUSE_TOOLS=$(TOOLS) UPDATE_GOLDEN=1 bash scripts/chart-test.sh
 
-LOAD_FLAGS ?= --concurrency 16,64 --duration 10s --warmup 2s --rounds 2 --conns 2
+# --concurrency given in LOAD_FLAGS wins over each target's own levels.
+LOAD_FLAGS ?= --duration 10s --warmup 2s --rounds 2 --conns 2
+# Redis runs add concurrency 2, where calls rarely overlap: each is its own round trip.
+REDIS_CONCURRENCY ?= 2,16,64
 
 bin/gatehouse-load: FORCE
 	$(GO) build -o bin/gatehouse-load ./cmd/gatehouse-load
@@ -77,7 +80,7 @@ load-rls: build bin/gatehouse-load ## RLS load run with the memory store: server
 	./bin/gatehouse-load run --gatehouse ./$(BIN) --mode rls --gen-config $(LOAD_FLAGS)
 
 load-redis: build bin/gatehouse-load deps-test ## RLS load run with the Redis store (Redis CPU and round trips included)
-	./bin/gatehouse-load run --gatehouse ./$(BIN) --mode rls --redis $(LOAD_FLAGS)
+	./bin/gatehouse-load run --gatehouse ./$(BIN) --mode rls --redis --concurrency $(REDIS_CONCURRENCY) $(LOAD_FLAGS)
 
 # The reference server, pinned; built once into $(TOOLS) (it needs the Go module proxy).
 RATELIMIT_REF ?= github.com/envoyproxy/ratelimit/src/service_cmd@v1.4.1-0.20260122083618-3fb702589d36
@@ -85,7 +88,7 @@ RATELIMIT_REF ?= github.com/envoyproxy/ratelimit/src/service_cmd@v1.4.1-0.202601
 load-reference: bin/gatehouse-load deps-test ## the load-redis run with envoyproxy/ratelimit in Gatehouse's place, for comparison
 	@test -x $(TOOLS)/bin/service_cmd || GOBIN=$(TOOLS)/bin $(GO) install $(RATELIMIT_REF)
 	@echo "the target reported as \"gatehouse\" below is envoyproxy/ratelimit"
-	./bin/gatehouse-load run --mode rls --redis $(LOAD_FLAGS) \
+	./bin/gatehouse-load run --mode rls --redis --concurrency $(REDIS_CONCURRENCY) $(LOAD_FLAGS) \
 	  --target-cmd "scripts/ratelimit-reference.sh $(TOOLS)/bin/service_cmd {grpc} {admin} {config}"
 
 .PHONY: FORCE
