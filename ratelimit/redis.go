@@ -290,9 +290,13 @@ func (s *redisStore) call(ctx context.Context, run func(redisCall) error) error 
 	cancel()
 	end := s.clock()
 	// A call on its own context that failed because its caller went away says nothing
-	// about Redis.
-	callerGone := !shared && errors.Is(ctx.Err(), context.Canceled)
-	s.br.done(end, probe, err != nil && !callerGone)
+	// about Redis: it neither counts as a failure nor, as a success would, resets the
+	// failure streak or closes the breaker.
+	if !shared && err != nil && errors.Is(ctx.Err(), context.Canceled) {
+		s.br.release(probe)
+	} else {
+		s.br.done(end, probe, err != nil)
+	}
 	s.metrics.Load().storeCall("redis", end.Sub(start), err, s.br.isOpen())
 	if err != nil {
 		if span != nil {

@@ -455,3 +455,39 @@ func TestRedisTakeBackLeavesNoKeyWithoutExpiry(t *testing.T) {
 		t.Fatalf("key %s recreated by the take-back holds %d, pttl %d ms; want its window's expiry", name, v, ms)
 	}
 }
+
+// TestRedisCanceledProbeKeepsBreakerOpen: a half-open probe whose caller went away before
+// Redis answered says nothing about Redis; the breaker stays open.
+func TestRedisCanceledProbeKeepsBreakerOpen(t *testing.T) {
+	r := startRedis(t)
+	const timeout = 200 * time.Millisecond
+	st := openTestRedis(t, RedisConfig{Addrs: []string{r.addr()}, Timeout: timeout,
+		Breaker: BreakerConfig{Failures: 1, Window: time.Millisecond, Cooldown: 50 * time.Millisecond}}, nil)
+	e := mustCompile(t, CompileInput{Apps: map[string]AppLimits{"a": {Limits: []LimitConfig{
+		{Name: "l", Key: []string{"device"}, Requests: 1000, Per: time.Hour}}}}}, st)
+	ctx := context.Background()
+	req := policy.LimitRequest{App: "a", Device: "d"}
+	if _, err := e.Limit(ctx, t0, req); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	defer r.cmd.Process.Signal(syscall.SIGCONT)
+	waitFor(t, 5*time.Second, "the breaker to open", func() bool {
+		e.Limit(ctx, t0, req)
+		return st.br.isOpen()
+	})
+	time.Sleep(60 * time.Millisecond) // the cooldown: the next call is the probe
+	cctx, cancel := context.WithTimeout(ctx, timeout/2)
+	time.AfterFunc(20*time.Millisecond, cancel)
+	if _, err := e.Limit(cctx, t0, req); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("probe with Redis stopped: %v", err)
+	}
+	if !errors.Is(cctx.Err(), context.Canceled) {
+		t.Fatalf("the probe's caller was not canceled first: %v", cctx.Err())
+	}
+	if !st.br.isOpen() {
+		t.Fatal("a probe whose caller went away closed the breaker")
+	}
+}
