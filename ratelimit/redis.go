@@ -358,9 +358,21 @@ func (s *redisStore) Apply(ctx context.Context, now time.Time, ops []Op, out []O
 			o.Expire = ns + pttl*int64(time.Millisecond)
 		}
 		out[i] = o
-		s.rememberOver(op, o, ns, 0)
+		// With native counting, a count read here may include units that a refused
+		// native request is about to take back: mark it briefly, as native refusals do.
+		var maxFor time.Duration
+		if s.native && op.Kind == KindCounter {
+			maxFor = nativeOverFor
+		}
+		s.rememberOver(op, o, ns, maxFor)
 	}
 	return nil
+}
+
+// stillOver reports whether stored value v leaves op, as configured now, out of units.
+func stillOver(op *Op, v, ns int64) bool {
+	_, over := overUntil(op, v, ns)
+	return over
 }
 
 // rememberOver puts an enforcing op that is out of units in the over-limit cache, for at
@@ -525,7 +537,9 @@ func (s *redisStore) knownOver(ops []Op, out []Outcome, ns int64) bool {
 		if op.Shadow || (op.Kind != KindCounter && op.Kind != KindGCRA) {
 			continue
 		}
-		if m, ok := s.over.Get(s.digest(op)); ok && m.until > ns {
+		// A mark answers only while its value is still over this op's limit: a reload
+		// (or an RLS override) may have raised the limit since.
+		if m, ok := s.over.Get(s.digest(op)); ok && m.until > ns && stillOver(op, m.value, ns) {
 			out[i] = Outcome{Value: m.value}
 			hit = true
 		} else {

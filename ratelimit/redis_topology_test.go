@@ -456,6 +456,78 @@ func TestRedisTakeBackLeavesNoKeyWithoutExpiry(t *testing.T) {
 	}
 }
 
+// TestRedisOverLimitMarkFollowsRaisedLimit: a key remembered as over its limit is not
+// refused from the mark once a reload has raised the limit; Redis decides again.
+func TestRedisOverLimitMarkFollowsRaisedLimit(t *testing.T) {
+	r := startRedis(t)
+	for _, counters := range []string{"native", "script"} {
+		t.Run(counters, func(t *testing.T) {
+			st := openTestRedis(t, RedisConfig{Addrs: []string{r.addr()}, Counters: counters, KeyPrefix: counters + ":"}, nil)
+			rules := func(n int64) *Engine {
+				return mustCompile(t, CompileInput{Apps: map[string]AppLimits{"a": {Limits: []LimitConfig{
+					{Name: "l", Key: []string{"device"}, Requests: n, Per: time.Hour}}}}}, st)
+			}
+			ctx := context.Background()
+			req := policy.LimitRequest{App: "a", Device: "d"}
+			before := rules(1)
+			for i, want := range []policy.Code{"", policy.DeviceRateLimited} {
+				if res, err := before.Limit(ctx, t0, req); err != nil || res.Code != want {
+					t.Fatalf("limit 1, request %d: %+v %v, want %q", i+1, res, err, want)
+				}
+			}
+			st.over.Wait() // the refusal's mark is in the cache
+			if res, err := before.Limit(ctx, t0, req); err != nil || res.Code != policy.DeviceRateLimited {
+				t.Fatalf("limit 1, request 3: %+v %v", res, err)
+			}
+			after := rules(100) // the same rule, reloaded with a higher limit
+			if res, err := after.Limit(ctx, t0, req); err != nil || res.Code != "" || res.Remaining != 98 {
+				t.Fatalf("limit raised to 100: %+v %v, want admitted with 98 left", res, err)
+			}
+		})
+	}
+}
+
+// TestRedisScriptReadDuringTakeBackMarksBriefly: with native counting, a request that
+// goes through the script (here: a device token bucket plus the daily quota) can read
+// units that a refused native request is about to take back. It is refused, like any
+// concurrent request then, but must not mark the quota as spent for the rest of the day.
+func TestRedisScriptReadDuringTakeBackMarksBriefly(t *testing.T) {
+	r := startRedis(t)
+	st := openTestRedis(t, RedisConfig{Addrs: []string{r.addr()}}, nil)
+	e := mustCompile(t, CompileInput{Apps: map[string]AppLimits{"a": {Limits: []LimitConfig{
+		{Name: "device", Key: []string{"device"}, Algorithm: "gcra", Requests: 100, Per: time.Second, Burst: 100},
+		{Name: "daily", Requests: 100, Period: "day"}}}}}, st)
+	ctx := context.Background()
+	limit := func(now time.Time, req policy.LimitRequest) policy.LimitResult {
+		t.Helper()
+		res, err := e.Limit(ctx, now, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	if res := limit(t0, policy.LimitRequest{App: "a", Cost: 98}); res.Code != "" {
+		t.Fatalf("98 of 100: %+v", res)
+	}
+	st.testBeforeTakeBack = func([]string) {
+		st.testBeforeTakeBack = nil
+		if res := limit(t0, policy.LimitRequest{App: "a", Device: "d"}); res.Code != policy.QuotaExceeded {
+			t.Errorf("during the take-back: %+v, want QUOTA_EXCEEDED (it reads 103)", res)
+		}
+	}
+	if res := limit(t0, policy.LimitRequest{App: "a", Cost: 5}); res.Code != policy.QuotaExceeded {
+		t.Fatalf("5 more: %+v", res)
+	}
+	if st.testBeforeTakeBack != nil {
+		t.Fatal("the refusal took nothing back")
+	}
+	st.over.Wait() // the marks of both refusals are in the cache
+	later := t0.Add(2 * nativeOverFor)
+	if res := limit(later, policy.LimitRequest{App: "a", Device: "d"}); res.Code != "" || res.Remaining != 1 {
+		t.Fatalf("%v later, same day: %+v, want admitted with 1 left", later.Sub(t0), res)
+	}
+}
+
 // TestRedisCanceledProbeKeepsBreakerOpen: a half-open probe whose caller went away before
 // Redis answered says nothing about Redis; the breaker stays open.
 func TestRedisCanceledProbeKeepsBreakerOpen(t *testing.T) {
