@@ -56,9 +56,13 @@ func counterStep(cur, cost, limit int64) (next int64, ok bool) {
 
 // gcraStep is the GCRA: tat is the stored theoretical arrival time (≤ 0 when absent), now
 // and the result in ns. A request of cost units is admitted when, after adding cost
-// emission intervals, the TAT lies no more than burst intervals ahead of now.
+// emission intervals, the TAT lies no more than burst intervals ahead of now. A cost above
+// the burst never fits (and cost×interval could overflow).
 func gcraStep(tat, now, cost, interval, burst int64) (next, base int64, ok bool) {
 	base = max(tat, now)
+	if cost > burst {
+		return base, base, false
+	}
 	next = base + cost*interval
 	return next, base, next-now <= burst*interval
 }
@@ -104,7 +108,8 @@ func (r *rule) status(op *Op, out Outcome, now time.Time) Status {
 		st.Remaining = clamp(avail/op.Interval, 0, op.Limit)
 		st.Reset = time.Unix(0, max(out.Value, ns)).UTC()
 		if !out.Allowed {
-			st.RetryAfter = time.Duration(max(out.Value+op.Cost*op.Interval-op.Limit*op.Interval-ns, 0))
+			// A cost above the burst never passes: the wait until the bucket is full.
+			st.RetryAfter = time.Duration(max(out.Value+(min(op.Cost, op.Limit)-op.Limit)*op.Interval-ns, 0))
 		}
 		return st
 	default:

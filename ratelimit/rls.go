@@ -2,11 +2,14 @@ package ratelimit
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"math"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -44,7 +47,8 @@ type RLSRequest struct {
 }
 
 // RLSDescriptor is one descriptor: ordered entries, an optional limit override and an
-// optional per-descriptor hits_addend (which wins over the request's).
+// optional per-descriptor hits_addend (which wins over the request's; unlike the
+// request's, 0 means checked without counting, as in envoyproxy/ratelimit).
 type RLSDescriptor struct {
 	Entries    []RLSEntry
 	Limit      *RLSOverride
@@ -144,19 +148,29 @@ func (c *compiler) rls(p string, cfg RLSConfig) *rlsRules {
 		c.bad(p+".fail_mode", "must be error, allow or local, not %q", cfg.FailMode)
 	}
 	rr.loc = c.location(p+".time_zone", cfg.TimeZone)
-	for i, f := range cfg.Files {
-		fp := fmt.Sprintf("%s.files[%d] (%s)", p, i, f)
-		data, err := os.ReadFile(f)
-		if err != nil {
-			c.bad(fp, "%v", err)
-			continue
+	for i, name := range cfg.Files {
+		files := []string{name}
+		if strings.ContainsAny(name, "*?[") { // a pattern, e.g. ratelimit/*.yaml
+			var err error
+			if files, err = filepath.Glob(name); err != nil || len(files) == 0 {
+				c.bad(fmt.Sprintf("%s.files[%d] (%s)", p, i, name), "matches no file (%v)", cmp.Or(err, fs.ErrNotExist))
+				continue
+			}
 		}
-		d, err := ParseDomain(data)
-		if err != nil {
-			c.bad(fp, "%v", err)
-			continue
+		for _, f := range files {
+			fp := fmt.Sprintf("%s.files[%d] (%s)", p, i, f)
+			data, err := os.ReadFile(f)
+			if err != nil {
+				c.bad(fp, "%v", err)
+				continue
+			}
+			d, err := ParseDomain(data)
+			if err != nil {
+				c.bad(fp, "%v", err)
+				continue
+			}
+			c.domain(fp, d, rr)
 		}
-		c.domain(fp, d, rr)
 	}
 	for i, d := range cfg.Domains {
 		c.domain(fmt.Sprintf("%s.domains[%d]", p, i), d, rr)
@@ -291,9 +305,6 @@ func (c *compiler) rateLimit(p, domain, path string, d DescriptorConfig, rr *rls
 	if lc.Period != "" && lc.TimeZone == "" {
 		lc.TimeZone = rr.loc.String()
 	}
-	if lc.Algorithm == "fixed_window" && rl.RequestsPerUnit == 0 {
-		lc.Requests = 0 // envoyproxy: 0 requests per unit blocks every request
-	}
 	r := c.rlsRule(p, lc)
 	if r == nil {
 		return nil
@@ -307,9 +318,10 @@ func (c *compiler) rateLimit(p, domain, path string, d DescriptorConfig, rr *rls
 	return l
 }
 
-// rlsRule compiles lc like an inline limit, except that a fixed window may allow 0.
+// rlsRule compiles lc like an inline limit, except that a counter (a fixed window or a
+// calendar period) may allow 0: envoyproxy's requests_per_unit 0 blocks every request.
 func (c *compiler) rlsRule(p string, lc LimitConfig) *rule {
-	zero := lc.Requests == 0 && lc.Algorithm == "fixed_window"
+	zero := lc.Requests == 0 && (lc.Algorithm == "fixed_window" || lc.Algorithm == "calendar")
 	if zero {
 		lc.Requests = 1
 	}
@@ -497,9 +509,8 @@ func (rr *rlsRules) resolve(req RLSRequest, dom *rlsNode) []*rlsLimit {
 
 // hits is the cost of descriptor i: its own hits_addend, else the request's; 0 counts as 1.
 func hits(req RLSRequest, i int) int64 {
-	h := req.HitsAddend
 	if d := req.Descriptors[i].HitsAddend; d != nil {
-		h = *d
+		return int64(min(*d, math.MaxUint32)) // 0 included: checked without counting
 	}
-	return int64(min(max(h, 1), math.MaxInt32))
+	return int64(min(max(req.HitsAddend, 1), math.MaxUint32))
 }

@@ -6,6 +6,7 @@ import (
 	"net"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -388,4 +389,89 @@ func counterValue(c prometheus.Counter) float64 {
 		return -1
 	}
 	return m.GetCounter().GetValue()
+}
+
+// TestHugeHitsAddend: a hits_addend far beyond a token bucket's burst is refused and
+// consumes nothing; it must not wrap around into a refilled bucket.
+func TestHugeHitsAddend(t *testing.T) {
+	c, _, _ := serve(t, ratelimit.RLSConfig{}, nil)
+	for _, hits := range []uint32{math.MaxInt32, math.MaxUint32} { // hits × 6e9 ns wraps negative, then positive
+		if res := call(t, c, "corner", hits, desc("bucket", "fresh")); res.OverallCode != over {
+			t.Fatalf("%d hits on a fresh bucket of 10: %v", hits, res.OverallCode)
+		}
+	}
+	huge := desc("bucket", "fresh")
+	huge.HitsAddend = wrapperspb.UInt64(math.MaxUint64)
+	if res := call(t, c, "corner", 1, huge); res.OverallCode != over {
+		t.Fatalf("2^64-1 hits as the descriptor's own: %v", res.OverallCode)
+	}
+	check(t, "after the refusals", call(t, c, "corner", 1, desc("bucket", "fresh")).Statuses[0], ok, 9, 10)
+
+	for i := 0; i < 10; i++ {
+		call(t, c, "corner", 1, desc("bucket", "used"))
+	}
+	check(t, "11th", call(t, c, "corner", 1, desc("bucket", "used")).Statuses[0], over, 0, 10)
+	res := call(t, c, "corner", math.MaxInt32, desc("bucket", "used"))
+	check(t, "2^31-1 hits on an empty bucket", res.Statuses[0], over, 0, 10)
+	if d := res.Statuses[0].DurationUntilReset.AsDuration(); d <= 0 || d > time.Minute {
+		t.Fatalf("duration_until_reset %v", d)
+	}
+	check(t, "after it", call(t, c, "corner", 1, desc("bucket", "used")).Statuses[0], over, 0, 10)
+}
+
+// TestDescriptorHitsAddendZero: a descriptor's own hits_addend of 0 is checked without
+// counting (the request's 0 still counts as 1).
+func TestDescriptorHitsAddendZero(t *testing.T) {
+	c, _, _ := serve(t, ratelimit.RLSConfig{}, nil)
+	peek := desc("check", "k")
+	peek.HitsAddend = wrapperspb.UInt64(0)
+	for i := 0; i < 4; i++ {
+		check(t, "check only", call(t, c, "corner", 1, peek).Statuses[0], ok, 3, 3)
+	}
+	check(t, "request's 0", call(t, c, "corner", 0, desc("check", "k")).Statuses[0], ok, 2, 3)
+	check(t, "check only after one", call(t, c, "corner", 1, peek).Statuses[0], ok, 2, 3)
+}
+
+// TestZeroRequestsPerUnitBlocks: requests_per_unit 0 refuses every request, whatever the
+// unit (here a day, a calendar period).
+func TestZeroRequestsPerUnitBlocks(t *testing.T) {
+	c, _, _ := serve(t, ratelimit.RLSConfig{}, nil)
+	for i := 0; i < 2; i++ {
+		if res := call(t, c, "corner", 1, desc("blocked", "x")); res.OverallCode != over {
+			t.Fatalf("request %d: %v", i+1, res.OverallCode)
+		}
+	}
+}
+
+// TestNegativeHitsRefused: returning units (is_negative_hits) is not supported; such a
+// request is an error rather than a charge.
+func TestNegativeHitsRefused(t *testing.T) {
+	c, _, _ := serve(t, ratelimit.RLSConfig{}, nil)
+	d := desc("check", "neg")
+	d.HitsAddend = wrapperspb.UInt64(2)
+	d.IsNegativeHits = true
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err := c.ShouldRateLimit(ctx, &rlsv3.RateLimitRequest{Domain: "corner", Descriptors: []*common.RateLimitDescriptor{d}})
+	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "is_negative_hits") {
+		t.Fatalf("got %v, want InvalidArgument naming is_negative_hits", err)
+	}
+	check(t, "nothing counted", call(t, c, "corner", 1, desc("check", "neg")).Statuses[0], ok, 2, 3)
+}
+
+// TestFilesPattern: rate_limit_service.files entries may be patterns; one that matches
+// nothing is an error, not an empty configuration.
+func TestFilesPattern(t *testing.T) {
+	c, _, _ := serve(t, ratelimit.RLSConfig{Files: []string{"../testdata/corner.y*ml", "../testdata/basic.yaml"}}, nil)
+	check(t, "from the pattern", call(t, c, "corner", 1, desc("check", "p")).Statuses[0], ok, 2, 3)
+	check(t, "from the name", call(t, c, "basic", 1, desc("generic_key", "slowpath")).Statuses[0], ok, 19, 20)
+	st, err := ratelimit.OpenStore(context.Background(), ratelimit.StoreConfig{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	_, err = ratelimit.Compile(ratelimit.CompileInput{RLS: ratelimit.RLSConfig{Files: []string{"../testdata/nothing-*.yaml"}}}, st)
+	if err == nil || !strings.Contains(err.Error(), "matches no file") {
+		t.Fatalf("a pattern matching nothing: %v", err)
+	}
 }
