@@ -161,15 +161,26 @@ func periodBounds(now time.Time, p Period, loc *time.Location) (start, end time.
 	y, m, d := t.Date()
 	switch p {
 	case PeriodDay:
-		return time.Date(y, m, d, 0, 0, 0, 0, loc), time.Date(y, m, d+1, 0, 0, 0, 0, loc)
+		return midnight(y, m, d, loc), midnight(y, m, d+1, loc)
 	case PeriodWeek:
 		back := (int(t.Weekday()) + 6) % 7 // days since Monday
-		return time.Date(y, m, d-back, 0, 0, 0, 0, loc), time.Date(y, m, d-back+7, 0, 0, 0, 0, loc)
+		return midnight(y, m, d-back, loc), midnight(y, m, d-back+7, loc)
 	case PeriodYear:
-		return time.Date(y, 1, 1, 0, 0, 0, 0, loc), time.Date(y+1, 1, 1, 0, 0, 0, 0, loc)
+		return midnight(y, 1, 1, loc), midnight(y+1, 1, 1, loc)
 	default:
-		return time.Date(y, m, 1, 0, 0, 0, 0, loc), time.Date(y, m+1, 1, 0, 0, 0, 0, loc)
+		return midnight(y, m, 1, loc), midnight(y, m+1, 1, loc)
 	}
+}
+
+// midnight is the start of the date (normalised like time.Date) in loc. Where the clocks
+// skip that midnight (DST starting at 00:00, as in Chile or the Azores), the day starts
+// when they change: time.Date would give an hour before, on the previous day.
+func midnight(y int, m time.Month, d int, loc *time.Location) time.Time {
+	t := time.Date(y, m, d, 0, 0, 0, 0, loc)
+	if t.Day() != time.Date(y, m, d, 0, 0, 0, 0, time.UTC).Day() {
+		_, t = t.ZoneBounds() // t lies in the zone before the change, which ends then
+	}
+	return t
 }
 
 // windowBounds returns the fixed window of length per containing now, aligned to the Unix

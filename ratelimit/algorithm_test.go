@@ -11,6 +11,10 @@ import (
 func TestPeriodBounds(t *testing.T) {
 	ny, _ := time.LoadLocation("America/New_York")
 	berlin, _ := time.LoadLocation("Europe/Berlin")
+	santiago, err := time.LoadLocation("America/Santiago") // DST starts at midnight
+	if err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name       string
 		now        string
@@ -27,6 +31,9 @@ func TestPeriodBounds(t *testing.T) {
 		{"zone: already march in Berlin", "2024-02-29T23:30:00Z", PeriodMonth, berlin, "2024-02-29T23:00:00Z", "2024-03-31T22:00:00Z", 0},
 		{"DST spring day 23h", "2024-03-10T12:00:00-04:00", PeriodDay, ny, "2024-03-10T05:00:00Z", "2024-03-11T04:00:00Z", 23},
 		{"DST autumn day 25h", "2024-11-03T12:00:00-05:00", PeriodDay, ny, "2024-11-03T04:00:00Z", "2024-11-04T05:00:00Z", 25},
+		{"midnight skipped: the day before ends at the change", "2025-09-06T23:10:00-04:00", PeriodDay, santiago, "2025-09-06T04:00:00Z", "2025-09-07T04:00:00Z", 24},
+		{"midnight skipped: the day starts at the change", "2025-09-07T12:00:00-03:00", PeriodDay, santiago, "2025-09-07T04:00:00Z", "2025-09-08T03:00:00Z", 23},
+		{"midnight skipped: the week ends as usual", "2025-09-07T12:00:00-03:00", PeriodWeek, santiago, "2025-09-01T04:00:00Z", "2025-09-08T03:00:00Z", 167},
 		{"week from monday", "2024-06-09T10:00:00Z", PeriodWeek, time.UTC, "2024-06-03T00:00:00Z", "2024-06-10T00:00:00Z", 168},
 		{"week monday itself", "2024-06-10T00:00:00Z", PeriodWeek, time.UTC, "2024-06-10T00:00:00Z", "2024-06-17T00:00:00Z", 168},
 		{"leap year", "2024-12-31T23:59:59Z", PeriodYear, time.UTC, "2024-01-01T00:00:00Z", "2025-01-01T00:00:00Z", 366 * 24},
