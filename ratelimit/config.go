@@ -130,7 +130,8 @@ type StoreConfig struct {
 // MemoryConfig configures the in-process store.
 type MemoryConfig struct {
 	// MaxEntries bounds the number of counters (default 2,000,000); when full, expired
-	// entries are evicted first, then arbitrary ones.
+	// entries are evicted first, then arbitrary short-lived ones, then quota counters;
+	// credits never are.
 	MaxEntries int `yaml:"max_entries"`
 	// Shards is the number of lock shards, a power of two (default 256).
 	Shards int `yaml:"shards"`

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -261,5 +262,32 @@ func TestMemoryBound(t *testing.T) {
 	s2.Apply(context.Background(), t0.Add(2*time.Second), []Op{live}, out)
 	if n := s2.Len(); n != 1 {
 		t.Fatalf("%d entries after sweep of expired ones, want 1", n)
+	}
+}
+
+// TestMemoryBoundKeepsCredits: when a full shard has to evict persisted counters, spent
+// credits stay spent: only an operator's top-up restores them.
+func TestMemoryBoundKeepsCredits(t *testing.T) {
+	s := memStore(t, MemoryConfig{MaxEntries: 16, Shards: 1}, nil)
+	e := mustCompile(t, CompileInput{Apps: map[string]AppLimits{"a": {Limits: []LimitConfig{
+		{Name: "prepaid", Key: []string{"license"}, Credits: true, Requests: 1},
+		{Name: "monthly", Key: []string{"device"}, Requests: 100, Period: "month"}}}}}, s)
+	ctx := context.Background()
+	lic := policy.LimitRequest{App: "a", License: "L"}
+	for i, want := range []policy.Code{"", policy.NoCredits} {
+		if res, err := e.Limit(ctx, t0, lic); err != nil || res.Code != want {
+			t.Fatalf("credit request %d: %+v %v, want %q", i+1, res, err, want)
+		}
+	}
+	for i := 0; i < 40; i++ { // persisted quota counters fill the shard
+		if _, err := e.Limit(ctx, t0, policy.LimitRequest{App: "a", Device: "d" + strconv.Itoa(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := s.Len(); n > 16 {
+		t.Fatalf("%d entries, bound 16 (quota counters may be evicted)", n)
+	}
+	if res, err := e.Limit(ctx, t0, lic); err != nil || res.Code != policy.NoCredits {
+		t.Fatalf("spent credits after evictions: %+v %v, want NO_CREDITS", res, err)
 	}
 }

@@ -203,8 +203,11 @@ func (s *memoryStore) put(sh *memShard, h uint64, e entry, ns int64) {
 	sh.m[h] = e
 }
 
-// evict makes room: expired entries first; if that frees too little, arbitrary
-// non-persisted entries (map order is random), down to 7/8 of the bound.
+// evict makes room, down to 7/8 of the bound: expired entries first; if that frees too
+// little, arbitrary entries that are not persisted (map order is random); then, as a last
+// resort, persisted counters that expire (quotas, long windows). Credits (persisted,
+// never expiring) are never evicted: losing one would restore a spent grant or lose a
+// top-up. A shard that holds nothing else grows past the bound.
 func (sh *memShard) evict(ns int64, maxPer int) {
 	for k, e := range sh.m {
 		if e.exp != 0 && e.exp <= ns {
@@ -217,7 +220,7 @@ func (sh *memShard) evict(ns int64, maxPer int) {
 			if len(sh.m) <= target {
 				break
 			}
-			if pass == 1 || !e.persist {
+			if !e.persist || (pass == 1 && e.exp != 0) {
 				delete(sh.m, k)
 			}
 		}
