@@ -40,7 +40,8 @@
 // 5ms); a circuit breaker opens after consecutive failures that last at least its window,
 // so that a dead Redis costs microseconds; keys known to be over their limit are
 // remembered in a ristretto cache until their reset or a raised limit (at most a second
-// for native counters), so they cost no round trip. GCRA state is kept with microsecond resolution.
+// for native counters), so they cost no round trip. GCRA state is kept with microsecond
+// resolution.
 //
 // # Fail modes
 //

@@ -358,13 +358,7 @@ func (s *redisStore) Apply(ctx context.Context, now time.Time, ops []Op, out []O
 			o.Expire = ns + pttl*int64(time.Millisecond)
 		}
 		out[i] = o
-		// With native counting, a count read here may include units that a refused
-		// native request is about to take back: mark it briefly, as native refusals do.
-		var maxFor time.Duration
-		if s.native && op.Kind == KindCounter {
-			maxFor = nativeOverFor
-		}
-		s.rememberOver(op, o, ns, maxFor)
+		s.rememberOver(op, o, ns)
 	}
 	return nil
 }
@@ -375,15 +369,16 @@ func stillOver(op *Op, v, ns int64) bool {
 	return over
 }
 
-// rememberOver puts an enforcing op that is out of units in the over-limit cache, for at
-// most maxFor (0: until it has units again).
-func (s *redisStore) rememberOver(op *Op, o Outcome, ns int64, maxFor time.Duration) {
+// rememberOver puts an enforcing op that is out of units in the over-limit cache until it
+// has units again; with native counting, a counter for at most nativeOverFor, since any
+// count read of it (by INCRBY or by the script) may include units being taken back.
+func (s *redisStore) rememberOver(op *Op, o Outcome, ns int64) {
 	if o.Allowed || op.Shadow {
 		return
 	}
 	if until, over := overUntil(op, o.Value, ns); over {
-		if maxFor > 0 {
-			until = min(until, ns+int64(maxFor))
+		if s.native && op.Kind == KindCounter {
+			until = min(until, ns+int64(nativeOverFor))
 		}
 		s.over.SetWithTTL(s.digest(op), overMark{until: until, value: o.Value}, 1, time.Duration(until-ns))
 	}
@@ -507,7 +502,7 @@ func (s *redisStore) applyCounters(ctx context.Context, ops []Op, out []Outcome,
 			return firstErr
 		}
 		for i := range ops {
-			s.rememberOver(&ops[i], out[i], ns, nativeOverFor)
+			s.rememberOver(&ops[i], out[i], ns)
 		}
 		return nil
 	})
