@@ -469,7 +469,7 @@ func (s *redisStore) applyCounters(ctx context.Context, ops []Op, out []Outcome,
 			// replica set it before (Redis lost it: a failover, a flush), and after a
 			// take-back, which recreates a key that expired since the INCRBY. PEXPIRE to
 			// the window's end is idempotent.
-			recreated := at[i].pexpire < 0 && o.Value == op.Cost
+			recreated := op.Cost > 0 && at[i].pexpire < 0 && o.Value == op.Cost // a check (cost 0) proves nothing
 			undo := firstErr != nil || !commit || !o.Allowed
 			if undo {
 				follow = append(follow, c.B().Decrby().Key(keys[i]).Decrement(op.Cost).Build())

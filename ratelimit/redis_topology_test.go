@@ -235,6 +235,17 @@ func TestRedisCounterExpiry(t *testing.T) {
 	if ms := pttl(); ms <= 0 || ms > int64(time.Hour/time.Millisecond) {
 		t.Fatalf("pttl %d ms", ms)
 	}
+	// Checks without counting (an RLS descriptor's hits_addend 0) send no expiry again.
+	check := []Op{{Key: NewKey("check", "", 0, "c"), Kind: KindCounter, Limit: 10, Cost: 0, Expire: t0.Add(time.Hour).UnixNano()}}
+	before := pexpires()
+	for i := 0; i < 5; i++ {
+		if err := st.Apply(ctx, t0, check, make([]Outcome, 1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := pexpires() - before; n != 1 {
+		t.Fatalf("%d PEXPIRE for 5 checks of one key, want 1", n)
+	}
 	if err := r.do("FLUSHALL"); err != nil {
 		t.Fatal(err)
 	}
