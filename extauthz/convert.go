@@ -130,17 +130,24 @@ func internValue(s string) *structpb.Value {
 
 var contentTypeJSON = header("content-type", "application/json")
 
-// rateLimitHeaders renders the documented X-RateLimit-* headers (Reset in epoch seconds)
-// and, on a denial, Retry-After.
+// rateLimitHeaders renders the documented X-RateLimit-* headers of the limit the client
+// hears about: Reset in epoch seconds, rounded up (the moment the limit has reset), and
+// left out for a limit that never resets by itself (prepaid credits).
 func rateLimitHeaders(dst []*corev3.HeaderValueOption, d *policy.Decision) []*corev3.HeaderValueOption {
 	rl := &d.RateLimit
-	if rl.Limit <= 0 {
+	if rl.Name == "" { // no limit applied
 		return dst
 	}
 	dst = append(dst,
 		header("x-ratelimit-limit", strconv.FormatInt(rl.Limit, 10)),
-		header("x-ratelimit-remaining", strconv.FormatInt(max(rl.Remaining, 0), 10)),
-		header("x-ratelimit-reset", strconv.FormatInt(rl.Reset.Unix(), 10)))
+		header("x-ratelimit-remaining", strconv.FormatInt(max(rl.Remaining, 0), 10)))
+	if !rl.Reset.IsZero() {
+		s := rl.Reset.Unix()
+		if rl.Reset.Nanosecond() > 0 {
+			s++
+		}
+		dst = append(dst, header("x-ratelimit-reset", strconv.FormatInt(s, 10)))
+	}
 	return dst
 }
 

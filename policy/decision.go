@@ -59,7 +59,7 @@ type Decision struct {
 	// on deny they go with the denial (Allow, Retry-After, X-RateLimit-*).
 	Response []Header
 
-	RateLimit LimitResult // Limit == 0 when no limit applied
+	RateLimit LimitResult // Name == "" when no limit applied
 	// RetryAfter, when positive on a denial, becomes the Retry-After header (whole
 	// seconds, rounded up): rate limits, lockouts, maintenance windows with an end.
 	RetryAfter time.Duration

@@ -117,15 +117,22 @@ func (r *rule) status(op *Op, out Outcome, now time.Time) Status {
 		if !out.Unknown {
 			st.Remaining = max(op.Limit-out.Value, 0)
 		}
-		if op.Expire != 0 {
+		switch {
+		case op.Expire != 0:
 			st.Reset = time.Unix(0, op.Expire).UTC()
 			if !out.Allowed {
 				st.RetryAfter = time.Duration(op.Expire - ns)
 			}
+		case !out.Allowed: // credits: no reset, but a 429 promises a Retry-After
+			st.RetryAfter = creditsRetryAfter
 		}
 		return st
 	}
 }
+
+// creditsRetryAfter is the wait a refusal for want of credits suggests: only a top-up
+// helps, and a client that retries once a minute sees one soon after it lands.
+const creditsRetryAfter = time.Minute
 
 // remaining is Status.Remaining without the rest of the status (the hot path compares it).
 func remaining(op *Op, out Outcome, ns int64) int64 {

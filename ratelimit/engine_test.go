@@ -115,8 +115,8 @@ func TestCreditsTopUp(t *testing.T) {
 	}
 	// Credits never reset by themselves.
 	res, _ := e.Limit(ctx, t0.Add(365*24*time.Hour), req)
-	if res.Code != policy.NoCredits || !res.Reset.IsZero() {
-		t.Fatalf("exhausted: %+v", res)
+	if res.Code != policy.NoCredits || !res.Reset.IsZero() || res.RetryAfter != creditsRetryAfter {
+		t.Fatalf("exhausted: %+v (want no reset and a Retry-After of %v)", res, creditsRetryAfter)
 	}
 	ref := CreditsRef{Scope: "app", Owner: "a", Name: "prepaid"}
 	bal, err := e.TopUp(ctx, ref, req, 5)
