@@ -89,6 +89,7 @@ func TestBadRLSFiles(t *testing.T) {
 		"empty-key.yaml":            "descriptors[0].key: required",
 		"replaces-self.yaml":        "descriptors[0].rate_limit.replaces[0].name: a limit cannot replace itself",
 		"gcra-zero.yaml":            "descriptors[0].descriptors[0].rate_limit.requests_per_unit: must be ≥ 1",
+		"share-no-wildcard.yaml":    `descriptors[0].share_threshold: only for a wildcard value (ending in *), not "files"`,
 	}
 	files, _ := filepath.Glob("testdata/bad/*.yaml")
 	if len(files) != len(want) {

@@ -85,14 +85,21 @@ type DomainConfig struct {
 }
 
 // DescriptorConfig is one descriptor of the envoyproxy/ratelimit format. Value may end in
-// "*" to match every value with that prefix.
+// "*" to match every value with that prefix; with share_threshold, all those values share
+// one counter instead of one each. quota_mode is taken as shadow_mode (envoyproxy adds
+// the violations to dynamic metadata, which Gatehouse does not produce); value_to_metric
+// is accepted and has no effect: descriptor values reach metrics only with
+// detailed_metric (the last entry's value).
 type DescriptorConfig struct {
 	Key            string             `yaml:"key"`
 	Value          string             `yaml:"value"`
 	RateLimit      *RateLimitConfig   `yaml:"rate_limit"`
 	Descriptors    []DescriptorConfig `yaml:"descriptors"`
 	ShadowMode     bool               `yaml:"shadow_mode"`
+	QuotaMode      bool               `yaml:"quota_mode"`
 	DetailedMetric bool               `yaml:"detailed_metric"`
+	ValueToMetric  bool               `yaml:"value_to_metric"`
+	ShareThreshold bool               `yaml:"share_threshold"`
 }
 
 // RateLimitConfig is envoyproxy/ratelimit's rate_limit block, plus Gatehouse's richer

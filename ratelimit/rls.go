@@ -110,6 +110,7 @@ type rlsNode struct {
 type rlsWild struct {
 	key, prefix string
 	node        *rlsNode
+	share       bool // share_threshold: every matching value counts as the pattern
 }
 
 type rlsLimit struct {
@@ -204,7 +205,11 @@ func (c *compiler) descriptors(p, domain, parent string, ds []DescriptorConfig, 
 		if d.Value != "" {
 			path += "_" + d.Value
 		}
-		if !n.insert(d.Key, d.Value, child) {
+		if d.ShareThreshold && !strings.HasSuffix(d.Value, "*") {
+			c.bad(dp+".share_threshold", "only for a wildcard value (ending in *), not %q", d.Value)
+			continue
+		}
+		if !n.insert(d.Key, d.Value, d.ShareThreshold, child) {
 			c.bad(dp, "duplicate descriptor %q", path)
 			continue
 		}
@@ -212,13 +217,16 @@ func (c *compiler) descriptors(p, domain, parent string, ds []DescriptorConfig, 
 			child.limit = c.rateLimit(dp+".rate_limit", domain, path, d, rr)
 		} else if d.ShadowMode {
 			c.bad(dp+".shadow_mode", "needs a rate_limit")
+		} else if d.QuotaMode {
+			c.bad(dp+".quota_mode", "needs a rate_limit")
 		}
 		c.descriptors(dp+".descriptors", domain, path, d.Descriptors, child, rr)
 	}
 }
 
-// insert adds child under key/value; false if that pair is already there.
-func (n *rlsNode) insert(key, value string, child *rlsNode) bool {
+// insert adds child under key/value (a wildcard value shared by its matches when share);
+// false if that pair is already there.
+func (n *rlsNode) insert(key, value string, share bool, child *rlsNode) bool {
 	n.children++
 	switch {
 	case value == "":
@@ -236,7 +244,7 @@ func (n *rlsNode) insert(key, value string, child *rlsNode) bool {
 				return false
 			}
 		}
-		n.wild = append(n.wild, rlsWild{key: key, prefix: prefix, node: child})
+		n.wild = append(n.wild, rlsWild{key: key, prefix: prefix, node: child, share: share})
 	default:
 		if n.exact == nil {
 			n.exact = map[rlsKV]*rlsNode{}
@@ -257,7 +265,7 @@ var unitDurations = []struct {
 
 func (c *compiler) rateLimit(p, domain, path string, d DescriptorConfig, rr *rlsRules) *rlsLimit {
 	rl := d.RateLimit
-	l := &rlsLimit{unlimited: rl.Unlimited, shadow: d.ShadowMode, detailed: d.DetailedMetric, name: rl.Name, path: path}
+	l := &rlsLimit{unlimited: rl.Unlimited, shadow: d.ShadowMode || d.QuotaMode, detailed: d.DetailedMetric, name: rl.Name, path: path}
 	for j, r := range rl.Replaces {
 		switch {
 		case r.Name == "":
@@ -309,7 +317,7 @@ func (c *compiler) rateLimit(p, domain, path string, d DescriptorConfig, rr *rls
 	if r == nil {
 		return nil
 	}
-	r.shadow = d.ShadowMode
+	r.shadow = d.ShadowMode || d.QuotaMode
 	r.id = "rls/" + domain + "#" + r.signature()
 	r.idh = idHash(r.id)
 	l.rule = r
@@ -359,9 +367,9 @@ func presentUnit(r *rule) (Unit, uint32) {
 
 // match finds the limit for a descriptor as envoyproxy/ratelimit does: level by level,
 // key and value first, then a value prefix wildcard, then the key alone; a limit applies
-// only at the level of the descriptor's last entry.
-func (n *rlsNode) match(entries []RLSEntry) *rlsLimit {
-	var found *rlsLimit
+// only at the level of the descriptor's last entry. shared is nil unless an entry matched
+// a wildcard with share_threshold: then shared[i] is the pattern that entry i counts as.
+func (n *rlsNode) match(entries []RLSEntry) (found *rlsLimit, shared []string) {
 	level := n
 	for i, en := range entries {
 		next := level.exact[rlsKV{en.Key, en.Value}]
@@ -369,6 +377,12 @@ func (n *rlsNode) match(entries []RLSEntry) *rlsLimit {
 			for _, w := range level.wild {
 				if w.key == en.Key && strings.HasPrefix(en.Value, w.prefix) {
 					next = w.node
+					if w.share {
+						if shared == nil {
+							shared = make([]string, len(entries))
+						}
+						shared[i] = w.prefix + "*"
+					}
 					break
 				}
 			}
@@ -387,7 +401,7 @@ func (n *rlsNode) match(entries []RLSEntry) *rlsLimit {
 		}
 		level = next
 	}
-	return found
+	return found, shared
 }
 
 // override is the limit of a descriptor's `limit` field: a window of its unit, never in
@@ -419,7 +433,7 @@ func (e *Engine) ShouldRateLimit(ctx context.Context, now time.Time, req RLSRequ
 	if dom == nil {
 		return resp, nil
 	}
-	lims := rr.resolve(req, dom)
+	lims, shared := rr.resolve(req, dom)
 	b := getBatch()
 	defer putBatch(b)
 	idx := make([]int, 0, len(lims))
@@ -431,8 +445,12 @@ func (e *Engine) ShouldRateLimit(ctx context.Context, now time.Time, req RLSRequ
 		default:
 			op := b.next(l.rule)
 			op.Key = Key{ID: l.rule.id, Tag: req.Domain, idh: l.rule.idh}
-			for _, en := range req.Descriptors[i].Entries {
-				op.Key.add(strconv.Itoa(len(en.Key)) + ":" + en.Key + en.Value) // unambiguous
+			for k, en := range req.Descriptors[i].Entries {
+				v := en.Value
+				if shared != nil && shared[i] != nil && shared[i][k] != "" {
+					v = shared[i][k] // share_threshold: one counter for every matching value
+				}
+				op.Key.add(strconv.Itoa(len(en.Key)) + ":" + en.Key + v) // unambiguous
 			}
 			l.rule.fill(op, now, hits(req, i))
 			op.Shadow = l.shadow || rr.shadow // each counts on its own: none blocks another
@@ -459,8 +477,12 @@ func (e *Engine) ShouldRateLimit(ctx context.Context, now time.Time, req RLSRequ
 		if !b.outs[j].Allowed {
 			s.Remaining, s.RetryAfter = 0, st.RetryAfter
 			label := l.path
-			if l.detailed && len(req.Descriptors[i].Entries) > 0 {
-				label += "_" + req.Descriptors[i].Entries[len(req.Descriptors[i].Entries)-1].Value
+			if es := req.Descriptors[i].Entries; l.detailed && len(es) > 0 {
+				v := es[len(es)-1].Value
+				if shared != nil && shared[i] != nil && shared[i][len(es)-1] != "" {
+					v = shared[i][len(es)-1]
+				}
+				label += "_" + v
 			}
 			if l.shadow {
 				e.metrics.shadowHit("rls", label)
@@ -480,16 +502,24 @@ func (e *Engine) ShouldRateLimit(ctx context.Context, now time.Time, req RLSRequ
 
 // resolve finds each descriptor's limit and drops the limits that another matched limit
 // replaces.
-func (rr *rlsRules) resolve(req RLSRequest, dom *rlsNode) []*rlsLimit {
-	lims := make([]*rlsLimit, len(req.Descriptors))
+// resolve finds each descriptor's limit, after replaces; shared is nil unless a
+// descriptor matched a shared wildcard (see match), else shared[i] is descriptor i's.
+func (rr *rlsRules) resolve(req RLSRequest, dom *rlsNode) (lims []*rlsLimit, shared [][]string) {
+	lims = make([]*rlsLimit, len(req.Descriptors))
 	var replaced map[string]bool
 	for i, d := range req.Descriptors {
 		if d.Limit != nil {
 			lims[i] = rr.override(req.Domain, d.Limit)
 			continue
 		}
-		l := dom.match(d.Entries)
+		l, sh := dom.match(d.Entries)
 		lims[i] = l
+		if sh != nil {
+			if shared == nil {
+				shared = make([][]string, len(req.Descriptors))
+			}
+			shared[i] = sh
+		}
 		if l != nil && len(l.replaces) > 0 {
 			if replaced == nil {
 				replaced = map[string]bool{}
@@ -504,7 +534,7 @@ func (rr *rlsRules) resolve(req RLSRequest, dom *rlsNode) []*rlsLimit {
 			lims[i] = nil
 		}
 	}
-	return lims
+	return lims, shared
 }
 
 // hits is the cost of descriptor i: its own hits_addend, else the request's; 0 counts as 1.

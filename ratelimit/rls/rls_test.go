@@ -475,3 +475,32 @@ func TestFilesPattern(t *testing.T) {
 		t.Fatalf("a pattern matching nothing: %v", err)
 	}
 }
+
+// TestNewerDescriptorFields: share_threshold, quota_mode and value_to_metric load and
+// behave as envoyproxy/ratelimit documents them.
+func TestNewerDescriptorFields(t *testing.T) {
+	c, _, _ := serve(t, ratelimit.RLSConfig{}, nil)
+	t.Run("share_threshold", func(t *testing.T) {
+		check(t, "files/a.pdf", call(t, c, "newer", 1, desc("files", "files/a.pdf")).Statuses[0], ok, 2, 3)
+		check(t, "files/b.csv shares it", call(t, c, "newer", 1, desc("files", "files/b.csv")).Statuses[0], ok, 1, 3)
+		check(t, "files/a.pdf again", call(t, c, "newer", 1, desc("files", "files/a.pdf")).Statuses[0], ok, 0, 3)
+		check(t, "files/c.txt", call(t, c, "newer", 1, desc("files", "files/c.txt")).Statuses[0], over, 0, 3)
+	})
+	t.Run("without it", func(t *testing.T) {
+		check(t, "files/a.pdf", call(t, c, "newer", 1, desc("own", "files/a.pdf")).Statuses[0], ok, 2, 3)
+		check(t, "files/b.csv on its own", call(t, c, "newer", 1, desc("own", "files/b.csv")).Statuses[0], ok, 2, 3)
+	})
+	t.Run("shared at an upper level", func(t *testing.T) {
+		check(t, "team-a u1", call(t, c, "newer", 1, desc("team", "team-a", "user", "u1")).Statuses[0], ok, 1, 2)
+		check(t, "team-b u1 shares it", call(t, c, "newer", 1, desc("team", "team-b", "user", "u1")).Statuses[0], ok, 0, 2)
+		check(t, "team-a u2 has its own", call(t, c, "newer", 1, desc("team", "team-a", "user", "u2")).Statuses[0], ok, 1, 2)
+	})
+	t.Run("quota_mode", func(t *testing.T) {
+		check(t, "first", call(t, c, "newer", 1, desc("quota", "q")).Statuses[0], ok, 0, 1)
+		res := call(t, c, "newer", 1, desc("quota", "q"))
+		if res.OverallCode != ok {
+			t.Fatalf("over its quota: %v, want OK", res.OverallCode)
+		}
+		check(t, "over its quota", res.Statuses[0], ok, 0, 1)
+	})
+}
