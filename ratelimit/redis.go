@@ -598,6 +598,9 @@ func (s *redisStore) Adjust(ctx context.Context, key Key, delta int64) (int64, e
 		return err
 	})
 	if err == nil {
+		// A mark may still sit in the cache's buffer: applied after the Del, it would
+		// refuse the key although credits were just added. Flush the buffer first.
+		s.over.Wait()
 		s.over.Del(s.digest(&Op{Key: key}))
 	}
 	return v, err
