@@ -529,7 +529,7 @@ func (s *redisStore) knownOver(ops []Op, out []Outcome, ns int64) bool {
 	hit := false
 	for i := range ops {
 		op := &ops[i]
-		if op.Shadow || (op.Kind != KindCounter && op.Kind != KindGCRA) {
+		if !markable(op) {
 			continue
 		}
 		// A mark answers only while its value is still over this op's limit: a reload
@@ -545,11 +545,17 @@ func (s *redisStore) knownOver(ops []Op, out []Outcome, ns int64) bool {
 		return false
 	}
 	for i := range ops {
-		if ops[i].Shadow || (ops[i].Kind != KindCounter && ops[i].Kind != KindGCRA) {
+		if !markable(&ops[i]) {
 			out[i] = Outcome{Allowed: true, Unknown: true}
 		}
 	}
 	return true
+}
+
+// markable reports whether an over-limit mark may answer for op: an enforcing counter or
+// token bucket that counts (a check without counting, cost 0, asks the store like any).
+func markable(op *Op) bool {
+	return !op.Shadow && op.Cost != 0 && (op.Kind == KindCounter || op.Kind == KindGCRA)
 }
 
 // encode renders keys and the script's arguments: now (µs), then per op kind, limit,

@@ -246,6 +246,19 @@ func TestRedisCounterExpiry(t *testing.T) {
 	if n := pexpires() - before; n != 1 {
 		t.Fatalf("%d PEXPIRE for 5 checks of one key, want 1", n)
 	}
+	// A check is answered by Redis even when a refusal marked its key: 10 of 10 used is
+	// not over the limit.
+	spend := []Op{{Key: check[0].Key, Kind: KindCounter, Limit: 10, Cost: 10, Expire: check[0].Expire}}
+	for i, want := range []bool{true, false} {
+		out := make([]Outcome, 1)
+		if err := st.Apply(ctx, t0, spend, out); err != nil || out[0].Allowed != want {
+			t.Fatalf("spend %d: %+v %v", i+1, out[0], err)
+		}
+	}
+	st.over.Wait()
+	if out := make([]Outcome, 1); st.Apply(ctx, t0, check, out) != nil || !out[0].Allowed || out[0].Unknown || out[0].Value != 10 {
+		t.Fatalf("check of a spent key: %+v, want allowed with 10 counted", out[0])
+	}
 	if err := r.do("FLUSHALL"); err != nil {
 		t.Fatal(err)
 	}
