@@ -26,7 +26,7 @@ type Op struct {
 	Key      Key
 	Kind     Kind
 	Limit    int64 // counter: most units per window; gcra: burst; set: the value
-	Cost     int64 // units this request consumes (≥ 1)
+	Cost     int64 // units this request consumes (≥ 1; 0: check without counting; < 0: a refund)
 	Interval int64 // gcra: emission interval, ns
 	Expire   int64 // counter, set: unix ns when the value expires; 0 = never
 	Shadow   bool  // a denial of this op never blocks the others (it is only reported)
@@ -65,6 +65,14 @@ func gcraStep(tat, now, cost, interval, burst int64) (next, base int64, ok bool)
 	}
 	next = base + cost*interval
 	return next, base, next-now <= burst*interval
+}
+
+// refundCounter gives back -cost units (cost < 0) of a count, never below zero.
+func refundCounter(cur, cost int64) int64 { return max(cur+cost, 0) }
+
+// refundGCRA moves a TAT back by -cost intervals (cost < 0), to a full bucket at most.
+func refundGCRA(tat, now, cost, interval, burst int64) int64 {
+	return max(max(tat, now)+max(cost, -burst)*interval, now)
 }
 
 // overUntil reports whether op is out of units even for a request of cost 1 given the

@@ -181,11 +181,17 @@ func (s *memoryStore) current(ops []Op, out []Outcome, bases []int64, i int, ns 
 func evalOp(op *Op, cur int64, exists bool, ns int64) (next, base int64, ok bool) {
 	switch op.Kind {
 	case KindCounter:
+		if op.Cost < 0 {
+			return refundCounter(cur, op.Cost), cur, true
+		}
 		next, ok = counterStep(cur, op.Cost, op.Limit)
 		return next, cur, ok
 	case KindGCRA:
 		if !exists {
 			cur = 0
+		}
+		if op.Cost < 0 {
+			return refundGCRA(cur, ns, op.Cost, op.Interval, op.Limit), max(cur, ns), true
 		}
 		return gcraStep(cur, ns, op.Cost, op.Interval, op.Limit)
 	case KindSet:

@@ -320,10 +320,15 @@ func (s *redisStore) instrument(m *Metrics) { s.metrics.Store(m) }
 // Apply implements [Store].
 func (s *redisStore) Apply(ctx context.Context, now time.Time, ops []Op, out []Outcome) error {
 	ns := now.UnixNano()
-	if s.knownOver(ops, out, ns) {
+	refund := hasRefund(ops)
+	if refund {
+		// A refund is applied whatever the marks say, by the script (which floors it at
+		// zero), and ends the marks of its keys.
+		defer s.forgetOver(ops)
+	} else if s.knownOver(ops, out, ns) {
 		return nil
 	}
-	if s.native && allCounters(ops) {
+	if s.native && !refund && allCounters(ops) {
 		return s.applyCounters(ctx, ops, out, ns)
 	}
 	keys, args := s.encode(ops, ns)
@@ -398,6 +403,26 @@ func (s *redisStore) digest(op *Op) uint64 {
 		return mix(op.Key.hash ^ xxhash.Sum64String(op.Key.Tag))
 	}
 	return op.Key.hash
+}
+
+func hasRefund(ops []Op) bool {
+	for i := range ops {
+		if ops[i].Cost < 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// forgetOver ends the over-limit marks of the refunded ops' keys. A mark may still sit in
+// the cache's buffer (applied after the Del, it would refuse the key): flush it first.
+func (s *redisStore) forgetOver(ops []Op) {
+	s.over.Wait()
+	for i := range ops {
+		if ops[i].Cost < 0 {
+			s.over.Del(s.digest(&ops[i]))
+		}
+	}
 }
 
 func allCounters(ops []Op) bool {
@@ -555,7 +580,7 @@ func (s *redisStore) knownOver(ops []Op, out []Outcome, ns int64) bool {
 // markable reports whether an over-limit mark may answer for op: an enforcing counter or
 // token bucket that counts (a check without counting, cost 0, asks the store like any).
 func markable(op *Op) bool {
-	return !op.Shadow && op.Cost != 0 && (op.Kind == KindCounter || op.Kind == KindGCRA)
+	return !op.Shadow && op.Cost > 0 && (op.Kind == KindCounter || op.Kind == KindGCRA)
 }
 
 // encode renders keys and the script's arguments: now (µs), then per op kind, limit,
@@ -604,10 +629,7 @@ func (s *redisStore) Adjust(ctx context.Context, key Key, delta int64) (int64, e
 		return err
 	})
 	if err == nil {
-		// A mark may still sit in the cache's buffer: applied after the Del, it would
-		// refuse the key although credits were just added. Flush the buffer first.
-		s.over.Wait()
-		s.over.Del(s.digest(&Op{Key: key}))
+		s.forgetOver([]Op{{Key: key, Cost: -1}})
 	}
 	return v, err
 }
@@ -707,10 +729,12 @@ for i = 1, n do
   if kind == 1 then
     nxt = cur + cost
     ok = nxt <= limit
+    if cost < 0 then nxt, ok = math.max(nxt, 0), true end
   elseif kind == 2 then
     base = math.max(cur, now)
     nxt = base + cost * iv
     ok = (nxt - now) <= limit * iv
+    if cost < 0 then nxt, ok = math.max(base + math.max(cost, -limit) * iv, now), true end
   elseif kind == 4 then
     nxt = limit
     ok = true
@@ -755,6 +779,7 @@ local base = now
 local cur = redis.call('GET', KEYS[1])
 if cur then base = math.max(tonumber(cur), now) end
 local nxt = base + cost * iv
+if cost < 0 then nxt = math.max(base + math.max(cost, -burst) * iv, now) end
 if nxt - now <= burst * iv then
   redis.call('SET', KEYS[1], string.format('%.0f', nxt), 'PX', math.max(1, math.ceil((nxt - now) / 1000)))
   return {1, 1, nxt, 0}

@@ -587,3 +587,59 @@ func TestRedisCanceledProbeKeepsBreakerOpen(t *testing.T) {
 		t.Fatal("a probe whose caller went away closed the breaker")
 	}
 }
+
+// TestRedisRefund: a refund (negative cost) gives units back in both counting modes and
+// for token buckets, never below nothing counted, and ends the key's over-limit mark.
+func TestRedisRefund(t *testing.T) {
+	r := startRedis(t)
+	for _, counters := range []string{"native", "script"} {
+		t.Run(counters, func(t *testing.T) {
+			st := openTestRedis(t, RedisConfig{Addrs: []string{r.addr()}, Counters: counters, KeyPrefix: counters + ":"}, nil)
+			ctx := context.Background()
+			now := time.Now()
+			counter := func(cost int64) Outcome {
+				t.Helper()
+				out := make([]Outcome, 1)
+				op := Op{Key: NewKey("w", "", 0, "k"), Kind: KindCounter, Limit: 3, Cost: cost, Expire: now.Add(time.Hour).UnixNano()}
+				if err := st.Apply(ctx, now, []Op{op}, out); err != nil {
+					t.Fatal(err)
+				}
+				return out[0]
+			}
+			for i, tc := range []struct {
+				cost    int64
+				allowed bool
+				value   int64
+			}{{3, true, 3}, {1, false, 3}, {-2, true, 1}, {2, true, 3}, {-100, true, 0}, {3, true, 3}} {
+				if i == 2 {
+					st.over.Wait() // the refusal's mark is in the cache: the refund must end it
+				}
+				if o := counter(tc.cost); o.Allowed != tc.allowed || o.Value != tc.value || o.Unknown {
+					t.Fatalf("step %d, cost %d: %+v, want allowed %v with %d counted", i+1, tc.cost, o, tc.allowed, tc.value)
+				}
+			}
+			const iv = int64(time.Second)
+			bucket := func(cost int64) Outcome {
+				t.Helper()
+				out := make([]Outcome, 1)
+				op := Op{Key: NewKey("g", "", 0, "k"), Kind: KindGCRA, Limit: 4, Cost: cost, Interval: iv}
+				if err := st.Apply(ctx, now, []Op{op}, out); err != nil {
+					t.Fatal(err)
+				}
+				return out[0]
+			}
+			if o := bucket(4); !o.Allowed {
+				t.Fatalf("burst of 4: %+v", o)
+			}
+			if o := bucket(1); o.Allowed {
+				t.Fatalf("5th: %+v", o)
+			}
+			if o := bucket(-2); !o.Allowed || remaining(&Op{Kind: KindGCRA, Limit: 4, Interval: iv}, o, now.UnixNano()) != 2 {
+				t.Fatalf("2 tokens back: %+v", o)
+			}
+			if o := bucket(-100); !o.Allowed || remaining(&Op{Kind: KindGCRA, Limit: 4, Interval: iv}, o, now.UnixNano()) != 4 {
+				t.Fatalf("more than the burst back: %+v", o)
+			}
+		})
+	}
+}

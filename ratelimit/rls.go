@@ -53,6 +53,9 @@ type RLSDescriptor struct {
 	Entries    []RLSEntry
 	Limit      *RLSOverride
 	HitsAddend *uint64
+	// NegativeHits (is_negative_hits) gives the hits back instead of counting them: a
+	// refund, never refused, down to nothing counted (a full bucket) at most.
+	NegativeHits bool
 }
 
 // RLSEntry is one key/value pair of a descriptor.
@@ -539,8 +542,13 @@ func (rr *rlsRules) resolve(req RLSRequest, dom *rlsNode) (lims []*rlsLimit, sha
 
 // hits is the cost of descriptor i: its own hits_addend, else the request's; 0 counts as 1.
 func hits(req RLSRequest, i int) int64 {
-	if d := req.Descriptors[i].HitsAddend; d != nil {
-		return int64(min(*d, math.MaxUint32)) // 0 included: checked without counting
+	d := &req.Descriptors[i]
+	h := int64(min(max(req.HitsAddend, 1), math.MaxUint32))
+	if d.HitsAddend != nil {
+		h = int64(min(*d.HitsAddend, math.MaxUint32)) // 0 included: checked without counting
 	}
-	return int64(min(max(req.HitsAddend, 1), math.MaxUint32))
+	if d.NegativeHits {
+		return -h
+	}
+	return h
 }

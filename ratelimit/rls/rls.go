@@ -57,11 +57,6 @@ func (s *Server) ShouldRateLimit(ctx context.Context, req *rlsv3.RateLimitReques
 	if e == nil {
 		return nil, status.Error(codes.Unavailable, "ratelimit: no configuration loaded")
 	}
-	for _, d := range req.GetDescriptors() {
-		if d.GetIsNegativeHits() {
-			return nil, status.Error(codes.InvalidArgument, "ratelimit: is_negative_hits (returning units) is not supported")
-		}
-	}
 	now := s.clock()
 	span := trace.SpanFromContext(ctx)
 	res, err := e.ShouldRateLimit(ctx, now, FromProto(req))
@@ -123,6 +118,7 @@ func FromProto(req *rlsv3.RateLimitRequest) ratelimit.RLSRequest {
 			v := h.GetValue()
 			rd.HitsAddend = &v
 		}
+		rd.NegativeHits = d.GetIsNegativeHits()
 		out.Descriptors[i] = rd
 	}
 	return out

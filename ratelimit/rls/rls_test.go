@@ -443,20 +443,29 @@ func TestZeroRequestsPerUnitBlocks(t *testing.T) {
 	}
 }
 
-// TestNegativeHitsRefused: returning units (is_negative_hits) is not supported; such a
-// request is an error rather than a charge.
-func TestNegativeHitsRefused(t *testing.T) {
+// TestNegativeHitsRefund: is_negative_hits gives units back (never below nothing
+// counted) and is never refused.
+func TestNegativeHitsRefund(t *testing.T) {
 	c, _, _ := serve(t, ratelimit.RLSConfig{}, nil)
-	d := desc("check", "neg")
-	d.HitsAddend = wrapperspb.UInt64(2)
-	d.IsNegativeHits = true
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	_, err := c.ShouldRateLimit(ctx, &rlsv3.RateLimitRequest{Domain: "corner", Descriptors: []*common.RateLimitDescriptor{d}})
-	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "is_negative_hits") {
-		t.Fatalf("got %v, want InvalidArgument naming is_negative_hits", err)
+	refund := func(n uint64, kv ...string) *common.RateLimitDescriptor {
+		d := desc(kv...)
+		d.HitsAddend = wrapperspb.UInt64(n)
+		d.IsNegativeHits = true
+		return d
 	}
-	check(t, "nothing counted", call(t, c, "corner", 1, desc("check", "neg")).Statuses[0], ok, 2, 3)
+	call(t, c, "corner", 3, desc("check", "neg"))
+	check(t, "spent", call(t, c, "corner", 1, desc("check", "neg")).Statuses[0], over, 0, 3)
+	check(t, "2 given back", call(t, c, "corner", 1, refund(2, "check", "neg")).Statuses[0], ok, 2, 3)
+	check(t, "then counted", call(t, c, "corner", 1, desc("check", "neg")).Statuses[0], ok, 1, 3)
+	check(t, "more than counted", call(t, c, "corner", 1, refund(100, "check", "neg")).Statuses[0], ok, 3, 3)
+	check(t, "a fresh key", call(t, c, "corner", 1, refund(1, "check", "fresh")).Statuses[0], ok, 3, 3)
+
+	for i := 0; i < 10; i++ {
+		call(t, c, "corner", 1, desc("bucket", "neg"))
+	}
+	check(t, "bucket empty", call(t, c, "corner", 1, desc("bucket", "neg")).Statuses[0], over, 0, 10)
+	check(t, "4 tokens back", call(t, c, "corner", 1, refund(4, "bucket", "neg")).Statuses[0], ok, 4, 10)
+	check(t, "more than the burst back", call(t, c, "corner", 1, refund(math.MaxUint32, "bucket", "neg")).Statuses[0], ok, 10, 10)
 }
 
 // TestFilesPattern: rate_limit_service.files entries may be patterns; one that matches
