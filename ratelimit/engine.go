@@ -121,7 +121,7 @@ func (e *Engine) Limit(ctx context.Context, now time.Time, req policy.LimitReque
 	}
 	if err := e.apply(ctx, now, b.ops, b.outs, fail); err != nil {
 		if errors.Is(err, errFailOpen) {
-			return policy.LimitResult{Name: "fail_open"}, nil
+			return policy.LimitResult{}, nil // no limit decided: no X-RateLimit headers
 		}
 		return policy.LimitResult{}, err
 	}

@@ -184,8 +184,8 @@ func TestFailModes(t *testing.T) {
 		t.Fatalf("closed: %v", err)
 	}
 	for i := 0; i < 3; i++ {
-		if res, err := e.Limit(ctx, t0, policy.LimitRequest{App: "open"}); err != nil || res.Code != "" {
-			t.Fatalf("open: %+v %v", res, err)
+		if res, err := e.Limit(ctx, t0, policy.LimitRequest{App: "open"}); err != nil || res != (policy.LimitResult{}) {
+			t.Fatalf("open: %+v %v, want no limit (so no X-RateLimit headers)", res, err)
 		}
 	}
 	e.Limit(ctx, t0, policy.LimitRequest{App: "local"})

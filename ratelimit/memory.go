@@ -145,7 +145,7 @@ func (s *memoryStore) apply(ns int64, ops []Op, out []Outcome) {
 	}
 	for i := range ops {
 		op := &ops[i]
-		if !commit || !out[i].Allowed || op.Kind == KindPeek {
+		if (!commit && op.Cost >= 0) || !out[i].Allowed || op.Kind == KindPeek { // a refund is kept
 			out[i].Value = bases[i]
 			continue
 		}

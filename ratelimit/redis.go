@@ -459,6 +459,10 @@ func (s *redisStore) applyCounters(ctx context.Context, ops []Op, out []Outcome,
 			op := &ops[i]
 			keys = append(keys, op.Key.Render(s.prefix, s.cluster))
 			at = append(at, sent{incr: len(cmds), pexpire: -1})
+			if op.Cost == 0 { // a check without counting: GET creates no key
+				cmds = append(cmds, c.B().Get().Key(keys[i]).Build())
+				continue
+			}
 			cmds = append(cmds, c.B().Incrby().Key(keys[i]).Increment(op.Cost).Build())
 			if op.Expire > 0 && !s.expiring.has(s.digest(op)) {
 				at[i].pexpire = len(cmds)
@@ -471,6 +475,9 @@ func (s *redisStore) applyCounters(ctx context.Context, ops []Op, out []Outcome,
 		for i := range ops {
 			op := &ops[i]
 			v, err := resps[at[i].incr].AsInt64()
+			if op.Cost == 0 && rueidis.IsRedisNil(err) {
+				v, err = 0, nil // nothing counted yet
+			}
 			if err != nil {
 				firstErr = cmp.Or(firstErr, err)
 				out[i] = Outcome{Unknown: true}
@@ -494,8 +501,8 @@ func (s *redisStore) applyCounters(ctx context.Context, ops []Op, out []Outcome,
 			// replica set it before (Redis lost it: a failover, a flush), and after a
 			// take-back, which recreates a key that expired since the INCRBY. PEXPIRE to
 			// the window's end is idempotent.
-			recreated := op.Cost > 0 && at[i].pexpire < 0 && o.Value == op.Cost // a check (cost 0) proves nothing
-			undo := firstErr != nil || !commit || !o.Allowed
+			recreated := op.Cost > 0 && at[i].pexpire < 0 && o.Value == op.Cost
+			undo := op.Cost > 0 && (firstErr != nil || !commit || !o.Allowed) // a check added nothing
 			if undo {
 				follow = append(follow, c.B().Decrby().Key(keys[i]).Decrement(op.Cost).Build())
 				o.Value -= op.Cost
@@ -751,7 +758,7 @@ for i = 1, n do
   local kind = tonumber(ARGV[b])
   local ttl = tonumber(ARGV[b + 4])
   local v = bases[i]
-  if commit == 1 and oks[i] and kind ~= 3 then
+  if (commit == 1 or tonumber(ARGV[b + 2]) < 0) and oks[i] and kind ~= 3 then
     v = nexts[i]
     local s = string.format('%.0f', v)
     if kind == 2 then
@@ -780,7 +787,7 @@ local cur = redis.call('GET', KEYS[1])
 if cur then base = math.max(tonumber(cur), now) end
 local nxt = base + cost * iv
 if cost < 0 then nxt = math.max(base + math.max(cost, -burst) * iv, now) end
-if nxt - now <= burst * iv then
+if cost < 0 or nxt - now <= burst * iv then
   redis.call('SET', KEYS[1], string.format('%.0f', nxt), 'PX', math.max(1, math.ceil((nxt - now) / 1000)))
   return {1, 1, nxt, 0}
 end

@@ -235,16 +235,21 @@ func TestRedisCounterExpiry(t *testing.T) {
 	if ms := pttl(); ms <= 0 || ms > int64(time.Hour/time.Millisecond) {
 		t.Fatalf("pttl %d ms", ms)
 	}
-	// Checks without counting (an RLS descriptor's hits_addend 0) send no expiry again.
+	// Checks without counting (an RLS descriptor's hits_addend 0) create no key, so they
+	// need no expiry: a key they created could outlive its window.
 	check := []Op{{Key: NewKey("check", "", 0, "c"), Kind: KindCounter, Limit: 10, Cost: 0, Expire: t0.Add(time.Hour).UnixNano()}}
 	before := pexpires()
 	for i := 0; i < 5; i++ {
-		if err := st.Apply(ctx, t0, check, make([]Outcome, 1)); err != nil {
-			t.Fatal(err)
+		out := make([]Outcome, 1)
+		if err := st.Apply(ctx, t0, check, out); err != nil || !out[0].Allowed || out[0].Value != 0 {
+			t.Fatalf("check %d: %+v %v", i+1, out[0], err)
 		}
 	}
-	if n := pexpires() - before; n != 1 {
-		t.Fatalf("%d PEXPIRE for 5 checks of one key, want 1", n)
+	if n := pexpires() - before; n != 0 {
+		t.Fatalf("%d PEXPIRE for 5 checks of an absent key, want 0", n)
+	}
+	if n, err := r.query("EXISTS", check[0].Key.Render(st.prefix, st.cluster)); err != nil || n != "0" {
+		t.Fatalf("checks created the key: EXISTS %s %v", n, err)
 	}
 	// A check is answered by Redis even when a refusal marked its key: 10 of 10 used is
 	// not over the limit.
@@ -639,6 +644,31 @@ func TestRedisRefund(t *testing.T) {
 			}
 			if o := bucket(-100); !o.Allowed || remaining(&Op{Kind: KindGCRA, Limit: 4, Interval: iv}, o, now.UnixNano()) != 4 {
 				t.Fatalf("more than the burst back: %+v", o)
+			}
+			// A refund after a reload lowered the burst is still a refund.
+			big := Op{Key: NewKey("g2", "", 0, "k"), Kind: KindGCRA, Limit: 10, Cost: 10, Interval: iv}
+			small := Op{Key: big.Key, Kind: KindGCRA, Limit: 4, Cost: -2, Interval: iv}
+			for i, op := range []Op{big, small} {
+				out := make([]Outcome, 1)
+				if err := st.Apply(ctx, now, []Op{op}, out); err != nil || !out[0].Allowed {
+					t.Fatalf("lowered burst, step %d: %+v %v", i+1, out[0], err)
+				}
+				if want := now.UnixNano() + (10-2*int64(i))*iv; out[0].Value/1000 != want/1000 {
+					t.Fatalf("lowered burst, step %d: TAT %d, want %d", i+1, out[0].Value, want)
+				}
+			}
+			// A refund next to a refused op in the same request is kept.
+			full := Op{Key: NewKey("full", "", 0, "k"), Kind: KindCounter, Limit: 1, Cost: 1, Expire: now.Add(time.Hour).UnixNano()}
+			counter(0) // (the key "w" holds 3)
+			for i, want := range []bool{true, false} {
+				out := make([]Outcome, 2)
+				ref := Op{Key: NewKey("w", "", 0, "k"), Kind: KindCounter, Limit: 3, Cost: -1, Expire: full.Expire}
+				if err := st.Apply(ctx, now, []Op{ref, full}, out); err != nil || out[1].Allowed != want {
+					t.Fatalf("refund with a counting op, step %d: %+v %v", i+1, out, err)
+				}
+			}
+			if o := counter(0); o.Value != 1 {
+				t.Fatalf("after two refunds of 1 from 3 (one beside a refusal): %d counted, want 1", o.Value)
 			}
 		})
 	}

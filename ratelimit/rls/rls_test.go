@@ -459,6 +459,12 @@ func TestNegativeHitsRefund(t *testing.T) {
 	check(t, "then counted", call(t, c, "corner", 1, desc("check", "neg")).Statuses[0], ok, 1, 3)
 	check(t, "more than counted", call(t, c, "corner", 1, refund(100, "check", "neg")).Statuses[0], ok, 3, 3)
 	check(t, "a fresh key", call(t, c, "corner", 1, refund(1, "check", "fresh")).Statuses[0], ok, 3, 3)
+	call(t, c, "corner", 3, desc("check", "beside"))
+	res := call(t, c, "corner", 1, refund(2, "check", "beside"), desc("blocked", "x"))
+	if res.OverallCode != over {
+		t.Fatalf("a refund beside a refusal: %v", res.OverallCode)
+	}
+	check(t, "the refund beside a refusal is kept", call(t, c, "corner", 1, desc("check", "beside")).Statuses[0], ok, 1, 3)
 
 	for i := 0; i < 10; i++ {
 		call(t, c, "corner", 1, desc("bucket", "neg"))
