@@ -636,7 +636,7 @@ func (s *redisStore) Adjust(ctx context.Context, key Key, delta int64) (int64, e
 		return err
 	})
 	if err == nil {
-		s.forgetOver([]Op{{Key: key, Cost: -1}})
+		s.forgetOver([]Op{{Key: key, Cost: -1}}) // a top-up ends the mark as a refund does
 	}
 	return v, err
 }

@@ -449,11 +449,7 @@ func (e *Engine) ShouldRateLimit(ctx context.Context, now time.Time, req RLSRequ
 			op := b.next(l.rule)
 			op.Key = Key{ID: l.rule.id, Tag: req.Domain, idh: l.rule.idh}
 			for k, en := range req.Descriptors[i].Entries {
-				v := en.Value
-				if shared != nil && shared[i] != nil && shared[i][k] != "" {
-					v = shared[i][k] // share_threshold: one counter for every matching value
-				}
-				op.Key.add(strconv.Itoa(len(en.Key)) + ":" + en.Key + v) // unambiguous
+				op.Key.add(strconv.Itoa(len(en.Key)) + ":" + en.Key + countedAs(shared, i, k, en.Value)) // unambiguous
 			}
 			l.rule.fill(op, now, hits(req, i))
 			op.Shadow = l.shadow || rr.shadow // each counts on its own: none blocks another
@@ -481,11 +477,7 @@ func (e *Engine) ShouldRateLimit(ctx context.Context, now time.Time, req RLSRequ
 			s.Remaining, s.RetryAfter = 0, st.RetryAfter
 			label := l.path
 			if es := req.Descriptors[i].Entries; l.detailed && len(es) > 0 {
-				v := es[len(es)-1].Value
-				if shared != nil && shared[i] != nil && shared[i][len(es)-1] != "" {
-					v = shared[i][len(es)-1]
-				}
-				label += "_" + v
+				label += "_" + countedAs(shared, i, len(es)-1, es[len(es)-1].Value)
 			}
 			if l.shadow {
 				e.metrics.shadowHit("rls", label)
@@ -538,6 +530,15 @@ func (rr *rlsRules) resolve(req RLSRequest, dom *rlsNode) (lims []*rlsLimit, sha
 		}
 	}
 	return lims, shared
+}
+
+// countedAs is the value entry k of descriptor i counts as: its own, or the wildcard
+// pattern it matched with share_threshold (one counter for every matching value).
+func countedAs(shared [][]string, i, k int, value string) string {
+	if shared != nil && shared[i] != nil && shared[i][k] != "" {
+		return shared[i][k]
+	}
+	return value
 }
 
 // hits is the cost of descriptor i: its own hits_addend, else the request's; 0 counts as 1.
