@@ -178,12 +178,30 @@ type RedisConfig struct {
 	// Counters says how requests whose limits are all counters (fixed windows, calendar
 	// quotas, credits) are counted: "native" (default) sends one INCRBY per limit and
 	// takes back (DECRBY) the units of a request that a limit refused; "script" runs the
-	// same Lua script as token buckets. Both admit exactly the limit and never more;
-	// native costs Redis about a third of the CPU, but while a refused request's units
-	// are being taken back, a concurrent request on the same key can be refused too.
+	// same Lua script as token buckets. Both never admit more than the limit; native
+	// costs Redis about a third of the CPU, but while a refused request's units are being
+	// taken back, a concurrent request on the same key can be refused too. Leases (Lease)
+	// work with native only.
 	Counters string `yaml:"counters"`
+	// Lease lets a replica reserve units of a busy counter (counters: native) and admit
+	// from them without a round trip.
+	Lease LeaseConfig `yaml:"lease"`
 	// OverLimitCacheKeys sizes the cache of keys known to be over their limit (default 100,000).
 	OverLimitCacheKeys int64 `yaml:"over_limit_cache_keys"`
+}
+
+// LeaseConfig bounds the units a replica reserves of a counter. A request that goes to
+// Redis asks, in the same INCRBY, for as many units more as this replica used of the
+// counter in the current or the previous window, at most MaxUnits and at most 1/16 of
+// what the counter has left; the replica's next requests on the counter are admitted
+// from them, with no round trip. A counter never admits more than its limit; near it,
+// another replica may be refused while this one still holds unused units, which go back
+// to Redis once the replica has not used the counter for about Idle, and when it stops.
+// Counters with fewer than 33 units left, credits, token buckets and shadow limits are
+// never reserved.
+type LeaseConfig struct {
+	MaxUnits int64         `yaml:"max_units"` // default 64; -1: off (one round trip per request)
+	Idle     time.Duration `yaml:"idle"`      // default 1s
 }
 
 // TLSConfig enables TLS to Redis.

@@ -25,6 +25,7 @@ type Key struct {
 	n      uint8
 	idh    uint64 // digest of ID when precomputed (compiled rules); 0: compute
 	hash   uint64
+	base   uint64 // hash without the window: the same counter in every window
 }
 
 // NewKey returns a key for id, partition tag and component values.
@@ -55,6 +56,7 @@ func (k *Key) seal() {
 	for i := uint8(0); i < k.n; i++ {
 		h = mix(h ^ xxhash.Sum64String(k.parts[i]) ^ uint64(i+1))
 	}
+	k.base = h
 	k.hash = mix(h ^ uint64(k.Window))
 }
 

@@ -37,11 +37,12 @@ const (
 )
 
 // redisStore keeps counters in Redis (single, sentinel or cluster) for several replicas.
-// Every Apply is one round trip however many limits apply (plain INCRBYs when they are
-// all counters, else one Lua script), plus one to take back a refused request's units; it is
-// bounded by the caller's deadline and the store timeout, and guarded by a circuit
-// breaker. Keys known to be over their limit are remembered locally until their reset, so
-// a hot abusive key costs no round trip.
+// Every Apply is at most one round trip however many limits apply (plain INCRBYs when
+// they are all counters, else one Lua script), plus one to take back a refused request's
+// units; it is bounded by the caller's deadline and the store timeout, and guarded by a
+// circuit breaker. Requests on busy counters are admitted from units this replica leased
+// (lease.go), with no round trip; keys known to be over their limit are remembered
+// locally until their reset, so a hot abusive key costs no round trip either.
 type redisStore struct {
 	opt       rueidis.ClientOption
 	client    atomic.Pointer[clientBox]
@@ -55,6 +56,7 @@ type redisStore struct {
 	local     *memoryStore
 	over      *ristretto.Cache[uint64, overMark]
 	expiring  *expirySeen // counter keys whose expiry this replica set
+	leases    *leases     // reserves of busy counters (counters: native); nil: none
 	batch     batcher
 	done      chan struct{}
 	wg        sync.WaitGroup
@@ -119,6 +121,11 @@ func openRedis(_ context.Context, cfg RedisConfig, clock Clock) (*redisStore, er
 	}
 	if s.br.cooldown == 0 {
 		s.br.cooldown = defaultBreakerCool
+	}
+	if s.native && cfg.Lease.MaxUnits >= 0 {
+		s.leases = newLeases(cmp.Or(cfg.Lease.MaxUnits, defaultLeaseUnits))
+		s.wg.Add(1)
+		go s.sweepLeases(cmp.Or(cfg.Lease.Idle, defaultLeaseIdle))
 	}
 	if s.connect() != nil { // not reachable yet: keep trying; the fail modes apply meanwhile
 		s.wg.Add(1)
@@ -448,22 +455,52 @@ func allCounters(ops []Op) bool {
 // shadow ops), so a refused request consumes nothing once Apply returns; meanwhile, a
 // concurrent request on the same key may see those units and be refused too.
 func (s *redisStore) applyCounters(ctx context.Context, ops []Op, out []Outcome, ns int64) error {
-	return s.call(ctx, func(r redisCall) error {
+	// Reserves first: a request they fully cover costs no round trip.
+	var planBuf [4]planned
+	plans := planBuf[:0]
+	if s.leases != nil {
+		all := true
+		for i := range ops {
+			p := planned{id: s.leaseID(&ops[i])}
+			p.leaseUse, p.local = s.leases.plan(p.id, &ops[i], &out[i])
+			plans = append(plans, p)
+			all = all && p.local
+		}
+		if all {
+			return nil
+		}
+	} else {
+		for range ops {
+			plans = append(plans, planned{})
+		}
+	}
+	settled := false
+	err := s.call(ctx, func(r redisCall) error {
 		c := r.c
-		type sent struct{ incr, pexpire int } // reply indexes; pexpire -1: not sent
+		type sent struct {
+			incr, pexpire int   // reply indexes; -1: not sent
+			n             int64 // units added
+			v             int64 // the count Redis replied
+		}
 		var keyBuf [4]string
 		var atBuf [4]sent
 		keys, at := keyBuf[:0], atBuf[:0]
 		cmds := make(rueidis.Commands, 0, 2*len(ops))
 		for i := range ops {
-			op := &ops[i]
-			keys = append(keys, op.Key.Render(s.prefix, s.cluster))
-			at = append(at, sent{incr: len(cmds), pexpire: -1})
+			op, p := &ops[i], &plans[i]
+			keys = append(keys, "")
+			at = append(at, sent{incr: -1, pexpire: -1})
+			if p.local {
+				continue
+			}
+			keys[i] = op.Key.Render(s.prefix, s.cluster)
+			at[i].incr = len(cmds)
 			if op.Cost == 0 { // a check without counting: GET creates no key
 				cmds = append(cmds, c.B().Get().Key(keys[i]).Build())
 				continue
 			}
-			cmds = append(cmds, c.B().Incrby().Key(keys[i]).Increment(op.Cost).Build())
+			at[i].n = op.Cost - p.pooled + p.extra
+			cmds = append(cmds, c.B().Incrby().Key(keys[i]).Increment(at[i].n).Build())
 			if op.Expire > 0 && !s.expiring.has(s.digest(op)) {
 				at[i].pexpire = len(cmds)
 				cmds = append(cmds, c.B().Pexpire().Key(keys[i]).Milliseconds(ttlMillis(op.Expire, ns)).Build())
@@ -473,7 +510,10 @@ func (s *redisStore) applyCounters(ctx context.Context, ops []Op, out []Outcome,
 		commit := true
 		var firstErr error
 		for i := range ops {
-			op := &ops[i]
+			op, p := &ops[i], &plans[i]
+			if p.local {
+				continue
+			}
 			v, err := resps[at[i].incr].AsInt64()
 			if op.Cost == 0 && rueidis.IsRedisNil(err) {
 				v, err = 0, nil // nothing counted yet
@@ -483,34 +523,59 @@ func (s *redisStore) applyCounters(ctx context.Context, ops []Op, out []Outcome,
 				out[i] = Outcome{Unknown: true}
 				continue
 			}
-			out[i] = Outcome{Allowed: v <= op.Limit, Value: v}
+			at[i].v = v
+			// The request's own units are the first of those added; the reserve's follow.
+			out[i] = Outcome{Allowed: v-p.extra <= op.Limit, Value: v}
 			if !out[i].Allowed && !op.Shadow {
 				commit = false
 			}
-			if p := at[i].pexpire; p >= 0 && resps[p].Error() == nil {
+			if x := at[i].pexpire; x >= 0 && resps[x].Error() == nil {
 				s.expiring.add(s.digest(op))
 			}
 		}
+		commit = commit && firstErr == nil
 		var follow rueidis.Commands
 		for i := range ops {
-			op, o := &ops[i], &out[i]
-			if o.Unknown {
+			op, p, o := &ops[i], &plans[i], &out[i]
+			switch {
+			case p.local:
+				if !commit {
+					s.leases.unplan(p.id, op, p.leaseUse, true, o)
+				}
+				continue
+			case o.Unknown:
+				if p.on {
+					s.leases.unplan(p.id, op, p.leaseUse, false, o)
+				}
 				continue
 			}
 			// The key needs its expiry again when it was created anew though this
 			// replica set it before (Redis lost it: a failover, a flush), and after a
 			// take-back, which recreates a key that expired since the INCRBY. PEXPIRE to
 			// the window's end is idempotent.
-			recreated := op.Cost > 0 && at[i].pexpire < 0 && o.Value == op.Cost
-			undo := op.Cost > 0 && (firstErr != nil || !commit || !o.Allowed) // a check added nothing
-			if undo {
-				follow = append(follow, c.B().Decrby().Key(keys[i]).Decrement(op.Cost).Build())
-				o.Value -= op.Cost
+			recreated := at[i].n > 0 && at[i].pexpire < 0 && at[i].v == at[i].n
+			undo := int64(0)
+			if at[i].n > 0 && (!commit || !o.Allowed) { // a check added nothing
+				undo = at[i].n
+			} else if p.extra > 0 { // reserved units past the limit go back
+				undo = max(min(p.extra, at[i].v-op.Limit), 0)
 			}
-			if op.Expire > 0 && (recreated || undo) {
+			switch {
+			case p.on:
+				o.Value = s.leases.finish(p.id, op, p.leaseUse, at[i].v, commit, p.extra-undo)
+			case op.Cost == 0 && s.leases != nil:
+				o.Value -= s.leases.unused(s.leaseID(op), op)
+			default:
+				o.Value -= undo
+			}
+			if undo > 0 {
+				follow = append(follow, c.B().Decrby().Key(keys[i]).Decrement(undo).Build())
+			}
+			if op.Expire > 0 && (recreated || undo > 0) {
 				follow = append(follow, c.B().Pexpire().Key(keys[i]).Milliseconds(ttlMillis(op.Expire, ns)).Build())
 			}
 		}
+		settled = true
 		if len(follow) > 0 {
 			if s.testBeforeTakeBack != nil {
 				s.testBeforeTakeBack(keys)
@@ -538,6 +603,21 @@ func (s *redisStore) applyCounters(ctx context.Context, ops []Op, out []Outcome,
 		}
 		return nil
 	})
+	if !settled { // the call never reached Redis: give back what the reserves lent
+		for i := range plans {
+			if p := &plans[i]; p.on {
+				s.leases.unplan(p.id, &ops[i], p.leaseUse, p.local, &out[i])
+			}
+		}
+	}
+	return err
+}
+
+// planned is what the reserves decided for one op of a request.
+type planned struct {
+	leaseUse
+	id    uint64
+	local bool // the reserve covered the op: no command for it
 }
 
 // expirySeen remembers the keys whose expiry this replica set, in a direct-mapped table
@@ -566,7 +646,8 @@ func (s *redisStore) knownOver(ops []Op, out []Outcome, ns int64) bool {
 		}
 		// A mark answers only while its value is still over this op's limit: a reload
 		// (or an RLS override) may have raised the limit since.
-		if m, ok := s.over.Get(s.digest(op)); ok && m.until > ns && stillOver(op, m.value, ns) {
+		if m, ok := s.over.Get(s.digest(op)); ok && m.until > ns && stillOver(op, m.value, ns) &&
+			(s.leases == nil || !s.leases.covers(s.leaseID(op), op)) {
 			out[i] = Outcome{Value: m.value}
 			hit = true
 		} else {
@@ -684,6 +765,9 @@ func (s *redisStore) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.done)
 		s.wg.Wait()
+		if s.leases != nil { // units reserved and not used go back before the client closes
+			s.returnLeases(s.leases.collect(true))
+		}
 		if box := s.client.Load(); box != nil {
 			box.c.Close()
 		}

@@ -96,8 +96,10 @@ func TestRedisSentinelFailover(t *testing.T) {
 	})
 
 	t.Logf("replica in sync after %v", time.Since(start).Round(time.Millisecond))
+	// No reserves: every request below must reach Redis (one served from a reserve would
+	// not wait for the failover).
 	store := openTestRedis(t, RedisConfig{Mode: "sentinel", Addrs: []string{sentinel.addr()}, MasterName: "gh",
-		Timeout: 300 * time.Millisecond}, nil)
+		Timeout: 300 * time.Millisecond, Lease: LeaseConfig{MaxUnits: -1}}, nil)
 	e := mustCompile(t, CompileInput{Apps: map[string]AppLimits{"a": {Limits: []LimitConfig{
 		{Name: "l", Key: []string{"device"}, Requests: 1000, Per: time.Hour}}}}}, store)
 	ctx := context.Background()
@@ -199,7 +201,8 @@ func writeTestPKI(t *testing.T, dir string) (caFile, certFile, keyFile string) {
 // flush) gets its expiry again from the request that creates it anew.
 func TestRedisCounterExpiry(t *testing.T) {
 	r := startRedis(t)
-	st := openTestRedis(t, RedisConfig{Addrs: []string{r.addr()}}, nil)
+	// No reserves: each request reaches Redis (TestRedisLease covers expiries with them).
+	st := openTestRedis(t, RedisConfig{Addrs: []string{r.addr()}, Lease: LeaseConfig{MaxUnits: -1}}, nil)
 	e := mustCompile(t, CompileInput{Apps: map[string]AppLimits{"a": {Limits: []LimitConfig{
 		{Name: "l", Key: []string{"device"}, Requests: 100, Per: time.Hour}}}}}, st)
 	ctx := context.Background()

@@ -22,6 +22,9 @@ var ErrUnavailable = errors.New("ratelimit: store unavailable")
 // locks; one Lua script). Redis native counters count first and take a refused request's
 // units back in a second round trip: meanwhile a concurrent request may see them and be
 // refused too, and units whose take-back fails stay counted until their window ends.
+// With leases, Redis counts units a replica reserved before it admits them: a counter
+// still never admits more than its limit, but near it a replica can refuse while another
+// holds unused units (LeaseConfig).
 // Methods never block past ctx's deadline.
 type Store interface {
 	// Apply evaluates ops at now and writes one Outcome per op into out (len(out) ≥
@@ -114,6 +117,12 @@ func (c StoreConfig) Validate() []error {
 	case "", "native", "script":
 	default:
 		bad("redis.counters", "must be native or script, not %q", r.Counters)
+	}
+	if r.Lease.MaxUnits < -1 {
+		bad("redis.lease.max_units", "must be ≥ -1 (-1: off)")
+	}
+	if r.Lease.Idle < 0 || r.Lease.Idle > 0 && r.Lease.Idle < 10*time.Millisecond {
+		bad("redis.lease.idle", "must be at least 10ms")
 	}
 	if r.Timeout < 0 {
 		bad("redis.timeout", "must be ≥ 0")

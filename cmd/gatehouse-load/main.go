@@ -57,6 +57,8 @@
 //	                       under-limit path) on the memory store; see redisConfig in redis.go
 //	--redis                start redis-server (--save '' --appendonly no); without --config,
 //	                       Gatehouse gets the generated config with the Redis store
+//	--no-lease             with --redis and the generated config: redis.lease.max_units -1, so
+//	                       every request makes its Redis round trip
 //	--redis-server PATH    redis-server binary (default redis-server)
 //	--env K=V              extra environment for Gatehouse (repeatable)
 //	--variant-env K=V      also start a second Gatehouse with this extra environment on top of

@@ -16,20 +16,21 @@ import (
 // redisConfig returns the Gatehouse config (YAML) used by "run --redis" when no --config
 // is given: the demo app and /v1/hello endpoint of config/demo.yaml, an RLS domain "demo"
 // keyed on "device" with a limit high enough that a load run measures the under-limit
-// path (one Redis round trip per request: the over-limit path is served from the
-// over-limit key cache without Redis), and the counter store in the Redis at addr.
-//
-// TODO(config owner): check against the final schema. Written from config.Extensions
-// (store: ratelimit.StoreConfig, rate_limit_service: ratelimit.RLSConfig) as of this
-// tool's writing, and checked with config.Parse then; Gatehouse parses strictly, so a
-// drift fails at start with Gatehouse's error printed. Alternatively pass --config FILE,
-// in which {{REDIS_ADDR}} is replaced by addr.
-func redisConfig(addr string) string {
-	return loadConfigBase + `store:
+// path (the over-limit path is served from the over-limit key cache without Redis), and
+// the counter store in the Redis at addr. Far from that limit, each replica leases units
+// of a device's counter and admits from them without a round trip; noLease turns leases
+// off, so that every request makes its round trip. --config FILE replaces it, with
+// {{REDIS_ADDR}} in FILE replaced by addr.
+func redisConfig(addr string, noLease bool) string {
+	text := loadConfigBase + `store:
   type: redis
   redis:
     addrs: ["` + addr + `"]
 `
+	if noLease {
+		text += "    lease: {max_units: -1}\n"
+	}
+	return text
 }
 
 // memoryConfig is redisConfig with the memory store (run --gen-config without --redis),

@@ -35,6 +35,7 @@ type runConfig struct {
 	rounds       int
 	conns        int
 	redis        bool
+	noLease      bool
 	genConfig    bool
 	redisServer  string
 	env          []string
@@ -63,6 +64,7 @@ func parseRunFlags(args []string, stderr io.Writer) (*runConfig, error) {
 	fs.IntVar(&c.conns, "conns", 2, "gRPC client connections per target (like Envoy workers)")
 	fs.IntVar(&c.shape.devices, "devices", 1000, "number of distinct device ids (device-0 … device-N-1), chosen uniformly at random per request")
 	fs.BoolVar(&c.redis, "redis", false, "start redis-server on a free loopback port (--save '' --appendonly no) and run Gatehouse with a Redis store config; adds Redis CPU and commands/round trips per request")
+	fs.BoolVar(&c.noLease, "no-lease", false, "with --redis and the generated config: no leases (redis.lease.max_units: -1), so every request makes its Redis round trip")
 	fs.BoolVar(&c.genConfig, "gen-config", false, "run Gatehouse with the generated load config (demo app, /v1/hello, RLS domain demo keyed on device with a 1e6/s limit) on the memory store; --redis without --config implies it with the Redis store")
 	fs.StringVar(&c.redisServer, "redis-server", "redis-server", "redis-server `binary` for --redis")
 	fs.Var((*listFlag)(&c.env), "env", "extra `K=V` environment for Gatehouse (repeatable), e.g. OTEL_TRACES_EXPORTER=none")
@@ -153,6 +155,9 @@ flags:
 		return nil, errors.New("--conns must be 1..64")
 	case c.shape.devices < 1 || c.shape.devices > 10_000_000:
 		return nil, errors.New("--devices must be 1..10000000")
+	}
+	if c.noLease && (!c.redis || c.configPath != "") {
+		return nil, errors.New("--no-lease is for --redis with the generated config (with --config, set redis.lease in the file)")
 	}
 	for _, kv := range append(append([]string{}, c.env...), c.variantEnv...) {
 		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
@@ -247,9 +252,8 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) (err 
 				return err
 			}
 			text = strings.ReplaceAll(string(b), "{{REDIS_ADDR}}", rds.addr)
-		} else if text = redisConfig(rds.addr); text == "" {
-			return errors.New("--redis without --config: redisConfig() in cmd/gatehouse-load/redis.go returned nothing; " +
-				"pass --config FILE using {{REDIS_ADDR}} for the Redis address")
+		} else {
+			text = redisConfig(rds.addr, cfg.noLease)
 		}
 		configPath = filepath.Join(logDir, "gatehouse-redis.yaml")
 		if err := os.WriteFile(configPath, []byte(text), 0o600); err != nil {

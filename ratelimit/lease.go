@@ -1,0 +1,329 @@
+package ratelimit
+
+import (
+	"context"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+	"github.com/redis/rueidis"
+)
+
+const (
+	// leaseShare: a replica reserves at most 1/leaseShare of the units a counter has
+	// left, so however many replicas reserve, the reservations never pass the limit, and
+	// those left unused near the limit are few.
+	leaseShare = 16
+	// defaultLeaseUnits bounds one reservation unless configured.
+	defaultLeaseUnits = 64
+	// defaultLeaseIdle: units reserved and not used by a replica that stopped seeing
+	// requests for the counter go back to Redis after about this long.
+	defaultLeaseIdle = time.Second
+	// leaseKeys bounds the counters a replica tracks; past it, new counters are counted
+	// one round trip per request.
+	leaseKeys   = 100_000
+	leaseShards = 64
+)
+
+// leases lets a replica admit requests on a busy counter without a round trip, from
+// units it reserved in Redis beforehand. A request that goes to Redis anyway (the
+// replica's reserve is empty) asks, in the same INCRBY, for more units than its own:
+// as many as the replica used of the counter in this window so far or in the previous
+// one, at most max units and at most 1/leaseShare of what the counter has left. Units
+// past the limit are never reserved (those an INCRBY got past it are taken back), so a
+// counter never admits more than its limit across replicas. The price: near the limit,
+// another replica can be refused while this one still holds unused units; it uses them
+// for its next requests, and returns them when it has not used the counter for about the
+// idle time, or when it stops. A counter far from its limit costs one round trip per
+// reservation instead of one per request; counters with fewer than about 2×leaseShare
+// units left, and credits, token buckets, shadow limits and checks, are counted one
+// round trip per request as before.
+type leases struct {
+	max    int64
+	gen    atomic.Int64 // advanced by every sweep; an entry records the gen it was last used in
+	n      atomic.Int64 // entries
+	shards [leaseShards]leaseShard
+}
+
+type leaseShard struct {
+	mu sync.Mutex
+	m  map[uint64]*lease
+	_  [48]byte // keep shards' locks on their own cache lines
+}
+
+// lease is one replica's state of one counter (all its windows).
+type lease struct {
+	key     Key   // the current window's key, to return units
+	window  int64 // Key.Window of the current window
+	left    int64 // units reserved in Redis and not used yet
+	limit   int64 // the lowest limit units were reserved under in the window
+	seen    int64 // the counter's value in Redis, as last seen by this replica (including left)
+	used    int64 // units this replica admitted in the window
+	prev    int64 // units it admitted in the window before
+	pending bool  // a reservation is in flight: concurrent requests do not ask for another
+	gen     int64
+}
+
+// leaseUse is what plan decided for one op of a request.
+type leaseUse struct {
+	on     bool  // the op is leasable: finish or unplan must follow plan
+	pooled int64 // units of the request taken from the reserve
+	extra  int64 // units asked for the reserve on top of the request's own
+}
+
+func newLeases(max int64) *leases {
+	l := &leases{max: max}
+	for i := range l.shards {
+		l.shards[i].m = make(map[uint64]*lease)
+	}
+	return l
+}
+
+// leasable: enforcing counters with an expiry (not credits) that count, with a limit
+// large enough for a lease ever to be granted.
+func leasable(op *Op) bool {
+	return op.Kind == KindCounter && op.Cost > 0 && !op.Shadow && op.Expire > 0 && op.Limit > 2*leaseShare
+}
+
+func (l *leases) shard(id uint64) *leaseShard { return &l.shards[id%leaseShards] }
+
+// plan takes what it can of op's units from the reserve. It reports local when the
+// reserve covered all of them (out is then the op's outcome); otherwise the op goes to
+// Redis with cost−pooled units plus extra for the reserve, and finish must follow.
+func (l *leases) plan(id uint64, op *Op, out *Outcome) (u leaseUse, local bool) {
+	if !leasable(op) {
+		return u, false
+	}
+	u.on = true
+	sh := l.shard(id)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	e := sh.m[id]
+	if e == nil {
+		if l.n.Load() >= leaseKeys {
+			return leaseUse{}, false
+		}
+		l.n.Add(1)
+		e = &lease{key: op.Key, window: op.Key.Window}
+		sh.m[id] = e
+	}
+	if op.Key.Window < e.window { // a late request of the window before: Redis alone
+		return leaseUse{}, false
+	}
+	e.gen = l.gen.Load()
+	if e.window != op.Key.Window { // a new window: the old one's units went with its key
+		*e = lease{key: op.Key, window: op.Key.Window, prev: e.used, gen: e.gen}
+	}
+	if e.usable(op) {
+		u.pooled = min(e.left, op.Cost)
+		e.left -= u.pooled
+		if u.pooled == op.Cost {
+			e.used += op.Cost
+			*out = Outcome{Allowed: true, Value: e.seen - e.left}
+			return u, true
+		}
+	}
+	if !e.pending {
+		room := (op.Limit - e.seen - op.Cost) / leaseShare
+		if u.extra = min(max(e.used, e.prev), room, l.max); u.extra > 0 {
+			e.pending = true
+		} else {
+			u.extra = 0
+		}
+	}
+	return u, false
+}
+
+// usable reports whether the reserve may serve op. Reserved units lie within the limit
+// they were reserved under; should a reload have lowered it, they serve only while the
+// count this replica knows of stays within the new one. A reserve with fewer units than
+// the request's cost gives what it has.
+func (e *lease) usable(op *Op) bool {
+	return e.limit <= op.Limit || e.seen-e.left+op.Cost <= op.Limit
+}
+
+// covers reports whether the reserve holds all of op's units: an over-limit mark, set by
+// a refusal this replica saw, must not refuse what its own reserve admits.
+func (l *leases) covers(id uint64, op *Op) bool {
+	if !leasable(op) {
+		return false
+	}
+	sh := l.shard(id)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	e := sh.m[id]
+	return e != nil && e.window == op.Key.Window && e.left >= op.Cost && e.usable(op)
+}
+
+// unplan gives back the units plan took from the reserve for a request that another
+// limit refused (or that failed): value is the op's count without them.
+func (l *leases) unplan(id uint64, op *Op, u leaseUse, local bool, out *Outcome) {
+	sh := l.shard(id)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	e := sh.m[id]
+	if e == nil || e.window != op.Key.Window {
+		return
+	}
+	e.left += u.pooled
+	if u.extra > 0 {
+		e.pending = false
+	}
+	if local {
+		e.used -= op.Cost
+		out.Value = e.seen - e.left
+	}
+}
+
+// finish records the reply to op's INCRBY of cost−pooled+extra units: v is the count
+// after it. commit says whether the request was admitted (then kept of the extra units
+// stay reserved, the rest is taken back); otherwise all units are taken back and the
+// pooled ones return to the reserve. It returns the op's count as this replica knows it:
+// Redis's, less the units it holds unused.
+func (l *leases) finish(id uint64, op *Op, u leaseUse, v int64, commit bool, kept int64) int64 {
+	sent := op.Cost - u.pooled + u.extra
+	sh := l.shard(id)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	e := sh.m[id]
+	if e == nil || e.window != op.Key.Window { // the window ended meanwhile
+		if commit {
+			return v - u.extra
+		}
+		return v - sent
+	}
+	if u.extra > 0 {
+		e.pending = false
+	}
+	if !commit {
+		e.left += u.pooled
+		e.seen = max(e.seen, v-sent)
+		return v - sent - e.left
+	}
+	value := v - u.extra - e.left
+	if kept > 0 {
+		if e.left == 0 || op.Limit < e.limit {
+			e.limit = op.Limit
+		}
+		e.left += kept
+	}
+	e.seen = max(e.seen, v-(u.extra-kept))
+	e.used += op.Cost
+	return value
+}
+
+// unused returns the units this replica holds unused for op's counter (a check reports
+// the count without them).
+func (l *leases) unused(id uint64, op *Op) int64 {
+	sh := l.shard(id)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if e := sh.m[id]; e != nil && e.window == op.Key.Window {
+		return e.left
+	}
+	return 0
+}
+
+// leaseReturn is a reservation going back to Redis.
+type leaseReturn struct {
+	key   Key
+	units int64
+}
+
+// collect advances the sweep generation and takes out the reserves of counters not used
+// since the generation before last (all of them when all is set); it forgets counters
+// that hold nothing and have been idle as long.
+func (l *leases) collect(all bool) []leaseReturn {
+	g := l.gen.Add(1)
+	var back []leaseReturn
+	for i := range l.shards {
+		sh := &l.shards[i]
+		sh.mu.Lock()
+		for id, e := range sh.m {
+			if !all && g-e.gen < 2 {
+				continue
+			}
+			if e.left > 0 {
+				back = append(back, leaseReturn{key: e.key, units: e.left})
+				e.seen -= e.left
+				e.left = 0
+			}
+			if !e.pending && !all {
+				delete(sh.m, id)
+				l.n.Add(-1)
+			}
+		}
+		sh.mu.Unlock()
+	}
+	return back
+}
+
+// leaseID identifies op's counter across windows (the digest without the window).
+func (s *redisStore) leaseID(op *Op) uint64 {
+	if s.cluster && op.Key.Tag != "" {
+		return mix(op.Key.base ^ xxhash.Sum64String(op.Key.Tag))
+	}
+	return op.Key.base
+}
+
+// sweepLeases returns idle reserves every idle/2 until the store closes.
+func (s *redisStore) sweepLeases(idle time.Duration) {
+	defer s.wg.Done()
+	t := time.NewTicker(idle / 2)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.done:
+			return
+		case <-t.C:
+			s.returnLeases(s.leases.collect(false))
+		}
+	}
+}
+
+// returnLeases gives reserved units back to Redis, in one round trip. A counter whose key
+// expired meanwhile is left alone (its units went with it); none goes below zero. Units
+// that fail to go back stay counted until their window ends: more refusals, never more
+// admissions.
+func (s *redisStore) returnLeases(back []leaseReturn) {
+	if len(back) == 0 {
+		return
+	}
+	box := s.client.Load()
+	if box == nil {
+		return
+	}
+	c := box.c
+	cmds := make(rueidis.Commands, 0, len(back))
+	for _, b := range back {
+		cmds = append(cmds, c.B().Evalsha().Sha1(returnScript.sha).Numkeys(1).
+			Key(b.key.Render(s.prefix, s.cluster)).Arg(strconv.FormatInt(b.units, 10)).Build())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), max(s.timeout, 100*time.Millisecond)+time.Duration(len(back))*time.Microsecond*20)
+	defer cancel()
+	s.over.Wait() // marks still buffered would be applied after the Del below
+	for i, reply := range c.DoMulti(ctx, cmds...) {
+		if rerr, ok := rueidis.IsRedisErr(reply.Error()); ok && rerr.IsNoScript() {
+			reply = c.Do(ctx, c.B().Eval().Script(returnScript.text).Numkeys(1).
+				Key(back[i].key.Render(s.prefix, s.cluster)).Arg(strconv.FormatInt(back[i].units, 10)).Build())
+		}
+		if reply.Error() != nil {
+			s.metrics.Load().storeFailure("redis")
+			continue
+		}
+		// Units are free again: a mark saying the key is full must not outlive them.
+		s.over.Del(s.digest(&Op{Key: back[i].key}))
+	}
+}
+
+// returnScript takes ARGV[1] units off KEYS[1], not below zero, keeping its expiry
+// (KEEPTTL: Redis 6.0 or later); a missing key stays missing.
+var returnScript = newLuaScript(`
+local v = redis.call('GET', KEYS[1])
+if not v then return 0 end
+local n = math.max(tonumber(v) - tonumber(ARGV[1]), 0)
+redis.call('SET', KEYS[1], string.format('%.0f', n), 'KEEPTTL')
+return n
+`)

@@ -1,0 +1,311 @@
+package ratelimit
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gatehouse/gatehouse/policy"
+)
+
+// incrbys returns how many INCRBY commands Redis has run.
+func incrbys(t *testing.T, r *redisProc) int {
+	t.Helper()
+	info, err := r.query("INFO", "commandstats")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(info, "cmdstat_incrby:calls=")
+	if !ok {
+		return 0
+	}
+	n, _ := strconv.Atoi(rest[:strings.IndexByte(rest, ',')])
+	return n
+}
+
+// redisCount returns the value of key in r (-1: absent).
+func redisCount(t *testing.T, r *redisProc, key string) int64 {
+	t.Helper()
+	n, err := r.query("EXISTS", key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n == "0" {
+		return -1
+	}
+	v, err := r.query("GET", key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		t.Fatalf("GET %s: %q", key, v)
+	}
+	return c
+}
+
+func leaseApp(requests int64, per time.Duration) CompileInput {
+	return CompileInput{Apps: map[string]AppLimits{"a": {Limits: []LimitConfig{
+		{Name: "l", Key: []string{"device"}, Requests: requests, Per: per}}}}}
+}
+
+// TestRedisLease: a replica reserves units of a busy counter and admits from them without
+// a round trip; the counts it reports stay exact, Redis never holds fewer units than were
+// admitted, and unused units go back when the counter goes idle and when the store closes.
+func TestRedisLease(t *testing.T) {
+	ctx := context.Background()
+	req := policy.LimitRequest{App: "a", Device: "d"}
+
+	t.Run("fewer round trips, exact counts, unused units back on close", func(t *testing.T) {
+		r := startRedis(t)
+		st := openTestRedis(t, RedisConfig{Addrs: []string{r.addr()}, Lease: LeaseConfig{Idle: time.Hour}}, nil)
+		e := mustCompile(t, leaseApp(10_000, time.Hour), st)
+		before := incrbys(t, r)
+		for i := 1; i <= 300; i++ {
+			res, err := e.Limit(ctx, t0, req)
+			if err != nil || res.Code != "" || res.Remaining != int64(10_000-i) {
+				t.Fatalf("request %d: %+v %v, want admitted with %d remaining", i, res, err, 10_000-i)
+			}
+		}
+		n := incrbys(t, r) - before
+		if n > 20 {
+			t.Fatalf("%d INCRBY for 300 requests on one counter, want at most 20", n)
+		}
+		key := onlyKey(t, st)
+		if c := redisCount(t, r, key); c < 300 || c > 300+defaultLeaseUnits {
+			t.Fatalf("Redis counts %d, want 300 admitted plus at most %d reserved", c, defaultLeaseUnits)
+		}
+		st.Close()
+		if c := redisCount(t, r, key); c != 300 {
+			t.Fatalf("after close Redis counts %d, want the 300 admitted", c)
+		}
+		t.Logf("%d INCRBY for 300 requests", n)
+	})
+
+	t.Run("idle reserves go back, keeping the key's expiry", func(t *testing.T) {
+		r := startRedis(t)
+		st := openTestRedis(t, RedisConfig{Addrs: []string{r.addr()}, Lease: LeaseConfig{Idle: 40 * time.Millisecond}}, nil)
+		e := mustCompile(t, leaseApp(10_000, time.Hour), st)
+		for i := 0; i < 100; i++ {
+			if _, err := e.Limit(ctx, t0, req); err != nil {
+				t.Fatal(err)
+			}
+		}
+		key := onlyKey(t, st)
+		waitFor(t, 5*time.Second, "the reserve to go back", func() bool { return redisCount(t, r, key) == 100 })
+		if ms, err := r.query("PTTL", key); err != nil || ms == "-1" || strings.HasPrefix(ms, "-") {
+			t.Fatalf("PTTL %s %v: the returned key lost its expiry", ms, err)
+		}
+		// The reserve is gone: the next request counts from what Redis holds.
+		if res, err := e.Limit(ctx, t0, req); err != nil || res.Remaining != 10_000-101 {
+			t.Fatalf("after the return: %+v %v", res, err)
+		}
+	})
+
+	t.Run("a key Redis lost is not recreated by a return", func(t *testing.T) {
+		r := startRedis(t)
+		st := openTestRedis(t, RedisConfig{Addrs: []string{r.addr()}, Lease: LeaseConfig{Idle: time.Hour}}, nil)
+		e := mustCompile(t, leaseApp(10_000, time.Hour), st)
+		for i := 0; i < 100; i++ {
+			if _, err := e.Limit(ctx, t0, req); err != nil {
+				t.Fatal(err)
+			}
+		}
+		key := onlyKey(t, st)
+		if err := r.do("FLUSHALL"); err != nil {
+			t.Fatal(err)
+		}
+		st.Close()
+		if c := redisCount(t, r, key); c != -1 {
+			t.Fatalf("the return recreated the key with %d", c)
+		}
+	})
+
+	t.Run("three replicas: never more than the limit, all of it once reserves are back", func(t *testing.T) {
+		r := startRedis(t)
+		var engines []*Engine
+		for i := 0; i < 3; i++ {
+			st := openTestRedis(t, RedisConfig{Addrs: []string{r.addr()}, Lease: LeaseConfig{Idle: 40 * time.Millisecond}}, nil)
+			engines = append(engines, mustCompile(t, leaseApp(500, time.Hour), st))
+		}
+		at := func() time.Time { return t0 }
+		// Far from the limit nothing is refused.
+		if n := countAllowed(t, engines, 4, 30, at, req); n != 360 {
+			t.Fatalf("first 360 requests: %d admitted, want all", n)
+		}
+		n := countAllowed(t, engines, 4, 30, at, req)
+		if n > 140 {
+			t.Fatalf("next 360 requests: %d admitted, over the limit (140 left)", n)
+		}
+		key := onlyKey(t, engines[0].store.(*redisStore))
+		waitFor(t, 5*time.Second, "the reserves to go back", func() bool { return redisCount(t, r, key) == 360+n })
+		n += countAllowed(t, engines, 4, 20, at, req)
+		if n != 140 {
+			t.Fatalf("admitted %d after the first 360, want exactly the 140 left", n)
+		}
+	})
+
+	t.Run("a lowered limit does not let reserved units through", func(t *testing.T) {
+		r := startRedis(t)
+		st := openTestRedis(t, RedisConfig{Addrs: []string{r.addr()}, Lease: LeaseConfig{Idle: time.Hour}}, nil)
+		e := mustCompile(t, leaseApp(1000, time.Hour), st)
+		for i := 0; i < 100; i++ {
+			if _, err := e.Limit(ctx, t0, req); err != nil {
+				t.Fatal(err)
+			}
+		}
+		e = mustCompile(t, leaseApp(110, time.Hour), st) // a reload, same store
+		admitted := 0
+		for i := 0; i < 50; i++ {
+			res, err := e.Limit(ctx, t0, req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Code == "" {
+				admitted++
+			}
+		}
+		if admitted != 10 {
+			t.Fatalf("after lowering the limit to 110 with 100 used: %d admitted, want 10", admitted)
+		}
+	})
+
+	t.Run("a new window starts from zero", func(t *testing.T) {
+		r := startRedis(t)
+		st := openTestRedis(t, RedisConfig{Addrs: []string{r.addr()}, Lease: LeaseConfig{Idle: time.Hour}}, nil)
+		e := mustCompile(t, leaseApp(1000, time.Minute), st)
+		for i := 0; i < 100; i++ {
+			if _, err := e.Limit(ctx, t0, req); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i := 1; i <= 100; i++ {
+			res, err := e.Limit(ctx, t0.Add(time.Minute), req)
+			if err != nil || res.Remaining != int64(1000-i) {
+				t.Fatalf("request %d of the next window: %+v %v", i, res, err)
+			}
+		}
+	})
+
+	t.Run("a request another limit refuses consumes no reserved unit", func(t *testing.T) {
+		r := startRedis(t)
+		st := openTestRedis(t, RedisConfig{Addrs: []string{r.addr()}, Lease: LeaseConfig{Idle: time.Hour}}, nil)
+		exp := t0.Add(time.Hour).UnixNano()
+		big := Op{Key: NewKey("big", "", 1, "d"), Kind: KindCounter, Limit: 1000, Cost: 1, Expire: exp}
+		small := Op{Key: NewKey("small", "", 1, "d"), Kind: KindCounter, Limit: 40, Cost: 1, Expire: exp}
+		for i := 1; i <= 100; i++ {
+			out := make([]Outcome, 2)
+			if err := st.Apply(ctx, t0, []Op{big, small}, out); err != nil {
+				t.Fatal(err)
+			}
+			want := i <= 40
+			if allowed := out[0].Allowed && out[1].Allowed; allowed != want {
+				t.Fatalf("request %d: %+v, want admitted %v", i, out, want)
+			}
+			if want && out[0].Value != int64(i) {
+				t.Fatalf("request %d: big counts %d", i, out[0].Value)
+			}
+		}
+		check := big
+		check.Cost = 0
+		out := make([]Outcome, 1)
+		if err := st.Apply(ctx, t0, []Op{check}, out); err != nil || out[0].Value != 40 {
+			t.Fatalf("check of big: %+v %v, want 40 counted", out[0], err)
+		}
+		st.Close()
+		if c := redisCount(t, r, big.Key.Render(st.prefix, false)); c != 40 {
+			t.Fatalf("Redis counts %d on big after close, want 40", c)
+		}
+	})
+
+	t.Run("a refused request gives back the part of its cost the reserve lent", func(t *testing.T) {
+		r := startRedis(t)
+		st := openTestRedis(t, RedisConfig{Addrs: []string{r.addr()}, Lease: LeaseConfig{Idle: time.Hour}}, nil)
+		exp := t0.Add(time.Hour).UnixNano()
+		big := Op{Key: NewKey("big", "", 1, "d"), Kind: KindCounter, Limit: 1000, Cost: 1, Expire: exp}
+		none := Op{Key: NewKey("none", "", 1, "d"), Kind: KindCounter, Limit: 0, Cost: 1, Expire: exp}
+		out := make([]Outcome, 2)
+		// The first request reserves nothing, the second one unit more than its own.
+		for i := 0; i < 2; i++ {
+			if err := st.Apply(ctx, t0, []Op{big}, out); err != nil || !out[0].Allowed {
+				t.Fatalf("request %d: %+v %v", i+1, out[0], err)
+			}
+		}
+		// Two units: one from the reserve, one from Redis; the other limit refuses.
+		big.Cost = 2
+		if err := st.Apply(ctx, t0, []Op{big, none}, out); err != nil || out[1].Allowed {
+			t.Fatalf("refused request: %+v %v", out, err)
+		}
+		if out[0].Value != 2 {
+			t.Fatalf("big counts %d after the refusal, want 2", out[0].Value)
+		}
+		st.Close()
+		if c := redisCount(t, r, big.Key.Render(st.prefix, false)); c != 2 {
+			t.Fatalf("Redis counts %d on big after close, want 2", c)
+		}
+	})
+
+	t.Run("Redis gone: the reserve still admits, then the fail mode applies", func(t *testing.T) {
+		r := startRedis(t)
+		st := openTestRedis(t, RedisConfig{Addrs: []string{r.addr()}, Timeout: 50 * time.Millisecond,
+			Lease: LeaseConfig{Idle: time.Hour}}, nil)
+		e := mustCompile(t, leaseApp(10_000, time.Hour), st)
+		for i := 0; i < 100; i++ { // the reserve grows to 64 units
+			if _, err := e.Limit(ctx, t0, req); err != nil {
+				t.Fatal(err)
+			}
+		}
+		r.stop()
+		admitted, failed := 0, 0
+		for i := 0; i < 200 && failed == 0; i++ {
+			res, err := e.Limit(ctx, t0, req)
+			switch {
+			case err != nil:
+				failed++
+			case res.Code == "":
+				admitted++
+			}
+		}
+		if admitted == 0 || admitted > defaultLeaseUnits || failed == 0 {
+			t.Fatalf("with Redis gone: %d admitted from the reserve, then %d failures", admitted, failed)
+		}
+	})
+}
+
+// TestLeaseConfig: reserves can be turned off, and bad values are reported.
+func TestLeaseConfig(t *testing.T) {
+	for _, tc := range []struct {
+		lease LeaseConfig
+		bad   string
+	}{
+		{LeaseConfig{MaxUnits: -2}, "redis.lease.max_units"},
+		{LeaseConfig{Idle: time.Millisecond}, "redis.lease.idle"},
+		{LeaseConfig{Idle: -time.Second}, "redis.lease.idle"},
+		{LeaseConfig{MaxUnits: -1}, ""},
+		{LeaseConfig{MaxUnits: 500, Idle: 5 * time.Second}, ""},
+	} {
+		errs := StoreConfig{Type: "redis", Redis: RedisConfig{Addrs: []string{"127.0.0.1:1"}, Lease: tc.lease}}.Validate()
+		got := ""
+		for _, err := range errs {
+			got += err.Error()
+		}
+		if (tc.bad == "") != (got == "") || !strings.Contains(got, tc.bad) {
+			t.Errorf("%+v: %q, want an error on %q", tc.lease, got, tc.bad)
+		}
+	}
+
+	r := startRedis(t)
+	st := openTestRedis(t, RedisConfig{Addrs: []string{r.addr()}, Lease: LeaseConfig{MaxUnits: -1}}, nil)
+	e := mustCompile(t, leaseApp(10_000, time.Hour), st)
+	before := incrbys(t, r)
+	for i := 0; i < 50; i++ {
+		if _, err := e.Limit(context.Background(), t0, policy.LimitRequest{App: "a", Device: "d"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := incrbys(t, r) - before; n != 50 {
+		t.Fatalf("reserves off: %d INCRBY for 50 requests, want 50", n)
+	}
+}
