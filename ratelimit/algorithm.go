@@ -31,6 +31,7 @@ type Op struct {
 	Expire   int64 // counter, set: unix ns when the value expires; 0 = never
 	Shadow   bool  // a denial of this op never blocks the others (it is only reported)
 	Persist  bool  // the memory store writes the value to its file (quotas, credits)
+	Exact    bool  // the outcome's Value must be the store's own count (never leased): a lockout's failures
 }
 
 // Outcome is what the store reports for one Op.

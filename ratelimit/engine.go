@@ -383,7 +383,7 @@ func (e *Engine) Fail(ctx context.Context, now time.Time, keys ...string) error 
 	for _, k := range keys {
 		if l.tracks(k) {
 			key := NewKey("lock/fail", lockoutTag, start, k)
-			b.add(Op{Key: key, Kind: KindCounter, Limit: math.MaxInt64, Cost: 1, Expire: end}, nil)
+			b.add(Op{Key: key, Kind: KindCounter, Limit: math.MaxInt64, Cost: 1, Expire: end, Exact: true}, nil)
 		}
 	}
 	if len(b.ops) == 0 {

@@ -42,6 +42,7 @@ const (
 // round trip per request as before.
 type leases struct {
 	max    int64
+	keep   int64        // sweeps an entry must be idle before it is forgotten (its calls are over)
 	gen    atomic.Int64 // advanced by every sweep; an entry records the gen it was last used in
 	n      atomic.Int64 // entries
 	shards [leaseShards]leaseShard
@@ -64,6 +65,9 @@ type lease struct {
 	prev    int64 // units it admitted in the window before
 	pending bool  // a reservation is in flight: concurrent requests do not ask for another
 	gen     int64
+	// surrendered units go back at the next sweep: reserved under a limit since lowered,
+	// they must not be used, nor kept from other replicas for long.
+	surrendered int64
 }
 
 // leaseUse is what plan decided for one op of a request.
@@ -73,8 +77,11 @@ type leaseUse struct {
 	extra  int64 // units asked for the reserve on top of the request's own
 }
 
-func newLeases(max int64) *leases {
-	l := &leases{max: max}
+// newLeases returns leases of at most max units, swept every idle/2, for a store whose
+// calls (a round trip and a take-back) last at most 2×timeout.
+func newLeases(max int64, idle, timeout time.Duration) *leases {
+	sweep := idle / 2
+	l := &leases{max: max, keep: 2 + int64((2*timeout+10*time.Millisecond+sweep-1)/sweep)}
 	for i := range l.shards {
 		l.shards[i].m = make(map[uint64]*lease)
 	}
@@ -84,7 +91,7 @@ func newLeases(max int64) *leases {
 // leasable: enforcing counters with an expiry (not credits) that count, with a limit
 // large enough for a lease ever to be granted.
 func leasable(op *Op) bool {
-	return op.Kind == KindCounter && op.Cost > 0 && !op.Shadow && op.Expire > 0 && op.Limit > 2*leaseShare
+	return op.Kind == KindCounter && op.Cost > 0 && !op.Shadow && !op.Exact && op.Expire > 0 && op.Limit > 2*leaseShare
 }
 
 func (l *leases) shard(id uint64) *leaseShard { return &l.shards[id%leaseShards] }
@@ -116,6 +123,11 @@ func (l *leases) plan(id uint64, op *Op, out *Outcome) (u leaseUse, local bool) 
 	if e.window != op.Key.Window { // a new window: the old one's units went with its key
 		*e = lease{key: op.Key, window: op.Key.Window, prev: e.used, gen: e.gen}
 	}
+	if e.left > 0 && e.limit > op.Limit { // a reload lowered the limit
+		e.surrendered += e.left
+		e.seen -= e.left
+		e.left = 0
+	}
 	if e.usable(op) {
 		u.pooled = min(e.left, op.Cost)
 		e.left -= u.pooled
@@ -136,12 +148,12 @@ func (l *leases) plan(id uint64, op *Op, out *Outcome) (u leaseUse, local bool) 
 	return u, false
 }
 
-// usable reports whether the reserve may serve op. Reserved units lie within the limit
-// they were reserved under; should a reload have lowered it, they serve only while the
-// count this replica knows of stays within the new one. A reserve with fewer units than
-// the request's cost gives what it has.
+// usable reports whether the reserve may serve op: reserved units lie within the limit
+// they were reserved under, so they serve while it is not lowered (other replicas may
+// have counted up to it meanwhile). A reserve with fewer units than the request's cost
+// gives what it has.
 func (e *lease) usable(op *Op) bool {
-	return e.limit <= op.Limit || e.seen-e.left+op.Cost <= op.Limit
+	return e.limit <= op.Limit
 }
 
 // covers reports whether the reserve holds all of op's units: an over-limit mark, set by
@@ -226,6 +238,36 @@ func (l *leases) unused(id uint64, op *Op) int64 {
 	return 0
 }
 
+// observe records v, the counter's value in Redis as a script read it, and returns the
+// units this replica holds unused, which the op's count does not include.
+func (l *leases) observe(id uint64, op *Op, v int64) int64 {
+	sh := l.shard(id)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if e := sh.m[id]; e != nil && e.window == op.Key.Window {
+		e.seen = v
+		return e.left
+	}
+	return 0
+}
+
+// surrender empties the reserve of a refunded op's counter and returns its units: the
+// refund takes them back with its own, so that it is floored at what was admitted, not
+// at what was reserved.
+func (l *leases) surrender(id uint64, op *Op) int64 {
+	sh := l.shard(id)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	e := sh.m[id]
+	if e == nil || e.window != op.Key.Window || e.left == 0 {
+		return 0
+	}
+	n := e.left
+	e.seen -= n
+	e.left = 0
+	return n
+}
+
 // leaseReturn is a reservation going back to Redis.
 type leaseReturn struct {
 	key   Key
@@ -233,8 +275,8 @@ type leaseReturn struct {
 }
 
 // collect advances the sweep generation and takes out the reserves of counters not used
-// since the generation before last (all of them when all is set); it forgets counters
-// that hold nothing and have been idle as long.
+// since the generation before last (all of them when all is set), and every surrendered
+// reserve; it forgets counters idle for keep sweeps.
 func (l *leases) collect(all bool) []leaseReturn {
 	g := l.gen.Add(1)
 	var back []leaseReturn
@@ -242,7 +284,12 @@ func (l *leases) collect(all bool) []leaseReturn {
 		sh := &l.shards[i]
 		sh.mu.Lock()
 		for id, e := range sh.m {
-			if !all && g-e.gen < 2 {
+			if e.surrendered > 0 {
+				back = append(back, leaseReturn{key: e.key, units: e.surrendered})
+				e.surrendered = 0
+			}
+			idle := g - e.gen
+			if !all && idle < 2 {
 				continue
 			}
 			if e.left > 0 {
@@ -250,7 +297,9 @@ func (l *leases) collect(all bool) []leaseReturn {
 				e.seen -= e.left
 				e.left = 0
 			}
-			if !e.pending && !all {
+			// Forgotten only once no call that used it can still be running: a call
+			// finishing on a forgotten entry would lose the units it was lent.
+			if !all && idle >= l.keep && !e.pending {
 				delete(sh.m, id)
 				l.n.Add(-1)
 			}

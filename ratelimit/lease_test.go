@@ -149,26 +149,118 @@ func TestRedisLease(t *testing.T) {
 
 	t.Run("a lowered limit does not let reserved units through", func(t *testing.T) {
 		r := startRedis(t)
-		st := openTestRedis(t, RedisConfig{Addrs: []string{r.addr()}, Lease: LeaseConfig{Idle: time.Hour}}, nil)
-		e := mustCompile(t, leaseApp(1000, time.Hour), st)
-		for i := 0; i < 100; i++ {
-			if _, err := e.Limit(ctx, t0, req); err != nil {
+		cfg := RedisConfig{Addrs: []string{r.addr()}, Lease: LeaseConfig{Idle: 40 * time.Millisecond}}
+		a := mustCompile(t, leaseApp(10_000, time.Hour), openTestRedis(t, cfg, nil))
+		b := mustCompile(t, leaseApp(10_000, time.Hour), openTestRedis(t, cfg, nil))
+		for i := 0; i < 200; i++ { // a holds a reserve
+			if _, err := a.Limit(ctx, t0, req); err != nil {
 				t.Fatal(err)
 			}
 		}
-		e = mustCompile(t, leaseApp(110, time.Hour), st) // a reload, same store
-		admitted := 0
-		for i := 0; i < 50; i++ {
-			res, err := e.Limit(ctx, t0, req)
+		big := req
+		big.Cost = 8800 // b takes the count to 9,000 admitted
+		if res, err := b.Limit(ctx, t0, big); err != nil || res.Code != "" {
+			t.Fatalf("b's request: %+v %v", res, err)
+		}
+		// A reload lowers the limit to what was admitted: nothing more may pass, though a
+		// still holds units reserved under the old limit.
+		a = mustCompile(t, leaseApp(9000, time.Hour), a.store)
+		b = mustCompile(t, leaseApp(9000, time.Hour), b.store)
+		for i := 0; i < 100; i++ {
+			for _, e := range []*Engine{a, b} {
+				if res, err := e.Limit(ctx, t0, req); err != nil || res.Code == "" {
+					t.Fatalf("request %d after the limit was lowered to the count: %+v %v", i+1, res, err)
+				}
+			}
+		}
+		// The surrendered units go back: Redis counts what was admitted.
+		key := onlyKey(t, a.store.(*redisStore))
+		waitFor(t, 5*time.Second, "the surrendered reserve to go back", func() bool { return redisCount(t, r, key) == 9000 })
+	})
+
+	t.Run("lockout failures are never leased", func(t *testing.T) {
+		r := startRedis(t)
+		cfg := RedisConfig{Addrs: []string{r.addr()}, Lease: LeaseConfig{Idle: time.Hour}}
+		in := CompileInput{Lockout: LockoutConfig{MaxFailures: 20, Window: time.Hour, LockFor: time.Hour, Key: []string{"ip"}}}
+		a := mustCompile(t, in, openTestRedis(t, cfg, nil))
+		b := mustCompile(t, in, openTestRedis(t, cfg, nil))
+		fail := func(e *Engine, n int) {
+			for i := 0; i < n; i++ {
+				if err := e.Fail(ctx, t0, "ip:1.2.3.4"); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		locked := func() bool {
+			_, locked, err := a.Locked(ctx, t0, "ip:1.2.3.4")
 			if err != nil {
 				t.Fatal(err)
 			}
-			if res.Code == "" {
+			return locked
+		}
+		fail(a, 17) // a lease would hold units besides: 14 after 17 failures
+		fail(b, 1)
+		if locked() {
+			t.Fatal("locked after 18 of 20 failures")
+		}
+		fail(b, 2)
+		if !locked() {
+			t.Fatal("not locked after 20 failures")
+		}
+	})
+
+	t.Run("a refund takes the reserve back with it", func(t *testing.T) {
+		r := startRedis(t)
+		st := openTestRedis(t, RedisConfig{Addrs: []string{r.addr()}, Lease: LeaseConfig{Idle: time.Hour}}, nil)
+		exp := t0.Add(time.Hour).UnixNano()
+		op := Op{Key: NewKey("w", "", 1, "d"), Kind: KindCounter, Limit: 1000, Cost: 1, Expire: exp}
+		out := make([]Outcome, 1)
+		for i := 0; i < 20; i++ {
+			if err := st.Apply(ctx, t0, []Op{op}, out); err != nil {
+				t.Fatal(err)
+			}
+		}
+		refund := op
+		refund.Cost = -30 // more than was admitted: down to nothing, as in memory
+		if err := st.Apply(ctx, t0, []Op{refund}, out); err != nil || out[0].Value != 0 {
+			t.Fatalf("refund: %+v %v, want nothing counted", out[0], err)
+		}
+		if c := redisCount(t, r, op.Key.Render(st.prefix, false)); c != 0 {
+			t.Fatalf("Redis counts %d after the refund, want 0", c)
+		}
+		// From nothing, the whole limit again, and not one more.
+		admitted := 0
+		for i := 0; i < 1100; i++ {
+			if err := st.Apply(ctx, t0, []Op{op}, out); err != nil {
+				t.Fatal(err)
+			}
+			if out[0].Allowed {
 				admitted++
 			}
 		}
-		if admitted != 10 {
-			t.Fatalf("after lowering the limit to 110 with 100 used: %d admitted, want 10", admitted)
+		if admitted != 1000 {
+			t.Fatalf("%d admitted after the refund, want 1000", admitted)
+		}
+	})
+
+	t.Run("a script reading a leased counter reports what was admitted", func(t *testing.T) {
+		r := startRedis(t)
+		st := openTestRedis(t, RedisConfig{Addrs: []string{r.addr()}, Lease: LeaseConfig{Idle: time.Hour}}, nil)
+		exp := t0.Add(time.Hour).UnixNano()
+		op := Op{Key: NewKey("w", "", 1, "d"), Kind: KindCounter, Limit: 1000, Cost: 1, Expire: exp}
+		bucket := Op{Key: NewKey("b", "", 0, "d"), Kind: KindGCRA, Limit: 1000, Cost: 1, Interval: int64(time.Millisecond)}
+		out := make([]Outcome, 2)
+		for i := 1; i <= 20; i++ {
+			if err := st.Apply(ctx, t0, []Op{op}, out); err != nil || out[0].Value != int64(i) {
+				t.Fatalf("request %d: %+v %v", i, out[0], err)
+			}
+		}
+		// With a token bucket the request goes through the script.
+		if err := st.Apply(ctx, t0, []Op{op, bucket}, out); err != nil || out[0].Value != 21 {
+			t.Fatalf("scripted request: %+v %v, want 21 counted", out[0], err)
+		}
+		if err := st.Apply(ctx, t0, []Op{op}, out); err != nil || out[0].Value != 22 {
+			t.Fatalf("next request: %+v %v, want 22 counted", out[0], err)
 		}
 	})
 

@@ -123,9 +123,10 @@ func openRedis(_ context.Context, cfg RedisConfig, clock Clock) (*redisStore, er
 		s.br.cooldown = defaultBreakerCool
 	}
 	if s.native && cfg.Lease.MaxUnits >= 0 {
-		s.leases = newLeases(cmp.Or(cfg.Lease.MaxUnits, defaultLeaseUnits))
+		idle := cmp.Or(cfg.Lease.Idle, defaultLeaseIdle)
+		s.leases = newLeases(cmp.Or(cfg.Lease.MaxUnits, defaultLeaseUnits), idle, s.timeout)
 		s.wg.Add(1)
-		go s.sweepLeases(cmp.Or(cfg.Lease.Idle, defaultLeaseIdle))
+		go s.sweepLeases(idle)
 	}
 	if s.connect() != nil { // not reachable yet: keep trying; the fail modes apply meanwhile
 		s.wg.Add(1)
@@ -338,6 +339,9 @@ func (s *redisStore) Apply(ctx context.Context, now time.Time, ops []Op, out []O
 	if s.native && !refund && allCounters(ops) {
 		return s.applyCounters(ctx, ops, out, ns)
 	}
+	if refund && s.leases != nil {
+		ops = s.surrenderToRefunds(ops)
+	}
 	keys, args := s.encode(ops, ns)
 	script := &applyScript
 	if len(ops) == 1 && ops[0].Kind == KindGCRA {
@@ -369,10 +373,31 @@ func (s *redisStore) Apply(ctx context.Context, now time.Time, ops []Op, out []O
 		if pttl := res[3+3*i]; pttl > 0 {
 			o.Expire = ns + pttl*int64(time.Millisecond)
 		}
+		if op.Kind == KindCounter && s.leases != nil { // Redis's count includes units reserved here
+			o.Value -= s.leases.observe(s.leaseID(op), op, o.Value)
+		}
 		out[i] = o
 		s.rememberOver(op, o, ns)
 	}
 	return nil
+}
+
+// surrenderToRefunds returns ops with every refunded counter's reserve added to its
+// refund (a copy when any is).
+func (s *redisStore) surrenderToRefunds(ops []Op) []Op {
+	copied := false
+	for i := range ops {
+		if ops[i].Cost >= 0 || ops[i].Kind != KindCounter {
+			continue
+		}
+		if n := s.leases.surrender(s.leaseID(&ops[i]), &ops[i]); n > 0 {
+			if !copied {
+				ops, copied = append([]Op(nil), ops...), true
+			}
+			ops[i].Cost -= n
+		}
+	}
+	return ops
 }
 
 // stillOver reports whether stored value v leaves op, as configured now, out of units.
@@ -524,6 +549,9 @@ func (s *redisStore) applyCounters(ctx context.Context, ops []Op, out []Outcome,
 				continue
 			}
 			at[i].v = v
+			if op.Cost == 0 && s.leases != nil { // a check counts what was admitted, not reserved
+				v -= s.leases.unused(s.leaseID(op), op)
+			}
 			// The request's own units are the first of those added; the reserve's follow.
 			out[i] = Outcome{Allowed: v-p.extra <= op.Limit, Value: v}
 			if !out[i].Allowed && !op.Shadow {
@@ -563,8 +591,7 @@ func (s *redisStore) applyCounters(ctx context.Context, ops []Op, out []Outcome,
 			switch {
 			case p.on:
 				o.Value = s.leases.finish(p.id, op, p.leaseUse, at[i].v, commit, p.extra-undo)
-			case op.Cost == 0 && s.leases != nil:
-				o.Value -= s.leases.unused(s.leaseID(op), op)
+			case op.Cost == 0:
 			default:
 				o.Value -= undo
 			}
