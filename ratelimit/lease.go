@@ -362,6 +362,7 @@ func (s *redisStore) returnLeases(back []leaseReturn) {
 			s.metrics.Load().storeFailure("redis")
 			continue
 		}
+		s.metrics.Load().leased(back[i].units, true)
 		// Units are free again: a mark saying the key is full must not outlive them.
 		s.over.Del(s.digest(&Op{Key: back[i].key}))
 	}

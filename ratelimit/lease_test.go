@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/policy"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // incrbys returns how many INCRBY commands Redis has run.
@@ -61,7 +62,8 @@ func TestRedisLease(t *testing.T) {
 	t.Run("fewer round trips, exact counts, unused units back on close", func(t *testing.T) {
 		r := startRedis(t)
 		st := openTestRedis(t, RedisConfig{Addrs: []string{r.addr()}, Lease: LeaseConfig{Idle: time.Hour}}, nil)
-		e := mustCompile(t, leaseApp(10_000, time.Hour), st)
+		m := NewMetrics()
+		e := mustCompile(t, leaseApp(10_000, time.Hour), st, WithMetrics(m))
 		before := incrbys(t, r)
 		for i := 1; i <= 300; i++ {
 			res, err := e.Limit(ctx, t0, req)
@@ -80,6 +82,12 @@ func TestRedisLease(t *testing.T) {
 		st.Close()
 		if c := redisCount(t, r, key); c != 300 {
 			t.Fatalf("after close Redis counts %d, want the 300 admitted", c)
+		}
+		// Every request not sent to Redis was admitted from leased units.
+		leased := testutil.ToFloat64(m.leaseUnits.WithLabelValues("leased"))
+		returned := testutil.ToFloat64(m.leaseUnits.WithLabelValues("returned"))
+		if leased-returned != float64(300-n) || returned <= 0 {
+			t.Fatalf("lease units: %v leased, %v returned; want %d admitted from leases", leased, returned, 300-n)
 		}
 		t.Logf("%d INCRBY for 300 requests", n)
 	})

@@ -21,6 +21,7 @@ type Metrics struct {
 	redisDuration prometheus.Observer // storeDuration{backend="redis"}, looked up once
 	storeFailures *prometheus.CounterVec
 	breakerOpen   prometheus.Gauge
+	leaseUnits    *prometheus.CounterVec
 	breakerState  atomic.Int32 // the value breakerOpen was last set to
 	breakerMu     sync.Mutex
 }
@@ -53,6 +54,10 @@ func NewMetrics() *Metrics {
 			Name: "gatehouse_store_circuit_breaker_open",
 			Help: "1 while the circuit breaker in front of the remote store is open.",
 		}),
+		leaseUnits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gatehouse_store_lease_units_total",
+			Help: "Counter units this replica leased from Redis (event=leased) and gave back unused (event=returned); the difference was admitted without a round trip.",
+		}, []string{"event"}),
 	}
 	m.redisDuration = m.storeDuration.WithLabelValues("redis")
 	return m
@@ -104,6 +109,7 @@ func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	m.storeDuration.Describe(ch)
 	m.storeFailures.Describe(ch)
 	m.breakerOpen.Describe(ch)
+	m.leaseUnits.Describe(ch)
 }
 
 // Collect implements prometheus.Collector.
@@ -114,6 +120,19 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	m.storeDuration.Collect(ch)
 	m.storeFailures.Collect(ch)
 	m.breakerOpen.Collect(ch)
+	m.leaseUnits.Collect(ch)
+}
+
+// leased counts units leased (returned: given back unused).
+func (m *Metrics) leased(n int64, returned bool) {
+	if m == nil || n <= 0 {
+		return
+	}
+	event := "leased"
+	if returned {
+		event = "returned"
+	}
+	m.leaseUnits.WithLabelValues(event).Add(float64(n))
 }
 
 func (m *Metrics) overLimitHit(surface, limit string) {

@@ -591,6 +591,9 @@ func (s *redisStore) applyCounters(ctx context.Context, ops []Op, out []Outcome,
 			switch {
 			case p.on:
 				o.Value = s.leases.finish(p.id, op, p.leaseUse, at[i].v, commit, p.extra-undo)
+				if commit {
+					s.metrics.Load().leased(p.extra-undo, false)
+				}
 			case op.Cost == 0:
 			default:
 				o.Value -= undo
