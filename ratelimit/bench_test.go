@@ -109,11 +109,17 @@ func BenchmarkLimitRedis(b *testing.B) {
 	runLimitBench(b, e)
 }
 
-// BenchmarkLimitRedisWindow is BenchmarkLimitRedis with a fixed window, counted with
-// native commands (one INCRBY).
-func BenchmarkLimitRedisWindow(b *testing.B) {
+// BenchmarkLimitRedisWindow is BenchmarkLimitRedis with a fixed window counted with
+// native commands: far from its limit, most decisions come from leased units.
+func BenchmarkLimitRedisWindow(b *testing.B) { benchRedisWindow(b, LeaseConfig{}) }
+
+// BenchmarkLimitRedisWindowNoLease is BenchmarkLimitRedisWindow with leases off: one INCRBY
+// per decision.
+func BenchmarkLimitRedisWindowNoLease(b *testing.B) { benchRedisWindow(b, LeaseConfig{MaxUnits: -1}) }
+
+func benchRedisWindow(b *testing.B, lease LeaseConfig) {
 	p := startRedis(b)
-	st := openTestRedis(b, RedisConfig{Addrs: []string{p.addr()}}, SystemClock)
+	st := openTestRedis(b, RedisConfig{Addrs: []string{p.addr()}, Lease: lease}, SystemClock)
 	e := mustCompile(b, CompileInput{Apps: map[string]AppLimits{"app": {Limits: []LimitConfig{
 		{Name: "device", Key: []string{"device"}, Requests: 1 << 40, Per: time.Second},
 	}}}}, st)
