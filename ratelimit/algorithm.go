@@ -42,7 +42,8 @@ type Outcome struct {
 	// request first); Value is then meaningless.
 	Unknown bool
 	// Value is the stored value after the call: the count or TAT that was committed,
-	// or the unchanged one when the request was not admitted.
+	// or the unchanged one when the request was not admitted. For a Redis counter with
+	// leases, the count leaves out the units this replica leased and has not used.
 	Value int64
 	// Expire is the value's expiry (peek only), unix ns; 0 = none.
 	Expire int64

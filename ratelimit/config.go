@@ -190,16 +190,16 @@ type RedisConfig struct {
 	OverLimitCacheKeys int64 `yaml:"over_limit_cache_keys"`
 }
 
-// LeaseConfig bounds the units a replica reserves of a counter. A request that goes to
+// LeaseConfig bounds the units a replica leases of a counter. A request that goes to
 // Redis asks, in the same INCRBY, for as many units more as this replica used of the
 // counter in the current or the previous window, at most MaxUnits and at most 1/16 of
 // what the counter had left when this replica last saw it; the replica's next requests
-// on the counter are admitted from them, with no round trip. A counter never admits more
-// than its limit; near it, another replica may be refused while this one still holds
-// unused units, which go back to Redis once the replica has not used the counter for
-// about Idle, when a reload lowers its limit, and when the replica stops. Limits of 32 or
-// fewer, a counter's last 16 units, credits, token buckets, shadow limits and lockout
-// failure counts are never leased.
+// on the counter are admitted from them, with no round trip. Units past the limit are
+// taken back at once, so a counter never admits more than its limit; near it, another
+// replica may be refused while this one still holds unused units, which go back to Redis
+// once unused for about Idle, and when the replica stops. Units leased under a limit
+// never serve a lower one. Limits of 32 or fewer, credits, token buckets, shadow limits
+// and lockout failure counts are never leased.
 type LeaseConfig struct {
 	MaxUnits int64         `yaml:"max_units"` // default 64; -1: off (one round trip per request)
 	Idle     time.Duration `yaml:"idle"`      // default 1s

@@ -12,14 +12,14 @@ import (
 )
 
 const (
-	// leaseShare: a replica reserves at most 1/leaseShare of the units a counter has
-	// left, so however many replicas reserve, the reservations never pass the limit, and
-	// those left unused near the limit are few.
+	// leaseShare: a replica asks for at most 1/leaseShare of the units it last saw a
+	// counter have left, so that near the limit few units sit unused in leases (units an
+	// INCRBY got past the limit are taken back at once: those never count).
 	leaseShare = 16
 	// defaultLeaseUnits bounds one reservation unless configured.
 	defaultLeaseUnits = 64
-	// defaultLeaseIdle: units reserved and not used by a replica that stopped seeing
-	// requests for the counter go back to Redis after about this long.
+	// defaultLeaseIdle: units a replica leased and has not used for about this long go
+	// back to Redis.
 	defaultLeaseIdle = time.Second
 	// leaseKeys bounds the counters a replica tracks; past it, new counters are counted
 	// one round trip per request.
@@ -32,18 +32,17 @@ const (
 // replica's reserve is empty) asks, in the same INCRBY, for more units than its own:
 // as many as the replica used of the counter in this window so far or in the previous
 // one, at most max units and at most 1/leaseShare of what the counter has left. Units
-// past the limit are never reserved (those an INCRBY got past it are taken back), so a
+// past the limit are never kept (those an INCRBY got past it are taken back), so a
 // counter never admits more than its limit across replicas. The price: near the limit,
 // another replica can be refused while this one still holds unused units; it uses them
-// for its next requests, and returns them when it has not used the counter for about the
-// idle time, or when it stops. A counter far from its limit costs one round trip per
-// reservation instead of one per request; counters with fewer than about 2×leaseShare
-// units left, and credits, token buckets, shadow limits and checks, are counted one
-// round trip per request as before.
+// for its next requests, and returns them when it has not used them for about the idle
+// time, or when it stops. A counter far from its limit costs one round trip per lease
+// instead of one per request; limits of at most 2×leaseShare, credits, token buckets,
+// shadow limits, lockout counts and checks are counted one round trip per request.
 type leases struct {
 	max    int64
 	keep   int64        // sweeps an entry must be idle before it is forgotten (its calls are over)
-	gen    atomic.Int64 // advanced by every sweep; an entry records the gen it was last used in
+	gen    atomic.Int64 // advanced by every sweep; entries record the gens of their last uses
 	n      atomic.Int64 // entries
 	shards [leaseShards]leaseShard
 }
@@ -59,21 +58,38 @@ type lease struct {
 	key     Key   // the current window's key, to return units
 	window  int64 // Key.Window of the current window
 	left    int64 // units reserved in Redis and not used yet
-	limit   int64 // the lowest limit units were reserved under in the window
+	limit   int64 // the highest limit any of them was leased under: they serve limits ≥ it
 	seen    int64 // the counter's value in Redis, as last seen by this replica (including left)
 	used    int64 // units this replica admitted in the window
 	prev    int64 // units it admitted in the window before
 	pending bool  // a reservation is in flight: concurrent requests do not ask for another
-	gen     int64
-	// surrendered units go back at the next sweep: reserved under a limit since lowered,
-	// they must not be used, nor kept from other replicas for long.
-	surrendered int64
+	touched int64 // gen of the last request on the counter
+	served  int64 // gen the reserve last served a request or grew
+	// requeued units go back at the next sweep (a refund that took them never reached
+	// Redis).
+	requeued int64
+}
+
+// add puts units leased under limit into the reserve. Units leased under a higher limit
+// than a request's must not serve it: other replicas may have counted up to its limit
+// since (a reload lowered it, or routes with different limits share the counter).
+func (e *lease) add(units, limit int64) {
+	if units <= 0 {
+		return
+	}
+	if e.left == 0 {
+		e.limit = limit
+	} else {
+		e.limit = max(e.limit, limit)
+	}
+	e.left += units
 }
 
 // leaseUse is what plan decided for one op of a request.
 type leaseUse struct {
 	on     bool  // the op is leasable: finish or unplan must follow plan
 	pooled int64 // units of the request taken from the reserve
+	limit  int64 // the reserve's limit when they were taken
 	extra  int64 // units asked for the reserve on top of the request's own
 }
 
@@ -119,18 +135,15 @@ func (l *leases) plan(id uint64, op *Op, out *Outcome) (u leaseUse, local bool) 
 	if op.Key.Window < e.window { // a late request of the window before: Redis alone
 		return leaseUse{}, false
 	}
-	e.gen = l.gen.Load()
+	g := l.gen.Load()
+	e.touched = g
 	if e.window != op.Key.Window { // a new window: the old one's units went with its key
-		*e = lease{key: op.Key, window: op.Key.Window, prev: e.used, gen: e.gen}
+		*e = lease{key: op.Key, window: op.Key.Window, prev: e.used, touched: g, served: g}
 	}
-	if e.left > 0 && e.limit > op.Limit { // a reload lowered the limit
-		e.surrendered += e.left
-		e.seen -= e.left
-		e.left = 0
-	}
-	if e.usable(op) {
-		u.pooled = min(e.left, op.Cost)
+	if e.left > 0 && e.limit <= op.Limit {
+		u.pooled, u.limit = min(e.left, op.Cost), e.limit
 		e.left -= u.pooled
+		e.served = g
 		if u.pooled == op.Cost {
 			e.used += op.Cost
 			*out = Outcome{Allowed: true, Value: e.seen - e.left}
@@ -148,14 +161,6 @@ func (l *leases) plan(id uint64, op *Op, out *Outcome) (u leaseUse, local bool) 
 	return u, false
 }
 
-// usable reports whether the reserve may serve op: reserved units lie within the limit
-// they were reserved under, so they serve while it is not lowered (other replicas may
-// have counted up to it meanwhile). A reserve with fewer units than the request's cost
-// gives what it has.
-func (e *lease) usable(op *Op) bool {
-	return e.limit <= op.Limit
-}
-
 // covers reports whether the reserve holds all of op's units: an over-limit mark, set by
 // a refusal this replica saw, must not refuse what its own reserve admits.
 func (l *leases) covers(id uint64, op *Op) bool {
@@ -166,7 +171,7 @@ func (l *leases) covers(id uint64, op *Op) bool {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	e := sh.m[id]
-	return e != nil && e.window == op.Key.Window && e.left >= op.Cost && e.usable(op)
+	return e != nil && e.window == op.Key.Window && e.left >= op.Cost && e.limit <= op.Limit
 }
 
 // unplan gives back the units plan took from the reserve for a request that another
@@ -179,7 +184,7 @@ func (l *leases) unplan(id uint64, op *Op, u leaseUse, local bool, out *Outcome)
 	if e == nil || e.window != op.Key.Window {
 		return
 	}
-	e.left += u.pooled
+	e.add(u.pooled, u.limit)
 	if u.extra > 0 {
 		e.pending = false
 	}
@@ -210,16 +215,14 @@ func (l *leases) finish(id uint64, op *Op, u leaseUse, v int64, commit bool, kep
 		e.pending = false
 	}
 	if !commit {
-		e.left += u.pooled
+		e.add(u.pooled, u.limit)
 		e.seen = max(e.seen, v-sent)
 		return v - sent - e.left
 	}
 	value := v - u.extra - e.left
 	if kept > 0 {
-		if e.left == 0 || op.Limit < e.limit {
-			e.limit = op.Limit
-		}
-		e.left += kept
+		e.add(kept, op.Limit)
+		e.served = l.gen.Load()
 	}
 	e.seen = max(e.seen, v-(u.extra-kept))
 	e.used += op.Cost
@@ -238,14 +241,19 @@ func (l *leases) unused(id uint64, op *Op) int64 {
 	return 0
 }
 
-// observe records v, the counter's value in Redis as a script read it, and returns the
-// units this replica holds unused, which the op's count does not include.
-func (l *leases) observe(id uint64, op *Op, v int64) int64 {
+// observe records v, the counter's value in Redis as a script read it (after a refund
+// when refund is set), and returns the units this replica holds unused, which the op's
+// count does not include.
+func (l *leases) observe(id uint64, op *Op, v int64, refund bool) int64 {
 	sh := l.shard(id)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	if e := sh.m[id]; e != nil && e.window == op.Key.Window {
-		e.seen = v
+		if refund {
+			e.seen = v
+		} else {
+			e.seen = max(e.seen, v) // a reply older than a native one may read less
+		}
 		return e.left
 	}
 	return 0
@@ -268,15 +276,26 @@ func (l *leases) surrender(id uint64, op *Op) int64 {
 	return n
 }
 
+// requeue hands back n units surrender took for a refund that never reached Redis: the
+// next sweep returns them.
+func (l *leases) requeue(id uint64, op *Op, n int64) {
+	sh := l.shard(id)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if e := sh.m[id]; e != nil && e.window == op.Key.Window {
+		e.requeued += n
+	}
+}
+
 // leaseReturn is a reservation going back to Redis.
 type leaseReturn struct {
 	key   Key
 	units int64
 }
 
-// collect advances the sweep generation and takes out the reserves of counters not used
-// since the generation before last (all of them when all is set), and every surrendered
-// reserve; it forgets counters idle for keep sweeps.
+// collect advances the sweep generation and takes out the reserves that have not served
+// since the generation before last (all of them when all is set) and requeued units; it
+// forgets counters without a request for keep sweeps.
 func (l *leases) collect(all bool) []leaseReturn {
 	g := l.gen.Add(1)
 	var back []leaseReturn
@@ -284,22 +303,21 @@ func (l *leases) collect(all bool) []leaseReturn {
 		sh := &l.shards[i]
 		sh.mu.Lock()
 		for id, e := range sh.m {
-			if e.surrendered > 0 {
-				back = append(back, leaseReturn{key: e.key, units: e.surrendered})
-				e.surrendered = 0
+			if e.requeued > 0 {
+				back = append(back, leaseReturn{key: e.key, units: e.requeued})
+				e.requeued = 0
 			}
-			idle := g - e.gen
-			if !all && idle < 2 {
-				continue
-			}
-			if e.left > 0 {
+			// Units unused for a while go back, also on a counter still in use: they may
+			// have been leased under a limit since lowered (or one of another route on
+			// the same counter), which its requests now cannot use.
+			if e.left > 0 && (all || g-e.served >= 2) {
 				back = append(back, leaseReturn{key: e.key, units: e.left})
 				e.seen -= e.left
 				e.left = 0
 			}
 			// Forgotten only once no call that used it can still be running: a call
 			// finishing on a forgotten entry would lose the units it was lent.
-			if !all && idle >= l.keep && !e.pending {
+			if !all && g-e.touched >= l.keep && !e.pending {
 				delete(sh.m, id)
 				l.n.Add(-1)
 			}

@@ -181,9 +181,9 @@ func TestRedisLease(t *testing.T) {
 				}
 			}
 		}
-		// The surrendered units go back: Redis counts what was admitted.
+		// The units a cannot use go back: Redis counts what was admitted.
 		key := onlyKey(t, a.store.(*redisStore))
-		waitFor(t, 5*time.Second, "the surrendered reserve to go back", func() bool { return redisCount(t, r, key) == 9000 })
+		waitFor(t, 5*time.Second, "the unusable lease to go back", func() bool { return redisCount(t, r, key) == 9000 })
 	})
 
 	t.Run("lockout failures are never leased", func(t *testing.T) {
@@ -248,6 +248,69 @@ func TestRedisLease(t *testing.T) {
 		}
 		if admitted != 1000 {
 			t.Fatalf("%d admitted after the refund, want 1000", admitted)
+		}
+	})
+
+	t.Run("a refund that never reached Redis gives the lease back later", func(t *testing.T) {
+		r := startRedis(t)
+		st := openTestRedis(t, RedisConfig{Addrs: []string{r.addr()}, Lease: LeaseConfig{Idle: time.Hour}}, nil)
+		op := Op{Key: NewKey("w", "", 1, "d"), Kind: KindCounter, Limit: 1000, Cost: 1, Expire: t0.Add(time.Hour).UnixNano()}
+		out := make([]Outcome, 1)
+		for i := 0; i < 20; i++ {
+			if err := st.Apply(ctx, t0, []Op{op}, out); err != nil {
+				t.Fatal(err)
+			}
+		}
+		refund := op
+		refund.Cost = -5
+		box := st.client.Load()
+		st.client.Store(nil) // not connected: the call fails before sending anything
+		if err := st.Apply(ctx, t0, []Op{refund}, out); err == nil {
+			t.Fatal("refund without a connection succeeded")
+		}
+		st.client.Store(box)
+		st.Close()
+		if c := redisCount(t, r, op.Key.Render(st.prefix, false)); c != 20 {
+			t.Fatalf("Redis counts %d after close, want the 20 admitted (the refund failed)", c)
+		}
+	})
+
+	t.Run("a lease under a higher limit does not serve a lower one", func(t *testing.T) {
+		r := startRedis(t)
+		st := openTestRedis(t, RedisConfig{Addrs: []string{r.addr()}, Lease: LeaseConfig{Idle: 40 * time.Millisecond}}, nil)
+		// Two routes with different limits on one counter (RLS overrides can share one).
+		high := Op{Key: NewKey("w", "", 1, "d"), Kind: KindCounter, Limit: 1000, Cost: 1, Expire: t0.Add(time.Hour).UnixNano()}
+		low := high
+		low.Limit = 200
+		out := make([]Outcome, 1)
+		apply := func(op Op, n int) (admitted int) {
+			for i := 0; i < n; i++ {
+				if err := st.Apply(ctx, t0, []Op{op}, out); err != nil {
+					t.Fatal(err)
+				}
+				if out[0].Allowed {
+					admitted++
+				}
+			}
+			return admitted
+		}
+		if n := apply(high, 150); n != 150 {
+			t.Fatalf("%d of 150 admitted under 1000", n)
+		}
+		n := apply(low, 100)
+		if n > 50 {
+			t.Fatalf("%d admitted under 200 with 150 used, want at most 50", n)
+		}
+		// Unused, the lease goes back although the counter stays busy: the low route
+		// gets the rest of its limit, and not one more.
+		for deadline := time.Now().Add(5 * time.Second); n < 50; time.Sleep(2 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("the low route got %d of its last 50 units in 5s of requests", n)
+			}
+			n += apply(low, 1)
+		}
+		if n += apply(low, 20); n != 50 {
+			t.Fatalf("%d admitted under 200 with 150 used, want 50", n)
 		}
 	})
 

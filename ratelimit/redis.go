@@ -39,7 +39,7 @@ const (
 // redisStore keeps counters in Redis (single, sentinel or cluster) for several replicas.
 // Every Apply is at most one round trip however many limits apply (plain INCRBYs when
 // they are all counters, else one Lua script), plus one to take back a refused request's
-// units; it is bounded by the caller's deadline and the store timeout, and guarded by a
+// units (or leased units past the limit); it is bounded by the caller's deadline and the store timeout, and guarded by a
 // circuit breaker. Requests on busy counters are admitted from units this replica leased
 // (lease.go), with no round trip; keys known to be over their limit are remembered
 // locally until their reset, so a hot abusive key costs no round trip either.
@@ -339,6 +339,7 @@ func (s *redisStore) Apply(ctx context.Context, now time.Time, ops []Op, out []O
 	if s.native && !refund && allCounters(ops) {
 		return s.applyCounters(ctx, ops, out, ns)
 	}
+	asked := ops
 	if refund && s.leases != nil {
 		ops = s.surrenderToRefunds(ops)
 	}
@@ -348,7 +349,9 @@ func (s *redisStore) Apply(ctx context.Context, now time.Time, ops []Op, out []O
 		script = &gcraScript // the common inline device throttle, at half Redis's CPU
 	}
 	var res []int64
+	sent := false
 	err := s.call(ctx, func(r redisCall) error {
+		sent = true
 		cmd := r.c.B().Evalsha().Sha1(script.sha).Numkeys(int64(len(keys))).Key(keys...).Arg(args...).Build()
 		reply := r.send(rueidis.Commands{cmd})[0]
 		if rerr, ok := rueidis.IsRedisErr(reply.Error()); ok && rerr.IsNoScript() { // Redis restarted
@@ -359,6 +362,13 @@ func (s *redisStore) Apply(ctx context.Context, now time.Time, ops []Op, out []O
 		return err
 	})
 	if err != nil {
+		if !sent && &asked[0] != &ops[0] { // leased units a refund took never reached Redis
+			for i := range ops {
+				if n := asked[i].Cost - ops[i].Cost; n > 0 {
+					s.leases.requeue(s.leaseID(&ops[i]), &ops[i], n)
+				}
+			}
+		}
 		return err
 	}
 	if len(res) != 1+3*len(ops) {
@@ -374,7 +384,7 @@ func (s *redisStore) Apply(ctx context.Context, now time.Time, ops []Op, out []O
 			o.Expire = ns + pttl*int64(time.Millisecond)
 		}
 		if op.Kind == KindCounter && s.leases != nil { // Redis's count includes units reserved here
-			o.Value -= s.leases.observe(s.leaseID(op), op, o.Value)
+			o.Value -= s.leases.observe(s.leaseID(op), op, o.Value, op.Cost < 0)
 		}
 		out[i] = o
 		s.rememberOver(op, o, ns)
@@ -475,12 +485,14 @@ func allCounters(ops []Op) bool {
 // in the same round trip the first time this replica counts that key in its window;
 // keys carry their window in their name, so a key whose expiry is missing is never read
 // again (should Redis lose a key, the request that creates it anew sets it again). A
-// second round trip follows only when a request is not admitted: it takes back (DECRBY)
-// the units it added (every op when an enforcing op refused, else the refusing
-// shadow ops), so a refused request consumes nothing once Apply returns; meanwhile, a
-// concurrent request on the same key may see those units and be refused too.
+// second round trip follows only when a request is not admitted, or its lease went past
+// the limit: it takes back (DECRBY) the units it added (every op when an enforcing op
+// refused, else the refusing shadow ops; else the leased units past the limit), so a
+// refused request consumes nothing once Apply returns; meanwhile, a concurrent request
+// on the same key may see those units and be refused too. Ops the replica's leases cover
+// (lease.go) send nothing; a request they all cover makes no round trip.
 func (s *redisStore) applyCounters(ctx context.Context, ops []Op, out []Outcome, ns int64) error {
-	// Reserves first: a request they fully cover costs no round trip.
+	// Leases first: a request they fully cover costs no round trip.
 	var planBuf [4]planned
 	plans := planBuf[:0]
 	if s.leases != nil {
