@@ -11,21 +11,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
-// incrbys returns how many INCRBY commands Redis has run.
-func incrbys(t *testing.T, r *redisProc) int {
-	t.Helper()
-	info, err := r.query("INFO", "commandstats")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, rest, ok := strings.Cut(info, "cmdstat_incrby:calls=")
-	if !ok {
-		return 0
-	}
-	n, _ := strconv.Atoi(rest[:strings.IndexByte(rest, ',')])
-	return n
-}
-
 // redisCount returns the value of key in r (-1: absent).
 func redisCount(t *testing.T, r *redisProc, key string) int64 {
 	t.Helper()
@@ -47,6 +32,12 @@ func redisCount(t *testing.T, r *redisProc, key string) int64 {
 	return c
 }
 
+// leaseStore starts a Redis and opens a store on it whose leases go back after idle.
+func leaseStore(t *testing.T, idle time.Duration) (*redisProc, *redisStore) {
+	r := startRedis(t)
+	return r, openTestRedis(t, RedisConfig{Addrs: []string{r.addr()}, Lease: LeaseConfig{Idle: idle}}, nil)
+}
+
 func leaseApp(requests int64, per time.Duration) CompileInput {
 	return CompileInput{Apps: map[string]AppLimits{"a": {Limits: []LimitConfig{
 		{Name: "l", Key: []string{"device"}, Requests: requests, Per: per}}}}}
@@ -60,18 +51,17 @@ func TestRedisLease(t *testing.T) {
 	req := policy.LimitRequest{App: "a", Device: "d"}
 
 	t.Run("fewer round trips, exact counts, unused units back on close", func(t *testing.T) {
-		r := startRedis(t)
-		st := openTestRedis(t, RedisConfig{Addrs: []string{r.addr()}, Lease: LeaseConfig{Idle: time.Hour}}, nil)
+		r, st := leaseStore(t, time.Hour)
 		m := NewMetrics()
 		e := mustCompile(t, leaseApp(10_000, time.Hour), st, WithMetrics(m))
-		before := incrbys(t, r)
+		before := r.cmdCalls("incrby")
 		for i := 1; i <= 300; i++ {
 			res, err := e.Limit(ctx, t0, req)
 			if err != nil || res.Code != "" || res.Remaining != int64(10_000-i) {
 				t.Fatalf("request %d: %+v %v, want admitted with %d remaining", i, res, err, 10_000-i)
 			}
 		}
-		n := incrbys(t, r) - before
+		n := r.cmdCalls("incrby") - before
 		if n > 20 {
 			t.Fatalf("%d INCRBY for 300 requests on one counter, want at most 20", n)
 		}
@@ -93,8 +83,7 @@ func TestRedisLease(t *testing.T) {
 	})
 
 	t.Run("idle reserves go back, keeping the key's expiry", func(t *testing.T) {
-		r := startRedis(t)
-		st := openTestRedis(t, RedisConfig{Addrs: []string{r.addr()}, Lease: LeaseConfig{Idle: 40 * time.Millisecond}}, nil)
+		r, st := leaseStore(t, 40*time.Millisecond)
 		e := mustCompile(t, leaseApp(10_000, time.Hour), st)
 		for i := 0; i < 100; i++ {
 			if _, err := e.Limit(ctx, t0, req); err != nil {
@@ -113,8 +102,7 @@ func TestRedisLease(t *testing.T) {
 	})
 
 	t.Run("a key Redis lost is not recreated by a return", func(t *testing.T) {
-		r := startRedis(t)
-		st := openTestRedis(t, RedisConfig{Addrs: []string{r.addr()}, Lease: LeaseConfig{Idle: time.Hour}}, nil)
+		r, st := leaseStore(t, time.Hour)
 		e := mustCompile(t, leaseApp(10_000, time.Hour), st)
 		for i := 0; i < 100; i++ {
 			if _, err := e.Limit(ctx, t0, req); err != nil {
@@ -218,8 +206,7 @@ func TestRedisLease(t *testing.T) {
 	})
 
 	t.Run("a refund takes the reserve back with it", func(t *testing.T) {
-		r := startRedis(t)
-		st := openTestRedis(t, RedisConfig{Addrs: []string{r.addr()}, Lease: LeaseConfig{Idle: time.Hour}}, nil)
+		r, st := leaseStore(t, time.Hour)
 		exp := t0.Add(time.Hour).UnixNano()
 		op := Op{Key: NewKey("w", "", 1, "d"), Kind: KindCounter, Limit: 1000, Cost: 1, Expire: exp}
 		out := make([]Outcome, 1)
@@ -252,8 +239,7 @@ func TestRedisLease(t *testing.T) {
 	})
 
 	t.Run("a refund that never reached Redis gives the lease back later", func(t *testing.T) {
-		r := startRedis(t)
-		st := openTestRedis(t, RedisConfig{Addrs: []string{r.addr()}, Lease: LeaseConfig{Idle: time.Hour}}, nil)
+		r, st := leaseStore(t, time.Hour)
 		op := Op{Key: NewKey("w", "", 1, "d"), Kind: KindCounter, Limit: 1000, Cost: 1, Expire: t0.Add(time.Hour).UnixNano()}
 		out := make([]Outcome, 1)
 		for i := 0; i < 20; i++ {
@@ -276,8 +262,7 @@ func TestRedisLease(t *testing.T) {
 	})
 
 	t.Run("a lease under a higher limit does not serve a lower one", func(t *testing.T) {
-		r := startRedis(t)
-		st := openTestRedis(t, RedisConfig{Addrs: []string{r.addr()}, Lease: LeaseConfig{Idle: 40 * time.Millisecond}}, nil)
+		_, st := leaseStore(t, 40*time.Millisecond)
 		// Two routes with different limits on one counter (RLS overrides can share one).
 		high := Op{Key: NewKey("w", "", 1, "d"), Kind: KindCounter, Limit: 1000, Cost: 1, Expire: t0.Add(time.Hour).UnixNano()}
 		low := high
@@ -315,8 +300,7 @@ func TestRedisLease(t *testing.T) {
 	})
 
 	t.Run("a script reading a leased counter reports what was admitted", func(t *testing.T) {
-		r := startRedis(t)
-		st := openTestRedis(t, RedisConfig{Addrs: []string{r.addr()}, Lease: LeaseConfig{Idle: time.Hour}}, nil)
+		_, st := leaseStore(t, time.Hour)
 		exp := t0.Add(time.Hour).UnixNano()
 		op := Op{Key: NewKey("w", "", 1, "d"), Kind: KindCounter, Limit: 1000, Cost: 1, Expire: exp}
 		bucket := Op{Key: NewKey("b", "", 0, "d"), Kind: KindGCRA, Limit: 1000, Cost: 1, Interval: int64(time.Millisecond)}
@@ -336,8 +320,7 @@ func TestRedisLease(t *testing.T) {
 	})
 
 	t.Run("a new window starts from zero", func(t *testing.T) {
-		r := startRedis(t)
-		st := openTestRedis(t, RedisConfig{Addrs: []string{r.addr()}, Lease: LeaseConfig{Idle: time.Hour}}, nil)
+		_, st := leaseStore(t, time.Hour)
 		e := mustCompile(t, leaseApp(1000, time.Minute), st)
 		for i := 0; i < 100; i++ {
 			if _, err := e.Limit(ctx, t0, req); err != nil {
@@ -353,8 +336,7 @@ func TestRedisLease(t *testing.T) {
 	})
 
 	t.Run("a request another limit refuses consumes no reserved unit", func(t *testing.T) {
-		r := startRedis(t)
-		st := openTestRedis(t, RedisConfig{Addrs: []string{r.addr()}, Lease: LeaseConfig{Idle: time.Hour}}, nil)
+		r, st := leaseStore(t, time.Hour)
 		exp := t0.Add(time.Hour).UnixNano()
 		big := Op{Key: NewKey("big", "", 1, "d"), Kind: KindCounter, Limit: 1000, Cost: 1, Expire: exp}
 		small := Op{Key: NewKey("small", "", 1, "d"), Kind: KindCounter, Limit: 40, Cost: 1, Expire: exp}
@@ -384,8 +366,7 @@ func TestRedisLease(t *testing.T) {
 	})
 
 	t.Run("a refused request gives back the part of its cost the reserve lent", func(t *testing.T) {
-		r := startRedis(t)
-		st := openTestRedis(t, RedisConfig{Addrs: []string{r.addr()}, Lease: LeaseConfig{Idle: time.Hour}}, nil)
+		r, st := leaseStore(t, time.Hour)
 		exp := t0.Add(time.Hour).UnixNano()
 		big := Op{Key: NewKey("big", "", 1, "d"), Kind: KindCounter, Limit: 1000, Cost: 1, Expire: exp}
 		none := Op{Key: NewKey("none", "", 1, "d"), Kind: KindCounter, Limit: 0, Cost: 1, Expire: exp}
@@ -462,13 +443,13 @@ func TestLeaseConfig(t *testing.T) {
 	r := startRedis(t)
 	st := openTestRedis(t, RedisConfig{Addrs: []string{r.addr()}, Lease: LeaseConfig{MaxUnits: -1}}, nil)
 	e := mustCompile(t, leaseApp(10_000, time.Hour), st)
-	before := incrbys(t, r)
+	before := r.cmdCalls("incrby")
 	for i := 0; i < 50; i++ {
 		if _, err := e.Limit(context.Background(), t0, policy.LimitRequest{App: "a", Device: "d"}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if n := incrbys(t, r) - before; n != 50 {
+	if n := r.cmdCalls("incrby") - before; n != 50 {
 		t.Fatalf("reserves off: %d INCRBY for 50 requests, want 50", n)
 	}
 }

@@ -147,3 +147,18 @@ func openTestRedis(t testing.TB, cfg RedisConfig, clock Clock) *redisStore {
 	}
 	return s
 }
+
+// cmdCalls returns how many times Redis has run cmd (lower case, as INFO commandstats names it).
+func (p *redisProc) cmdCalls(cmd string) int {
+	p.t.Helper()
+	info, err := p.query("INFO", "commandstats")
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(info, "cmdstat_"+cmd+":calls=")
+	if !ok {
+		return 0
+	}
+	n, _ := strconv.Atoi(rest[:strings.IndexByte(rest, ',')])
+	return n
+}

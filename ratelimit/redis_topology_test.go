@@ -207,18 +207,7 @@ func TestRedisCounterExpiry(t *testing.T) {
 		{Name: "l", Key: []string{"device"}, Requests: 100, Per: time.Hour}}}}}, st)
 	ctx := context.Background()
 	req := policy.LimitRequest{App: "a", Device: "d"}
-	pexpires := func() int {
-		info, err := r.query("INFO", "commandstats")
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, rest, ok := strings.Cut(info, "cmdstat_pexpire:calls=")
-		if !ok {
-			return 0
-		}
-		n, _ := strconv.Atoi(rest[:strings.IndexByte(rest, ',')])
-		return n
-	}
+	pexpires := func() int { return r.cmdCalls("pexpire") }
 	c := st.client.Load().c
 	pttl := func() int64 { // of the only key
 		ms, err := c.Do(ctx, c.B().Pttl().Key(onlyKey(t, st)).Build()).AsInt64()
