@@ -196,9 +196,9 @@ type RedisConfig struct {
 // what the counter had left when this replica last saw it; the replica's next requests
 // on the counter are admitted from them, with no round trip. Units past the limit are
 // taken back at once, so a counter never admits more than its limit; near it, another
-// replica may be refused while this one still holds unused units, which go back to Redis
-// once unused for about Idle, and when the replica stops. Units leased under a limit
-// never serve a lower one. Limits of 32 or fewer, credits, token buckets, shadow limits
+// replica may be refused while this one still holds unused units (about MaxUnits at
+// most), which go back to Redis once unused for Idle/2 to Idle, and when the replica
+// stops. Units leased under a limit never serve a lower one. Limits of 32 or fewer, credits, token buckets, shadow limits
 // and lockout failure counts are never leased.
 type LeaseConfig struct {
 	MaxUnits int64         `yaml:"max_units"` // default 64; -1: off (one round trip per request)

@@ -63,6 +63,7 @@ type lease struct {
 	used    int64 // units this replica admitted in the window
 	prev    int64 // units it admitted in the window before
 	pending bool  // a reservation is in flight: concurrent requests do not ask for another
+	gone    int64 // units that ever left the lease (used, given back): counts what a held unit may have become
 	touched int64 // gen of the last request on the counter
 	served  int64 // gen the reserve last served a request or grew
 	// requeued units go back at the next sweep (a refund that took them never reached
@@ -91,6 +92,10 @@ type leaseUse struct {
 	pooled int64 // units of the request taken from the reserve
 	limit  int64 // the reserve's limit when they were taken
 	extra  int64 // units asked for the reserve on top of the request's own
+	// held: units leased here and unused when the request was sent, which Redis's count
+	// includes (a lease this request could not use): its count leaves them out. gone: the
+	// lease's gone then.
+	held, gone int64
 }
 
 // newLeases returns leases of at most max units, swept every idle/2, for a store whose
@@ -117,6 +122,9 @@ func (l *leases) shard(id uint64) *leaseShard { return &l.shards[id%leaseShards]
 // Redis with cost−pooled units plus extra for the reserve, and finish must follow.
 func (l *leases) plan(id uint64, op *Op, out *Outcome) (u leaseUse, local bool) {
 	if !leasable(op) {
+		if op.Kind == KindCounter && op.Cost >= 0 && op.Expire > 0 {
+			u.held, u.gone = l.holding(id, op) // Redis's count will include them
+		}
 		return u, false
 	}
 	u.on = true
@@ -133,7 +141,7 @@ func (l *leases) plan(id uint64, op *Op, out *Outcome) (u leaseUse, local bool) 
 		sh.m[id] = e
 	}
 	if op.Key.Window < e.window { // a late request of the window before: Redis alone
-		return leaseUse{}, false
+		return leaseUse{}, false // (this window's lease is not in that key's count)
 	}
 	g := l.gen.Load()
 	e.touched = g
@@ -143,6 +151,7 @@ func (l *leases) plan(id uint64, op *Op, out *Outcome) (u leaseUse, local bool) 
 	if e.left > 0 && e.limit <= op.Limit {
 		u.pooled, u.limit = min(e.left, op.Cost), e.limit
 		e.left -= u.pooled
+		e.gone += u.pooled
 		e.served = g
 		if u.pooled == op.Cost {
 			e.used += op.Cost
@@ -150,9 +159,12 @@ func (l *leases) plan(id uint64, op *Op, out *Outcome) (u leaseUse, local bool) 
 			return u, true
 		}
 	}
-	if !e.pending {
+	u.held, u.gone = e.left, e.gone
+	// More units only into an empty lease or one that serves this limit, and never more
+	// than max in all: units this request could not use would pile up unused.
+	if !e.pending && (e.left == 0 || e.limit <= op.Limit) {
 		room := (op.Limit - e.seen - op.Cost) / leaseShare
-		if u.extra = min(max(e.used, e.prev), room, l.max); u.extra > 0 {
+		if u.extra = min(max(e.used, e.prev), room, l.max-e.left); u.extra > 0 {
 			e.pending = true
 		} else {
 			u.extra = 0
@@ -195,11 +207,12 @@ func (l *leases) unplan(id uint64, op *Op, u leaseUse, local bool, out *Outcome)
 }
 
 // finish records the reply to op's INCRBY of cost−pooled+extra units: v is the count
-// after it. commit says whether the request was admitted (then kept of the extra units
-// stay reserved, the rest is taken back); otherwise all units are taken back and the
-// pooled ones return to the reserve. It returns the op's count as this replica knows it:
-// Redis's, less the units it holds unused.
-func (l *leases) finish(id uint64, op *Op, u leaseUse, v int64, commit bool, kept int64) int64 {
+// after it, own the units leased here and unused that it includes. commit says whether
+// the request was admitted (then kept of the extra units stay reserved, the rest is taken
+// back); otherwise all units are taken back and the pooled ones return to the reserve. It
+// returns the op's count as this replica knows it: Redis's, less the units it holds
+// unused.
+func (l *leases) finish(id uint64, op *Op, u leaseUse, v int64, commit bool, kept, own int64) int64 {
 	sent := op.Cost - u.pooled + u.extra
 	sh := l.shard(id)
 	sh.mu.Lock()
@@ -217,9 +230,9 @@ func (l *leases) finish(id uint64, op *Op, u leaseUse, v int64, commit bool, kep
 	if !commit {
 		e.add(u.pooled, u.limit)
 		e.seen = max(e.seen, v-sent)
-		return v - sent - e.left
+		return v - sent - own - u.pooled
 	}
-	value := v - u.extra - e.left
+	value := v - u.extra - own
 	if kept > 0 {
 		e.add(kept, op.Limit)
 		e.served = l.gen.Load()
@@ -227,18 +240,6 @@ func (l *leases) finish(id uint64, op *Op, u leaseUse, v int64, commit bool, kep
 	e.seen = max(e.seen, v-(u.extra-kept))
 	e.used += op.Cost
 	return value
-}
-
-// unused returns the units this replica holds unused for op's counter (a check reports
-// the count without them).
-func (l *leases) unused(id uint64, op *Op) int64 {
-	sh := l.shard(id)
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	if e := sh.m[id]; e != nil && e.window == op.Key.Window {
-		return e.left
-	}
-	return 0
 }
 
 // observe records v, the counter's value in Redis as a script read it (after a refund
@@ -273,6 +274,7 @@ func (l *leases) surrender(id uint64, op *Op) int64 {
 	n := e.left
 	e.seen -= n
 	e.left = 0
+	e.gone += n
 	return n
 }
 
@@ -285,6 +287,32 @@ func (l *leases) requeue(id uint64, op *Op, n int64) {
 	if e := sh.m[id]; e != nil && e.window == op.Key.Window {
 		e.requeued += n
 	}
+}
+
+// holding returns the units op's counter holds unused, and its gone count.
+func (l *leases) holding(id uint64, op *Op) (left, gone int64) {
+	sh := l.shard(id)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if e := sh.m[id]; e != nil && e.window == op.Key.Window {
+		return e.left, e.gone
+	}
+	return 0, 0
+}
+
+// stillHeld records v, the count a request read, and returns how many of the units u
+// held when the request was sent are still unused here: units that left the lease since
+// (used by other requests, given back) may be the held ones, and units leased since are
+// not in v.
+func (l *leases) stillHeld(id uint64, op *Op, u leaseUse, v int64) int64 {
+	sh := l.shard(id)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if e := sh.m[id]; e != nil && e.window == op.Key.Window {
+		e.seen = max(e.seen, v)
+		return max(min(u.held-(e.gone-u.gone), e.left), 0)
+	}
+	return 0
 }
 
 // leaseReturn is a reservation going back to Redis.
@@ -313,6 +341,7 @@ func (l *leases) collect(all bool) []leaseReturn {
 			if e.left > 0 && (all || g-e.served >= 2) {
 				back = append(back, leaseReturn{key: e.key, units: e.left})
 				e.seen -= e.left
+				e.gone += e.left
 				e.left = 0
 			}
 			// Forgotten only once no call that used it can still be running: a call

@@ -261,41 +261,72 @@ func TestRedisLease(t *testing.T) {
 		}
 	})
 
-	t.Run("a lease under a higher limit does not serve a lower one", func(t *testing.T) {
-		_, st := leaseStore(t, 40*time.Millisecond)
-		// Two routes with different limits on one counter (RLS overrides can share one).
+	t.Run("limits that change on one counter count as in memory", func(t *testing.T) {
+		// A reload lowers a limit, or routes with different limits share a counter (RLS
+		// overrides can): a lease under a higher limit serves no lower one, and the
+		// counts and verdicts stay those of the memory store.
+		type step struct{ limit, cost, n int64 }
+		for _, tc := range []struct {
+			name  string
+			steps []step
+		}{
+			{"lowered", []step{{1000, 1, 100}, {500, 1, 450}}},
+			{"lowered near the count", []step{{400, 3, 12}, {40, 3, 3}}},
+			{"alternating routes", []step{{1000, 1, 1}, {600, 1, 1}, {1000, 1, 1}, {600, 1, 1}, {1000, 1, 300}, {600, 1, 400}}},
+			{"a small limit on a leased counter", []step{{400, 1, 2}, {30, 1, 1}, {400, 1, 1}, {30, 1, 40}}},
+			{"costs", []step{{1000, 3, 50}, {200, 2, 40}, {1000, 5, 30}}},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				_, st := leaseStore(t, time.Hour)
+				mem := memStore(t, MemoryConfig{}, nil)
+				op := Op{Key: NewKey("w", "", 1, "d"), Kind: KindCounter, Expire: t0.Add(time.Hour).UnixNano()}
+				refused := 0
+				for si, s := range tc.steps {
+					op.Limit, op.Cost = s.limit, s.cost
+					for i := int64(0); i < s.n; i++ {
+						a, b := make([]Outcome, 1), make([]Outcome, 1)
+						if err := mem.Apply(ctx, t0, []Op{op}, a); err != nil {
+							t.Fatal(err)
+						}
+						if err := st.Apply(ctx, t0, []Op{op}, b); err != nil {
+							t.Fatal(err)
+						}
+						if a[0].Allowed != b[0].Allowed || a[0].Value != b[0].Value {
+							t.Fatalf("step %d (limit %d, cost %d), request %d: memory %+v, redis %+v", si+1, s.limit, s.cost, i+1, a[0], b[0])
+						}
+						if !a[0].Allowed {
+							refused++
+						}
+					}
+				}
+				if refused == 0 && tc.name != "alternating routes" {
+					t.Fatal("nothing refused: the steps do not reach the limit")
+				}
+			})
+		}
+	})
+
+	t.Run("a lease no request can use goes back though the counter stays busy", func(t *testing.T) {
+		r, st := leaseStore(t, 40*time.Millisecond)
 		high := Op{Key: NewKey("w", "", 1, "d"), Kind: KindCounter, Limit: 1000, Cost: 1, Expire: t0.Add(time.Hour).UnixNano()}
 		low := high
-		low.Limit = 200
+		low.Limit = 900
 		out := make([]Outcome, 1)
-		apply := func(op Op, n int) (admitted int) {
-			for i := 0; i < n; i++ {
-				if err := st.Apply(ctx, t0, []Op{op}, out); err != nil {
-					t.Fatal(err)
-				}
-				if out[0].Allowed {
-					admitted++
-				}
+		for i := 0; i < 150; i++ {
+			if err := st.Apply(ctx, t0, []Op{high}, out); err != nil {
+				t.Fatal(err)
 			}
-			return admitted
 		}
-		if n := apply(high, 150); n != 150 {
-			t.Fatalf("%d of 150 admitted under 1000", n)
-		}
-		n := apply(low, 100)
-		if n > 50 {
-			t.Fatalf("%d admitted under 200 with 150 used, want at most 50", n)
-		}
-		// Unused, the lease goes back although the counter stays busy: the low route
-		// gets the rest of its limit, and not one more.
-		for deadline := time.Now().Add(5 * time.Second); n < 50; time.Sleep(2 * time.Millisecond) {
+		key := high.Key.Render(st.prefix, false)
+		admitted := int64(150)
+		for deadline := time.Now().Add(5 * time.Second); redisCount(t, r, key) != admitted; time.Sleep(2 * time.Millisecond) {
 			if time.Now().After(deadline) {
-				t.Fatalf("the low route got %d of its last 50 units in 5s of requests", n)
+				t.Fatalf("Redis counts %d with %d admitted after 5s of requests the lease cannot serve", redisCount(t, r, key), admitted)
 			}
-			n += apply(low, 1)
-		}
-		if n += apply(low, 20); n != 50 {
-			t.Fatalf("%d admitted under 200 with 150 used, want 50", n)
+			if err := st.Apply(ctx, t0, []Op{low}, out); err != nil || !out[0].Allowed {
+				t.Fatalf("%+v %v", out[0], err)
+			}
+			admitted++
 		}
 	})
 

@@ -518,6 +518,7 @@ func (s *redisStore) applyCounters(ctx context.Context, ops []Op, out []Outcome,
 			incr, pexpire int   // reply indexes; -1: not sent
 			n             int64 // units added
 			v             int64 // the count Redis replied
+			own           int64 // units leased here and unused that v includes
 		}
 		var keyBuf [4]string
 		var atBuf [4]sent
@@ -561,11 +562,14 @@ func (s *redisStore) applyCounters(ctx context.Context, ops []Op, out []Outcome,
 				continue
 			}
 			at[i].v = v
-			if op.Cost == 0 && s.leases != nil { // a check counts what was admitted, not reserved
-				v -= s.leases.unused(s.leaseID(op), op)
+			// Units leased here and unused are not admitted: the count leaves them out
+			// (those still held, should the sweeper have given some back meanwhile).
+			if p.held > 0 {
+				at[i].own = s.leases.stillHeld(p.id, op, p.leaseUse, v)
 			}
-			// The request's own units are the first of those added; the reserve's follow.
-			out[i] = Outcome{Allowed: v-p.extra <= op.Limit, Value: v}
+			// The request's own units are the first of those added; the lease's follow.
+			count := v - p.extra - at[i].own
+			out[i] = Outcome{Allowed: count <= op.Limit, Value: count}
 			if !out[i].Allowed && !op.Shadow {
 				commit = false
 			}
@@ -602,7 +606,7 @@ func (s *redisStore) applyCounters(ctx context.Context, ops []Op, out []Outcome,
 			}
 			switch {
 			case p.on:
-				o.Value = s.leases.finish(p.id, op, p.leaseUse, at[i].v, commit, p.extra-undo)
+				o.Value = s.leases.finish(p.id, op, p.leaseUse, at[i].v, commit, p.extra-undo, at[i].own)
 				if commit {
 					s.metrics.Load().leased(p.extra-undo, false)
 				}
