@@ -260,9 +260,8 @@ func (l *leases) observe(id uint64, op *Op, v int64, refund bool) int64 {
 	return 0
 }
 
-// surrender empties the reserve of a refunded op's counter and returns its units: the
-// refund takes them back with its own, so that it is floored at what was admitted, not
-// at what was reserved.
+// surrender empties the lease of op's counter and returns its units, which the caller
+// gives back to Redis (with a refund, or ahead of a script: see giveUpLeases).
 func (l *leases) surrender(id uint64, op *Op) int64 {
 	sh := l.shard(id)
 	sh.mu.Lock()
@@ -300,19 +299,28 @@ func (l *leases) holding(id uint64, op *Op) (left, gone int64) {
 	return 0, 0
 }
 
-// stillHeld records v, the count a request read, and returns how many of the units u
-// held when the request was sent are still unused here: units that left the lease since
-// (used by other requests, given back) may be the held ones, and units leased since are
-// not in v.
-func (l *leases) stillHeld(id uint64, op *Op, u leaseUse, v int64) int64 {
+// stillHeld returns how many of the units u held when its request was sent are still
+// unused here: units that left the lease since (used by other requests, given back) may
+// be the held ones, and units leased since are not in the count the request read.
+func (l *leases) stillHeld(id uint64, op *Op, u leaseUse) int64 {
+	sh := l.shard(id)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if e := sh.m[id]; e != nil && e.window == op.Key.Window {
+		return max(min(u.held-(e.gone-u.gone), e.left), 0)
+	}
+	return 0
+}
+
+// saw records v, the count in Redis after a request on op's counter that the lease did
+// not serve (a limit never leased, a check), so that counts from the lease include it.
+func (l *leases) saw(id uint64, op *Op, v int64) {
 	sh := l.shard(id)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	if e := sh.m[id]; e != nil && e.window == op.Key.Window {
 		e.seen = max(e.seen, v)
-		return max(min(u.held-(e.gone-u.gone), e.left), 0)
 	}
-	return 0
 }
 
 // leaseReturn is a reservation going back to Redis.

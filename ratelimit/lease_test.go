@@ -2,6 +2,8 @@ package ratelimit
 
 import (
 	"context"
+	"fmt"
+	"math/rand/v2"
 	"strconv"
 	"strings"
 	"testing"
@@ -482,5 +484,75 @@ func TestLeaseConfig(t *testing.T) {
 	}
 	if n := r.cmdCalls("incrby") - before; n != 50 {
 		t.Fatalf("reserves off: %d INCRBY for 50 requests, want 50", n)
+	}
+}
+
+// TestRedisLeaseParity replays random sequences on the memory store and on Redis with
+// leases, and compares every verdict and count: two counters, costs of 1–3, refunds,
+// checks, a second limit on some requests, limits that rise and fall (a reload, or
+// routes with different limits on one counter), token buckets that send requests
+// through the script, and windows that end. Over-limit marks are cleared before each
+// request: they answer a refusal with the count they remembered, which is not what is
+// compared here.
+func TestRedisLeaseParity(t *testing.T) {
+	r := startRedis(t)
+	ctx := context.Background()
+	const window = time.Hour
+	for seed := uint64(1); seed <= 40; seed++ {
+		rng := rand.New(rand.NewPCG(seed, 7*seed+1))
+		st := openTestRedis(t, RedisConfig{Addrs: []string{r.addr()}, KeyPrefix: fmt.Sprintf("s%d:", seed),
+			Lease: LeaseConfig{Idle: time.Hour}, OverLimitCacheKeys: 16}, nil) // a small cache clears fast
+		mem := memStore(t, MemoryConfig{}, nil)
+		now := t0.Add(time.Second)
+		limA := int64(40 + rng.IntN(361))
+		for step := 0; step < 300; step++ {
+			now = now.Add(time.Duration(rng.IntN(60_000)) * time.Millisecond)
+			if rng.IntN(10) == 0 {
+				limA = int64(40 + rng.IntN(361))
+			}
+			lim := limA
+			if rng.IntN(8) == 0 { // another route on the same counter
+				lim = int64(40 + rng.IntN(361))
+			}
+			var cost int64
+			switch n := rng.IntN(20); {
+			case n < 2:
+				cost = -int64(1 + rng.IntN(3))
+			case n < 4:
+				cost = 0
+			default:
+				cost = int64(1 + rng.IntN(3))
+			}
+			start, end := windowBounds(now.UnixNano(), window)
+			counter := func(name string, limit, cost int64) Op {
+				return Op{Key: NewKey(name, "", start, "d"), Kind: KindCounter, Limit: limit, Cost: cost, Expire: end}
+			}
+			ops := []Op{counter("A", lim, cost)}
+			if rng.IntN(3) == 0 {
+				ops = append(ops, counter("B", int64(10+rng.IntN(50)), cost))
+			}
+			if rng.IntN(4) == 0 {
+				ops = append(ops, Op{Key: NewKey("G", "", 0, "d"), Kind: KindGCRA, Limit: 1 << 30, Cost: 1, Interval: int64(time.Millisecond)})
+			}
+			a, b := make([]Outcome, len(ops)), make([]Outcome, len(ops))
+			if err := mem.Apply(ctx, now, ops, a); err != nil {
+				t.Fatal(err)
+			}
+			st.over.Wait()
+			st.over.Clear()
+			if err := st.Apply(ctx, now, ops, b); err != nil {
+				t.Fatal(err)
+			}
+			for i := range ops {
+				if ops[i].Kind == KindGCRA {
+					continue
+				}
+				if a[i].Allowed != b[i].Allowed || a[i].Value != b[i].Value {
+					t.Fatalf("seed %d, step %d, op %d (%s, limit %d, cost %d): memory %+v, redis %+v",
+						seed, step, i, ops[i].Key.ID, ops[i].Limit, ops[i].Cost, a[i], b[i])
+				}
+			}
+		}
+		st.Close()
 	}
 }

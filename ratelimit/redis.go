@@ -339,9 +339,10 @@ func (s *redisStore) Apply(ctx context.Context, now time.Time, ops []Op, out []O
 	if s.native && !refund && allCounters(ops) {
 		return s.applyCounters(ctx, ops, out, ns)
 	}
-	asked := ops
-	if refund && s.leases != nil {
-		ops = s.surrenderToRefunds(ops)
+	var givenBuf [4]int64
+	var given []int64
+	if s.leases != nil {
+		ops, given = s.giveUpLeases(ops, givenBuf[:0])
 	}
 	keys, args := s.encode(ops, ns)
 	script := &applyScript
@@ -352,8 +353,24 @@ func (s *redisStore) Apply(ctx context.Context, now time.Time, ops []Op, out []O
 	sent := false
 	err := s.call(ctx, func(r redisCall) error {
 		sent = true
-		cmd := r.c.B().Evalsha().Sha1(script.sha).Numkeys(int64(len(keys))).Key(keys...).Arg(args...).Build()
-		reply := r.send(rueidis.Commands{cmd})[0]
+		var cmds rueidis.Commands
+		for i, n := range given { // leases given up ahead of the script, in the same round trip
+			if n > 0 && ops[i].Cost >= 0 {
+				// EVAL, not EVALSHA: Redis may not know the script, and this is rare.
+				cmds = append(cmds, r.c.B().Eval().Script(returnScript.text).Numkeys(1).Key(keys[i]).Arg(strconv.FormatInt(n, 10)).Build())
+			}
+		}
+		cmds = append(cmds, r.c.B().Evalsha().Sha1(script.sha).Numkeys(int64(len(keys))).Key(keys...).Arg(args...).Build())
+		resps := r.send(cmds)
+		for i, j := 0, 0; j < len(cmds)-1; i++ {
+			if given[i] > 0 && ops[i].Cost >= 0 {
+				if resps[j].Error() != nil { // not given back: the sweeper will try again
+					s.leases.requeue(s.leaseID(&ops[i]), &ops[i], given[i])
+				}
+				j++
+			}
+		}
+		reply := resps[len(resps)-1]
 		if rerr, ok := rueidis.IsRedisErr(reply.Error()); ok && rerr.IsNoScript() { // Redis restarted
 			reply = r.c.Do(r.ctx, r.c.B().Eval().Script(script.text).Numkeys(int64(len(keys))).Key(keys...).Arg(args...).Build())
 		}
@@ -362,9 +379,9 @@ func (s *redisStore) Apply(ctx context.Context, now time.Time, ops []Op, out []O
 		return err
 	})
 	if err != nil {
-		if !sent && &asked[0] != &ops[0] { // leased units a refund took never reached Redis
-			for i := range ops {
-				if n := asked[i].Cost - ops[i].Cost; n > 0 {
+		if !sent { // leases given up never reached Redis
+			for i, n := range given {
+				if n > 0 {
 					s.leases.requeue(s.leaseID(&ops[i]), &ops[i], n)
 				}
 			}
@@ -392,22 +409,33 @@ func (s *redisStore) Apply(ctx context.Context, now time.Time, ops []Op, out []O
 	return nil
 }
 
-// surrenderToRefunds returns ops with every refunded counter's reserve added to its
-// refund (a copy when any is).
-func (s *redisStore) surrenderToRefunds(ops []Op) []Op {
-	copied := false
+// giveUpLeases empties the leases of ops's counters before a script reads them, so that
+// the script counts what was admitted, as the memory store does: a refund takes the
+// units back with its own (in a copy of ops), and the other ops' units go back ahead of
+// the script in the same round trip. given[i] is what op i gave up.
+func (s *redisStore) giveUpLeases(ops []Op, given []int64) ([]Op, []int64) {
+	copied, any := false, false
 	for i := range ops {
-		if ops[i].Cost >= 0 || ops[i].Kind != KindCounter {
+		var n int64
+		if ops[i].Kind == KindCounter {
+			n = s.leases.surrender(s.leaseID(&ops[i]), &ops[i])
+		}
+		given = append(given, n)
+		if n == 0 {
 			continue
 		}
-		if n := s.leases.surrender(s.leaseID(&ops[i]), &ops[i]); n > 0 {
+		any = true
+		if ops[i].Cost < 0 {
 			if !copied {
 				ops, copied = append([]Op(nil), ops...), true
 			}
 			ops[i].Cost -= n
 		}
 	}
-	return ops
+	if !any {
+		return ops, nil
+	}
+	return ops, given
 }
 
 // stillOver reports whether stored value v leaves op, as configured now, out of units.
@@ -565,7 +593,7 @@ func (s *redisStore) applyCounters(ctx context.Context, ops []Op, out []Outcome,
 			// Units leased here and unused are not admitted: the count leaves them out
 			// (those still held, should the sweeper have given some back meanwhile).
 			if p.held > 0 {
-				at[i].own = s.leases.stillHeld(p.id, op, p.leaseUse, v)
+				at[i].own = s.leases.stillHeld(p.id, op, p.leaseUse)
 			}
 			// The request's own units are the first of those added; the lease's follow.
 			count := v - p.extra - at[i].own
@@ -610,9 +638,11 @@ func (s *redisStore) applyCounters(ctx context.Context, ops []Op, out []Outcome,
 				if commit {
 					s.metrics.Load().leased(p.extra-undo, false)
 				}
-			case op.Cost == 0:
 			default:
 				o.Value -= undo
+				if p.held > 0 { // a counter this replica leases: its count includes this one
+					s.leases.saw(p.id, op, at[i].v-undo)
+				}
 			}
 			if undo > 0 {
 				follow = append(follow, c.B().Decrby().Key(keys[i]).Decrement(undo).Build())
