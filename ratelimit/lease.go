@@ -29,7 +29,7 @@ const (
 
 // leases lets a replica admit requests on a busy counter without a round trip, from
 // units it reserved in Redis beforehand. A request that goes to Redis anyway (the
-// replica's reserve is empty) asks, in the same INCRBY, for more units than its own:
+// replica's lease is empty) asks, in the same INCRBY, for more units than its own:
 // as many as the replica used of the counter in this window so far or in the previous
 // one, at most max units and at most 1/leaseShare of what the counter has left. Units
 // past the limit are never kept (those an INCRBY got past it are taken back), so a
@@ -65,13 +65,13 @@ type lease struct {
 	pending bool  // a reservation is in flight: concurrent requests do not ask for another
 	gone    int64 // units that ever left the lease (used, given back): counts what a held unit may have become
 	touched int64 // gen of the last request on the counter
-	served  int64 // gen the reserve last served a request or grew
+	served  int64 // gen the lease last served a request or grew
 	// requeued units go back at the next sweep (a refund that took them never reached
 	// Redis).
 	requeued int64
 }
 
-// add puts units leased under limit into the reserve. Units leased under a higher limit
+// add puts units leased under limit into the lease. Units leased under a higher limit
 // than a request's must not serve it: other replicas may have counted up to its limit
 // since (a reload lowered it, or routes with different limits share the counter).
 func (e *lease) add(units, limit int64) {
@@ -89,9 +89,9 @@ func (e *lease) add(units, limit int64) {
 // leaseUse is what plan decided for one op of a request.
 type leaseUse struct {
 	on     bool  // the op is leasable: finish or unplan must follow plan
-	pooled int64 // units of the request taken from the reserve
-	limit  int64 // the reserve's limit when they were taken
-	extra  int64 // units asked for the reserve on top of the request's own
+	pooled int64 // units of the request taken from the lease
+	limit  int64 // the lease's limit when they were taken
+	extra  int64 // units asked for the lease on top of the request's own
 	// held: units leased here and unused when the request was sent, which Redis's count
 	// includes (a lease this request could not use): its count leaves them out. gone: the
 	// lease's gone then.
@@ -117,9 +117,9 @@ func leasable(op *Op) bool {
 
 func (l *leases) shard(id uint64) *leaseShard { return &l.shards[id%leaseShards] }
 
-// plan takes what it can of op's units from the reserve. It reports local when the
-// reserve covered all of them (out is then the op's outcome); otherwise the op goes to
-// Redis with cost−pooled units plus extra for the reserve, and finish must follow.
+// plan takes what it can of op's units from the lease. It reports local when the
+// lease covered all of them (out is then the op's outcome); otherwise the op goes to
+// Redis with cost−pooled units plus extra for the lease, and finish must follow.
 func (l *leases) plan(id uint64, op *Op, out *Outcome) (u leaseUse, local bool) {
 	if !leasable(op) {
 		if op.Kind == KindCounter && op.Cost >= 0 && op.Expire > 0 {
@@ -173,8 +173,8 @@ func (l *leases) plan(id uint64, op *Op, out *Outcome) (u leaseUse, local bool) 
 	return u, false
 }
 
-// covers reports whether the reserve holds all of op's units: an over-limit mark, set by
-// a refusal this replica saw, must not refuse what its own reserve admits.
+// covers reports whether the lease holds all of op's units: an over-limit mark, set by
+// a refusal this replica saw, must not refuse what its own lease admits.
 func (l *leases) covers(id uint64, op *Op) bool {
 	if !leasable(op) {
 		return false
@@ -186,7 +186,7 @@ func (l *leases) covers(id uint64, op *Op) bool {
 	return e != nil && e.window == op.Key.Window && e.left >= op.Cost && e.limit <= op.Limit
 }
 
-// unplan gives back the units plan took from the reserve for a request that another
+// unplan gives back the units plan took from the lease for a request that another
 // limit refused (or that failed): value is the op's count without them.
 func (l *leases) unplan(id uint64, op *Op, u leaseUse, local bool, out *Outcome) {
 	sh := l.shard(id)
@@ -209,7 +209,7 @@ func (l *leases) unplan(id uint64, op *Op, u leaseUse, local bool, out *Outcome)
 // finish records the reply to op's INCRBY of cost−pooled+extra units: v is the count
 // after it, own the units leased here and unused that it includes. commit says whether
 // the request was admitted (then kept of the extra units stay reserved, the rest is taken
-// back); otherwise all units are taken back and the pooled ones return to the reserve. It
+// back); otherwise all units are taken back and the pooled ones return to the lease. It
 // returns the op's count as this replica knows it: Redis's, less the units it holds
 // unused.
 func (l *leases) finish(id uint64, op *Op, u leaseUse, v int64, commit bool, kept, own int64) int64 {
@@ -323,13 +323,13 @@ func (l *leases) saw(id uint64, op *Op, v int64) {
 	}
 }
 
-// leaseReturn is a reservation going back to Redis.
+// leaseReturn is leased units going back to Redis.
 type leaseReturn struct {
 	key   Key
 	units int64
 }
 
-// collect advances the sweep generation and takes out the reserves that have not served
+// collect advances the sweep generation and takes out the leases that have not served
 // since the generation before last (all of them when all is set) and requeued units; it
 // forgets counters without a request for keep sweeps.
 func (l *leases) collect(all bool) []leaseReturn {
@@ -372,7 +372,7 @@ func (s *redisStore) leaseID(op *Op) uint64 {
 	return op.Key.base
 }
 
-// sweepLeases returns idle reserves every idle/2 until the store closes.
+// sweepLeases gives back unused leases every idle/2 until the store closes.
 func (s *redisStore) sweepLeases(idle time.Duration) {
 	defer s.wg.Done()
 	t := time.NewTicker(idle / 2)
@@ -387,7 +387,7 @@ func (s *redisStore) sweepLeases(idle time.Duration) {
 	}
 }
 
-// returnLeases gives reserved units back to Redis, in one round trip. A counter whose key
+// returnLeases gives leased units back to Redis, in one round trip. A counter whose key
 // expired meanwhile is left alone (its units went with it); none goes below zero. Units
 // that fail to go back stay counted until their window ends: more refusals, never more
 // admissions.

@@ -39,10 +39,11 @@ const (
 // redisStore keeps counters in Redis (single, sentinel or cluster) for several replicas.
 // Every Apply is at most one round trip however many limits apply (plain INCRBYs when
 // they are all counters, else one Lua script), plus one to take back a refused request's
-// units (or leased units past the limit); it is bounded by the caller's deadline and the store timeout, and guarded by a
-// circuit breaker. Requests on busy counters are admitted from units this replica leased
-// (lease.go), with no round trip; keys known to be over their limit are remembered
-// locally until their reset, so a hot abusive key costs no round trip either.
+// units (or leased units past the limit); it is bounded by the caller's deadline and the
+// store timeout, and guarded by a circuit breaker. Requests on busy counters are admitted
+// from units this replica leased (lease.go), with no round trip; keys known to be over
+// their limit are remembered locally until their reset, so a hot abusive key costs no
+// round trip either.
 type redisStore struct {
 	opt       rueidis.ClientOption
 	client    atomic.Pointer[clientBox]
@@ -56,7 +57,7 @@ type redisStore struct {
 	local     *memoryStore
 	over      *ristretto.Cache[uint64, overMark]
 	expiring  *expirySeen // counter keys whose expiry this replica set
-	leases    *leases     // reserves of busy counters (counters: native); nil: none
+	leases    *leases     // units leased of busy counters (counters: native); nil: none
 	batch     batcher
 	done      chan struct{}
 	wg        sync.WaitGroup
@@ -354,20 +355,19 @@ func (s *redisStore) Apply(ctx context.Context, now time.Time, ops []Op, out []O
 	err := s.call(ctx, func(r redisCall) error {
 		sent = true
 		var cmds rueidis.Commands
-		for i, n := range given { // leases given up ahead of the script, in the same round trip
+		var returned []int // ops whose leases go back ahead of the script, in the same round trip
+		for i, n := range given {
 			if n > 0 && ops[i].Cost >= 0 {
 				// EVAL, not EVALSHA: Redis may not know the script, and this is rare.
 				cmds = append(cmds, r.c.B().Eval().Script(returnScript.text).Numkeys(1).Key(keys[i]).Arg(strconv.FormatInt(n, 10)).Build())
+				returned = append(returned, i)
 			}
 		}
 		cmds = append(cmds, r.c.B().Evalsha().Sha1(script.sha).Numkeys(int64(len(keys))).Key(keys...).Arg(args...).Build())
 		resps := r.send(cmds)
-		for i, j := 0, 0; j < len(cmds)-1; i++ {
-			if given[i] > 0 && ops[i].Cost >= 0 {
-				if resps[j].Error() != nil { // not given back: the sweeper will try again
-					s.leases.requeue(s.leaseID(&ops[i]), &ops[i], given[i])
-				}
-				j++
+		for j, i := range returned {
+			if resps[j].Error() != nil { // not given back: the sweeper will try again
+				s.leases.requeue(s.leaseID(&ops[i]), &ops[i], given[i])
 			}
 		}
 		reply := resps[len(resps)-1]
@@ -400,7 +400,7 @@ func (s *redisStore) Apply(ctx context.Context, now time.Time, ops []Op, out []O
 		if pttl := res[3+3*i]; pttl > 0 {
 			o.Expire = ns + pttl*int64(time.Millisecond)
 		}
-		if op.Kind == KindCounter && s.leases != nil { // Redis's count includes units reserved here
+		if op.Kind == KindCounter && s.leases != nil { // Redis's count includes units leased here
 			o.Value -= s.leases.observe(s.leaseID(op), op, o.Value, op.Cost < 0)
 		}
 		out[i] = o
@@ -523,21 +523,18 @@ func (s *redisStore) applyCounters(ctx context.Context, ops []Op, out []Outcome,
 	// Leases first: a request they fully cover costs no round trip.
 	var planBuf [4]planned
 	plans := planBuf[:0]
-	if s.leases != nil {
-		all := true
-		for i := range ops {
-			p := planned{id: s.leaseID(&ops[i])}
+	all := s.leases != nil
+	for i := range ops {
+		var p planned
+		if s.leases != nil {
+			p.id = s.leaseID(&ops[i])
 			p.leaseUse, p.local = s.leases.plan(p.id, &ops[i], &out[i])
-			plans = append(plans, p)
-			all = all && p.local
 		}
-		if all {
-			return nil
-		}
-	} else {
-		for range ops {
-			plans = append(plans, planned{})
-		}
+		plans = append(plans, p)
+		all = all && p.local
+	}
+	if all {
+		return nil
 	}
 	settled := false
 	err := s.call(ctx, func(r redisCall) error {
@@ -629,7 +626,7 @@ func (s *redisStore) applyCounters(ctx context.Context, ops []Op, out []Outcome,
 			undo := int64(0)
 			if at[i].n > 0 && (!commit || !o.Allowed) { // a check added nothing
 				undo = at[i].n
-			} else if p.extra > 0 { // reserved units past the limit go back
+			} else if p.extra > 0 { // leased units past the limit go back
 				undo = max(min(p.extra, at[i].v-op.Limit), 0)
 			}
 			switch {
@@ -679,7 +676,7 @@ func (s *redisStore) applyCounters(ctx context.Context, ops []Op, out []Outcome,
 		}
 		return nil
 	})
-	if !settled { // the call never reached Redis: give back what the reserves lent
+	if !settled { // the call never reached Redis: give back what the leases lent
 		for i := range plans {
 			if p := &plans[i]; p.on {
 				s.leases.unplan(p.id, &ops[i], p.leaseUse, p.local, &out[i])
@@ -689,11 +686,11 @@ func (s *redisStore) applyCounters(ctx context.Context, ops []Op, out []Outcome,
 	return err
 }
 
-// planned is what the reserves decided for one op of a request.
+// planned is what the leases decided for one op of a request.
 type planned struct {
 	leaseUse
 	id    uint64
-	local bool // the reserve covered the op: no command for it
+	local bool // the lease covered the op: no command for it
 }
 
 // expirySeen remembers the keys whose expiry this replica set, in a direct-mapped table
@@ -841,7 +838,7 @@ func (s *redisStore) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.done)
 		s.wg.Wait()
-		if s.leases != nil { // units reserved and not used go back before the client closes
+		if s.leases != nil { // units leased and not used go back before the client closes
 			s.returnLeases(s.leases.collect(true))
 		}
 		if box := s.client.Load(); box != nil {
