@@ -262,23 +262,39 @@ func (l *leases) observe(id uint64, op *Op, v int64, refund bool) int64 {
 
 // surrender empties the lease of op's counter and returns its units, which the caller
 // gives back to Redis (with a refund, or ahead of a script: see giveUpLeases).
-func (l *leases) surrender(id uint64, op *Op) int64 {
+func (l *leases) surrender(id uint64, op *Op) lent {
 	sh := l.shard(id)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	e := sh.m[id]
 	if e == nil || e.window != op.Key.Window || e.left == 0 {
-		return 0
+		return lent{}
 	}
-	n := e.left
-	e.seen -= n
+	n := lent{units: e.left, limit: e.limit}
+	e.seen -= n.units
 	e.left = 0
-	e.gone += n
+	e.gone += n.units
 	return n
 }
 
-// requeue hands back n units surrender took for a refund that never reached Redis: the
-// next sweep returns them.
+// lent is what surrender took: units leased under limit.
+type lent struct{ units, limit int64 }
+
+// restore puts back what surrender took, when the call that was to give it back never
+// reached Redis: the units are still leased here.
+func (l *leases) restore(id uint64, op *Op, n lent) {
+	sh := l.shard(id)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if e := sh.m[id]; e != nil && e.window == op.Key.Window {
+		e.add(n.units, n.limit)
+		e.seen += n.units
+	}
+}
+
+// requeue hands units surrender took to the next sweep, which returns them: Redis
+// refused to take them back (an error reply, not a timeout, after which they may be
+// back already).
 func (l *leases) requeue(id uint64, op *Op, n int64) {
 	sh := l.shard(id)
 	sh.mu.Lock()

@@ -240,7 +240,7 @@ func TestRedisLease(t *testing.T) {
 		}
 	})
 
-	t.Run("a refund that never reached Redis gives the lease back later", func(t *testing.T) {
+	t.Run("a request that never reached Redis keeps the lease", func(t *testing.T) {
 		r, st := leaseStore(t, time.Hour)
 		op := Op{Key: NewKey("w", "", 1, "d"), Kind: KindCounter, Limit: 1000, Cost: 1, Expire: t0.Add(time.Hour).UnixNano()}
 		out := make([]Outcome, 1)
@@ -257,9 +257,17 @@ func TestRedisLease(t *testing.T) {
 			t.Fatal("refund without a connection succeeded")
 		}
 		st.client.Store(box)
+		// The lease is still here: the next request is admitted from it.
+		before := r.cmdCalls("incrby")
+		if err := st.Apply(ctx, t0, []Op{op}, out); err != nil || !out[0].Allowed || out[0].Value != 21 {
+			t.Fatalf("next request: %+v %v", out[0], err)
+		}
+		if n := r.cmdCalls("incrby") - before; n != 0 {
+			t.Fatalf("the next request went to Redis (%d INCRBY): the lease was lost", n)
+		}
 		st.Close()
-		if c := redisCount(t, r, op.Key.Render(st.prefix, false)); c != 20 {
-			t.Fatalf("Redis counts %d after close, want the 20 admitted (the refund failed)", c)
+		if c := redisCount(t, r, op.Key.Render(st.prefix, false)); c != 21 {
+			t.Fatalf("Redis counts %d after close, want the 21 admitted (the refund failed)", c)
 		}
 	})
 
@@ -305,6 +313,38 @@ func TestRedisLease(t *testing.T) {
 					t.Fatal("nothing refused: the steps do not reach the limit")
 				}
 			})
+		}
+	})
+
+	t.Run("a lease given back ahead of a script that times out is not given back twice", func(t *testing.T) {
+		r := startRedis(t)
+		st := openTestRedis(t, RedisConfig{Addrs: []string{r.addr()}, Timeout: 50 * time.Millisecond, Lease: LeaseConfig{Idle: time.Hour}}, nil)
+		op := Op{Key: NewKey("w", "", 1, "d"), Kind: KindCounter, Limit: 10_000, Cost: 1, Expire: t0.Add(time.Hour).UnixNano()}
+		out := make([]Outcome, 2)
+		for i := 0; i < 200; i++ {
+			if err := st.Apply(ctx, t0, []Op{op}, out); err != nil || !out[0].Allowed {
+				t.Fatalf("request %d: %+v %v", i+1, out[0], err)
+			}
+		}
+		// Redis runs a 300 ms script: the next request's commands wait, and it times out
+		// after they were sent; Redis runs them afterwards, the lease's return with them.
+		busy := make(chan error, 1)
+		go func() {
+			busy <- r.do("EVAL", "local t = redis.call('TIME') local s = t[1] * 1e6 + t[2] "+
+				"repeat local n = redis.call('TIME') until n[1] * 1e6 + n[2] - s > 300000 return 0", "0")
+		}()
+		time.Sleep(50 * time.Millisecond)
+		bucket := Op{Key: NewKey("b", "", 0, "d"), Kind: KindGCRA, Limit: 1 << 30, Cost: 1, Interval: int64(time.Millisecond)}
+		if err := st.Apply(ctx, t0, []Op{op, bucket}, out); err == nil {
+			t.Fatal("the request did not time out behind the busy script")
+		}
+		if err := <-busy; err != nil {
+			t.Fatal(err)
+		}
+		st.Close()
+		key := op.Key.Render(st.prefix, false)
+		if c := redisCount(t, r, key); c != 200 && c != 201 { // 201: the timed-out request was counted
+			t.Fatalf("Redis counts %d, want the 200 admitted (and maybe the timed-out one)", c)
 		}
 	})
 

@@ -340,8 +340,8 @@ func (s *redisStore) Apply(ctx context.Context, now time.Time, ops []Op, out []O
 	if s.native && !refund && allCounters(ops) {
 		return s.applyCounters(ctx, ops, out, ns)
 	}
-	var givenBuf [4]int64
-	var given []int64
+	var givenBuf [4]lent
+	var given []lent
 	if s.leases != nil {
 		ops, given = s.giveUpLeases(ops, givenBuf[:0])
 	}
@@ -357,17 +357,19 @@ func (s *redisStore) Apply(ctx context.Context, now time.Time, ops []Op, out []O
 		var cmds rueidis.Commands
 		var returned []int // ops whose leases go back ahead of the script, in the same round trip
 		for i, n := range given {
-			if n > 0 && ops[i].Cost >= 0 {
-				// EVAL, not EVALSHA: Redis may not know the script, and this is rare.
-				cmds = append(cmds, r.c.B().Eval().Script(returnScript.text).Numkeys(1).Key(keys[i]).Arg(strconv.FormatInt(n, 10)).Build())
+			if n.units > 0 && ops[i].Cost >= 0 {
+				// EVAL, not EVALSHA: Redis may not know the script yet.
+				cmds = append(cmds, r.c.B().Eval().Script(returnScript.text).Numkeys(1).Key(keys[i]).Arg(strconv.FormatInt(n.units, 10)).Build())
 				returned = append(returned, i)
 			}
 		}
 		cmds = append(cmds, r.c.B().Evalsha().Sha1(script.sha).Numkeys(int64(len(keys))).Key(keys...).Arg(args...).Build())
 		resps := r.send(cmds)
 		for j, i := range returned {
-			if resps[j].Error() != nil { // not given back: the sweeper will try again
-				s.leases.requeue(s.leaseID(&ops[i]), &ops[i], given[i])
+			// Refused by Redis: not given back, the sweeper will try again. After a
+			// timeout they may be back already: they stay counted (never given twice).
+			if _, refused := rueidis.IsRedisErr(resps[j].Error()); refused {
+				s.leases.requeue(s.leaseID(&ops[i]), &ops[i], given[i].units)
 			}
 		}
 		reply := resps[len(resps)-1]
@@ -379,10 +381,10 @@ func (s *redisStore) Apply(ctx context.Context, now time.Time, ops []Op, out []O
 		return err
 	})
 	if err != nil {
-		if !sent { // leases given up never reached Redis
+		if !sent { // the leases given up never left: they are still leased here
 			for i, n := range given {
-				if n > 0 {
-					s.leases.requeue(s.leaseID(&ops[i]), &ops[i], n)
+				if n.units > 0 {
+					s.leases.restore(s.leaseID(&ops[i]), &ops[i], n)
 				}
 			}
 		}
@@ -413,15 +415,15 @@ func (s *redisStore) Apply(ctx context.Context, now time.Time, ops []Op, out []O
 // the script counts what was admitted, as the memory store does: a refund takes the
 // units back with its own (in a copy of ops), and the other ops' units go back ahead of
 // the script in the same round trip. given[i] is what op i gave up.
-func (s *redisStore) giveUpLeases(ops []Op, given []int64) ([]Op, []int64) {
+func (s *redisStore) giveUpLeases(ops []Op, given []lent) ([]Op, []lent) {
 	copied, any := false, false
 	for i := range ops {
-		var n int64
+		var n lent
 		if ops[i].Kind == KindCounter {
 			n = s.leases.surrender(s.leaseID(&ops[i]), &ops[i])
 		}
 		given = append(given, n)
-		if n == 0 {
+		if n.units == 0 {
 			continue
 		}
 		any = true
@@ -429,7 +431,7 @@ func (s *redisStore) giveUpLeases(ops []Op, given []int64) ([]Op, []int64) {
 			if !copied {
 				ops, copied = append([]Op(nil), ops...), true
 			}
-			ops[i].Cost -= n
+			ops[i].Cost -= n.units
 		}
 	}
 	if !any {
@@ -637,7 +639,7 @@ func (s *redisStore) applyCounters(ctx context.Context, ops []Op, out []Outcome,
 				}
 			default:
 				o.Value -= undo
-				if p.held > 0 { // a counter this replica leases: its count includes this one
+				if s.leases != nil { // counts from a lease of this counter include this one
 					s.leases.saw(p.id, op, at[i].v-undo)
 				}
 			}
