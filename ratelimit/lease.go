@@ -117,6 +117,17 @@ func leasable(op *Op) bool {
 
 func (l *leases) shard(id uint64) *leaseShard { return &l.shards[id%leaseShards] }
 
+// current locks the shard of op's counter and returns it with the counter's lease in
+// op's window (nil: none); the caller unlocks the shard.
+func (l *leases) current(id uint64, op *Op) (*leaseShard, *lease) {
+	sh := l.shard(id)
+	sh.mu.Lock()
+	if e := sh.m[id]; e != nil && e.window == op.Key.Window {
+		return sh, e
+	}
+	return sh, nil
+}
+
 // plan takes what it can of op's units from the lease. It reports local when the
 // lease covered all of them (out is then the op's outcome); otherwise the op goes to
 // Redis with cost−pooled units plus extra for the lease, and finish must follow.
@@ -179,21 +190,17 @@ func (l *leases) covers(id uint64, op *Op) bool {
 	if !leasable(op) {
 		return false
 	}
-	sh := l.shard(id)
-	sh.mu.Lock()
+	sh, e := l.current(id, op)
 	defer sh.mu.Unlock()
-	e := sh.m[id]
-	return e != nil && e.window == op.Key.Window && e.left >= op.Cost && e.limit <= op.Limit
+	return e != nil && e.left >= op.Cost && e.limit <= op.Limit
 }
 
 // unplan gives back the units plan took from the lease for a request that another
 // limit refused (or that failed): value is the op's count without them.
 func (l *leases) unplan(id uint64, op *Op, u leaseUse, local bool, out *Outcome) {
-	sh := l.shard(id)
-	sh.mu.Lock()
+	sh, e := l.current(id, op)
 	defer sh.mu.Unlock()
-	e := sh.m[id]
-	if e == nil || e.window != op.Key.Window {
+	if e == nil {
 		return
 	}
 	e.add(u.pooled, u.limit)
@@ -214,11 +221,9 @@ func (l *leases) unplan(id uint64, op *Op, u leaseUse, local bool, out *Outcome)
 // unused.
 func (l *leases) finish(id uint64, op *Op, u leaseUse, v int64, commit bool, kept, own int64) int64 {
 	sent := op.Cost - u.pooled + u.extra
-	sh := l.shard(id)
-	sh.mu.Lock()
+	sh, e := l.current(id, op)
 	defer sh.mu.Unlock()
-	e := sh.m[id]
-	if e == nil || e.window != op.Key.Window { // the window ended meanwhile
+	if e == nil { // the window ended meanwhile
 		if commit {
 			return v - u.extra
 		}
@@ -246,10 +251,9 @@ func (l *leases) finish(id uint64, op *Op, u leaseUse, v int64, commit bool, kep
 // when refund is set), and returns the units this replica holds unused, which the op's
 // count does not include.
 func (l *leases) observe(id uint64, op *Op, v int64, refund bool) int64 {
-	sh := l.shard(id)
-	sh.mu.Lock()
+	sh, e := l.current(id, op)
 	defer sh.mu.Unlock()
-	if e := sh.m[id]; e != nil && e.window == op.Key.Window {
+	if e != nil {
 		if refund {
 			e.seen = v
 		} else {
@@ -263,11 +267,9 @@ func (l *leases) observe(id uint64, op *Op, v int64, refund bool) int64 {
 // surrender empties the lease of op's counter and returns its units, which the caller
 // gives back to Redis (with a refund, or ahead of a script: see giveUpLeases).
 func (l *leases) surrender(id uint64, op *Op) lent {
-	sh := l.shard(id)
-	sh.mu.Lock()
+	sh, e := l.current(id, op)
 	defer sh.mu.Unlock()
-	e := sh.m[id]
-	if e == nil || e.window != op.Key.Window || e.left == 0 {
+	if e == nil || e.left == 0 {
 		return lent{}
 	}
 	n := lent{units: e.left, limit: e.limit}
@@ -283,10 +285,9 @@ type lent struct{ units, limit int64 }
 // restore puts back what surrender took, when the call that was to give it back never
 // reached Redis: the units are still leased here.
 func (l *leases) restore(id uint64, op *Op, n lent) {
-	sh := l.shard(id)
-	sh.mu.Lock()
+	sh, e := l.current(id, op)
 	defer sh.mu.Unlock()
-	if e := sh.m[id]; e != nil && e.window == op.Key.Window {
+	if e != nil {
 		e.add(n.units, n.limit)
 		e.seen += n.units
 	}
@@ -296,20 +297,18 @@ func (l *leases) restore(id uint64, op *Op, n lent) {
 // refused to take them back (an error reply, not a timeout, after which they may be
 // back already).
 func (l *leases) requeue(id uint64, op *Op, n int64) {
-	sh := l.shard(id)
-	sh.mu.Lock()
+	sh, e := l.current(id, op)
 	defer sh.mu.Unlock()
-	if e := sh.m[id]; e != nil && e.window == op.Key.Window {
+	if e != nil {
 		e.requeued += n
 	}
 }
 
 // holding returns the units op's counter holds unused, and its gone count.
 func (l *leases) holding(id uint64, op *Op) (left, gone int64) {
-	sh := l.shard(id)
-	sh.mu.Lock()
+	sh, e := l.current(id, op)
 	defer sh.mu.Unlock()
-	if e := sh.m[id]; e != nil && e.window == op.Key.Window {
+	if e != nil {
 		return e.left, e.gone
 	}
 	return 0, 0
@@ -319,10 +318,9 @@ func (l *leases) holding(id uint64, op *Op) (left, gone int64) {
 // unused here: units that left the lease since (used by other requests, given back) may
 // be the held ones, and units leased since are not in the count the request read.
 func (l *leases) stillHeld(id uint64, op *Op, u leaseUse) int64 {
-	sh := l.shard(id)
-	sh.mu.Lock()
+	sh, e := l.current(id, op)
 	defer sh.mu.Unlock()
-	if e := sh.m[id]; e != nil && e.window == op.Key.Window {
+	if e != nil {
 		return max(min(u.held-(e.gone-u.gone), e.left), 0)
 	}
 	return 0
@@ -331,10 +329,9 @@ func (l *leases) stillHeld(id uint64, op *Op, u leaseUse) int64 {
 // saw records v, the count in Redis after a request on op's counter that the lease did
 // not serve (a limit never leased, a check), so that counts from the lease include it.
 func (l *leases) saw(id uint64, op *Op, v int64) {
-	sh := l.shard(id)
-	sh.mu.Lock()
+	sh, e := l.current(id, op)
 	defer sh.mu.Unlock()
-	if e := sh.m[id]; e != nil && e.window == op.Key.Window {
+	if e != nil {
 		e.seen = max(e.seen, v)
 	}
 }
@@ -390,17 +387,10 @@ func (s *redisStore) leaseID(op *Op) uint64 {
 
 // sweepLeases gives back unused leases every idle/2 until the store closes.
 func (s *redisStore) sweepLeases(idle time.Duration) {
-	defer s.wg.Done()
-	t := time.NewTicker(idle / 2)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.done:
-			return
-		case <-t.C:
-			s.returnLeases(s.leases.collect(false))
-		}
-	}
+	s.every(idle/2, func() bool {
+		s.returnLeases(s.leases.collect(false))
+		return false
+	})
 }
 
 // returnLeases gives leased units back to Redis, in one round trip. A counter whose key

@@ -217,15 +217,21 @@ func (s *redisStore) connect() error {
 }
 
 func (s *redisStore) reconnect() {
+	s.every(reconnectEvery, func() bool { return s.connect() == nil })
+}
+
+// every runs f every d until f reports done or the store closes, then marks the
+// goroutine done in s.wg (the caller added it).
+func (s *redisStore) every(d time.Duration, f func() (done bool)) {
 	defer s.wg.Done()
-	t := time.NewTicker(reconnectEvery)
+	t := time.NewTicker(d)
 	defer t.Stop()
 	for {
 		select {
 		case <-s.done:
 			return
 		case <-t.C:
-			if s.connect() == nil {
+			if f() {
 				return
 			}
 		}
