@@ -59,7 +59,8 @@ chart-golden: ## accept a change to the chart's default render (review the diff)
 	GATEHOUSE_TOOLS=$(TOOLS) UPDATE_GOLDEN=1 bash scripts/chart-test.sh
 
 # --concurrency given in LOAD_FLAGS wins over each target's own levels.
-LOAD_FLAGS ?= --duration 10s --warmup 2s --rounds 2 --conns 2
+# BEFORE=path/to/an/older/gatehouse measures that build too, in the same rounds (reported as "variant").
+LOAD_FLAGS ?= --duration 10s --warmup 2s --rounds 2 --conns 2 $(if $(BEFORE),--variant-gatehouse $(BEFORE))
 # Redis runs add concurrency 2, where calls rarely overlap: each is its own round trip.
 REDIS_CONCURRENCY ?= 2,16,64
 

@@ -25,7 +25,7 @@ const (
 // The demo configuration refuses tokens older than its max_age (1h) whatever their exp.
 func attestTTL(c *runConfig) time.Duration {
 	targets := 2 // noop and gatehouse
-	if len(c.variantEnv) > 0 {
+	if c.hasVariant() {
 		targets++
 	}
 	d := time.Duration(len(c.concurrency)*c.rounds*targets)*(c.warmup+c.duration) + 5*time.Minute

@@ -64,6 +64,8 @@
 //	--variant-env K=V      also start a second Gatehouse with this extra environment on top of
 //	                       --env and measure it in the same rounds (repeatable), e.g.
 //	                       --env OTEL_TRACES_EXPORTER=none --variant-env OTEL_TRACES_EXPORTER=otlp
+//	--variant-gatehouse B  also start a second Gatehouse from binary B (same flags, config and
+//	                       env) and measure it in the same rounds: before/after a change
 //	--otlp-sink            start a discarding OTLP/gRPC collector (another "noop" process, whose
 //	                       CPU is not counted) and point Gatehouse at it
 //	                       (OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT/PROTOCOL) unless --env sets them

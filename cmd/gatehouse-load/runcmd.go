@@ -40,6 +40,7 @@ type runConfig struct {
 	redisServer  string
 	env          []string
 	variantEnv   []string
+	variantBin   string // a second Gatehouse binary measured in the same rounds (before/after a change)
 	otlpSink     bool
 	keepLogs     bool
 	attest       bool   // authz: per-device attestation tokens from "GATEHOUSE demo-token --count N"
@@ -49,6 +50,9 @@ type runConfig struct {
 	extFlags     []string
 	concurrencyS string
 }
+
+// hasVariant reports whether a second Gatehouse is measured beside the first.
+func (c *runConfig) hasVariant() bool { return len(c.variantEnv) > 0 || c.variantBin != "" }
 
 func parseRunFlags(args []string, stderr io.Writer) (*runConfig, error) {
 	c := &runConfig{}
@@ -69,6 +73,7 @@ func parseRunFlags(args []string, stderr io.Writer) (*runConfig, error) {
 	fs.StringVar(&c.redisServer, "redis-server", "redis-server", "redis-server `binary` for --redis")
 	fs.Var((*listFlag)(&c.env), "env", "extra `K=V` environment for Gatehouse (repeatable), e.g. OTEL_TRACES_EXPORTER=none")
 	fs.Var((*listFlag)(&c.variantEnv), "variant-env", "start a second Gatehouse with this extra `K=V` on top of --env and measure it in the same rounds (repeatable), e.g. tracing on vs off")
+	fs.StringVar(&c.variantBin, "variant-gatehouse", "", "start a second Gatehouse from this `binary` (same flags, config and env) and measure it in the same rounds, e.g. the build of an earlier commit")
 	fs.BoolVar(&c.otlpSink, "otlp-sink", false, "start a discarding OTLP/gRPC collector (its CPU is not counted) and point Gatehouse at it (OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT/PROTOCOL, unless --env sets them)")
 	fs.StringVar(&c.shape.host, "host", "api.example.com", "authz: request host / :authority")
 	fs.StringVar(&c.shape.path, "path", "/v1/hello", "authz: request path / :path")
@@ -337,17 +342,20 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) (err 
 		procs = append(procs, p)
 		return &target{name: name, proc: p, addr: grpcAddr, adminAddr: adminAddr, withRedis: withRedis}, nil
 	}
-	gatehouseArgv := func(grpcAddr, adminAddr string) []string {
-		if cfg.targetCmd != "" {
-			r := strings.NewReplacer("{self}", self, "{grpc}", grpcAddr, "{admin}", adminAddr, "{config}", configPath)
-			return strings.Fields(r.Replace(cfg.targetCmd))
+	serveArgv := func(bin string) func(grpcAddr, adminAddr string) []string {
+		return func(grpcAddr, adminAddr string) []string {
+			if cfg.targetCmd != "" {
+				r := strings.NewReplacer("{self}", self, "{grpc}", grpcAddr, "{admin}", adminAddr, "{config}", configPath)
+				return strings.Fields(r.Replace(cfg.targetCmd))
+			}
+			a := []string{bin, "serve", "--grpc-addr", grpcAddr, "--admin-addr", adminAddr}
+			if configPath != "" {
+				a = append(a, "--config", configPath)
+			}
+			return a
 		}
-		a := []string{cfg.gatehouse, "serve", "--grpc-addr", grpcAddr, "--admin-addr", adminAddr}
-		if configPath != "" {
-			a = append(a, "--config", configPath)
-		}
-		return a
 	}
+	gatehouseArgv := serveArgv(cfg.gatehouse)
 
 	var targets []*target
 	noop, err := startTarget("noop", func(g, _ string) []string { return []string{self, "noop", "--addr", g} }, nil, false)
@@ -360,8 +368,12 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) (err 
 		return err
 	}
 	targets = append(targets, gh)
-	if len(cfg.variantEnv) > 0 {
-		v, err := startTarget("variant", gatehouseArgv, append(append([]string{}, baseEnv...), cfg.variantEnv...), cfg.redis)
+	if cfg.hasVariant() {
+		variantArgv := gatehouseArgv
+		if cfg.variantBin != "" {
+			variantArgv = serveArgv(cfg.variantBin)
+		}
+		v, err := startTarget("variant", variantArgv, append(append([]string{}, baseEnv...), cfg.variantEnv...), cfg.redis)
 		if err != nil {
 			return err
 		}
@@ -395,6 +407,9 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) (err 
 	}
 	if len(cfg.variantEnv) > 0 {
 		fmt.Fprintf(stdout, "  variant env:   %s (on top of gatehouse env)\n", strings.Join(cfg.variantEnv, " "))
+	}
+	if cfg.variantBin != "" {
+		fmt.Fprintf(stdout, "  variant binary: %s (in place of %s)\n", cfg.variantBin, cfg.gatehouse)
 	}
 	fmt.Fprintln(stdout, "  summary: per target the round with the highest rps; ratio = gatehouse/noop")
 
