@@ -215,17 +215,15 @@ func (s *server) run(ctx context.Context) error {
 	s.registerRLS(s.grpc)
 	s.setServing(false)
 
-	mux := s.adminMux()
-	if s.flags.adminToken != "" {
-		a, err := newAdmin(s, s.flags.adminToken)
-		if err != nil {
-			gl.Close()
-			al.Close()
-			return err
-		}
-		a.register(mux)
+	mux, err := s.adminMux()
+	if err != nil {
+		gl.Close()
+		al.Close()
+		return err
 	}
-	admin := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	// DisableGeneralOptionsHandler: "OPTIONS *" reaches the handler, which treats it as
+	// a write like any method other than GET and HEAD.
+	admin := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, DisableGeneralOptionsHandler: true}
 	errc := make(chan error, 2)
 	go func() { errc <- s.grpc.Serve(gl) }()
 	go func() {
@@ -359,37 +357,48 @@ func (s *server) drain(admin *http.Server) error {
 	return nil
 }
 
-func (s *server) adminMux() *http.ServeMux {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+// adminMux builds the admin port's handler. Reads are registered as GET; every other
+// route is a write and goes through the token check in adminHandler.
+func (s *server) adminMux() (*adminHandler, error) {
+	a := newAdminHandler()
+	if s.flags.adminToken != "" {
+		if err := a.readToken(s.flags.adminToken); err != nil {
+			return nil, err
+		}
+	}
+	a.handle(http.MethodGet, "/healthz", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") }))
+	a.handle(http.MethodGet, "/readyz", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		if !s.ready.Load() {
 			http.Error(w, "not ready: no valid configuration loaded, or draining", http.StatusServiceUnavailable)
 			return
 		}
 		io.WriteString(w, "ok\n")
-	})
-	mux.Handle("GET /metrics", s.metrics.Handler())
-	mux.HandleFunc("GET /loglevel", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, s.level.Level()) })
-	mux.HandleFunc("PUT /loglevel", func(w http.ResponseWriter, r *http.Request) {
-		// Until the next configuration load, which applies server.log_level again.
-		var l slog.Level
-		if err := l.UnmarshalText([]byte(r.URL.Query().Get("level"))); err != nil {
-			http.Error(w, "level must be debug, info, warn or error", http.StatusBadRequest)
-			return
-		}
-		s.level.Set(l)
-		s.log.Info("log level changed", "level", l.String())
-		fmt.Fprintln(w, l)
-	})
+	}))
+	a.handle(http.MethodGet, "/metrics", s.metrics.Handler())
+	a.handle(http.MethodGet, "/loglevel", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, s.level.Level()) }))
+	a.handle(http.MethodPut, "/loglevel", http.HandlerFunc(s.setLogLevel))
 	if s.flags.pprof {
-		mux.HandleFunc("/debug/pprof/", pprof.Index)
-		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		a.handle(http.MethodGet, "/debug/pprof/", http.HandlerFunc(pprof.Index))
+		a.handle(http.MethodGet, "/debug/pprof/cmdline", http.HandlerFunc(pprof.Cmdline))
+		a.handle(http.MethodGet, "/debug/pprof/profile", http.HandlerFunc(pprof.Profile))
+		a.handle(http.MethodGet, "/debug/pprof/symbol", http.HandlerFunc(pprof.Symbol))
+		a.handle(http.MethodGet, "/debug/pprof/trace", http.HandlerFunc(pprof.Trace))
 	}
-	return mux
+	(&admin{s: s}).register(a)
+	return a, nil
+}
+
+// setLogLevel sets the level until the next configuration load, which applies
+// server.log_level again.
+func (s *server) setLogLevel(w http.ResponseWriter, r *http.Request) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(r.URL.Query().Get("level"))); err != nil {
+		http.Error(w, "level must be debug, info, warn or error", http.StatusBadRequest)
+		return
+	}
+	s.level.Set(l)
+	s.log.Info("log level changed", "level", l.String())
+	fmt.Fprintln(w, l)
 }
 
 // listen opens a TCP or Unix-socket listener (unix:///path); a stale socket file left by
