@@ -90,6 +90,7 @@ type server struct {
 	grpc    *grpc.Server
 	tracing *telemetry.Tracing
 	ready   atomic.Bool
+	access  access
 	closers []func()
 }
 
@@ -114,24 +115,17 @@ func (s *server) close() {
 }
 
 // setup builds the long-lived parts and loads the first configuration:
-//  1. read the cache budget from the file (the cache outlives every snapshot),
-//  2. open the runtime dependencies (counter store),
+//  1. read the cache budget, the store and TLS from the file (they outlive every snapshot),
+//  2. open the runtime dependencies (counter store, TLS files),
 //  3. load and compile the configuration; a bad file at start leaves the server up but
 //     not ready, so that a fixed ConfigMap is picked up without a restart.
 func (s *server) setup(ctx context.Context) error {
-	// The start-up settings, read once from the file; a file that does not parse yet
-	// gets the defaults (the first load reports why).
-	budget := int64(64 << 20)
-	var store ratelimit.StoreConfig
-	if s.flags.config != "" {
-		if data, err := os.ReadFile(s.flags.config); err == nil {
-			if f, err := config.Parse(data); err == nil {
-				if f.Server.CacheMaxBytes > 0 {
-					budget = f.Server.CacheMaxBytes
-				}
-				store = config.StoreFromFile(f, filepath.Dir(s.flags.config))
-			}
-		}
+	budget, store, tlsCfg, err := s.startSettings()
+	if err != nil {
+		return err
+	}
+	if err := s.setupAccess(tlsCfg); err != nil {
+		return err
 	}
 	cache, err := policy.NewCache(budget)
 	if err != nil {
@@ -159,6 +153,31 @@ func (s *server) setup(ctx context.Context) error {
 	return nil
 }
 
+// startSettings reads the settings fixed at start, once, from the file. A file that does
+// not compile yet gets the defaults (the first load reports why), except for TLS: when
+// the file cannot be read, or server.tls cannot be found in it, the start fails, so that
+// a port meant for TLS never serves in plaintext.
+func (s *server) startSettings() (budget int64, store ratelimit.StoreConfig, t *config.TLS, err error) {
+	budget = 64 << 20
+	if s.flags.config == "" {
+		return budget, store, nil, nil
+	}
+	dir := filepath.Dir(s.flags.config)
+	data, err := os.ReadFile(s.flags.config)
+	if err != nil {
+		return budget, store, nil, fmt.Errorf("read configuration: %w", err)
+	}
+	f, perr := config.Parse(data)
+	if perr != nil {
+		t, err = config.ReadTLS(data, dir)
+		return budget, store, t, err
+	}
+	if f.Server.CacheMaxBytes > 0 {
+		budget = f.Server.CacheMaxBytes
+	}
+	return budget, config.StoreFromFile(f, dir), config.TLSFromFile(f, dir), nil
+}
+
 func (s *server) registerCacheMetrics(c *policy.Cache) {
 	s.metrics.CounterFunc("gatehouse_cache_hits_total", "Verdict cache hits.", func() float64 { return float64(c.Stats().Hits) })
 	s.metrics.CounterFunc("gatehouse_cache_misses_total", "Verdict cache misses.", func() float64 { return float64(c.Stats().Misses) })
@@ -177,6 +196,7 @@ func (s *server) onLoad(snap *config.Snapshot, err error) {
 	if snap.StoreChanged {
 		s.log.Warn("the store section changed: the running store stays until a restart")
 	}
+	s.warnTLSChanged(snap)
 }
 
 func (s *server) rules() *policy.Rules {
@@ -200,7 +220,8 @@ func (s *server) run(ctx context.Context) error {
 		gl.Close()
 		return fmt.Errorf("admin listener: %w", err)
 	}
-	s.grpc = grpc.NewServer(append(grpcOptions(), s.tracing.ServerOptions()...)...)
+	opts := append(append(grpcOptions(), s.tracing.ServerOptions()...), s.access.serverOptions()...)
+	s.grpc = grpc.NewServer(opts...)
 	s.health = health.NewServer()
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
