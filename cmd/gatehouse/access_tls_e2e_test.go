@@ -50,6 +50,7 @@ rate_limit_service:
 // pki is the certificates of one TLS test, written into dir/tls.
 type pki struct {
 	dir    string
+	config string // the configuration file start wrote
 	ca     *grpcauthtest.CA
 	server grpcauthtest.Leaf
 }
@@ -85,7 +86,8 @@ func writeFile(t *testing.T, path string, b []byte) {
 func (p *pki) start(t *testing.T, tlsLines ...string) *testServer {
 	lines := append([]string{"cert_file: " + filepath.Join(p.dir, "tls.crt"), "key_file: " + filepath.Join(p.dir, "tls.key")}, tlsLines...)
 	cfg := strings.Replace(tlsTestConfig, "{{TLS}}", "    "+strings.Join(lines, "\n    "), 1)
-	srv := startServer(t, "--config", writeConfig(t, t.TempDir(), cfg))
+	p.config = writeConfig(t, t.TempDir(), cfg)
+	srv := startServer(t, "--config", p.config)
 	srv.waitReady(t)
 	return srv
 }
@@ -236,8 +238,20 @@ func TestGRPCMutualTLS(t *testing.T) {
 			t.Errorf("%s reflection: %v", name, err)
 		}
 	}
-	if n := len(srv.out.records("gRPC call refused by the client allow-list (at most one line every 10s)")); n != 1 {
-		t.Errorf("%d refusal log lines, want exactly 1 within 10s", n)
+	metrics := srv.body(t, "/metrics")
+	for _, want := range []string{
+		`gatehouse_grpc_refused_total{list="check"} 2`,
+		`gatehouse_grpc_refused_total{list="ratelimit"} 2`, // the stranger's spend and refund
+		`gatehouse_grpc_refused_total{list="refunds"} 1`,   // envoy's refund
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	// Five refusals, logged at most once every 10 s: fewer than five lines unless this
+	// test ran for more than 40 s.
+	if n := len(srv.out.records("gRPC call refused by the client allow-list (at most one line every 10s)")); n < 1 || n >= 5 {
+		t.Errorf("%d refusal log lines for 5 refusals", n)
 	}
 }
 
@@ -282,6 +296,13 @@ func TestGRPCCertRotation(t *testing.T) {
 	if strings.Contains(srv.out.String(), "PRIVATE KEY") {
 		t.Fatal("a key in the log")
 	}
+
+	// A reload that changes server.tls says that it waits for a restart.
+	data, _ := os.ReadFile(p.config)
+	writeFile(t, p.config, []byte(strings.Replace(string(data), "  tls:\n", "  tls:\n    require_client_cert: false\n    client_ca_file: "+filepath.Join(p.dir, "ca.crt")+"\n", 1)))
+	waitUntil(t, "the server.tls change to be reported", func() bool {
+		return len(srv.out.records("the server.tls section changed: the running TLS settings stay until a restart (the certificate files themselves are re-read when they change)")) > 0
+	})
 }
 
 // TestGRPCTLSAtStart: a file whose server.tls is set but whose rest does not compile
