@@ -35,8 +35,8 @@ func (t *TLS) Files() grpcauth.Files {
 	return grpcauth.Files{Cert: t.CertFile, Key: t.KeyFile, ClientCA: t.ClientCAFile, RequireClientCert: t.RequireClientCert}
 }
 
-// Guard compiles the allow-lists; the configuration was validated.
-func (t *TLS) Guard() (grpcauth.Allow, error) {
+// Lists compiles the allow-lists; the configuration was validated.
+func (t *TLS) Lists() (grpcauth.Allow, error) {
 	var a grpcauth.Allow
 	var err error
 	for _, l := range []struct {

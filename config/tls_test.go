@@ -40,7 +40,7 @@ func TestServerTLS(t *testing.T) {
 	if tl.CertFile != filepath.Join(dir, "tls", "tls.crt") || tl.ClientCAFile != filepath.Join(dir, "tls", "ca.crt") {
 		t.Fatalf("paths not resolved: %+v", tl)
 	}
-	a, err := tl.Guard()
+	a, err := tl.Lists()
 	if err != nil || a.Check == nil || a.RateLimit == nil || a.Refunds != nil {
 		t.Fatalf("guard %+v %v", a, err)
 	}

@@ -36,7 +36,7 @@ func (s *server) setupAccess(t *config.TLS) error {
 	if err != nil {
 		return fmt.Errorf("server.tls: %w", err)
 	}
-	allow, err := t.Guard()
+	allow, err := t.Lists()
 	if err != nil {
 		return fmt.Errorf("server.tls.allow: %w", err)
 	}
