@@ -26,7 +26,8 @@ type Server struct {
 	CacheMaxBytes int64 `yaml:"cache_max_bytes"`
 	// LogLevel is debug, info (default), warn or error; applied on every reload.
 	LogLevel string `yaml:"log_level"`
-	// TLS secures the gRPC port. Read at start only; its files are re-read when they change.
+	// TLS secures the gRPC port. Taken from the first configuration that loads (a later
+	// change applies at the next restart); its files are re-read when they change.
 	TLS *TLS `yaml:"tls"`
 }
 

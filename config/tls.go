@@ -1,11 +1,9 @@
 package config
 
 import (
-	"bytes"
 	"fmt"
 
 	"github.com/gatehouse/gatehouse/grpcauth"
-	"go.yaml.in/yaml/v3"
 )
 
 // TLS secures the gRPC port: a server certificate, and optionally a client CA and
@@ -61,21 +59,6 @@ func TLSFromFile(f *File, dir string) *TLS {
 	t := *f.Server.TLS
 	t.CertFile, t.KeyFile, t.ClientCAFile = c.path(t.CertFile), c.path(t.KeyFile), c.path(t.ClientCAFile)
 	return &t
-}
-
-// ReadTLS finds the server.tls section of a file that may not be valid as a whole, so
-// that the server knows at start whether TLS is asked for even when the rest must wait
-// for a fix. It fails only when the file is not YAML or the section cannot be read.
-func ReadTLS(data []byte, dir string) (*TLS, error) {
-	var loose struct {
-		Server struct {
-			TLS *TLS `yaml:"tls"`
-		} `yaml:"server"`
-	}
-	if err := yaml.NewDecoder(bytes.NewReader(data)).Decode(&loose); err != nil {
-		return nil, fmt.Errorf("cannot tell whether server.tls is set: %w", err)
-	}
-	return TLSFromFile(&File{Server: Server{TLS: loose.Server.TLS}}, dir), nil
 }
 
 // serverTLS validates server.tls, loading its files as the server will.

@@ -11,7 +11,7 @@ import (
 )
 
 // TestServerTLS: a server.tls section with real files compiles, with paths relative to
-// the configuration; ReadTLS finds it in a file that is otherwise invalid.
+// the configuration.
 func TestServerTLS(t *testing.T) {
 	dir := t.TempDir()
 	ca := grpcauthtest.NewCA(t, "CA")
@@ -45,15 +45,4 @@ func TestServerTLS(t *testing.T) {
 		t.Fatalf("guard %+v %v", a, err)
 	}
 
-	broken := section + "apps: [{name: broken}]\n"
-	loose, err := ReadTLS([]byte(broken), dir)
-	if err != nil || loose == nil || loose.KeyFile != filepath.Join(dir, "tls", "tls.key") || !loose.RequireClientCert {
-		t.Fatalf("ReadTLS: %+v %v", loose, err)
-	}
-	if none, err := ReadTLS([]byte("apps: [{name: broken}]\n"), dir); none != nil || err != nil {
-		t.Fatalf("ReadTLS without tls: %+v %v", none, err)
-	}
-	if _, err := ReadTLS([]byte("server: {tls: ["), dir); err == nil {
-		t.Fatal("ReadTLS accepted a file that is not YAML")
-	}
 }

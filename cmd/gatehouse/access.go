@@ -19,10 +19,11 @@ import (
 	"google.golang.org/grpc/peer"
 )
 
-// access is the gRPC port's transport security: TLS from server.tls, read at start,
-// and the allow-lists' guard. Zero value: plaintext, every caller allowed.
+// access is the gRPC port's transport security: TLS from the server.tls of the
+// configuration that opened the port, and the allow-lists' guard. Zero value: plaintext,
+// every caller allowed.
 type access struct {
-	tls   *config.TLS // as read at start; nil: plaintext
+	tls   *config.TLS // as the port opened with it; nil: plaintext
 	certs *grpcauth.Certs
 	guard *grpcauth.Guard
 }
@@ -102,7 +103,8 @@ func (s *server) onRefuse(refused *prometheus.CounterVec) func(context.Context, 
 	}
 }
 
-// warnTLSChanged says when a reload changes server.tls, which applies at start only.
+// warnTLSChanged says when a reload changes server.tls, which applies when the port
+// opens, that is at the next restart.
 func (s *server) warnTLSChanged(snap *config.Snapshot) {
 	if snap.File == nil || s.flags.config == "" {
 		return
