@@ -147,7 +147,7 @@ func TestStartWithoutValidConfig(t *testing.T) {
 	tlsConfig := tlsSection + plainTestConfig
 	bad := map[string]string{
 		"not YAML":         "server: {tls: [\n# " + configMarker + "\n",
-		"alias bomb":       "a: &a [x, x]\nb: &b [*a, *a]\nc: [*b, *b, " + configMarker + "]\n",
+		"YAML aliases":     "a: &a [x, x]\nb: &b [*a, *a]\nc: [*b, *b, " + configMarker + "]\n",
 		"TLS key missing":  "server:\n  tls: {cert_file: " + filepath.Join(p.dir, "tls.crt") + ", key_file: " + filepath.Join(p.dir, "none.key") + "}\n" + plainTestConfig + "# " + configMarker + "\n",
 		"invalid":          "apps: [{name: " + configMarker + "}]\n",
 		"unknown key":      "server: {" + configMarker + ": 1}\n",
@@ -160,7 +160,7 @@ func TestStartWithoutValidConfig(t *testing.T) {
 		process   bool
 	}{
 		{bad: "not YAML", good: tlsConfig, tls: true, process: true},
-		{bad: "alias bomb", good: plainTestConfig},
+		{bad: "YAML aliases", good: plainTestConfig},
 		{bad: "TLS key missing", good: tlsConfig, tls: true},
 		{bad: "invalid", good: plainTestConfig},
 		{bad: "unknown key", good: tlsConfig, tls: true},
