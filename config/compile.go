@@ -160,6 +160,7 @@ func (c *compiler) server(sv *Server, s *Snapshot) policy.Options {
 	if sv.CacheMaxBytes < 0 {
 		c.add("server.cache_max_bytes", "must not be negative")
 	}
+	c.serverTLS(sv.TLS)
 	switch strings.ToLower(sv.LogLevel) {
 	case "", "info":
 		s.LogLevel = slog.LevelInfo

@@ -27,7 +27,9 @@ type Reloader struct {
 	Deps  Deps
 	Store *Store
 	Log   *slog.Logger
-	// OnReload, when set, is told of every attempt (metrics).
+	// OnReload, when set, is told of every attempt (metrics, readiness), one at a time:
+	// of a good one once its snapshot is in force, of a failed one while the previous
+	// snapshot still is.
 	OnReload func(s *Snapshot, err error)
 	mu       sync.Mutex // one reload at a time
 }
@@ -38,10 +40,10 @@ func (r *Reloader) Reload() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	s, err := Load(r.Path, r.Deps)
-	if r.OnReload != nil {
-		r.OnReload(s, err)
-	}
 	if err != nil {
+		if r.OnReload != nil {
+			r.OnReload(nil, err)
+		}
 		if r.Log != nil {
 			r.Log.Error("configuration rejected; the previous one stays in force", "path", r.Path, "error", err.Error())
 		}
@@ -54,6 +56,9 @@ func (r *Reloader) Reload() error {
 			prev = old.Version
 		}
 		r.Log.Info("configuration loaded", "path", r.Path, "version", s.Version, "previous", prev)
+	}
+	if r.OnReload != nil {
+		r.OnReload(s, nil)
 	}
 	return nil
 }

@@ -93,3 +93,34 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestOnReloadSeesSnapshotInForce: OnReload is told of a good load once the snapshot is
+// in force, so that what it starts (the gRPC port, readiness) never serves without it;
+// after a bad load, the previous snapshot is still in force.
+func TestOnReloadSeesSnapshotInForce(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(path, Demo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	store := &Store{}
+	var seen []*Snapshot
+	r := &Reloader{Path: path, Deps: testDeps(), Store: store, OnReload: func(s *Snapshot, err error) {
+		if err == nil && store.Current() != s {
+			t.Errorf("OnReload ran before its snapshot was in force")
+		}
+		seen = append(seen, store.Current())
+	}}
+	if err := r.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	first := store.Current()
+	if err := os.WriteFile(path, []byte("apps: [{name: broken}]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Reload(); err == nil {
+		t.Fatal("a bad file loaded")
+	}
+	if len(seen) != 2 || seen[0] != first || seen[1] != first {
+		t.Fatalf("in force during OnReload: %v, want the first snapshot twice", seen)
+	}
+}

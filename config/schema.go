@@ -26,6 +26,9 @@ type Server struct {
 	CacheMaxBytes int64 `yaml:"cache_max_bytes"`
 	// LogLevel is debug, info (default), warn or error; applied on every reload.
 	LogLevel string `yaml:"log_level"`
+	// TLS secures the gRPC port. Taken from the first configuration that loads (a later
+	// change applies at the next restart); its files are re-read when they change.
+	TLS *TLS `yaml:"tls"`
 }
 
 // JWTProvider is an identity provider whose user JWTs endpoints may require.

@@ -16,44 +16,90 @@ import (
 	"github.com/gatehouse/gatehouse/ratelimit"
 )
 
-// admin serves the operator's write operations on the admin port: resetting a license's
-// device bindings and topping up prepaid credits. They are off unless --admin-token-file
-// is set, and every call must carry that token as a bearer token.
-type admin struct {
-	s     *server
-	token [sha256.Size]byte
+// adminHandler serves the admin port. GET (and HEAD, which the mux answers like GET) reads
+// and is open to anyone who reaches the port. Every other method, on any path, is a write:
+// it needs the admin token before any route is looked up, so a write route added later
+// cannot be reached without it, whatever its path or method spelling. Without a token
+// (--admin-token-file unset) writes are disabled.
+type adminHandler struct {
+	mux    *http.ServeMux
+	routes []adminRoute
+	token  *[sha256.Size]byte // nil: no token configured, writes disabled
 }
 
-func newAdmin(s *server, tokenFile string) (*admin, error) {
-	b, err := os.ReadFile(tokenFile)
+// adminRoute is one registered route, kept so that tests can walk every write.
+type adminRoute struct {
+	method, path string
+}
+
+// readMethod reports whether a request only reads. Methods are case-sensitive: "get"
+// is not GET, and needs the token like any write.
+func readMethod(m string) bool { return m == http.MethodGet || m == http.MethodHead }
+
+func newAdminHandler() *adminHandler { return &adminHandler{mux: http.NewServeMux()} }
+
+// handle registers h for method and path.
+func (a *adminHandler) handle(method, path string, h http.Handler) {
+	a.routes = append(a.routes, adminRoute{method, path})
+	a.mux.Handle(method+" "+path, h)
+}
+
+// readToken loads the admin token from file; only its digest is kept.
+func (a *adminHandler) readToken(file string) error {
+	b, err := os.ReadFile(file)
 	if err != nil {
-		return nil, fmt.Errorf("--admin-token-file: %w", err)
+		return fmt.Errorf("--admin-token-file: %w", err)
 	}
 	tok := strings.TrimSpace(string(b))
 	if len(tok) < 16 {
-		return nil, errors.New("--admin-token-file: the token must be at least 16 characters")
+		return errors.New("--admin-token-file: the token must be at least 16 characters")
 	}
-	return &admin{s: s, token: sha256.Sum256([]byte(tok))}, nil
+	sum := sha256.Sum256([]byte(tok))
+	a.token = &sum
+	return nil
 }
 
-func (a *admin) register(mux *http.ServeMux) {
-	mux.HandleFunc("POST /admin/licenses/reset", a.auth(a.resetLicense))
-	mux.HandleFunc("POST /admin/credits", a.auth(a.credits))
-}
-
-// auth checks the bearer token in constant time (comparing digests, so the length of the
-// token does not leak either).
-func (a *admin) auth(h http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		sum := sha256.Sum256([]byte(got))
-		if !ok || subtle.ConstantTimeCompare(sum[:], a.token[:]) != 1 {
+func (a *adminHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !readMethod(r.Method) {
+		if a.token == nil {
+			writeJSON(w, http.StatusForbidden, map[string]string{"error": "admin writes are disabled: no admin token is configured (--admin-token-file)"})
+			return
+		}
+		if !a.authorized(r) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="gatehouse-admin"`)
 			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "a valid admin bearer token is required"})
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
-		h(w, r)
 	}
+	a.mux.ServeHTTP(w, r)
+}
+
+// authorized checks that the request carries exactly one Authorization header holding
+// the token as a bearer token. The digests are compared in constant time, so neither
+// the token nor its length leaks through timing.
+func (a *adminHandler) authorized(r *http.Request) bool {
+	h := r.Header.Values("Authorization")
+	if len(h) != 1 {
+		return false
+	}
+	scheme, got, ok := strings.Cut(h[0], " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return false
+	}
+	sum := sha256.Sum256([]byte(got))
+	return subtle.ConstantTimeCompare(sum[:], a.token[:]) == 1
+}
+
+// admin serves the operator's write operations: resetting a license's device bindings
+// and topping up prepaid credits.
+type admin struct {
+	s *server
+}
+
+func (a *admin) register(h *adminHandler) {
+	h.handle(http.MethodPost, "/admin/licenses/reset", http.HandlerFunc(a.resetLicense))
+	h.handle(http.MethodPost, "/admin/credits", http.HandlerFunc(a.credits))
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -25,42 +24,34 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// TestNotReadyUntilGoodConfig: a server started on a bad file stays up, NOT_SERVING and
-// not ready, and becomes ready when the file is fixed, without a restart. SIGHUP reloads.
+// TestNotReadyUntilGoodConfig: a server started on a bad file stays up and not ready,
+// without a gRPC port, and becomes ready when the file is fixed, without a restart.
+// SIGHUP reloads.
 func TestNotReadyUntilGoodConfig(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "config.yaml")
 	if err := os.WriteFile(path, []byte("apps: [{name: broken}]\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	srv := startServer(t, "--config", path)
-	hc := healthpb.NewHealthClient(srv.conn)
-	healthOf := func() healthpb.HealthCheckResponse_ServingStatus {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		r, err := hc.Check(ctx, &healthpb.HealthCheckRequest{Service: "gatehouse"})
-		if err != nil {
-			return healthpb.HealthCheckResponse_UNKNOWN
-		}
-		return r.GetStatus()
-	}
+	srv := startAdmin(t, false, "--config", path)
 	waitUntil(t, "the rejection to be logged", func() bool { return len(srv.out.records("no valid configuration yet: not ready")) > 0 })
-	if st := healthOf(); st != healthpb.HealthCheckResponse_NOT_SERVING {
-		t.Fatalf("health %v with a bad config", st)
-	}
 	if code := srv.get(t, "/readyz"); code != http.StatusServiceUnavailable {
 		t.Fatalf("readyz %d with a bad config", code)
 	}
-	if _, err := srv.check(t, request{path: "/v1/hello"}); err == nil || !strings.Contains(err.Error(), "no configuration") {
-		t.Fatalf("Check without config: %v", err)
+	if code := srv.get(t, "/healthz"); code != http.StatusOK {
+		t.Fatalf("healthz %d with a bad config", code)
 	}
 
 	if err := os.WriteFile(path, config.Demo, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	waitUntil(t, "ready after the fix", func() bool { return srv.get(t, "/readyz") == http.StatusOK })
-	if st := healthOf(); st != healthpb.HealthCheckResponse_SERVING {
-		t.Fatalf("health %v after the fix", st)
+	srv.awaitGRPC(t)
+	hc := healthpb.NewHealthClient(srv.conn)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if r, err := hc.Check(ctx, &healthpb.HealthCheckRequest{Service: "gatehouse"}); err != nil || r.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("health %v %v after the fix", r, err)
 	}
 	resp, err := srv.check(t, request{path: "/v1/hello", headers: map[string]string{"x-app-token": "demo-app-token"}})
 	if err != nil || resp.GetOkResponse() == nil {

@@ -20,7 +20,6 @@ import (
 	"syscall"
 	"time"
 
-	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/gatehouse/gatehouse/config"
 	"github.com/gatehouse/gatehouse/extauthz"
 	"github.com/gatehouse/gatehouse/policy"
@@ -30,7 +29,6 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
-	"google.golang.org/grpc/reflection"
 )
 
 type serveFlags struct {
@@ -87,10 +85,17 @@ type server struct {
 	store   config.Store
 	deps    config.Deps
 	health  *health.Server
-	grpc    *grpc.Server
 	tracing *telemetry.Tracing
-	ready   atomic.Bool
-	closers []func()
+	reload  *config.Reloader
+	// decisions configures decision spans (nil: tracing is off).
+	decisions *extauthz.Tracing
+	// notReady is why /readyz fails; "" when ready.
+	notReady atomic.Pointer[string]
+	port     grpcPort
+	access   access
+	// adminAddr is the admin port's address once it listens.
+	adminAddr string
+	closers   []func()
 }
 
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -113,26 +118,14 @@ func (s *server) close() {
 	}
 }
 
-// setup builds the long-lived parts and loads the first configuration:
-//  1. read the cache budget from the file (the cache outlives every snapshot),
-//  2. open the runtime dependencies (counter store),
-//  3. load and compile the configuration; a bad file at start leaves the server up but
-//     not ready, so that a fixed ConfigMap is picked up without a restart.
+// setup builds the long-lived parts:
+//  1. read the cache budget and the store from the file (they outlive every snapshot),
+//  2. open the runtime dependencies (counter store).
+//
+// A file that cannot be used yet stops nothing: run serves the admin port at once and
+// opens the gRPC port when a configuration has loaded.
 func (s *server) setup(ctx context.Context) error {
-	// The start-up settings, read once from the file; a file that does not parse yet
-	// gets the defaults (the first load reports why).
-	budget := int64(64 << 20)
-	var store ratelimit.StoreConfig
-	if s.flags.config != "" {
-		if data, err := os.ReadFile(s.flags.config); err == nil {
-			if f, err := config.Parse(data); err == nil {
-				if f.Server.CacheMaxBytes > 0 {
-					budget = f.Server.CacheMaxBytes
-				}
-				store = config.StoreFromFile(f, filepath.Dir(s.flags.config))
-			}
-		}
-	}
+	budget, store := s.startSettings()
 	cache, err := policy.NewCache(budget)
 	if err != nil {
 		return fmt.Errorf("verdict cache: %w", err)
@@ -157,6 +150,28 @@ func (s *server) setup(ctx context.Context) error {
 	s.deps = config.Deps{Cache: cache, Keys: config.NewKeySources(), Runtime: rt, OnJWKSFetch: s.metrics.JWKSFetched}
 	s.closers = append(s.closers, s.deps.Keys.Close)
 	return nil
+}
+
+// startSettings reads the cache budget and the store, once, from the file. A file that
+// cannot be read or parsed yet gets the defaults (the first load reports why). The
+// gRPC port's TLS is not read here: it comes with the first configuration that loads.
+func (s *server) startSettings() (budget int64, store ratelimit.StoreConfig) {
+	budget = 64 << 20
+	if s.flags.config == "" {
+		return budget, store
+	}
+	data, err := os.ReadFile(s.flags.config)
+	if err != nil {
+		return budget, store
+	}
+	f, err := config.Parse(data)
+	if err != nil {
+		return budget, store
+	}
+	if f.Server.CacheMaxBytes > 0 {
+		budget = f.Server.CacheMaxBytes
+	}
+	return budget, config.StoreFromFile(f, filepath.Dir(s.flags.config))
 }
 
 func (s *server) registerCacheMetrics(c *policy.Cache) {
@@ -187,53 +202,40 @@ func (s *server) rules() *policy.Rules {
 }
 
 // run serves until ctx ends, then drains:
-//  1. health reports NOT_SERVING and /readyz fails, so Envoy and Kubernetes move away,
-//  2. after --drain-delay, GracefulStop lets in-flight calls finish,
-//  3. after --drain-timeout, whatever is left is cut.
+//  1. the admin port opens at once, whatever the configuration, so that liveness holds
+//     while a bad file waits for a fix;
+//  2. the file is watched and loaded; the first configuration that loads opens the gRPC
+//     port with its server.tls (grpcPort);
+//  3. when ctx ends, health reports NOT_SERVING and /readyz fails, so Envoy and
+//     Kubernetes move away; after --drain-delay, GracefulStop lets in-flight calls
+//     finish, and after --drain-timeout whatever is left is cut.
 func (s *server) run(ctx context.Context) error {
-	gl, err := listen(s.flags.grpcAddr)
-	if err != nil {
-		return err
-	}
 	al, err := net.Listen("tcp", s.flags.adminAddr)
 	if err != nil {
-		gl.Close()
 		return fmt.Errorf("admin listener: %w", err)
 	}
-	s.grpc = grpc.NewServer(append(grpcOptions(), s.tracing.ServerOptions()...)...)
 	s.health = health.NewServer()
-	healthpb.RegisterHealthServer(s.grpc, s.health)
-	reflection.Register(s.grpc)
-	tr, err := s.decisionTracing()
-	if err != nil {
-		gl.Close()
+	s.setReady(reasonLoading)
+	if s.decisions, err = s.decisionTracing(); err != nil {
 		al.Close()
 		return err
 	}
-	authv3.RegisterAuthorizationServer(s.grpc, extauthz.NewServer(s.rules, extauthz.Options{
-		Observer: &observer{m: s.metrics, log: s.log, allowSample: s.flags.allowSample}, Log: s.log, Tracing: tr}))
-	s.registerRLS(s.grpc)
-	s.setServing(false)
-
-	mux := s.adminMux()
-	if s.flags.adminToken != "" {
-		a, err := newAdmin(s, s.flags.adminToken)
-		if err != nil {
-			gl.Close()
-			al.Close()
-			return err
-		}
-		a.register(mux)
+	mux, err := s.adminMux()
+	if err != nil {
+		al.Close()
+		return err
 	}
-	admin := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	errc := make(chan error, 2)
-	go func() { errc <- s.grpc.Serve(gl) }()
+	// DisableGeneralOptionsHandler: "OPTIONS *" reaches the handler, which treats it as
+	// a write like any method other than GET and HEAD.
+	admin := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, DisableGeneralOptionsHandler: true}
+	s.port.errc = make(chan error, 1)
 	go func() {
 		if err := admin.Serve(al); !errors.Is(err, http.ErrServerClosed) {
-			errc <- err
+			s.port.fail(err)
 		}
 	}()
-	s.log.Info("gatehouse listening", "grpc", gl.Addr().String(), "admin", al.Addr().String(), "version", version)
+	s.adminAddr = al.Addr().String()
+	s.log.Info("admin listening", "admin", s.adminAddr, "version", version)
 
 	// Watch before the first load, so that no change (or SIGHUP) between the two is lost.
 	wctx, stopWatch := context.WithCancel(ctx)
@@ -243,8 +245,10 @@ func (s *server) run(ctx context.Context) error {
 
 	select {
 	case <-ctx.Done():
-	case err := <-errc:
-		s.grpc.Stop()
+	case err := <-s.port.errc:
+		if srv := s.port.shut(); srv != nil {
+			srv.Stop()
+		}
 		admin.Close()
 		return fmt.Errorf("serve: %w", err)
 	}
@@ -271,43 +275,33 @@ func (s *server) decisionTracing() (*extauthz.Tracing, error) {
 		s.tracing.Propagator, mode, key), nil
 }
 
+// loadInitial loads the first configuration: the embedded demo without --config.
 func (s *server) loadInitial() {
-	var snap *config.Snapshot
 	var err error
 	if s.flags.config == "" {
+		var snap *config.Snapshot
 		snap, err = config.LoadBytes(config.Demo, config.DemoPath, s.deps)
 		if err == nil {
 			s.store.Set(snap)
 			s.log.Info("running the embedded demo configuration", "version", snap.Version)
 		}
-		s.onLoad(snap, err)
+		s.loaded(snap, err)
 	} else {
-		r := s.reloader()
-		err = r.Reload()
+		err = s.reload.Reload()
 	}
 	if err != nil {
 		s.log.Error("no valid configuration yet: not ready", "error", err.Error())
-		return
 	}
-	s.setServing(true)
 }
 
-func (s *server) reloader() *config.Reloader {
-	return &config.Reloader{Path: s.flags.config, Deps: s.deps, Store: &s.store, Log: s.log,
-		OnReload: func(snap *config.Snapshot, err error) {
-			s.onLoad(snap, err)
-			if err == nil {
-				s.setServing(true)
-			}
-		}}
-}
-
-// watch reloads on file changes and on SIGHUP.
+// watch reloads on file changes and on SIGHUP. Every load, the first included, goes
+// through the one reloader, so that loads and their consequences happen one at a time.
 func (s *server) watch(ctx context.Context) {
 	if s.flags.config == "" {
 		return
 	}
-	r := s.reloader()
+	s.reload = &config.Reloader{Path: s.flags.config, Deps: s.deps, Store: &s.store, Log: s.log, OnReload: s.loaded}
+	r := s.reload
 	go func() {
 		if err := r.Watch(ctx, 250*time.Millisecond); err != nil {
 			s.log.Error("configuration watch stopped; reload with SIGHUP", "error", err.Error())
@@ -329,28 +323,33 @@ func (s *server) watch(ctx context.Context) {
 	}()
 }
 
-func (s *server) setServing(ok bool) {
+// setReady sets readiness and the health service: ready when reason is "", otherwise
+// not ready for that reason (a fixed text: never the file's content).
+func (s *server) setReady(reason string) {
 	st := healthpb.HealthCheckResponse_NOT_SERVING
-	if ok {
+	if reason == "" {
 		st = healthpb.HealthCheckResponse_SERVING
 	}
-	s.ready.Store(ok)
+	s.notReady.Store(&reason)
 	s.health.SetServingStatus("", st)
 	s.health.SetServingStatus("gatehouse", st)
 }
 
 func (s *server) drain(admin *http.Server) error {
 	s.log.Info("stopping: draining in-flight calls", "delay", s.flags.drainDelay.String(), "timeout", s.flags.drainTimeout.String())
-	s.setServing(false)
+	srv := s.port.shut()
+	s.setReady(reasonDraining)
 	s.health.Shutdown()
 	time.Sleep(s.flags.drainDelay)
-	done := make(chan struct{})
-	go func() { s.grpc.GracefulStop(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(s.flags.drainTimeout):
-		s.log.Warn("drain timeout: cutting remaining calls")
-		s.grpc.Stop()
+	if srv != nil {
+		done := make(chan struct{})
+		go func() { srv.GracefulStop(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(s.flags.drainTimeout):
+			s.log.Warn("drain timeout: cutting remaining calls")
+			srv.Stop()
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
@@ -359,37 +358,48 @@ func (s *server) drain(admin *http.Server) error {
 	return nil
 }
 
-func (s *server) adminMux() *http.ServeMux {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if !s.ready.Load() {
-			http.Error(w, "not ready: no valid configuration loaded, or draining", http.StatusServiceUnavailable)
+// adminMux builds the admin port's handler. Reads are registered as GET; every other
+// route is a write and goes through the token check in adminHandler.
+func (s *server) adminMux() (*adminHandler, error) {
+	a := newAdminHandler()
+	if s.flags.adminToken != "" {
+		if err := a.readToken(s.flags.adminToken); err != nil {
+			return nil, err
+		}
+	}
+	a.handle(http.MethodGet, "/healthz", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") }))
+	a.handle(http.MethodGet, "/readyz", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		if reason := *s.notReady.Load(); reason != "" {
+			http.Error(w, reason, http.StatusServiceUnavailable)
 			return
 		}
 		io.WriteString(w, "ok\n")
-	})
-	mux.Handle("GET /metrics", s.metrics.Handler())
-	mux.HandleFunc("GET /loglevel", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, s.level.Level()) })
-	mux.HandleFunc("PUT /loglevel", func(w http.ResponseWriter, r *http.Request) {
-		// Until the next configuration load, which applies server.log_level again.
-		var l slog.Level
-		if err := l.UnmarshalText([]byte(r.URL.Query().Get("level"))); err != nil {
-			http.Error(w, "level must be debug, info, warn or error", http.StatusBadRequest)
-			return
-		}
-		s.level.Set(l)
-		s.log.Info("log level changed", "level", l.String())
-		fmt.Fprintln(w, l)
-	})
+	}))
+	a.handle(http.MethodGet, "/metrics", s.metrics.Handler())
+	a.handle(http.MethodGet, "/loglevel", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, s.level.Level()) }))
+	a.handle(http.MethodPut, "/loglevel", http.HandlerFunc(s.setLogLevel))
 	if s.flags.pprof {
-		mux.HandleFunc("/debug/pprof/", pprof.Index)
-		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		a.handle(http.MethodGet, "/debug/pprof/", http.HandlerFunc(pprof.Index))
+		a.handle(http.MethodGet, "/debug/pprof/cmdline", http.HandlerFunc(pprof.Cmdline))
+		a.handle(http.MethodGet, "/debug/pprof/profile", http.HandlerFunc(pprof.Profile))
+		a.handle(http.MethodGet, "/debug/pprof/symbol", http.HandlerFunc(pprof.Symbol))
+		a.handle(http.MethodGet, "/debug/pprof/trace", http.HandlerFunc(pprof.Trace))
 	}
-	return mux
+	(&admin{s: s}).register(a)
+	return a, nil
+}
+
+// setLogLevel sets the level until the next configuration load, which applies
+// server.log_level again.
+func (s *server) setLogLevel(w http.ResponseWriter, r *http.Request) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(r.URL.Query().Get("level"))); err != nil {
+		http.Error(w, "level must be debug, info, warn or error", http.StatusBadRequest)
+		return
+	}
+	s.level.Set(l)
+	s.log.Info("log level changed", "level", l.String())
+	fmt.Fprintln(w, l)
 }
 
 // listen opens a TCP or Unix-socket listener (unix:///path); a stale socket file left by
