@@ -26,6 +26,12 @@ type Server struct {
 	CacheMaxBytes int64 `yaml:"cache_max_bytes"`
 	// LogLevel is debug, info (default), warn or error; applied on every reload.
 	LogLevel string `yaml:"log_level"`
+	// CaseInsensitivePaths matches every endpoint path ignoring ASCII case.
+	CaseInsensitivePaths bool `yaml:"case_insensitive_paths"`
+	// MethodOverride is refuse (default: a request with x-http-method-override,
+	// x-http-method or x-method-override is INVALID_METHOD) or follow (judged as the
+	// method the header names).
+	MethodOverride string `yaml:"method_override"`
 }
 
 // JWTProvider is an identity provider whose user JWTs endpoints may require.
@@ -109,6 +115,7 @@ type Endpoint struct {
 	Name               string       `yaml:"name"`
 	Path               string       `yaml:"path"`
 	Prefix             bool         `yaml:"prefix"`
+	CaseInsensitive    bool         `yaml:"case_insensitive"`
 	Methods            []string     `yaml:"methods"`
 	Disabled           bool         `yaml:"disabled"`
 	Dialect            string       `yaml:"dialect"`

@@ -190,6 +190,13 @@ func unreserved(b byte) bool {
 	return 'a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9' || b == '-' || b == '.' || b == '_' || b == '~'
 }
 
+// IsRulePath reports whether p may be a configured path: absolute and already in normal
+// form (one trailing '/' aside), without percent-encoding, so that some request path can
+// match it.
+func IsRulePath(p string) bool {
+	return isNormal(routePath(p))
+}
+
 // routePath is the form a configured path is matched in: a trailing '/' is ignored, as
 // it is in requests.
 func routePath(p string) string {

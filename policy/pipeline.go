@@ -194,12 +194,14 @@ func (r *Rules) route(path, method string) (ep *Endpoint, code Code, refused boo
 		if m == noMatch {
 			continue
 		}
-		if m == foldMatch && !e.CaseInsensitive && !r.opt.CaseInsensitivePaths {
+		if m == foldMatch {
 			if r.spelledAlike(e, path) {
 				continue // another rule, spelt in this case, takes it
 			}
-			refused = true
-			break
+			if !e.CaseInsensitive && !r.opt.CaseInsensitivePaths {
+				refused = true
+				break
+			}
 		}
 		if e.allows(method) {
 			return e, "", false
