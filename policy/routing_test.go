@@ -5,6 +5,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"net/netip"
 	"slices"
 	"testing"
 	"time"
@@ -402,6 +403,54 @@ func TestUnforwardableSubject(t *testing.T) {
 		}
 		if d.Allowed() || d.Code != policy.InvalidToken || d.Step != policy.StepIdentity || len(d.Upstream) != 0 {
 			t.Errorf("%q: allowed=%v code=%s step=%s upstream=%+v", tc.sub, d.Allowed(), d.Code, d.Step, d.Upstream)
+		}
+	}
+}
+
+// fixedDevice is a DeviceChecker that verifies every request as one device id.
+type fixedDevice string
+
+func (fixedDevice) Network(context.Context, time.Time, *policy.Input, netip.Addr, *policy.Endpoint) policy.DeviceVerdict {
+	return policy.DeviceVerdict{}
+}
+
+func (f fixedDevice) Device(context.Context, time.Time, *policy.Input, *policy.Endpoint) policy.DeviceVerdict {
+	return policy.DeviceVerdict{DeviceID: string(f)}
+}
+
+// TestUnforwardableValues: a device id or an injected secret Gatehouse cannot forward as it
+// is refuses the request, with the code of the step the value came from; plain ones pass.
+func TestUnforwardableValues(t *testing.T) {
+	build := func(device, secret string) *policy.Rules {
+		ep := &policy.Endpoint{Name: "proxy", Path: "/v1/proxy", Inject: []policy.Injection{
+			{Header: "authorization", Prefix: "Bearer ", Secret: policy.NewSecret("s", secret, time.Time{})}}}
+		app := &policy.App{Name: "shop", TokenHashes: []policy.Hash{policy.HashCredential("app-token")}, AllEndpoints: true,
+			Device: fixedDevice(device)}
+		r, err := policy.NewRules(policy.Options{}, []*policy.App{app}, []*policy.Endpoint{ep})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	cases := []struct {
+		name, device, secret string
+		code                 policy.Code
+		step                 policy.Step
+	}{
+		{"plain", "dev-1", "tok-1", "", policy.StepDone},
+		{"device id with a line break", "dev-1\r\nx-gatehouse-app: other", "tok-1", policy.InvalidAttestation, policy.StepAttest},
+		{"device id with a NUL", "dev\x00", "tok-1", policy.InvalidAttestation, policy.StepAttest},
+		{"secret with a line break", "dev-1", "tok\nx: y", policy.SecretDecryptionFailed, policy.StepSecrets},
+		{"secret with a trailing space", "dev-1", "tok ", policy.SecretDecryptionFailed, policy.StepSecrets},
+		{"secret with non-ASCII", "dev-1", "t\u00f6k", policy.SecretDecryptionFailed, policy.StepSecrets},
+	}
+	for _, tc := range cases {
+		d := decide(build(tc.device, tc.secret), "GET", "/v1/proxy", nil)
+		if d.Code != tc.code || d.Step != tc.step {
+			t.Errorf("%s: code %q step %q, want %q %q", tc.name, d.Code, d.Step, tc.code, tc.step)
+		}
+		if tc.code != "" && len(d.Upstream) != 0 {
+			t.Errorf("%s: upstream headers on a denial: %+v", tc.name, d.Upstream)
 		}
 	}
 }
