@@ -238,9 +238,6 @@ var overrideHeaders = [...]string{"x-http-method-override", "x-http-method", "x-
 func (r *Rules) scanHeaders(in *Input) (method string, refused, forged bool) {
 	named := ""
 	for k, v := range in.Headers {
-		if len(k) < len("x-") || (k[0] != 'x' && k[0] != 'X') {
-			continue
-		}
 		if hasHeaderPrefix(k, r.idPrefix) {
 			forged = true
 			continue
