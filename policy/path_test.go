@@ -1,6 +1,9 @@
 package policy
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 // TestNormalizePath: the normal form of paths that are rewritten rather than refused,
 // typed by hand from the path model.
@@ -46,4 +49,34 @@ func BenchmarkNormalizePath(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		sinkPath, _ = normalizePath("/v1/profile/items")
 	}
+}
+
+// FuzzNormalizePath: any input either is refused or has a normal form that is its own
+// normal form, with no empty, dot or parameter-carrying segment and no refused byte.
+func FuzzNormalizePath(f *testing.F) {
+	for _, s := range []string{"/", "/v1/admin", "/v1/admin;x=1/", "/v1/%61dmin", "/v1/x/..;/admin", "/v1/caf%c3%a9", "/v1//a", "/v1/%2e%2e", "/%C0%AE"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, p string) {
+		n, ok := normalizePath(p)
+		if !ok {
+			return
+		}
+		if again, ok2 := normalizePath(n); !ok2 || again != n {
+			t.Fatalf("%q → %q → %q, %v: not idempotent", p, n, again, ok2)
+		}
+		if n == "/" {
+			return
+		}
+		for _, seg := range strings.Split(n[1:], "/") {
+			if seg == "" || seg == "." || seg == ".." || strings.HasSuffix(seg, ".") || strings.ContainsAny(seg, ";\\?#") {
+				t.Fatalf("%q → %q: segment %q", p, n, seg)
+			}
+		}
+		for i := 0; i < len(n); i++ {
+			if n[i] <= ' ' || n[i] >= 0x7f {
+				t.Fatalf("%q → %q: byte %#x", p, n, n[i])
+			}
+		}
+	})
 }
