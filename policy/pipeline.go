@@ -146,20 +146,20 @@ func (r *Rules) Decide(ctx context.Context, now time.Time, in *Input) Decision {
 // its normal form and apply the same refusals (path.go). forged reports whether the client
 // sent headers in Gatehouse's identity namespace, for allow to remove.
 func (r *Rules) matchEndpoint(in *Input) (ep *Endpoint, code Code, forged bool) {
-	method, refused, forged := r.scanHeaders(in)
+	h := r.scanHeaders(in)
 	path, ok := normalizePath(in.Path)
-	if !ok {
-		return nil, EndpointNotFound, forged
+	if !ok || h.rewritesPath {
+		return nil, EndpointNotFound, h.forged
 	}
 	if slug, named := in.Ext[r.opt.EndpointKey]; named {
-		ep, code = r.namedEndpoint(slug, path, method)
+		ep, code = r.namedEndpoint(slug, path, h.method)
 	} else {
-		ep, code, _ = r.route(path, method)
+		ep, code, _ = r.route(path, h.method)
 	}
-	if refused && ep != nil {
+	if h.overrideRefused && ep != nil {
 		code = InvalidMethod
 	}
-	return ep, code, forged
+	return ep, code, h.forged
 }
 
 // namedEndpoint is the endpoint Envoy named, unless the path rules refuse the path (it
@@ -227,43 +227,61 @@ func (r *Rules) spelledAlike(e *Endpoint, path string) bool {
 	return false
 }
 
-// overrideHeaders are the method-override header names, in their canonical spelling.
-var overrideHeaders = [...]string{"x-http-method-override", "x-http-method", "x-method-override"}
+// overrideHeaders are the method-override header names, and pathHeaders the headers that
+// make some upstreams (Symfony, Laravel, IIS URL Rewrite) serve another path, in their
+// canonical spelling.
+var (
+	overrideHeaders = [...]string{"x-http-method-override", "x-http-method", "x-method-override"}
+	pathHeaders     = [...]string{"x-original-url", "x-rewrite-url"}
+)
 
-// scanHeaders is the one pass over the request headers that the pipeline makes. It
-// returns the method to judge the request as, whether a method-override header refuses the
-// request, and whether the client sent identity headers. Header names match in any mix of
-// case, '-' and '_' (CGI-style servers read them alike). Only OverrideFollow judges by the
-// override headers, and only when every one of them names the same single token.
-func (r *Rules) scanHeaders(in *Input) (method string, refused, forged bool) {
+// headerScan is what the one pass over the request headers finds.
+type headerScan struct {
+	method          string // the method to judge the request as
+	overrideRefused bool   // a method-override header refuses the request
+	rewritesPath    bool   // a path-override header refuses the request
+	forged          bool   // the client sent headers in Gatehouse's identity namespace
+}
+
+// scanHeaders is the one pass over the request headers that the pipeline makes. Header
+// names match in any mix of case, '-' and '_' (CGI-style servers read them alike). Only
+// OverrideFollow judges by the method-override headers, and only when every one of them
+// names the same single token.
+func (r *Rules) scanHeaders(in *Input) headerScan {
+	h := headerScan{method: in.Method}
 	named := ""
 	for k, v := range in.Headers {
 		if hasHeaderPrefix(k, r.idPrefix) {
-			forged = true
+			h.forged = true
 			continue
 		}
-		if refused || !isOverrideHeader(k) {
+		if len(k) < len("x-http-method") || (k[0] != 'x' && k[0] != 'X') {
+			continue
+		}
+		if oneOf(k, pathHeaders[:]) {
+			h.rewritesPath = true
+			continue
+		}
+		if h.overrideRefused || !oneOf(k, overrideHeaders[:]) {
 			continue
 		}
 		v = strings.TrimSpace(v)
 		if r.opt.MethodOverride != OverrideFollow || !isToken(v) || (named != "" && !strings.EqualFold(v, named)) {
-			refused = true
+			h.overrideRefused = true
 			continue
 		}
 		named = v
 	}
-	if named == "" || refused {
-		return in.Method, refused, forged
+	if named != "" && !h.overrideRefused {
+		h.method = strings.ToUpper(named)
 	}
-	return strings.ToUpper(named), false, forged
+	return h
 }
 
-func isOverrideHeader(k string) bool {
-	if len(k) < len("x-http-method") || (k[0] != 'x' && k[0] != 'X') {
-		return false
-	}
-	for _, h := range overrideHeaders {
-		if sameHeaderName(k, h) {
+// oneOf reports whether header name k is one of the canonical names.
+func oneOf(k string, names []string) bool {
+	for _, n := range names {
+		if sameHeaderName(k, n) {
 			return true
 		}
 	}

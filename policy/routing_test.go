@@ -454,3 +454,24 @@ func TestUnforwardableValues(t *testing.T) {
 		}
 	}
 }
+
+// TestPathOverrideHeadersRefused: X-Original-URL and X-Rewrite-URL make some upstreams
+// (Symfony, Laravel, IIS URL Rewrite) serve another path than the one Envoy and Gatehouse
+// see, so a request carrying one, in any spelling, is refused (ENDPOINT_NOT_FOUND).
+func TestPathOverrideHeadersRefused(t *testing.T) {
+	r := adminRules(t, policy.Options{}, nil)
+	if got := outcome(decide(r, "GET", "/v1/x", nil)); got != allowedByV1 {
+		t.Fatalf("control: %s", got)
+	}
+	for _, h := range []string{"x-original-url", "x-rewrite-url", "X_Original_URL", "x_rewrite-url"} {
+		for _, ext := range []map[string]string{nil, {"endpoint": "v1"}} {
+			if got := outcome(decide(r, "GET", "/v1/x", ext, h, "/v1/admin")); got != notFound {
+				t.Errorf("%s (named %v): %s", h, ext, got)
+			}
+		}
+	}
+	// Names that merely start alike are other headers.
+	if got := outcome(decide(r, "GET", "/v1/x", nil, "x-original-urls", "/v1/admin", "x-rewrite", "/v1/admin")); got != allowedByV1 {
+		t.Errorf("look-alike names: %s", got)
+	}
+}

@@ -26,7 +26,7 @@ endpoints:
 // TestRoutingEndToEnd: over real gRPC, with requests shaped as Envoy sends them, no
 // spelling of /v1/admin is allowed by the looser /v1 rule, whether the path rules or
 // context_extensions pick the endpoint; identity headers in underscore spellings are
-// removed; method overrides are refused; a JWT subject with a control byte never
+// removed; method and path overrides are refused; a JWT subject with a control byte never
 // reaches the upstream.
 func TestRoutingEndToEnd(t *testing.T) {
 	p := newIDP(t)
@@ -111,6 +111,19 @@ func TestRoutingEndToEnd(t *testing.T) {
 			}
 			if v, _ := headerValue(den.GetHeaders(), "allow"); v != "GET" {
 				t.Errorf("%s: Allow %q", h, v)
+			}
+		}
+	})
+
+	t.Run("path-override headers are refused", func(t *testing.T) {
+		for _, h := range []string{"x-original-url", "x-rewrite-url"} {
+			resp, err := srv.check(t, request{path: "/v1/x", headers: with(app("main"), h, "/v1/admin")})
+			if err != nil {
+				t.Fatal(err)
+			}
+			den := resp.GetDeniedResponse()
+			if den.GetStatus().GetCode() != 404 || bodyCode(t, den.GetBody()) != "ENDPOINT_NOT_FOUND" {
+				t.Fatalf("%s: %s", h, describe(resp))
 			}
 		}
 	})
