@@ -148,6 +148,10 @@ func (c *compiler) server(sv *Server, s *Snapshot) policy.Options {
 		c.add("server.trusted_hops", "must be between 0 and 16")
 	}
 	o.TrustedHops = sv.TrustedHops
+	if o.MethodOverride, err = policy.ParseMethodOverride(sv.MethodOverride); err != nil {
+		c.add("server.method_override", "%v", err)
+	}
+	o.CaseInsensitivePaths = sv.CaseInsensitivePaths
 	for _, h := range []struct{ path, v string }{
 		{"server.app_token_header", sv.AppTokenHeader},
 		{"server.api_key_header", sv.APIKeyHeader},
@@ -382,13 +386,16 @@ func (c *compiler) endpoints(es []Endpoint) map[string]*policy.Endpoint {
 		if !checkName(c, path, e.Name, out) {
 			continue
 		}
-		ep := &policy.Endpoint{Name: e.Name, Path: e.Path, Prefix: e.Prefix, Disabled: e.Disabled, SDKAuth: e.SDKAuth,
-			Heartbeat: e.Heartbeat, Cost: e.Cost, Maintenance: c.maintenance(path+".maintenance", e.Maintenance)}
-		if e.Path != "" && (!strings.HasPrefix(e.Path, "/") || strings.ContainsAny(e.Path, "?#%\\") || strings.Contains(e.Path, "/../") || strings.Contains(e.Path, "//")) {
-			c.add(path+".path", "%q must be an absolute path without query, percent-encoding or dot segments", e.Path)
+		ep := &policy.Endpoint{Name: e.Name, Path: e.Path, Prefix: e.Prefix, CaseInsensitive: e.CaseInsensitive, Disabled: e.Disabled,
+			SDKAuth: e.SDKAuth, Heartbeat: e.Heartbeat, Cost: e.Cost, Maintenance: c.maintenance(path+".maintenance", e.Maintenance)}
+		if e.Path != "" && !policy.IsRulePath(e.Path) {
+			c.add(path+".path", "%q must be an absolute path in normal form: visible ASCII without query, percent-encoding, ';' parameters, backslashes, empty or dot segments, or segments ending in '.'", e.Path)
 		}
 		if e.Prefix && e.Path == "" {
 			c.add(path+".prefix", "needs a path")
+		}
+		if e.CaseInsensitive && e.Path == "" {
+			c.add(path+".case_insensitive", "needs a path")
 		}
 		for j, m := range e.Methods {
 			u := strings.ToUpper(m)

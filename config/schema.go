@@ -29,6 +29,12 @@ type Server struct {
 	// TLS secures the gRPC port. Taken from the first configuration that loads (a later
 	// change applies at the next restart); its files are re-read when they change.
 	TLS *TLS `yaml:"tls"`
+	// CaseInsensitivePaths matches every endpoint path ignoring ASCII case.
+	CaseInsensitivePaths bool `yaml:"case_insensitive_paths"`
+	// MethodOverride is refuse (default: a request with x-http-method-override,
+	// x-http-method or x-method-override is INVALID_METHOD) or follow (judged as the
+	// method the header names).
+	MethodOverride string `yaml:"method_override"`
 }
 
 // JWTProvider is an identity provider whose user JWTs endpoints may require.
@@ -112,6 +118,7 @@ type Endpoint struct {
 	Name               string       `yaml:"name"`
 	Path               string       `yaml:"path"`
 	Prefix             bool         `yaml:"prefix"`
+	CaseInsensitive    bool         `yaml:"case_insensitive"`
 	Methods            []string     `yaml:"methods"`
 	Disabled           bool         `yaml:"disabled"`
 	Dialect            string       `yaml:"dialect"`

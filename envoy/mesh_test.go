@@ -42,6 +42,10 @@ type istioMeshValues struct {
 				} `yaml:"includeRequestBodyInCheck"`
 			} `yaml:"envoyExtAuthzGrpc"`
 		} `yaml:"extensionProviders"`
+		// PathNormalization mirrors MeshConfig.ProxyPathNormalization.
+		PathNormalization *struct {
+			Normalization string `yaml:"normalization"`
+		} `yaml:"pathNormalization"`
 	} `yaml:"meshConfig"`
 }
 
@@ -279,11 +283,11 @@ func TestIstio(t *testing.T) {
 				rateLimits++
 				checkIstioRateLimit(t, at, p.Match.Listener.FilterChain.Filter.SubFilter, p.Patch.Operation, v, refRL, providers)
 			case *listenerv3.Filter:
-				localReplies++
-				hcm := &hcmv3.HttpConnectionManager{}
-				if err := v.GetTypedConfig().UnmarshalTo(hcm); err != nil {
-					t.Fatalf("%s: %v", at, err)
+				hcm, _ := patchHCM(t, at, v)
+				if hcm.GetLocalReplyConfig() == nil {
+					continue // another HCM setting (TestIstioNormalizes)
 				}
+				localReplies++
 				if !proto.Equal(hcm.GetLocalReplyConfig(), refLRC) {
 					t.Errorf("%s: local_reply_config differs from sidecar/envoy.yaml", at)
 				}
@@ -303,6 +307,20 @@ func TestIstio(t *testing.T) {
 		t.Errorf("want rate-limit patches for gateway and sidecar, a local reply patch and endpoint patches; got %d, %d, %d",
 			rateLimits, localReplies, endpoints)
 	}
+}
+
+// patchHCM returns the HTTP connection manager a NETWORK_FILTER patch value merges, if it is one.
+func patchHCM(t *testing.T, at string, m proto.Message) (*hcmv3.HttpConnectionManager, bool) {
+	t.Helper()
+	f, ok := m.(*listenerv3.Filter)
+	if !ok {
+		return nil, false
+	}
+	hcm := &hcmv3.HttpConnectionManager{}
+	if err := f.GetTypedConfig().UnmarshalTo(hcm); err != nil {
+		t.Fatalf("%s: %v", at, err)
+	}
+	return hcm, true
 }
 
 func checkIstioRateLimit(t *testing.T, at string, sub *struct {
@@ -445,6 +463,11 @@ func TestEnvoyGateway(t *testing.T) {
 					err = v.Metadata.check()
 				}
 				policies = append(policies, v)
+			case "gateway.envoyproxy.io/v1alpha1 ClientTrafficPolicy":
+				var v egClientTrafficPolicy // its settings: TestEnvoyGatewayNormalizes
+				if err = strictYAML(doc, &v); err == nil {
+					err = v.Metadata.check()
+				}
 			case "gateway.networking.k8s.io/v1beta1 ReferenceGrant":
 				var v gwReferenceGrant
 				if err = strictYAML(doc, &v); err == nil {

@@ -39,6 +39,8 @@ func ToInput(req *authv3.CheckRequest) policy.Input {
 	}
 	if in.Headers == nil {
 		in.Headers = map[string]string{}
+	} else {
+		in.Headers = lowerNames(in.Headers)
 	}
 	if in.Method == "" {
 		in.Method = in.Headers[":method"]
@@ -84,6 +86,36 @@ func mergeHeaderMap(hs []*corev3.HeaderValue) map[string]string {
 		m[k] = v
 	}
 	return m
+}
+
+// lowerNames returns the header map with lower-case names. Envoy sends them so, and the
+// map is returned as it is; a caller that does not (a hand-built CheckRequest) gets a
+// merged copy, so that X-Gatehouse-User cannot slip past a rule written for
+// x-gatehouse-user and a credential sent under two spellings stays ambiguous.
+func lowerNames(m map[string]string) map[string]string {
+	for k := range m {
+		if hasUpper(k) {
+			out := make(map[string]string, len(m))
+			for k, v := range m {
+				k = strings.ToLower(k)
+				if old, ok := out[k]; ok {
+					v = old + "," + v
+				}
+				out[k] = v
+			}
+			return out
+		}
+	}
+	return m
+}
+
+func hasUpper(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if 'A' <= s[i] && s[i] <= 'Z' {
+			return true
+		}
+	}
+	return false
 }
 
 // grpcCode is the non-OK status of a denial, by the HTTP class of the canonical status.

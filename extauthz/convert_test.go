@@ -34,6 +34,12 @@ func TestToInput(t *testing.T) {
 		{"raw header map merges repeats", httpReq(&authv3.AttributeContext_HttpRequest{Path: "/", HeaderMap: &corev3.HeaderMap{Headers: []*corev3.HeaderValue{
 			{Key: "X-App-Token", RawValue: []byte("a")}, {Key: "x-app-token", RawValue: []byte("b")}, {Key: "x-one", Value: "1"}}}}),
 			policy.Input{Path: "/", RawPath: "/", Headers: map[string]string{"x-app-token": "a,b", "x-one": "1"}}},
+		{"plain map names are lower-cased", httpReq(&authv3.AttributeContext_HttpRequest{Path: "/", Headers: map[string]string{
+			"X_Gatehouse_User": "forged", "X-App-Token": "a", "x-one": "1"}}),
+			policy.Input{Path: "/", RawPath: "/", Headers: map[string]string{"x_gatehouse_user": "forged", "x-app-token": "a", "x-one": "1"}}},
+		{"plain map repeats under two spellings merge", httpReq(&authv3.AttributeContext_HttpRequest{Path: "/", Headers: map[string]string{
+			"X-App-Token": "a", "x-app-token": "a"}}),
+			policy.Input{Path: "/", RawPath: "/", Headers: map[string]string{"x-app-token": "a,a"}}},
 		{"raw body wins", httpReq(&authv3.AttributeContext_HttpRequest{Path: "/", RawBody: []byte(`{"a":1}`), Body: "ignored", Size: 7,
 			Headers: map[string]string{"x-envoy-auth-partial-body": "true"}}),
 			policy.Input{Path: "/", RawPath: "/", Body: `{"a":1}`, HasBody: true, BodySize: 7, BodyPartial: true, Headers: map[string]string{"x-envoy-auth-partial-body": "true"}}},
@@ -224,4 +230,43 @@ func FuzzCheck(f *testing.F) {
 			t.Fatalf("body not JSON: %q", den.GetBody())
 		}
 	})
+}
+
+// TestHeaderHygiene: through the adapter, a client's identity headers in any spelling are
+// removed from the upstream request, and a method-override header is refused with 405
+// and the endpoint's Allow.
+func TestHeaderHygiene(t *testing.T) {
+	s := demoServer(t)
+	resp, err := s.Check(context.Background(), httpReq(&authv3.AttributeContext_HttpRequest{Method: "GET", Path: "/v1/hello", Headers: map[string]string{
+		"x-app-token": "demo-app-token", "x_gatehouse_user": "admin", "X_Gatehouse_Device": "d1", "x-gatehouse_fail-open": "true"}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ok := resp.GetOkResponse()
+	if ok == nil {
+		t.Fatalf("denied: %v", resp)
+	}
+	for _, h := range []string{"x_gatehouse_user", "x_gatehouse_device", "x-gatehouse_fail-open", "x-app-token"} {
+		found := false
+		for _, r := range ok.GetHeadersToRemove() {
+			found = found || r == h
+		}
+		if !found {
+			t.Errorf("%s not removed: %q", h, ok.GetHeadersToRemove())
+		}
+	}
+	for _, h := range []string{"x-http-method-override", "x_http_method", "X-Method-Override"} {
+		resp, err := s.Check(context.Background(), httpReq(&authv3.AttributeContext_HttpRequest{Method: "GET", Path: "/v1/hello", Headers: map[string]string{
+			"x-app-token": "demo-app-token", h: "GET"}}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		den := resp.GetDeniedResponse()
+		if den.GetStatus().GetCode() != 405 || !strings.Contains(den.GetBody(), `"INVALID_METHOD"`) {
+			t.Fatalf("%s: %v", h, resp)
+		}
+		if v, _ := headerOf(den.GetHeaders(), "allow"); v != "GET" {
+			t.Errorf("%s: Allow %q", h, v)
+		}
+	}
 }

@@ -95,7 +95,7 @@ func (r *Rules) identity(ctx context.Context, now time.Time, in *Input, app *App
 		return false
 	}
 	if c.subject != "" {
-		d.Upstream = append(d.Upstream, Header{Key: r.opt.IdentityHeaderPrefix + "user", Value: c.subject})
+		d.Upstream = append(d.Upstream, Header{Key: r.hdr.user, Value: c.subject})
 	}
 	return true
 }

@@ -43,7 +43,7 @@ type DeviceVerdict struct {
 // Decide runs the pipeline on one request. It never panics on any Input and never returns
 // an error: a denial is a Decision, and "could not decide" is resolved by the fail mode.
 func (r *Rules) Decide(ctx context.Context, now time.Time, in *Input) Decision {
-	ep, epCode := r.matchEndpoint(in)
+	ep, epCode, forged := r.matchEndpoint(in)
 	d := Decision{Dialect: r.opt.DefaultDialect}
 	if ep != nil {
 		d.Endpoint = ep.Name
@@ -78,7 +78,7 @@ func (r *Rules) Decide(ctx context.Context, now time.Time, in *Input) Decision {
 	// 2. endpoint
 	if epCode != "" {
 		d.deny(StepEndpoint, epCode)
-		if epCode == InvalidMethod {
+		if epCode == InvalidMethod && len(ep.Methods) > 0 {
 			d.Response = append(d.Response, Header{Key: "allow", Value: strings.Join(ep.Methods, ", ")})
 		}
 		return d
@@ -136,76 +136,196 @@ func (r *Rules) Decide(ctx context.Context, now time.Time, in *Input) Decision {
 		}
 		d.Upstream = append(d.Upstream, Header{Key: inj.Header, Value: inj.Prefix + v})
 	}
-	r.allow(&d, in, credHeader)
+	r.allow(&d, in, credHeader, forged)
 	return d
 }
 
 // matchEndpoint finds the endpoint of a request: by the context_extensions slug when
 // Envoy names one, else by path and method. It returns the endpoint and, when the request
-// cannot be served by it, ENDPOINT_NOT_FOUND or INVALID_METHOD.
-func (r *Rules) matchEndpoint(in *Input) (*Endpoint, Code) {
-	if slug, ok := in.Ext[r.opt.EndpointKey]; ok {
-		ep, ok := r.endpoints[slug]
-		if !ok {
-			return nil, EndpointNotFound
-		}
-		if !ep.allows(in.Method) {
-			return ep, InvalidMethod
-		}
-		return ep, ""
+// cannot be served by it, ENDPOINT_NOT_FOUND or INVALID_METHOD. Both ways see the path in
+// its normal form and apply the same refusals (path.go). forged reports whether the client
+// sent headers in Gatehouse's identity namespace, for allow to remove.
+func (r *Rules) matchEndpoint(in *Input) (ep *Endpoint, code Code, forged bool) {
+	h := r.scanHeaders(in)
+	path, ok := normalizePath(in.Path)
+	if !ok || h.rewritesPath {
+		return nil, EndpointNotFound, h.forged
 	}
-	if !cleanPath(in.Path) {
+	if slug, named := in.Ext[r.opt.EndpointKey]; named {
+		ep, code = r.namedEndpoint(slug, path, h.method)
+	} else {
+		ep, code, _ = r.route(path, h.method)
+	}
+	if h.overrideRefused && ep != nil {
+		code = InvalidMethod
+	}
+	return ep, code, h.forged
+}
+
+// namedEndpoint is the endpoint Envoy named, unless the path rules refuse the path (it
+// matches a case-sensitive rule only when case is ignored) or give it to a more specific
+// rule than the named endpoint's own path: one spelling, one rule, however the route that
+// named the endpoint matched.
+func (r *Rules) namedEndpoint(slug, path, method string) (*Endpoint, Code) {
+	ep, ok := r.endpoints[slug]
+	if !ok {
 		return nil, EndpointNotFound
 	}
+	if len(r.routes) > 0 {
+		claimed, _, refused := r.route(path, method)
+		if refused || (ep.route != "" && claimed != nil && claimed != ep && moreSpecific(claimed, ep)) {
+			return nil, EndpointNotFound
+		}
+	}
+	if !ep.allows(method) {
+		return ep, InvalidMethod
+	}
+	return ep, ""
+}
+
+// route matches a normal path against the path rules, most specific first. A rule that
+// matches the path only when case is ignored ends the search: unless the rule (or the
+// server) is case-insensitive, the path is refused (refused is true) rather than left to a
+// looser rule, since many upstreams route case-insensitively.
+func (r *Rules) route(path, method string) (ep *Endpoint, code Code, refused bool) {
 	var pathMatch *Endpoint
-	for _, ep := range r.routes {
-		if !ep.matchPath(in.Path) {
+	for _, e := range r.routes {
+		m := e.matchPath(path)
+		if m == noMatch {
 			continue
 		}
-		if ep.allows(in.Method) {
-			return ep, ""
+		if m == foldMatch {
+			if r.spelledAlike(e, path) {
+				continue // another rule, spelt in this case, takes it
+			}
+			if !e.CaseInsensitive && !r.opt.CaseInsensitivePaths {
+				refused = true
+				break
+			}
+		}
+		if e.allows(method) {
+			return e, "", false
 		}
 		if pathMatch == nil {
-			pathMatch = ep
+			pathMatch = e
 		}
 	}
 	if pathMatch != nil {
-		return pathMatch, InvalidMethod
+		return pathMatch, InvalidMethod, refused
 	}
-	return nil, EndpointNotFound
+	return nil, EndpointNotFound, refused
 }
 
-// cleanPath reports whether a request path is unambiguous: absolute, with no dot
-// segments, no empty segments, no backslashes and no percent-encoded dot, slash or
-// backslash. Such paths never match a rule, whatever an upstream would make of them.
-func cleanPath(p string) bool {
-	if p == "" || p[0] != '/' {
+// spelledAlike reports whether another rule of the same shape as e, differing only in
+// case, matches path as spelt.
+func (r *Rules) spelledAlike(e *Endpoint, path string) bool {
+	for _, o := range r.routes {
+		if o != e && o.Prefix == e.Prefix && equalFoldASCII(o.route, e.route) && o.matchPath(path) == fullMatch {
+			return true
+		}
+	}
+	return false
+}
+
+// overrideHeaders are the method-override header names, and pathHeaders the headers that
+// make some upstreams (Symfony, Laravel, IIS URL Rewrite) serve another path, in their
+// canonical spelling.
+var (
+	overrideHeaders = [...]string{"x-http-method-override", "x-http-method", "x-method-override"}
+	pathHeaders     = [...]string{"x-original-url", "x-rewrite-url"}
+)
+
+// headerScan is what the one pass over the request headers finds.
+type headerScan struct {
+	method          string // the method to judge the request as
+	overrideRefused bool   // a method-override header refuses the request
+	rewritesPath    bool   // a path-override header refuses the request
+	forged          bool   // the client sent headers in Gatehouse's identity namespace
+}
+
+// scanHeaders is the one pass over the request headers that the pipeline makes. Header
+// names match in any mix of case, '-' and '_' (CGI-style servers read them alike). Only
+// OverrideFollow judges by the method-override headers, and only when every one of them
+// names the same single token.
+func (r *Rules) scanHeaders(in *Input) headerScan {
+	h := headerScan{method: in.Method}
+	named := ""
+	for k, v := range in.Headers {
+		if hasHeaderPrefix(k, r.idPrefix) {
+			h.forged = true
+			continue
+		}
+		if len(k) < len("x-http-method") || (k[0] != 'x' && k[0] != 'X') {
+			continue
+		}
+		if oneOf(k, pathHeaders[:]) {
+			h.rewritesPath = true
+			continue
+		}
+		if h.overrideRefused || !oneOf(k, overrideHeaders[:]) {
+			continue
+		}
+		v = strings.TrimSpace(v)
+		if r.opt.MethodOverride != OverrideFollow || !isToken(v) || (named != "" && !strings.EqualFold(v, named)) {
+			h.overrideRefused = true
+			continue
+		}
+		named = v
+	}
+	if named != "" && !h.overrideRefused {
+		h.method = strings.ToUpper(named)
+	}
+	return h
+}
+
+// oneOf reports whether header name k is one of the canonical names.
+func oneOf(k string, names []string) bool {
+	for _, n := range names {
+		if sameHeaderName(k, n) {
+			return true
+		}
+	}
+	return false
+}
+
+// sameHeaderName compares a header name with a lower-case canonical one, ignoring ASCII
+// case and treating '_' as '-'.
+func sameHeaderName(k, canonical string) bool {
+	return len(k) == len(canonical) && hasHeaderPrefix(k, canonical)
+}
+
+// hasHeaderPrefix reports whether header name k starts with the lower-case prefix,
+// ignoring ASCII case and treating '_' as '-'.
+func hasHeaderPrefix(k, prefix string) bool {
+	if len(k) < len(prefix) {
 		return false
 	}
-	for i := 0; i < len(p); i++ {
-		switch p[i] {
-		case '\\', 0:
-			return false
-		case '%':
-			if i+2 >= len(p) {
-				return false
-			}
-			switch strings.ToLower(p[i+1 : i+3]) {
-			case "2e", "2f", "5c", "00", "25":
-				return false
-			}
-		case '/':
-			if i+1 < len(p) && p[i+1] == '/' {
-				return false
-			}
-			seg := p[i+1:]
-			if j := strings.IndexByte(seg, '/'); j >= 0 {
-				seg = seg[:j]
-			}
-			if seg == "." || seg == ".." {
-				return false
-			}
+	for i := 0; i < len(prefix); i++ {
+		c := k[i]
+		switch {
+		case c == '_':
+			c = '-'
+		case 'A' <= c && c <= 'Z':
+			c += 'a' - 'A'
 		}
+		if c != prefix[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// isToken reports whether s is one RFC 9110 token (a method name).
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0 {
+			continue
+		}
+		return false
 	}
 	return true
 }
@@ -379,8 +499,11 @@ func (r *Rules) limits(ctx context.Context, now time.Time, app *App, ep *Endpoin
 }
 
 // allow completes an allowed decision: identity headers for the upstream, and removal
-// of the credential Gatehouse consumed and of identity headers a client tried to set.
-func (r *Rules) allow(d *Decision, in *Input, credHeader string) {
+// of the credential Gatehouse consumed and of identity headers a client tried to set. A
+// value Gatehouse would forward that is not plain visible ASCII (a JWT subject with control
+// characters, say) turns the decision into a denial: it is never forwarded, and dropping
+// it silently could leave the upstream to guess who called.
+func (r *Rules) allow(d *Decision, in *Input, credHeader string, forged bool) {
 	d.Outcome, d.Step = Allow, StepDone
 	h := &r.hdr
 	d.Upstream = append(d.Upstream,
@@ -392,15 +515,50 @@ func (r *Rules) allow(d *Decision, in *Input, credHeader string) {
 	if d.FailOpen {
 		d.Upstream = append(d.Upstream, Header{Key: h.failOpen, Value: "true"})
 	}
-	// A client must not be able to pose as Gatehouse: drop identity headers it sent
-	// that this decision does not set.
-	for k := range in.Headers {
-		if strings.HasPrefix(k, r.opt.IdentityHeaderPrefix) && !d.setsUpstream(k) {
-			d.Remove = append(d.Remove, k)
+	for _, u := range d.Upstream {
+		if !forwardable(u.Value) {
+			r.unforwardable(d, u.Key)
+			return
+		}
+	}
+	// A client must not be able to pose as Gatehouse: drop identity headers it sent that
+	// this decision does not set, in any mix of case, '-' and '_' (an upstream reading
+	// CGI-style names sees x_gatehouse_user as x-gatehouse-user).
+	if forged {
+		for k := range in.Headers {
+			if k = strings.ToLower(k); hasHeaderPrefix(k, r.idPrefix) && !d.setsUpstream(k) {
+				d.Remove = append(d.Remove, k)
+			}
 		}
 	}
 	if credHeader != "" && !d.setsUpstream(credHeader) {
 		d.Remove = append(d.Remove, credHeader)
+	}
+}
+
+// forwardable reports whether a header value may be sent upstream as it is: visible ASCII
+// and inner spaces only, so that no proxy or upstream reads it differently (a control
+// byte, a line break, bytes another hop would re-encode, or edge spaces it would trim).
+func forwardable(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c < ' ' || c > '~' || (c == ' ' && (i == 0 || i == len(v)-1)) {
+			return false
+		}
+	}
+	return true
+}
+
+// unforwardable denies a decision whose upstream header key holds a value that may not
+// be forwarded, with the code of the step the value came from.
+func (r *Rules) unforwardable(d *Decision, key string) {
+	d.Upstream, d.Remove = nil, nil
+	switch key {
+	case r.hdr.user:
+		d.deny(StepIdentity, InvalidToken)
+	case r.hdr.device:
+		d.deny(StepAttest, InvalidAttestation)
+	default: // an injected secret
+		d.deny(StepSecrets, SecretDecryptionFailed)
 	}
 }
 

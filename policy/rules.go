@@ -86,12 +86,16 @@ type App struct {
 // Endpoint is one configured API endpoint.
 type Endpoint struct {
 	Name string
-	// Path is matched against the request path without its query. With Prefix, a request
-	// path matches when it equals Path or continues it after a '/'.
-	Path     string
-	Prefix   bool
-	Methods  []string // upper-case; empty allows every method
-	Disabled bool
+	// Path is matched against the request path in normal form (see the path model in
+	// path.go); a trailing '/' is ignored on both. With Prefix, a request path matches when
+	// it equals Path or continues it after a '/'.
+	Path   string
+	Prefix bool
+	// CaseInsensitive matches Path ignoring ASCII case. Without it, a path that matches only
+	// when case is ignored is refused (ENDPOINT_NOT_FOUND), never left to a looser rule.
+	CaseInsensitive bool
+	Methods         []string // upper-case; empty allows every method
+	Disabled        bool
 	// Dialect, when set, overrides the app's dialect for this endpoint (for example the
 	// license SDK auth endpoints).
 	Dialect     *Dialect
@@ -108,17 +112,8 @@ type Endpoint struct {
 	// Heartbeat marks heartbeat-style endpoints: an expired license session there is
 	// SESSION_EXPIRED.
 	Heartbeat bool
-}
 
-func (e *Endpoint) matchPath(p string) bool {
-	if !e.Prefix {
-		return p == e.Path
-	}
-	if !strings.HasPrefix(p, e.Path) {
-		return false
-	}
-	rest := p[len(e.Path):]
-	return rest == "" || strings.HasSuffix(e.Path, "/") || rest[0] == '/'
+	route string // Path as matched; set by NewRules
 }
 
 func (e *Endpoint) allows(method string) bool {
@@ -147,6 +142,38 @@ type Options struct {
 	Cache          *Cache  // verdict cache shared across snapshots; nil disables caching
 	// IdentityHeaders adds x-gatehouse-* identity headers to allowed requests.
 	IdentityHeaderPrefix string // default "x-gatehouse-"
+	// CaseInsensitivePaths matches every path rule ignoring ASCII case, as if each endpoint
+	// set CaseInsensitive.
+	CaseInsensitivePaths bool
+	// MethodOverride says what a method-override header does (x-http-method-override,
+	// x-http-method, x-method-override): refuse the request (the default) or judge it as
+	// the method the header names.
+	MethodOverride MethodOverride
+}
+
+// MethodOverride is the treatment of method-override headers.
+type MethodOverride uint8
+
+// The method-override treatments.
+const (
+	// OverrideRefuse refuses any request carrying a method-override header with
+	// INVALID_METHOD: an upstream that honours it would run another method than the one
+	// judged.
+	OverrideRefuse MethodOverride = iota
+	// OverrideFollow judges the request as the method the header names (one valid token;
+	// anything else is refused). Only for upstreams that honour the header.
+	OverrideFollow
+)
+
+// ParseMethodOverride reads refuse or follow; the empty string is refuse.
+func ParseMethodOverride(s string) (MethodOverride, error) {
+	switch s {
+	case "", "refuse":
+		return OverrideRefuse, nil
+	case "follow":
+		return OverrideFollow, nil
+	}
+	return 0, fmt.Errorf("unknown method override %q (want refuse or follow)", s)
 }
 
 // Rules is a compiled, immutable rule set: one config snapshot's view of apps and
@@ -159,9 +186,10 @@ type Rules struct {
 	endpoints map[string]*Endpoint
 	routes    []*Endpoint // path rules, most specific first
 	hdr       identityHeaders
+	idPrefix  string // IdentityHeaderPrefix in lower case with '-', to compare header names
 }
 
-type identityHeaders struct{ app, endpoint, device, failOpen string }
+type identityHeaders struct{ app, endpoint, device, failOpen, user string }
 
 // NewRules indexes apps and endpoints. It reports duplicate credentials, names and
 // unknown endpoint links; config validates the rest before calling it.
@@ -183,6 +211,7 @@ func NewRules(o Options, apps []*App, endpoints []*Endpoint) (*Rules, error) {
 	}
 	r := &Rules{
 		opt:       o,
+		idPrefix:  strings.ReplaceAll(strings.ToLower(o.IdentityHeaderPrefix), "_", "-"),
 		apps:      make(map[string]*App, len(apps)),
 		byToken:   make(map[Hash]credential),
 		byKey:     make(map[Hash]credential),
@@ -192,6 +221,7 @@ func NewRules(o Options, apps []*App, endpoints []*Endpoint) (*Rules, error) {
 			endpoint: o.IdentityHeaderPrefix + "endpoint",
 			device:   o.IdentityHeaderPrefix + "device",
 			failOpen: o.IdentityHeaderPrefix + "fail-open",
+			user:     o.IdentityHeaderPrefix + "user",
 		},
 	}
 	var errs []string
@@ -201,17 +231,12 @@ func NewRules(o Options, apps []*App, endpoints []*Endpoint) (*Rules, error) {
 		}
 		r.endpoints[e.Name] = e
 		if e.Path != "" {
+			e.route = routePath(e.Path)
 			r.routes = append(r.routes, e)
 		}
 	}
 	// Most specific first: exact paths before prefixes, longer before shorter.
-	sort.SliceStable(r.routes, func(i, j int) bool {
-		a, b := r.routes[i], r.routes[j]
-		if a.Prefix != b.Prefix {
-			return !a.Prefix
-		}
-		return len(a.Path) > len(b.Path)
-	})
+	sort.SliceStable(r.routes, func(i, j int) bool { return moreSpecific(r.routes[i], r.routes[j]) })
 	for _, a := range apps {
 		if _, dup := r.apps[a.Name]; dup {
 			errs = append(errs, fmt.Sprintf("app %q defined twice", a.Name))
