@@ -11,7 +11,7 @@ type LimitRequest struct {
 	App      string // configured app name
 	Endpoint string // configured endpoint name
 	Org      string // the app's organisation, for organisation-wide quotas
-	Device   string // verified device id only (never a client's unverified header)
+	Device   string // verified device id only (never a client's unverified header), or UnverifiedDevicePrefix + IP
 	IP       string // client IP as chosen by the network step
 	License  string // hash of the license key, when one was presented
 	Cost     int64  // units this request consumes; at least 1

@@ -108,9 +108,11 @@ func (r *Rules) Decide(ctx context.Context, now time.Time, in *Input) Decision {
 	}
 	// 5, 6. attestation and license
 	var license string
+	unverified := false // the device steps could not establish a device id
 	if app.Device != nil {
 		v := app.Device.Device(ctx, now, in, ep)
 		license = v.License
+		unverified = v.Err != nil && v.DeviceID == ""
 		if !r.device(&d, in, v, StepAttest, fail) {
 			r.failedCredential(ctx, now, ip, &d)
 			return d
@@ -124,7 +126,7 @@ func (r *Rules) Decide(ctx context.Context, now time.Time, in *Input) Decision {
 		}
 	}
 	// 8. limits
-	if r.opt.Limiter != nil && !r.limits(ctx, now, app, ep, ip, license, &d, fail) {
+	if r.opt.Limiter != nil && !r.limits(ctx, now, app, ep, ip, license, unverified, &d, fail) {
 		return d
 	}
 	// 9. secrets
@@ -303,7 +305,9 @@ func (d *Decision) undecided(s Step, fail FailMode, cause string) bool {
 	return false
 }
 
-// device folds a DeviceVerdict into d and reports whether the pipeline goes on.
+// device folds a DeviceVerdict into d and reports whether the pipeline goes on. A
+// refusal wins over "could not decide": a verdict with both is a denial whatever the
+// fail mode, so that failing open never lets through what a later step refused.
 func (r *Rules) device(d *Decision, in *Input, v DeviceVerdict, step Step, fail FailMode) bool {
 	if v.Step != "" {
 		step = v.Step
@@ -312,21 +316,21 @@ func (r *Rules) device(d *Decision, in *Input, v DeviceVerdict, step Step, fail 
 		d.AttestationProvider = v.Provider
 	}
 	d.CacheHit = d.CacheHit || v.CacheHit
-	if v.Err != nil {
-		return d.undecided(step, fail, v.Err.Error())
-	}
 	if v.Code != "" {
 		d.Message = v.Message
 		d.deny(step, v.Code)
 		return false
 	}
 	if v.DeviceID != "" {
-		d.DeviceID = v.DeviceID
+		d.DeviceID = v.DeviceID // verified, even before a step that could not decide
 	}
 	for _, h := range v.Remove { // only what the client sent
 		if _, ok := in.Headers[h]; ok {
 			d.Remove = append(d.Remove, h)
 		}
+	}
+	if v.Err != nil {
+		return d.undecided(step, fail, v.Err.Error())
 	}
 	return true
 }
@@ -357,13 +361,21 @@ func (r *Rules) failedCredential(ctx context.Context, now time.Time, ip netip.Ad
 	}
 }
 
-func (r *Rules) limits(ctx context.Context, now time.Time, app *App, ep *Endpoint, ip netip.Addr, license string, d *Decision, fail FailMode) bool {
+// limits runs step 8. A device throttle counts the verified device id only; when the
+// device steps could not verify one (unverified: attestation keys unreachable and the
+// fail mode open), the request is counted under a stand-in device named after the client
+// address, so that rotating unverifiable tokens or claimed ids cannot escape a device
+// throttle. The stand-in holds a space, which no device id can.
+func (r *Rules) limits(ctx context.Context, now time.Time, app *App, ep *Endpoint, ip netip.Addr, license string, unverified bool, d *Decision, fail FailMode) bool {
 	req := LimitRequest{App: app.Name, Endpoint: ep.Name, Org: app.Org, Device: d.DeviceID, License: license, Cost: ep.Cost}
 	if req.Cost < 1 {
 		req.Cost = 1
 	}
 	if ip.IsValid() {
 		req.IP = ip.String()
+	}
+	if req.Device == "" && unverified {
+		req.Device = UnverifiedDevicePrefix + req.IP
 	}
 	res, err := r.opt.Limiter.Limit(ctx, now, req)
 	if err != nil {
@@ -377,6 +389,10 @@ func (r *Rules) limits(ctx context.Context, now time.Time, app *App, ep *Endpoin
 	}
 	return true
 }
+
+// UnverifiedDevicePrefix starts the stand-in device key of a request whose device could
+// not be verified because a dependency was unreachable; the client address follows.
+const UnverifiedDevicePrefix = "unverified ip "
 
 // allow completes an allowed decision: identity headers for the upstream, and removal
 // of the credential Gatehouse consumed and of identity headers a client tried to set.
