@@ -59,12 +59,16 @@ func (r *Rules) Decide(ctx context.Context, now time.Time, in *Input) Decision {
 	if app != nil && (ep == nil || ep.Dialect == nil) {
 		d.Dialect = app.Dialect
 	}
-	if r.locked(ctx, now, ip, &d) {
+	var lk lockKeys
+	if r.opt.Lockout != nil && ip.IsValid() {
+		r.addLockKey(&lk, LockIP, "ip:", ip.String())
+	}
+	if r.locked(ctx, now, &lk, &d) {
 		return d
 	}
 	if code != "" {
 		d.deny(StepApp, code)
-		r.failedCredential(ctx, now, ip, &d)
+		r.failedCredential(ctx, now, &lk, &d)
 		return d
 	}
 	d.App = app.Name
@@ -101,9 +105,13 @@ func (r *Rules) Decide(ctx context.Context, now time.Time, in *Input) Decision {
 	}
 	// 4. identity
 	if ep.User != nil {
-		if !r.identity(ctx, now, in, app, ep.User, &d, fail) {
-			r.failedCredential(ctx, now, ip, &d)
+		sub, ok := r.identity(ctx, now, in, app, ep.User, &d, fail)
+		if !ok {
+			r.failedCredential(ctx, now, &lk, &d)
 			return d
+		}
+		if sub != "" && r.opt.Lockout != nil {
+			r.addLockKey(&lk, LockUser, "user:", ep.User.Verifier.Name+":"+sub)
 		}
 	}
 	// 5, 6. attestation and license
@@ -113,10 +121,16 @@ func (r *Rules) Decide(ctx context.Context, now time.Time, in *Input) Decision {
 		v := app.Device.Device(ctx, now, in, ep)
 		license = v.License
 		unverified = v.Err != nil && v.DeviceID == ""
+		if v.DeviceID != "" && r.opt.Lockout != nil {
+			r.addLockKey(&lk, LockDevice, "device:", v.DeviceID)
+		}
 		if !r.device(&d, in, v, StepAttest, fail) {
-			r.failedCredential(ctx, now, ip, &d)
+			r.failedCredential(ctx, now, &lk, &d)
 			return d
 		}
+	}
+	if r.locked(ctx, now, &lk, &d) { // the user and device keys learnt since step 1
+		return d
 	}
 	// 7. payload
 	if ep.Payload != nil {
@@ -335,30 +349,69 @@ func (r *Rules) device(d *Decision, in *Input, v DeviceVerdict, step Step, fail 
 	return true
 }
 
-func (r *Rules) locked(ctx context.Context, now time.Time, ip netip.Addr, d *Decision) bool {
-	if r.opt.Lockout == nil || !ip.IsValid() {
+// lockKeys are a request's lockout keys, added as they become known (LockoutKinds);
+// the first checked of them have been checked for a lock already.
+type lockKeys struct {
+	keys       [3]string
+	n, checked int
+}
+
+// addLockKey adds the key prefix+v when the lockout counts keys of kind.
+func (r *Rules) addLockKey(k *lockKeys, kind LockoutKinds, prefix, v string) {
+	if r.opt.Lockout == nil || (r.opt.LockoutKeys != 0 && r.opt.LockoutKeys&kind == 0) || k.n == len(k.keys) {
+		return
+	}
+	k.keys[k.n] = prefix + v
+	k.n++
+}
+
+// locked refuses the request with ACCOUNT_LOCKED when one of the keys not checked yet is
+// locked out. A store error is "not locked".
+func (r *Rules) locked(ctx context.Context, now time.Time, k *lockKeys, d *Decision) bool {
+	if k.checked == k.n {
 		return false
 	}
-	until, locked, err := r.opt.Lockout.Locked(ctx, now, "ip:"+ip.String())
+	keys := k.keys[k.checked:k.n]
+	k.checked = k.n
+	until, locked, err := r.opt.Lockout.Locked(ctx, now, keys...)
 	if err != nil || !locked {
 		return false
 	}
 	d.RetryAfter = until.Sub(now)
+	d.Message = ""
 	d.deny(StepApp, AccountLocked)
 	return true
 }
 
-// failedCredential counts a refusal towards the client's lockout when it is a wrong
-// credential: what a brute-force attempt produces. Refusals for other reasons (a role the
-// token lacks, a dependency that could not be reached) do not count.
-func (r *Rules) failedCredential(ctx context.Context, now time.Time, ip netip.Addr, d *Decision) {
-	if r.opt.Lockout == nil || !ip.IsValid() || d.Outcome != Deny {
+// failedCredential counts a refusal towards the lockout of every key known so far when
+// it is a wrong credential (wrongCredential). A key that is locked out already turns the
+// refusal into ACCOUNT_LOCKED, so that a locked client learns nothing from its guesses:
+// the right credential and a wrong one get the same answer.
+func (r *Rules) failedCredential(ctx context.Context, now time.Time, k *lockKeys, d *Decision) {
+	if r.opt.Lockout == nil || k.n == 0 || d.Outcome != Deny || !wrongCredential(d.Step, d.Code) {
 		return
 	}
-	switch d.Code {
-	case Unauthorized, AppNotFound, InvalidToken, InvalidKey, InvalidAttestation, AttestationFailed:
-		_ = r.opt.Lockout.Fail(ctx, now, "ip:"+ip.String()) // best effort: a lockout never denies on store errors
+	if r.locked(ctx, now, k, d) {
+		return
 	}
+	_ = r.opt.Lockout.Fail(ctx, now, k.keys[:k.n]...) // best effort: a lockout never denies on store errors
+}
+
+// wrongCredential reports whether a refusal is what guessing or replaying a credential
+// produces: an unknown app token or API key, a user token or attestation that does not
+// verify, an unknown or revoked license key, a license used beyond its devices or a
+// device header that contradicts the attested device. Refusals of genuine credentials
+// (expired tokens and attestations, a role or verdict the caller lacks, a lapsed license),
+// of missing ones past the app step, and "could not decide" do not count: honest clients
+// produce them, and counting them would lock honest clients out.
+func wrongCredential(s Step, c Code) bool {
+	switch c {
+	case Unauthorized:
+		return s == StepApp // no or an unknown API key; at the identity step: no user token
+	case AppNotFound, InvalidToken, InvalidKey, LicenseRevoked, HWIDMismatch, InvalidAttestation, AttestationFailed:
+		return true
+	}
+	return false
 }
 
 // limits runs step 8. A device throttle counts the verified device id only; when the

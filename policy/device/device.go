@@ -145,7 +145,9 @@ func (ch *Checker) Device(ctx context.Context, now time.Time, in *policy.Input, 
 		l := ch.c.Licenses.check(ctx, now, in, id, noDevice)
 		switch {
 		case l.Code != "":
-			l.Provider, l.CacheHit = v.Provider, v.CacheHit
+			// The device id stays on the refusal for the lockout's device key; the
+			// pipeline never forwards the id of a refused request.
+			l.Provider, l.CacheHit, l.DeviceID = v.Provider, v.CacheHit, id
 			return l
 		case l.Err != nil && v.Err == nil:
 			v.Err, v.Step = l.Err, l.Step
