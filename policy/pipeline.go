@@ -59,16 +59,19 @@ func (r *Rules) Decide(ctx context.Context, now time.Time, in *Input) Decision {
 	if app != nil && (ep == nil || ep.Dialect == nil) {
 		d.Dialect = app.Dialect
 	}
-	var lk lockKeys
-	if r.opt.Lockout != nil && ip.IsValid() {
-		r.addLockKey(&lk, LockIP, "ip:", ip.String())
+	var lk *lockKeys // nil without a lockout: nothing to collect, nothing allocated
+	if r.opt.Lockout != nil {
+		lk = new(lockKeys)
+		if ip.IsValid() {
+			r.addLockKey(lk, LockIP, "ip:", ip.String())
+		}
 	}
-	if r.locked(ctx, now, &lk, &d) {
+	if r.locked(ctx, now, lk, &d) {
 		return d
 	}
 	if code != "" {
 		d.deny(StepApp, code)
-		r.failedCredential(ctx, now, &lk, &d)
+		r.failedCredential(ctx, now, lk, &d)
 		return d
 	}
 	d.App = app.Name
@@ -107,11 +110,11 @@ func (r *Rules) Decide(ctx context.Context, now time.Time, in *Input) Decision {
 	if ep.User != nil {
 		sub, ok := r.identity(ctx, now, in, app, ep.User, &d, fail)
 		if !ok {
-			r.failedCredential(ctx, now, &lk, &d)
+			r.failedCredential(ctx, now, lk, &d)
 			return d
 		}
-		if sub != "" && r.opt.Lockout != nil {
-			r.addLockKey(&lk, LockUser, "user:", ep.User.Verifier.Name+":"+sub)
+		if sub != "" && lk != nil {
+			r.addLockKey(lk, LockUser, "user:", ep.User.Verifier.Name+":"+sub)
 		}
 	}
 	// 5, 6. attestation and license
@@ -121,15 +124,15 @@ func (r *Rules) Decide(ctx context.Context, now time.Time, in *Input) Decision {
 		v := app.Device.Device(ctx, now, in, ep)
 		license = v.License
 		unverified = v.Err != nil && v.DeviceID == ""
-		if v.DeviceID != "" && r.opt.Lockout != nil {
-			r.addLockKey(&lk, LockDevice, "device:", v.DeviceID)
+		if v.DeviceID != "" && lk != nil {
+			r.addLockKey(lk, LockDevice, "device:", v.DeviceID)
 		}
 		if !r.device(&d, in, v, StepAttest, fail) {
-			r.failedCredential(ctx, now, &lk, &d)
+			r.failedCredential(ctx, now, lk, &d)
 			return d
 		}
 	}
-	if r.locked(ctx, now, &lk, &d) { // the user and device keys learnt since step 1
+	if r.locked(ctx, now, lk, &d) { // the user and device keys learnt since step 1
 		return d
 	}
 	// 7. payload
@@ -358,7 +361,7 @@ type lockKeys struct {
 
 // addLockKey adds the key prefix+v when the lockout counts keys of kind.
 func (r *Rules) addLockKey(k *lockKeys, kind LockoutKinds, prefix, v string) {
-	if r.opt.Lockout == nil || (r.opt.LockoutKeys != 0 && r.opt.LockoutKeys&kind == 0) || k.n == len(k.keys) {
+	if (r.opt.LockoutKeys != 0 && r.opt.LockoutKeys&kind == 0) || k.n == len(k.keys) {
 		return
 	}
 	k.keys[k.n] = prefix + v
@@ -368,7 +371,7 @@ func (r *Rules) addLockKey(k *lockKeys, kind LockoutKinds, prefix, v string) {
 // locked refuses the request with ACCOUNT_LOCKED when one of the keys not checked yet is
 // locked out. A store error is "not locked".
 func (r *Rules) locked(ctx context.Context, now time.Time, k *lockKeys, d *Decision) bool {
-	if k.checked == k.n {
+	if k == nil || k.checked == k.n {
 		return false
 	}
 	keys := k.keys[k.checked:k.n]
@@ -388,7 +391,7 @@ func (r *Rules) locked(ctx context.Context, now time.Time, k *lockKeys, d *Decis
 // refusal into ACCOUNT_LOCKED, so that a locked client learns nothing from its guesses:
 // the right credential and a wrong one get the same answer.
 func (r *Rules) failedCredential(ctx context.Context, now time.Time, k *lockKeys, d *Decision) {
-	if r.opt.Lockout == nil || k.n == 0 || d.Outcome != Deny || !wrongCredential(d.Step, d.Code) {
+	if k == nil || k.n == 0 || d.Outcome != Deny || !wrongCredential(d.Step, d.Code) {
 		return
 	}
 	if r.locked(ctx, now, k, d) {
