@@ -59,13 +59,7 @@ func (r *Rules) Decide(ctx context.Context, now time.Time, in *Input) Decision {
 	if app != nil && (ep == nil || ep.Dialect == nil) {
 		d.Dialect = app.Dialect
 	}
-	var lk *lockKeys // nil without a lockout: nothing to collect, nothing allocated
-	if r.opt.Lockout != nil {
-		lk = new(lockKeys)
-		if ip.IsValid() {
-			r.addLockKey(lk, LockIP, "ip:", ip.String())
-		}
-	}
+	lk := r.newLockKeys(ip)
 	if r.locked(ctx, now, lk, &d) {
 		return d
 	}
@@ -106,33 +100,10 @@ func (r *Rules) Decide(ctx context.Context, now time.Time, in *Input) Decision {
 			return d
 		}
 	}
-	// 4. identity
-	if ep.User != nil {
-		sub, ok := r.identity(ctx, now, in, app, ep.User, &d, fail)
-		if !ok {
-			r.failedCredential(ctx, now, lk, &d)
-			return d
-		}
-		if sub != "" && lk != nil {
-			r.addLockKey(lk, LockUser, "user:", ep.User.Verifier.Name+":"+sub)
-		}
-	}
-	// 5, 6. attestation and license
-	var license string
-	unverified := false // the device steps could not establish a device id
-	if app.Device != nil {
-		v := app.Device.Device(ctx, now, in, ep)
-		license = v.License
-		unverified = v.Err != nil && v.DeviceID == ""
-		if v.DeviceID != "" && lk != nil {
-			r.addLockKey(lk, LockDevice, "device:", v.DeviceID)
-		}
-		if !r.device(&d, in, v, StepAttest, fail) {
-			r.failedCredential(ctx, now, lk, &d)
-			return d
-		}
-	}
-	if r.locked(ctx, now, lk, &d) { // the user and device keys learnt since step 1
+	// 4, 5, 6. identity, attestation and license; then the lockout of the user and
+	// device they established
+	est, ok := r.credentials(ctx, now, in, app, ep, fail, lk, &d)
+	if !ok || r.locked(ctx, now, lk, &d) {
 		return d
 	}
 	// 7. payload
@@ -143,7 +114,7 @@ func (r *Rules) Decide(ctx context.Context, now time.Time, in *Input) Decision {
 		}
 	}
 	// 8. limits
-	if r.opt.Limiter != nil && !r.limits(ctx, now, app, ep, ip, license, unverified, &d, fail) {
+	if r.opt.Limiter != nil && !r.limits(ctx, now, app, ep, ip, est, &d, fail) {
 		return d
 	}
 	// 9. secrets
@@ -322,6 +293,42 @@ func (d *Decision) undecided(s Step, fail FailMode, cause string) bool {
 	return false
 }
 
+// established is what steps 4 to 6 tell the later steps.
+type established struct {
+	license    string // hash of the presented license key, for limits
+	unverified bool   // the device steps could not establish a device id (a dependency failed)
+}
+
+// credentials runs steps 4 (identity), 5 and 6 (attestation and license), adding the
+// user and device lockout keys as they become known, and reports whether the pipeline
+// goes on.
+func (r *Rules) credentials(ctx context.Context, now time.Time, in *Input, app *App, ep *Endpoint, fail FailMode, lk *lockKeys, d *Decision) (established, bool) {
+	var est established
+	if ep.User != nil {
+		sub, ok := r.identity(ctx, now, in, app, ep.User, d, fail)
+		if !ok {
+			r.failedCredential(ctx, now, lk, d)
+			return est, false
+		}
+		if sub != "" && lk != nil {
+			r.addLockKey(lk, LockUser, "user:", ep.User.Verifier.Name+":"+sub)
+		}
+	}
+	if app.Device == nil {
+		return est, true
+	}
+	v := app.Device.Device(ctx, now, in, ep)
+	est.license, est.unverified = v.License, v.Err != nil && v.DeviceID == ""
+	if v.DeviceID != "" && lk != nil {
+		r.addLockKey(lk, LockDevice, "device:", v.DeviceID)
+	}
+	if !r.device(d, in, v, StepAttest, fail) {
+		r.failedCredential(ctx, now, lk, d)
+		return est, false
+	}
+	return est, true
+}
+
 // device folds a DeviceVerdict into d and reports whether the pipeline goes on. A
 // refusal wins over "could not decide": a verdict with both is a denial whatever the
 // fail mode, so that failing open never lets through what a later step refused.
@@ -357,6 +364,19 @@ func (r *Rules) device(d *Decision, in *Input, v DeviceVerdict, step Step, fail 
 type lockKeys struct {
 	keys       [3]string
 	n, checked int
+}
+
+// newLockKeys returns a request's lockout keys with its client address, or nil without a
+// lockout (nothing to collect, nothing allocated).
+func (r *Rules) newLockKeys(ip netip.Addr) *lockKeys {
+	if r.opt.Lockout == nil {
+		return nil
+	}
+	k := new(lockKeys)
+	if ip.IsValid() {
+		r.addLockKey(k, LockIP, "ip:", ip.String())
+	}
+	return k
 }
 
 // addLockKey adds the key prefix+v when the lockout counts keys of kind.
@@ -418,19 +438,19 @@ func wrongCredential(s Step, c Code) bool {
 }
 
 // limits runs step 8. A device throttle counts the verified device id only; when the
-// device steps could not verify one (unverified: attestation keys unreachable and the
+// device steps could not verify one (est.unverified: attestation keys unreachable and the
 // fail mode open), the request is counted under a stand-in device named after the client
 // address, so that rotating unverifiable tokens or claimed ids cannot escape a device
 // throttle. The stand-in holds a space, which no device id can.
-func (r *Rules) limits(ctx context.Context, now time.Time, app *App, ep *Endpoint, ip netip.Addr, license string, unverified bool, d *Decision, fail FailMode) bool {
-	req := LimitRequest{App: app.Name, Endpoint: ep.Name, Org: app.Org, Device: d.DeviceID, License: license, Cost: ep.Cost}
+func (r *Rules) limits(ctx context.Context, now time.Time, app *App, ep *Endpoint, ip netip.Addr, est established, d *Decision, fail FailMode) bool {
+	req := LimitRequest{App: app.Name, Endpoint: ep.Name, Org: app.Org, Device: d.DeviceID, License: est.license, Cost: ep.Cost}
 	if req.Cost < 1 {
 		req.Cost = 1
 	}
 	if ip.IsValid() {
 		req.IP = ip.String()
 	}
-	if req.Device == "" && unverified {
+	if req.Device == "" && est.unverified {
 		req.Device = UnverifiedDevicePrefix + req.IP
 	}
 	res, err := r.opt.Limiter.Limit(ctx, now, req)
