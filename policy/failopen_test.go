@@ -46,7 +46,7 @@ func (s *flakyStore) Bind(ctx context.Context, key, member string, n int) (bool,
 const downJWKS = `{url: "http://127.0.0.1:1/jwks", allow_http: true, min_refresh: 1h}`
 
 const failOpenConfig = `
-server: {fail_mode: open}
+server: {fail_mode: FAIL_MODE}
 lockout: {max_failures: 100, window: 1m, lock_for: 1m}
 jwt_providers:
   - {name: idp, issuer: https://id.test, audiences: [api], jwks: USER_JWKS}
@@ -100,7 +100,9 @@ type failOpenEnv struct {
 	t                  *testing.T
 }
 
-func newFailOpenEnv(t *testing.T, dep string) *failOpenEnv {
+func newFailOpenEnv(t *testing.T, dep string) *failOpenEnv { return newFailEnv(t, dep, "open") }
+
+func newFailEnv(t *testing.T, dep, mode string) *failOpenEnv {
 	t.Helper()
 	e := &failOpenEnv{t: t, now: time.Unix(1_750_000_000, 0),
 		userKey: attesttest.NewKey(t, "ES256", "u1"), attestKey: attesttest.NewKey(t, "ES256", "a1"),
@@ -122,7 +124,7 @@ func newFailOpenEnv(t *testing.T, dep string) *failOpenEnv {
 	}
 	t.Cleanup(func() { mem.Close() })
 	st := &flakyStore{Store: mem, bindings: dep == depBindings, limits: dep == depCounters, lockout: dep == depLockout}
-	yaml := strings.NewReplacer("USER_JWKS", userJWKS, "ATTEST_JWKS", attestJWKS, "APP", sum("app-token"),
+	yaml := strings.NewReplacer("FAIL_MODE", mode, "USER_JWKS", userJWKS, "ATTEST_JWKS", attestJWKS, "APP", sum("app-token"),
 		"LIC_GOOD", sum("lic-good"), "LIC_REVOKED", sum("lic-revoked"), "LIC_BOUND", sum("lic-bound")).Replace(failOpenConfig)
 	snap, err := config.LoadBytes([]byte(yaml), filepath.Join(dir, "gatehouse.yaml"), config.Deps{
 		Keys:      config.NewKeySources(),
@@ -264,6 +266,41 @@ func TestFailOpenOpensOnlyTheFailedDependency(t *testing.T) {
 			}
 			if d.Allowed() || d.Code != tc.want {
 				t.Fatalf("got %s (allowed %v) at %s, cause %q; want %s", d.Code, d.Allowed(), d.Step, d.Cause, tc.want)
+			}
+		})
+	}
+}
+
+// TestRefusalWinsOverUndecided: in every fail mode, a step that refuses decides even when
+// an earlier one could not: with fail_mode error, a blocked device is refused rather than
+// handed to Envoy's failure_mode_allow as a gRPC error. Without such a refusal the fail
+// mode answers: 503 when closed, "could not decide" when error.
+func TestRefusalWinsOverUndecided(t *testing.T) {
+	cases := []struct {
+		mode, name string
+		device     string
+		want       policy.Outcome
+		code       policy.Code
+	}{
+		{"closed", "blocked device", "stolen-device", policy.Deny, "BLOCKED"},
+		{"closed", "nothing else wrong", "", policy.Deny, "SERVICE_UNAVAILABLE"},
+		{"error", "blocked device", "stolen-device", policy.Deny, "BLOCKED"},
+		{"error", "nothing else wrong", "", policy.Undecided, ""},
+		{"open", "blocked device", "stolen-device", policy.Deny, "BLOCKED"},
+		{"open", "nothing else wrong", "", policy.Allow, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.mode+"/"+tc.name, func(t *testing.T) {
+			e := newFailEnv(t, depAttest, tc.mode)
+			in := &policy.Input{Method: "GET", Path: "/ok", RawPath: "/ok", Source: netip.MustParseAddr("192.0.2.10"), BodySize: -1,
+				Headers: map[string]string{"x-app-token": "app-token", "authorization": e.user(),
+					"x-attestation-token": e.attestation("dev-1", true)}}
+			if tc.device != "" {
+				in.Headers["x-device-id"] = tc.device
+			}
+			d := e.rules.Decide(context.Background(), e.now, in)
+			if d.Outcome != tc.want || d.Code != tc.code {
+				t.Fatalf("outcome %v code %q (cause %q), want %v %q", d.Outcome, d.Code, d.Cause, tc.want, tc.code)
 			}
 		})
 	}

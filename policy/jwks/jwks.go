@@ -109,6 +109,8 @@ func New(o Options) (*Source, error) {
 		if err := s.refresh(context.Background()); err != nil {
 			return nil, err
 		}
+	} else {
+		s.join(true) // in flight before any request can look: requests join it
 	}
 	go s.loop()
 	return s, nil
@@ -152,13 +154,10 @@ func NewStatic(keys ...Key) *Source {
 // Close stops background refreshes.
 func (s *Source) Close() { s.once.Do(func() { close(s.stop) }) }
 
-// loop runs the background refreshes: one at start for a URL (a file was read by New),
-// then every Refresh. They share the single flight and the pacing of on-demand fetches,
-// so that requests arriving during the first fetch wait for it rather than start another.
+// loop runs the background refreshes every Refresh (New started the first one). They
+// share the single flight of on-demand fetches: requests arriving during one wait for it
+// rather than start another.
 func (s *Source) loop() {
-	if s.o.URL != "" {
-		s.join(true)
-	}
 	t := time.NewTicker(s.o.Refresh)
 	defer t.Stop()
 	for {
