@@ -14,6 +14,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/config"
 	"github.com/gatehouse/gatehouse/policy"
+	"github.com/gatehouse/gatehouse/policy/attest"
 	"github.com/gatehouse/gatehouse/policy/attest/attesttest"
 	"github.com/gatehouse/gatehouse/ratelimit"
 )
@@ -303,5 +304,16 @@ func TestRefusalWinsOverUndecided(t *testing.T) {
 				t.Fatalf("outcome %v code %q (cause %q), want %v %q", d.Outcome, d.Code, d.Cause, tc.want, tc.code)
 			}
 		})
+	}
+}
+
+// TestUnverifiedDeviceKeyIsNoDeviceID: the stand-in device key of an unverifiable
+// request can never be spelled by a device id (attested, or a trusted header), so no
+// client can spend, or escape into, another address's stand-in budget.
+func TestUnverifiedDeviceKeyIsNoDeviceID(t *testing.T) {
+	for _, ip := range []string{"192.0.2.1", "2001:db8::1", ""} {
+		if id := policy.UnverifiedDevicePrefix + ip; attest.ValidDeviceID(id) {
+			t.Errorf("%q is a valid device id", id)
+		}
 	}
 }
