@@ -142,12 +142,13 @@ type Options struct {
 	EndpointKey    string  // context_extensions key naming the endpoint; default "endpoint"
 	TrustedHops    int     // x-forwarded-for hops to trust; 0 uses the Envoy source address
 	FailMode       FailMode
-	Limiter        Limiter      // nil: no limits
-	Lockout        Lockout      // nil: no brute-force lockout
-	LockoutKeys    LockoutKinds // the kinds of keys Lockout counts; 0: all
-	Cache          *Cache       // verdict cache shared across snapshots; nil disables caching
+	Limiter        Limiter // nil: no limits
+	Lockout        Lockout // nil: no brute-force lockout
+	Cache          *Cache  // verdict cache shared across snapshots; nil disables caching
 	// IdentityHeaders adds x-gatehouse-* identity headers to allowed requests.
 	IdentityHeaderPrefix string // default "x-gatehouse-"
+	// LockoutKeys are the kinds of keys Lockout counts (LockoutKinds); 0: all.
+	LockoutKeys LockoutKinds
 }
 
 // Rules is a compiled, immutable rule set: one config snapshot's view of apps and
