@@ -230,10 +230,14 @@ func (c *compiler) keySource(path string, j *JWKS) *jwks.Source {
 		c.add(path, "set exactly one of file and url")
 		return nil
 	}
-	if j.Refresh < 0 || j.MinRefresh < 0 || j.MaxAge < 0 {
-		c.add(path, "refresh, min_refresh and max_age must not be negative")
+	if j.Refresh < 0 || j.MinRefresh < 0 || j.MaxAge < 0 || j.MaxBackoff < 0 {
+		c.add(path, "refresh, min_refresh, max_backoff and max_age must not be negative")
 	}
-	o := jwks.Options{File: c.path(j.File), URL: j.URL, Refresh: j.Refresh, MinRefresh: j.MinRefresh, MaxAge: j.MaxAge, OnFetch: c.deps.OnJWKSFetch}
+	if j.FetchWait < 0 || j.FetchWait > time.Second {
+		c.add(path+".fetch_wait", "must be between 0s (default 100ms) and 1s: requests must not outwait Envoy's deadline")
+	}
+	o := jwks.Options{File: c.path(j.File), URL: j.URL, Refresh: j.Refresh, MinRefresh: j.MinRefresh, MaxBackoff: j.MaxBackoff,
+		Wait: j.FetchWait, MaxAge: j.MaxAge, OnFetch: c.deps.OnJWKSFetch}
 	if j.URL != "" {
 		u, err := url.Parse(j.URL)
 		switch {

@@ -18,7 +18,7 @@ type Extensions struct {
 	Store ratelimit.StoreConfig `yaml:"store"`
 	// Organizations hold organisation-wide limits (→ ORG_LIMIT_REACHED).
 	Organizations []Organization `yaml:"organizations"`
-	// Lockout locks out an IP or device after too many failed credential checks.
+	// Lockout locks out an IP, device or user after too many failed credential checks.
 	Lockout ratelimit.LockoutConfig `yaml:"lockout"`
 	// RateLimitService configures envoy.service.ratelimit.v3 (envoyproxy/ratelimit files).
 	RateLimitService ratelimit.RLSConfig `yaml:"rate_limit_service"`
@@ -152,7 +152,25 @@ func (c *compiler) extensions(f *File, s *Snapshot, opt *policy.Options, apps ma
 	}
 	if f.Lockout.MaxFailures > 0 {
 		opt.Lockout = eng
+		opt.LockoutKeys = lockoutKinds(f.Lockout.Key)
 	}
+}
+
+// lockoutKinds reads the lockout's key kinds (validated by the rate limiter's compile);
+// none means all.
+func lockoutKinds(keys []string) policy.LockoutKinds {
+	var k policy.LockoutKinds
+	for _, s := range keys {
+		switch s {
+		case "ip":
+			k |= policy.LockIP
+		case "device":
+			k |= policy.LockDevice
+		case "user":
+			k |= policy.LockUser
+		}
+	}
+	return k
 }
 
 var scratchStore = sync.OnceValues(func() (ratelimit.Store, error) {

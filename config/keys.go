@@ -20,7 +20,7 @@ func NewKeySources() *KeySources { return &KeySources{sources: map[string]*jwks.
 // Get returns the source for o, creating it on first use. Offline, a URL source is not
 // fetched: it is an empty placeholder, used by `gatehouse validate`.
 func (k *KeySources) Get(o jwks.Options, offline bool) (*jwks.Source, error) {
-	id := fmt.Sprintf("%s|%s|%s|%s|%s", o.File, o.URL, o.Refresh, o.MinRefresh, o.MaxAge)
+	id := fmt.Sprintf("%s|%s|%s|%s|%s|%s|%s", o.File, o.URL, o.Refresh, o.MinRefresh, o.MaxBackoff, o.Wait, o.MaxAge)
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if s, ok := k.sources[id]; ok && o.File == "" {

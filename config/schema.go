@@ -53,7 +53,9 @@ type JWKS struct {
 	File       string        `yaml:"file"`
 	URL        string        `yaml:"url"`
 	Refresh    time.Duration `yaml:"refresh"`     // default 10m
-	MinRefresh time.Duration `yaml:"min_refresh"` // least time between unknown-kid refreshes; default 30s
+	MinRefresh time.Duration `yaml:"min_refresh"` // least time between on-demand fetches (unknown kid, set not loaded); default 30s
+	MaxBackoff time.Duration `yaml:"max_backoff"` // cap of the pause between on-demand fetches, doubling after each failure; default 5m
+	FetchWait  time.Duration `yaml:"fetch_wait"`  // longest a request waits for an on-demand fetch; default 100ms, at most 1s
 	MaxAge     time.Duration `yaml:"max_age"`     // stop using a set not refreshed for this long; default none
 	// AllowHTTP permits a plain http:// URL (tests and local development only).
 	AllowHTTP bool `yaml:"allow_http"`

@@ -68,36 +68,38 @@ type userClaims struct {
 // errUndecided wraps failures that leave the verdict open (keys unreachable).
 var errUndecided = errors.New("could not verify")
 
-func (r *Rules) identity(ctx context.Context, now time.Time, in *Input, app *App, u *UserAuth, d *Decision, fail FailMode) bool {
+// identity runs step 4. It reports whether the pipeline goes on and, when a token
+// verified, its subject.
+func (r *Rules) identity(ctx context.Context, now time.Time, in *Input, app *App, u *UserAuth, d *Decision, fail FailMode) (string, bool) {
 	tok, present := userToken(in, u.Header)
 	if !present {
 		if u.Optional {
-			return true
+			return "", true
 		}
 		d.deny(StepIdentity, Unauthorized)
-		return false
+		return "", false
 	}
 	if tok == "" {
 		d.deny(StepIdentity, InvalidToken)
-		return false
+		return "", false
 	}
 	c, hit, err := u.Verifier.verify(ctx, now, r.opt.Cache, r.opt.Version, tok)
 	d.CacheHit = d.CacheHit || hit
 	if err != nil {
-		return d.undecided(StepIdentity, fail, err.Error())
+		return "", d.undecided(StepIdentity, fail, err.Error())
 	}
 	if c.code != "" {
 		d.deny(StepIdentity, c.code)
-		return false
+		return "", false
 	}
 	if code := u.authorize(c, app); code != "" {
 		d.deny(StepIdentity, code)
-		return false
+		return "", false
 	}
 	if c.subject != "" {
 		d.Upstream = append(d.Upstream, Header{Key: r.hdr.user, Value: c.subject})
 	}
-	return true
+	return c.subject, true
 }
 
 // userToken returns the bearer token of the configured header. present is false when the

@@ -11,7 +11,7 @@ type LimitRequest struct {
 	App      string // configured app name
 	Endpoint string // configured endpoint name
 	Org      string // the app's organisation, for organisation-wide quotas
-	Device   string // verified device id only (never a client's unverified header)
+	Device   string // verified device id only (never a client's unverified header), or UnverifiedDevicePrefix + IP
 	IP       string // client IP as chosen by the network step
 	License  string // hash of the license key, when one was presented
 	Cost     int64  // units this request consumes; at least 1
@@ -42,13 +42,37 @@ type Limiter interface {
 	Limit(ctx context.Context, now time.Time, req LimitRequest) (LimitResult, error)
 }
 
-// Lockout tracks failed credential checks per client IP and per device so that a
-// brute-force attempt is locked out for a while (ACCOUNT_LOCKED). Implementations are safe
-// for concurrent use; errors mean the store could not be reached and are treated as
-// "not locked" by the pipeline (a lockout must never deny because a store is down).
+// Lockout tracks failed credential checks per key so that a brute-force attempt is
+// locked out for a while (ACCOUNT_LOCKED). The pipeline passes keys as "ip:<address>",
+// "device:<verified device id>" and "user:<provider>:<verified subject>", each as soon
+// as it is known (see LockoutKinds). Implementations are safe for concurrent use; errors
+// mean the store could not be reached and are treated as "not locked" by the pipeline
+// (a lockout must never deny because a store is down).
 type Lockout interface {
 	// Locked reports whether any of keys is locked out at now, and until when.
 	Locked(ctx context.Context, now time.Time, keys ...string) (until time.Time, locked bool, err error)
 	// Fail records one failed credential check for each of keys.
 	Fail(ctx context.Context, now time.Time, keys ...string) error
 }
+
+// LockoutKinds is a set of lockout key kinds.
+//
+//   - ip: the client address (step 1 on). Everyone behind one NAT shares it.
+//   - device: the device id the pipeline trusts (attested, or the client's header where
+//     the app trusts it and the endpoint does not require attestation), known from the
+//     device steps on. A claimed, unproven id is never a key: an attacker could rotate it
+//     to escape, or name a victim's to lock it out.
+//   - user: the subject of a verified user JWT, qualified by its provider, known from the
+//     identity step on. A token that fails verification names nobody.
+//
+// A failure counts under every key known when it happens, so device and user keys count
+// the wrong credentials checked after the device or user is established (license keys,
+// device bindings, attestation after a verified user token).
+type LockoutKinds uint8
+
+// The lockout key kinds.
+const (
+	LockIP LockoutKinds = 1 << iota
+	LockDevice
+	LockUser
+)

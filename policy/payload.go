@@ -3,6 +3,7 @@ package policy
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
@@ -15,18 +16,19 @@ type Payload struct {
 	Schema   *jsonschema.Schema // nil: the body is not validated
 }
 
-// check applies the rule. Messages name schema fields only, never request values.
+// check applies the rule. Messages name fields the schema declares, never a request
+// value or a key the client chose.
 func (p *Payload) check(in *Input) (Code, string) {
 	if p.MaxBytes > 0 && (in.BodySize > p.MaxBytes || int64(len(in.Body)) > p.MaxBytes) {
 		return PayloadTooLarge, fmt.Sprintf("Request body exceeds the limit of %d bytes", p.MaxBytes)
 	}
+	if in.BodyPartial && (p.MaxBytes > 0 || p.Schema != nil) {
+		// Envoy cut the body at its buffer limit: what it sent may be under the limit
+		// (and validate) while the body the upstream reads in full is not.
+		return PayloadTooLarge, "Request body was truncated before it could be checked"
+	}
 	if p.Schema == nil {
 		return "", ""
-	}
-	if in.BodyPartial {
-		// Envoy cut the body at its buffer limit: validating a prefix would pass what
-		// the upstream then reads in full.
-		return PayloadTooLarge, "Request body was truncated before it could be validated"
 	}
 	if len(in.Body) == 0 && in.BodySize > 0 {
 		return ValidationError, "Request body was not forwarded for validation"
@@ -51,7 +53,7 @@ func classify(ve *jsonschema.ValidationError) (Code, string) {
 	for len(ve.Causes) > 0 {
 		ve = ve.Causes[0]
 	}
-	field := strings.Join(ve.InstanceLocation, ".")
+	field := declaredField(ve.SchemaURL)
 	switch k := ve.ErrorKind.(type) {
 	case *kind.Required:
 		name := strings.Join(k.Missing, ", ")
@@ -68,4 +70,39 @@ func classify(ve *jsonschema.ValidationError) (Code, string) {
 		return InvalidField, "Field has an invalid value: " + field
 	}
 	return ValidationError, "Request body validation failed"
+}
+
+// declaredField names the field a schema location is about with the property names the
+// schema declares on the way ("user.email" for #/properties/user/properties/email). It
+// reads the schema's location, not the instance's: a key the client chose (matched by
+// additionalProperties or patternProperties) never appears. Empty when the location
+// declares no property name.
+func declaredField(schemaURL string) string {
+	_, frag, ok := strings.Cut(schemaURL, "#")
+	if !ok {
+		return ""
+	}
+	toks := strings.Split(frag, "/")
+	var names []string
+	for i := 0; i < len(toks); i++ {
+		switch toks[i] {
+		case "properties":
+			if i+1 < len(toks) {
+				i++
+				names = append(names, unescapePointer(toks[i]))
+			}
+		case "patternProperties", "dependentSchemas", "$defs", "definitions":
+			i++ // the next token is a pattern or a definition's name, not a field
+		}
+	}
+	return strings.Join(names, ".")
+}
+
+// unescapePointer decodes one JSON-pointer token (RFC 6901), as it appears percent-encoded
+// in a schema URL's fragment.
+func unescapePointer(t string) string {
+	if u, err := url.PathUnescape(t); err == nil {
+		t = u
+	}
+	return strings.NewReplacer("~1", "/", "~0", "~").Replace(t)
 }

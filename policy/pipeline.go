@@ -59,12 +59,13 @@ func (r *Rules) Decide(ctx context.Context, now time.Time, in *Input) Decision {
 	if app != nil && (ep == nil || ep.Dialect == nil) {
 		d.Dialect = app.Dialect
 	}
-	if r.locked(ctx, now, ip, &d) {
+	lk := r.newLockKeys(ip)
+	if r.locked(ctx, now, lk, &d) {
 		return d
 	}
 	if code != "" {
 		d.deny(StepApp, code)
-		r.failedCredential(ctx, now, ip, &d)
+		r.failedCredential(ctx, now, lk, &d)
 		return d
 	}
 	d.App = app.Name
@@ -99,22 +100,11 @@ func (r *Rules) Decide(ctx context.Context, now time.Time, in *Input) Decision {
 			return d
 		}
 	}
-	// 4. identity
-	if ep.User != nil {
-		if !r.identity(ctx, now, in, app, ep.User, &d, fail) {
-			r.failedCredential(ctx, now, ip, &d)
-			return d
-		}
-	}
-	// 5, 6. attestation and license
-	var license string
-	if app.Device != nil {
-		v := app.Device.Device(ctx, now, in, ep)
-		license = v.License
-		if !r.device(&d, in, v, StepAttest, fail) {
-			r.failedCredential(ctx, now, ip, &d)
-			return d
-		}
+	// 4, 5, 6. identity, attestation and license; then the lockout of the user and
+	// device they established
+	est, ok := r.credentials(ctx, now, in, app, ep, fail, lk, &d)
+	if !ok || r.locked(ctx, now, lk, &d) {
+		return d
 	}
 	// 7. payload
 	if ep.Payload != nil {
@@ -124,7 +114,7 @@ func (r *Rules) Decide(ctx context.Context, now time.Time, in *Input) Decision {
 		}
 	}
 	// 8. limits
-	if r.opt.Limiter != nil && !r.limits(ctx, now, app, ep, ip, license, &d, fail) {
+	if r.opt.Limiter != nil && !r.limits(ctx, now, app, ep, ip, est, &d, fail) {
 		return d
 	}
 	// 9. secrets
@@ -423,7 +413,45 @@ func (d *Decision) undecided(s Step, fail FailMode, cause string) bool {
 	return false
 }
 
-// device folds a DeviceVerdict into d and reports whether the pipeline goes on.
+// established is what steps 4 to 6 tell the later steps.
+type established struct {
+	license    string // hash of the presented license key, for limits
+	unverified bool   // the device steps could not establish a device id (a dependency failed)
+}
+
+// credentials runs steps 4 (identity), 5 and 6 (attestation and license), adding the
+// user and device lockout keys as they become known, and reports whether the pipeline
+// goes on.
+func (r *Rules) credentials(ctx context.Context, now time.Time, in *Input, app *App, ep *Endpoint, fail FailMode, lk *lockKeys, d *Decision) (established, bool) {
+	var est established
+	if ep.User != nil {
+		sub, ok := r.identity(ctx, now, in, app, ep.User, d, fail)
+		if !ok {
+			r.failedCredential(ctx, now, lk, d)
+			return est, false
+		}
+		if sub != "" && lk != nil {
+			r.addLockKey(lk, LockUser, "user:", ep.User.Verifier.Name+":"+sub)
+		}
+	}
+	if app.Device == nil {
+		return est, true
+	}
+	v := app.Device.Device(ctx, now, in, ep)
+	est.license, est.unverified = v.License, v.Err != nil && v.DeviceID == ""
+	if v.DeviceID != "" && lk != nil {
+		r.addLockKey(lk, LockDevice, "device:", v.DeviceID)
+	}
+	if !r.device(d, in, v, StepAttest, fail) {
+		r.failedCredential(ctx, now, lk, d)
+		return est, false
+	}
+	return est, true
+}
+
+// device folds a DeviceVerdict into d and reports whether the pipeline goes on. A
+// refusal wins over "could not decide": a verdict with both is a denial whatever the
+// fail mode, so that failing open never lets through what a later step refused.
 func (r *Rules) device(d *Decision, in *Input, v DeviceVerdict, step Step, fail FailMode) bool {
 	if v.Step != "" {
 		step = v.Step
@@ -432,58 +460,118 @@ func (r *Rules) device(d *Decision, in *Input, v DeviceVerdict, step Step, fail 
 		d.AttestationProvider = v.Provider
 	}
 	d.CacheHit = d.CacheHit || v.CacheHit
-	if v.Err != nil {
-		return d.undecided(step, fail, v.Err.Error())
-	}
 	if v.Code != "" {
 		d.Message = v.Message
 		d.deny(step, v.Code)
 		return false
 	}
 	if v.DeviceID != "" {
-		d.DeviceID = v.DeviceID
+		d.DeviceID = v.DeviceID // verified, even before a step that could not decide
 	}
 	for _, h := range v.Remove { // only what the client sent
 		if _, ok := in.Headers[h]; ok {
 			d.Remove = append(d.Remove, h)
 		}
 	}
+	if v.Err != nil {
+		return d.undecided(step, fail, v.Err.Error())
+	}
 	return true
 }
 
-func (r *Rules) locked(ctx context.Context, now time.Time, ip netip.Addr, d *Decision) bool {
-	if r.opt.Lockout == nil || !ip.IsValid() {
+// lockKeys are a request's lockout keys, added as they become known (LockoutKinds);
+// the first checked of them have been checked for a lock already.
+type lockKeys struct {
+	keys       [3]string
+	n, checked int
+}
+
+// newLockKeys returns a request's lockout keys with its client address, or nil without a
+// lockout (nothing to collect, nothing allocated).
+func (r *Rules) newLockKeys(ip netip.Addr) *lockKeys {
+	if r.opt.Lockout == nil {
+		return nil
+	}
+	k := new(lockKeys)
+	if ip.IsValid() {
+		r.addLockKey(k, LockIP, "ip:", ip.String())
+	}
+	return k
+}
+
+// addLockKey adds the key prefix+v when the lockout counts keys of kind.
+func (r *Rules) addLockKey(k *lockKeys, kind LockoutKinds, prefix, v string) {
+	if (r.opt.LockoutKeys != 0 && r.opt.LockoutKeys&kind == 0) || k.n == len(k.keys) {
+		return
+	}
+	k.keys[k.n] = prefix + v
+	k.n++
+}
+
+// locked refuses the request with ACCOUNT_LOCKED when one of the keys not checked yet is
+// locked out. A store error is "not locked".
+func (r *Rules) locked(ctx context.Context, now time.Time, k *lockKeys, d *Decision) bool {
+	if k == nil || k.checked == k.n {
 		return false
 	}
-	until, locked, err := r.opt.Lockout.Locked(ctx, now, "ip:"+ip.String())
+	keys := k.keys[k.checked:k.n]
+	k.checked = k.n
+	until, locked, err := r.opt.Lockout.Locked(ctx, now, keys...)
 	if err != nil || !locked {
 		return false
 	}
 	d.RetryAfter = until.Sub(now)
+	d.Message = ""
 	d.deny(StepApp, AccountLocked)
 	return true
 }
 
-// failedCredential counts a refusal towards the client's lockout when it is a wrong
-// credential: what a brute-force attempt produces. Refusals for other reasons (a role the
-// token lacks, a dependency that could not be reached) do not count.
-func (r *Rules) failedCredential(ctx context.Context, now time.Time, ip netip.Addr, d *Decision) {
-	if r.opt.Lockout == nil || !ip.IsValid() || d.Outcome != Deny {
+// failedCredential counts a refusal towards the lockout of every key known so far when
+// it is a wrong credential (wrongCredential). A key that is locked out already turns the
+// refusal into ACCOUNT_LOCKED, so that a locked client learns nothing from its guesses:
+// the right credential and a wrong one get the same answer.
+func (r *Rules) failedCredential(ctx context.Context, now time.Time, k *lockKeys, d *Decision) {
+	if k == nil || k.n == 0 || d.Outcome != Deny || !wrongCredential(d.Step, d.Code) {
 		return
 	}
-	switch d.Code {
-	case Unauthorized, AppNotFound, InvalidToken, InvalidKey, InvalidAttestation, AttestationFailed:
-		_ = r.opt.Lockout.Fail(ctx, now, "ip:"+ip.String()) // best effort: a lockout never denies on store errors
+	if r.locked(ctx, now, k, d) {
+		return
 	}
+	_ = r.opt.Lockout.Fail(ctx, now, k.keys[:k.n]...) // best effort: a lockout never denies on store errors
 }
 
-func (r *Rules) limits(ctx context.Context, now time.Time, app *App, ep *Endpoint, ip netip.Addr, license string, d *Decision, fail FailMode) bool {
-	req := LimitRequest{App: app.Name, Endpoint: ep.Name, Org: app.Org, Device: d.DeviceID, License: license, Cost: ep.Cost}
+// wrongCredential reports whether a refusal is what guessing or replaying a credential
+// produces: an unknown app token or API key, a user token or attestation that does not
+// verify, an unknown or revoked license key, a license used beyond its devices or a
+// device header that contradicts the attested device. Refusals of genuine credentials
+// (expired tokens and attestations, a role or verdict the caller lacks, a lapsed license),
+// of missing ones past the app step, and "could not decide" do not count: honest clients
+// produce them, and counting them would lock honest clients out.
+func wrongCredential(s Step, c Code) bool {
+	switch c {
+	case Unauthorized:
+		return s == StepApp // no or an unknown API key; at the identity step: no user token
+	case AppNotFound, InvalidToken, InvalidKey, LicenseRevoked, HWIDMismatch, InvalidAttestation, AttestationFailed:
+		return true
+	}
+	return false
+}
+
+// limits runs step 8. A device throttle counts the verified device id only; when the
+// device steps could not verify one (est.unverified: attestation keys unreachable and the
+// fail mode open), the request is counted under a stand-in device named after the client
+// address, so that rotating unverifiable tokens or claimed ids cannot escape a device
+// throttle. The stand-in holds a space, which no device id can.
+func (r *Rules) limits(ctx context.Context, now time.Time, app *App, ep *Endpoint, ip netip.Addr, est established, d *Decision, fail FailMode) bool {
+	req := LimitRequest{App: app.Name, Endpoint: ep.Name, Org: app.Org, Device: d.DeviceID, License: est.license, Cost: ep.Cost}
 	if req.Cost < 1 {
 		req.Cost = 1
 	}
 	if ip.IsValid() {
 		req.IP = ip.String()
+	}
+	if req.Device == "" && est.unverified {
+		req.Device = UnverifiedDevicePrefix + req.IP
 	}
 	res, err := r.opt.Limiter.Limit(ctx, now, req)
 	if err != nil {
@@ -497,6 +585,10 @@ func (r *Rules) limits(ctx context.Context, now time.Time, app *App, ep *Endpoin
 	}
 	return true
 }
+
+// UnverifiedDevicePrefix starts the stand-in device key of a request whose device could
+// not be verified because a dependency was unreachable; the client address follows.
+const UnverifiedDevicePrefix = "unverified ip "
 
 // allow completes an allowed decision: identity headers for the upstream, and removal
 // of the credential Gatehouse consumed and of identity headers a client tried to set. A

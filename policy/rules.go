@@ -149,6 +149,8 @@ type Options struct {
 	// x-http-method, x-method-override): refuse the request (the default) or judge it as
 	// the method the header names.
 	MethodOverride MethodOverride
+	// LockoutKeys are the kinds of keys Lockout counts (LockoutKinds); 0: all.
+	LockoutKeys LockoutKinds
 }
 
 // MethodOverride is the treatment of method-override headers.

@@ -54,7 +54,7 @@ func TestCompileErrors(t *testing.T) {
 		}, []string{
 			`lockout.window: must be > 0`,
 			`lockout.lock_for: must be > 0`,
-			`lockout.key[0]: must be ip or device, not "email"`,
+			`lockout.key[0]: must be ip, device or user, not "email"`,
 			`rls.fail_mode: must be error, allow or local, not "panic"`,
 			`rls.files[0] (testdata/does-not-exist.yaml): open testdata/does-not-exist.yaml`,
 			`rls.domains[1].domain: duplicate domain "x"`,

@@ -49,13 +49,14 @@ type AppLimits struct {
 }
 
 // LockoutConfig configures the brute-force lockout: MaxFailures failed credential checks
-// of one key within Window lock it for LockFor. MaxFailures 0 disables it.
+// of one key within any span of Window (a sliding window) lock it for LockFor.
+// MaxFailures 0 disables it.
 type LockoutConfig struct {
 	MaxFailures int           `yaml:"max_failures"`
 	Window      time.Duration `yaml:"window"`
 	LockFor     time.Duration `yaml:"lock_for"`
-	// Key lists the kinds of keys tracked (ip, device); keys are passed as "ip:…",
-	// "device:…". Empty: all keys.
+	// Key lists the kinds of keys tracked (ip, device, user); keys are passed as "ip:…",
+	// "device:…", "user:…". Empty: all kinds.
 	Key []string `yaml:"key"`
 }
 

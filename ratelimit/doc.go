@@ -30,7 +30,7 @@
 // The Redis store (single, sentinel or cluster) evaluates every request in one round trip
 // however many limits apply: plain INCRBYs when every limit is a counter (the default
 // counters: native; a refused request's units are taken back in a second round trip),
-// else one Lua script (two round trips for a lockout Fail that locks). Outside cluster
+// else one Lua script (a lockout Fail takes two, three when it locks). Outside cluster
 // mode, concurrent calls share round trips: the first to arrive yields once so that the
 // requests already runnable add their commands, then sends them all. In cluster mode keys
 // carry a hash tag so that one request's keys share a slot: the request's organisation,

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -370,8 +371,18 @@ func (e *Engine) Locked(ctx context.Context, now time.Time, keys ...string) (tim
 	return time.Unix(0, until).UTC(), true, nil
 }
 
-// Fail implements [policy.Lockout]: it counts one failure per key in the current window
-// and locks every key that reaches the maximum.
+// Fail implements [policy.Lockout]: it records one failure for each tracked key and
+// locks every key that has had max failures within the last window (a sliding window,
+// exact to the microsecond: the max-th failure less than window after the earliest of
+// them locks; one at exactly window after it does not). Times are kept in microseconds,
+// which Redis scripts hold exactly (their numbers are doubles).
+//
+// The store keeps, per key and wall-clock-aligned window of the configured length, the
+// number of failures and the time of each (under its number). The failures of the
+// current aligned window are all within the sliding window; of the previous one, only
+// the most recent can be, and the time of the one that would be the max-th most recent
+// overall decides. That is one round trip to count, one to record the time (and read
+// that one), and one to lock: failures are rare, checks are not.
 func (e *Engine) Fail(ctx context.Context, now time.Time, keys ...string) error {
 	l := &e.lockout
 	if l.max == 0 {
@@ -379,11 +390,11 @@ func (e *Engine) Fail(ctx context.Context, now time.Time, keys ...string) error 
 	}
 	b := getBatch()
 	defer putBatch(b)
-	start, end := windowBounds(now.UnixNano(), l.window)
+	w := lockWindow(now, l.window)
 	for _, k := range keys {
 		if l.tracks(k) {
-			key := NewKey("lock/fail", lockoutTag, start, k)
-			b.add(Op{Key: key, Kind: KindCounter, Limit: math.MaxInt64, Cost: 1, Expire: end, Exact: true}, nil)
+			b.add(Op{Key: NewKey("lock/fail", lockoutTag, w.start, k), Kind: KindCounter, Limit: math.MaxInt64, Cost: 1, Expire: w.expire, Exact: true}, nil)
+			b.add(Op{Key: NewKey("lock/fail", lockoutTag, w.prev, k), Kind: KindPeek}, nil)
 		}
 	}
 	if len(b.ops) == 0 {
@@ -392,18 +403,66 @@ func (e *Engine) Fail(ctx context.Context, now time.Time, keys ...string) error 
 	if err := e.store.Apply(ctx, now, b.ops, b.outs); err != nil {
 		return err
 	}
-	until := now.Add(l.lockFor).UnixNano()
 	n := len(b.ops)
-	for i := 0; i < n; i++ {
-		if b.outs[i].Value >= l.max {
-			k := b.ops[i].Key.parts[0]
+	lock := make([]bool, n/2)
+	for i := 0; i < n; i += 2 {
+		k := b.ops[i].Key.parts[0]
+		cur, prev := b.outs[i].Value, int64(0)
+		if b.outs[i+1].Allowed {
+			prev = b.outs[i+1].Value
+		}
+		b.add(Op{Key: failureKey(w.start, k, cur), Kind: KindSet, Limit: now.UnixMicro(), Expire: w.expire}, nil)
+		// The previous window's failure that would make this the max-th within the
+		// window: number prev-(max-cur)+1 of it.
+		j := prev - (l.max - cur) + 1
+		lock[i/2] = cur >= l.max
+		if !lock[i/2] && j >= 1 {
+			b.add(Op{Key: failureKey(w.prev, k, j), Kind: KindPeek}, nil)
+		} else {
+			b.add(Op{Key: failureKey(w.prev, k, 0), Kind: KindPeek}, nil) // keeps ops paired; never stored
+		}
+	}
+	if err := e.store.Apply(ctx, now, b.ops[n:], b.outs[n:]); err != nil {
+		return err
+	}
+	return e.lock(ctx, now, b, n, lock)
+}
+
+// lock sets the lock of every key whose failures reached the maximum: lock[i] is known
+// already, else the peeked time of the deciding earlier failure (ops n+2i+1) decides.
+func (e *Engine) lock(ctx context.Context, now time.Time, b *batch, n int, lock []bool) error {
+	l := &e.lockout
+	us, window := now.UnixMicro(), l.window.Microseconds()
+	m := len(b.ops)
+	until := now.Add(l.lockFor).UnixNano()
+	for i := range lock {
+		at := b.outs[n+2*i+1]
+		if lock[i] || (at.Allowed && us-at.Value < window) {
+			k := b.ops[2*i].Key.parts[0]
 			b.add(Op{Key: NewKey("lock/until", lockoutTag, 0, k), Kind: KindSet, Limit: until, Expire: until}, nil)
 		}
 	}
-	if len(b.ops) == n {
+	if len(b.ops) == m {
 		return nil
 	}
-	return e.store.Apply(ctx, now, b.ops[n:], b.outs[n:])
+	return e.store.Apply(ctx, now, b.ops[m:], b.outs[m:])
+}
+
+// lockWindows are the aligned windows a failure at one instant reads and writes.
+type lockWindows struct {
+	start, prev int64 // unix ns: the current aligned window's start, and the previous one's
+	expire      int64 // when this window's records are no longer needed: the end of the next window
+}
+
+func lockWindow(now time.Time, window time.Duration) lockWindows {
+	start, end := windowBounds(now.UnixNano(), window)
+	return lockWindows{start: start, prev: start - int64(window), expire: end + int64(window)}
+}
+
+// failureKey names the time of failure number n of key in the aligned window starting
+// at start.
+func failureKey(start int64, key string, n int64) Key {
+	return NewKey("lock/at", lockoutTag, start, key, strconv.FormatInt(n, 10))
 }
 
 // lockoutTag puts every lockout key in one Redis Cluster slot, so that one call can check

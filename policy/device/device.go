@@ -98,6 +98,12 @@ func (ch *Checker) Network(_ context.Context, _ time.Time, in *policy.Input, ip 
 
 // Device implements policy.DeviceChecker: step 5 (attestation and device identity, with
 // the device lists) and step 6 (licenses).
+//
+// An attestation that could not be verified (its keys unreachable) leaves the verdict
+// undecided (Err) but does not end the steps: the device lists and the license still run
+// as for a request with no verified device id, and a refusal of theirs is returned as
+// the verdict (Code), which the pipeline applies whatever its fail mode. The device id an
+// unverified token claims is never used.
 func (ch *Checker) Device(ctx context.Context, now time.Time, in *policy.Input, ep *policy.Endpoint) policy.DeviceVerdict {
 	required := ep.Attestation == policy.AttestRequire || (ch.c.Required && ep.Attestation != policy.AttestExempt)
 	dialect := ch.c.Dialect
@@ -112,8 +118,11 @@ func (ch *Checker) Device(ctx context.Context, now time.Time, in *policy.Input, 
 		if v.Code == policy.AttestationExpired && ep.Heartbeat {
 			v.Code, v.Message = policy.SessionExpired, ""
 		}
-		if v.Code != "" || v.Err != nil {
+		if v.Code != "" {
 			return v
+		}
+		if v.Err != nil {
+			v.DeviceID = "" // unverified: never trusted
 		}
 	}
 	id, code := ch.deviceID(in, v.DeviceID, required, dialect)
@@ -134,9 +143,14 @@ func (ch *Checker) Device(ctx context.Context, now time.Time, in *policy.Input, 
 			noDevice = policy.HWIDMismatch
 		}
 		l := ch.c.Licenses.check(ctx, now, in, id, noDevice)
-		if l.Code != "" || l.Err != nil {
-			l.Provider, l.CacheHit = v.Provider, v.CacheHit
+		switch {
+		case l.Code != "":
+			// The device id stays on the refusal for the lockout's device key; the
+			// pipeline never forwards the id of a refused request.
+			l.Provider, l.CacheHit, l.DeviceID = v.Provider, v.CacheHit, id
 			return l
+		case l.Err != nil && v.Err == nil:
+			v.Err, v.Step = l.Err, l.Step
 		}
 		v.License = l.License
 	}

@@ -2,9 +2,13 @@
 // verifying JWTs (user tokens and attestation tokens).
 //
 // A Source refreshes in the background at a fixed interval and, when a token names a key
-// id it does not know (a key rotation), refreshes at once: one fetch at a time however
-// many requests wait (single flight), and at most once per MinRefresh, so a flood of
-// tokens with made-up key ids cannot turn into a flood of fetches.
+// id it does not know (a key rotation) or no set has loaded yet, refreshes on demand:
+// one fetch at a time however many requests wait (single flight), at most once per
+// MinRefresh, and after failed fetches at most once per a backoff that doubles with each
+// failure up to MaxBackoff. So a flood of tokens with made-up key ids, or of requests
+// while the key server is down, cannot turn into a flood of fetches. A request waits for
+// an on-demand fetch at most Wait; the fetch goes on without it, and the request is
+// answered ErrUnavailable (the caller's fail mode decides) when no set is loaded.
 package jwks
 
 import (
@@ -29,7 +33,6 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
-	"golang.org/x/sync/singleflight"
 )
 
 // ErrUnknownKey means the set, even freshly fetched, has no key with the token's kid
@@ -47,13 +50,28 @@ type Options struct {
 	// fetched set is used without a successful refresh (default: no cap).
 	Refresh time.Duration
 	MaxAge  time.Duration
-	// MinRefresh is the least time between two fetches triggered by unknown key ids
-	// (default 30s).
+	// MinRefresh is the least time between two on-demand fetches (default 30s).
 	MinRefresh time.Duration
-	Client     *http.Client // default: a client with a 5 s timeout
+	// MaxBackoff caps the wait between on-demand fetches after consecutive failures,
+	// which doubles from MinRefresh with each failure (default 5m, at least MinRefresh).
+	MaxBackoff time.Duration
+	// Wait is the longest a request waits for an on-demand fetch (default 100ms, below
+	// Envoy's 200 ms ext_authz deadline).
+	Wait   time.Duration
+	Client *http.Client // default: a client with a 5 s timeout
 	// OnFetch, when set, is called after every fetch with its outcome (metrics).
 	OnFetch func(err error)
+	// Now is the clock of refresh pacing and max_age (default time.Now).
+	Now func() time.Time
 }
+
+// Defaults of Options.
+const (
+	DefaultRefresh    = 10 * time.Minute
+	DefaultMinRefresh = 30 * time.Second
+	DefaultMaxBackoff = 5 * time.Minute
+	DefaultWait       = 100 * time.Millisecond
+)
 
 // Key is one verification key.
 type Key struct {
@@ -69,13 +87,14 @@ type keySet struct {
 
 // Source is a refreshed key set. It is safe for concurrent use.
 type Source struct {
-	o       Options
-	set     atomic.Pointer[keySet]
-	sf      singleflight.Group
-	mu      sync.Mutex
-	lastTry time.Time
-	stop    chan struct{}
-	once    sync.Once
+	o        Options
+	set      atomic.Pointer[keySet]
+	mu       sync.Mutex
+	next     time.Time     // no on-demand fetch before this instant
+	fail     int           // consecutive failed fetches
+	inflight chan struct{} // closed when the running fetch ends; nil: none runs
+	stop     chan struct{}
+	once     sync.Once
 }
 
 // New returns a Source. A file source is read at once and an unreadable file is an error;
@@ -84,28 +103,45 @@ func New(o Options) (*Source, error) {
 	if (o.File == "") == (o.URL == "") {
 		return nil, errors.New("jwks: exactly one of file and url must be set")
 	}
-	if o.Refresh <= 0 {
-		o.Refresh = 10 * time.Minute
-	}
-	if o.MinRefresh <= 0 {
-		o.MinRefresh = 30 * time.Second
-	}
-	if o.Client == nil {
-		o.Client = &http.Client{Timeout: 5 * time.Second}
-	}
+	o = o.withDefaults()
 	s := &Source{o: o, stop: make(chan struct{})}
 	if o.File != "" {
 		if err := s.refresh(context.Background()); err != nil {
 			return nil, err
 		}
+	} else {
+		s.join(true) // in flight before any request can look: requests join it
 	}
 	go s.loop()
 	return s, nil
 }
 
+func (o Options) withDefaults() Options {
+	if o.Refresh <= 0 {
+		o.Refresh = DefaultRefresh
+	}
+	if o.MinRefresh <= 0 {
+		o.MinRefresh = DefaultMinRefresh
+	}
+	if o.MaxBackoff <= 0 {
+		o.MaxBackoff = DefaultMaxBackoff
+	}
+	o.MaxBackoff = max(o.MaxBackoff, o.MinRefresh)
+	if o.Wait <= 0 {
+		o.Wait = DefaultWait
+	}
+	if o.Client == nil {
+		o.Client = &http.Client{Timeout: 5 * time.Second}
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return o
+}
+
 // NewStatic returns a Source over fixed keys (tests and embedded demo keys).
 func NewStatic(keys ...Key) *Source {
-	s := &Source{stop: make(chan struct{})}
+	s := &Source{o: Options{Now: time.Now}, stop: make(chan struct{})}
 	m := make(map[string]Key, len(keys))
 	for _, k := range keys {
 		m[k.ID] = k
@@ -118,10 +154,10 @@ func NewStatic(keys ...Key) *Source {
 // Close stops background refreshes.
 func (s *Source) Close() { s.once.Do(func() { close(s.stop) }) }
 
+// loop runs the background refreshes every Refresh (New started the first one). They
+// share the single flight of on-demand fetches: requests arriving during one wait for it
+// rather than start another.
 func (s *Source) loop() {
-	if s.o.URL != "" {
-		_ = s.refresh(context.Background())
-	}
 	t := time.NewTicker(s.o.Refresh)
 	defer t.Stop()
 	for {
@@ -129,13 +165,14 @@ func (s *Source) loop() {
 		case <-s.stop:
 			return
 		case <-t.C:
-			_ = s.refresh(context.Background())
+			s.join(true)
 		}
 	}
 }
 
-// Lookup returns the key for kid. When kid is unknown it refreshes once (single flight,
-// rate limited) and looks again.
+// Lookup returns the key for kid. When kid is unknown, or no usable set is loaded, it
+// joins the running fetch or starts one if the pacing allows, waits for it at most
+// Options.Wait, and looks again. It never waits past ctx.
 func (s *Source) Lookup(ctx context.Context, kid string) (Key, error) {
 	set := s.set.Load()
 	if set != nil && !s.stale(set) {
@@ -143,19 +180,16 @@ func (s *Source) Lookup(ctx context.Context, kid string) (Key, error) {
 			return k, nil
 		}
 	}
-	if !s.mayRefresh() {
-		if set == nil || s.stale(set) {
-			return Key{}, ErrUnavailable
+	if done := s.join(false); done != nil {
+		t := time.NewTimer(s.o.Wait)
+		select {
+		case <-done:
+		case <-t.C:
+		case <-ctx.Done():
 		}
-		return Key{}, ErrUnknownKey
+		t.Stop()
+		set = s.set.Load()
 	}
-	ch := s.sf.DoChan("refresh", func() (any, error) { return nil, s.refresh(context.WithoutCancel(ctx)) })
-	select {
-	case <-ctx.Done():
-		return Key{}, fmt.Errorf("%w: %v", ErrUnavailable, ctx.Err())
-	case <-ch:
-	}
-	set = s.set.Load()
 	if set == nil || s.stale(set) {
 		return Key{}, ErrUnavailable
 	}
@@ -165,21 +199,69 @@ func (s *Source) Lookup(ctx context.Context, kid string) (Key, error) {
 	return Key{}, ErrUnknownKey
 }
 
-func (s *Source) stale(set *keySet) bool {
-	return s.o.MaxAge > 0 && time.Since(set.fetched) > s.o.MaxAge
-}
-
-func (s *Source) mayRefresh() bool {
+// join returns the channel of the running fetch, or starts a fetch when none runs and
+// the pacing allows one (always when background is set: the periodic refresh), or
+// returns nil. The fetch runs on its own, whoever stops waiting for it.
+func (s *Source) join(background bool) <-chan struct{} {
 	if s.o.File == "" && s.o.URL == "" {
-		return false
+		return nil
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if time.Since(s.lastTry) < s.o.MinRefresh && s.set.Load() != nil {
-		return false
+	if s.inflight != nil {
+		return s.inflight
 	}
-	s.lastTry = time.Now()
-	return true
+	now := s.o.Now()
+	if !background {
+		if now.Before(s.next) {
+			return nil
+		}
+		s.next = now.Add(s.backoff())
+	}
+	done := make(chan struct{})
+	s.inflight = done
+	go func() {
+		err := s.refresh(context.Background())
+		s.mu.Lock()
+		s.settle(now, err)
+		s.inflight = nil
+		s.mu.Unlock()
+		close(done)
+	}()
+	return done
+}
+
+func (s *Source) stale(set *keySet) bool {
+	return s.o.MaxAge > 0 && s.o.Now().Sub(set.fetched) > s.o.MaxAge
+}
+
+// backoff is the least time between on-demand fetches given the consecutive failures so
+// far: MinRefresh, then doubling with each failure after the first, up to MaxBackoff.
+// s.mu is held.
+func (s *Source) backoff() time.Duration {
+	d := s.o.MinRefresh
+	for i := 1; i < s.fail && d < s.o.MaxBackoff; i++ {
+		d *= 2
+	}
+	return min(d, s.o.MaxBackoff)
+}
+
+// settle records the outcome of a fetch started at start for the pacing; s.mu is held.
+// A success ends the backoff: the next on-demand fetch may start MinRefresh after the
+// last on-demand one at most. A failure pushes it out by the grown backoff, counted from
+// the end of the failed fetch.
+func (s *Source) settle(start time.Time, err error) {
+	if err == nil {
+		s.fail = 0
+		if end := start.Add(s.o.MinRefresh); s.next.After(end) {
+			s.next = end
+		}
+		return
+	}
+	s.fail++
+	if end := s.o.Now().Add(s.backoff()); end.After(s.next) {
+		s.next = end
+	}
 }
 
 func (k *keySet) find(kid string) (Key, bool) {
@@ -202,7 +284,7 @@ func (s *Source) refresh(ctx context.Context) error {
 	if err == nil {
 		var keys map[string]Key
 		if keys, err = Parse(data); err == nil {
-			s.set.Store(&keySet{keys: keys, fetched: time.Now()})
+			s.set.Store(&keySet{keys: keys, fetched: s.o.Now()})
 		}
 	}
 	if s.o.OnFetch != nil {

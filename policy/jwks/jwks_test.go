@@ -96,22 +96,19 @@ func TestUnknownKidRefresh(t *testing.T) {
 	published.Store([]map[string]string{jwk("a")})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fetches.Add(1)
-		time.Sleep(20 * time.Millisecond)
 		json.NewEncoder(w).Encode(map[string]any{"keys": published.Load()})
 	}))
 	defer srv.Close()
-	s, err := New(Options{URL: srv.URL, MinRefresh: time.Hour, Refresh: time.Hour})
+	fetched := make(chan error, 10)
+	s, err := New(Options{URL: srv.URL, MinRefresh: time.Hour, Refresh: time.Hour, Wait: time.Hour,
+		OnFetch: func(err error) { fetched <- err }})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
 	ctx := context.Background()
-	deadline := time.Now().Add(5 * time.Second)
-	for s.set.Load() == nil { // the background fetch at start
-		if time.Now().After(deadline) {
-			t.Fatal("initial fetch did not happen")
-		}
-		time.Sleep(10 * time.Millisecond)
+	if err := <-fetched; err != nil { // the background fetch at start
+		t.Fatal(err)
 	}
 	if _, err := s.Lookup(ctx, "a"); err != nil {
 		t.Fatal(err)
