@@ -1,12 +1,14 @@
 package config
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -75,7 +77,7 @@ func (c *compiler) path(p string) string {
 // Load reads, decodes, validates and compiles the configuration at path. It is the one
 // code path of start-up, reload and `gatehouse validate`.
 func Load(path string, deps Deps) (*Snapshot, error) {
-	data, err := os.ReadFile(path)
+	data, err := ReadFile(path, MaxConfigBytes)
 	if err != nil {
 		return nil, Errors{fmt.Errorf("read configuration: %w", err)}
 	}
@@ -243,7 +245,7 @@ func (c *compiler) keySource(path string, j *JWKS) *jwks.Source {
 			return nil
 		}
 		if j.CAFile != "" {
-			pem, err := os.ReadFile(c.path(j.CAFile))
+			pem, err := ReadFile(c.path(j.CAFile), MaxFileBytes)
 			pool := x509.NewCertPool()
 			if err != nil || !pool.AppendCertsFromPEM(pem) {
 				c.add(path+".ca_file", "cannot read a PEM CA bundle from %s", j.CAFile)
@@ -272,7 +274,7 @@ func (c *compiler) secretList(ss []Secret) {
 			c.add(path, "set exactly one of file and env")
 			continue
 		}
-		value, found := c.read(s.File, s.Env)
+		value, found := c.read(path+".file", s.File, s.Env)
 		if !s.Encrypted {
 			if s.KeyFile != "" || s.KeyEnv != "" {
 				c.add(path, "key_file and key_env are only for encrypted secrets")
@@ -286,7 +288,7 @@ func (c *compiler) secretList(ss []Secret) {
 			c.add(path, "an encrypted secret needs exactly one of key_file and key_env")
 			continue
 		}
-		raw, ok := c.read(s.KeyFile, s.KeyEnv)
+		raw, ok := c.read(path+".key_file", s.KeyFile, s.KeyEnv)
 		key := decodeKey(raw)
 		if ok && len(key) != 32 {
 			c.add(path, "the decryption key must be 32 bytes (raw or base64)")
@@ -302,10 +304,14 @@ func (c *compiler) secretList(ss []Secret) {
 }
 
 // read returns a secret's value from a file or the environment, trimming one trailing
-// newline (as editors and Kubernetes Secrets add).
-func (c *compiler) read(file, env string) (string, bool) {
+// newline (as editors and Kubernetes Secrets add). A file that cannot be read counts as
+// absent; one larger than MaxFileBytes is a problem reported at path.
+func (c *compiler) read(path, file, env string) (string, bool) {
 	if file != "" {
-		b, err := os.ReadFile(c.path(file))
+		b, err := ReadFile(c.path(file), MaxFileBytes)
+		if errors.Is(err, ErrTooLarge) {
+			c.add(path, "%s is larger than the limit of %d bytes", file, MaxFileBytes)
+		}
 		if err != nil {
 			return "", false
 		}
@@ -481,10 +487,9 @@ func (c *compiler) payload(path string, p *Payload) *policy.Payload {
 			return out
 		}
 	case p.JSONSchemaFile != "":
-		f, err := os.Open(c.path(p.JSONSchemaFile))
+		b, err := ReadFile(c.path(p.JSONSchemaFile), MaxFileBytes)
 		if err == nil {
-			doc, err = jsonschema.UnmarshalJSON(f)
-			f.Close()
+			doc, err = jsonschema.UnmarshalJSON(bytes.NewReader(b))
 		}
 		if err != nil {
 			c.add(path+".json_schema_file", "%v", err)

@@ -124,7 +124,7 @@ func (s *server) setup(ctx context.Context) error {
 	budget := int64(64 << 20)
 	var store ratelimit.StoreConfig
 	if s.flags.config != "" {
-		if data, err := os.ReadFile(s.flags.config); err == nil {
+		if data, err := config.ReadFile(s.flags.config, config.MaxConfigBytes); err == nil {
 			if f, err := config.Parse(data); err == nil {
 				if f.Server.CacheMaxBytes > 0 {
 					budget = f.Server.CacheMaxBytes
