@@ -200,6 +200,7 @@ func (c *compiler) jwtProviders(ps []JWTProvider) {
 				c.add(fmt.Sprintf("%s.algorithms[%d]", path, j), "unsupported algorithm %q (want one of %s)", a, strings.Join(supportedAlgs, ", "))
 			}
 		}
+		c.providerBinding(path, p)
 		if p.Leeway < 0 || p.Leeway > 5*time.Minute {
 			c.add(path+".leeway", "must be between 0s and 5m")
 		}
@@ -209,7 +210,8 @@ func (c *compiler) jwtProviders(ps []JWTProvider) {
 		}
 		keys := c.keySource(path+".jwks", &p.JWKS)
 		c.providers[p.Name] = &policy.JWTVerifier{
-			Name: p.Name, Issuer: p.Issuer, Audiences: p.Audiences, Algorithms: algs, Leeway: leeway, Keys: keys,
+			Name: p.Name, Issuer: p.Issuer, AnyIssuer: p.AllowAnyIssuer, Audiences: p.Audiences, AnyAudience: p.AllowAnyAudience,
+			Algorithms: algs, Leeway: leeway, Keys: keys,
 			Claims: policy.ClaimNames{
 				Roles:         or(p.Claims.Roles, "roles"),
 				Scopes:        or(p.Claims.Scopes, "scope"),
@@ -217,6 +219,29 @@ func (c *compiler) jwtProviders(ps []JWTProvider) {
 				Org:           or(p.Claims.Org, "org_id"),
 				OrgRole:       or(p.Claims.OrgRole, "org_role"),
 			},
+		}
+	}
+}
+
+// providerBinding requires a provider to pin the issuer and audiences of its tokens, or
+// to say explicitly that any is acceptable: without them a token minted by the same
+// identity provider for another service (or by another tenant sharing its keys) passes.
+func (c *compiler) providerBinding(path string, p *JWTProvider) {
+	switch {
+	case p.Issuer == "" && !p.AllowAnyIssuer:
+		c.add(path+".issuer", "is required (or set allow_any_issuer: true to accept tokens from any issuer)")
+	case p.Issuer != "" && p.AllowAnyIssuer:
+		c.add(path+".allow_any_issuer", "cannot be set together with issuer")
+	}
+	switch {
+	case len(p.Audiences) == 0 && !p.AllowAnyAudience:
+		c.add(path+".audiences", "is required (or set allow_any_audience: true to accept tokens for any audience)")
+	case len(p.Audiences) > 0 && p.AllowAnyAudience:
+		c.add(path+".allow_any_audience", "cannot be set together with audiences")
+	}
+	for j, a := range p.Audiences {
+		if strings.TrimSpace(a) == "" {
+			c.add(fmt.Sprintf("%s.audiences[%d]", path, j), "must not be empty")
 		}
 	}
 }
