@@ -31,12 +31,18 @@ func newUserFixture(t testing.TB) *userFixture {
 // rules builds the pipeline around a verifier whose Keys, Algorithms and Claims are
 // filled in here.
 func (f *userFixture) rules(t testing.TB, v policy.JWTVerifier) *policy.Rules {
+	return f.rulesFor(t, v, policy.UserAuth{})
+}
+
+// rulesFor is rules with the endpoint's requirement u (its Verifier is set here).
+func (f *userFixture) rulesFor(t testing.TB, v policy.JWTVerifier, u policy.UserAuth) *policy.Rules {
 	v.Name = "users"
 	v.Algorithms = []string{"ES256"}
 	v.Keys = jwks.NewStatic(jwks.Key{ID: "k1", Alg: "ES256", Key: &f.key.PublicKey})
 	v.Claims = policy.ClaimNames{Roles: "roles", Scopes: "scope", EmailVerified: "email_verified", Org: "org_id", OrgRole: "org_role"}
 	app := &policy.App{Name: "shop", TokenHashes: []policy.Hash{policy.HashCredential("app-token")}, AllEndpoints: true}
-	ep := &policy.Endpoint{Name: "profile", Path: "/v1/profile", User: &policy.UserAuth{Verifier: &v}}
+	u.Verifier = &v
+	ep := &policy.Endpoint{Name: "profile", Path: "/v1/profile", User: &u}
 	r, err := policy.NewRules(policy.Options{Version: "v1"}, []*policy.App{app}, []*policy.Endpoint{ep})
 	if err != nil {
 		t.Fatal(err)
