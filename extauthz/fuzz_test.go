@@ -71,6 +71,9 @@ func FuzzCheck(f *testing.F) {
 		if slug != "" {
 			req.Attributes.ContextExtensions = map[string]string{"endpoint": slug}
 		}
+		if in := ToInput(req); strings.ContainsAny(in.Path, "?#") || in.Method != strings.ToUpper(in.Method) || in.Headers == nil {
+			t.Fatalf("conversion: path %q method %q", in.Path, in.Method)
+		}
 		resp, err := s.Check(context.Background(), req)
 		if err != nil {
 			t.Fatalf("gRPC error %v", err)

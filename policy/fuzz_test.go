@@ -57,10 +57,11 @@ func FuzzUserToken(f *testing.F) {
 	})
 }
 
-// FuzzUserClaims signs arbitrary claims with the provider's own key, so every token is
-// genuine: what is left to the parser is the claims. Allowed means, checked here on the
-// JSON itself: the issuer, one of the audiences, an unexpired exp, no future nbf, and
-// the role the endpoint requires.
+// FuzzUserClaims signs an arbitrary JOSE header and claims with the provider's own key,
+// so every token is genuine: what is left to the parser is the header and the claims.
+// Allowed means, checked here on the JSON itself: alg ES256 (the provider's only
+// algorithm), the issuer, one of the audiences, an unexpired exp, no future nbf, and the
+// role the endpoint requires.
 func FuzzUserClaims(f *testing.F) {
 	fx := newUserFixture(f)
 	r := fx.rulesFor(f, fuzzVerifier, policy.UserAuth{Roles: []string{"reader"}})
@@ -75,12 +76,21 @@ func FuzzUserClaims(f *testing.F) {
 		`{"iss":"https://id.test","aud":"api","roles":["reader"],"exp":` + exp + `.999,"iat":` + exp + `}`,
 		`[]`, `null`, `{}`, `{"exp":-1}`,
 	} {
-		f.Add([]byte(s))
+		f.Add([]byte(`{"alg":"ES256","kid":"k1","typ":"JWT"}`), []byte(s))
 	}
-	f.Fuzz(func(t *testing.T, claims []byte) {
-		d := fx.decide(r, fx.signRaw(t, claims))
+	ok := []byte(`{"iss":"https://id.test","aud":"api","roles":["reader"],"exp":` + exp + `}`)
+	for _, h := range []string{`{"alg":"none","kid":"k1"}`, `{"alg":"HS256","kid":"k1"}`, `{"alg":"ES256"}`, `{"alg":"ES256","kid":"k2"}`,
+		`{"alg":"ES256","kid":"k1","crit":["exp"]}`, `{"alg":"ES256","kid":"k1","alg":"none"}`, `{"alg":"ES384","kid":"k1"}`, `[]`} {
+		f.Add([]byte(h), ok)
+	}
+	f.Fuzz(func(t *testing.T, header, claims []byte) {
+		d := fx.decide(r, fx.signRaw(t, header, claims))
 		if !d.Allowed() {
 			return
+		}
+		var h struct{ Alg string }
+		if json.Unmarshal(header, &h) != nil || h.Alg != "ES256" {
+			t.Fatalf("accepted header %s", header)
 		}
 		if why := userClaimsFault(claims, fx.now, fuzzVerifier.Leeway); why != "" {
 			t.Fatalf("accepted claims %s: %s", claims, why)
@@ -88,10 +98,9 @@ func FuzzUserClaims(f *testing.F) {
 	})
 }
 
-// signRaw signs claims bytes as they are, with the fixture's ES256 key.
-func (f *userFixture) signRaw(t testing.TB, claims []byte) string {
-	in := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"ES256","kid":"k1","typ":"JWT"}`)) + "." +
-		base64.RawURLEncoding.EncodeToString(claims)
+// signRaw signs header and claims bytes as they are, with the fixture's ES256 key.
+func (f *userFixture) signRaw(t testing.TB, header, claims []byte) string {
+	in := base64.RawURLEncoding.EncodeToString(header) + "." + base64.RawURLEncoding.EncodeToString(claims)
 	sig, err := jwt.SigningMethodES256.Sign(in, f.key)
 	if err != nil {
 		t.Fatal(err)

@@ -57,10 +57,11 @@ func FuzzCheck(f *testing.F) {
 	})
 }
 
-// FuzzCheckClaims signs arbitrary claims with the provider's own key, so every token is
-// genuine and only the claims are left to the parser. Attested means, checked here on
-// the JSON itself: the issuer, the audience, an unexpired exp, no future nbf or iat, no
-// device verdict set, and the device id the token names.
+// FuzzCheckClaims signs an arbitrary JOSE header and claims with the provider's own key,
+// so every token is genuine and only the header and claims are left to the parser.
+// Attested means, checked here on the JSON itself: alg ES256 (the key's algorithm), the
+// issuer, the audience, an unexpired exp, no future nbf or iat, no device verdict set,
+// and the device id the token names.
 func FuzzCheckClaims(f *testing.F) {
 	k := attesttest.NewKey(f, "ES256", "ES256")
 	p := benchProvider(attest.SignedToken, k, nil)
@@ -74,12 +75,17 @@ func FuzzCheckClaims(f *testing.F) {
 		{"iss": signedIssuer, "aud": "bench", "exp": float64(exp) + 0.5, "iat": exp},
 	} {
 		b, _ := json.Marshal(c)
-		f.Add(b)
+		f.Add([]byte(`{"alg":"ES256","kid":"ES256","typ":"JWT"}`), b)
 	}
-	f.Add([]byte(`{"iss":"https://attest.test","aud":"bench","exp":1750000060,"iss":"https://other.test"}`))
-	f.Add([]byte(`[]`))
-	f.Fuzz(func(t *testing.T, claims []byte) {
-		o := p.Check(context.Background(), now, request("", "/"), signES256(t, k, claims), nil)
+	f.Add([]byte(`{"alg":"ES256","kid":"ES256"}`), []byte(`{"iss":"https://attest.test","aud":"bench","exp":1750000060,"iss":"https://other.test"}`))
+	f.Add([]byte(`{"alg":"ES256","kid":"ES256"}`), []byte(`[]`))
+	ok := []byte(`{"iss":"https://attest.test","aud":"bench","exp":1750000060}`)
+	for _, h := range []string{`{"alg":"none","kid":"ES256"}`, `{"alg":"HS256","kid":"ES256"}`, `{"alg":"ES256"}`, `{"alg":"RS256","kid":"ES256"}`,
+		`{"alg":"ES256","kid":"other"}`, `{"alg":"ES256","kid":"ES256","alg":"none"}`, `{"alg":"EdDSA","kid":"ES256"}`, `null`} {
+		f.Add([]byte(h), ok)
+	}
+	f.Fuzz(func(t *testing.T, header, claims []byte) {
+		o := p.Check(context.Background(), now, request("", "/"), signES256(t, k, header, claims), nil)
 		if o.Err != nil {
 			t.Fatalf("undecided: %v", o.Err)
 		}
@@ -89,16 +95,19 @@ func FuzzCheckClaims(f *testing.F) {
 			}
 			return
 		}
+		var h struct{ Alg string }
+		if json.Unmarshal(header, &h) != nil || h.Alg != "ES256" {
+			t.Fatalf("attested header %s", header)
+		}
 		if why := attestFault(claims, o.DeviceID); why != "" {
 			t.Fatalf("attested claims %s: %s", claims, why)
 		}
 	})
 }
 
-// signES256 signs claims bytes as they are.
-func signES256(t *testing.T, k *attesttest.Key, claims []byte) string {
-	in := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"ES256","kid":"`+k.ID+`","typ":"JWT"}`)) + "." +
-		base64.RawURLEncoding.EncodeToString(claims)
+// signES256 signs header and claims bytes as they are.
+func signES256(t *testing.T, k *attesttest.Key, header, claims []byte) string {
+	in := base64.RawURLEncoding.EncodeToString(header) + "." + base64.RawURLEncoding.EncodeToString(claims)
 	sig, err := jwt.SigningMethodES256.Sign(in, k.Private.(*ecdsa.PrivateKey))
 	if err != nil {
 		t.Fatal(err)
