@@ -198,3 +198,33 @@ func BenchmarkParseAliasBomb(b *testing.B) {
 		}
 	}
 }
+
+// TestDepthLimitInConfig: 64 levels load, 65 do not. Counted by hand: the document's
+// mapping is level 1, rate_limit_service's value 2, domains 3, the domain 4, its
+// descriptors 5; each nested descriptor adds a mapping and its descriptors list, so the
+// n-th descriptor's mapping is at 4+2n, its scalars at 5+2n and a rate_limit's at 6+2n.
+func TestDepthLimitInConfig(t *testing.T) {
+	nest := func(n int, inner string) string {
+		return "rate_limit_service:\n  domains:\n    - domain: deep\n      descriptors: " +
+			strings.Repeat("[{key: k, descriptors: ", n-1) + "[" + inner + "]" + strings.Repeat("}]", n-1) + "\n"
+	}
+	cases := []struct {
+		name, doc string
+		deep      bool
+	}{
+		{"63 levels", nest(29, "{key: k, value: v}"), false},
+		{"64 levels", nest(29, "{key: k, rate_limit: {unit: second, requests_per_unit: 1}}"), false},
+		{"65 levels", nest(30, "{key: k, value: v}"), true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := Parse([]byte(c.doc))
+			if got := err != nil && strings.Contains(err.Error(), "nests deeper than 64 levels"); got != c.deep {
+				t.Fatalf("refused for depth: %v, want %v (%v)", got, c.deep, err)
+			}
+			if !c.deep && err != nil {
+				t.Fatalf("refused: %v", err)
+			}
+		})
+	}
+}
