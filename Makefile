@@ -35,8 +35,25 @@ test-go: deps-test ## Go tests with the race detector
 bench: ## benchmarks (compare runs with benchstat)
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./policy/... ./ratelimit/... ./extauthz/... | tee bench.out
 
-fuzz: ## fuzz the CheckRequest → Input path for 30 s
-	$(GO) test -run '^$$' -fuzz FuzzCheck -fuzztime 30s ./extauthz/
+# Every parser that reads client or file input, as package:target. Go fuzzes one target
+# per run, so each gets its own `go test -fuzz`, anchored so that no name matches two.
+FUZZ_TARGETS := \
+	./extauthz/:FuzzCheck \
+	./policy/:FuzzUserToken \
+	./policy/:FuzzUserClaims \
+	./policy/:FuzzPayload \
+	./policy/attest/:FuzzCheck \
+	./policy/attest/:FuzzCheckClaims \
+	./ratelimit/:FuzzParseDomain \
+	./ratelimit/rls/:FuzzShouldRateLimit \
+	./config/:FuzzLoad
+FUZZTIME   ?= 10s
+FUZZ_FLAGS ?=
+
+fuzz: ## run every fuzz target for FUZZTIME each (default 10s), one after another
+	@set -e; for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; name=$${t##*:}; \
+	  echo "== $$name ($$pkg) for $(FUZZTIME)"; \
+	  $(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $(FUZZ_FLAGS) $$pkg; done
 
 lint: ## gofmt and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "not gofmt-formatted:"; echo "$$out"; exit 1; fi

@@ -1,12 +1,14 @@
 package config
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -75,7 +77,7 @@ func (c *compiler) path(p string) string {
 // Load reads, decodes, validates and compiles the configuration at path. It is the one
 // code path of start-up, reload and `gatehouse validate`.
 func Load(path string, deps Deps) (*Snapshot, error) {
-	data, err := os.ReadFile(path)
+	data, err := ReadFile(path, MaxConfigBytes)
 	if err != nil {
 		return nil, Errors{fmt.Errorf("read configuration: %w", err)}
 	}
@@ -203,6 +205,7 @@ func (c *compiler) jwtProviders(ps []JWTProvider) {
 				c.add(fmt.Sprintf("%s.algorithms[%d]", path, j), "unsupported algorithm %q (want one of %s)", a, strings.Join(supportedAlgs, ", "))
 			}
 		}
+		c.providerBinding(path, p)
 		if p.Leeway < 0 || p.Leeway > 5*time.Minute {
 			c.add(path+".leeway", "must be between 0s and 5m")
 		}
@@ -212,7 +215,8 @@ func (c *compiler) jwtProviders(ps []JWTProvider) {
 		}
 		keys := c.keySource(path+".jwks", &p.JWKS)
 		c.providers[p.Name] = &policy.JWTVerifier{
-			Name: p.Name, Issuer: p.Issuer, Audiences: p.Audiences, Algorithms: algs, Leeway: leeway, Keys: keys,
+			Name: p.Name, Issuer: p.Issuer, AnyIssuer: p.AllowAnyIssuer, Audiences: p.Audiences, AnyAudience: p.AllowAnyAudience,
+			Algorithms: algs, Leeway: leeway, Keys: keys,
 			Claims: policy.ClaimNames{
 				Roles:         or(p.Claims.Roles, "roles"),
 				Scopes:        or(p.Claims.Scopes, "scope"),
@@ -220,6 +224,29 @@ func (c *compiler) jwtProviders(ps []JWTProvider) {
 				Org:           or(p.Claims.Org, "org_id"),
 				OrgRole:       or(p.Claims.OrgRole, "org_role"),
 			},
+		}
+	}
+}
+
+// providerBinding requires a provider to pin the issuer and audiences of its tokens, or
+// to say explicitly that any is acceptable: without them a token minted by the same
+// identity provider for another service (or by another tenant sharing its keys) passes.
+func (c *compiler) providerBinding(path string, p *JWTProvider) {
+	switch {
+	case p.Issuer == "" && !p.AllowAnyIssuer:
+		c.add(path+".issuer", "is required (or set allow_any_issuer: true to accept tokens from any issuer)")
+	case p.Issuer != "" && p.AllowAnyIssuer:
+		c.add(path+".allow_any_issuer", "cannot be set together with issuer")
+	}
+	switch {
+	case len(p.Audiences) == 0 && !p.AllowAnyAudience:
+		c.add(path+".audiences", "is required (or set allow_any_audience: true to accept tokens for any audience)")
+	case len(p.Audiences) > 0 && p.AllowAnyAudience:
+		c.add(path+".allow_any_audience", "cannot be set together with audiences")
+	}
+	for j, a := range p.Audiences {
+		if strings.TrimSpace(a) == "" {
+			c.add(fmt.Sprintf("%s.audiences[%d]", path, j), "must not be empty")
 		}
 	}
 }
@@ -252,7 +279,7 @@ func (c *compiler) keySource(path string, j *JWKS) *jwks.Source {
 			return nil
 		}
 		if j.CAFile != "" {
-			pem, err := os.ReadFile(c.path(j.CAFile))
+			pem, err := ReadFile(c.path(j.CAFile), MaxFileBytes)
 			pool := x509.NewCertPool()
 			if err != nil || !pool.AppendCertsFromPEM(pem) {
 				c.add(path+".ca_file", "cannot read a PEM CA bundle from %s", j.CAFile)
@@ -281,7 +308,7 @@ func (c *compiler) secretList(ss []Secret) {
 			c.add(path, "set exactly one of file and env")
 			continue
 		}
-		value, found := c.read(s.File, s.Env)
+		value, found := c.read(path+".file", s.File, s.Env)
 		if !s.Encrypted {
 			if s.KeyFile != "" || s.KeyEnv != "" {
 				c.add(path, "key_file and key_env are only for encrypted secrets")
@@ -295,7 +322,7 @@ func (c *compiler) secretList(ss []Secret) {
 			c.add(path, "an encrypted secret needs exactly one of key_file and key_env")
 			continue
 		}
-		raw, ok := c.read(s.KeyFile, s.KeyEnv)
+		raw, ok := c.read(path+".key_file", s.KeyFile, s.KeyEnv)
 		key := decodeKey(raw)
 		if ok && len(key) != 32 {
 			c.add(path, "the decryption key must be 32 bytes (raw or base64)")
@@ -311,10 +338,14 @@ func (c *compiler) secretList(ss []Secret) {
 }
 
 // read returns a secret's value from a file or the environment, trimming one trailing
-// newline (as editors and Kubernetes Secrets add).
-func (c *compiler) read(file, env string) (string, bool) {
+// newline (as editors and Kubernetes Secrets add). A file that cannot be read counts as
+// absent; one larger than MaxFileBytes is a problem reported at path.
+func (c *compiler) read(path, file, env string) (string, bool) {
 	if file != "" {
-		b, err := os.ReadFile(c.path(file))
+		b, err := ReadFile(c.path(file), MaxFileBytes)
+		if errors.Is(err, ErrTooLarge) {
+			c.add(path, "%s is larger than the limit of %d bytes", file, MaxFileBytes)
+		}
 		if err != nil {
 			return "", false
 		}
@@ -493,10 +524,9 @@ func (c *compiler) payload(path string, p *Payload) *policy.Payload {
 			return out
 		}
 	case p.JSONSchemaFile != "":
-		f, err := os.Open(c.path(p.JSONSchemaFile))
+		b, err := ReadFile(c.path(p.JSONSchemaFile), MaxFileBytes)
 		if err == nil {
-			doc, err = jsonschema.UnmarshalJSON(f)
-			f.Close()
+			doc, err = jsonschema.UnmarshalJSON(bytes.NewReader(b))
 		}
 		if err != nil {
 			c.add(path+".json_schema_file", "%v", err)

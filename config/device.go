@@ -446,7 +446,7 @@ func (c *compiler) attestKeys(path string, j *AttestationJWKS, def *JWKS) *jwks.
 // approovSecret reads a base64 HS256 secret; it returns the secret and its digest (for
 // the cache id).
 func (c *compiler) approovSecret(path string, p *AttestationProvider) ([]byte, string) {
-	raw, ok := c.read(p.SecretFile, p.SecretEnv)
+	raw, ok := c.read(path+".secret_file", p.SecretFile, p.SecretEnv)
 	key := path + ".secret_file"
 	if p.SecretEnv != "" {
 		key = path + ".secret_env"
@@ -475,7 +475,7 @@ func (c *compiler) cacheID(app string, index int, p *AttestationProvider, secret
 	settings, _ := json.Marshal(p)
 	keyFile := ""
 	if p.JWKS.File != "" {
-		if b, err := os.ReadFile(c.path(p.JWKS.File)); err == nil {
+		if b, err := ReadFile(c.path(p.JWKS.File), MaxFileBytes); err == nil {
 			h := policy.HashCredential(string(b))
 			keyFile = hex.EncodeToString(h[:])
 		}
@@ -492,7 +492,7 @@ func (c *compiler) list(path, key string, inline []string, file string, parse fu
 		where[i] = fmt.Sprintf("%s.%s[%d]", path, key, i)
 	}
 	if file != "" {
-		b, err := os.ReadFile(c.path(file))
+		b, err := ReadFile(c.path(file), MaxListFileBytes)
 		if err != nil {
 			c.add(path+"."+key+"_file", "cannot read %s: %v", file, unwrapPathError(err))
 		} else {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"reflect"
 	"sort"
 	"strings"
@@ -36,9 +37,58 @@ func errorf(path, format string, args ...any) error {
 	return fmt.Errorf("%s: %s", path, fmt.Sprintf(format, args...))
 }
 
+// Limits on what reading a configuration may cost. They sit far above any real
+// configuration and far below what would stall or exhaust a server that reloads one.
+const (
+	// MaxConfigBytes bounds the configuration file (a Kubernetes ConfigMap holds at most
+	// 1 MiB too).
+	MaxConfigBytes = 1 << 20
+	// MaxFileBytes bounds every other file a configuration names: key sets, secrets,
+	// keys, CA bundles, JSON schemas and rate-limit service files.
+	MaxFileBytes = 1 << 20
+	// MaxListFileBytes bounds a device or IP allow/block list file.
+	MaxListFileBytes = 16 << 20
+	// MaxNodes bounds the YAML nodes of a configuration counted with every alias
+	// expanded, so that an alias bomb (a small file whose aliases stand for billions of
+	// nodes) is refused before anything expands it.
+	MaxNodes = 1_000_000
+	// MaxDepth bounds how deeply a configuration nests, aliases followed.
+	MaxDepth = 64
+)
+
+// ErrTooLarge is the error of ReadFile for a file over its limit.
+var ErrTooLarge = errors.New("file is larger than the limit")
+
+// ReadFile reads a file named by (or being) a configuration, refusing one larger than
+// limit bytes (ErrTooLarge) without reading more than limit+1 bytes of it.
+func ReadFile(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	tooLarge := fmt.Errorf("%w of %d bytes", ErrTooLarge, limit)
+	if st, err := f.Stat(); err == nil && st.Mode().IsRegular() && st.Size() > limit {
+		return nil, tooLarge
+	}
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > limit {
+		return nil, tooLarge
+	}
+	return data, nil
+}
+
 // Parse decodes a configuration strictly: unknown keys, wrong types and trailing
-// documents are errors, all reported with their paths.
+// documents are errors, all reported with their paths. A configuration larger than
+// MaxConfigBytes, or one that aliases expand beyond MaxNodes or MaxDepth, is refused
+// before it is decoded.
 func Parse(data []byte) (*File, error) {
+	if len(data) > MaxConfigBytes {
+		return nil, Errors{fmt.Errorf("configuration is larger than the limit of %d bytes", MaxConfigBytes)}
+	}
 	var root yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&root); err != nil {
@@ -55,6 +105,9 @@ func Parse(data []byte) (*File, error) {
 	doc := &root
 	if doc.Kind == yaml.DocumentNode && len(doc.Content) == 1 {
 		doc = doc.Content[0]
+	}
+	if err := measure(doc, MaxNodes, MaxDepth); err != nil {
+		return nil, Errors{err}
 	}
 	checkKeys(doc, reflect.TypeFor[File](), "", &errs)
 	if len(errs) > 0 {

@@ -39,13 +39,17 @@ type Server struct {
 
 // JWTProvider is an identity provider whose user JWTs endpoints may require.
 type JWTProvider struct {
-	Name       string        `yaml:"name"`
-	Issuer     string        `yaml:"issuer"`
-	Audiences  []string      `yaml:"audiences"`
-	Algorithms []string      `yaml:"algorithms"` // default [RS256, ES256]
-	Leeway     time.Duration `yaml:"leeway"`     // default 30s
-	JWKS       JWKS          `yaml:"jwks"`
-	Claims     Claims        `yaml:"claims"`
+	Name string `yaml:"name"`
+	// Issuer and Audiences are required unless AllowAnyIssuer / AllowAnyAudience say
+	// explicitly that any is acceptable (never both for one claim).
+	Issuer           string        `yaml:"issuer"`
+	AllowAnyIssuer   bool          `yaml:"allow_any_issuer"`
+	Audiences        []string      `yaml:"audiences"`
+	AllowAnyAudience bool          `yaml:"allow_any_audience"`
+	Algorithms       []string      `yaml:"algorithms"` // default [RS256, ES256]
+	Leeway           time.Duration `yaml:"leeway"`     // default 30s
+	JWKS             JWKS          `yaml:"jwks"`
+	Claims           Claims        `yaml:"claims"`
 }
 
 // JWKS says where a key set comes from.

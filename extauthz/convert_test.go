@@ -206,32 +206,6 @@ func TestBadInput(t *testing.T) {
 	}
 }
 
-// FuzzCheck feeds arbitrary requests through conversion, pipeline and response building.
-func FuzzCheck(f *testing.F) {
-	f.Add("GET", "/v1/hello", "x-app-token", "demo-app-token", "", "")
-	f.Add("POST", "/v1/echo?x", "x-app-token", "demo-app-token", `{"message":"hi"}`, "echo")
-	f.Add("GET", "/v1/../hello", "authorization", "Bearer a.b.c", "", "")
-	f.Add("DELETE", "/v1/hello", "x-api-key", "demo-api-key,x", "[]", "nope")
-	s := demoServer(f)
-	f.Fuzz(func(t *testing.T, method, path, hk, hv, body, slug string) {
-		req := httpReq(&authv3.AttributeContext_HttpRequest{Method: method, Path: path, Body: body, Size: int64(len(body)),
-			Headers: map[string]string{strings.ToLower(hk): hv, ":path": path}})
-		if slug != "" {
-			req.Attributes.ContextExtensions = map[string]string{"endpoint": slug}
-		}
-		resp, err := s.Check(context.Background(), req)
-		if err != nil {
-			t.Fatalf("gRPC error %v", err)
-		}
-		if resp.GetOkResponse() == nil && resp.GetDeniedResponse() == nil {
-			t.Fatal("neither allowed nor denied")
-		}
-		if den := resp.GetDeniedResponse(); den != nil && !json.Valid([]byte(den.GetBody())) {
-			t.Fatalf("body not JSON: %q", den.GetBody())
-		}
-	})
-}
-
 // TestHeaderHygiene: through the adapter, a client's identity headers in any spelling are
 // removed from the upstream request, and a method-override header is refused with 405
 // and the endpoint's Allow.

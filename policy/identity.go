@@ -20,13 +20,19 @@ var tracer = otel.Tracer("github.com/gatehouse/gatehouse/policy")
 
 // JWTVerifier verifies user JWTs of one identity provider.
 type JWTVerifier struct {
-	Name       string
-	Issuer     string
-	Audiences  []string // any of; empty skips the audience check
-	Algorithms []string // allow-list; "none" is never accepted
-	Leeway     time.Duration
-	Keys       *jwks.Source
-	Claims     ClaimNames
+	Name string
+	// Issuer is the iss every token must carry. Empty accepts any issuer only with
+	// AnyIssuer; otherwise every token is refused.
+	Issuer    string
+	AnyIssuer bool
+	// Audiences: a token's aud must contain one of them. Empty accepts any audience only
+	// with AnyAudience; otherwise every token is refused.
+	Audiences   []string
+	AnyAudience bool
+	Algorithms  []string // allow-list; "none" is never accepted
+	Leeway      time.Duration
+	Keys        *jwks.Source
+	Claims      ClaimNames
 }
 
 // ClaimNames are the claim names a provider uses.
@@ -170,6 +176,9 @@ func (v *JWTVerifier) verify(ctx context.Context, now time.Time, cache *Cache, v
 }
 
 func (v *JWTVerifier) parse(ctx context.Context, now time.Time, tok string) (*userClaims, error) {
+	if !v.bound() {
+		return &userClaims{code: InvalidToken}, nil
+	}
 	ctx, span := tracer.Start(ctx, "gatehouse.jwt.verify", trace.WithAttributes(attribute.String("gatehouse.jwt.provider", v.Name)))
 	defer span.End()
 	opts := []jwt.ParserOption{
@@ -218,6 +227,13 @@ func (v *JWTVerifier) parse(ctx context.Context, now time.Time, tok string) (*us
 		c.expires = exp.Time
 	}
 	return c, nil
+}
+
+// bound reports whether the verifier pins an issuer and audiences, or says explicitly
+// that any is acceptable: one that does neither would take a token minted for any
+// other service that shares the key set, so it accepts none.
+func (v *JWTVerifier) bound() bool {
+	return (v.Issuer != "" || v.AnyIssuer) && (len(v.Audiences) > 0 || v.AnyAudience)
 }
 
 // stringList reads a claim that is a string (space-separated when split) or an array of

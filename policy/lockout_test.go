@@ -22,7 +22,7 @@ func TestLockoutCountsOnlyWrongCredentials(t *testing.T) {
 	cfg := strings.ReplaceAll(`
 lockout: {max_failures: 2, window: 1m, lock_for: 10m, key: [ip]}
 jwt_providers:
-  - {name: down, issuer: https://id.test, jwks: {url: "https://127.0.0.1:1/jwks", min_refresh: 1ms}}
+  - {name: down, issuer: https://id.test, audiences: [api], jwks: {url: "https://127.0.0.1:1/jwks", min_refresh: 1ms}}
 apps:
   - {name: a, app_token_sha256: [HASH], endpoints: ["*"]}
 endpoints:

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io/fs"
 	"math"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -163,7 +162,7 @@ func (c *compiler) rls(p string, cfg RLSConfig) *rlsRules {
 		}
 		for _, f := range files {
 			fp := fmt.Sprintf("%s.files[%d] (%s)", p, i, f)
-			data, err := os.ReadFile(f)
+			data, err := readDomainFile(f)
 			if err != nil {
 				c.bad(fp, "%v", err)
 				continue

@@ -160,7 +160,7 @@ func (s *server) startSettings() (budget int64, store ratelimit.StoreConfig) {
 	if s.flags.config == "" {
 		return budget, store
 	}
-	data, err := os.ReadFile(s.flags.config)
+	data, err := config.ReadFile(s.flags.config, config.MaxConfigBytes)
 	if err != nil {
 		return budget, store
 	}

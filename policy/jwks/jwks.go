@@ -301,7 +301,7 @@ var tracer = otel.Tracer("github.com/gatehouse/gatehouse/policy/jwks")
 
 func (s *Source) fetch(ctx context.Context) ([]byte, error) {
 	if s.o.File != "" {
-		return os.ReadFile(s.o.File)
+		return readFile(s.o.File)
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -318,7 +318,24 @@ func (s *Source) fetch(ctx context.Context) ([]byte, error) {
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("jwks: fetch: HTTP %d", resp.StatusCode)
 	}
-	return io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	return io.ReadAll(io.LimitReader(resp.Body, MaxBytes))
+}
+
+// MaxBytes bounds a key set, fetched or read from a file.
+const MaxBytes = 1 << 20
+
+// readFile reads a key set file, refusing one larger than MaxBytes.
+func readFile(name string) ([]byte, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, MaxBytes+1))
+	if err == nil && len(b) > MaxBytes {
+		err = fmt.Errorf("jwks: %s is larger than the limit of %d bytes", name, MaxBytes)
+	}
+	return b, err
 }
 
 type jwk struct {
