@@ -42,6 +42,7 @@ FUZZ_TARGETS := \
 	./policy/:FuzzUserToken \
 	./policy/:FuzzUserClaims \
 	./policy/:FuzzPayload \
+	./policy/:FuzzNormalizePath \
 	./policy/attest/:FuzzCheck \
 	./policy/attest/:FuzzCheckClaims \
 	./ratelimit/:FuzzParseDomain \
