@@ -59,6 +59,12 @@ func TestCompileErrors(t *testing.T) {
 			`rls.files[0] (testdata/does-not-exist.yaml): open testdata/does-not-exist.yaml`,
 			`rls.domains[1].domain: duplicate domain "x"`,
 		}},
+		{"rls domains that would share counter ids", CompileInput{RLS: RLSConfig{Domains: []DomainConfig{
+			{Domain: "a#w1"}, {Domain: "x/override"}, {Domain: "x/override/y"},
+		}}}, []string{
+			`rls.domains[0].domain: must not contain # nor end in /override`,
+			`rls.domains[1].domain: must not contain # nor end in /override`,
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

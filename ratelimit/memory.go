@@ -2,6 +2,8 @@ package ratelimit
 
 import (
 	"context"
+	"math"
+	"strings"
 	"sync"
 	"time"
 
@@ -15,9 +17,13 @@ const (
 	sweepInterval        = 10 * time.Second
 )
 
-// memoryStore keeps counters in sharded maps indexed by the keys' 64-bit hashes: a check
-// builds no string and allocates nothing. Counters flagged Persist (quotas, credits) and
-// bindings are written to a file periodically and on Close, and read back at open.
+// memoryStore keeps counters in sharded maps indexed by the keys' 64-bit digests. The
+// digest only finds a counter: each entry keeps its key's identity, compared on every
+// lookup, and a key whose digest is taken by another key lives in the shard's overflow
+// map, indexed by identity. So distinct keys never share a counter, and a check on an
+// existing counter builds no string and allocates nothing. Counters flagged Persist
+// (quotas, credits) and bindings are written to a file periodically and on Close, and
+// read back at open.
 type memoryStore struct {
 	shards     []memShard
 	mask       uint64
@@ -35,16 +41,21 @@ var _ Store = (*memoryStore)(nil)
 
 type memShard struct {
 	mu    sync.Mutex
-	m     map[uint64]entry
-	binds map[uint64]map[uint64]struct{}
-	_     [40]byte // keep neighbouring shards' locks off one cache line
+	m     map[uint64]entry // by digest
+	over  map[string]entry // by identity: keys whose digest another key holds in m
+	binds map[string]map[string]struct{}
+	// legacyBinds are bindings read from a version 1 file: key and member digests.
+	legacyBinds map[uint64]map[uint64]struct{}
+	_           [24]byte // keep neighbouring shards' locks off one cache line
 }
 
-// entry is one counter: a count or a TAT, its expiry (unix ns, 0 never), and whether it
-// is persisted.
+// entry is one counter: a count or a TAT, its expiry (unix ns, 0 never), whether it is
+// persisted, and the identity of its key ("" for a counter read from a version 1 file,
+// which named counters by digest only: the first key with that digest adopts it).
 type entry struct {
 	val     int64
 	exp     int64
+	key     string
 	persist bool
 }
 
@@ -84,7 +95,9 @@ func newMemory(cfg MemoryConfig, clock Clock) *memoryStore {
 	}
 	for i := range s.shards {
 		s.shards[i].m = make(map[uint64]entry)
-		s.shards[i].binds = make(map[uint64]map[uint64]struct{})
+		s.shards[i].over = make(map[string]entry)
+		s.shards[i].binds = make(map[string]map[string]struct{})
+		s.shards[i].legacyBinds = make(map[uint64]map[uint64]struct{})
 	}
 	return s
 }
@@ -153,23 +166,23 @@ func (s *memoryStore) apply(ns int64, ops []Op, out []Outcome) {
 		if op.Kind == KindGCRA {
 			exp = out[i].Value // after its TAT a bucket is full again: the entry can go
 		}
-		s.put(s.shard(op.Key.hash), op.Key.hash, entry{val: out[i].Value, exp: exp, persist: op.Persist}, ns)
+		s.shard(op.Key.hash).put(&op.Key, entry{val: out[i].Value, exp: exp, persist: op.Persist}, ns, s.maxPer)
 	}
 }
 
 // current returns the value op i starts from: an earlier op on the same key in this
 // batch, or the stored entry unless expired.
 func (s *memoryStore) current(ops []Op, out []Outcome, bases []int64, i int, ns int64) (int64, bool, int64) {
-	h := ops[i].Key.hash
+	k := &ops[i].Key
 	for j := i - 1; j >= 0; j-- {
-		if ops[j].Key.hash == h && ops[j].Kind != KindPeek {
+		if ops[j].Kind != KindPeek && sameKey(&ops[j].Key, k) {
 			if out[j].Allowed {
 				return out[j].Value, true, 0
 			}
 			return bases[j], true, 0
 		}
 	}
-	e, ok := s.shard(h).m[h]
+	e, ok := s.shard(k.hash).find(k)
 	if !ok || (e.exp != 0 && e.exp <= ns) {
 		return 0, false, 0
 	}
@@ -201,13 +214,54 @@ func evalOp(op *Op, cur int64, exists bool, ns int64) (next, base int64, ok bool
 	}
 }
 
-// put stores e, evicting when the shard is full; the shard is locked.
-func (s *memoryStore) put(sh *memShard, h uint64, e entry, ns int64) {
-	if _, ok := sh.m[h]; !ok && len(sh.m) >= s.maxPer {
-		sh.evict(ns, s.maxPer)
+// find returns k's entry; the shard is locked. Only when the shard holds keys in its
+// overflow map and k's digest slot holds another key does it build k's identity (on the
+// stack for keys of up to 96 bytes).
+func (sh *memShard) find(k *Key) (entry, bool) {
+	e, ok := sh.m[k.hash]
+	if ok && (e.key == "" || k.is(e.key)) {
+		return e, true
 	}
-	sh.m[h] = e
+	if len(sh.over) == 0 {
+		return entry{}, false
+	}
+	var buf [96]byte
+	e, ok = sh.over[string(k.appendIdentity(buf[:0]))]
+	return e, ok
 }
+
+// put stores e as k's counter, evicting when the shard is full; the shard is locked.
+// A new key takes its digest's slot when free, else goes to the overflow map.
+func (sh *memShard) put(k *Key, e entry, ns int64, maxPer int) {
+	old, ok := sh.m[k.hash]
+	if ok && (old.key == "" || k.is(old.key)) {
+		e.key = old.key
+		if e.key == "" {
+			e.key = k.identity() // a version 1 counter is adopted by its key
+		}
+		sh.m[k.hash] = e
+		return
+	}
+	if ok || len(sh.over) > 0 {
+		var buf [96]byte
+		id := k.appendIdentity(buf[:0])
+		if _, in := sh.over[string(id)]; in || ok {
+			if !in && sh.len() >= maxPer {
+				sh.evict(ns, maxPer)
+			}
+			e.key = string(id)
+			sh.over[e.key] = e
+			return
+		}
+	}
+	if sh.len() >= maxPer {
+		sh.evict(ns, maxPer)
+	}
+	e.key = k.identity()
+	sh.m[k.hash] = e
+}
+
+func (sh *memShard) len() int { return len(sh.m) + len(sh.over) }
 
 // evict makes room, down to 7/8 of the bound: expired entries first; if that frees too
 // little, arbitrary entries that are not persisted (map order is random); then, as a last
@@ -215,20 +269,35 @@ func (s *memoryStore) put(sh *memShard, h uint64, e entry, ns int64) {
 // never expiring) are never evicted: losing one would restore a spent grant or lose a
 // top-up. A shard that holds nothing else grows past the bound.
 func (sh *memShard) evict(ns int64, maxPer int) {
+	sh.dropExpired(ns)
+	target := maxPer - maxPer/8
+	for pass := 0; pass < 2 && sh.len() > target; pass++ {
+		drop := func(e entry) bool {
+			return sh.len() > target && (!e.persist || (pass == 1 && e.exp != 0))
+		}
+		for k, e := range sh.m {
+			if drop(e) {
+				delete(sh.m, k)
+			}
+		}
+		for k, e := range sh.over {
+			if drop(e) {
+				delete(sh.over, k)
+			}
+		}
+	}
+}
+
+// dropExpired deletes the shard's expired entries; the shard is locked.
+func (sh *memShard) dropExpired(ns int64) {
 	for k, e := range sh.m {
 		if e.exp != 0 && e.exp <= ns {
 			delete(sh.m, k)
 		}
 	}
-	target := maxPer - maxPer/8
-	for pass := 0; pass < 2 && len(sh.m) > target; pass++ {
-		for k, e := range sh.m {
-			if len(sh.m) <= target {
-				break
-			}
-			if !e.persist || (pass == 1 && e.exp != 0) {
-				delete(sh.m, k)
-			}
+	for k, e := range sh.over {
+		if e.exp != 0 && e.exp <= ns {
+			delete(sh.over, k)
 		}
 	}
 }
@@ -238,42 +307,50 @@ func (s *memoryStore) Adjust(_ context.Context, key Key, delta int64) (int64, er
 	sh := s.shard(key.hash)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	e := sh.m[key.hash]
+	e, _ := sh.find(&key)
 	e.val += delta
 	e.exp, e.persist = 0, true
-	sh.m[key.hash] = e
+	sh.put(&key, e, 0, math.MaxInt) // a top-up is always kept
 	return e.val, nil
 }
 
 func bindHash(key string) uint64 { return mix(xxhash.Sum64String(key) ^ 0x62696e64) }
 
-// Bind implements [Store].
+// bindShard is the shard of a binding key.
+func (s *memoryStore) bindShard(key string) *memShard { return s.shard(bindHash(key)) }
+
+// Bind implements [Store]. Keys and members are compared in full; members bound before
+// a version 2 file (known by digest only) still count and still match.
 func (s *memoryStore) Bind(_ context.Context, key, member string, maxMembers int) (bool, int, error) {
-	h, mh := bindHash(key), xxhash.Sum64String(member)
-	sh := s.shard(h)
+	sh := s.bindShard(key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	set := sh.binds[h]
-	if _, ok := set[mh]; ok {
-		return true, len(set), nil
+	set := sh.binds[key]
+	old := sh.legacyBinds[bindHash(key)]
+	n := len(set) + len(old)
+	if _, ok := set[member]; ok {
+		return true, n, nil
 	}
-	if len(set) >= maxMembers {
-		return false, len(set), nil
+	if _, ok := old[xxhash.Sum64String(member)]; ok {
+		return true, n, nil
+	}
+	if n >= maxMembers {
+		return false, n, nil
 	}
 	if set == nil {
-		set = make(map[uint64]struct{}, 1)
-		sh.binds[h] = set
+		set = make(map[string]struct{}, 1)
+		sh.binds[strings.Clone(key)] = set
 	}
-	set[mh] = struct{}{}
-	return true, len(set), nil
+	set[strings.Clone(member)] = struct{}{}
+	return true, n + 1, nil
 }
 
 // ResetBindings implements [Store].
 func (s *memoryStore) ResetBindings(_ context.Context, key string) error {
-	h := bindHash(key)
-	sh := s.shard(h)
+	sh := s.bindShard(key)
 	sh.mu.Lock()
-	delete(sh.binds, h)
+	delete(sh.binds, key)
+	delete(sh.legacyBinds, bindHash(key))
 	sh.mu.Unlock()
 	return nil
 }
@@ -301,11 +378,7 @@ func (s *memoryStore) sweep(ns int64) {
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.Lock()
-		for k, e := range sh.m {
-			if e.exp != 0 && e.exp <= ns {
-				delete(sh.m, k)
-			}
-		}
+		sh.dropExpired(ns)
 		sh.mu.Unlock()
 	}
 }
@@ -327,7 +400,7 @@ func (s *memoryStore) Len() int {
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.Lock()
-		n += len(sh.m)
+		n += sh.len()
 		sh.mu.Unlock()
 	}
 	return n

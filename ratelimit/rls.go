@@ -187,6 +187,12 @@ func (c *compiler) domain(p string, d DomainConfig, rr *rlsRules) {
 		c.bad(p+".domain", "required")
 		return
 	}
+	if strings.Contains(d.Domain, "#") || strings.HasSuffix(d.Domain, "/override") {
+		// counter ids are "rls/<domain>#…" and "rls/<domain>/override#…": either would
+		// let two domains name one counter
+		c.bad(p+".domain", "must not contain # nor end in /override")
+		return
+	}
 	if _, dup := rr.domains[d.Domain]; dup {
 		c.bad(p+".domain", "duplicate domain %q", d.Domain)
 		return
