@@ -76,6 +76,13 @@ type RLSConfig struct {
 	FailMode string `yaml:"fail_mode"`
 	// TimeZone for day/week/month/year units; default UTC.
 	TimeZone string `yaml:"time_zone"`
+	// MaxDescriptors, MaxEntries and MaxBytes bound the work of one ShouldRateLimit: a
+	// request with more descriptors (default 64), a descriptor with more entries
+	// (default 16), or more bytes in its domain and every entry's key and value (default
+	// 65536) is refused with gRPC INVALID_ARGUMENT before anything is counted.
+	MaxDescriptors int `yaml:"max_descriptors"`
+	MaxEntries     int `yaml:"max_entries"`
+	MaxBytes       int `yaml:"max_bytes"`
 }
 
 // DomainConfig is one envoyproxy/ratelimit configuration file.

@@ -98,6 +98,60 @@ type rlsRules struct {
 	addHeaders bool
 	fail       failMode
 	loc        *time.Location
+	bounds     rlsBounds
+}
+
+// The default bounds of one request, sized for Envoy's traffic: its rate_limits actions
+// produce a few descriptors of a few entries each.
+const (
+	defaultMaxDescriptors = 64
+	defaultMaxDescEntries = 16
+	defaultMaxBytes       = 64 << 10
+)
+
+// rlsBounds bound the work of one request (see RLSConfig.MaxDescriptors).
+type rlsBounds struct{ descriptors, entries, bytes int }
+
+// ErrInvalidRequest wraps the error of a rate-limit request refused for its shape (too
+// many descriptors, entries or bytes); its message never holds request data.
+var ErrInvalidRequest = errors.New("ratelimit: invalid request")
+
+// check refuses a request past the bounds, before any work proportional to its size.
+func (b rlsBounds) check(req *RLSRequest) error {
+	if n := len(req.Descriptors); n > b.descriptors {
+		return fmt.Errorf("%w: %d descriptors, at most %d", ErrInvalidRequest, n, b.descriptors)
+	}
+	size := len(req.Domain)
+	for i := range req.Descriptors {
+		es := req.Descriptors[i].Entries
+		if len(es) > b.entries {
+			return fmt.Errorf("%w: descriptor %d has %d entries, at most %d", ErrInvalidRequest, i, len(es), b.entries)
+		}
+		for _, en := range es {
+			size += len(en.Key) + len(en.Value)
+		}
+	}
+	if size > b.bytes {
+		return fmt.Errorf("%w: %d bytes of domain, keys and values, at most %d", ErrInvalidRequest, size, b.bytes)
+	}
+	return nil
+}
+
+func (c *compiler) rlsBounds(p string, cfg RLSConfig) rlsBounds {
+	pick := func(key string, v, def int) int {
+		if v < 0 {
+			c.bad(p+"."+key, "must be ≥ 0 (0: the default, %d)", def)
+		}
+		if v <= 0 {
+			return def
+		}
+		return v
+	}
+	return rlsBounds{
+		descriptors: pick("max_descriptors", cfg.MaxDescriptors, defaultMaxDescriptors),
+		entries:     pick("max_entries", cfg.MaxEntries, defaultMaxDescEntries),
+		bytes:       pick("max_bytes", cfg.MaxBytes, defaultMaxBytes),
+	}
 }
 
 type rlsKV struct{ key, value string }
@@ -141,6 +195,7 @@ func ParseDomain(data []byte) (DomainConfig, error) {
 
 func (c *compiler) rls(p string, cfg RLSConfig) *rlsRules {
 	rr := &rlsRules{domains: map[string]*rlsNode{}, shadow: cfg.ShadowMode, addHeaders: cfg.AddHeaders}
+	rr.bounds = c.rlsBounds(p, cfg)
 	switch cfg.FailMode {
 	case "", "error":
 		rr.fail = failClosed
@@ -434,9 +489,13 @@ func (rr *rlsRules) override(domain string, o *RLSOverride) *rlsLimit {
 
 // ShouldRateLimit counts the request's descriptors of its domain in one store call. An
 // unknown domain, or a descriptor that matches nothing, is OK without a limit. The error
+// wraps [ErrInvalidRequest] when the request is past the configured bounds; otherwise it
 // is non-nil only when the store could not be reached and the fail mode is error.
 func (e *Engine) ShouldRateLimit(ctx context.Context, now time.Time, req RLSRequest) (RLSResponse, error) {
 	rr := e.rls
+	if err := rr.bounds.check(&req); err != nil {
+		return RLSResponse{}, err
+	}
 	resp := RLSResponse{Statuses: make([]RLSStatus, len(req.Descriptors)), AddHeaders: rr.addHeaders}
 	dom := rr.domains[req.Domain]
 	if dom == nil {
