@@ -95,8 +95,9 @@ type DomainConfig struct {
 // "*" to match every value with that prefix; with share_threshold, all those values share
 // one counter instead of one each. quota_mode is taken as shadow_mode (envoyproxy adds
 // the violations to dynamic metadata, which Gatehouse does not produce); value_to_metric
-// is accepted and has no effect: descriptor values reach metrics only with
-// detailed_metric (the last entry's value).
+// is accepted and has no effect. Descriptor values a client sends never reach metric
+// labels: detailed_metric on a key without a configured value labels the limit
+// "<path>_other", and configured values and patterns are in the path already.
 type DescriptorConfig struct {
 	Key            string             `yaml:"key"`
 	Value          string             `yaml:"value"`

@@ -174,11 +174,13 @@ type rlsLimit struct {
 	rule      *rule
 	unlimited bool
 	shadow    bool
-	detailed  bool
 	name      string
 	replaces  []string
 	current   RLSCurrentLimit
-	path      string // for metrics: domain.key_value.key
+	// label names the limit in metrics: its path (domain.key_value.key), configuration
+	// only. detailed_metric on a key without a value adds "_other", never the request's
+	// value: a client's values would make series without bound.
+	label string
 }
 
 // ParseDomain decodes one envoyproxy/ratelimit configuration file strictly (unknown keys
@@ -329,7 +331,10 @@ var unitDurations = []struct {
 
 func (c *compiler) rateLimit(p, domain, path string, d DescriptorConfig, rr *rlsRules) *rlsLimit {
 	rl := d.RateLimit
-	l := &rlsLimit{unlimited: rl.Unlimited, shadow: d.ShadowMode || d.QuotaMode, detailed: d.DetailedMetric, name: rl.Name, path: path}
+	l := &rlsLimit{unlimited: rl.Unlimited, shadow: d.ShadowMode || d.QuotaMode, name: rl.Name, label: path}
+	if d.DetailedMetric && d.Value == "" {
+		l.label = path + "_other" // a configured value or pattern is in path already
+	}
 	for j, r := range rl.Replaces {
 		switch {
 		case r.Name == "":
@@ -484,7 +489,7 @@ func (rr *rlsRules) override(domain string, o *RLSOverride) *rlsLimit {
 		return nil
 	}
 	r.id = "rls/" + domain + "/override#" + r.signature()
-	return &rlsLimit{rule: r, current: RLSCurrentLimit{RequestsPerUnit: o.RequestsPerUnit, Unit: o.Unit}, path: domain + ".override"}
+	return &rlsLimit{rule: r, current: RLSCurrentLimit{RequestsPerUnit: o.RequestsPerUnit, Unit: o.Unit}, label: domain + ".override"}
 }
 
 // ShouldRateLimit counts the request's descriptors of its domain in one store call. An
@@ -540,15 +545,11 @@ func (e *Engine) ShouldRateLimit(ctx context.Context, now time.Time, req RLSRequ
 		}
 		if !b.outs[j].Allowed {
 			s.Remaining, s.RetryAfter = 0, st.RetryAfter
-			label := l.path
-			if es := req.Descriptors[i].Entries; l.detailed && len(es) > 0 {
-				label += "_" + countedAs(shared, i, len(es)-1, es[len(es)-1].Value)
-			}
 			if l.shadow {
-				e.metrics.shadowHit("rls", label)
+				e.metrics.shadowHit("rls", l.label)
 			} else {
 				s.OverLimit, resp.OverLimit = true, true
-				e.metrics.overLimitHit("rls", label)
+				e.metrics.overLimitHit("rls", l.label)
 			}
 		}
 		resp.Statuses[i] = s
