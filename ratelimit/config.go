@@ -144,9 +144,12 @@ type StoreConfig struct {
 
 // MemoryConfig configures the in-process store.
 type MemoryConfig struct {
-	// MaxEntries bounds the number of counters (default 2,000,000); when full, expired
-	// entries are evicted first, then arbitrary short-lived ones, then quota counters;
-	// credits never are.
+	// MaxEntries bounds the number of counters (default 2,000,000). When full, the store
+	// drops expired entries, then counters under their limit that are not persisted
+	// (their keys start afresh); it never drops a key over its limit, a quota, long
+	// window or credit, or a lockout. When nothing can be dropped, a new key is answered
+	// as a fresh one but not tracked (gatehouse_ratelimit_memory_untracked_total, and a
+	// log line at most once a minute).
 	MaxEntries int `yaml:"max_entries"`
 	// Shards is the number of lock shards, a power of two (default 256).
 	Shards int `yaml:"shards"`

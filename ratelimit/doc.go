@@ -21,10 +21,11 @@
 // digest of the key's parts; each counter keeps its key, compared on every lookup, so two
 // keys whose digests collide (by chance or by a client's design) never share a counter
 // (the second one is kept apart, by its full key). A check on an existing counter
-// allocates nothing. It is bounded (max_entries; expired
-// entries are evicted first) and persists quota, credit and long-window counters and
-// bindings to a file, written atomically (temporary file + rename) every flush_interval
-// (default 10s) and on Close, and read back at start. A crash therefore loses at most
+// allocates nothing. It is bounded (max_entries): when full it sheds expired entries,
+// then counters under their limit, never a key over its limit, a quota, a credit or a
+// lockout; with nothing to shed, new keys are not tracked. It persists quota, credit and
+// long-window counters and bindings to a file, written atomically (temporary file +
+// rename) every flush_interval (default 10s) and on Close, and read back at start. A crash therefore loses at most
 // flush_interval of counting on those counters (the requests counted since the last
 // flush); short windows and GCRA buckets are not persisted (they refill within their
 // window anyway).

@@ -2,9 +2,11 @@ package ratelimit
 
 import (
 	"context"
+	"log/slog"
 	"math"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cespare/xxhash/v2"
@@ -28,7 +30,11 @@ type memoryStore struct {
 	shards     []memShard
 	mask       uint64
 	maxPer     int
+	maxEntries int
 	clock      Clock
+	metrics    atomic.Pointer[Metrics]
+	log        *slog.Logger
+	shedLog    shedLog
 	file       string
 	flushEvery time.Duration
 	done       chan struct{}
@@ -46,7 +52,11 @@ type memShard struct {
 	binds map[string]map[string]struct{}
 	// legacyBinds are bindings read from a version 1 file: key and member digests.
 	legacyBinds map[uint64]map[uint64]struct{}
-	_           [24]byte // keep neighbouring shards' locks off one cache line
+	// fullUntil (unix ns): the last eviction found nothing to shed; until then new keys
+	// are not tracked without scanning the shard again.
+	fullUntil int64
+	shed      int64   // entries shed and not yet counted in metrics
+	_         [8]byte // keep neighbouring shards' locks off one cache line
 }
 
 // entry is one counter: a count or a TAT, its expiry (unix ns, 0 never), whether it is
@@ -57,6 +67,7 @@ type entry struct {
 	exp     int64
 	key     string
 	persist bool
+	keep    bool // live state that eviction must not shed (see keeps)
 }
 
 func openMemory(cfg MemoryConfig, clock Clock) (*memoryStore, error) {
@@ -88,7 +99,9 @@ func newMemory(cfg MemoryConfig, clock Clock) *memoryStore {
 		shards:     make([]memShard, n),
 		mask:       uint64(n - 1),
 		maxPer:     max(maxEntries/n, 16),
+		maxEntries: maxEntries,
 		clock:      orSystem(clock),
+		log:        slog.Default(),
 		file:       cfg.File,
 		flushEvery: flush,
 		done:       make(chan struct{}),
@@ -166,7 +179,58 @@ func (s *memoryStore) apply(ns int64, ops []Op, out []Outcome) {
 		if op.Kind == KindGCRA {
 			exp = out[i].Value // after its TAT a bucket is full again: the entry can go
 		}
-		s.shard(op.Key.hash).put(&op.Key, entry{val: out[i].Value, exp: exp, persist: op.Persist}, ns, s.maxPer)
+		e := entry{val: out[i].Value, exp: exp, persist: op.Persist, keep: keeps(op, out[i].Value, ns)}
+		sh := s.shard(op.Key.hash)
+		if !sh.put(&op.Key, e, ns, s.maxPer) {
+			s.untracked(ns)
+		}
+		if sh.shed > 0 {
+			s.metrics.Load().memoryShed(sh.shed)
+			sh.shed = 0
+		}
+	}
+}
+
+var _ instrumented = (*memoryStore)(nil)
+
+func (s *memoryStore) instrument(m *Metrics) { s.metrics.Store(m) }
+
+// shedLogEvery is the least time between two logs of new keys not tracked.
+const shedLogEvery = time.Minute
+
+// shedLog limits the log of keys not tracked to one line per shedLogEvery.
+type shedLog struct {
+	last atomic.Int64 // unix ns of the last line; 0: none yet
+	n    atomic.Int64 // keys not tracked since
+}
+
+// untracked counts a new key the store could not track (full of state it keeps) and
+// logs it at most once per shedLogEvery of the store's clock (ns: the call's time).
+func (s *memoryStore) untracked(ns int64) {
+	s.metrics.Load().memoryUntracked()
+	n := s.shedLog.n.Add(1)
+	last := s.shedLog.last.Load()
+	if last != 0 && ns-last < int64(shedLogEvery) || !s.shedLog.last.CompareAndSwap(last, ns) {
+		return
+	}
+	s.shedLog.n.Add(-n)
+	s.log.Warn("ratelimit: memory store full of counters it must keep; new keys are not tracked",
+		slog.Int("max_entries", s.maxEntries), slog.Int64("keys_not_tracked", n))
+}
+
+// keeps says whether an entry holds state that eviction must never shed: a key over its
+// limit (the next request would be refused), a persisted quota or credit, a lockout or
+// its failure count. Losing any other live counter (under its limit) only gives its key
+// a fresh start, as if it were new.
+func keeps(op *Op, v, ns int64) bool {
+	switch {
+	case op.Persist || op.Exact || op.Kind == KindSet:
+		return true
+	case op.Kind == KindGCRA:
+		_, _, ok := gcraStep(v, ns, 1, op.Interval, op.Limit)
+		return !ok
+	default:
+		return v >= op.Limit
 	}
 }
 
@@ -230,9 +294,10 @@ func (sh *memShard) find(k *Key) (entry, bool) {
 	return e, ok
 }
 
-// put stores e as k's counter, evicting when the shard is full; the shard is locked.
-// A new key takes its digest's slot when free, else goes to the overflow map.
-func (sh *memShard) put(k *Key, e entry, ns int64, maxPer int) {
+// put stores e as k's counter; the shard is locked. A new key takes its digest's slot
+// when free, else goes to the overflow map; when the shard is full and nothing can be
+// shed, a new key is not stored and put reports false.
+func (sh *memShard) put(k *Key, e entry, ns int64, maxPer int) bool {
 	old, ok := sh.m[k.hash]
 	if ok && (old.key == "" || k.is(old.key)) {
 		e.key = old.key
@@ -240,52 +305,77 @@ func (sh *memShard) put(k *Key, e entry, ns int64, maxPer int) {
 			e.key = k.identity() // a version 1 counter is adopted by its key
 		}
 		sh.m[k.hash] = e
-		return
+		return true
 	}
 	if ok || len(sh.over) > 0 {
 		var buf [96]byte
 		id := k.appendIdentity(buf[:0])
 		if _, in := sh.over[string(id)]; in || ok {
-			if !in && sh.len() >= maxPer {
-				sh.evict(ns, maxPer)
+			if !in && !sh.room(ns, maxPer) {
+				return false
 			}
 			e.key = string(id)
 			sh.over[e.key] = e
-			return
+			return true
 		}
 	}
-	if sh.len() >= maxPer {
-		sh.evict(ns, maxPer)
+	if !sh.room(ns, maxPer) {
+		return false
 	}
 	e.key = k.identity()
 	sh.m[k.hash] = e
+	return true
 }
+
+// room makes room for one more entry if the shard is full; false: nothing could be shed.
+func (sh *memShard) room(ns int64, maxPer int) bool {
+	if sh.len() < maxPer {
+		return true
+	}
+	if ns < sh.fullUntil {
+		return false
+	}
+	sh.shed += int64(sh.evict(ns, maxPer))
+	if sh.len() < maxPer {
+		return true
+	}
+	sh.fullUntil = ns + int64(fullRescan)
+	return false
+}
+
+// fullRescan is how long a shard found full of state it must keep is not scanned again:
+// a flood of new keys then costs a map lookup each, not a scan of the shard.
+const fullRescan = time.Second
 
 func (sh *memShard) len() int { return len(sh.m) + len(sh.over) }
 
-// evict makes room, down to 7/8 of the bound: expired entries first; if that frees too
-// little, arbitrary entries that are not persisted (map order is random); then, as a last
-// resort, persisted counters that expire (quotas, long windows). Credits (persisted,
-// never expiring) are never evicted: losing one would restore a spent grant or lose a
-// top-up. A shard that holds nothing else grows past the bound.
-func (sh *memShard) evict(ns int64, maxPer int) {
+// evict makes room, down to 7/8 of the bound: expired entries first (a full bucket, a
+// past window: state equal to a fresh key's); then live counters under their limit
+// (random order), whose loss gives their keys a fresh start. Entries that keep (see
+// keeps) are never shed: a flood of new keys cannot lift a refusal, restart a quota or
+// credits, or end a lockout. Their metrics count what is shed.
+func (sh *memShard) evict(ns int64, maxPer int) (shed int) {
 	sh.dropExpired(ns)
 	target := maxPer - maxPer/8
-	for pass := 0; pass < 2 && sh.len() > target; pass++ {
-		drop := func(e entry) bool {
-			return sh.len() > target && (!e.persist || (pass == 1 && e.exp != 0))
+	for k, e := range sh.m {
+		if sh.len() <= target {
+			return shed
 		}
-		for k, e := range sh.m {
-			if drop(e) {
-				delete(sh.m, k)
-			}
-		}
-		for k, e := range sh.over {
-			if drop(e) {
-				delete(sh.over, k)
-			}
+		if !e.keep {
+			delete(sh.m, k)
+			shed++
 		}
 	}
+	for k, e := range sh.over {
+		if sh.len() <= target {
+			break
+		}
+		if !e.keep {
+			delete(sh.over, k)
+			shed++
+		}
+	}
+	return shed
 }
 
 // dropExpired deletes the shard's expired entries; the shard is locked.
@@ -309,8 +399,8 @@ func (s *memoryStore) Adjust(_ context.Context, key Key, delta int64) (int64, er
 	defer sh.mu.Unlock()
 	e, _ := sh.find(&key)
 	e.val += delta
-	e.exp, e.persist = 0, true
-	sh.put(&key, e, 0, math.MaxInt) // a top-up is always kept
+	e.exp, e.persist, e.keep = 0, true, true
+	sh.put(&key, e, 0, math.MaxInt) // a top-up is always stored
 	return e.val, nil
 }
 

@@ -166,7 +166,7 @@ func (s *memoryStore) load() error {
 // loadCounter places a counter read from the file: a version 2 record by its key
 // (decoded from its identity), a version 1 record by its digest alone.
 func (s *memoryStore) loadCounter(r memRecord) {
-	e := entry{val: r.V, exp: r.E, persist: true}
+	e := entry{val: r.V, exp: r.E, persist: true, keep: true}
 	if r.I == nil {
 		s.shard(r.K).m[r.K] = e
 		return
