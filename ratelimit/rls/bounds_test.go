@@ -95,9 +95,9 @@ func TestConfiguredRequestBounds(t *testing.T) {
 	}
 	_, err := ratelimit.Compile(ratelimit.CompileInput{RLS: ratelimit.RLSConfig{MaxDescriptors: -1, MaxEntries: -1, MaxBytes: -1}}, nil)
 	for _, want := range []string{
-		"rls.max_descriptors: must be ≥ 0 (0: the default, 64)",
-		"rls.max_entries: must be ≥ 0 (0: the default, 16)",
-		"rls.max_bytes: must be ≥ 0 (0: the default, 65536)",
+		"rate_limit_service.max_descriptors: must be ≥ 0 (0: the default, 64)",
+		"rate_limit_service.max_entries: must be ≥ 0 (0: the default, 16)",
+		"rate_limit_service.max_bytes: must be ≥ 0 (0: the default, 65536)",
 	} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("missing %q in %v", want, err)
