@@ -46,28 +46,53 @@ type memoryStore struct {
 var _ Store = (*memoryStore)(nil)
 
 type memShard struct {
-	mu    sync.Mutex
-	m     map[uint64]entry // by digest
-	over  map[string]entry // by identity: keys whose digest another key holds in m
+	mu   sync.Mutex
+	m    map[uint64]entry // by digest
+	over map[string]entry // by identity: keys whose digest another key holds in m
+	// ids holds the identities of m's entries (entry.id indexes it; 0 is none), kept
+	// apart so that entries stay small and free of pointers; free lists unused indexes.
+	ids   []string
+	free  []uint32
 	binds map[string]map[string]struct{}
 	// legacyBinds are bindings read from a version 1 file: key and member digests.
 	legacyBinds map[uint64]map[uint64]struct{}
 	// fullUntil (unix ns): the last eviction found nothing to shed; until then new keys
 	// are not tracked without scanning the shard again.
 	fullUntil int64
-	shed      int64   // entries shed and not yet counted in metrics
-	_         [8]byte // keep neighbouring shards' locks off one cache line
+	shed      int64 // entries shed and not yet counted in metrics
 }
 
 // entry is one counter: a count or a TAT, its expiry (unix ns, 0 never), whether it is
-// persisted, and the identity of its key ("" for a counter read from a version 1 file,
-// which named counters by digest only: the first key with that digest adopts it).
+// persisted, and (in m) the index of its key's identity in the shard's ids: 0 for a
+// counter read from a version 1 file, which named counters by digest only (the first key
+// with that digest adopts it).
 type entry struct {
 	val     int64
 	exp     int64
-	key     string
+	id      uint32
 	persist bool
 	keep    bool // live state that eviction must not shed (see keeps)
+}
+
+// newID stores identity id and returns its index.
+func (sh *memShard) newID(id string) uint32 {
+	if n := len(sh.free); n > 0 {
+		i := sh.free[n-1]
+		sh.free = sh.free[:n-1]
+		sh.ids[i] = id
+		return i
+	}
+	sh.ids = append(sh.ids, id)
+	return uint32(len(sh.ids) - 1)
+}
+
+// del deletes m's entry e of digest h and frees its identity.
+func (sh *memShard) del(h uint64, e entry) {
+	delete(sh.m, h)
+	if e.id != 0 {
+		sh.ids[e.id] = ""
+		sh.free = append(sh.free, e.id)
+	}
 }
 
 func openMemory(cfg MemoryConfig, clock Clock) (*memoryStore, error) {
@@ -109,6 +134,7 @@ func newMemory(cfg MemoryConfig, clock Clock) *memoryStore {
 	for i := range s.shards {
 		s.shards[i].m = make(map[uint64]entry)
 		s.shards[i].over = make(map[string]entry)
+		s.shards[i].ids = []string{""}
 		s.shards[i].binds = make(map[string]map[string]struct{})
 		s.shards[i].legacyBinds = make(map[uint64]map[uint64]struct{})
 	}
@@ -154,17 +180,18 @@ func insertSorted(xs []int, v int) []int {
 // enforcing op denies, the admitting ones are written.
 func (s *memoryStore) apply(ns int64, ops []Op, out []Outcome) {
 	var baseBuf [16]int64
-	bases := baseBuf[:0]
+	var foundBuf [16]uint32 // identity index of the entry each op found, so put needs no compare
+	bases, found := baseBuf[:0], foundBuf[:0]
 	if len(ops) > len(baseBuf) {
-		bases = make([]int64, 0, len(ops))
+		bases, found = make([]int64, 0, len(ops)), make([]uint32, 0, len(ops))
 	}
 	commit := true
 	for i := range ops {
 		op := &ops[i]
-		cur, exists, exp := s.current(ops, out, bases, i, ns)
+		cur, exists, exp, id := s.current(ops, out, bases, i, ns)
 		next, base, ok := evalOp(op, cur, exists, ns)
 		out[i] = Outcome{Allowed: ok, Value: next, Expire: exp}
-		bases = append(bases, base)
+		bases, found = append(bases, base), append(found, id)
 		if !ok && !op.Shadow && (op.Kind == KindCounter || op.Kind == KindGCRA) {
 			commit = false
 		}
@@ -181,7 +208,7 @@ func (s *memoryStore) apply(ns int64, ops []Op, out []Outcome) {
 		}
 		e := entry{val: out[i].Value, exp: exp, persist: op.Persist, keep: keeps(op, out[i].Value, ns)}
 		sh := s.shard(op.Key.hash)
-		if !sh.put(&op.Key, e, ns, s.maxPer) {
+		if !sh.put(&op.Key, e, ns, s.maxPer, found[i]) {
 			s.untracked(ns)
 		}
 		if sh.shed > 0 {
@@ -236,21 +263,25 @@ func keeps(op *Op, v, ns int64) bool {
 
 // current returns the value op i starts from: an earlier op on the same key in this
 // batch, or the stored entry unless expired.
-func (s *memoryStore) current(ops []Op, out []Outcome, bases []int64, i int, ns int64) (int64, bool, int64) {
+// id is the identity index of the stored entry found in its digest's slot (0 otherwise).
+func (s *memoryStore) current(ops []Op, out []Outcome, bases []int64, i int, ns int64) (v int64, exists bool, exp int64, id uint32) {
 	k := &ops[i].Key
 	for j := i - 1; j >= 0; j-- {
 		if ops[j].Kind != KindPeek && sameKey(&ops[j].Key, k) {
 			if out[j].Allowed {
-				return out[j].Value, true, 0
+				return out[j].Value, true, 0, 0
 			}
-			return bases[j], true, 0
+			return bases[j], true, 0, 0
 		}
 	}
-	e, ok := s.shard(k.hash).find(k)
-	if !ok || (e.exp != 0 && e.exp <= ns) {
-		return 0, false, 0
+	e, ok, primary := s.shard(k.hash).find(k)
+	if primary {
+		id = e.id
 	}
-	return e.val, true, e.exp
+	if !ok || (e.exp != 0 && e.exp <= ns) {
+		return 0, false, 0, id
+	}
+	return e.val, true, e.exp, id
 }
 
 // evalOp applies op's algorithm to the current value: next is the value to commit if
@@ -281,28 +312,31 @@ func evalOp(op *Op, cur int64, exists bool, ns int64) (next, base int64, ok bool
 // find returns k's entry; the shard is locked. Only when the shard holds keys in its
 // overflow map and k's digest slot holds another key does it build k's identity (on the
 // stack for keys of up to 96 bytes).
-func (sh *memShard) find(k *Key) (entry, bool) {
-	e, ok := sh.m[k.hash]
-	if ok && (e.key == "" || k.is(e.key)) {
-		return e, true
+func (sh *memShard) find(k *Key) (e entry, ok, primary bool) {
+	e, ok = sh.m[k.hash]
+	if ok && (e.id == 0 || k.is(sh.ids[e.id])) {
+		return e, true, true
 	}
 	if len(sh.over) == 0 {
-		return entry{}, false
+		return entry{}, false, false
 	}
 	var buf [96]byte
 	e, ok = sh.over[string(k.appendIdentity(buf[:0]))]
-	return e, ok
+	return e, ok, false
 }
 
 // put stores e as k's counter; the shard is locked. A new key takes its digest's slot
 // when free, else goes to the overflow map; when the shard is full and nothing can be
 // shed, a new key is not stored and put reports false.
-func (sh *memShard) put(k *Key, e entry, ns int64, maxPer int) bool {
+//
+// found, when not 0, is the identity index of the entry the caller found in k's digest
+// slot under the same lock: still there, it is k's without a compare.
+func (sh *memShard) put(k *Key, e entry, ns int64, maxPer int, found uint32) bool {
 	old, ok := sh.m[k.hash]
-	if ok && (old.key == "" || k.is(old.key)) {
-		e.key = old.key
-		if e.key == "" {
-			e.key = k.identity() // a version 1 counter is adopted by its key
+	if ok && ((found != 0 && old.id == found) || old.id == 0 || k.is(sh.ids[old.id])) {
+		e.id = old.id
+		if e.id == 0 {
+			e.id = sh.newID(k.identity()) // a version 1 counter is adopted by its key
 		}
 		sh.m[k.hash] = e
 		return true
@@ -314,15 +348,15 @@ func (sh *memShard) put(k *Key, e entry, ns int64, maxPer int) bool {
 			if !in && !sh.room(ns, maxPer) {
 				return false
 			}
-			e.key = string(id)
-			sh.over[e.key] = e
+			e.id = 0
+			sh.over[string(id)] = e
 			return true
 		}
 	}
 	if !sh.room(ns, maxPer) {
 		return false
 	}
-	e.key = k.identity()
+	e.id = sh.newID(k.identity())
 	sh.m[k.hash] = e
 	return true
 }
@@ -362,7 +396,7 @@ func (sh *memShard) evict(ns int64, maxPer int) (shed int) {
 			return shed
 		}
 		if !e.keep {
-			delete(sh.m, k)
+			sh.del(k, e)
 			shed++
 		}
 	}
@@ -382,7 +416,7 @@ func (sh *memShard) evict(ns int64, maxPer int) (shed int) {
 func (sh *memShard) dropExpired(ns int64) {
 	for k, e := range sh.m {
 		if e.exp != 0 && e.exp <= ns {
-			delete(sh.m, k)
+			sh.del(k, e)
 		}
 	}
 	for k, e := range sh.over {
@@ -397,10 +431,10 @@ func (s *memoryStore) Adjust(_ context.Context, key Key, delta int64) (int64, er
 	sh := s.shard(key.hash)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	e, _ := sh.find(&key)
+	e, _, _ := sh.find(&key)
 	e.val += delta
 	e.exp, e.persist, e.keep = 0, true, true
-	sh.put(&key, e, 0, math.MaxInt) // a top-up is always stored
+	sh.put(&key, e, 0, math.MaxInt, 0) // a top-up is always stored
 	return e.val, nil
 }
 

@@ -66,21 +66,21 @@ func (s *memoryStore) flush() error {
 
 // appendRecords appends the shard's persisted live counters; the shard is locked.
 func (sh *memShard) appendRecords(rs []memRecord, ns int64) []memRecord {
-	add := func(h uint64, e entry) {
+	add := func(h uint64, id string, e entry) {
 		if !e.persist || (e.exp != 0 && e.exp <= ns) {
 			return
 		}
-		if e.key == "" { // a version 1 counter no key has adopted yet
+		if id == "" { // a version 1 counter no key has adopted yet
 			rs = append(rs, memRecord{K: h, V: e.val, E: e.exp})
 		} else {
-			rs = append(rs, memRecord{I: []byte(e.key), V: e.val, E: e.exp})
+			rs = append(rs, memRecord{I: []byte(id), V: e.val, E: e.exp})
 		}
 	}
 	for h, e := range sh.m {
-		add(h, e)
+		add(h, sh.ids[e.id], e)
 	}
-	for _, e := range sh.over {
-		add(0, e)
+	for id, e := range sh.over {
+		add(0, id, e)
 	}
 	return rs
 }
@@ -175,7 +175,7 @@ func (s *memoryStore) loadCounter(r memRecord) {
 	if !ok {
 		return // not written by this code: ignore rather than guess
 	}
-	s.shard(k.hash).put(&k, e, 0, math.MaxInt)
+	s.shard(k.hash).put(&k, e, 0, math.MaxInt, 0)
 }
 
 func (s *memoryStore) loadBinding(b memBinding) {
