@@ -220,3 +220,17 @@ func hammerRLS(b *testing.B, addr string, n int) (stop func()) {
 	}
 	return func() { cancel(); wg.Wait() }
 }
+
+// BenchmarkMaximalRLS is the cost of one maximal ShouldRateLimit over gRPC, new keys each
+// time (the load BenchmarkCheckBesideMaximalRLS puts beside Check).
+func BenchmarkMaximalRLS(b *testing.B) {
+	srv := startServer(b, "--config", writeLimiterConfig(b))
+	c := rlsv3.NewRateLimitServiceClient(srv.conn)
+	ctx := context.Background()
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		if _, err := c.ShouldRateLimit(ctx, maximalRLS(i, 64, 16)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
