@@ -257,3 +257,25 @@ func TestMemoryFileVersion1(t *testing.T) {
 		t.Fatalf("rewritten file: %s", data)
 	}
 }
+
+// TestDescriptorKeyFoldsLikeAdd: the key of a descriptor with more entries than a key has
+// parts, folded in one buffer, is the key Key.add builds entry by entry.
+func TestDescriptorKeyFoldsLikeAdd(t *testing.T) {
+	for n := 1; n <= 16; n++ {
+		var es []RLSEntry
+		for j := 0; j < n; j++ {
+			es = append(es, RLSEntry{Key: "key" + strings.Repeat("k", j), Value: "v:\x00" + strings.Repeat("x", 3*j)})
+		}
+		got := Key{ID: "rls/d#w1"}
+		descriptorKey(&got, es, nil, 0)
+		got.seal()
+		want := Key{ID: "rls/d#w1"}
+		for _, en := range es {
+			want.add(fmt.Sprintf("%d:%s%s", len(en.Key), en.Key, en.Value))
+		}
+		want.seal()
+		if !sameKey(&got, &want) || got.identity() != want.identity() || got.Render("p:", false) != want.Render("p:", false) {
+			t.Fatalf("%d entries: %q, want %q", n, got.Render("p:", false), want.Render("p:", false))
+		}
+	}
+}

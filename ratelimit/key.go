@@ -64,6 +64,13 @@ func (k *Key) add(p string) {
 	*last += lengthPrefixed(p)
 }
 
+// setFolded sets the last part to folded, the parts from maxParts on already folded
+// (each length-prefixed, as add folds them); k holds maxParts-1 parts.
+func (k *Key) setFolded(folded string) {
+	k.parts[maxParts-1] = folded
+	k.n, k.folded = maxParts, true
+}
+
 func lengthPrefixed(p string) string { return strconv.Itoa(len(p)) + ":" + p }
 
 // seal computes the hash; call after the last add.

@@ -518,9 +518,7 @@ func (e *Engine) ShouldRateLimit(ctx context.Context, now time.Time, req RLSRequ
 		default:
 			op := b.next(l.rule)
 			op.Key = Key{ID: l.rule.id, Tag: req.Domain, idh: l.rule.idh}
-			for k, en := range req.Descriptors[i].Entries {
-				op.Key.add(strconv.Itoa(len(en.Key)) + ":" + en.Key + countedAs(shared, i, k, en.Value)) // unambiguous
-			}
+			descriptorKey(&op.Key, req.Descriptors[i].Entries, shared, i)
 			l.rule.fill(op, now, hits(req, i))
 			op.Shadow = l.shadow || rr.shadow // each counts on its own: none blocks another
 			idx = append(idx, i)
@@ -596,6 +594,36 @@ func (rr *rlsRules) resolve(req RLSRequest, dom *rlsNode) (lims []*rlsLimit, sha
 		}
 	}
 	return lims, shared
+}
+
+// descriptorKey adds descriptor i's entries to k: each entry is one part, its key's
+// length, ":", its key and its value (unambiguous); entries past the key's parts are
+// folded into the last part in one buffer, as Key.add would fold them one by one.
+func descriptorKey(k *Key, es []RLSEntry, shared [][]string, i int) {
+	head := len(es)
+	if head > maxParts {
+		head = maxParts - 1
+	}
+	for j := 0; j < head; j++ {
+		en := &es[j]
+		k.add(strconv.Itoa(len(en.Key)) + ":" + en.Key + countedAs(shared, i, j, en.Value))
+	}
+	if head == len(es) {
+		return
+	}
+	var b []byte
+	for j := head; j < len(es); j++ {
+		en := &es[j]
+		v := countedAs(shared, i, j, en.Value)
+		kl := strconv.Itoa(len(en.Key))
+		b = strconv.AppendInt(b, int64(len(kl)+1+len(en.Key)+len(v)), 10) // lengthPrefixed(part)
+		b = append(b, ':')
+		b = append(b, kl...)
+		b = append(b, ':')
+		b = append(b, en.Key...)
+		b = append(b, v...)
+	}
+	k.setFolded(string(b))
 }
 
 // countedAs is the value entry k of descriptor i counts as: its own, or the wildcard
