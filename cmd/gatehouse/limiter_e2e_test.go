@@ -151,15 +151,16 @@ func TestEndToEndDetailedMetricLabels(t *testing.T) {
 	}
 }
 
-// BenchmarkCheckBesideMaximalRLS measures Check latency on one connection while other
-// connections send maximal ShouldRateLimit requests (64 descriptors of 16 entries, all
-// counted, new keys each time) as fast as they are answered; "idle" is the same without
-// them. Compare p99-µs of the two: the difference is the extra latency.
+// BenchmarkCheckBesideMaximalRLS measures Check latency on one connection while another
+// connection sends maximal ShouldRateLimit requests (64 descriptors of 16 entries, all
+// counted, 512 different requests in turn, so mostly new keys) as fast as they are
+// answered; "idle" is the same without them. Compare p50-µs and p99-µs of the two: the
+// difference is the extra latency.
 //
 //	go test -run '^$' -bench BenchmarkCheckBesideMaximalRLS -benchtime 5000x ./cmd/gatehouse/
 func BenchmarkCheckBesideMaximalRLS(b *testing.B) {
 	srv := startServer(b, "--config", writeLimiterConfig(b))
-	for _, load := range []int{0, 2} {
+	for _, load := range []int{0, 1} {
 		name := "idle"
 		if load > 0 {
 			name = "maximal-rls"
@@ -199,6 +200,10 @@ func hammerRLS(b *testing.B, addr string, n int) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	var round atomic.Int64
+	reqs := make([]*rlsv3.RateLimitRequest, 0, 512) // built beforehand: the load is the server's work
+	for i := 0; n > 0 && i < cap(reqs); i++ {
+		reqs = append(reqs, maximalRLS(i, 64, 16))
+	}
 	for range n {
 		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 		if err != nil {
@@ -210,7 +215,7 @@ func hammerRLS(b *testing.B, addr string, n int) (stop func()) {
 			defer wg.Done()
 			defer conn.Close()
 			for ctx.Err() == nil {
-				_, err := c.ShouldRateLimit(ctx, maximalRLS(int(round.Add(1)), 64, 16))
+				_, err := c.ShouldRateLimit(ctx, reqs[int(round.Add(1))%len(reqs)])
 				if err != nil && ctx.Err() == nil {
 					b.Errorf("maximal request: %v", err)
 					return
