@@ -2,6 +2,7 @@ package ratelimit
 
 import (
 	"context"
+	"fmt"
 	"runtime"
 	"strconv"
 	"sync/atomic"
@@ -60,23 +61,29 @@ func BenchmarkLimitMemory3(b *testing.B) {
 // BenchmarkMillionDevices reports the heap used by 1,000,000 active device limiters.
 func BenchmarkMillionDevices(b *testing.B) {
 	for i := 0; i < b.N; i++ {
-		mib := millionDevicesHeap(b)
+		mib, err := millionDevicesHeap()
+		if err != nil {
+			b.Fatal(err)
+		}
 		b.ReportMetric(mib, "MiB/1M-limiters")
 	}
 }
 
 // millionDevicesHeap fills a memory store with one GCRA limiter per device for a million
 // devices and returns the heap they hold, in MiB.
-func millionDevicesHeap(tb testing.TB) float64 {
+func millionDevicesHeap() (float64, error) {
 	const n = 1_000_000
 	store, err := openMemory(MemoryConfig{}, func() time.Time { return t0 })
 	if err != nil {
-		tb.Fatal(err)
+		return 0, err
 	}
 	defer store.Close()
-	e := mustCompile(tb, CompileInput{Apps: map[string]AppLimits{"app": {Limits: []LimitConfig{
+	e, err := Compile(CompileInput{Apps: map[string]AppLimits{"app": {Limits: []LimitConfig{
 		{Name: "device", Key: []string{"device"}, Algorithm: "gcra", Requests: 50, Per: time.Second, Burst: 100},
 	}}}}, store)
+	if err != nil {
+		return 0, err
+	}
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
@@ -85,16 +92,16 @@ func millionDevicesHeap(tb testing.TB) float64 {
 	for i := 0; i < n; i++ {
 		buf = strconv.AppendInt(append(buf[:0], "device-"...), int64(i), 10)
 		if _, err := e.Limit(ctx, t0, policy.LimitRequest{App: "app", Device: string(buf)}); err != nil {
-			tb.Fatal(err)
+			return 0, err
 		}
 	}
 	runtime.GC()
 	runtime.ReadMemStats(&after)
 	if got := store.Len(); got != n {
-		tb.Fatalf("%d limiters, want %d", got, n)
+		return 0, fmt.Errorf("%d limiters, want %d", got, n)
 	}
 	runtime.KeepAlive(store)
-	return float64(after.HeapAlloc-before.HeapAlloc) / (1 << 20)
+	return float64(after.HeapAlloc-before.HeapAlloc) / (1 << 20), nil
 }
 
 // BenchmarkLimitRedis is one inline decision (one GCRA device limit) on a real

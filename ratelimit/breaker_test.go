@@ -75,36 +75,40 @@ func TestBreaker(t *testing.T) {
 // close together share one context.
 func TestDeadlines(t *testing.T) {
 	// Calls share a context while it has at least the timeout left, that is for one
-	// slack (timeout/5) after it is made: 40 ms here, so that a preempted test goroutine
-	// (-race on a loaded machine) still makes its second call within it.
+	// slack (timeout/5 = 40 ms) after it is made. Which call shares is decided on the
+	// clock d.now (held still here); the contexts themselves expire on the wall clock.
 	d := newDeadlines(200 * time.Millisecond)
-	start := time.Now()
+	clock := newFakeClock(time.Now())
+	d.now = clock.Now
+	start := clock.Now()
 	a, cancelA, sharedA := d.bound(context.Background())
 	defer cancelA()
+	clock.Add(40 * time.Millisecond) // the last instant that still shares
 	b, cancelB, _ := d.bound(context.Background())
 	defer cancelB()
-	dl, ok := a.Deadline()
-	if !ok || dl.Sub(start) < d.timeout || dl.Sub(time.Now()) > d.timeout+d.slack {
-		t.Fatalf("deadline %v after start (timeout %v, slack %v)", dl.Sub(start), d.timeout, d.slack)
+	if dl, ok := a.Deadline(); !ok || !dl.Equal(start.Add(240*time.Millisecond)) {
+		t.Fatalf("deadline %v after start, want 240ms (timeout 200ms + slack 40ms)", dl.Sub(start))
 	}
 	if a != b || !sharedA {
-		t.Errorf("two calls a few µs apart got different contexts (shared %v)", sharedA)
+		t.Errorf("two calls 40 ms apart got different contexts (shared %v)", sharedA)
+	}
+	clock.Add(time.Nanosecond) // less than the timeout left: a fresh context
+	c, cancelC, _ := d.bound(context.Background())
+	defer cancelC()
+	if c == a {
+		t.Fatal("a call with less than the timeout left shares the old context")
 	}
 	select {
 	case <-a.Done():
 	case <-time.After(5 * time.Second):
 		t.Fatal("the shared context never expired")
 	}
-	if c, cancel, _ := d.bound(context.Background()); c == a || c.Err() != nil {
-		t.Fatalf("after expiry: same context %v, err %v", c == a, c.Err())
-	} else {
-		cancel()
-	}
-	short, cancel := context.WithTimeout(context.Background(), time.Millisecond)
+	shortAt := clock.Now().Add(time.Millisecond)
+	short, cancel := context.WithDeadline(context.Background(), shortAt)
 	defer cancel()
-	c, cancelC, sharedC := d.bound(short)
-	defer cancelC()
-	if dl, _ := c.Deadline(); sharedC || dl.After(time.Now().Add(time.Millisecond)) {
-		t.Fatalf("a caller's 1 ms deadline became %v", time.Until(dl))
+	s, cancelS, sharedS := d.bound(short)
+	defer cancelS()
+	if dl, _ := s.Deadline(); sharedS || !dl.Equal(shortAt) {
+		t.Fatalf("a caller's 1 ms deadline became %v (shared %v)", dl.Sub(shortAt), sharedS)
 	}
 }

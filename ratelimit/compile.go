@@ -51,7 +51,7 @@ func Compile(in CompileInput, store Store, opts ...Option) (*Engine, error) {
 		e.orgs[name] = c.limits("orgs."+name, "org/"+name, in.Orgs[name], true)
 	}
 	e.lockout = c.lockout("lockout", in.Lockout)
-	e.rls = c.rls("rls", in.RLS)
+	e.rls = c.rls("rate_limit_service", in.RLS) // its key in the configuration file
 	if store == nil {
 		c.bad("store", "required")
 	}

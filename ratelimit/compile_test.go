@@ -55,9 +55,15 @@ func TestCompileErrors(t *testing.T) {
 			`lockout.window: must be > 0`,
 			`lockout.lock_for: must be > 0`,
 			`lockout.key[0]: must be ip, device or user, not "email"`,
-			`rls.fail_mode: must be error, allow or local, not "panic"`,
-			`rls.files[0] (testdata/does-not-exist.yaml): open testdata/does-not-exist.yaml`,
-			`rls.domains[1].domain: duplicate domain "x"`,
+			`rate_limit_service.fail_mode: must be error, allow or local, not "panic"`,
+			`rate_limit_service.files[0] (testdata/does-not-exist.yaml): open testdata/does-not-exist.yaml`,
+			`rate_limit_service.domains[1].domain: duplicate domain "x"`,
+		}},
+		{"rls domains that would share counter ids", CompileInput{RLS: RLSConfig{Domains: []DomainConfig{
+			{Domain: "a#w1"}, {Domain: "x/override"}, {Domain: "x/override/y"},
+		}}}, []string{
+			`rate_limit_service.domains[0].domain: must not contain # nor end in /override`,
+			`rate_limit_service.domains[1].domain: must not contain # nor end in /override`,
 		}},
 	}
 	for _, tt := range tests {

@@ -77,6 +77,13 @@ type RLSConfig struct {
 	FailMode string `yaml:"fail_mode"`
 	// TimeZone for day/week/month/year units; default UTC.
 	TimeZone string `yaml:"time_zone"`
+	// MaxDescriptors, MaxEntries and MaxBytes bound the work of one ShouldRateLimit: a
+	// request with more descriptors (default 64), a descriptor with more entries
+	// (default 16), or more bytes in its domain and every entry's key and value (default
+	// 65536) is refused with gRPC INVALID_ARGUMENT before anything is counted.
+	MaxDescriptors int `yaml:"max_descriptors"`
+	MaxEntries     int `yaml:"max_entries"`
+	MaxBytes       int `yaml:"max_bytes"`
 }
 
 // DomainConfig is one envoyproxy/ratelimit configuration file.
@@ -89,8 +96,9 @@ type DomainConfig struct {
 // "*" to match every value with that prefix; with share_threshold, all those values share
 // one counter instead of one each. quota_mode is taken as shadow_mode (envoyproxy adds
 // the violations to dynamic metadata, which Gatehouse does not produce); value_to_metric
-// is accepted and has no effect: descriptor values reach metrics only with
-// detailed_metric (the last entry's value).
+// is accepted and has no effect. Descriptor values a client sends never reach metric
+// labels: detailed_metric on a key without a configured value labels the limit
+// "<path>_other", and configured values and patterns are in the path already.
 type DescriptorConfig struct {
 	Key            string             `yaml:"key"`
 	Value          string             `yaml:"value"`
@@ -137,9 +145,12 @@ type StoreConfig struct {
 
 // MemoryConfig configures the in-process store.
 type MemoryConfig struct {
-	// MaxEntries bounds the number of counters (default 2,000,000); when full, expired
-	// entries are evicted first, then arbitrary short-lived ones, then quota counters;
-	// credits never are.
+	// MaxEntries bounds the number of counters (default 2,000,000). When full, the store
+	// drops expired entries, then counters under their limit that are not persisted
+	// (their keys start afresh); it never drops a key over its limit, a quota, long
+	// window or credit, or a lockout. When nothing can be dropped, a new key is answered
+	// as a fresh one but not tracked (gatehouse_ratelimit_memory_untracked_total, and a
+	// log line at most once a minute).
 	MaxEntries int `yaml:"max_entries"`
 	// Shards is the number of lock shards, a power of two (default 256).
 	Shards int `yaml:"shards"`

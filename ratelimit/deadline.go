@@ -14,6 +14,8 @@ import (
 type deadlines struct {
 	timeout, slack time.Duration
 	cur            atomic.Pointer[sharedDeadline]
+	// now is the wall clock (contexts expire on it); tests set it to decide sharing.
+	now func() time.Time
 }
 
 type sharedDeadline struct {
@@ -23,7 +25,7 @@ type sharedDeadline struct {
 }
 
 func newDeadlines(timeout time.Duration) *deadlines {
-	return &deadlines{timeout: timeout, slack: max(timeout/5, 100*time.Microsecond)}
+	return &deadlines{timeout: timeout, slack: max(timeout/5, 100*time.Microsecond), now: time.Now}
 }
 
 // bound returns the context for a store call made on behalf of ctx, its cancel func, and
@@ -31,7 +33,7 @@ func newDeadlines(timeout time.Duration) *deadlines {
 // cancellation (the call is bounded anyway); when ctx's own deadline comes first, the
 // call gets a context of its own.
 func (d *deadlines) bound(ctx context.Context) (context.Context, context.CancelFunc, bool) {
-	now := time.Now()
+	now := d.now()
 	c := d.cur.Load()
 	if c == nil || c.at-now.UnixNano() < int64(d.timeout) {
 		at := now.Add(d.timeout + d.slack)

@@ -17,15 +17,18 @@
 //
 // # Stores
 //
-// The memory store (default) keeps counters in sharded maps keyed by a stable 64-bit hash
-// of the key's parts; a check allocates nothing. It is bounded (max_entries; expired
-// entries are evicted first) and persists quota, credit and long-window counters and
-// bindings to a file, written atomically (temporary file + rename) every flush_interval
-// (default 10s) and on Close, and read back at start. A crash therefore loses at most
+// The memory store (default) keeps counters in sharded maps indexed by a stable 64-bit
+// digest of the key's parts; each counter keeps its key, compared on every lookup, so two
+// keys whose digests collide (by chance or by a client's design) never share a counter
+// (the second one is kept apart, by its full key). A check on an existing counter
+// allocates nothing. It is bounded (max_entries): when full it sheds expired entries,
+// then counters under their limit, never a key over its limit, a quota, a credit or a
+// lockout; with nothing to shed, new keys are not tracked. It persists quota, credit and
+// long-window counters and bindings to a file, written atomically (temporary file +
+// rename) every flush_interval (default 10s) and on Close, and read back at start. A crash therefore loses at most
 // flush_interval of counting on those counters (the requests counted since the last
 // flush); short windows and GCRA buckets are not persisted (they refill within their
-// window anyway). Hashes are 64-bit: a collision between two live keys, which would
-// merge their counters, has a probability of about n²/2⁶⁵ for n keys (3·10⁻⁸ at a million).
+// window anyway).
 //
 // The Redis store (single, sentinel or cluster) evaluates every request in one round trip
 // however many limits apply: plain INCRBYs when every limit is a counter (the default

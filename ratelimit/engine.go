@@ -134,7 +134,7 @@ next:
 	for _, r := range rules {
 		op := b.next(r)
 		k := &op.Key
-		k.ID, k.Tag, k.n, k.Window, k.idh = r.id, tag, 0, 0, r.idh
+		k.reset(r.id, tag, r.idh)
 		for _, c := range r.comps {
 			v := value(req, org, c)
 			if v == "" {

@@ -1,6 +1,7 @@
 package ratelimit
 
 import (
+	"encoding/binary"
 	"strconv"
 	"strings"
 
@@ -9,20 +10,21 @@ import (
 
 // maxParts bounds the number of components of one counter key: the six entity kinds of
 // the inline limits; a rate-limit-service descriptor passes one part per entry, and
-// deeper descriptors fold their tail into the last part.
+// deeper descriptors fold their tail into the last part (losslessly: see add).
 const maxParts = 6
 
 // Key names one counter. Its identity is the limit's ID (scope, name and algorithm), the
-// values of the key components and the window; Hash is a stable 64-bit digest of exactly
-// that, so the memory store can index counters without building strings, and so a
-// persisted file stays valid across restarts. Tag is the partition used as the Redis
-// Cluster hash tag.
+// values of the key components and the window. Hash is a stable 64-bit digest of exactly
+// that, used to find a counter quickly; it is not an identity: stores compare full keys
+// (see [Key.identity]), so two keys whose digests collide never share a counter. Tag is
+// the partition used as the Redis Cluster hash tag.
 type Key struct {
 	ID     string
 	Tag    string
 	Window int64
 	parts  [maxParts]string
 	n      uint8
+	folded bool   // the last part holds parts maxParts… (length-prefixed)
 	idh    uint64 // digest of ID when precomputed (compiled rules); 0: compute
 	hash   uint64
 	base   uint64 // hash without the window: the same counter in every window
@@ -38,14 +40,38 @@ func NewKey(id, tag string, window int64, parts ...string) Key {
 	return k
 }
 
+// reset empties k for a new key of id (digest idh, 0: compute) and tag, so that a pooled
+// key can be refilled in place.
+func (k *Key) reset(id, tag string, idh uint64) {
+	k.ID, k.Tag, k.Window, k.n, k.folded, k.idh = id, tag, 0, 0, false, idh
+}
+
+// add appends part p. Past maxParts, the last part becomes the concatenation of the parts
+// from maxParts on, each prefixed with its length: a self-delimiting encoding, so folding
+// stays injective whatever bytes the parts hold (the folded flag tells a folded part from
+// a single part that happens to look like one).
 func (k *Key) add(p string) {
-	if int(k.n) == maxParts {
-		k.parts[maxParts-1] += "\x00" + p
+	if int(k.n) < maxParts {
+		k.parts[k.n] = p
+		k.n++
 		return
 	}
-	k.parts[k.n] = p
-	k.n++
+	last := &k.parts[maxParts-1]
+	if !k.folded {
+		*last = lengthPrefixed(*last)
+		k.folded = true
+	}
+	*last += lengthPrefixed(p)
 }
+
+// setFolded sets the last part to folded, the parts from maxParts on already folded
+// (each length-prefixed, as add folds them); k holds maxParts-1 parts.
+func (k *Key) setFolded(folded string) {
+	k.parts[maxParts-1] = folded
+	k.n, k.folded = maxParts, true
+}
+
+func lengthPrefixed(p string) string { return strconv.Itoa(len(p)) + ":" + p }
 
 // seal computes the hash; call after the last add.
 func (k *Key) seal() {
@@ -55,6 +81,9 @@ func (k *Key) seal() {
 	}
 	for i := uint8(0); i < k.n; i++ {
 		h = mix(h ^ xxhash.Sum64String(k.parts[i]) ^ uint64(i+1))
+	}
+	if k.folded {
+		h = mix(h ^ 0x666f6c64)
 	}
 	k.base = h
 	k.hash = mix(h ^ uint64(k.Window))
@@ -89,6 +118,9 @@ func (k *Key) Render(prefix string, cluster bool) string {
 	b.WriteString(keyEscaper.Replace(k.ID))
 	for i := uint8(0); i < k.n; i++ {
 		b.WriteByte(':')
+		if k.folded && i == maxParts-1 {
+			b.WriteString("%F") // never the start of an escaped part: a lone % is %25
+		}
 		b.WriteString(keyEscaper.Replace(k.parts[i]))
 	}
 	if k.Window != 0 {
@@ -99,3 +131,129 @@ func (k *Key) Render(prefix string, cluster bool) string {
 }
 
 func idHash(id string) uint64 { return mix(xxhash.Sum64String(id)) | 1 }
+
+// The identity of a key, as the memory store keeps it beside a counter: the digest of
+// the ID (IDs come from configuration, never from a client), the window, the number of
+// parts with the folded flag, then each part prefixed with its length as a uvarint. It is
+// injective over (ID digest, window, parts), so comparing identities compares keys.
+const identityHead = 8 + 8 + 1
+
+// identity returns k's identity (one allocation: only when a counter is created).
+func (k *Key) identity() string {
+	var buf [96]byte
+	return string(k.appendIdentity(buf[:0]))
+}
+
+func (k *Key) appendIdentity(b []byte) []byte {
+	b = binary.LittleEndian.AppendUint64(b, k.idDigest())
+	b = binary.LittleEndian.AppendUint64(b, uint64(k.Window))
+	b = append(b, k.flags())
+	for i := uint8(0); i < k.n; i++ {
+		b = binary.AppendUvarint(b, uint64(len(k.parts[i])))
+		b = append(b, k.parts[i]...)
+	}
+	return b
+}
+
+func (k *Key) idDigest() uint64 {
+	if k.idh != 0 {
+		return k.idh
+	}
+	return idHash(k.ID)
+}
+
+func (k *Key) flags() byte {
+	f := k.n
+	if k.folded {
+		f |= 0x80
+	}
+	return f
+}
+
+// is reports whether id is k's identity, without building k's.
+func (k *Key) is(id string) bool {
+	if len(id) < identityHead || le64(id) != k.idDigest() || int64(le64(id[8:])) != k.Window || id[16] != k.flags() {
+		return false
+	}
+	if p := k.parts[0]; k.n == 1 && len(p) < 0x80 { // the common case: one short part
+		return len(id) == identityHead+1+len(p) && int(id[identityHead]) == len(p) && id[identityHead+1:] == p
+	}
+	return k.isParts(id[identityHead:])
+}
+
+func (k *Key) isParts(rest string) bool {
+	for i := uint8(0); i < k.n; i++ {
+		n, w := uvarint(rest)
+		if w <= 0 || uint64(len(rest)-w) < n || rest[w:w+int(n)] != k.parts[i] {
+			return false
+		}
+		rest = rest[w+int(n):]
+	}
+	return rest == ""
+}
+
+// keyOf decodes an identity back into its key (sealed; its ID is unknown, its ID
+// digest is kept), for counters read from a file.
+func keyOf(id string) (Key, bool) {
+	if len(id) < identityHead {
+		return Key{}, false
+	}
+	k := Key{idh: le64(id), Window: int64(le64(id[8:]))}
+	n, folded := id[16]&0x7f, id[16]&0x80 != 0
+	if n > maxParts || folded && n != maxParts {
+		return Key{}, false
+	}
+	rest := id[identityHead:]
+	for i := uint8(0); i < n; i++ {
+		l, w := uvarint(rest)
+		if w <= 0 || uint64(len(rest)-w) < l {
+			return Key{}, false
+		}
+		k.parts[i] = rest[w : w+int(l)]
+		rest = rest[w+int(l):]
+	}
+	if rest != "" {
+		return Key{}, false
+	}
+	k.n, k.folded = n, folded
+	k.seal()
+	return k, true
+}
+
+// le64 decodes a little-endian uint64 from the first 8 bytes of s.
+func le64(s string) uint64 {
+	_ = s[7]
+	return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
+}
+
+// uvarint decodes a uvarint at the start of s (binary.Uvarint for a string).
+func uvarint(s string) (uint64, int) {
+	var x uint64
+	for i := 0; i < len(s) && i < binary.MaxVarintLen64; i++ {
+		c := s[i]
+		if c < 0x80 {
+			return x | uint64(c)<<(7*i), i + 1
+		}
+		x |= uint64(c&0x7f) << (7 * i)
+	}
+	return 0, 0
+}
+
+// sameKey reports whether a and b name the same counter (both sealed).
+func sameKey(a, b *Key) bool {
+	return a.hash == b.hash && a.Window == b.Window && sameBase(a, b)
+}
+
+// sameBase reports whether a and b name the same counter, windows aside (both sealed).
+func sameBase(a, b *Key) bool {
+	if a.base != b.base || a.n != b.n || a.folded != b.folded || a.idDigest() != b.idDigest() {
+		return false
+	}
+	for i := uint8(0); i < a.n; i++ {
+		if a.parts[i] != b.parts[i] {
+			return false
+		}
+	}
+	return true
+}

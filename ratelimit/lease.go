@@ -122,11 +122,16 @@ func (l *leases) shard(id uint64) *leaseShard { return &l.shards[id%leaseShards]
 func (l *leases) current(id uint64, op *Op) (*leaseShard, *lease) {
 	sh := l.shard(id)
 	sh.mu.Lock()
-	if e := sh.m[id]; e != nil && e.window == op.Key.Window {
+	if e := sh.m[id]; e != nil && e.window == op.Key.Window && sameCounter(&e.key, &op.Key) {
 		return sh, e
 	}
 	return sh, nil
 }
+
+// sameCounter reports whether a and b are the same counter in any window: a lease is
+// found by digest, and a key whose digest collides with another's never uses the other's
+// lease.
+func sameCounter(a, b *Key) bool { return sameBase(a, b) && a.Tag == b.Tag }
 
 // plan takes what it can of op's units from the lease. It reports local when the
 // lease covered all of them (out is then the op's outcome); otherwise the op goes to
@@ -150,6 +155,8 @@ func (l *leases) plan(id uint64, op *Op, out *Outcome) (u leaseUse, local bool) 
 		l.n.Add(1)
 		e = &lease{key: op.Key, window: op.Key.Window}
 		sh.m[id] = e
+	} else if !sameCounter(&e.key, &op.Key) { // another key with this digest: Redis alone
+		return leaseUse{}, false
 	}
 	if op.Key.Window < e.window { // a late request of the window before: Redis alone
 		return leaseUse{}, false // (this window's lease is not in that key's count)

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -316,7 +317,7 @@ func TestRedisLease(t *testing.T) {
 		}
 	})
 
-	t.Run("a lease given back ahead of a script that times out is not given back twice", func(t *testing.T) {
+	t.Run("a lease given back ahead of a request that times out is not given back twice", func(t *testing.T) {
 		r := startRedis(t)
 		st := openTestRedis(t, RedisConfig{Addrs: []string{r.addr()}, Timeout: 50 * time.Millisecond, Lease: LeaseConfig{Idle: time.Hour}}, nil)
 		op := Op{Key: NewKey("w", "", 1, "d"), Kind: KindCounter, Limit: 10_000, Cost: 1, Expire: t0.Add(time.Hour).UnixNano()}
@@ -326,19 +327,21 @@ func TestRedisLease(t *testing.T) {
 				t.Fatalf("request %d: %+v %v", i+1, out[0], err)
 			}
 		}
-		// Redis runs a 300 ms script: the next request's commands wait, and it times out
-		// after they were sent; Redis runs them afterwards, the lease's return with them.
-		busy := make(chan error, 1)
-		go func() {
-			busy <- r.do("EVAL", "local t = redis.call('TIME') local s = t[1] * 1e6 + t[2] "+
-				"repeat local n = redis.call('TIME') until n[1] * 1e6 + n[2] - s > 300000 return 0", "0")
-		}()
-		time.Sleep(50 * time.Millisecond)
-		bucket := Op{Key: NewKey("b", "", 0, "d"), Kind: KindGCRA, Limit: 1 << 30, Cost: 1, Interval: int64(time.Millisecond)}
-		if err := st.Apply(ctx, t0, []Op{op, bucket}, out); err == nil {
-			t.Fatal("the request did not time out behind the busy script")
+		// Redis is stopped (SIGSTOP: connected but silent): the next request's commands
+		// wait in its socket, and it times out after they were sent; Redis runs them
+		// once it resumes, the lease's return with them.
+		if err := r.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+			t.Fatal(err)
 		}
-		if err := <-busy; err != nil {
+		bucket := Op{Key: NewKey("b", "", 0, "d"), Kind: KindGCRA, Limit: 1 << 30, Cost: 1, Interval: int64(time.Millisecond)}
+		err := st.Apply(ctx, t0, []Op{op, bucket}, out)
+		if err := r.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+			t.Fatal(err)
+		}
+		if err == nil {
+			t.Fatal("the request did not time out with Redis stopped")
+		}
+		if err := r.do("PING"); err != nil { // Redis is running again
 			t.Fatal(err)
 		}
 		st.Close()

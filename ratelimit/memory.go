@@ -2,7 +2,11 @@ package ratelimit
 
 import (
 	"context"
+	"log/slog"
+	"math"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cespare/xxhash/v2"
@@ -15,14 +19,22 @@ const (
 	sweepInterval        = 10 * time.Second
 )
 
-// memoryStore keeps counters in sharded maps indexed by the keys' 64-bit hashes: a check
-// builds no string and allocates nothing. Counters flagged Persist (quotas, credits) and
-// bindings are written to a file periodically and on Close, and read back at open.
+// memoryStore keeps counters in sharded maps indexed by the keys' 64-bit digests. The
+// digest only finds a counter: each entry keeps its key's identity, compared on every
+// lookup, and a key whose digest is taken by another key lives in the shard's overflow
+// map, indexed by identity. So distinct keys never share a counter, and a check on an
+// existing counter builds no string and allocates nothing. Counters flagged Persist
+// (quotas, credits) and bindings are written to a file periodically and on Close, and
+// read back at open.
 type memoryStore struct {
 	shards     []memShard
 	mask       uint64
 	maxPer     int
+	maxEntries int
 	clock      Clock
+	metrics    atomic.Pointer[Metrics]
+	log        *slog.Logger
+	shedLog    shedLog
 	file       string
 	flushEvery time.Duration
 	done       chan struct{}
@@ -34,18 +46,56 @@ type memoryStore struct {
 var _ Store = (*memoryStore)(nil)
 
 type memShard struct {
-	mu    sync.Mutex
-	m     map[uint64]entry
-	binds map[uint64]map[uint64]struct{}
-	_     [40]byte // keep neighbouring shards' locks off one cache line
+	// What every check reads comes first, in one cache line (64 bytes); the shard is
+	// padded to two lines so that neighbouring shards' locks never share one.
+	mu   sync.Mutex
+	m    map[uint64]entry // by digest
+	over map[string]entry // by identity: keys whose digest another key holds in m
+	// ids holds the identities of m's entries (entry.id indexes it; 0 is none), kept
+	// apart so that entries stay small and free of pointers; free lists unused indexes.
+	ids []string
+	// fullUntil (unix ns): the last eviction found nothing to shed; until then new keys
+	// are not tracked without scanning the shard again.
+	fullUntil int64
+	shed      int64 // entries shed and not yet counted in metrics
+	free      []uint32
+	binds     map[string]map[string]struct{}
+	// legacyBinds are bindings read from a version 1 file: key and member digests.
+	legacyBinds map[uint64]map[uint64]struct{}
+	_           [24]byte
 }
 
-// entry is one counter: a count or a TAT, its expiry (unix ns, 0 never), and whether it
-// is persisted.
+// entry is one counter: a count or a TAT, its expiry (unix ns, 0 never), whether it is
+// persisted, and (in m) the index of its key's identity in the shard's ids: 0 for a
+// counter read from a version 1 file, which named counters by digest only (the first key
+// with that digest adopts it).
 type entry struct {
 	val     int64
 	exp     int64
+	id      uint32
 	persist bool
+	keep    bool // live state that eviction must not shed (see keeps)
+}
+
+// newID stores identity id and returns its index.
+func (sh *memShard) newID(id string) uint32 {
+	if n := len(sh.free); n > 0 {
+		i := sh.free[n-1]
+		sh.free = sh.free[:n-1]
+		sh.ids[i] = id
+		return i
+	}
+	sh.ids = append(sh.ids, id)
+	return uint32(len(sh.ids) - 1)
+}
+
+// del deletes m's entry e of digest h and frees its identity.
+func (sh *memShard) del(h uint64, e entry) {
+	delete(sh.m, h)
+	if e.id != 0 {
+		sh.ids[e.id] = ""
+		sh.free = append(sh.free, e.id)
+	}
 }
 
 func openMemory(cfg MemoryConfig, clock Clock) (*memoryStore, error) {
@@ -77,14 +127,19 @@ func newMemory(cfg MemoryConfig, clock Clock) *memoryStore {
 		shards:     make([]memShard, n),
 		mask:       uint64(n - 1),
 		maxPer:     max(maxEntries/n, 16),
+		maxEntries: maxEntries,
 		clock:      orSystem(clock),
+		log:        slog.Default(),
 		file:       cfg.File,
 		flushEvery: flush,
 		done:       make(chan struct{}),
 	}
 	for i := range s.shards {
 		s.shards[i].m = make(map[uint64]entry)
-		s.shards[i].binds = make(map[uint64]map[uint64]struct{})
+		s.shards[i].over = make(map[string]entry)
+		s.shards[i].ids = []string{""}
+		s.shards[i].binds = make(map[string]map[string]struct{})
+		s.shards[i].legacyBinds = make(map[uint64]map[uint64]struct{})
 	}
 	return s
 }
@@ -128,17 +183,18 @@ func insertSorted(xs []int, v int) []int {
 // enforcing op denies, the admitting ones are written.
 func (s *memoryStore) apply(ns int64, ops []Op, out []Outcome) {
 	var baseBuf [16]int64
-	bases := baseBuf[:0]
+	var foundBuf [16]uint32 // identity index of the entry each op found, so put needs no compare
+	bases, found := baseBuf[:0], foundBuf[:0]
 	if len(ops) > len(baseBuf) {
-		bases = make([]int64, 0, len(ops))
+		bases, found = make([]int64, 0, len(ops)), make([]uint32, 0, len(ops))
 	}
 	commit := true
 	for i := range ops {
 		op := &ops[i]
-		cur, exists, exp := s.current(ops, out, bases, i, ns)
+		cur, exists, exp, id := s.current(ops, out, bases, i, ns)
 		next, base, ok := evalOp(op, cur, exists, ns)
 		out[i] = Outcome{Allowed: ok, Value: next, Expire: exp}
-		bases = append(bases, base)
+		bases, found = append(bases, base), append(found, id)
 		if !ok && !op.Shadow && (op.Kind == KindCounter || op.Kind == KindGCRA) {
 			commit = false
 		}
@@ -153,27 +209,85 @@ func (s *memoryStore) apply(ns int64, ops []Op, out []Outcome) {
 		if op.Kind == KindGCRA {
 			exp = out[i].Value // after its TAT a bucket is full again: the entry can go
 		}
-		s.put(s.shard(op.Key.hash), op.Key.hash, entry{val: out[i].Value, exp: exp, persist: op.Persist}, ns)
+		e := entry{val: out[i].Value, exp: exp, persist: op.Persist, keep: keeps(op, out[i].Value, ns)}
+		sh := s.shard(op.Key.hash)
+		if !sh.put(&op.Key, e, ns, s.maxPer, found[i]) {
+			s.untracked(ns)
+		}
+		if sh.shed > 0 {
+			s.metrics.Load().memoryShed(sh.shed)
+			sh.shed = 0
+		}
+	}
+}
+
+var _ instrumented = (*memoryStore)(nil)
+
+func (s *memoryStore) instrument(m *Metrics) { s.metrics.Store(m) }
+
+// shedLogEvery is the least time between two logs of new keys not tracked.
+const shedLogEvery = time.Minute
+
+// shedLog limits the log of keys not tracked to one line per shedLogEvery.
+type shedLog struct {
+	last atomic.Int64 // unix ns of the last line; 0: none yet
+	n    atomic.Int64 // keys not tracked since
+}
+
+// untracked counts a new key the store could not track (full of state it keeps) and
+// logs it at most once per shedLogEvery of the store's clock (ns: the call's time).
+func (s *memoryStore) untracked(ns int64) {
+	s.metrics.Load().memoryUntracked()
+	n := s.shedLog.n.Add(1)
+	last := s.shedLog.last.Load()
+	if last != 0 && ns-last < int64(shedLogEvery) || !s.shedLog.last.CompareAndSwap(last, ns) {
+		return
+	}
+	s.shedLog.n.Add(-n)
+	s.log.Warn("ratelimit: memory store full of counters it must keep; new keys are not tracked",
+		slog.Int("max_entries", s.maxEntries), slog.Int64("keys_not_tracked", n))
+}
+
+// keeps says whether an entry holds state that eviction must never shed: a key over its
+// limit (the next request would be refused), a persisted quota or credit, a lockout or
+// its failure count. Losing any other live counter (under its limit) only gives its key
+// a fresh start, as if it were new.
+func keeps(op *Op, v, ns int64) bool {
+	switch {
+	case op.Persist || op.Exact || op.Kind == KindSet:
+		return true
+	case op.Kind == KindGCRA:
+		_, _, ok := gcraStep(v, ns, 1, op.Interval, op.Limit)
+		return !ok
+	default:
+		return v >= op.Limit
 	}
 }
 
 // current returns the value op i starts from: an earlier op on the same key in this
 // batch, or the stored entry unless expired.
-func (s *memoryStore) current(ops []Op, out []Outcome, bases []int64, i int, ns int64) (int64, bool, int64) {
-	h := ops[i].Key.hash
+// id is the identity index of the stored entry found in its digest's slot (0 otherwise).
+func (s *memoryStore) current(ops []Op, out []Outcome, bases []int64, i int, ns int64) (v int64, exists bool, exp int64, id uint32) {
+	k := &ops[i].Key
 	for j := i - 1; j >= 0; j-- {
-		if ops[j].Key.hash == h && ops[j].Kind != KindPeek {
+		if ops[j].Kind != KindPeek && sameKey(&ops[j].Key, k) {
 			if out[j].Allowed {
-				return out[j].Value, true, 0
+				return out[j].Value, true, 0, 0
 			}
-			return bases[j], true, 0
+			return bases[j], true, 0, 0
 		}
 	}
-	e, ok := s.shard(h).m[h]
-	if !ok || (e.exp != 0 && e.exp <= ns) {
-		return 0, false, 0
+	sh := s.shard(k.hash)
+	e, ok := sh.m[k.hash]
+	if ok && (e.id == 0 || k.is(sh.ids[e.id])) { // the common case, inline
+		id = e.id
+	} else if e, ok, _ = sh.find(k); !ok {
+		return 0, false, 0, 0
 	}
-	return e.val, true, e.exp
+	if e.exp != 0 && e.exp <= ns {
+		return 0, false, 0, id
+	}
+	return e.val, true, e.exp, id
 }
 
 // evalOp applies op's algorithm to the current value: next is the value to commit if
@@ -201,34 +315,119 @@ func evalOp(op *Op, cur int64, exists bool, ns int64) (next, base int64, ok bool
 	}
 }
 
-// put stores e, evicting when the shard is full; the shard is locked.
-func (s *memoryStore) put(sh *memShard, h uint64, e entry, ns int64) {
-	if _, ok := sh.m[h]; !ok && len(sh.m) >= s.maxPer {
-		sh.evict(ns, s.maxPer)
+// find returns k's entry; the shard is locked. Only when the shard holds keys in its
+// overflow map and k's digest slot holds another key does it build k's identity (on the
+// stack for keys of up to 96 bytes).
+func (sh *memShard) find(k *Key) (e entry, ok, primary bool) {
+	e, ok = sh.m[k.hash]
+	if ok && (e.id == 0 || k.is(sh.ids[e.id])) {
+		return e, true, true
 	}
-	sh.m[h] = e
+	if len(sh.over) == 0 {
+		return entry{}, false, false
+	}
+	var buf [96]byte
+	e, ok = sh.over[string(k.appendIdentity(buf[:0]))]
+	return e, ok, false
 }
 
-// evict makes room, down to 7/8 of the bound: expired entries first; if that frees too
-// little, arbitrary entries that are not persisted (map order is random); then, as a last
-// resort, persisted counters that expire (quotas, long windows). Credits (persisted,
-// never expiring) are never evicted: losing one would restore a spent grant or lose a
-// top-up. A shard that holds nothing else grows past the bound.
-func (sh *memShard) evict(ns int64, maxPer int) {
-	for k, e := range sh.m {
-		if e.exp != 0 && e.exp <= ns {
-			delete(sh.m, k)
+// put stores e as k's counter; the shard is locked. A new key takes its digest's slot
+// when free, else goes to the overflow map; when the shard is full and nothing can be
+// shed, a new key is not stored and put reports false.
+//
+// found, when not 0, is the identity index of the entry the caller found in k's digest
+// slot under the same lock: still there, it is k's without a compare.
+func (sh *memShard) put(k *Key, e entry, ns int64, maxPer int, found uint32) bool {
+	old, ok := sh.m[k.hash]
+	if ok && ((found != 0 && old.id == found) || old.id == 0 || k.is(sh.ids[old.id])) {
+		e.id = old.id
+		if e.id == 0 {
+			e.id = sh.newID(k.identity()) // a version 1 counter is adopted by its key
+		}
+		sh.m[k.hash] = e
+		return true
+	}
+	if ok || len(sh.over) > 0 {
+		var buf [96]byte
+		id := k.appendIdentity(buf[:0])
+		if _, in := sh.over[string(id)]; in || ok {
+			if !in && !sh.room(ns, maxPer) {
+				return false
+			}
+			e.id = 0
+			sh.over[string(id)] = e
+			return true
 		}
 	}
+	if !sh.room(ns, maxPer) {
+		return false
+	}
+	e.id = sh.newID(k.identity())
+	sh.m[k.hash] = e
+	return true
+}
+
+// room makes room for one more entry if the shard is full; false: nothing could be shed.
+func (sh *memShard) room(ns int64, maxPer int) bool {
+	if sh.len() < maxPer {
+		return true
+	}
+	if ns < sh.fullUntil {
+		return false
+	}
+	sh.shed += int64(sh.evict(ns, maxPer))
+	if sh.len() < maxPer {
+		return true
+	}
+	sh.fullUntil = ns + int64(fullRescan)
+	return false
+}
+
+// fullRescan is how long a shard found full of state it must keep is not scanned again:
+// a flood of new keys then costs a map lookup each, not a scan of the shard.
+const fullRescan = time.Second
+
+func (sh *memShard) len() int { return len(sh.m) + len(sh.over) }
+
+// evict makes room, down to 7/8 of the bound: expired entries first (a full bucket, a
+// past window: state equal to a fresh key's); then live counters under their limit
+// (random order), whose loss gives their keys a fresh start. Entries that keep (see
+// keeps) are never shed: a flood of new keys cannot lift a refusal, restart a quota or
+// credits, or end a lockout. Their metrics count what is shed.
+func (sh *memShard) evict(ns int64, maxPer int) (shed int) {
+	sh.dropExpired(ns)
 	target := maxPer - maxPer/8
-	for pass := 0; pass < 2 && len(sh.m) > target; pass++ {
-		for k, e := range sh.m {
-			if len(sh.m) <= target {
-				break
-			}
-			if !e.persist || (pass == 1 && e.exp != 0) {
-				delete(sh.m, k)
-			}
+	for k, e := range sh.m {
+		if sh.len() <= target {
+			return shed
+		}
+		if !e.keep {
+			sh.del(k, e)
+			shed++
+		}
+	}
+	for k, e := range sh.over {
+		if sh.len() <= target {
+			break
+		}
+		if !e.keep {
+			delete(sh.over, k)
+			shed++
+		}
+	}
+	return shed
+}
+
+// dropExpired deletes the shard's expired entries; the shard is locked.
+func (sh *memShard) dropExpired(ns int64) {
+	for k, e := range sh.m {
+		if e.exp != 0 && e.exp <= ns {
+			sh.del(k, e)
+		}
+	}
+	for k, e := range sh.over {
+		if e.exp != 0 && e.exp <= ns {
+			delete(sh.over, k)
 		}
 	}
 }
@@ -238,42 +437,50 @@ func (s *memoryStore) Adjust(_ context.Context, key Key, delta int64) (int64, er
 	sh := s.shard(key.hash)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	e := sh.m[key.hash]
+	e, _, _ := sh.find(&key)
 	e.val += delta
-	e.exp, e.persist = 0, true
-	sh.m[key.hash] = e
+	e.exp, e.persist, e.keep = 0, true, true
+	sh.put(&key, e, 0, math.MaxInt, 0) // a top-up is always stored
 	return e.val, nil
 }
 
 func bindHash(key string) uint64 { return mix(xxhash.Sum64String(key) ^ 0x62696e64) }
 
-// Bind implements [Store].
+// bindShard is the shard of a binding key.
+func (s *memoryStore) bindShard(key string) *memShard { return s.shard(bindHash(key)) }
+
+// Bind implements [Store]. Keys and members are compared in full; members bound before
+// a version 2 file (known by digest only) still count and still match.
 func (s *memoryStore) Bind(_ context.Context, key, member string, maxMembers int) (bool, int, error) {
-	h, mh := bindHash(key), xxhash.Sum64String(member)
-	sh := s.shard(h)
+	sh := s.bindShard(key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	set := sh.binds[h]
-	if _, ok := set[mh]; ok {
-		return true, len(set), nil
+	set := sh.binds[key]
+	old := sh.legacyBinds[bindHash(key)]
+	n := len(set) + len(old)
+	if _, ok := set[member]; ok {
+		return true, n, nil
 	}
-	if len(set) >= maxMembers {
-		return false, len(set), nil
+	if _, ok := old[xxhash.Sum64String(member)]; ok {
+		return true, n, nil
+	}
+	if n >= maxMembers {
+		return false, n, nil
 	}
 	if set == nil {
-		set = make(map[uint64]struct{}, 1)
-		sh.binds[h] = set
+		set = make(map[string]struct{}, 1)
+		sh.binds[strings.Clone(key)] = set
 	}
-	set[mh] = struct{}{}
-	return true, len(set), nil
+	set[strings.Clone(member)] = struct{}{}
+	return true, n + 1, nil
 }
 
 // ResetBindings implements [Store].
 func (s *memoryStore) ResetBindings(_ context.Context, key string) error {
-	h := bindHash(key)
-	sh := s.shard(h)
+	sh := s.bindShard(key)
 	sh.mu.Lock()
-	delete(sh.binds, h)
+	delete(sh.binds, key)
+	delete(sh.legacyBinds, bindHash(key))
 	sh.mu.Unlock()
 	return nil
 }
@@ -301,11 +508,7 @@ func (s *memoryStore) sweep(ns int64) {
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.Lock()
-		for k, e := range sh.m {
-			if e.exp != 0 && e.exp <= ns {
-				delete(sh.m, k)
-			}
-		}
+		sh.dropExpired(ns)
 		sh.mu.Unlock()
 	}
 }
@@ -327,7 +530,7 @@ func (s *memoryStore) Len() int {
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.Lock()
-		n += len(sh.m)
+		n += sh.len()
 		sh.mu.Unlock()
 	}
 	return n

@@ -1,17 +1,21 @@
 package ratelimit
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
 )
 
-// memFile is the persisted state of a memory store: counters by key hash (hashes are
-// stable across restarts) and bindings by key hash with member hashes.
+// memFile is the persisted state of a memory store: counters by key digest (digests are
+// stable across restarts) and identity, and bindings by key with their members. Version
+// 1 files named counters and bindings by digests only; they are still read (see entry
+// and legacyBinds).
 type memFile struct {
 	Version  int          `json:"version"`
 	Counters []memRecord  `json:"counters"`
@@ -19,17 +23,22 @@ type memFile struct {
 }
 
 type memRecord struct {
-	K uint64 `json:"k"`
+	K uint64 `json:"k,omitempty"` // version 1: the key's digest
+	I []byte `json:"i,omitempty"` // version 2: the key's identity
 	V int64  `json:"v"`
 	E int64  `json:"e,omitempty"`
 }
 
+// memBinding is one binding key: Key and Members (version 2; bytes, since keys and
+// members are not always UTF-8), or K and M, digests of a version 1 file.
 type memBinding struct {
-	K uint64   `json:"k"`
-	M []uint64 `json:"m"`
+	Key     []byte   `json:"key,omitempty"`
+	Members [][]byte `json:"members,omitempty"`
+	K       uint64   `json:"k,omitempty"`
+	M       []uint64 `json:"m,omitempty"`
 }
 
-const memFileVersion = 1
+const memFileVersion = 2
 
 // flush writes persisted counters and bindings to the file atomically: a temporary file in
 // the same directory, synced, then renamed over the old one.
@@ -44,19 +53,8 @@ func (s *memoryStore) flush() error {
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.Lock()
-		for k, e := range sh.m {
-			if e.persist && (e.exp == 0 || e.exp > ns) {
-				f.Counters = append(f.Counters, memRecord{K: k, V: e.val, E: e.exp})
-			}
-		}
-		for k, set := range sh.binds {
-			b := memBinding{K: k, M: make([]uint64, 0, len(set))}
-			for m := range set {
-				b.M = append(b.M, m)
-			}
-			slices.Sort(b.M)
-			f.Bindings = append(f.Bindings, b)
-		}
+		f.Counters = sh.appendRecords(f.Counters, ns)
+		f.Bindings = sh.appendBindings(f.Bindings)
 		sh.mu.Unlock()
 	}
 	data, err := json.Marshal(f)
@@ -64,6 +62,48 @@ func (s *memoryStore) flush() error {
 		return fmt.Errorf("ratelimit: encode %s: %w", s.file, err)
 	}
 	return writeAtomic(s.file, data)
+}
+
+// appendRecords appends the shard's persisted live counters; the shard is locked.
+func (sh *memShard) appendRecords(rs []memRecord, ns int64) []memRecord {
+	add := func(h uint64, id string, e entry) {
+		if !e.persist || (e.exp != 0 && e.exp <= ns) {
+			return
+		}
+		if id == "" { // a version 1 counter no key has adopted yet
+			rs = append(rs, memRecord{K: h, V: e.val, E: e.exp})
+		} else {
+			rs = append(rs, memRecord{I: []byte(id), V: e.val, E: e.exp})
+		}
+	}
+	for h, e := range sh.m {
+		add(h, sh.ids[e.id], e)
+	}
+	for id, e := range sh.over {
+		add(0, id, e)
+	}
+	return rs
+}
+
+// appendBindings appends the shard's bindings; the shard is locked.
+func (sh *memShard) appendBindings(bs []memBinding) []memBinding {
+	for k, set := range sh.binds {
+		b := memBinding{Key: []byte(k), Members: make([][]byte, 0, len(set))}
+		for m := range set {
+			b.Members = append(b.Members, []byte(m))
+		}
+		slices.SortFunc(b.Members, bytes.Compare)
+		bs = append(bs, b)
+	}
+	for k, set := range sh.legacyBinds {
+		b := memBinding{K: k, M: make([]uint64, 0, len(set))}
+		for m := range set {
+			b.M = append(b.M, m)
+		}
+		slices.Sort(b.M)
+		bs = append(bs, b)
+	}
+	return bs
 }
 
 func writeAtomic(path string, data []byte) error {
@@ -107,7 +147,7 @@ func (s *memoryStore) load() error {
 	if err := json.Unmarshal(data, &f); err != nil {
 		return fmt.Errorf("ratelimit: read %s: %w", s.file, err)
 	}
-	if f.Version != memFileVersion {
+	if f.Version != 1 && f.Version != memFileVersion {
 		return fmt.Errorf("ratelimit: read %s: unknown version %d", s.file, f.Version)
 	}
 	ns := s.clock().UnixNano()
@@ -115,14 +155,41 @@ func (s *memoryStore) load() error {
 		if r.E != 0 && r.E <= ns {
 			continue
 		}
-		s.shard(r.K).m[r.K] = entry{val: r.V, exp: r.E, persist: true}
+		s.loadCounter(r)
 	}
 	for _, b := range f.Bindings {
+		s.loadBinding(b)
+	}
+	return nil
+}
+
+// loadCounter places a counter read from the file: a version 2 record by its key
+// (decoded from its identity), a version 1 record by its digest alone.
+func (s *memoryStore) loadCounter(r memRecord) {
+	e := entry{val: r.V, exp: r.E, persist: true, keep: true}
+	if r.I == nil {
+		s.shard(r.K).m[r.K] = e
+		return
+	}
+	k, ok := keyOf(string(r.I))
+	if !ok {
+		return // not written by this code: ignore rather than guess
+	}
+	s.shard(k.hash).put(&k, e, 0, math.MaxInt, 0)
+}
+
+func (s *memoryStore) loadBinding(b memBinding) {
+	if b.Key == nil {
 		set := make(map[uint64]struct{}, len(b.M))
 		for _, m := range b.M {
 			set[m] = struct{}{}
 		}
-		s.shard(b.K).binds[b.K] = set
+		s.shard(b.K).legacyBinds[b.K] = set
+		return
 	}
-	return nil
+	set := make(map[string]struct{}, len(b.Members))
+	for _, m := range b.Members {
+		set[string(m)] = struct{}{}
+	}
+	s.bindShard(string(b.Key)).binds[string(b.Key)] = set
 }

@@ -24,6 +24,8 @@ type Metrics struct {
 	leaseUnits    *prometheus.CounterVec
 	leasedUnits   prometheus.Counter // leaseUnits{event="leased"}, looked up once
 	returnedUnits prometheus.Counter // leaseUnits{event="returned"}
+	memShed       prometheus.Counter // memory store: live counters under their limit shed
+	memUntracked  prometheus.Counter // memory store: new keys not tracked (full)
 	breakerState  atomic.Int32       // the value breakerOpen was last set to
 	breakerMu     sync.Mutex
 }
@@ -60,6 +62,14 @@ func NewMetrics() *Metrics {
 			Name: "gatehouse_store_lease_units_total",
 			Help: "Counter units this replica leased from Redis (event=leased) and gave back unused (event=returned); the difference is mostly units admitted without a round trip (the rest ended unused with their window).",
 		}, []string{"event"}),
+		memShed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gatehouse_ratelimit_memory_shed_total",
+			Help: "Counters under their limit the memory store dropped to make room (their keys start afresh).",
+		}),
+		memUntracked: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gatehouse_ratelimit_memory_untracked_total",
+			Help: "Requests on a new key the memory store could not track: max_entries is full of counters it keeps (over their limit, quotas, credits, lockouts).",
+		}),
 	}
 	m.redisDuration = m.storeDuration.WithLabelValues("redis")
 	m.leasedUnits = m.leaseUnits.WithLabelValues("leased")
@@ -114,6 +124,8 @@ func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	m.storeFailures.Describe(ch)
 	m.breakerOpen.Describe(ch)
 	m.leaseUnits.Describe(ch)
+	m.memShed.Describe(ch)
+	m.memUntracked.Describe(ch)
 }
 
 // Collect implements prometheus.Collector.
@@ -125,6 +137,20 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	m.storeFailures.Collect(ch)
 	m.breakerOpen.Collect(ch)
 	m.leaseUnits.Collect(ch)
+	m.memShed.Collect(ch)
+	m.memUntracked.Collect(ch)
+}
+
+func (m *Metrics) memoryShed(n int64) {
+	if m != nil {
+		m.memShed.Add(float64(n))
+	}
+}
+
+func (m *Metrics) memoryUntracked() {
+	if m != nil {
+		m.memUntracked.Inc()
+	}
 }
 
 // leased counts units leased (returned: given back unused).

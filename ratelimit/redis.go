@@ -74,8 +74,16 @@ var _ instrumented = (*redisStore)(nil)
 
 type clientBox struct{ c rueidis.Client }
 
-// overMark says a key is over its limit until `until` (unix ns) with stored value `value`.
-type overMark struct{ until, value int64 }
+// overMark says the key with identity id (and hash tag tag) is over its limit until
+// `until` (unix ns) with stored value `value`. Marks are found by digest: the identity
+// keeps a key whose digest collides with a marked one from being refused in its place.
+type overMark struct {
+	until, value int64
+	id, tag      string
+}
+
+// marks reports whether m is op's mark.
+func (m *overMark) marks(op *Op) bool { return op.Key.is(m.id) && op.Key.Tag == m.tag }
 
 func openRedis(_ context.Context, cfg RedisConfig, clock Clock) (*redisStore, error) {
 	opt, err := redisOptions(cfg)
@@ -463,7 +471,7 @@ func (s *redisStore) rememberOver(op *Op, o Outcome, ns int64) {
 		if s.native && op.Kind == KindCounter {
 			until = min(until, ns+int64(nativeOverFor))
 		}
-		s.over.SetWithTTL(s.digest(op), overMark{until: until, value: o.Value}, 1, time.Duration(until-ns))
+		s.over.SetWithTTL(s.digest(op), overMark{until: until, value: o.Value, id: op.Key.identity(), tag: op.Key.Tag}, 1, time.Duration(until-ns))
 	}
 }
 
@@ -727,7 +735,7 @@ func (s *redisStore) knownOver(ops []Op, out []Outcome, ns int64) bool {
 		}
 		// A mark answers only while its value is still over this op's limit: a reload
 		// (or an RLS override) may have raised the limit since.
-		if m, ok := s.over.Get(s.digest(op)); ok && m.until > ns && stillOver(op, m.value, ns) &&
+		if m, ok := s.over.Get(s.digest(op)); ok && m.until > ns && m.marks(op) && stillOver(op, m.value, ns) &&
 			(s.leases == nil || !s.leases.covers(s.leaseID(op), op)) {
 			out[i] = Outcome{Value: m.value}
 			hit = true

@@ -50,7 +50,7 @@ func TestRedisTLSAndPassword(t *testing.T) {
 	good := RedisConfig{Addrs: []string{r.addr()}, PasswordFile: pwFile, TLS: TLSConfig{Enabled: true, CAFile: caFile}}
 	e := mustCompile(t, in, openTestRedis(t, good, nil))
 	for i, want := range []policy.Code{"", "", policy.DeviceRateLimited} {
-		res, err := e.Limit(ctx, time.Now(), policy.LimitRequest{App: "a", Device: "d"})
+		res, err := e.Limit(ctx, t0, policy.LimitRequest{App: "a", Device: "d"})
 		if err != nil || res.Code != want {
 			t.Fatalf("request %d over TLS: %+v %v", i+1, res, err)
 		}
@@ -68,7 +68,7 @@ func TestRedisTLSAndPassword(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer s.Close()
-			_, err = mustCompile(t, in, s).Limit(ctx, time.Now(), policy.LimitRequest{App: "a", Device: "x"})
+			_, err = mustCompile(t, in, s).Limit(ctx, t0, policy.LimitRequest{App: "a", Device: "x"})
 			if !errors.Is(err, ErrUnavailable) {
 				t.Fatalf("want ErrUnavailable, got %v", err)
 			}
@@ -105,7 +105,7 @@ func TestRedisSentinelFailover(t *testing.T) {
 	ctx := context.Background()
 	req := policy.LimitRequest{App: "a", Device: "d"}
 	for i := 0; i < 5; i++ {
-		if res, err := e.Limit(ctx, time.Now(), req); err != nil || res.Code != "" || res.Remaining != int64(999-i) {
+		if res, err := e.Limit(ctx, t0, req); err != nil || res.Code != "" || res.Remaining != int64(999-i) {
 			t.Fatalf("request %d via sentinel: %+v %v", i+1, res, err)
 		}
 	}
@@ -118,7 +118,7 @@ func TestRedisSentinelFailover(t *testing.T) {
 	var res policy.LimitResult
 	waitFor(t, 20*time.Second, "the store to follow the failover", func() bool {
 		var err error
-		res, err = e.Limit(ctx, time.Now(), req)
+		res, err = e.Limit(ctx, t0, req)
 		return err == nil
 	})
 	t.Logf("counting again %v after the master died", time.Since(killed).Round(time.Millisecond))
@@ -267,14 +267,20 @@ func TestRedisCounterExpiry(t *testing.T) {
 	}
 }
 
-// TestRedisOverLimitCacheHoldsManyKeys: thousands of devices over their limit are all
-// remembered, so they are refused without Redis (here: with Redis gone).
+// TestRedisOverLimitCacheHoldsManyKeys: with thousands of devices over their limit and
+// Redis then gone, no device is ever admitted: each is refused, from the over-limit
+// cache, or its check fails (the fail mode decides). The cache is lossy (ristretto may
+// drop sets under contention), so how many it keeps is not asserted; that it works at
+// all is: a device marked while nothing else runs is refused without Redis.
 func TestRedisOverLimitCacheHoldsManyKeys(t *testing.T) {
 	r := startRedis(t)
-	st := openTestRedis(t, RedisConfig{Addrs: []string{r.addr()}, Timeout: 200 * time.Millisecond}, nil)
+	// script counters: a mark lasts until the window ends (native ones, a second of the
+	// cache's own clock), so the fixed clock below holds every mark.
+	st := openTestRedis(t, RedisConfig{Addrs: []string{r.addr()}, Timeout: 200 * time.Millisecond, Counters: "script"}, nil)
 	e := mustCompile(t, CompileInput{Apps: map[string]AppLimits{"a": {Limits: []LimitConfig{
 		{Name: "l", Key: []string{"device"}, Requests: 1, Per: time.Hour}}}}}, st)
 	ctx := context.Background()
+	now := t0
 	const devices = 5000
 	each := func(f func(d string)) {
 		var wg sync.WaitGroup
@@ -289,24 +295,31 @@ func TestRedisOverLimitCacheHoldsManyKeys(t *testing.T) {
 		}
 		wg.Wait()
 	}
-	each(func(d string) {
+	spend := func(d string) {
 		for i, want := range []policy.Code{"", policy.DeviceRateLimited} {
-			if res, err := e.Limit(ctx, time.Now(), policy.LimitRequest{App: "a", Device: d}); err != nil || res.Code != want {
+			if res, err := e.Limit(ctx, now, policy.LimitRequest{App: "a", Device: d}); err != nil || res.Code != want {
 				t.Errorf("%s request %d: %+v %v", d, i+1, res, err)
 			}
 		}
-	})
+	}
+	each(spend)
+	st.over.Wait()
+	spend("alone")
 	st.over.Wait()
 	r.stop()
 	var remembered atomic.Int64
 	each(func(d string) {
-		if res, err := e.Limit(ctx, time.Now(), policy.LimitRequest{App: "a", Device: d}); err == nil && res.Code == policy.DeviceRateLimited {
+		res, err := e.Limit(ctx, now, policy.LimitRequest{App: "a", Device: d})
+		switch {
+		case err == nil && res.Code == policy.DeviceRateLimited:
 			remembered.Add(1)
+		case err == nil:
+			t.Errorf("%s admitted with Redis gone: %+v", d, res)
 		}
 	})
-	// ristretto may drop a few sets under contention; it must not forget most of them.
-	if n := remembered.Load(); n < devices*99/100 {
-		t.Fatalf("%d of %d over-limit devices refused without Redis, want ≥ 99%%", n, devices)
+	t.Logf("%d of %d over-limit devices refused from the cache", remembered.Load(), devices)
+	if res, err := e.Limit(ctx, now, policy.LimitRequest{App: "a", Device: "alone"}); err != nil || res.Code != policy.DeviceRateLimited {
+		t.Fatalf("a device marked alone: %+v %v, want refused from the cache", res, err)
 	}
 }
 
@@ -386,8 +399,9 @@ func TestRedisNativeRefusalMarksBriefly(t *testing.T) {
 
 // TestRedisStalledCallsKeepTheirDeadline: with Redis stopped (SIGSTOP: connected but
 // silent), concurrent calls without a deadline of their own, batched or not, return
-// ErrUnavailable within the store timeout and its slack, and the store recovers when
-// Redis resumes.
+// ErrUnavailable because the store's deadline passed (TestDeadlines checks which
+// deadline that is: the store timeout and its slack), and the store recovers when Redis
+// resumes.
 func TestRedisStalledCallsKeepTheirDeadline(t *testing.T) {
 	r := startRedis(t)
 	const timeout = 50 * time.Millisecond
@@ -408,30 +422,21 @@ func TestRedisStalledCallsKeepTheirDeadline(t *testing.T) {
 			r.cmd.Process.Signal(syscall.SIGCONT)
 		}
 	}()
-	var longest atomic.Int64
 	var wg sync.WaitGroup
 	for w := 0; w < 16; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for i := 0; i < 5; i++ {
-				start := time.Now()
 				_, err := e.Limit(ctx, t0, policy.LimitRequest{App: "a", Device: "d" + strconv.Itoa(w)})
-				if d := int64(time.Since(start)); d > longest.Load() {
-					longest.Store(d)
-				}
-				if !errors.Is(err, ErrUnavailable) {
-					t.Errorf("with Redis stopped: %v", err)
+				if !errors.Is(err, ErrUnavailable) || !errors.Is(err, context.DeadlineExceeded) {
+					t.Errorf("with Redis stopped: %v, want ErrUnavailable for a passed deadline", err)
 					return
 				}
 			}
 		}()
 	}
 	wg.Wait()
-	t.Logf("longest call with Redis stopped: %v (timeout %v)", time.Duration(longest.Load()), timeout)
-	if l := time.Duration(longest.Load()); l > timeout+timeout/5+200*time.Millisecond { // margin: -race on 2 cores
-		t.Fatalf("a call took %v, timeout %v", l, timeout)
-	}
 	r.cmd.Process.Signal(syscall.SIGCONT)
 	resumed = true
 	waitFor(t, 5*time.Second, "the store to answer again", func() bool {
@@ -453,7 +458,7 @@ func TestRedisTakeBackLeavesNoKeyWithoutExpiry(t *testing.T) {
 			t.Error(err)
 		}
 	}
-	now := time.Now()
+	now := t0
 	key := NewKey("l", "a", 0, "d")
 	ops := []Op{{Key: key, Kind: KindCounter, Limit: 1, Cost: 2, Expire: now.Add(time.Hour).UnixNano()}}
 	out := make([]Outcome, 1)
@@ -553,9 +558,12 @@ func TestRedisScriptReadDuringTakeBackMarksBriefly(t *testing.T) {
 // Redis answered says nothing about Redis; the breaker stays open.
 func TestRedisCanceledProbeKeepsBreakerOpen(t *testing.T) {
 	r := startRedis(t)
-	const timeout = 200 * time.Millisecond
+	// A store timeout far above the callers' deadlines: each call below runs under its
+	// caller's own context, which the test cancels or lets pass.
+	const timeout = 10 * time.Second
+	clock := newFakeClock(t0)
 	st := openTestRedis(t, RedisConfig{Addrs: []string{r.addr()}, Timeout: timeout,
-		Breaker: BreakerConfig{Failures: 1, Window: time.Millisecond, Cooldown: 50 * time.Millisecond}}, nil)
+		Breaker: BreakerConfig{Failures: 1, Window: time.Millisecond, Cooldown: 50 * time.Millisecond}}, clock.Now)
 	e := mustCompile(t, CompileInput{Apps: map[string]AppLimits{"a": {Limits: []LimitConfig{
 		{Name: "l", Key: []string{"device"}, Requests: 1000, Per: time.Hour}}}}}, st)
 	ctx := context.Background()
@@ -568,13 +576,23 @@ func TestRedisCanceledProbeKeepsBreakerOpen(t *testing.T) {
 	}
 	defer r.cmd.Process.Signal(syscall.SIGCONT)
 	waitFor(t, 5*time.Second, "the breaker to open", func() bool {
-		e.Limit(ctx, t0, req)
+		clock.Add(time.Millisecond) // the failures span the breaker's window
+		fctx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+		defer cancel()
+		e.Limit(fctx, t0, req)
 		return st.br.isOpen()
 	})
-	time.Sleep(60 * time.Millisecond) // the cooldown: the next call is the probe
+	clock.Add(50 * time.Millisecond) // the cooldown: the next call is the probe
 	cctx, cancel := context.WithTimeout(ctx, timeout/2)
-	time.AfterFunc(20*time.Millisecond, cancel)
-	if _, err := e.Limit(cctx, t0, req); !errors.Is(err, ErrUnavailable) {
+	probe := make(chan error, 1)
+	go func() { _, err := e.Limit(cctx, t0, req); probe <- err }()
+	waitFor(t, 5*time.Second, "the probe to be sent", func() bool {
+		st.br.mu.Lock()
+		defer st.br.mu.Unlock()
+		return st.br.probing
+	})
+	cancel() // the caller goes away while Redis is silent
+	if err := <-probe; !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("probe with Redis stopped: %v", err)
 	}
 	if !errors.Is(cctx.Err(), context.Canceled) {
@@ -593,7 +611,7 @@ func TestRedisRefund(t *testing.T) {
 		t.Run(counters, func(t *testing.T) {
 			st := openTestRedis(t, RedisConfig{Addrs: []string{r.addr()}, Counters: counters, KeyPrefix: counters + ":"}, nil)
 			ctx := context.Background()
-			now := time.Now()
+			now := t0
 			counter := func(cost int64) Outcome {
 				t.Helper()
 				out := make([]Outcome, 1)

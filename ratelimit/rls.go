@@ -97,6 +97,60 @@ type rlsRules struct {
 	addHeaders bool
 	fail       failMode
 	loc        *time.Location
+	bounds     rlsBounds
+}
+
+// The default bounds of one request, sized for Envoy's traffic: its rate_limits actions
+// produce a few descriptors of a few entries each.
+const (
+	defaultMaxDescriptors = 64
+	defaultMaxDescEntries = 16
+	defaultMaxBytes       = 64 << 10
+)
+
+// rlsBounds bound the work of one request (see RLSConfig.MaxDescriptors).
+type rlsBounds struct{ descriptors, entries, bytes int }
+
+// ErrInvalidRequest wraps the error of a rate-limit request refused for its shape (too
+// many descriptors, entries or bytes); its message never holds request data.
+var ErrInvalidRequest = errors.New("ratelimit: invalid request")
+
+// check refuses a request past the bounds, before any work proportional to its size.
+func (b rlsBounds) check(req *RLSRequest) error {
+	if n := len(req.Descriptors); n > b.descriptors {
+		return fmt.Errorf("%w: %d descriptors, at most %d", ErrInvalidRequest, n, b.descriptors)
+	}
+	size := len(req.Domain)
+	for i := range req.Descriptors {
+		es := req.Descriptors[i].Entries
+		if len(es) > b.entries {
+			return fmt.Errorf("%w: descriptor %d has %d entries, at most %d", ErrInvalidRequest, i, len(es), b.entries)
+		}
+		for _, en := range es {
+			size += len(en.Key) + len(en.Value)
+		}
+	}
+	if size > b.bytes {
+		return fmt.Errorf("%w: %d bytes of domain, keys and values, at most %d", ErrInvalidRequest, size, b.bytes)
+	}
+	return nil
+}
+
+func (c *compiler) rlsBounds(p string, cfg RLSConfig) rlsBounds {
+	pick := func(key string, v, def int) int {
+		if v < 0 {
+			c.bad(p+"."+key, "must be ≥ 0 (0: the default, %d)", def)
+		}
+		if v <= 0 {
+			return def
+		}
+		return v
+	}
+	return rlsBounds{
+		descriptors: pick("max_descriptors", cfg.MaxDescriptors, defaultMaxDescriptors),
+		entries:     pick("max_entries", cfg.MaxEntries, defaultMaxDescEntries),
+		bytes:       pick("max_bytes", cfg.MaxBytes, defaultMaxBytes),
+	}
 }
 
 type rlsKV struct{ key, value string }
@@ -119,11 +173,13 @@ type rlsLimit struct {
 	rule      *rule
 	unlimited bool
 	shadow    bool
-	detailed  bool
 	name      string
 	replaces  []string
 	current   RLSCurrentLimit
-	path      string // for metrics: domain.key_value.key
+	// label names the limit in metrics: its path (domain.key_value.key), configuration
+	// only. detailed_metric on a key without a value adds "_other", never the request's
+	// value: a client's values would make series without bound.
+	label string
 }
 
 // ParseDomain decodes one envoyproxy/ratelimit configuration file strictly (unknown keys
@@ -140,6 +196,7 @@ func ParseDomain(data []byte) (DomainConfig, error) {
 
 func (c *compiler) rls(p string, cfg RLSConfig) *rlsRules {
 	rr := &rlsRules{domains: map[string]*rlsNode{}, shadow: cfg.ShadowMode, addHeaders: cfg.AddHeaders}
+	rr.bounds = c.rlsBounds(p, cfg)
 	switch cfg.FailMode {
 	case "", "error":
 		rr.fail = failClosed
@@ -184,6 +241,12 @@ func (c *compiler) rls(p string, cfg RLSConfig) *rlsRules {
 func (c *compiler) domain(p string, d DomainConfig, rr *rlsRules) {
 	if d.Domain == "" {
 		c.bad(p+".domain", "required")
+		return
+	}
+	if strings.Contains(d.Domain, "#") || strings.HasSuffix(d.Domain, "/override") {
+		// counter ids are "rls/<domain>#…" and "rls/<domain>/override#…": either would
+		// let two domains name one counter
+		c.bad(p+".domain", "must not contain # nor end in /override")
 		return
 	}
 	if _, dup := rr.domains[d.Domain]; dup {
@@ -267,7 +330,10 @@ var unitDurations = []struct {
 
 func (c *compiler) rateLimit(p, domain, path string, d DescriptorConfig, rr *rlsRules) *rlsLimit {
 	rl := d.RateLimit
-	l := &rlsLimit{unlimited: rl.Unlimited, shadow: d.ShadowMode || d.QuotaMode, detailed: d.DetailedMetric, name: rl.Name, path: path}
+	l := &rlsLimit{unlimited: rl.Unlimited, shadow: d.ShadowMode || d.QuotaMode, name: rl.Name, label: path}
+	if d.DetailedMetric && d.Value == "" {
+		l.label = path + "_other" // a configured value or pattern is in path already
+	}
 	for j, r := range rl.Replaces {
 		switch {
 		case r.Name == "":
@@ -422,14 +488,18 @@ func (rr *rlsRules) override(domain string, o *RLSOverride) *rlsLimit {
 		return nil
 	}
 	r.id = "rls/" + domain + "/override#" + r.signature()
-	return &rlsLimit{rule: r, current: RLSCurrentLimit{RequestsPerUnit: o.RequestsPerUnit, Unit: o.Unit}, path: domain + ".override"}
+	return &rlsLimit{rule: r, current: RLSCurrentLimit{RequestsPerUnit: o.RequestsPerUnit, Unit: o.Unit}, label: domain + ".override"}
 }
 
 // ShouldRateLimit counts the request's descriptors of its domain in one store call. An
 // unknown domain, or a descriptor that matches nothing, is OK without a limit. The error
+// wraps [ErrInvalidRequest] when the request is past the configured bounds; otherwise it
 // is non-nil only when the store could not be reached and the fail mode is error.
 func (e *Engine) ShouldRateLimit(ctx context.Context, now time.Time, req RLSRequest) (RLSResponse, error) {
 	rr := e.rls
+	if err := rr.bounds.check(&req); err != nil {
+		return RLSResponse{}, err
+	}
 	resp := RLSResponse{Statuses: make([]RLSStatus, len(req.Descriptors)), AddHeaders: rr.addHeaders}
 	dom := rr.domains[req.Domain]
 	if dom == nil {
@@ -447,9 +517,7 @@ func (e *Engine) ShouldRateLimit(ctx context.Context, now time.Time, req RLSRequ
 		default:
 			op := b.next(l.rule)
 			op.Key = Key{ID: l.rule.id, Tag: req.Domain, idh: l.rule.idh}
-			for k, en := range req.Descriptors[i].Entries {
-				op.Key.add(strconv.Itoa(len(en.Key)) + ":" + en.Key + countedAs(shared, i, k, en.Value)) // unambiguous
-			}
+			descriptorKey(&op.Key, req.Descriptors[i].Entries, shared, i)
 			l.rule.fill(op, now, hits(req, i))
 			op.Shadow = l.shadow || rr.shadow // each counts on its own: none blocks another
 			idx = append(idx, i)
@@ -474,15 +542,11 @@ func (e *Engine) ShouldRateLimit(ctx context.Context, now time.Time, req RLSRequ
 		}
 		if !b.outs[j].Allowed {
 			s.Remaining, s.RetryAfter = 0, st.RetryAfter
-			label := l.path
-			if es := req.Descriptors[i].Entries; l.detailed && len(es) > 0 {
-				label += "_" + countedAs(shared, i, len(es)-1, es[len(es)-1].Value)
-			}
 			if l.shadow {
-				e.metrics.shadowHit("rls", label)
+				e.metrics.shadowHit("rls", l.label)
 			} else {
 				s.OverLimit, resp.OverLimit = true, true
-				e.metrics.overLimitHit("rls", label)
+				e.metrics.overLimitHit("rls", l.label)
 			}
 		}
 		resp.Statuses[i] = s
@@ -529,6 +593,36 @@ func (rr *rlsRules) resolve(req RLSRequest, dom *rlsNode) (lims []*rlsLimit, sha
 		}
 	}
 	return lims, shared
+}
+
+// descriptorKey adds descriptor i's entries to k: each entry is one part, its key's
+// length, ":", its key and its value (unambiguous); entries past the key's parts are
+// folded into the last part in one buffer, as Key.add would fold them one by one.
+func descriptorKey(k *Key, es []RLSEntry, shared [][]string, i int) {
+	head := len(es)
+	if head > maxParts {
+		head = maxParts - 1
+	}
+	for j := 0; j < head; j++ {
+		en := &es[j]
+		k.add(strconv.Itoa(len(en.Key)) + ":" + en.Key + countedAs(shared, i, j, en.Value))
+	}
+	if head == len(es) {
+		return
+	}
+	var b []byte
+	for j := head; j < len(es); j++ {
+		en := &es[j]
+		v := countedAs(shared, i, j, en.Value)
+		kl := strconv.Itoa(len(en.Key))
+		b = strconv.AppendInt(b, int64(len(kl)+1+len(en.Key)+len(v)), 10) // lengthPrefixed(part)
+		b = append(b, ':')
+		b = append(b, kl...)
+		b = append(b, ':')
+		b = append(b, en.Key...)
+		b = append(b, v...)
+	}
+	k.setFolded(string(b))
 }
 
 // countedAs is the value entry k of descriptor i counts as: its own, or the wildcard

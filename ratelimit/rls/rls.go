@@ -50,8 +50,10 @@ func New(current func() *ratelimit.Engine, clock ratelimit.Clock) *Server {
 // Register adds the service to g.
 func (s *Server) Register(g grpc.ServiceRegistrar) { rlsv3.RegisterRateLimitServiceServer(g, s) }
 
-// ShouldRateLimit implements rlsv3.RateLimitServiceServer. A gRPC error (UNAVAILABLE)
-// means the verdict could not be reached, so that Envoy's failure_mode_deny decides.
+// ShouldRateLimit implements rlsv3.RateLimitServiceServer. A gRPC error UNAVAILABLE
+// means the verdict could not be reached, so that Envoy's failure_mode_deny decides;
+// INVALID_ARGUMENT, that the request is past the configured bounds (descriptors, entries,
+// bytes).
 func (s *Server) ShouldRateLimit(ctx context.Context, req *rlsv3.RateLimitRequest) (*rlsv3.RateLimitResponse, error) {
 	e := s.current()
 	if e == nil {
@@ -60,6 +62,10 @@ func (s *Server) ShouldRateLimit(ctx context.Context, req *rlsv3.RateLimitReques
 	now := s.clock()
 	span := trace.SpanFromContext(ctx)
 	res, err := e.ShouldRateLimit(ctx, now, FromProto(req))
+	if errors.Is(err, ratelimit.ErrInvalidRequest) {
+		span.SetStatus(otelcodes.Error, "invalid request")
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
 	if err != nil {
 		span.SetStatus(otelcodes.Error, "could not decide")
 		if errors.Is(err, context.Canceled) {
