@@ -173,7 +173,7 @@ const payloadSchema = `{"type":"object","required":["message"],"additionalProper
 // allowed; INVALID_JSON only for what is not JSON; and what is allowed satisfies the
 // schema, checked here on the JSON itself.
 func FuzzPayload(f *testing.F) {
-	r := payloadRules(f)
+	r := fuzzPayloadRules(f)
 	for _, s := range []string{`{"message":"hi"}`, `{"message":"hi","count":3}`, `{"message":"hi","count":3.0}`, `{"message":""}`,
 		`{"message":"hi","extra":1}`, `{"count":1}`, `[]`, `{`, `{"message":"hi"} {}`, `{"message":"\u00e9\u00e9"}`,
 		`{"message":"hi","message":5}`, `{"message":"hi","count":1e1}`, strings.Repeat(" ", 65), ""} {
@@ -228,7 +228,7 @@ func payloadFault(body string) string {
 	return ""
 }
 
-func payloadRules(t testing.TB) *policy.Rules {
+func fuzzPayloadRules(t testing.TB) *policy.Rules {
 	doc, err := jsonschema.UnmarshalJSON(strings.NewReader(payloadSchema))
 	if err != nil {
 		t.Fatal(err)
