@@ -44,14 +44,14 @@ var testKey = func() *ecdsa.PrivateKey {
 }()
 
 func testVerifier(t testing.TB) *policy.JWTVerifier {
-	return &policy.JWTVerifier{Name: "users", Issuer: "https://id.test", Algorithms: []string{"ES256"},
+	return &policy.JWTVerifier{Name: "users", Issuer: "https://id.test", Audiences: []string{"api"}, Algorithms: []string{"ES256"},
 		Keys: jwks.NewStatic(jwks.Key{ID: "k1", Alg: "ES256", Key: &testKey.PublicKey}), Claims: policy.ClaimNames{Roles: "roles"}}
 }
 
 // userToken signs a user JWT for testVerifier.
 func userToken(t testing.TB, sub string, roles ...string) string {
 	t.Helper()
-	tok := jwt.NewWithClaims(jwt.SigningMethodES256, jwt.MapClaims{"iss": "https://id.test", "sub": sub,
+	tok := jwt.NewWithClaims(jwt.SigningMethodES256, jwt.MapClaims{"iss": "https://id.test", "aud": "api", "sub": sub,
 		"exp": testNow.Add(time.Hour).Unix(), "roles": roles})
 	tok.Header["kid"] = "k1"
 	s, err := tok.SignedString(testKey)
