@@ -61,13 +61,27 @@ func ToInput(req *authv3.CheckRequest) policy.Input {
 	} else if b := h.GetBody(); b != "" {
 		in.Body, in.HasBody = b, true
 	}
-	in.BodyPartial = in.Headers["x-envoy-auth-partial-body"] == "true"
+	if v, ok := in.Headers["x-envoy-auth-partial-body"]; ok {
+		in.BodyPartial = !wholeBody(v)
+	}
 	if sa := attrs.GetSource().GetAddress().GetSocketAddress(); sa != nil {
 		if a, err := netip.ParseAddr(sa.GetAddress()); err == nil {
 			in.Source = a.WithZone("").Unmap()
 		}
 	}
 	return in
+}
+
+// wholeBody reports whether an x-envoy-auth-partial-body value says the body is whole:
+// "false" in every copy. A client can send the header too, and its copy merged with
+// Envoy's ("false,true") must not hide a truncated body.
+func wholeBody(v string) bool {
+	for c := range strings.SplitSeq(v, ",") {
+		if strings.TrimSpace(c) != "false" {
+			return false
+		}
+	}
+	return true
 }
 
 // mergeHeaderMap builds the header map from Envoy's raw header list (encode_raw_headers),

@@ -179,6 +179,7 @@ func TestFailOpenOpensOnlyTheFailedDependency(t *testing.T) {
 		{depAttest, "ip block list", []req{with(func(r *req) { r.source = "203.0.113.9" })}, "BLOCKED"},
 		{depAttest, "device block list (claimed header)", []req{with(func(r *req) { r.bogusAttest, r.device = true, "stolen-device" })}, "BLOCKED"},
 		{depAttest, "device block list (claimed in token)", []req{with(func(r *req) { r.bogusAttest, r.attestID, r.device = true, "stolen-device", "stolen-device" })}, "BLOCKED"},
+		{depAttest, "device block list (claimed in token, no header)", []req{with(func(r *req) { r.bogusAttest, r.attestID = true, "stolen-device" })}, "BLOCKED"},
 		{depAttest, "license revoked", []req{with(func(r *req) { r.bogusAttest, r.license = true, "lic-revoked" })}, "LICENSE_REVOKED"},
 		{depAttest, "license unknown", []req{with(func(r *req) { r.bogusAttest, r.license = true, "lic-guess" })}, "INVALID_KEY"},
 		{depAttest, "license bound to devices, none verified", []req{with(func(r *req) { r.bogusAttest, r.license = true, "lic-bound" })}, "ATTESTATION_REQUIRED"},

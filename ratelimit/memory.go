@@ -62,7 +62,10 @@ type memShard struct {
 	binds     map[string]map[string]struct{}
 	// legacyBinds are bindings read from a version 1 file: key and member digests.
 	legacyBinds map[uint64]map[uint64]struct{}
-	_           [24]byte
+	// evicted: room evicted during the current Apply, so identity indexes found before
+	// it may have been freed and handed to other keys.
+	evicted bool
+	_       [23]byte
 }
 
 // entry is one counter: a count or a TAT, its expiry (unix ns, 0 never), whether it is
@@ -213,6 +216,10 @@ func (s *memoryStore) apply(ns int64, ops []Op, out []Outcome) {
 		sh := s.shard(op.Key.hash)
 		if !sh.put(&op.Key, e, ns, s.maxPer, found[i]) {
 			s.untracked(ns)
+		}
+		if sh.evicted { // later ops compare identities in full
+			sh.evicted = false
+			clear(found[i+1:])
 		}
 		if sh.shed > 0 {
 			s.metrics.Load().memoryShed(sh.shed)
@@ -376,6 +383,7 @@ func (sh *memShard) room(ns int64, maxPer int) bool {
 		return false
 	}
 	sh.shed += int64(sh.evict(ns, maxPer))
+	sh.evicted = true
 	if sh.len() < maxPer {
 		return true
 	}

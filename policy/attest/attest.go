@@ -184,6 +184,10 @@ type Outcome struct {
 	DeviceID string      // the verified device id, when the token carries one
 	CacheHit bool
 	Err      error // could not decide (keys or replay store unreachable)
+	// Claimed is, with Err, the device id the token names though it could not be
+	// verified: never an identity, only matched against block lists, where a claim can
+	// only hurt the claimant.
+	Claimed string
 }
 
 // facts is what verifying a token's signature and static claims established: the part of
@@ -210,7 +214,11 @@ func (p *Provider) Check(ctx context.Context, now time.Time, in *policy.Input, t
 	} else {
 		var err error
 		if f, err = p.verify(ctx, tok); err != nil {
-			return Outcome{Err: err}
+			o := Outcome{Err: err}
+			if f != nil {
+				o.Claimed = f.deviceID
+			}
+			return o
 		}
 		cache.Set(key, f, int64(len(f.deviceID)+len(f.jti)+len(f.msg)+160), p.ttl(now, f))
 	}
@@ -261,7 +269,7 @@ func (p *Provider) judge(ctx context.Context, now time.Time, in *policy.Input, f
 		// for a replay-protected token is a replay.
 		seen, err := p.c.Replay.Seen(ctx, now, policy.CacheKey("jti", p.c.Issuer, f.jti), f.exp.Add(l))
 		if err != nil {
-			return Outcome{Err: fmt.Errorf("%s replay store: %w", p.id, err)}
+			return Outcome{Err: fmt.Errorf("%s replay store: %w", p.id, err), Claimed: f.deviceID}
 		}
 		if seen {
 			return Outcome{Code: policy.AttestationFailed, Message: "The attestation token was already used"}
@@ -300,7 +308,9 @@ func (p *Provider) verifyToken(ctx context.Context, tok string) (*facts, error) 
 	_, err := p.parser.ParseWithClaims(tok, claims, func(t *jwt.Token) (any, error) { return p.key(ctx, t) })
 	switch {
 	case errors.Is(err, jwks.ErrUnavailable):
-		return nil, fmt.Errorf("%s keys: %w", p.id, err)
+		// The claims were decoded before the key was sought: keep the device id they
+		// name for the block lists (Outcome.Claimed), never as an identity.
+		return &facts{deviceID: p.claimedID(claims)}, fmt.Errorf("%s keys: %w", p.id, err)
 	case errors.Is(err, errAlg), errors.Is(err, errTyp), errors.Is(err, errKey), errors.Is(err, jwks.ErrUnknownKey):
 		return &facts{code: policy.InvalidAttestation}, nil
 	case errors.Is(err, jwt.ErrTokenSignatureInvalid):

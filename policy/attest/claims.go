@@ -29,6 +29,17 @@ func ValidDeviceID(id string) bool {
 	return true
 }
 
+// claimedID is the device id that claims name, when it may be one; "" otherwise.
+func (p *Provider) claimedID(claims jwt.MapClaims) string {
+	if p.c.Claims.DeviceID == "" {
+		return ""
+	}
+	if id, ok := claim(claims, p.c.Claims.DeviceID).(string); ok && ValidDeviceID(id) {
+		return id
+	}
+	return ""
+}
+
 // read turns the claims of a token whose signature verified into facts, checking what
 // depends on the token alone, in the order of the failure mapping.
 func (p *Provider) read(claims jwt.MapClaims) *facts {

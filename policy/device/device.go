@@ -113,8 +113,9 @@ func (ch *Checker) Device(ctx context.Context, now time.Time, in *policy.Input, 
 
 	// 5. attestation
 	var v policy.DeviceVerdict
+	claimed := "" // the device id an unverifiable token names: for the block list only
 	if ep.Attestation != policy.AttestExempt {
-		v = ch.attest(ctx, now, in, required)
+		v, claimed = ch.attest(ctx, now, in, required)
 		if v.Code == policy.AttestationExpired && ep.Heartbeat {
 			v.Code, v.Message = policy.SessionExpired, ""
 		}
@@ -130,7 +131,7 @@ func (ch *Checker) Device(ctx context.Context, now time.Time, in *policy.Input, 
 		v.Code, v.Step = code, policy.StepAttest
 		return v
 	}
-	if ch.blockedDevice(in, id) {
+	if ch.blockedDevice(in, id, claimed) {
 		v.Code, v.Step = policy.Blocked, policy.StepNetwork
 		return v
 	}
@@ -158,9 +159,10 @@ func (ch *Checker) Device(ctx context.Context, now time.Time, in *policy.Input, 
 	return v
 }
 
-// attest evaluates the highest-priority credential present.
-func (ch *Checker) attest(ctx context.Context, now time.Time, in *policy.Input, required bool) policy.DeviceVerdict {
-	v := policy.DeviceVerdict{Step: policy.StepAttest}
+// attest evaluates the highest-priority credential present. claimed is the device id
+// named by a token that could not be verified (Outcome.Claimed).
+func (ch *Checker) attest(ctx context.Context, now time.Time, in *policy.Input, required bool) (v policy.DeviceVerdict, claimed string) {
+	v.Step = policy.StepAttest
 	for _, p := range ch.c.Providers {
 		tok, present, ok := attest.Credential(in, p.Header())
 		if !present {
@@ -169,16 +171,16 @@ func (ch *Checker) attest(ctx context.Context, now time.Time, in *policy.Input, 
 		v.Provider = p.Name()
 		if !ok {
 			v.Code, v.Message = policy.InvalidAttestation, "The attestation header is empty or repeated"
-			return v
+			return v, ""
 		}
 		o := p.Check(ctx, now, in, tok, ch.c.Cache)
 		v.Code, v.Message, v.DeviceID, v.CacheHit, v.Err = o.Code, o.Message, o.DeviceID, o.CacheHit, o.Err
-		return v
+		return v, o.Claimed
 	}
 	if required {
 		v.Code = policy.AttestationRequired
 	}
-	return v
+	return v, ""
 }
 
 // deviceID settles the request's device id: the attested one, which a client's device
@@ -206,11 +208,12 @@ func (ch *Checker) deviceID(in *policy.Input, attested string, required bool, di
 }
 
 // blockedDevice applies the device lists. The block list also applies to a device id the
-// client claims without proof: such a claim can only hurt the claimant. The allow list
-// accepts only a device id Gatehouse trusts.
-func (ch *Checker) blockedDevice(in *policy.Input, id string) bool {
+// client claims without proof (its device header, or a token that could not be verified:
+// claimed): such a claim can only hurt the claimant. The allow list accepts only a device
+// id Gatehouse trusts.
+func (ch *Checker) blockedDevice(in *policy.Input, id, claimed string) bool {
 	if len(ch.c.BlockDevices) > 0 {
-		if ch.c.BlockDevices.Contains(id) {
+		if ch.c.BlockDevices.Contains(id) || (claimed != "" && ch.c.BlockDevices.Contains(claimed)) {
 			return true
 		}
 		if hdr, ok := in.Headers[ch.c.DeviceHeader]; ok {
