@@ -176,13 +176,19 @@ func (r *Rules) namedEndpoint(slug, path, method string) (*Endpoint, Code) {
 // route matches a normal path against the path rules, most specific first. A rule that
 // matches the path only when case is ignored ends the search: unless the rule (or the
 // server) is case-insensitive, the path is refused (refused is true) rather than left to a
-// looser rule, since many upstreams route case-insensitively.
+// looser rule, since many upstreams route case-insensitively. Likewise a method the most
+// specific matching rule does not allow is INVALID_METHOD unless another rule for the same
+// path allows it: a looser rule never takes it, as the upstream would serve it with the
+// specific path's handler.
 func (r *Rules) route(path, method string) (ep *Endpoint, code Code, refused bool) {
 	var pathMatch *Endpoint
 	for _, e := range r.routes {
 		m := e.matchPath(path)
 		if m == noMatch {
 			continue
+		}
+		if pathMatch != nil && e.route != pathMatch.route {
+			break // only another rule for the same path may take a method the first refused
 		}
 		if m == foldMatch {
 			if r.spelledAlike(e, path) {

@@ -115,6 +115,24 @@ func TestRoutingEndToEnd(t *testing.T) {
 		}
 	})
 
+	t.Run("a method the specific rule refuses is not judged by the looser one", func(t *testing.T) {
+		for _, m := range []string{"POST", "DELETE", "PATCH"} {
+			for _, p := range []string{"/v1/items", "/v1/items/", "/v1/%69tems"} {
+				resp, err := srv.check(t, request{method: m, path: p, headers: app("main")})
+				if err != nil {
+					t.Fatal(err)
+				}
+				den := resp.GetDeniedResponse()
+				if den.GetStatus().GetCode() != 405 || bodyCode(t, den.GetBody()) != "INVALID_METHOD" {
+					t.Fatalf("%s %s: %s", m, p, describe(resp))
+				}
+				if v, _ := headerValue(den.GetHeaders(), "allow"); v != "GET" {
+					t.Errorf("%s %s: Allow %q", m, p, v)
+				}
+			}
+		}
+	})
+
 	t.Run("path-override headers are refused", func(t *testing.T) {
 		for _, h := range []string{"x-original-url", "x-rewrite-url"} {
 			resp, err := srv.check(t, request{path: "/v1/x", headers: with(app("main"), h, "/v1/admin")})
