@@ -120,7 +120,8 @@ type userEnv struct {
 	cache *policy.Cache
 }
 
-func newUserEnv(t *testing.T, leeway time.Duration, cached bool, u policy.UserAuth) *userEnv {
+// newUserEnv compiles the rule set; o's Cache is set when cached.
+func newUserEnv(t *testing.T, leeway time.Duration, cached bool, u policy.UserAuth, o policy.Options) *userEnv {
 	t.Helper()
 	k := attesttest.NewKey(t, "ES256", "k1")
 	src := jwks.NewStatic(jwks.Key{ID: "k1", Alg: "ES256", Key: k.Private.Public()})
@@ -128,7 +129,6 @@ func newUserEnv(t *testing.T, leeway time.Duration, cached bool, u policy.UserAu
 		Algorithms: []string{"ES256"}, Leeway: leeway, Keys: src,
 		Claims: policy.ClaimNames{Roles: "roles", Scopes: "scope", EmailVerified: "email_verified", Org: "org_id", OrgRole: "org_role"}}
 	e := &userEnv{key: k}
-	o := policy.Options{}
 	if cached {
 		c, err := policy.NewCache(1 << 20)
 		if err != nil {
@@ -145,6 +145,12 @@ func newUserEnv(t *testing.T, leeway time.Duration, cached bool, u policy.UserAu
 func (e *userEnv) token(t *testing.T, kv ...any) string {
 	base := attesttest.Claims{"iss": "https://id.test", "aud": "api", "sub": "user-1", "exp": t0.Unix()}
 	return attesttest.Sign(t, e.key, attesttest.With(base, kv...), nil)
+}
+
+// forged is a well-formed token signed by a key the provider does not trust.
+func (e *userEnv) forged(t *testing.T) string {
+	other := attesttest.NewKey(t, "ES256", "k1")
+	return attesttest.Sign(t, other, attesttest.Claims{"iss": "https://id.test", "aud": "api", "sub": "user-1", "exp": t0.Unix()}, nil)
 }
 
 func (e *userEnv) decide(at time.Time, tok string) policy.Decision {
@@ -176,7 +182,7 @@ func TestUserJWTTimeBoundaries(t *testing.T) {
 		{"nbf/leeway/at_nbf-leeway", 30 * s, []any{"nbf", t0.Add(-time.Minute).Unix()}, t0.Add(-time.Minute - 30*s), ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			e := newUserEnv(t, tc.leeway, false, policy.UserAuth{})
+			e := newUserEnv(t, tc.leeway, false, policy.UserAuth{}, policy.Options{})
 			d := e.decide(tc.at, e.token(t, tc.claims...))
 			wantCode(t, d, tc.want)
 			if tc.want != "" && d.Step != policy.StepIdentity {
@@ -191,7 +197,7 @@ func TestUserJWTTimeBoundaries(t *testing.T) {
 func TestCachedUserVerdictNeverOutlivesToken(t *testing.T) {
 	for _, leeway := range []time.Duration{0, 30 * time.Second} {
 		t.Run(leeway.String(), func(t *testing.T) {
-			e := newUserEnv(t, leeway, true, policy.UserAuth{})
+			e := newUserEnv(t, leeway, true, policy.UserAuth{}, policy.Options{})
 			tok := e.token(t)
 			first := e.decide(t0.Add(-time.Hour), tok)
 			wantCode(t, first, "")
@@ -213,8 +219,8 @@ func TestCachedUserVerdictNeverOutlivesToken(t *testing.T) {
 // TestCachedUserRefusal: a refused token is cached as a refusal (the second use is a hit),
 // and never turns into an allow.
 func TestCachedUserRefusal(t *testing.T) {
-	e := newUserEnv(t, 0, true, policy.UserAuth{})
-	forged := attesttest.Sign(t, attesttest.NewKey(t, "ES256", "k1"), attesttest.Claims{"iss": "https://id.test", "aud": "api", "exp": t0.Unix()}, nil)
+	e := newUserEnv(t, 0, true, policy.UserAuth{}, policy.Options{})
+	forged := e.forged(t)
 	wantCode(t, e.decide(t0.Add(-time.Hour), forged), policy.InvalidToken)
 	e.cache.Wait()
 	d := e.decide(t0.Add(-time.Hour), forged)
