@@ -106,8 +106,9 @@ func TestUnknownKidRefresh(t *testing.T) {
 	}
 	defer s.Close()
 	ctx := context.Background()
-	deadline := time.Now().Add(5 * time.Second)
-	for s.set.Load() == nil { // the background fetch at start
+	// Wait for the background fetch at start; only a fetch that never happens takes 30s.
+	deadline := time.Now().Add(30 * time.Second)
+	for s.set.Load() == nil {
 		if time.Now().After(deadline) {
 			t.Fatal("initial fetch did not happen")
 		}
