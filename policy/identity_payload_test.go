@@ -190,6 +190,7 @@ func TestPayloadRules(t *testing.T) {
 		{"root_wrong_type", policy.Payload{Schema: schema}, `["secret-value"]`, -1, false, policy.ValidationError, "Request body validation failed"},
 		{"unknown_key", policy.Payload{Schema: schema}, `{"name":"n","secret-key":1}`, -1, false, policy.ValidationError, "Request body validation failed"},
 		{"empty_body_unknown_size", policy.Payload{Schema: schema}, "", -1, false, policy.InvalidJSON, "Request body is not valid JSON"},
+		{"empty_body_size_0", policy.Payload{Schema: schema}, "", 0, false, policy.InvalidJSON, "Request body is not valid JSON"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := tc.p

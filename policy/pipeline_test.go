@@ -36,6 +36,7 @@ func TestEndpointMatching(t *testing.T) {
 		{"prefix_not_a_segment", "GET", "/v10", nil, policy.EndpointNotFound, "", ""},
 		{"slash_prefix_child", "PATCH", "/v1/files/a/b", nil, "", "files", ""},
 		{"slash_prefix_without_slash", "GET", "/v1/files", nil, "", "v1", ""},
+		{"longer_prefix_first", "GET", "/v1/files/a", nil, "", "files", ""},
 		{"unknown", "GET", "/v2", nil, policy.EndpointNotFound, "", ""},
 		{"slug", "POST", "/anything", map[string]string{"endpoint": "slugonly"}, "", "slugonly", ""},
 		{"slug_wrong_method", "GET", "/anything", map[string]string{"endpoint": "slugonly"}, policy.InvalidMethod, "slugonly", "POST"},
