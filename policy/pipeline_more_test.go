@@ -138,15 +138,15 @@ func TestUserVerifierOptionalChecks(t *testing.T) {
 // 64 bytes plus the overhead. Sizes typed by hand.
 func TestUserVerdictCacheCost(t *testing.T) {
 	e := newUserEnv(t, 0, true, policy.UserAuth{}, policy.Options{})
-	wantCode(t, e.decide(t0.Add(-time.Minute), e.token(t, "roles", []string{"a", "b"}, "scope", "x")), "")
+	wantCode(t, e.decide(t0.Add(-time.Minute), e.token(t, "roles", []string{"a", "b"}, "scope", "x y")), "")
 	e.cache.Wait()
-	if got := e.cache.Stats().Cost; got != 6+2*64+64+128+64 {
-		t.Fatalf("cost %d, want 390", got)
+	if got := e.cache.Stats().Cost; got != 6+2*64+2*64+128+64 {
+		t.Fatalf("cost %d, want 454", got)
 	}
 	wantCode(t, e.decide(t0.Add(-time.Minute), e.forged(t)), policy.InvalidToken)
 	e.cache.Wait()
-	if got := e.cache.Stats().Cost; got != 390+64+64 {
-		t.Fatalf("cost %d after a refusal, want 518", got)
+	if got := e.cache.Stats().Cost; got != 454+64+64 {
+		t.Fatalf("cost %d after a refusal, want 582", got)
 	}
 }
 

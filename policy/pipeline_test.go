@@ -111,6 +111,7 @@ func TestAuthenticate(t *testing.T) {
 		{"app_token_unknown", []string{"x-app-token", "guess"}, policy.AppNotFound, "", ""},
 		{"app_token_empty", []string{"x-app-token", " "}, policy.Unauthorized, "", ""},
 		{"app_token_repeated", []string{"x-app-token", "tok,tok-b"}, policy.Unauthorized, "", ""},
+		{"app_token_leading_comma", []string{"x-app-token", ",tok"}, policy.Unauthorized, "", ""},
 		{"app_token_wins_over_api_key", []string{"x-app-token", "guess", "x-api-key", "key-a"}, policy.AppNotFound, "", ""},
 		{"api_key", []string{"x-api-key", "key-a"}, "", "a", "x-api-key"},
 		{"api_key_is_not_an_app_token", []string{"x-app-token", "key-a"}, policy.AppNotFound, "", ""},

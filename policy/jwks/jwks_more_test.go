@@ -13,6 +13,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"go.opentelemetry.io/otel/codes"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 )
 
 // TestParseBounds: the limits on key material, at the exact value and one unit either side.
@@ -125,5 +129,64 @@ func TestFileSourceRefreshesOnUnknownKid(t *testing.T) {
 		if _, err := New(o); err == nil {
 			t.Errorf("New(%+v) accepted", o)
 		}
+	}
+}
+
+// TestDefaults: the documented defaults, and given values kept.
+func TestDefaults(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "jwks.json")
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	b, _ := json.Marshal(map[string]any{"keys": []map[string]string{{"kty": "EC", "kid": "a", "crv": "P-256",
+		"x": b64(k.X.FillBytes(make([]byte, 32))), "y": b64(k.Y.FillBytes(make([]byte, 32)))}}})
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(Options{File: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if s.o.Refresh != 10*time.Minute || s.o.MinRefresh != 30*time.Second || s.o.Client.Timeout != 5*time.Second {
+		t.Errorf("defaults: refresh %v, min refresh %v, client timeout %v", s.o.Refresh, s.o.MinRefresh, s.o.Client.Timeout)
+	}
+	given, err := New(Options{File: path, Refresh: time.Second, MinRefresh: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	given.Close()
+	if given.o.Refresh != time.Second || given.o.MinRefresh != time.Millisecond {
+		t.Errorf("given: refresh %v, min refresh %v", given.o.Refresh, given.o.MinRefresh)
+	}
+}
+
+// TestFetchSpan: a fetch makes a client span whose status is Error only when it failed.
+func TestFetchSpan(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	defer tp.Shutdown(context.Background())
+	prev := tracer
+	tracer = tp.Tracer("jwks-test")
+	defer func() { tracer = prev }()
+	missing := &Source{o: Options{File: filepath.Join(t.TempDir(), "missing.json")}}
+	if err := missing.refresh(context.Background()); err == nil {
+		t.Fatal("a missing file refreshed")
+	}
+	dir := t.TempDir()
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	b, _ := json.Marshal(map[string]any{"keys": []map[string]string{{"kty": "EC", "kid": "a", "crv": "P-256",
+		"x": b64(k.X.FillBytes(make([]byte, 32))), "y": b64(k.Y.FillBytes(make([]byte, 32)))}}})
+	if err := os.WriteFile(filepath.Join(dir, "k.json"), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ok := &Source{o: Options{File: filepath.Join(dir, "k.json")}}
+	if err := ok.refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	spans := rec.Ended()
+	if len(spans) != 2 || spans[0].Name() != "gatehouse.jwks.fetch" {
+		t.Fatalf("%d spans", len(spans))
+	}
+	if spans[0].Status().Code != codes.Error || spans[1].Status().Code != codes.Unset {
+		t.Errorf("statuses %v, %v; want Error, Unset", spans[0].Status().Code, spans[1].Status().Code)
 	}
 }
