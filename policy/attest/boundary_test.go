@@ -2,6 +2,7 @@ package attest_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -106,5 +107,36 @@ func TestCachedAttestationNeverOutlivesToken(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestAttestationCacheCost: cached facts are charged the device id, the jti and the
+// message they carry, 160 bytes of fixed size and the cache's 64 bytes of overhead. Sizes
+// typed by hand.
+func TestAttestationCacheCost(t *testing.T) {
+	k := attesttest.NewKey(t, "ES256", "k1")
+	p := attest.New(attest.Config{Kind: attest.SignedToken, App: "a", CacheID: "cost", Algorithms: []string{"ES256"},
+		Keys:   jwks.NewStatic(jwks.Key{ID: "k1", Alg: "ES256", Key: k.Private.Public()}),
+		Claims: attest.ClaimNames{DeviceID: "device_id"}, Replay: attest.NewMemoryReplay(0), MaxTokenBytes: 1000})
+	cache, err := policy.NewCache(1 << 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cache.Close()
+	tok := attesttest.Sign(t, k, attesttest.Claims{"exp": now.Add(time.Minute).Unix(), "device_id": "device-1", "jti": "j-1"}, nil)
+	if o := p.Check(context.Background(), now, request("a", "/"), tok, cache); o.Code != "" || o.DeviceID != "device-1" {
+		t.Fatalf("valid token: %q %q", o.Code, o.DeviceID)
+	}
+	cache.Wait()
+	if got := cache.Stats().Cost; got != 8+3+160+64 {
+		t.Fatalf("cost %d, want 235", got)
+	}
+	big := tok + strings.Repeat("x", 1000) // refused as too large, with a message
+	if o := p.Check(context.Background(), now, request("a", "/"), big, cache); o.Code != policy.InvalidAttestation {
+		t.Fatalf("oversized token: %q", o.Code)
+	}
+	cache.Wait()
+	if got := cache.Stats().Cost; got != 235+uint64(len("The attestation token is too large"))+160+64 {
+		t.Fatalf("cost %d, want 493", got)
 	}
 }
