@@ -140,3 +140,27 @@ func TestAttestationCacheCost(t *testing.T) {
 		t.Fatalf("cost %d, want 493", got)
 	}
 }
+
+// TestTokenSizeAndKeyAlg: a token of exactly MaxTokenBytes is verified, one byte less of
+// room refuses it; a key published for another algorithm is never used.
+func TestTokenSizeAndKeyAlg(t *testing.T) {
+	k := attesttest.NewKey(t, "ES256", "k1")
+	tok := attesttest.Sign(t, k, attesttest.Claims{"exp": now.Add(time.Minute).Unix()}, nil)
+	check := func(max int, alg string) policy.Code {
+		p := attest.New(attest.Config{Kind: attest.SignedToken, App: "a", CacheID: "size", Algorithms: []string{"ES256"}, MaxTokenBytes: max,
+			Keys: jwks.NewStatic(jwks.Key{ID: "k1", Alg: alg, Key: k.Private.Public()})})
+		return p.Check(context.Background(), now, request("a", "/"), tok, nil).Code
+	}
+	if c := check(len(tok), "ES256"); c != "" {
+		t.Errorf("token of exactly MaxTokenBytes: %q", c)
+	}
+	if c := check(len(tok)-1, "ES256"); c != policy.InvalidAttestation {
+		t.Errorf("token one byte over: %q", c)
+	}
+	if c := check(len(tok), ""); c != "" {
+		t.Errorf("key without alg: %q", c)
+	}
+	if c := check(len(tok), "ES384"); c != policy.InvalidAttestation {
+		t.Errorf("key published for ES384: %q", c)
+	}
+}

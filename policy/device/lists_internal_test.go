@@ -44,6 +44,10 @@ func TestIPSet(t *testing.T) {
 	if v6.Contains(netip.MustParseAddr("10.0.0.1")) {
 		t.Error("an IPv6 /8 matched an IPv4 address")
 	}
+	all6, _ := ParseIPSet([]string{"::/0"})
+	if !all6.Contains(netip.MustParseAddr("2001:db8::1")) || all6.Contains(netip.MustParseAddr("10.0.0.1")) {
+		t.Error("::/0 must hold every IPv6 address and no IPv4 one")
+	}
 	if v4.Contains(netip.Addr{}) {
 		t.Error("the invalid address is in the set")
 	}
