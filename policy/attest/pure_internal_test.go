@@ -39,6 +39,7 @@ func TestVersions(t *testing.T) {
 		{"v2.3.0", "2.3.0", false}, {"2.3.0-beta", "2.3.0", true}, {"2.3.0", "2.3.0-beta", false},
 		{"2.3.0+build.7", "2.3.0", false}, {"1.9", "1.10", true}, {"2", "10", true}, {"2.0.0.1", "2", false},
 		{"2.2.99-rc.1", "2.3-beta", true},
+		{"2.3-beta", "2.3.0-beta", false}, {"2.3.0-beta", "2.3-beta", false}, // trailing zeros do not count
 	} {
 		a, err1 := ParseVersion(tc.a)
 		b, err2 := ParseVersion(tc.b)
@@ -158,6 +159,28 @@ func TestMemoryReplay(t *testing.T) {
 	for _, k := range stored {
 		if seen, err := small.Seen(ctx, t0.Add(time.Hour), k, t0.Add(2*time.Hour)); seen || err != nil {
 			t.Fatalf("after expiry: seen %v, %v", seen, err)
+		}
+	}
+}
+
+// TestCredential: a credential header present once, trimmed; empty or repeated (merged by
+// Envoy with commas) is present but unusable.
+func TestCredential(t *testing.T) {
+	for _, tc := range []struct {
+		value          string // "-": absent
+		want           string
+		present, valid bool
+	}{
+		{"-", "", false, false}, {"tok", "tok", true, true}, {" tok ", "tok", true, true},
+		{"", "", true, false}, {"  ", "", true, false}, {"a,b", "", true, false}, {",tok", "", true, false}, {"tok,", "", true, false},
+	} {
+		in := &policy.Input{Headers: map[string]string{}}
+		if tc.value != "-" {
+			in.Headers["x-c"] = tc.value
+		}
+		v, present, ok := Credential(in, "x-c")
+		if v != tc.want || present != tc.present || ok != tc.valid {
+			t.Errorf("%q: %q %v %v, want %q %v %v", tc.value, v, present, ok, tc.want, tc.present, tc.valid)
 		}
 	}
 }
