@@ -7,7 +7,9 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"encoding/binary"
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -182,5 +184,52 @@ func TestCredential(t *testing.T) {
 		if v != tc.want || present != tc.present || ok != tc.valid {
 			t.Errorf("%q: %q %v %v, want %q %v %v", tc.value, v, present, ok, tc.want, tc.present, tc.valid)
 		}
+	}
+}
+
+// shardIDs returns n distinct ids that land in shard 0 of a MemoryReplay.
+func shardIDs(n int) []policy.Hash {
+	var out []policy.Hash
+	for i := 0; len(out) < n; i++ {
+		id := policy.CacheKey("shard", strconv.Itoa(i))
+		if binary.LittleEndian.Uint64(id[:8])%replayShards == 0 {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// TestReplayShardBounds: the default size, a shard full at exactly its maximum, and
+// expired ids swept only every 1024 inserts or when the shard is full.
+func TestReplayShardBounds(t *testing.T) {
+	if r := NewMemoryReplay(0); r.max != (1<<20)/replayShards {
+		t.Errorf("default per-shard maximum %d, want %d", r.max, (1<<20)/replayShards)
+	}
+	t0 := time.Unix(1_800_000_000, 0)
+	ctx := context.Background()
+	ids := shardIDs(1026)
+	one := NewMemoryReplay(replayShards) // one id per shard
+	if _, err := one.Seen(ctx, t0, ids[0], t0.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := one.Seen(ctx, t0, ids[1], t0.Add(time.Hour)); !errors.Is(err, ErrReplayFull) {
+		t.Fatalf("second id in a shard of one: %v, want ErrReplayFull", err)
+	}
+	r := NewMemoryReplay(0)
+	sh := &r.shards[0]
+	for i := 0; i < 1023; i++ { // expire at t0+1s, never swept before the 1024th insert
+		r.Seen(ctx, t0, ids[i], t0.Add(time.Second))
+	}
+	if len(sh.ids) != 1023 {
+		t.Fatalf("%d ids before the sweep, want 1023", len(sh.ids))
+	}
+	r.Seen(ctx, t0.Add(2*time.Second), ids[1023], t0.Add(time.Hour)) // the 1024th: sweeps
+	if len(sh.ids) != 1 {
+		t.Fatalf("%d ids after the sweep, want 1", len(sh.ids))
+	}
+	r.Seen(ctx, t0.Add(2*time.Second), ids[1024], t0.Add(3*time.Second))
+	r.Seen(ctx, t0.Add(4*time.Second), ids[1025], t0.Add(time.Hour)) // expired ids[1024] stays until the next sweep
+	if len(sh.ids) != 3 {
+		t.Fatalf("%d ids between sweeps, want 3", len(sh.ids))
 	}
 }
