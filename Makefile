@@ -9,7 +9,7 @@ SUDO      := $(shell [ "$$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1 &&
 TEST_FLAGS ?= -race -count=1 -timeout 12m
 CONFIG    ?=
 
-.PHONY: help build run test test-go deps-test bench fuzz lint fmt tidy validate-config chart-test chart-golden load load-attest load-telemetry load-rls load-redis load-redis-nolease load-reference image ci
+.PHONY: help build run test test-go deps-test bench fuzz mutate lint fmt tidy validate-config chart-test chart-golden load load-attest load-telemetry load-rls load-redis load-redis-nolease load-reference image ci
 
 help: ## list targets
 	@awk 'BEGIN{FS=":.*## "} /^[a-zA-Z_-]+:.*## /{printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -55,6 +55,20 @@ fuzz: ## run every fuzz target for FUZZTIME each (default 10s), one after anothe
 	@set -e; for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; name=$${t##*:}; \
 	  echo "== $$name ($$pkg) for $(FUZZTIME)"; \
 	  $(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $(FUZZ_FLAGS) $$pkg; done
+
+# Mutation testing: gremlins, pinned, built once into $(TOOLS)/bin. Slow (each mutant
+# rebuilds and reruns a package's tests), so not part of test; CPU is often shared, hence
+# few workers and a generous timeout.
+GREMLINS_VERSION ?= v0.6.0
+MUTATE_FLAGS ?= --workers 2 --timeout-coefficient 10
+
+mutate: ## mutation testing of policy/... and ratelimit/... (gremlins; slow, not part of test)
+	@if [ ! -x $(TOOLS)/bin/gremlins ] || [ "$$(cat $(TOOLS)/bin/.gremlins.version 2>/dev/null)" != $(GREMLINS_VERSION) ]; then \
+	  echo "building gremlins $(GREMLINS_VERSION) into $(TOOLS)/bin (once)..."; mkdir -p $(TOOLS)/bin; \
+	  GOBIN=$(TOOLS)/bin $(GO) install github.com/go-gremlins/gremlins/cmd/gremlins@$(GREMLINS_VERSION) && \
+	  echo $(GREMLINS_VERSION) > $(TOOLS)/bin/.gremlins.version; fi
+	$(TOOLS)/bin/gremlins unleash $(MUTATE_FLAGS) --exclude-files attesttest ./policy
+	$(TOOLS)/bin/gremlins unleash $(MUTATE_FLAGS) ./ratelimit
 
 lint: ## gofmt and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "not gofmt-formatted:"; echo "$$out"; exit 1; fi

@@ -66,11 +66,21 @@ func TestReloadOnConfigMapSwap(t *testing.T) {
 		cancel()
 		<-done
 	}()
-	time.Sleep(50 * time.Millisecond) // let the watcher subscribe
 
+	// The watcher subscribes in its goroutine, with no event to wait for: publish the new
+	// revision again until it is picked up (each publish is the same content, so the
+	// version it leads to is the same).
 	changed := append([]byte("# second revision\n"), Demo...)
-	cm.publish(changed)
-	waitFor(t, "the new revision", func() bool { return store.Current().Version != first })
+	waitFor(t, "the new revision", func() bool {
+		cm.publish(changed)
+		for range 20 { // longer than the debounce, so that republishing cannot starve it
+			if store.Current().Version != first {
+				return true
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		return false
+	})
 	second := store.Current().Version
 
 	cm.publish([]byte("apps: [{name: broken}]\n"))
@@ -85,7 +95,7 @@ func TestReloadOnConfigMapSwap(t *testing.T) {
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(30 * time.Second) // only a hung watcher takes this long
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Tests the Helm chart in k8s/gatehouse, offline:
 #   1. helm lint --strict with every k8s/gatehouse/ci/*-values.yaml
-#   2. helm template with each of them, every manifest validated by kubectl-validate against
+#   2. helm template with each of them: the rendered kinds and their counts must be the ones
+#      typed in want_kinds below (an empty render fails), and every manifest validated by kubectl-validate against
 #      Kubernetes 1.30's built-in schemas (unknown fields and wrong types fail) and the
 #      vendored ServiceMonitor CRD in k8s/tests/crds
 #   3. the ServiceMonitor is only rendered when its API exists
@@ -59,11 +60,33 @@ helm=$bin/helm
 kv=$bin/kubectl-validate
 export HELM_CACHE_HOME=$work/helm-cache HELM_CONFIG_HOME=$work/helm-config HELM_DATA_HOME=$work/helm-data
 
-render() { # render OUT [helm template args...]
+render() { # render OUT [helm template args...]; an empty render is a failure
 	local out=$1
 	shift
-	"$helm" template "$RELEASE" "$chart" --namespace "$NAMESPACE" --kube-version "$KUBE_VERSION.0" "$@" >"$out" 2>"$out.err"
+	"$helm" template "$RELEASE" "$chart" --namespace "$NAMESPACE" --kube-version "$KUBE_VERSION.0" "$@" >"$out" 2>"$out.err" || return 1
+	if [ ! -s "$out" ] || ! grep -q '^kind:' "$out"; then
+		echo "helm template rendered no object" >>"$out.err"
+		return 1
+	fi
 }
+
+# kinds FILE: the rendered kinds with their counts, sorted ("ConfigMap=1 Deployment=1 ...").
+kinds() {
+	grep '^kind:' "$1" | awk '{print $2}' | sort | uniq -c | awk '{printf "%s%s=%s", (NR > 1 ? " " : ""), $2, $1}'
+}
+
+# What each CI values file must render (with the ServiceMonitor API available), typed by
+# hand from the values: a check that renders something else, or nothing, fails.
+declare -A want_kinds=(
+	[defaults]="ConfigMap=1 Deployment=1 Service=2 ServiceAccount=1"
+	[existing-secrets]="Deployment=1 Service=2 ServiceAccount=1"
+	[hpa-pdb]="ConfigMap=1 Deployment=1 HorizontalPodAutoscaler=1 PodDisruptionBudget=1 Service=2 ServiceAccount=1"
+	[memory-pvc]="ConfigMap=1 Deployment=1 Service=2 ServiceAccount=1"
+	[memory-replicas]="ConfigMap=1 Deployment=1 Service=2 ServiceAccount=1"
+	[redis]="ConfigMap=1 Deployment=1 PodDisruptionBudget=1 Service=2 ServiceAccount=1"
+	[servicemonitor]="ConfigMap=1 Deployment=1 NetworkPolicy=1 Service=2 ServiceAccount=1 ServiceMonitor=1"
+	[sidecar]="ConfigMap=1 Deployment=1 NetworkPolicy=1 Service=1 ServiceAccount=1"
+)
 
 # 1-2. lint, render and validate every CI values file.
 for values in "$chart"/ci/*-values.yaml; do
@@ -79,6 +102,13 @@ for values in "$chart"/ci/*-values.yaml; do
 		continue
 	fi
 	pass "template $name"
+	got=$(kinds "$out")
+	if [ "$got" = "${want_kinds[$name]:-}" ]; then
+		pass "kinds $name ($got)"
+	else
+		echo "rendered: $got; want: ${want_kinds[$name]:-(no expectation for $name in want_kinds)}" >"$work/kinds.err"
+		fail "kinds $name" "$work/kinds.err"
+	fi
 	if "$kv" --version "$KUBE_VERSION" --local-crds "$tests/crds" "$out" >"$work/kv.out" 2>&1; then
 		pass "kubectl-validate $name ($(grep -c '^kind:' "$out") objects)"
 	else
@@ -86,15 +116,25 @@ for values in "$chart"/ci/*-values.yaml; do
 	fi
 done
 
-# 3. No ServiceMonitor without the Prometheus Operator API.
-if render "$work/nosm.yaml" -f "$chart/ci/servicemonitor-values.yaml" && ! grep -q '^kind: ServiceMonitor' "$work/nosm.yaml"; then
+# 3. No ServiceMonitor without the Prometheus Operator API: everything else of the
+# servicemonitor values (which render one with the API, checked above), and no more.
+if ! render "$work/nosm.yaml" -f "$chart/ci/servicemonitor-values.yaml"; then
+	fail "servicemonitor skipped without monitoring.coreos.com/v1" "$work/nosm.yaml.err"
+elif [ "$(kinds "$work/nosm.yaml")" = "${want_kinds[servicemonitor]% ServiceMonitor=1}" ]; then
 	pass "servicemonitor skipped without monitoring.coreos.com/v1"
 else
-	fail "servicemonitor skipped without monitoring.coreos.com/v1" "$work/nosm.yaml.err"
+	echo "rendered: $(kinds "$work/nosm.yaml")" >"$work/nosm.err"
+	fail "servicemonitor skipped without monitoring.coreos.com/v1" "$work/nosm.err"
 fi
 
 # 4. Values the chart must refuse, each with its message.
-for values in "$tests"/negative/*.yaml; do
+negatives=("$tests"/negative/*.yaml)
+if [ ! -e "${negatives[0]}" ]; then
+	echo "no negative cases in $tests/negative" >"$work/neg.err"
+	fail "negative cases present" "$work/neg.err"
+fi
+for values in "${negatives[@]}"; do
+	[ -e "$values" ] || continue
 	name=$(basename "$values" .yaml)
 	expect=$(sed -n 's/^# expect: //p' "$values" | head -n 1)
 	if [ -z "$expect" ]; then
@@ -118,6 +158,9 @@ if ! render "$work/default.yaml"; then
 elif [ "${UPDATE_GOLDEN:-}" = 1 ]; then
 	cp "$work/default.yaml" "$golden"
 	pass "golden default (updated $golden)"
+elif ! grep -q '^kind:' "$golden"; then
+	echo "the golden file $golden holds no object" >"$work/golden.diff"
+	fail "golden default" "$work/golden.diff"
 elif diff -u "$golden" "$work/default.yaml" >"$work/golden.diff" 2>&1; then
 	pass "golden default"
 else
@@ -131,17 +174,34 @@ if ! (cd "$root" && go build -o "$work/gatehouse" ./cmd/gatehouse) >"$work/build
 else
 	for values in "$chart"/ci/*-values.yaml; do
 		name=$(basename "$values" -values.yaml)
-		if ! render "$work/cm.yaml" -f "$values" --show-only templates/configmap.yaml; then
-			if grep -q "could not find template" "$work/cm.yaml.err"; then
+		# Whether a ConfigMap is rendered is part of want_kinds; a values file without one
+		# must say why (existingConfigMap). "could not find template" is only accepted then,
+		# never as a pass by itself (a renamed template would make every case pass).
+		if [ ! -f "$chart/templates/configmap.yaml" ]; then
+			echo "templates/configmap.yaml does not exist" >"$work/cm.err"
+			fail "gatehouse validate $name config" "$work/cm.err"
+			continue
+		fi
+		if [[ " ${want_kinds[$name]:-} " != *" ConfigMap=1 "* ]]; then
+			if grep -q '^existingConfigMap: *[^ ]' "$values" && ! render "$work/cm.yaml" -f "$values" --show-only templates/configmap.yaml &&
+				grep -q "could not find template" "$work/cm.yaml.err"; then
 				pass "gatehouse validate $name config (no ConfigMap: existingConfigMap)"
 			else
-				fail "gatehouse validate $name config" "$work/cm.yaml.err"
+				echo "no ConfigMap expected, but the values set no existingConfigMap or one was rendered" >"$work/cm.err"
+				fail "gatehouse validate $name config" "$work/cm.err"
 			fi
+			continue
+		fi
+		if ! render "$work/cm.yaml" -f "$values" --show-only templates/configmap.yaml; then
+			fail "gatehouse validate $name config" "$work/cm.yaml.err"
 			continue
 		fi
 		# The ConfigMap's only key is config.yaml, a block scalar indented by four spaces.
 		sed -n '/^  config.yaml: |/,$p' "$work/cm.yaml" | tail -n +2 | sed 's/^    //' >"$work/config.yaml"
-		if "$work/gatehouse" validate --config "$work/config.yaml" >"$work/validate.out" 2>&1; then
+		if ! grep -q '^apps:' "$work/config.yaml"; then
+			{ echo "no configuration with apps extracted from the ConfigMap:"; cat "$work/cm.yaml"; } >"$work/cm.err"
+			fail "gatehouse validate $name config" "$work/cm.err"
+		elif "$work/gatehouse" validate --config "$work/config.yaml" >"$work/validate.out" 2>&1; then
 			pass "gatehouse validate $name config"
 		else
 			fail "gatehouse validate $name config" "$work/validate.out"
@@ -150,4 +210,4 @@ else
 fi
 
 echo "chart: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+[ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]

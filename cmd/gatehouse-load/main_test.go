@@ -107,7 +107,7 @@ func TestProcStatSelf(t *testing.T) {
 func TestRedisAccounting(t *testing.T) {
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
-		t.Skip("redis-server not installed")
+		t.Fatal("redis-server is not installed: run the tests with `make test`, whose deps-test step installs it")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -148,8 +148,14 @@ func TestRedisAccounting(t *testing.T) {
 		buf = append(buf, tmp[:n]...)
 	}
 	c.Close()
-	time.Sleep(100 * time.Millisecond) // let redis read the EOF
-	reads1, _ := readSyscalls(r.pid())
+	// Wait until redis has read the batch and the EOF (two reads at least); the deadline
+	// only catches a server that never reads it.
+	var reads1 int64
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if reads1, _ = readSyscalls(r.pid()); reads1-reads0 >= 2 || time.Now().After(deadline) {
+			break
+		}
+	}
 	s1, err := takeRedisSnap(r.addr)
 	if err != nil {
 		t.Fatal(err)

@@ -600,7 +600,7 @@ func TestAttestE2ERotation(t *testing.T) {
 	})
 	e.serve("/signed", e.rot2) // rot-1 retired, rot-2 published
 	before := e.fetched("/signed")
-	time.Sleep(150 * time.Millisecond) // past min_refresh
+	awaitAllowed(t, e.srv, func() attestCase { return ok("", e.rot2) }) // once min_refresh has passed
 	runAttestCases(t, e.srv, []attestCase{ok("rotated_key", e.rot2), invalid("retired_key", e.rot1)})
 	if e.fetched("/signed") <= before {
 		t.Error("the unknown kid did not trigger a fetch")
@@ -686,7 +686,9 @@ func TestAttestE2EFirebase(t *testing.T) {
 	t.Run("rotation", func(t *testing.T) {
 		e.serve("/firebase", e.fb1, e.fb2)
 		before := e.fetched("/firebase")
-		time.Sleep(150 * time.Millisecond) // past min_refresh
+		awaitAllowed(t, e.srv, func() attestCase { // once min_refresh has passed
+			return atAllow("", freq(attesttest.Sign(t, e.fb2, e.fbClaims(), nil)), "fb-device-1")
+		})
 		c := atAllow("", freq(attesttest.Sign(t, e.fb2, e.fbClaims(), nil)), "fb-device-1")
 		c.verify(t, c.send(t, e.srv))
 		if e.fetched("/firebase") <= before {
@@ -871,6 +873,21 @@ func TestAttestE2ELicenses(t *testing.T) {
 }
 
 // metric reads one unlabelled sample of /metrics.
+// awaitAllowed sends fresh cases (each a new token, so that no cached refusal answers)
+// until one is allowed: key refreshes are at most one per min_refresh on the server's
+// clock. The deadline only catches a server that never refreshes.
+func awaitAllowed(t *testing.T, srv *testServer, next func() attestCase) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if next().send(t, srv).GetOkResponse() != nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the rotated key was never accepted")
+		}
+	}
+}
+
 func atMetric(t *testing.T, srv *testServer, name string) float64 {
 	t.Helper()
 	for line := range strings.SplitSeq(srv.body(t, "/metrics"), "\n") {
@@ -894,13 +911,24 @@ func TestAttestE2ECache(t *testing.T) {
 	e := newAttestEnv(t)
 	hits := func() float64 { return atMetric(t, e.srv, "gatehouse_cache_hits_total") }
 	misses := func() float64 { return atMetric(t, e.srv, "gatehouse_cache_misses_total") }
+	cost := func() float64 { return atMetric(t, e.srv, "gatehouse_cache_cost_bytes") }
+	// awaitCached waits until the cache holds more than it did (c0): ristretto applies
+	// writes asynchronously. The deadline only catches a write that is never applied.
+	awaitCached := func(t *testing.T, c0 float64) {
+		t.Helper()
+		for deadline := time.Now().Add(30 * time.Second); cost() <= c0; time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("the verdict was never cached")
+			}
+		}
+	}
 	// twice sends c twice, letting the cache apply the first verdict in between, and
 	// returns the hit and miss counts each request added.
 	twice := func(t *testing.T, c attestCase) (hit1, hit2, miss1 float64) {
-		h0, m0 := hits(), misses()
+		h0, m0, c0 := hits(), misses(), cost()
 		c.verify(t, c.send(t, e.srv))
 		h1, m1 := hits(), misses()
-		time.Sleep(100 * time.Millisecond) // ristretto applies sets asynchronously
+		awaitCached(t, c0)
 		c.verify(t, c.send(t, e.srv))
 		return h1 - h0, hits() - h1, m1 - m0
 	}
@@ -938,8 +966,9 @@ func TestAttestE2ECache(t *testing.T) {
 	t.Run("binding_checked_on_a_hit", func(t *testing.T) {
 		ap := attesttest.SignHS256(t, e.secret, e.approovClaims(), nil)
 		c := atAllow("", atGet("approov", "/v1/secure", "approov-token", ap, "authorization", atBearer), "approov-device")
+		c0 := cost()
 		c.verify(t, c.send(t, e.srv))
-		time.Sleep(100 * time.Millisecond)
+		awaitCached(t, c0)
 		h0 := hits()
 		stolen := atDeny("", atGet("approov", "/v1/secure", "approov-token", ap, "authorization", "Bearer stolen"), policy.AttestationFailed)
 		stolen.verify(t, stolen.send(t, e.srv))

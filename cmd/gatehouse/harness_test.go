@@ -115,7 +115,7 @@ func startProcess(t testing.TB, args ...string) *testServer {
 // await waits until the server logs its listeners, then connects a client.
 func (s *testServer) await(t testing.TB) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(60 * time.Second) // only a hung start takes this long
 	for {
 		if recs := s.out.records("gatehouse listening"); len(recs) > 0 {
 			s.grpcAddr, _ = recs[0]["grpc"].(string)
@@ -153,15 +153,15 @@ func (s *testServer) stop(t testing.TB) {
 		if err != nil {
 			t.Errorf("server returned %v", err)
 		}
-	case <-time.After(10 * time.Second):
-		t.Errorf("server did not stop within 10s")
+	case <-time.After(60 * time.Second): // only a hung stop takes this long, even with -race on a loaded machine
+		t.Errorf("server did not stop within 60s")
 	}
 }
 
 // waitReady polls /readyz until it answers 200.
 func (s *testServer) waitReady(t testing.TB) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(60 * time.Second) // only a hung server takes this long
 	for time.Now().Before(deadline) {
 		if s.get(t, "/readyz") == http.StatusOK {
 			return

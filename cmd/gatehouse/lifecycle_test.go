@@ -15,7 +15,7 @@ import (
 
 func waitUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(60 * time.Second) // only a hung server takes this long
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
@@ -70,7 +70,7 @@ func TestGracefulStop(t *testing.T) {
 	srv := startServer(t)
 	srv.waitReady(t)
 	hc := healthpb.NewHealthClient(srv.conn)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	stream, err := hc.Watch(ctx, &healthpb.HealthCheckRequest{Service: "gatehouse"})
 	if err != nil {
@@ -89,7 +89,7 @@ func TestGracefulStop(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-	case <-time.After(10 * time.Second):
+	case <-time.After(60 * time.Second): // only a hung stop takes this long
 		t.Fatal("no stop")
 	}
 	srv.cancel = nil
