@@ -191,6 +191,23 @@ func TestEndToEndLimits(t *testing.T) {
 			t.Fatalf("another address locked too: %s", describe(resp))
 		}
 	})
+	t.Run("IPv6 lockout counts the /64, not the address", func(t *testing.T) {
+		// Each guess from another address of one /64: rotating the interface id does not
+		// escape the lockout; another /64 is not locked.
+		for i, src := range []string{"2001:db8:66:1::1", "2001:db8:66:1::2", "2001:db8:66:1:ffff::3"} {
+			resp, _ := srv.check(t, request{path: "/v1/open", headers: map[string]string{"x-app-token": "guess"}, source: src})
+			if got := bodyCode(t, resp.GetDeniedResponse().GetBody()); got != "APP_NOT_FOUND" {
+				t.Fatalf("guess %d: %s", i, got)
+			}
+		}
+		resp, _ := srv.check(t, request{path: "/v1/open", headers: app("pk"), source: "2001:db8:66:1:abcd::9"})
+		if den := resp.GetDeniedResponse(); den == nil || bodyCode(t, den.GetBody()) != "account_locked" {
+			t.Fatalf("another address of the /64: %s", describe(resp))
+		}
+		if resp, _ := srv.check(t, request{path: "/v1/open", headers: app("pk"), source: "2001:db8:66:2::1"}); resp.GetOkResponse() == nil {
+			t.Fatalf("another /64 locked too: %s", describe(resp))
+		}
+	})
 	t.Run("rate-limit service on the same port", func(t *testing.T) {
 		c := rlsv3.NewRateLimitServiceClient(srv.conn)
 		req := &rlsv3.RateLimitRequest{Domain: "demo", Descriptors: []*commonrl.RateLimitDescriptor{{Entries: []*commonrl.RateLimitDescriptor_Entry{{Key: "device", Value: "dev-1"}}}}}
