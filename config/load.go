@@ -5,13 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"reflect"
 	"sort"
 	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/gatehouse/gatehouse/internal/capped"
 )
 
 // Errors is every problem found in a configuration, each prefixed with its path
@@ -57,29 +58,11 @@ const (
 )
 
 // ErrTooLarge is the error of ReadFile for a file over its limit.
-var ErrTooLarge = errors.New("file is larger than the limit")
+var ErrTooLarge = capped.ErrTooLarge
 
 // ReadFile reads a file named by (or being) a configuration, refusing one larger than
 // limit bytes (ErrTooLarge) without reading more than limit+1 bytes of it.
-func ReadFile(path string, limit int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	tooLarge := fmt.Errorf("%w of %d bytes", ErrTooLarge, limit)
-	if st, err := f.Stat(); err == nil && st.Mode().IsRegular() && st.Size() > limit {
-		return nil, tooLarge
-	}
-	data, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(data)) > limit {
-		return nil, tooLarge
-	}
-	return data, nil
-}
+func ReadFile(path string, limit int64) ([]byte, error) { return capped.ReadFile(path, limit) }
 
 // Parse decodes a configuration strictly: unknown keys, wrong types and trailing
 // documents are errors, all reported with their paths. A configuration larger than

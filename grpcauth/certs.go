@@ -15,6 +15,8 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+
+	"github.com/gatehouse/gatehouse/internal/capped"
 )
 
 // Files names the PEM files of the gRPC port's TLS.
@@ -117,8 +119,20 @@ func sameStamp(a, b os.FileInfo) bool {
 }
 
 // build loads the files into a server configuration.
+// maxPEMBytes bounds each certificate, key and CA bundle file, as every file a
+// configuration names is bounded.
+const maxPEMBytes = 1 << 20
+
 func (c *Certs) build() (*tls.Config, error) {
-	cert, err := tls.LoadX509KeyPair(c.files.Cert, c.files.Key)
+	certPEM, err := capped.ReadFile(c.files.Cert, maxPEMBytes)
+	if err != nil {
+		return nil, fmt.Errorf("certificate and key: %w", err)
+	}
+	keyPEM, err := capped.ReadFile(c.files.Key, maxPEMBytes)
+	if err != nil {
+		return nil, fmt.Errorf("certificate and key: %w", err)
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {
 		return nil, fmt.Errorf("certificate and key: %w", err)
 	}
@@ -130,7 +144,7 @@ func (c *Certs) build() (*tls.Config, error) {
 	if c.files.ClientCA == "" {
 		return cfg, nil
 	}
-	pem, err := os.ReadFile(c.files.ClientCA)
+	pem, err := capped.ReadFile(c.files.ClientCA, maxPEMBytes)
 	if err != nil {
 		return nil, fmt.Errorf("client CA: %w", err)
 	}

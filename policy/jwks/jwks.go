@@ -25,7 +25,6 @@ import (
 	"io"
 	"math/big"
 	"net/http"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,6 +32,8 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/gatehouse/gatehouse/internal/capped"
 )
 
 // ErrUnknownKey means the set, even freshly fetched, has no key with the token's kid
@@ -301,7 +302,11 @@ var tracer = otel.Tracer("github.com/gatehouse/gatehouse/policy/jwks")
 
 func (s *Source) fetch(ctx context.Context) ([]byte, error) {
 	if s.o.File != "" {
-		return readFile(s.o.File)
+		b, err := capped.ReadFile(s.o.File, MaxBytes)
+		if errors.Is(err, capped.ErrTooLarge) {
+			err = fmt.Errorf("jwks: %s: %w", s.o.File, err)
+		}
+		return b, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -323,20 +328,6 @@ func (s *Source) fetch(ctx context.Context) ([]byte, error) {
 
 // MaxBytes bounds a key set, fetched or read from a file.
 const MaxBytes = 1 << 20
-
-// readFile reads a key set file, refusing one larger than MaxBytes.
-func readFile(name string) ([]byte, error) {
-	f, err := os.Open(name)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, MaxBytes+1))
-	if err == nil && len(b) > MaxBytes {
-		err = fmt.Errorf("jwks: %s is larger than the limit of %d bytes", name, MaxBytes)
-	}
-	return b, err
-}
 
 type jwk struct {
 	Kty string `json:"kty"`
