@@ -44,7 +44,7 @@ rate_limit_service:
     - domain: acc
       descriptors:
         - key: k
-          rate_limit: {unit: minute, requests_per_unit: 2}
+          rate_limit: {unit: hour, requests_per_unit: 2} # an hour: the calls almost never straddle a window's end
 `
 
 // pki is the certificates of one TLS test, written into dir/tls.

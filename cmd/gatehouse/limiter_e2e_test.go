@@ -42,7 +42,7 @@ rate_limit_service:
       descriptors: [` + deep + `]
     - domain: labels
       descriptors:
-        - {key: user, detailed_metric: true, rate_limit: {unit: minute, requests_per_unit: 1}}
+        - {key: user, detailed_metric: true, rate_limit: {unit: hour, requests_per_unit: 1}} # an hour: no window end mid-test
 `
 }
 

@@ -53,7 +53,7 @@ rate_limit_service:
     - domain: demo
       descriptors:
         - key: device
-          rate_limit: {unit: minute, requests_per_unit: 10}
+          rate_limit: {unit: hour, requests_per_unit: 10} # an hour: eleven calls almost never straddle a window's end
 `
 
 // writeConfig writes cfg as dir/config.yaml, with every {{T:name}} replaced by
