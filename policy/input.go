@@ -81,11 +81,11 @@ func (in *Input) ClientIP(trustedHops int) netip.Addr {
 	return in.Source
 }
 
-// ClientKey is the client address as lockouts and IP limits count it: an IPv4 address as
+// clientKey is the client address as lockouts and IP limits count it: an IPv4 address as
 // it is, an IPv6 client by its /64, since a subscriber is given a whole /64 and can use any
 // address in it (counting by address would let it rotate past any limit). IP lists still
 // match the full address.
-func ClientKey(ip netip.Addr) string {
+func clientKey(ip netip.Addr) string {
 	ip = ip.Unmap()
 	if ip.Is6() {
 		return netip.PrefixFrom(ip.WithZone(""), 64).Masked().String()

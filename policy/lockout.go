@@ -21,7 +21,7 @@ func (r *Rules) newLockKeys(ip netip.Addr) *lockKeys {
 	}
 	k := new(lockKeys)
 	if ip.IsValid() {
-		r.addLockKey(k, LockIP, "ip:", ClientKey(ip))
+		r.addLockKey(k, LockIP, "ip:", clientKey(ip))
 	}
 	return k
 }

@@ -300,7 +300,7 @@ func (r *Rules) limits(ctx context.Context, now time.Time, app *App, ep *Endpoin
 		req.Cost = 1
 	}
 	if ip.IsValid() {
-		req.IP = ClientKey(ip)
+		req.IP = clientKey(ip)
 	}
 	if req.Device == "" && est.unverified {
 		req.Device = UnverifiedDevicePrefix + req.IP
