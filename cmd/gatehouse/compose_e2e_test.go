@@ -155,19 +155,24 @@ func TestComposeAttacks(t *testing.T) {
 	}
 }
 
-// composeConfigFor writes the walk-through's configuration with Redis at addr.
+// composeConfigFor writes the walk-through's configuration with Redis at addr. The store
+// timeout is raised too: what is replayed here is what clients see, not how fast a shared,
+// loaded test machine answers (a timed-out RLS call would fail the test, not the gate).
 func composeConfigFor(t *testing.T, addr string) string {
 	t.Helper()
 	raw, err := os.ReadFile(composeConfig)
 	if err != nil {
 		t.Fatal(err)
 	}
-	const at = "addrs: [redis:6379]"
-	if strings.Count(string(raw), at) != 1 {
-		t.Fatalf("%s: want exactly one %q to point at the test's redis-server", composeConfig, at)
+	cfg := string(raw)
+	for at, to := range map[string]string{"addrs: [redis:6379]": "addrs: [" + addr + "]", "timeout: 50ms": "timeout: 2s"} {
+		if strings.Count(cfg, at) != 1 {
+			t.Fatalf("%s: want exactly one %q to rewrite for the test", composeConfig, at)
+		}
+		cfg = strings.Replace(cfg, at, to, 1)
 	}
 	path := filepath.Join(t.TempDir(), "config.yaml")
-	if err := os.WriteFile(path, []byte(strings.Replace(string(raw), at, "addrs: ["+addr+"]", 1)), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return path
