@@ -82,6 +82,7 @@ tidy: ## go mod tidy
 
 validate-config: build ## validate the demo and example configurations
 	./$(BIN) validate --config config/demo.yaml
+	./$(BIN) validate --config deploy/compose/gatehouse/config.yaml
 	@for f in config/testdata/good/*.yaml; do ./$(BIN) validate --config $$f || exit 1; done
 
 chart-test: ## helm lint/template, offline schema validation, negative cases, golden render
