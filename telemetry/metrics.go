@@ -97,3 +97,15 @@ func (m *Metrics) GaugeFunc(name, help string, f func() float64) {
 func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry})
 }
+
+// SetBuildInfo registers gatehouse_build_info: value 1, the build in its labels, so a
+// query can tell which replicas run which build.
+func (m *Metrics) SetBuildInfo(version, commit, goVersion string) {
+	g := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        "gatehouse_build_info",
+		Help:        "The running build (value 1): version, commit and Go version.",
+		ConstLabels: prometheus.Labels{"version": version, "commit": commit, "go_version": goVersion},
+	})
+	g.Set(1)
+	m.Registry.MustRegister(g)
+}

@@ -104,6 +104,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	s := &server{flags: f, level: new(slog.LevelVar), metrics: telemetry.NewMetrics()}
+	b := currentBuild()
+	s.metrics.SetBuildInfo(b.Version, b.Commit, b.GoVersion)
 	s.log = telemetry.NewLogger(stdout, s.level)
 	defer s.close()
 	if err := s.setup(ctx); err != nil {
