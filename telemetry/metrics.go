@@ -22,6 +22,8 @@ type Metrics struct {
 	ConfigLoaded  prometheus.Gauge
 	JWKSFetches   *prometheus.CounterVec
 	RLSDuration   *prometheus.HistogramVec
+	// DecisionLogsSuppressed counts decision log lines dropped by the per-code budget.
+	DecisionLogsSuppressed *prometheus.CounterVec
 }
 
 // NewMetrics registers every metric, and Go runtime and process metrics, on a fresh
@@ -33,7 +35,7 @@ func NewMetrics() *Metrics {
 		Registry: r,
 		Decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gatehouse_decisions_total",
-			Help: "Check decisions by outcome (allow, deny, error), catalogue code, dialect, app and endpoint.",
+			Help: "Check decisions by outcome (allow, fail_open, deny, error), catalogue code, dialect, app and endpoint.",
 		}, []string{"decision", "code", "dialect", "app", "endpoint"}),
 		CheckDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "gatehouse_check_duration_seconds",
@@ -62,7 +64,11 @@ func NewMetrics() *Metrics {
 		Help:    "Time to answer one ShouldRateLimit, by overall code (ok, over_limit).",
 		Buckets: []float64{.00001, .000025, .00005, .0001, .00025, .0005, .001, .0025, .005, .01, .02},
 	}, []string{"code"})
-	r.MustRegister(m.Decisions, m.CheckDuration, m.Reloads, m.ConfigInfo, m.ConfigLoaded, m.JWKSFetches, m.RLSDuration)
+	m.DecisionLogsSuppressed = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "gatehouse_decision_logs_suppressed_total",
+		Help: "Decision log lines not written because their code had used its lines for the second (--log-denials-per-second), by code.",
+	}, []string{"code"})
+	r.MustRegister(m.Decisions, m.CheckDuration, m.Reloads, m.ConfigInfo, m.ConfigLoaded, m.JWKSFetches, m.RLSDuration, m.DecisionLogsSuppressed)
 	return m
 }
 
