@@ -22,6 +22,8 @@ type Metrics struct {
 	ConfigLoaded  prometheus.Gauge
 	JWKSFetches   *prometheus.CounterVec
 	RLSDuration   *prometheus.HistogramVec
+	// DecisionSteps counts every decision but a plain allow by the step that made it.
+	DecisionSteps *prometheus.CounterVec
 	// DecisionLogsSuppressed counts decision log lines dropped by the per-code budget.
 	DecisionLogsSuppressed *prometheus.CounterVec
 }
@@ -64,11 +66,15 @@ func NewMetrics() *Metrics {
 		Help:    "Time to answer one ShouldRateLimit, by overall code (ok, over_limit).",
 		Buckets: []float64{.00001, .000025, .00005, .0001, .00025, .0005, .001, .0025, .005, .01, .02},
 	}, []string{"code"})
+	m.DecisionSteps = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "gatehouse_decision_steps_total",
+		Help: "Denials, errors and fail-open allows by outcome, catalogue code and the pipeline step that decided (plain allows are not counted: their step is always done).",
+	}, []string{"decision", "code", "step"})
 	m.DecisionLogsSuppressed = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "gatehouse_decision_logs_suppressed_total",
 		Help: "Decision log lines not written because their code had used its lines for the second (--log-denials-per-second), by code.",
 	}, []string{"code"})
-	r.MustRegister(m.Decisions, m.CheckDuration, m.Reloads, m.ConfigInfo, m.ConfigLoaded, m.JWKSFetches, m.RLSDuration, m.DecisionLogsSuppressed)
+	r.MustRegister(m.Decisions, m.CheckDuration, m.Reloads, m.ConfigInfo, m.ConfigLoaded, m.JWKSFetches, m.RLSDuration, m.DecisionSteps, m.DecisionLogsSuppressed)
 	return m
 }
 

@@ -48,8 +48,11 @@ func (o *observer) Observe(ctx context.Context, in *policy.Input, d *policy.Deci
 		if o.allowSample <= 0 || rand.Float64() >= o.allowSample {
 			return
 		}
-	} else if key := string(d.Code); !o.budget.Allow(cmp.Or(key, outcome), start) {
-		return // counted in gatehouse_decision_logs_suppressed_total
+	} else {
+		o.m.DecisionSteps.WithLabelValues(outcome, string(d.Code), string(d.Step)).Inc()
+		if !o.budget.Allow(cmp.Or(string(d.Code), outcome), start) {
+			return // counted in gatehouse_decision_logs_suppressed_total
+		}
 	}
 	o.log.LogAttrs(ctx, slog.LevelInfo, "decision",
 		slog.String("decision_id", id), slog.String("decision", outcome), slog.String("code", string(d.Code)),

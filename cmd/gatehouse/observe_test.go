@@ -57,3 +57,27 @@ func TestObserverDenialLogBudget(t *testing.T) {
 		t.Errorf("suppressed{UNAUTHORIZED} = %v, want 4", got)
 	}
 }
+
+// TestObserverCountsSteps: every decision but a plain allow is counted by code and the
+// step that made it (a plain allow's step is always "done").
+func TestObserverCountsSteps(t *testing.T) {
+	m := telemetry.NewMetrics()
+	o := newObserver(m, slog.New(slog.DiscardHandler), 0, 0)
+	start := time.Unix(1_800_000_000, 0)
+	for _, d := range []policy.Decision{
+		{Outcome: policy.Allow, Step: policy.StepDone},
+		{Outcome: policy.Deny, Code: policy.Unauthorized, Step: policy.StepApp},
+		{Outcome: policy.Deny, Code: policy.Unauthorized, Step: policy.StepApp},
+		{Outcome: policy.Undecided, Step: policy.StepIdentity},
+	} {
+		o.Observe(context.Background(), &policy.Input{}, &d, "id", start)
+	}
+	for _, c := range []struct {
+		decision, code, step string
+		want                 float64
+	}{{"deny", "UNAUTHORIZED", "app", 2}, {"error", "", "identity", 1}, {"allow", "", "done", 0}} {
+		if got := testutil.ToFloat64(m.DecisionSteps.WithLabelValues(c.decision, c.code, c.step)); got != c.want {
+			t.Errorf("decision_steps{%s,%s,%s} = %v, want %v", c.decision, c.code, c.step, got, c.want)
+		}
+	}
+}
