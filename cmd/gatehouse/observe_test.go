@@ -81,3 +81,17 @@ func TestObserverCountsSteps(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkObserveDeny measures what the observer costs a denial, the path a flood of bad
+// requests takes (the decision log line suppressed, as under a flood).
+func BenchmarkObserveDeny(b *testing.B) {
+	m := telemetry.NewMetrics()
+	o := newObserver(m, slog.New(slog.DiscardHandler), 0, 1)
+	d := &policy.Decision{Outcome: policy.Deny, Code: policy.Unauthorized, Step: policy.StepApp, App: "a", Endpoint: "e"}
+	in := &policy.Input{}
+	start := time.Unix(1_800_000_000, 0)
+	b.ReportAllocs()
+	for b.Loop() {
+		o.Observe(context.Background(), in, d, "id", start)
+	}
+}
