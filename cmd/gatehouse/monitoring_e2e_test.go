@@ -465,3 +465,47 @@ func metricValue(t *testing.T, body, series string) float64 {
 	}
 	return 0
 }
+
+// TestAlertNamesMatchSchema: prometheusRule.disabled accepts exactly the alerts the
+// template defines, so that each alert can be left out and a typo is refused.
+func TestAlertNamesMatchSchema(t *testing.T) {
+	rule, err := os.ReadFile(ruleTemplate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var defined []string
+	for _, line := range strings.Split(string(rule), "\n") {
+		if m := ruleAlertRE.FindStringSubmatch(line); m != nil {
+			defined = append(defined, m[1])
+			if !strings.Contains(string(rule), `(has "`+m[1]+`" $off)`) {
+				t.Errorf("alert %s cannot be disabled: no (has %q $off) guard", m[1], m[1])
+			}
+		}
+	}
+	raw, err := os.ReadFile(chartDir + "/values.schema.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var schema struct {
+		Properties struct {
+			PrometheusRule struct {
+				Properties struct {
+					Disabled struct {
+						Items struct {
+							Enum []string `json:"enum"`
+						} `json:"items"`
+					} `json:"disabled"`
+				} `json:"properties"`
+			} `json:"prometheusRule"`
+		} `json:"properties"`
+	}
+	if err := json.Unmarshal(raw, &schema); err != nil {
+		t.Fatal(err)
+	}
+	enum := schema.Properties.PrometheusRule.Properties.Disabled.Items.Enum
+	sort.Strings(defined)
+	sort.Strings(enum)
+	if len(defined) < minRuleExprs || strings.Join(defined, " ") != strings.Join(enum, " ") {
+		t.Errorf("alerts in the template %v, in the schema's prometheusRule.disabled enum %v", defined, enum)
+	}
+}
