@@ -14,9 +14,13 @@ RUN --mount=type=cache,target=/go/pkg/mod go mod download
 COPY . .
 ARG TARGETOS TARGETARCH
 ARG VERSION=dev
+# The commit and build date of `gatehouse version` and gatehouse_build_info (the build
+# has no VCS stamp here: .git is not copied).
+ARG COMMIT=unknown
+ARG BUILD_DATE=unknown
 RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
     CGO_ENABLED=0 GOOS=$TARGETOS GOARCH=$TARGETARCH \
-    go build -trimpath -buildvcs=false -ldflags="-s -w -X main.version=${VERSION}" \
+    go build -trimpath -buildvcs=false -ldflags="-s -w -X main.version=${VERSION} -X main.commit=${COMMIT} -X main.date=${BUILD_DATE}" \
       -o /out/gatehouse ./cmd/gatehouse
 
 # distroless/static: no shell, no package manager; CA certificates and tzdata included

@@ -2,7 +2,9 @@
 GO        ?= go
 BIN       := bin/gatehouse
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS   := -s -w -X main.version=$(VERSION)
+COMMIT    ?= $(shell git rev-parse HEAD 2>/dev/null)
+BUILD_DATE ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+LDFLAGS   := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.date=$(BUILD_DATE)
 # Helm and kubectl-validate are built once into this folder and reused.
 TOOLS     ?= $(or $(GATEHOUSE_TOOLS),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/gatehouse-tools)
 SUDO      := $(shell [ "$$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1 && echo sudo)
@@ -134,6 +136,6 @@ FORCE:
 CONTAINER_ENGINE ?= docker
 IMAGE ?= gatehouse:$(VERSION)
 image: ## container image (needs a container engine: docker or podman)
-	$(CONTAINER_ENGINE) build --build-arg VERSION=$(VERSION) -t $(IMAGE) .
+	$(CONTAINER_ENGINE) build --build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) --build-arg BUILD_DATE=$(BUILD_DATE) -t $(IMAGE) .
 
 ci: test ## what .ci/run runs

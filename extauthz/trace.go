@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	otelcodes "go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
+	semconv "go.opentelemetry.io/otel/semconv/v1.37.0"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc/metadata"
 )
@@ -122,6 +123,7 @@ func (t *Tracing) endSpan(span trace.Span, own bool, in *policy.Input, d *policy
 	case policy.Undecided:
 		decision = "error"
 		span.SetStatus(otelcodes.Error, "could not decide")
+		span.SetAttributes(semconv.ErrorTypeKey.String("undecided"))
 	}
 	attrs := []attribute.KeyValue{
 		attribute.String("gatehouse.decision", decision),
@@ -133,7 +135,7 @@ func (t *Tracing) endSpan(span trace.Span, own bool, in *policy.Input, d *policy
 		attribute.String("gatehouse.dialect", d.Dialect.String()),
 		attribute.Bool("gatehouse.cache_hit", d.CacheHit),
 		attribute.String("gatehouse.config.version", version),
-		attribute.String("envoy.request_id", in.RequestID),
+		attribute.String("gatehouse.request_id", in.RequestID), // Envoy's x-request-id
 	}
 	if status != 0 {
 		attrs = append(attrs, attribute.Int("gatehouse.http_status", status))

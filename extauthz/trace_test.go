@@ -212,7 +212,7 @@ func TestDecisionAttributes(t *testing.T) {
 		tr.call(t, nil, nil)
 		_, d := tr.spans(t)
 		a := attrs(d)
-		want := map[string]string{"gatehouse.decision": "allow", "gatehouse.app": "demo", "gatehouse.endpoint": "hello", "gatehouse.step": "done", "envoy.request_id": "req-42"}
+		want := map[string]string{"gatehouse.decision": "allow", "gatehouse.app": "demo", "gatehouse.endpoint": "hello", "gatehouse.step": "done", "gatehouse.request_id": "req-42"}
 		for k, v := range want {
 			if a[attribute.Key(k)].AsString() != v {
 				t.Errorf("%s = %q, want %q", k, a[attribute.Key(k)].AsString(), v)

@@ -23,6 +23,7 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	otelcodes "go.opentelemetry.io/otel/codes"
+	semconv "go.opentelemetry.io/otel/semconv/v1.37.0"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -63,6 +64,7 @@ type redisStore struct {
 	wg        sync.WaitGroup
 	closeOnce sync.Once
 	metrics   atomic.Pointer[Metrics]
+	spanAttrs []attribute.KeyValue // db.system.name, server.address and server.port of store spans
 
 	// testBeforeTakeBack, when set (tests only), runs between the counting round trip
 	// and the take-back, with the keys counted.
@@ -118,6 +120,7 @@ func openRedis(_ context.Context, cfg RedisConfig, clock Clock) (*redisStore, er
 	if s.prefix == "" {
 		s.prefix = "gh:"
 	}
+	s.spanAttrs = storeSpanAttrs(cfg.Addrs)
 	if s.timeout == 0 {
 		s.timeout = defaultRedisTimeout
 	}
@@ -281,8 +284,9 @@ func (r redisCall) send(cmds rueidis.Commands) []rueidis.RedisResult {
 	return r.c.DoMulti(r.ctx, cmds...)
 }
 
-// call runs one store call under the breaker and the timeout.
-func (s *redisStore) call(ctx context.Context, run func(redisCall) error) error {
+// call runs one store call under the breaker and the timeout. op names the call's
+// command for traces (db.operation.name).
+func (s *redisStore) call(ctx context.Context, op string, run func(redisCall) error) error {
 	box := s.client.Load()
 	if box == nil {
 		return fmt.Errorf("%w: not connected", ErrUnavailable)
@@ -302,7 +306,7 @@ func (s *redisStore) call(ctx context.Context, run func(redisCall) error) error 
 	var span trace.Span
 	if trace.SpanFromContext(ctx).IsRecording() {
 		ctx, span = tracer.Start(ctx, "gatehouse.store", trace.WithSpanKind(trace.SpanKindClient),
-			trace.WithAttributes(attribute.String("db.system.name", "redis")))
+			trace.WithAttributes(s.spanAttrs...), trace.WithAttributes(semconv.DBOperationName(op)))
 	}
 	cctx, cancel, shared := s.deadlines.bound(ctx)
 	var b *batcher
@@ -324,6 +328,7 @@ func (s *redisStore) call(ctx context.Context, run func(redisCall) error) error 
 	if err != nil {
 		if span != nil {
 			span.SetStatus(otelcodes.Error, "store call failed")
+			span.SetAttributes(semconv.ErrorTypeKey.String(storeErrorType(err)))
 			span.End()
 		}
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
@@ -332,6 +337,39 @@ func (s *redisStore) call(ctx context.Context, run func(redisCall) error) error 
 		span.End()
 	}
 	return nil
+}
+
+// storeSpanAttrs are the attributes every store span carries: the system and the first
+// configured address (with sentinel or cluster, the node that was asked first).
+func storeSpanAttrs(addrs []string) []attribute.KeyValue {
+	attrs := []attribute.KeyValue{semconv.DBSystemNameRedis}
+	if len(addrs) == 0 {
+		return attrs
+	}
+	host, port, err := net.SplitHostPort(addrs[0])
+	if err != nil {
+		return append(attrs, semconv.ServerAddress(addrs[0]))
+	}
+	attrs = append(attrs, semconv.ServerAddress(host))
+	if n, err := strconv.Atoi(port); err == nil {
+		attrs = append(attrs, semconv.ServerPort(n))
+	}
+	return attrs
+}
+
+// storeErrorType is the error.type of a failed round trip: a few fixed values, never the
+// error's text (it could hold a key).
+func storeErrorType(err error) string {
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return "timeout"
+	case errors.Is(err, context.Canceled):
+		return "canceled"
+	}
+	if _, ok := rueidis.IsRedisErr(err); ok {
+		return "redis_error"
+	}
+	return "connection_error"
 }
 
 // tracer makes the store round-trip spans; a no-op unless tracing is set up.
@@ -366,7 +404,7 @@ func (s *redisStore) Apply(ctx context.Context, now time.Time, ops []Op, out []O
 	}
 	var res []int64
 	sent := false
-	err := s.call(ctx, func(r redisCall) error {
+	err := s.call(ctx, "EVALSHA", func(r redisCall) error {
 		sent = true
 		var cmds rueidis.Commands
 		var returned []int // ops whose leases go back ahead of the script, in the same round trip
@@ -553,7 +591,7 @@ func (s *redisStore) applyCounters(ctx context.Context, ops []Op, out []Outcome,
 		return nil
 	}
 	settled := false
-	err := s.call(ctx, func(r redisCall) error {
+	err := s.call(ctx, "INCRBY", func(r redisCall) error {
 		c := r.c
 		type sent struct {
 			incr, pexpire int   // reply indexes; -1: not sent
@@ -800,7 +838,7 @@ func flushDelay(d time.Duration) time.Duration {
 // Adjust implements [Store].
 func (s *redisStore) Adjust(ctx context.Context, key Key, delta int64) (int64, error) {
 	var v int64
-	err := s.call(ctx, func(r redisCall) error {
+	err := s.call(ctx, "INCRBY", func(r redisCall) error {
 		var err error
 		v, err = r.c.Do(r.ctx, r.c.B().Incrby().Key(key.Render(s.prefix, s.cluster)).Increment(delta).Build()).AsInt64()
 		return err
@@ -821,7 +859,7 @@ func (s *redisStore) bindKey(key string) string {
 // Bind implements [Store].
 func (s *redisStore) Bind(ctx context.Context, key, member string, maxMembers int) (bool, int, error) {
 	var res []int64
-	err := s.call(ctx, func(r redisCall) error {
+	err := s.call(ctx, "EVALSHA", func(r redisCall) error {
 		var err error
 		res, err = bindScript.Exec(r.ctx, r.c, []string{s.bindKey(key)}, []string{member, strconv.Itoa(maxMembers)}).AsIntSlice()
 		return err
@@ -837,14 +875,14 @@ func (s *redisStore) Bind(ctx context.Context, key, member string, maxMembers in
 
 // ResetBindings implements [Store].
 func (s *redisStore) ResetBindings(ctx context.Context, key string) error {
-	return s.call(ctx, func(r redisCall) error {
+	return s.call(ctx, "DEL", func(r redisCall) error {
 		return r.c.Do(r.ctx, r.c.B().Del().Key(s.bindKey(key)).Build()).Error()
 	})
 }
 
 // Ping checks that Redis answers (for readiness probes).
 func (s *redisStore) Ping(ctx context.Context) error {
-	return s.call(ctx, func(r redisCall) error {
+	return s.call(ctx, "PING", func(r redisCall) error {
 		return r.c.Do(r.ctx, r.c.B().Ping().Build()).Error()
 	})
 }

@@ -4,8 +4,9 @@
 #   2. helm template with each of them: the rendered kinds and their counts must be the ones
 #      typed in want_kinds below (an empty render fails), and every manifest validated by kubectl-validate against
 #      Kubernetes 1.30's built-in schemas (unknown fields and wrong types fail) and the
-#      vendored ServiceMonitor CRD in k8s/tests/crds
-#   3. the ServiceMonitor is only rendered when its API exists
+#      vendored ServiceMonitor and PrometheusRule CRDs in k8s/tests/crds
+#   3. the ServiceMonitor and the PrometheusRule are only rendered when their API exists;
+#      the dashboard ConfigMap carries dashboards/gatehouse.json unchanged, with the sidecar's label
 #   4. negative cases (k8s/tests/negative/*.yaml): helm template must fail with the message in
 #      the file's `# expect:` line
 #   5. golden snapshot of the default render (k8s/tests/golden/default.yaml);
@@ -83,6 +84,7 @@ declare -A want_kinds=(
 	[hpa-pdb]="ConfigMap=1 Deployment=1 HorizontalPodAutoscaler=1 PodDisruptionBudget=1 Service=2 ServiceAccount=1"
 	[memory-pvc]="ConfigMap=1 Deployment=1 Service=2 ServiceAccount=1"
 	[memory-replicas]="ConfigMap=1 Deployment=1 Service=2 ServiceAccount=1"
+	[monitoring]="ConfigMap=2 Deployment=1 PrometheusRule=1 Service=2 ServiceAccount=1 ServiceMonitor=1"
 	[redis]="ConfigMap=1 Deployment=1 PodDisruptionBudget=1 Service=2 ServiceAccount=1"
 	[servicemonitor]="ConfigMap=1 Deployment=1 NetworkPolicy=1 Service=2 ServiceAccount=1 ServiceMonitor=1"
 	[sidecar]="ConfigMap=1 Deployment=1 NetworkPolicy=1 Service=1 ServiceAccount=1"
@@ -97,7 +99,7 @@ for values in "$chart"/ci/*-values.yaml; do
 		fail "lint $name" "$work/lint.out"
 	fi
 	out=$work/render-$name.yaml
-	if ! render "$out" -f "$values" --api-versions monitoring.coreos.com/v1/ServiceMonitor; then
+	if ! render "$out" -f "$values" --api-versions monitoring.coreos.com/v1/ServiceMonitor --api-versions monitoring.coreos.com/v1/PrometheusRule; then
 		fail "template $name" "$out.err"
 		continue
 	fi
@@ -125,6 +127,39 @@ elif [ "$(kinds "$work/nosm.yaml")" = "${want_kinds[servicemonitor]% ServiceMoni
 else
 	echo "rendered: $(kinds "$work/nosm.yaml")" >"$work/nosm.err"
 	fail "servicemonitor skipped without monitoring.coreos.com/v1" "$work/nosm.err"
+fi
+
+# 3b. No PrometheusRule without its API; the alerts the values leave out are left out.
+if ! render "$work/norule.yaml" -f "$chart/ci/monitoring-values.yaml" --api-versions monitoring.coreos.com/v1/ServiceMonitor; then
+	fail "prometheusrule skipped without its API" "$work/norule.yaml.err"
+elif [ "$(kinds "$work/norule.yaml")" = "${want_kinds[monitoring]/ PrometheusRule=1/}" ]; then
+	pass "prometheusrule skipped without its API"
+else
+	echo "rendered: $(kinds "$work/norule.yaml")" >"$work/norule.err"
+	fail "prometheusrule skipped without its API" "$work/norule.err"
+fi
+rules=$(grep -c '^ *- alert: Gatehouse' "$work/render-monitoring.yaml" 2>/dev/null)
+if [ "$rules" = 5 ] && ! grep -q 'alert: GatehouseJWKSFetchFailing' "$work/render-monitoring.yaml"; then
+	pass "prometheusrule: 5 alerts, the disabled one left out"
+else
+	echo "alerts rendered: ${rules:-none}; want 5, without GatehouseJWKSFetchFailing" >"$work/rules.err"
+	fail "prometheusrule: 5 alerts, the disabled one left out" "$work/rules.err"
+fi
+
+# 3c. The dashboard ConfigMap holds the dashboard file byte for byte, labelled for the sidecar.
+if ! render "$work/dash.yaml" -f "$chart/ci/monitoring-values.yaml" --show-only templates/dashboard.yaml; then
+	fail "dashboard configmap" "$work/dash.yaml.err"
+else
+	sed -n '/^  gatehouse.json: |-$/,$p' "$work/dash.yaml" | tail -n +2 | sed 's/^    //' >"$work/dash.json"
+	if ! grep -q '^    grafana_dashboard: "1"$' "$work/dash.yaml"; then
+		echo "no grafana_dashboard: \"1\" label" >"$work/dash.err"
+		fail "dashboard configmap" "$work/dash.err"
+	# The block scalar (|-) drops the file's final newline: compare without it.
+	elif diff <(printf '%s\n' "$(cat "$chart/dashboards/gatehouse.json")") <(printf '%s\n' "$(cat "$work/dash.json")") >"$work/dash.err" 2>&1; then
+		pass "dashboard configmap (label, dashboard unchanged)"
+	else
+		fail "dashboard configmap" "$work/dash.err"
+	fi
 fi
 
 # 4. Values the chart must refuse, each with its message.
@@ -182,7 +217,7 @@ else
 			fail "gatehouse validate $name config" "$work/cm.err"
 			continue
 		fi
-		if [[ " ${want_kinds[$name]:-} " != *" ConfigMap=1 "* ]]; then
+		if [[ " ${want_kinds[$name]:-} " != *" ConfigMap="[1-9]" "* ]]; then
 			if grep -q '^existingConfigMap: *[^ ]' "$values" && ! render "$work/cm.yaml" -f "$values" --show-only templates/configmap.yaml &&
 				grep -q "could not find template" "$work/cm.yaml.err"; then
 				pass "gatehouse validate $name config (no ConfigMap: existingConfigMap)"

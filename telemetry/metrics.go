@@ -22,6 +22,10 @@ type Metrics struct {
 	ConfigLoaded  prometheus.Gauge
 	JWKSFetches   *prometheus.CounterVec
 	RLSDuration   *prometheus.HistogramVec
+	// DecisionSteps counts every decision but a plain allow by the step that made it.
+	DecisionSteps *prometheus.CounterVec
+	// DecisionLogsSuppressed counts decision log lines dropped by the per-code budget.
+	DecisionLogsSuppressed *prometheus.CounterVec
 }
 
 // NewMetrics registers every metric, and Go runtime and process metrics, on a fresh
@@ -33,7 +37,7 @@ func NewMetrics() *Metrics {
 		Registry: r,
 		Decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gatehouse_decisions_total",
-			Help: "Check decisions by outcome (allow, deny, error), catalogue code, dialect, app and endpoint.",
+			Help: "Check decisions by outcome (allow, fail_open, deny, error), catalogue code, dialect, app and endpoint.",
 		}, []string{"decision", "code", "dialect", "app", "endpoint"}),
 		CheckDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "gatehouse_check_duration_seconds",
@@ -62,7 +66,15 @@ func NewMetrics() *Metrics {
 		Help:    "Time to answer one ShouldRateLimit, by overall code (ok, over_limit).",
 		Buckets: []float64{.00001, .000025, .00005, .0001, .00025, .0005, .001, .0025, .005, .01, .02},
 	}, []string{"code"})
-	r.MustRegister(m.Decisions, m.CheckDuration, m.Reloads, m.ConfigInfo, m.ConfigLoaded, m.JWKSFetches, m.RLSDuration)
+	m.DecisionSteps = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "gatehouse_decision_steps_total",
+		Help: "Denials, errors and fail-open allows by outcome, catalogue code and the pipeline step that decided (plain allows are not counted: their step is always done).",
+	}, []string{"decision", "code", "step"})
+	m.DecisionLogsSuppressed = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "gatehouse_decision_logs_suppressed_total",
+		Help: "Decision log lines not written because their code had used its lines for the second (--log-denials-per-second), by code.",
+	}, []string{"code"})
+	r.MustRegister(m.Decisions, m.CheckDuration, m.Reloads, m.ConfigInfo, m.ConfigLoaded, m.JWKSFetches, m.RLSDuration, m.DecisionSteps, m.DecisionLogsSuppressed)
 	return m
 }
 
@@ -96,4 +108,16 @@ func (m *Metrics) GaugeFunc(name, help string, f func() float64) {
 // Handler serves the registry in the Prometheus text format.
 func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry})
+}
+
+// SetBuildInfo registers gatehouse_build_info: value 1, the build in its labels, so a
+// query can tell which replicas run which build.
+func (m *Metrics) SetBuildInfo(version, commit, goVersion string) {
+	g := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        "gatehouse_build_info",
+		Help:        "The running build (value 1): version, commit and Go version.",
+		ConstLabels: prometheus.Labels{"version": version, "commit": commit, "go_version": goVersion},
+	})
+	g.Set(1)
+	m.Registry.MustRegister(g)
 }

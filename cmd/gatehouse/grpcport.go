@@ -97,7 +97,7 @@ func (s *server) openGRPC(snap *config.Snapshot) error {
 	healthpb.RegisterHealthServer(srv, s.health)
 	reflection.Register(srv)
 	authv3.RegisterAuthorizationServer(srv, extauthz.NewServer(s.rules, extauthz.Options{
-		Observer: &observer{m: s.metrics, log: s.log, allowSample: s.flags.allowSample}, Log: s.log, Tracing: s.decisions}))
+		Observer: newObserver(s.metrics, s.log, s.flags.allowSample, s.flags.denialLogs), Log: s.log, Tracing: s.decisions}))
 	s.registerRLS(srv)
 	s.port.srv = srv
 	go func() {

@@ -18,9 +18,6 @@ import (
 	"syscall"
 )
 
-// version is set at build time with -ldflags "-X main.version=…".
-var version = "dev"
-
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
@@ -48,7 +45,7 @@ commands:
   check      explain one request offline: decision, code, status, headers and body
   hash       read a credential on stdin and print the SHA-256 digest the config wants
   demo-token print an attestation token signed with the demo key (for GET /v1/secure)
-  version    print the version
+  version    print the version, commit, build date and Go version
 `
 
 // run is the whole program; ctx ends on SIGTERM or SIGINT.
@@ -69,7 +66,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	case "demo-token":
 		return demoToken(args[1:], stdout, stderr)
 	case "version", "--version", "-v":
-		fmt.Fprintln(stdout, "gatehouse", version)
+		printVersion(stdout)
 		return nil
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)

@@ -36,6 +36,7 @@ type serveFlags struct {
 	traceParent   string
 	deviceKeyFile string
 	allowSample   float64
+	denialLogs    int
 	adminToken    string
 	grpcAddr      string
 	adminAddr     string
@@ -57,7 +58,8 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
 	fs.StringVar(&f.traceParent, "trace-user-parent", "parent", "the end user's traceparent in the request: parent (when Envoy sent no trace context), link, or off")
 	fs.StringVar(&f.deviceKeyFile, "device-hash-key-file", "", "key for the HMAC that stands for device ids in traces (default: random per process)")
 	fs.StringVar(&f.adminToken, "admin-token-file", "", "file holding the bearer token that enables the admin write API (license resets, credit top-ups)")
-	fs.Float64Var(&f.allowSample, "log-allow-sample", 0, "fraction of allowed decisions written to the decision log (denials always are)")
+	fs.Float64Var(&f.allowSample, "log-allow-sample", 0, "fraction of allowed decisions written to the decision log (denials are, within --log-denials-per-second)")
+	fs.IntVar(&f.denialLogs, "log-denials-per-second", 10, "decision log lines per catalogue code and second for denials, errors and fail-open allows; the rest are counted in gatehouse_decision_logs_suppressed_total (0: no limit)")
 	if err := fs.Parse(args); err != nil {
 		return nil, exitError(2)
 	}
@@ -67,6 +69,10 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
 	}
 	if _, err := extauthz.ParseUserParent(f.traceParent); err != nil {
 		fmt.Fprintf(stderr, "gatehouse serve: --trace-user-parent: %v\n", err)
+		return nil, exitError(2)
+	}
+	if f.denialLogs < 0 {
+		fmt.Fprintln(stderr, "gatehouse serve: --log-denials-per-second must be 0 (no limit) or more")
 		return nil, exitError(2)
 	}
 	if f.allowSample < 0 || f.allowSample > 1 {
@@ -104,6 +110,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	s := &server{flags: f, level: new(slog.LevelVar), metrics: telemetry.NewMetrics()}
+	b := currentBuild()
+	s.metrics.SetBuildInfo(b.Version, b.Commit, b.GoVersion)
 	s.log = telemetry.NewLogger(stdout, s.level)
 	defer s.close()
 	if err := s.setup(ctx); err != nil {

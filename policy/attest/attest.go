@@ -32,6 +32,7 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	otelcodes "go.opentelemetry.io/otel/codes"
+	semconv "go.opentelemetry.io/otel/semconv/v1.37.0"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -295,6 +296,7 @@ func (p *Provider) verify(ctx context.Context, tok string) (*facts, error) {
 	f, err := p.verifyToken(ctx, tok)
 	if err != nil {
 		span.SetStatus(otelcodes.Error, "attestation keys unavailable")
+		span.SetAttributes(semconv.ErrorTypeKey.String("keys_unavailable"))
 	}
 	return f, err
 }

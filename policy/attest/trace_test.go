@@ -110,4 +110,21 @@ func TestVerifySpan(t *testing.T) {
 	if st := spans()[2].Status(); st.Code != otelcodes.Error {
 		t.Errorf("undecided verification: status %v, want Error", st)
 	}
+	if got := spanAttr(spans()[2], "error.type"); got != "keys_unavailable" {
+		t.Errorf("undecided verification: error.type %q, want keys_unavailable", got)
+	}
+	for i := range 2 {
+		if got := spanAttr(spans()[i], "error.type"); got != "" {
+			t.Errorf("span %d: error.type %q on a verdict", i, got)
+		}
+	}
+}
+
+func spanAttr(s sdktrace.ReadOnlySpan, k string) string {
+	for _, a := range s.Attributes() {
+		if string(a.Key) == k {
+			return a.Value.Emit()
+		}
+	}
+	return ""
 }

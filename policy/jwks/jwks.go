@@ -31,6 +31,7 @@ import (
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/codes"
+	semconv "go.opentelemetry.io/otel/semconv/v1.37.0"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/gatehouse/gatehouse/internal/capped"
@@ -282,19 +283,31 @@ func (s *Source) refresh(ctx context.Context) error {
 	ctx, span := tracer.Start(ctx, "gatehouse.jwks.fetch", trace.WithSpanKind(trace.SpanKindClient))
 	defer span.End()
 	data, err := s.fetch(ctx)
+	errType := fetchErrorType(err)
 	if err == nil {
 		var keys map[string]Key
 		if keys, err = Parse(data); err == nil {
 			s.set.Store(&keySet{keys: keys, fetched: s.o.Now()})
 		}
+		errType = "invalid_key_set"
 	}
 	if s.o.OnFetch != nil {
 		s.o.OnFetch(err)
 	}
 	if err != nil {
 		span.SetStatus(codes.Error, "key set fetch failed")
+		span.SetAttributes(semconv.ErrorTypeKey.String(errType))
 	}
 	return err
+}
+
+// fetchErrorType is the error.type of a failed fetch: a fixed value, never the error's
+// text.
+func fetchErrorType(err error) string {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return "timeout"
+	}
+	return "fetch_failed"
 }
 
 // tracer makes fetch spans; a no-op unless tracing is set up.

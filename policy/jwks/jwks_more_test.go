@@ -189,4 +189,15 @@ func TestFetchSpan(t *testing.T) {
 	if spans[0].Status().Code != codes.Error || spans[1].Status().Code != codes.Unset {
 		t.Errorf("statuses %v, %v; want Error, Unset", spans[0].Status().Code, spans[1].Status().Code)
 	}
+	for i, want := range []string{"fetch_failed", ""} {
+		got := ""
+		for _, a := range spans[i].Attributes() {
+			if a.Key == "error.type" {
+				got = a.Value.AsString()
+			}
+		}
+		if got != want {
+			t.Errorf("span %d: error.type %q, want %q", i, got, want)
+		}
+	}
 }

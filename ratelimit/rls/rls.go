@@ -15,6 +15,7 @@ import (
 	rlsv3 "github.com/envoyproxy/go-control-plane/envoy/service/ratelimit/v3"
 	"go.opentelemetry.io/otel/attribute"
 	otelcodes "go.opentelemetry.io/otel/codes"
+	semconv "go.opentelemetry.io/otel/semconv/v1.37.0"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -64,13 +65,16 @@ func (s *Server) ShouldRateLimit(ctx context.Context, req *rlsv3.RateLimitReques
 	res, err := e.ShouldRateLimit(ctx, now, FromProto(req))
 	if errors.Is(err, ratelimit.ErrInvalidRequest) {
 		span.SetStatus(otelcodes.Error, "invalid request")
+		span.SetAttributes(semconv.ErrorTypeKey.String("invalid_request"))
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
 	if err != nil {
 		span.SetStatus(otelcodes.Error, "could not decide")
 		if errors.Is(err, context.Canceled) {
+			span.SetAttributes(semconv.ErrorTypeKey.String("canceled"))
 			return nil, status.Error(codes.Canceled, err.Error())
 		}
+		span.SetAttributes(semconv.ErrorTypeKey.String("unavailable"))
 		return nil, status.Error(codes.Unavailable, err.Error())
 	}
 	if span.IsRecording() {
