@@ -88,7 +88,7 @@ declare -A want_kinds=(
 	[extras]="ConfigMap=1 Deployment=1 Pod=1 Service=2 ServiceAccount=1"
 	[hpa-pdb]="ConfigMap=1 Deployment=1 HorizontalPodAutoscaler=1 Pod=1 PodDisruptionBudget=1 Service=2 ServiceAccount=1"
 	[memory-pvc]="ConfigMap=1 Deployment=1 Pod=1 Service=2 ServiceAccount=1"
-	[memory-replicas]="ConfigMap=1 Deployment=1 Pod=1 Service=2 ServiceAccount=1"
+	[memory-replicas]="ConfigMap=1 Deployment=1 Pod=1 PodDisruptionBudget=1 Service=2 ServiceAccount=1"
 	[redis]="ConfigMap=1 Deployment=1 Pod=1 PodDisruptionBudget=1 Service=2 ServiceAccount=1"
 	[servicemonitor]="ConfigMap=1 Deployment=1 NetworkPolicy=1 Pod=1 Service=2 ServiceAccount=1 ServiceMonitor=1"
 	[sidecar]="ConfigMap=1 Deployment=1 NetworkPolicy=1 Pod=1 Service=1 ServiceAccount=1"
@@ -282,6 +282,7 @@ has "existing-secrets: user trace attributes appended" "$r-existing-secrets.yaml
 	'value: "k8s.pod.name=$(POD_NAME),k8s.namespace.name=$(POD_NAMESPACE),service.instance.id=$(POD_UID),deployment.environment=prod"'
 has "memory-pvc: Recreate (one writer of the state file)" "$r-memory-pvc.yaml" "type: Recreate" "claimName: gatehouse-data"
 lacks "memory-replicas: no Recreate without a claim" "$r-memory-replicas.yaml" 'type: Recreate'
+has "memory-replicas: a percentage budget that allows one eviction" "$r-memory-replicas.yaml" "minAvailable: 50%"
 has "sidecar: no drain delay after Envoy, Envoy keeps its preStop" "$r-sidecar.yaml" "- --drain-delay=0s" "preStop:" "seconds: 5"
 x=$r-extras.yaml
 has "extras: secrets as flags" "$x" "- --admin-token-file=/etc/gatehouse/admin-token/token" \

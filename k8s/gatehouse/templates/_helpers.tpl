@@ -193,6 +193,13 @@ Checks values the schema cannot express, with a message that says what to do.
 {{- if and .Values.tls.clientCA.existingSecret (not .Values.tls.existingSecret) }}
 {{- fail "tls.clientCA.existingSecret needs tls.existingSecret: client certificates are only asked for over TLS." }}
 {{- end }}
+{{- $seen := dict }}
+{{- range .Values.extraConfigFiles }}
+{{- if hasKey $seen .name }}
+{{- fail (printf "extraConfigFiles: the name %q is used twice (each is a directory /etc/gatehouse/extra/<name>)." .name) }}
+{{- end }}
+{{- $_ := set $seen .name true }}
+{{- end }}
 {{- range .Values.extraEnv }}
 {{- if eq .name "OTEL_RESOURCE_ATTRIBUTES" }}
 {{- fail "extraEnv sets OTEL_RESOURCE_ATTRIBUTES, which the chart builds from the pod's identity: put your attributes in otel.resourceAttributes (they are appended)." }}
@@ -236,9 +243,13 @@ minAvailable 100%, and maxUnavailable 0 or 0%.
 {{- if has (toString $p.maxUnavailable) (list "0" "0%") }}
 {{- fail "podDisruptionBudget.maxUnavailable is 0: no pod could ever be evicted (node drains would hang). Use at least 1." }}
 {{- end }}
-{{- else if eq (toString $p.minAvailable) "100%" }}
-{{- fail "podDisruptionBudget.minAvailable is 100%: no pod could ever be evicted (node drains would hang)." }}
-{{- else if and (not (kindIs "string" $p.minAvailable)) (ge (int $p.minAvailable) $replicas) }}
+{{- else if kindIs "string" $p.minAvailable }}
+{{- /* A percentage is rounded up, as Kubernetes does: 50% of 1 replica is 1. */}}
+{{- $pct := int (trimSuffix "%" $p.minAvailable) }}
+{{- if ge (div (add (mul $pct $replicas) 99) 100) $replicas }}
+{{- fail (printf "podDisruptionBudget.minAvailable %s of %s (%d) rounds up to every pod: no pod could ever be evicted (node drains would hang)." $p.minAvailable $from $replicas) }}
+{{- end }}
+{{- else if ge (int $p.minAvailable) $replicas }}
 {{- fail (printf "podDisruptionBudget.minAvailable (%d) must be less than %s (%d): otherwise no pod could ever be evicted (node drains would hang)." (int $p.minAvailable) $from $replicas) }}
 {{- end }}
 {{- end }}
