@@ -212,10 +212,6 @@ The grace period covers the drain: the NOT_SERVING delay, the drain deadline and
 margin; in sidecar mode Envoy's preStop sleep takes the delay's place (Gatehouse is stopped
 after Envoy, with no delay).
 */}}
-{{- define "gatehouse.drainDelay" -}}
-{{- if eq .Values.mode "sidecar" }}0{{ else }}{{ int .Values.drain.delaySeconds }}{{ end }}
-{{- end }}
-
 {{- define "gatehouse.validateGrace" -}}
 {{- $need := add (int .Values.drain.delaySeconds) (int .Values.drain.timeoutSeconds) 5 }}
 {{- $what := "drain.delaySeconds + drain.timeoutSeconds + 5" }}
@@ -267,6 +263,11 @@ minAvailable 100%, and maxUnavailable 0 or 0%.
 {{- fail "updateStrategy must be Recreate while store.memory.existingClaim holds the state file: during a rolling update two pods would write it." }}
 {{- end }}
 {{- end }}
+{{- end }}
+
+{{/* Seconds of --drain-delay: none for a sidecar, stopped after Envoy, its only client, has exited. */}}
+{{- define "gatehouse.drainDelay" -}}
+{{- if eq .Values.mode "sidecar" }}0{{ else }}{{ int .Values.drain.delaySeconds }}{{ end }}
 {{- end }}
 
 {{/* OTEL_* environment. */}}
