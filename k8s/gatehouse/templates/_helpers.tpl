@@ -193,6 +193,13 @@ Checks values the schema cannot express, with a message that says what to do.
 {{- if and .Values.tls.clientCA.existingSecret (not .Values.tls.existingSecret) }}
 {{- fail "tls.clientCA.existingSecret needs tls.existingSecret: client certificates are only asked for over TLS." }}
 {{- end }}
+{{- /* Flags the chart sets from values (and checks, like the drain against the grace period) cannot be overridden behind its back. */}}
+{{- range .Values.extraArgs }}
+{{- $flag := regexReplaceAll "^--?([^=]*).*$" . "${1}" }}
+{{- if has $flag (list "config" "grpc-addr" "admin-addr" "drain-delay" "drain-timeout" "admin-token-file" "device-hash-key-file") }}
+{{- fail (printf "extraArgs sets --%s, which the chart sets from its values (see values.yaml: drain, adminToken, deviceHashKey, ports, existingConfigMap)." $flag) }}
+{{- end }}
+{{- end }}
 {{- $seen := dict }}
 {{- range .Values.extraConfigFiles }}
 {{- if hasKey $seen .name }}
