@@ -11,7 +11,7 @@ SUDO      := $(shell [ "$$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1 &&
 TEST_FLAGS ?= -race -count=1 -timeout 12m
 CONFIG    ?=
 
-.PHONY: help build run test test-go deps-test bench fuzz mutate lint fmt tidy validate-config chart-test chart-golden load load-attest load-telemetry load-rls load-redis load-redis-nolease load-reference image ci
+.PHONY: help build run test test-go deps-test bench fuzz mutate lint fmt tidy validate-config chart-test chart-golden chart-docs load load-attest load-telemetry load-rls load-redis load-redis-nolease load-reference image ci
 
 help: ## list targets
 	@awk 'BEGIN{FS=":.*## "} /^[a-zA-Z_-]+:.*## /{printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -92,6 +92,9 @@ chart-test: ## helm lint/template, offline schema validation, negative cases, go
 
 chart-golden: ## accept a change to the chart's default render (review the diff)
 	GATEHOUSE_TOOLS=$(TOOLS) UPDATE_GOLDEN=1 bash scripts/chart-test.sh
+
+chart-docs: ## regenerate the chart's config schema (from config's types) and README values table (from values.yaml)
+	$(GO) run ./internal/chartgen
 
 # --concurrency given in LOAD_FLAGS wins over each target's own levels.
 # BEFORE=path/to/an/older/gatehouse measures that build too, in the same rounds (reported as "variant").

@@ -155,22 +155,11 @@ func checkKeys(n *yaml.Node, t reflect.Type, path string, errs *Errors) {
 	}
 }
 
+// collectFields maps the keys of struct t to their types (yamlFields, shared with
+// JSONSchema, so that the schema and the strict decoder know the same keys).
 func collectFields(t reflect.Type, into map[string]reflect.Type) {
-	for i := 0; i < t.NumField(); i++ {
-		f := t.Field(i)
-		tag := f.Tag.Get("yaml")
-		name, opts, _ := strings.Cut(tag, ",")
-		if name == "-" {
-			continue
-		}
-		if strings.Contains(opts, "inline") {
-			collectFields(f.Type, into)
-			continue
-		}
-		if name == "" {
-			name = strings.ToLower(f.Name)
-		}
-		into[name] = f.Type
+	for _, f := range yamlFields(t) {
+		into[f.name] = f.typ
 	}
 }
 

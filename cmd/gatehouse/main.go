@@ -5,6 +5,7 @@
 //	gatehouse check    [--config F] [-X METHOD] [-H 'name: value']... [-d BODY] PATH
 //	gatehouse hash     (reads a credential on stdin, prints its SHA-256 for the config)
 //	gatehouse demo-token [--device ID] [--emulator] [--expired] [--tampered]
+//	gatehouse probe    [--admin http://host:9192] [--addr host:9191] [--check-path /p]
 //	gatehouse version
 package main
 
@@ -45,6 +46,7 @@ commands:
   check      explain one request offline: decision, code, status, headers and body
   hash       read a credential on stdin and print the SHA-256 digest the config wants
   demo-token print an attestation token signed with the demo key (for GET /v1/secure)
+  probe      check a running server over the network: /healthz, /readyz, gRPC health, a Check
   version    print the version, commit, build date and Go version
 `
 
@@ -65,6 +67,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return hash(stdin, stdout)
 	case "demo-token":
 		return demoToken(args[1:], stdout, stderr)
+	case "probe":
+		return probe(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		printVersion(stdout)
 		return nil
