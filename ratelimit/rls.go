@@ -209,6 +209,9 @@ func (c *compiler) rls(p string, cfg RLSConfig) *rlsRules {
 	}
 	rr.loc = c.location(p+".time_zone", cfg.TimeZone)
 	for i, name := range cfg.Files {
+		if name == "" { // a file the caller chose not to read (absent where validated)
+			continue
+		}
 		files := []string{name}
 		if strings.ContainsAny(name, "*?[") { // a pattern, e.g. ratelimit/*.yaml
 			var err error
