@@ -87,6 +87,8 @@ type server struct {
 	health  *health.Server
 	tracing *telemetry.Tracing
 	reload  *config.Reloader
+	// reloader is reload for the admin port, which serves before watch sets it.
+	reloader atomic.Pointer[config.Reloader]
 	// decisions configures decision spans (nil: tracing is off).
 	decisions *extauthz.Tracing
 	// notReady is why /readyz fails; "" when ready.
@@ -302,6 +304,7 @@ func (s *server) watch(ctx context.Context) {
 	}
 	s.reload = &config.Reloader{Path: s.flags.config, Deps: s.deps, Store: &s.store, Log: s.log, OnReload: s.loaded}
 	r := s.reload
+	s.reloader.Store(r)
 	go func() {
 		if err := r.Watch(ctx, 250*time.Millisecond); err != nil {
 			s.log.Error("configuration watch stopped; reload with SIGHUP", "error", err.Error())
@@ -378,6 +381,7 @@ func (s *server) adminMux() (*adminHandler, error) {
 	a.handle(http.MethodGet, "/metrics", s.metrics.Handler())
 	a.handle(http.MethodGet, "/loglevel", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, s.level.Level()) }))
 	a.handle(http.MethodPut, "/loglevel", http.HandlerFunc(s.setLogLevel))
+	a.handle(http.MethodPost, "/-/reload", http.HandlerFunc(s.reloadNow))
 	if s.flags.pprof {
 		a.handle(http.MethodGet, "/debug/pprof/", http.HandlerFunc(pprof.Index))
 		a.handle(http.MethodGet, "/debug/pprof/cmdline", http.HandlerFunc(pprof.Cmdline))
