@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -44,10 +43,9 @@ type serveFlags struct {
 	pprof         bool
 }
 
-func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
+func parseServeFlags(args []string, stdout, stderr io.Writer) (*serveFlags, error) {
 	f := &serveFlags{}
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags("serve", "serve [flags]\n\nRuns the ext_authz and rate-limit gRPC server and the admin port.")
 	fs.StringVar(&f.config, "config", "", "configuration file; without it the embedded demo configuration runs")
 	fs.StringVar(&f.grpcAddr, "grpc-addr", ":9191", "gRPC listen address (host:port, or unix:///path/to.sock)")
 	fs.StringVar(&f.adminAddr, "admin-addr", ":9192", "admin HTTP listen address (/healthz, /readyz, /metrics)")
@@ -58,8 +56,8 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
 	fs.StringVar(&f.deviceKeyFile, "device-hash-key-file", "", "key for the HMAC that stands for device ids in traces (default: random per process)")
 	fs.StringVar(&f.adminToken, "admin-token-file", "", "file holding the bearer token that enables the admin write API (license resets, credit top-ups)")
 	fs.Float64Var(&f.allowSample, "log-allow-sample", 0, "fraction of allowed decisions written to the decision log (denials always are)")
-	if err := fs.Parse(args); err != nil {
-		return nil, exitError(2)
+	if err := parseFlags(fs, args, stdout, stderr); err != nil {
+		return nil, err
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "gatehouse serve: unexpected argument %q\n", fs.Arg(0))
@@ -101,7 +99,7 @@ type server struct {
 }
 
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	f, err := parseServeFlags(args, stderr)
+	f, err := parseServeFlags(args, stdout, stderr)
 	if err != nil {
 		return err
 	}
