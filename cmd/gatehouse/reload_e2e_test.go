@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // reloadConfig is a small configuration; %s is the Approov secret file it names.
@@ -100,5 +101,71 @@ func TestReloadOnDemandWithoutFile(t *testing.T) {
 	srv.waitReady(t)
 	if code, out := srv.admin(t, testAdminToken, "/-/reload", nil); code != http.StatusConflict {
 		t.Fatalf("demo configuration: %d %v, want 409", code, out)
+	}
+}
+
+// watchedConfig blocks the client addresses listed in a file; %s is its path.
+const watchedConfig = `
+apps:
+  - name: a
+    app_token_sha256: ["{{T:a}}"]
+    endpoints: ["*"]
+    network: {block_file: %s}
+endpoints:
+  - {name: e, path: /e}
+`
+
+// eventually polls cond until it holds, for at most 30 seconds (only a broken watcher
+// takes that long).
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestReloadOnReferencedFile: a running server reloads when a file its configuration
+// names changes in another directory: a client newly on the block list is refused; a
+// bad list is rejected (counted) and the running configuration keeps refusing it.
+func TestReloadOnReferencedFile(t *testing.T) {
+	list := filepath.Join(t.TempDir(), "blocked.txt")
+	os.WriteFile(list, []byte("192.0.2.1\n"), 0o600)
+	cfg := writeConfig(t, t.TempDir(), strings.Replace(watchedConfig, "%s", list, 1))
+	srv := startServer(t, "--config", cfg)
+	srv.waitReady(t)
+	req := request{path: "/e", source: "198.51.100.7", headers: app("a")}
+	if resp, err := srv.check(t, req); err != nil || resp.GetOkResponse() == nil {
+		t.Fatalf("before the change: %v %s, want allowed", err, describe(resp))
+	}
+
+	// The watcher subscribes to the list's directory in the background: write again
+	// now and then (each write restarts the 250ms debounce, so not at every poll) until
+	// a reload has seen the change.
+	polls := 0
+	eventually(t, "the client to be blocked", func() bool {
+		if polls%50 == 0 {
+			os.WriteFile(list, []byte("192.0.2.1\n198.51.100.7\n"), 0o600)
+		}
+		polls++
+		resp, err := srv.check(t, req)
+		if d := resp.GetDeniedResponse(); err == nil && d != nil {
+			if d.GetStatus().GetCode() != 403 || bodyCode(t, d.GetBody()) != "FORBIDDEN" {
+				t.Fatalf("blocked client: %s, want 403 FORBIDDEN", describe(resp))
+			}
+			return true
+		}
+		return false
+	})
+
+	os.WriteFile(list, []byte("198.51.100.7/33\n"), 0o600)
+	eventually(t, "the bad list to be rejected", func() bool {
+		return strings.Contains(srv.body(t, "/metrics"), `gatehouse_config_reloads_total{result="failure"} 1`)
+	})
+	if resp, err := srv.check(t, req); err != nil || resp.GetDeniedResponse() == nil {
+		t.Fatalf("after a bad list: %v %s, want still blocked", err, describe(resp))
 	}
 }
