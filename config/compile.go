@@ -34,6 +34,12 @@ type Snapshot struct {
 	Rules    *policy.Rules
 	LogLevel slog.Level
 	File     *File
+	// Files are the files the configuration names (resolved, glob patterns as written),
+	// read by this load: the reloader watches them with the configuration file.
+	Files []string
+	// Warnings list what was not checked: the referenced files that were absent when
+	// Deps.MissingFilesOK was set (gatehouse validate --offline).
+	Warnings []string
 	Parts
 }
 
@@ -47,6 +53,11 @@ type Deps struct {
 	// fetched, only checked for shape.
 	Offline bool
 	Now     func() time.Time
+	// MissingFilesOK turns a referenced file that does not exist into a warning
+	// (Snapshot.Warnings) and skips the checks of its content; everything else is
+	// checked as strictly as ever. Only for gatehouse validate --offline, where secrets
+	// are not mounted: start-up and reload never set it.
+	MissingFilesOK bool
 	// OnJWKSFetch, when set, is told of every key-set fetch (metrics).
 	OnJWKSFetch func(err error)
 	Runtime
@@ -60,6 +71,9 @@ type compiler struct {
 	providers map[string]*policy.JWTVerifier
 	secrets   map[string]*policy.Secret
 	accounts  map[string]policy.AccountState
+	files     map[string]bool // every referenced file, resolved
+	skipped   map[string]bool // absent and skipped (MissingFilesOK)
+	warnings  []string
 }
 
 func (c *compiler) add(path, format string, args ...any) {
@@ -72,6 +86,30 @@ func (c *compiler) path(p string) string {
 		return p
 	}
 	return filepath.Join(c.dir, p)
+}
+
+// ref resolves a file the configuration names at key and records it, so that the
+// reloader watches it. It reports false when the file is absent and
+// Deps.MissingFilesOK is set: the caller then skips every check of its content.
+func (c *compiler) ref(key, p string) (string, bool) {
+	if p == "" {
+		return "", true
+	}
+	r := c.path(p)
+	if c.files != nil {
+		c.files[r] = true
+	}
+	if !c.deps.MissingFilesOK || strings.ContainsAny(r, "*?[") {
+		return r, true
+	}
+	if _, err := os.Stat(r); errors.Is(err, os.ErrNotExist) {
+		if !c.skipped[r] {
+			c.warnings = append(c.warnings, fmt.Sprintf("%s: %s is not present here; its content was not checked", key, p))
+			c.skipped[r] = true
+		}
+		return r, false
+	}
+	return r, true
 }
 
 // Load reads, decodes, validates and compiles the configuration at path. It is the one
@@ -107,7 +145,46 @@ func Compile(f *File, version, dir string, deps Deps, path string) (*Snapshot, e
 	if deps.Keys == nil {
 		deps.Keys = NewKeySources()
 	}
-	c := &compiler{deps: deps, dir: dir}
+	c := &compiler{deps: deps, dir: dir, files: map[string]bool{}, skipped: map[string]bool{}}
+	s, err := c.compile(f, version, path)
+	if err != nil {
+		return nil, &LoadError{Errors: err, Files: c.fileList()}
+	}
+	s.Files, s.Warnings = c.fileList(), c.warnings
+	return s, nil
+}
+
+// LoadError is the error of a load that failed: every problem, and the files the
+// configuration names (so that a fix to any of them can be seen and reloaded).
+type LoadError struct {
+	Errors
+	Files []string
+}
+
+// Unwrap returns the problems, so that errors.As finds Errors.
+func (e *LoadError) Unwrap() error { return e.Errors }
+
+// filesOf returns the referenced files a failed load reported, if any.
+func filesOf(err error) []string {
+	var le *LoadError
+	if errors.As(err, &le) {
+		return le.Files
+	}
+	return nil
+}
+
+func (c *compiler) fileList() []string {
+	out := make([]string, 0, len(c.files))
+	for f := range c.files {
+		out = append(out, f)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// compile runs every check and builds the snapshot; problems collect in c.errs.
+func (c *compiler) compile(f *File, version, path string) (*Snapshot, Errors) {
+	deps := c.deps
 	s := &Snapshot{Version: version, Path: path, LoadedAt: deps.Now(), File: f}
 	opt := c.server(&f.Server, s)
 	opt.Version = version
@@ -263,7 +340,11 @@ func (c *compiler) keySource(path string, j *JWKS) *jwks.Source {
 	if j.FetchWait < 0 || j.FetchWait > time.Second {
 		c.add(path+".fetch_wait", "must be between 0s (default 100ms) and 1s: requests must not outwait Envoy's deadline")
 	}
-	o := jwks.Options{File: c.path(j.File), URL: j.URL, Refresh: j.Refresh, MinRefresh: j.MinRefresh, MaxBackoff: j.MaxBackoff,
+	file, present := c.ref(path+".file", j.File)
+	if !present {
+		return jwks.NewStatic()
+	}
+	o := jwks.Options{File: file, URL: j.URL, Refresh: j.Refresh, MinRefresh: j.MinRefresh, MaxBackoff: j.MaxBackoff,
 		Wait: j.FetchWait, MaxAge: j.MaxAge, OnFetch: c.deps.OnJWKSFetch}
 	if j.URL != "" {
 		u, err := url.Parse(j.URL)
@@ -278,8 +359,8 @@ func (c *compiler) keySource(path string, j *JWKS) *jwks.Source {
 			c.add(path+".url", "must be https")
 			return nil
 		}
-		if j.CAFile != "" {
-			pem, err := ReadFile(c.path(j.CAFile), MaxFileBytes)
+		if ca, present := c.ref(path+".ca_file", j.CAFile); j.CAFile != "" && present {
+			pem, err := ReadFile(ca, MaxFileBytes)
 			pool := x509.NewCertPool()
 			if err != nil || !pool.AppendCertsFromPEM(pem) {
 				c.add(path+".ca_file", "cannot read a PEM CA bundle from %s", j.CAFile)
@@ -342,7 +423,11 @@ func (c *compiler) secretList(ss []Secret) {
 // absent; one larger than MaxFileBytes is a problem reported at path.
 func (c *compiler) read(path, file, env string) (string, bool) {
 	if file != "" {
-		b, err := ReadFile(c.path(file), MaxFileBytes)
+		name, present := c.ref(path, file)
+		if !present {
+			return "", false
+		}
+		b, err := ReadFile(name, MaxFileBytes)
 		if errors.Is(err, ErrTooLarge) {
 			c.add(path, "%s is larger than the limit of %d bytes", file, MaxFileBytes)
 		}
@@ -524,7 +609,11 @@ func (c *compiler) payload(path string, p *Payload) *policy.Payload {
 			return out
 		}
 	case p.JSONSchemaFile != "":
-		b, err := ReadFile(c.path(p.JSONSchemaFile), MaxFileBytes)
+		name, present := c.ref(path+".json_schema_file", p.JSONSchemaFile)
+		if !present {
+			return out
+		}
+		b, err := ReadFile(name, MaxFileBytes)
 		if err == nil {
 			doc, err = jsonschema.UnmarshalJSON(bytes.NewReader(b))
 		}

@@ -451,6 +451,9 @@ func (c *compiler) approovSecret(path string, p *AttestationProvider) ([]byte, s
 	if p.SecretEnv != "" {
 		key = path + ".secret_env"
 	}
+	if !ok && p.SecretFile != "" && c.skipped[c.path(p.SecretFile)] {
+		return make([]byte, 32), "" // absent here (validate --offline): already a warning
+	}
 	if !ok {
 		c.add(key, "cannot read the secret")
 		return nil, ""
@@ -491,8 +494,9 @@ func (c *compiler) list(path, key string, inline []string, file string, parse fu
 	for i := range inline {
 		where[i] = fmt.Sprintf("%s.%s[%d]", path, key, i)
 	}
-	if file != "" {
-		b, err := ReadFile(c.path(file), MaxListFileBytes)
+	name, present := c.ref(path+"."+key+"_file", file)
+	if file != "" && present {
+		b, err := ReadFile(name, MaxListFileBytes)
 		if err != nil {
 			c.add(path+"."+key+"_file", "cannot read %s: %v", file, unwrapPathError(err))
 		} else {

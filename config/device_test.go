@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -69,7 +70,9 @@ func TestBadDeviceConfigs(t *testing.T) {
 			if !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("errors:\n%v\nwant one containing %q", err, tc.want)
 			}
-			if n := len(err.(Errors)); n != 1 {
+			var errs Errors
+			if !errors.As(err, &errs) || len(errs) != 1 {
+				n := len(errs)
 				t.Errorf("%d errors, want exactly the one of this rule:\n%v", n, err)
 			}
 		})

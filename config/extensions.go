@@ -65,11 +65,14 @@ func StoreFromFile(f *File, dir string) ratelimit.StoreConfig {
 }
 
 func (c *compiler) storeConfig(s ratelimit.StoreConfig) ratelimit.StoreConfig {
+	// The memory store's own file is written by the store: it is not a reference to
+	// watch. The Redis files are read when the store is opened (a change takes a
+	// restart, like the rest of the store section) but are watched like every other.
 	s.Memory.File = c.path(s.Memory.File)
-	s.Redis.PasswordFile = c.path(s.Redis.PasswordFile)
-	s.Redis.TLS.CAFile = c.path(s.Redis.TLS.CAFile)
-	s.Redis.TLS.CertFile = c.path(s.Redis.TLS.CertFile)
-	s.Redis.TLS.KeyFile = c.path(s.Redis.TLS.KeyFile)
+	s.Redis.PasswordFile, _ = c.ref("store.redis.password_file", s.Redis.PasswordFile)
+	s.Redis.TLS.CAFile, _ = c.ref("store.redis.tls.ca_file", s.Redis.TLS.CAFile)
+	s.Redis.TLS.CertFile, _ = c.ref("store.redis.tls.cert_file", s.Redis.TLS.CertFile)
+	s.Redis.TLS.KeyFile, _ = c.ref("store.redis.tls.key_file", s.Redis.TLS.KeyFile)
 	return s
 }
 
@@ -119,9 +122,21 @@ func (c *compiler) extensions(f *File, s *Snapshot, opt *policy.Options, apps ma
 		in.Orgs[o.Name] = o.Limits
 		inline = inline || len(o.Limits) > 0
 	}
+	// A new slice: the File keeps the paths as written. An absent file skipped by
+	// validate --offline stays in place as "" (which the rate limiter skips), so that
+	// every other file keeps its index in messages.
+	files := make([]string, len(in.RLS.Files))
 	for i, p := range in.RLS.Files {
-		in.RLS.Files[i] = c.path(p)
+		key := fmt.Sprintf("rate_limit_service.files[%d]", i)
+		if p == "" {
+			c.add(key, "must not be empty")
+			continue
+		}
+		if name, present := c.ref(key, p); present {
+			files[i] = name
+		}
 	}
+	in.RLS.Files = files
 	st := c.deps.Store
 	if st == nil {
 		// No store wired (validation, tests of the policy alone): one shared,

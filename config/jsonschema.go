@@ -4,6 +4,8 @@ import (
 	"reflect"
 	"strings"
 	"time"
+
+	"github.com/gatehouse/gatehouse/internal/strictyaml"
 )
 
 // Patterns of the scalars the YAML decoder reads from strings.
@@ -53,7 +55,7 @@ func (g *schemaGen) of(t reflect.Type) map[string]any {
 	switch {
 	case t == durationType:
 		s = map[string]any{"type": "string", "pattern": durationPattern}
-	case t == timeType:
+	case t == reflect.TypeFor[time.Time]():
 		s = map[string]any{"type": "string", "pattern": timestampPattern}
 	case t.Kind() == reflect.Struct:
 		return g.ref(t)
@@ -104,36 +106,8 @@ func (g *schemaGen) ref(t reflect.Type) map[string]any {
 	props := map[string]any{}
 	def := map[string]any{"type": []any{"object", "null"}, "additionalProperties": false, "properties": props}
 	g.defs[name] = def // before the fields: a field of type t refers to it
-	for _, f := range yamlFields(t) {
-		props[f.name] = g.of(f.typ)
+	for _, f := range strictyaml.Fields(t) {
+		props[f.Name] = g.of(f.Type)
 	}
 	return r
-}
-
-// yamlField is one key of a YAML mapping decoded into a struct.
-type yamlField struct {
-	name string
-	typ  reflect.Type
-}
-
-// yamlFields lists the keys of struct t as the decoder sees them: the yaml tag's name, or
-// the lowercased field name; inline structs contribute their own keys; "-" is skipped.
-func yamlFields(t reflect.Type) []yamlField {
-	var out []yamlField
-	for i := 0; i < t.NumField(); i++ {
-		f := t.Field(i)
-		name, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-		if name == "-" {
-			continue
-		}
-		if strings.Contains(opts, "inline") {
-			out = append(out, yamlFields(f.Type)...)
-			continue
-		}
-		if name == "" {
-			name = strings.ToLower(f.Name)
-		}
-		out = append(out, yamlField{name, f.Type})
-	}
-	return out
 }

@@ -9,8 +9,11 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/gatehouse/gatehouse/internal/strictyaml"
 )
 
 const testRefs = "#/definitions/"
@@ -59,13 +62,13 @@ func schemaKeys(t *testing.T, root, s map[string]any, n *yaml.Node, path string,
 				if extra, isSchema := s["additionalProperties"].(map[string]any); isSchema {
 					sub = extra
 				} else if s["additionalProperties"] == false {
-					*problems = append(*problems, join(path, k)+": unknown key")
+					*problems = append(*problems, strictyaml.Join(path, k)+": unknown key")
 					continue
 				} else {
 					continue
 				}
 			}
-			schemaKeys(t, root, sub, v, join(path, k), problems)
+			schemaKeys(t, root, sub, v, strictyaml.Join(path, k), problems)
 		}
 	case yaml.SequenceNode:
 		items, ok := s["items"].(map[string]any)
@@ -196,12 +199,14 @@ func TestJSONSchemaKeysMatchTheLoader(t *testing.T) {
 		for ty.Kind() == reflect.Pointer || ty.Kind() == reflect.Slice || ty.Kind() == reflect.Map {
 			ty = ty.Elem()
 		}
-		if ty.Kind() != reflect.Struct || ty == timeType || seen[ty] {
+		if ty.Kind() != reflect.Struct || ty == reflect.TypeFor[time.Time]() || seen[ty] {
 			return
 		}
 		seen[ty] = true
 		loader := map[string]reflect.Type{}
-		collectFields(ty, loader)
+		for _, f := range strictyaml.Fields(ty) {
+			loader[f.Name] = f.Type
+		}
 		def, ok := defs[ty.String()].(map[string]any)
 		if !ok {
 			t.Errorf("no definition of %s", ty)

@@ -6,13 +6,12 @@ import (
 	"fmt"
 	"io"
 	"reflect"
-	"sort"
 	"strings"
-	"time"
 
 	"go.yaml.in/yaml/v3"
 
 	"github.com/gatehouse/gatehouse/internal/capped"
+	"github.com/gatehouse/gatehouse/internal/strictyaml"
 )
 
 // Errors is every problem found in a configuration, each prefixed with its path
@@ -92,8 +91,8 @@ func Parse(data []byte) (*File, error) {
 	if err := measure(doc, MaxNodes, MaxDepth); err != nil {
 		return nil, Errors{err}
 	}
-	checkKeys(doc, reflect.TypeFor[File](), "", &errs)
-	if len(errs) > 0 {
+	// Every unknown key and wrongly typed value, named by its key path and line.
+	if errs = strictyaml.Check(doc, reflect.TypeFor[File](), ""); len(errs) > 0 {
 		return nil, errs
 	}
 	var f File
@@ -108,73 +107,4 @@ func Parse(data []byte) (*File, error) {
 		return nil, Errors{err}
 	}
 	return &f, nil
-}
-
-var timeType = reflect.TypeFor[time.Time]()
-
-// checkKeys walks a YAML node against the Go type it will be decoded into and reports
-// every mapping key that has no field, with its path.
-func checkKeys(n *yaml.Node, t reflect.Type, path string, errs *Errors) {
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	if n.Kind == yaml.AliasNode {
-		n = n.Alias
-	}
-	switch t.Kind() {
-	case reflect.Struct:
-		if t == timeType || n.Kind != yaml.MappingNode {
-			return
-		}
-		fields := map[string]reflect.Type{}
-		collectFields(t, fields)
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			k, v := n.Content[i], n.Content[i+1]
-			ft, ok := fields[k.Value]
-			p := join(path, k.Value)
-			if !ok {
-				*errs = append(*errs, errorf(p, "unknown key (line %d; known keys: %s)", k.Line, known(fields)))
-				continue
-			}
-			checkKeys(v, ft, p, errs)
-		}
-	case reflect.Slice:
-		if n.Kind != yaml.SequenceNode {
-			return
-		}
-		for i, c := range n.Content {
-			checkKeys(c, t.Elem(), fmt.Sprintf("%s[%d]", path, i), errs)
-		}
-	case reflect.Map:
-		if n.Kind != yaml.MappingNode || t.Elem().Kind() == reflect.Interface {
-			return
-		}
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			checkKeys(n.Content[i+1], t.Elem(), join(path, n.Content[i].Value), errs)
-		}
-	}
-}
-
-// collectFields maps the keys of struct t to their types (yamlFields, shared with
-// JSONSchema, so that the schema and the strict decoder know the same keys).
-func collectFields(t reflect.Type, into map[string]reflect.Type) {
-	for _, f := range yamlFields(t) {
-		into[f.name] = f.typ
-	}
-}
-
-func known(fields map[string]reflect.Type) string {
-	names := make([]string, 0, len(fields))
-	for k := range fields {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	return strings.Join(names, ", ")
-}
-
-func join(path, key string) string {
-	if path == "" {
-		return key
-	}
-	return path + "." + key
 }

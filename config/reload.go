@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,7 +32,14 @@ type Reloader struct {
 	// of a good one once its snapshot is in force, of a failed one while the previous
 	// snapshot still is.
 	OnReload func(s *Snapshot, err error)
-	mu       sync.Mutex // one reload at a time
+	// OnWatch, when set, is told of the directories Watch watches, each time the set is
+	// settled (at start and after a load that named other files).
+	OnWatch func(dirs []string)
+
+	mu     sync.Mutex // one reload at a time; guards the fields below
+	files  []string   // the configuration file and every file it names, sorted
+	digest string     // their content when last loaded; "" when unknown
+	moved  chan struct{}
 }
 
 // Reload loads the file and swaps it in. It returns the load's error, if any; the old
@@ -39,7 +47,22 @@ type Reloader struct {
 func (r *Reloader) Reload() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	return r.reload(digest(r.files))
+}
+
+// reload loads the configuration; pre is the digest of r.files taken before the load,
+// so that a change made while it loads is seen as a change afterwards.
+func (r *Reloader) reload(pre string) error {
 	s, err := Load(r.Path, r.Deps)
+	var used []string
+	if err != nil {
+		// Keep watching what the running configuration named, and what the rejected one
+		// names too, so that a fix to either is seen.
+		used = append(filesOf(err), r.files...)
+	} else {
+		used = s.Files
+	}
+	r.setFiles(used, pre)
 	if err != nil {
 		if r.OnReload != nil {
 			r.OnReload(nil, err)
@@ -63,21 +86,57 @@ func (r *Reloader) Reload() error {
 	return nil
 }
 
-// Watch reloads whenever the configuration file changes, until ctx ends. It watches the
-// file's directory rather than the file, so that editors' rename-over and Kubernetes
-// ConfigMap updates (an atomic swap of the ..data symlink) are both seen. Bursts of
-// events are coalesced.
+// setFiles records the files a load read. When they are the files digested before it,
+// that digest stands for what was loaded; otherwise it is unknown and the next change
+// event reloads.
+func (r *Reloader) setFiles(used []string, pre string) {
+	next := append([]string{r.Path}, used...)
+	slices.Sort(next)
+	next = slices.Compact(next)
+	if slices.Equal(next, r.files) {
+		r.digest = pre
+		return
+	}
+	r.files, r.digest = next, ""
+	if r.moved != nil {
+		select {
+		case r.moved <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// reloadIfChanged reloads unless the watched files hold what was last loaded (an event
+// that changed nothing: a touch, a chmod, a ..data swap of other files).
+func (r *Reloader) reloadIfChanged() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	d := digest(r.files)
+	if r.digest != "" && d == r.digest {
+		return
+	}
+	_ = r.reload(d) // reported through the log and OnReload
+}
+
+// Watch reloads whenever the configuration file or a file it names changes, until ctx
+// ends. It watches directories rather than files, so that editors' rename-over and
+// Kubernetes ConfigMap and Secret updates (an atomic swap of the ..data symlink) are
+// both seen, wherever each file lives. Bursts of events are coalesced over debounce,
+// and a reload happens only when the files' content differs from what was loaded.
 func (r *Reloader) Watch(ctx context.Context, debounce time.Duration) error {
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
 		return fmt.Errorf("watch configuration: %w", err)
 	}
 	defer w.Close()
-	dir := filepath.Dir(r.Path)
-	if err := w.Add(dir); err != nil {
-		return fmt.Errorf("watch %s: %w", dir, err)
+	r.mu.Lock()
+	r.moved = make(chan struct{}, 1)
+	moved := r.moved
+	r.mu.Unlock()
+	ws := &watchSet{w: w, dirs: map[string]bool{}}
+	if err := r.sync(ws); err != nil {
+		return err
 	}
-	base := filepath.Base(r.Path)
 	var timer *time.Timer
 	fire := make(chan struct{}, 1)
 	defer func() {
@@ -93,8 +152,7 @@ func (r *Reloader) Watch(ctx context.Context, debounce time.Duration) error {
 			if !ok {
 				return nil
 			}
-			name := filepath.Base(ev.Name)
-			if name != base && name != "..data" {
+			if !ws.relevant(ev.Name) {
 				continue
 			}
 			if timer == nil {
@@ -114,10 +172,37 @@ func (r *Reloader) Watch(ctx context.Context, debounce time.Duration) error {
 			if r.Log != nil {
 				r.Log.Warn("configuration watch error", "error", err.Error())
 			}
+		case <-moved:
+			_ = r.sync(ws)
 		case <-fire:
-			_ = r.Reload() // reported through the log and OnReload
+			r.reloadIfChanged()
 		}
 	}
+}
+
+// sync makes the watcher watch the directories of the current files. Only the
+// configuration file's own directory is required; another that cannot be watched (it
+// does not exist yet) is logged.
+func (r *Reloader) sync(ws *watchSet) error {
+	r.mu.Lock()
+	files := slices.Clone(r.files)
+	r.mu.Unlock()
+	if len(files) == 0 {
+		files = []string{r.Path}
+	}
+	for _, err := range ws.set(files) {
+		if r.Log == nil {
+			continue
+		}
+		r.Log.Warn("cannot watch a configuration file's directory; reload with SIGHUP or POST /-/reload", "error", err.Error())
+	}
+	if !ws.dirs[filepath.Dir(r.Path)] {
+		return fmt.Errorf("watch %s: cannot watch its directory", filepath.Dir(r.Path))
+	}
+	if r.OnWatch != nil {
+		r.OnWatch(ws.list())
+	}
+	return nil
 }
 
 // Set installs a snapshot directly (the embedded demo configuration).

@@ -12,18 +12,22 @@ import (
 // configMapDir lays files out as the kubelet does for a ConfigMap volume: the visible
 // file is a symlink through ..data, which is swapped atomically on update.
 type configMapDir struct {
-	t   *testing.T
-	dir string
-	gen int
+	t    *testing.T
+	dir  string
+	name string // the file's name; default config.yaml
+	gen  int
 }
 
 func (c *configMapDir) publish(content []byte) {
+	if c.name == "" {
+		c.name = "config.yaml"
+	}
 	c.gen++
 	ts := filepath.Join(c.dir, "..ts-"+string(rune('a'+c.gen)))
 	if err := os.Mkdir(ts, 0o755); err != nil {
 		c.t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(ts, "config.yaml"), content, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(ts, c.name), content, 0o644); err != nil {
 		c.t.Fatal(err)
 	}
 	tmp := filepath.Join(c.dir, "..data_tmp")
@@ -33,9 +37,9 @@ func (c *configMapDir) publish(content []byte) {
 	if err := os.Rename(tmp, filepath.Join(c.dir, "..data")); err != nil {
 		c.t.Fatal(err)
 	}
-	link := filepath.Join(c.dir, "config.yaml")
+	link := filepath.Join(c.dir, c.name)
 	if _, err := os.Lstat(link); os.IsNotExist(err) {
-		if err := os.Symlink("..data/config.yaml", link); err != nil {
+		if err := os.Symlink("..data/"+c.name, link); err != nil {
 			c.t.Fatal(err)
 		}
 	}

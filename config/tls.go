@@ -96,6 +96,14 @@ func (c *compiler) serverTLS(t *TLS) {
 	if t.CertFile == "" || t.KeyFile == "" || (t.RequireClientCert && t.ClientCAFile == "") {
 		return
 	}
+	present := true
+	for _, f := range []struct{ key, name string }{{".cert_file", t.CertFile}, {".key_file", t.KeyFile}, {".client_ca_file", t.ClientCAFile}} {
+		_, ok := c.ref(p+f.key, f.name)
+		present = present && ok
+	}
+	if !present {
+		return // absent here (validate --offline): already a warning
+	}
 	files := TLSFromFile(&File{Server: Server{TLS: t}}, c.dir).Files()
 	if _, err := grpcauth.Load(files, nil); err != nil {
 		c.add(p, "%v", err)

@@ -88,7 +88,7 @@ func TestCompileErrors(t *testing.T) {
 func TestBadRLSFiles(t *testing.T) {
 	want := map[string]string{
 		"empty-domain.yaml":         ".domain: required",
-		"unknown-key.yaml":          "field rate_limt not found",
+		"unknown-key.yaml":          "descriptors[0].rate_limt: unknown key (line 4;",
 		"bad-unit.yaml":             `descriptors[0].rate_limit.unit: must be second, minute, hour, day, week, month or year, not "fortnight"`,
 		"unlimited-with-unit.yaml":  "descriptors[0].rate_limit.unit: should not be set when unlimited",
 		"duplicate-descriptor.yaml": `descriptors[1]: duplicate descriptor "d.a_b"`,

@@ -1,7 +1,6 @@
 package ratelimit
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -13,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"go.yaml.in/yaml/v3"
+	"github.com/gatehouse/gatehouse/internal/strictyaml"
 )
 
 // Unit is a rate-limit unit of the rate-limit service. Its values are those of
@@ -183,13 +182,12 @@ type rlsLimit struct {
 }
 
 // ParseDomain decodes one envoyproxy/ratelimit configuration file strictly (unknown keys
-// are errors).
+// are errors). Every problem is named by its key path and line; the error unwraps to
+// each of them.
 func ParseDomain(data []byte) (DomainConfig, error) {
 	var d DomainConfig
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&d); err != nil {
-		return DomainConfig{}, err
+	if errs := strictyaml.Decode(data, &d); len(errs) > 0 {
+		return DomainConfig{}, errors.Join(errs...)
 	}
 	return d, nil
 }
@@ -209,6 +207,9 @@ func (c *compiler) rls(p string, cfg RLSConfig) *rlsRules {
 	}
 	rr.loc = c.location(p+".time_zone", cfg.TimeZone)
 	for i, name := range cfg.Files {
+		if name == "" { // a file the caller chose not to read (absent where validated)
+			continue
+		}
 		files := []string{name}
 		if strings.ContainsAny(name, "*?[") { // a pattern, e.g. ratelimit/*.yaml
 			var err error
@@ -226,7 +227,9 @@ func (c *compiler) rls(p string, cfg RLSConfig) *rlsRules {
 			}
 			d, err := ParseDomain(data)
 			if err != nil {
-				c.bad(fp, "%v", err)
+				for _, e := range each(err) {
+					c.bad(fp, "%v", e)
+				}
 				continue
 			}
 			c.domain(fp, d, rr)
@@ -645,4 +648,12 @@ func hits(req RLSRequest, i int) int64 {
 		return -h
 	}
 	return h
+}
+
+// each returns the errors a joined error holds, or err alone.
+func each(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
 }

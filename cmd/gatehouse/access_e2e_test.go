@@ -54,6 +54,7 @@ var adminWrites = []string{
 	"PUT /loglevel?level=debug",
 	"POST /admin/licenses/reset",
 	"POST /admin/credits",
+	"POST /-/reload",
 }
 
 // adminReads are the only routes open without a token.

@@ -42,19 +42,15 @@ func demoToken(args []string, stdout, stderr io.Writer) error {
 
 func demoTokenAt(now time.Time, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("demo-token", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, demoTokenUsage); fs.PrintDefaults() }
+	fs.Usage = func() { fmt.Fprint(fs.Output(), demoTokenUsage); fs.PrintDefaults() }
 	device := fs.String("device", "demo-device-1", "the attested device id; with --count, the device id prefix (default \"device\")")
 	count := fs.Int("count", 0, "print `N` tokens, one per device PREFIX-0 … PREFIX-(N-1), as \"DEVICE<TAB>TOKEN\" lines")
 	emulator := fs.Bool("emulator", false, "attest an emulator (refused: EMULATOR_DETECTED)")
 	expired := fs.Bool("expired", false, "mint a token that expired an hour ago (refused: ATTESTATION_EXPIRED)")
 	tampered := fs.Bool("tampered", false, "attest a modified app binary (refused: APP_TAMPERED)")
 	ttl := fs.Duration("ttl", 10*time.Minute, "lifetime of the token")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return exitError(2)
+	if err := parseFlags(fs, args, stdout, stderr); err != nil {
+		return err
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "gatehouse demo-token: unexpected argument %q\n", fs.Arg(0))

@@ -1,7 +1,7 @@
 // Command gatehouse is the Gatehouse server and its tools.
 //
 //	gatehouse serve    [--config F] [--grpc-addr :9191] [--admin-addr :9192]
-//	gatehouse validate --config F
+//	gatehouse validate [--offline] --config F
 //	gatehouse check    [--config F] [-X METHOD] [-H 'name: value']... [-d BODY] PATH
 //	gatehouse hash     (reads a credential on stdin, prints its SHA-256 for the config)
 //	gatehouse demo-token [--device ID] [--emulator] [--expired] [--tampered]
@@ -43,6 +43,7 @@ const usage = `usage: gatehouse <command> [flags]
 commands:
   serve      run the server (embedded demo configuration without --config)
   validate   check a configuration file the way a reload does; exits 1 with every problem
+             (--offline: absent secret files are warnings, for CI)
   check      explain one request offline: decision, code, status, headers and body
   hash       read a credential on stdin and print the SHA-256 digest the config wants
   demo-token print an attestation token signed with the demo key (for GET /v1/secure)
@@ -56,6 +57,14 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		fmt.Fprint(stderr, usage)
 		return exitError(2)
 	}
+	err := runCommand(ctx, args, stdin, stdout, stderr)
+	if errors.Is(err, errHelp) {
+		return nil
+	}
+	return err
+}
+
+func runCommand(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	switch args[0] {
 	case "serve":
 		return serve(ctx, args[1:], stdout, stderr)
@@ -64,12 +73,18 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	case "check":
 		return check(ctx, args[1:], stdout, stderr)
 	case "hash":
+		if err := noFlags("hash", "hash < credential\n\nReads a credential on stdin and prints the SHA-256 digest the configuration wants.", args[1:], stdout, stderr); err != nil {
+			return err
+		}
 		return hash(stdin, stdout)
 	case "demo-token":
 		return demoToken(args[1:], stdout, stderr)
 	case "probe":
 		return probe(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-v":
+		if err := noFlags("version", "version", args[1:], stdout, stderr); err != nil {
+			return err
+		}
 		printVersion(stdout)
 		return nil
 	case "help", "-h", "--help":

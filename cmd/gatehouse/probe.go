@@ -84,13 +84,11 @@ func parseProbeFlags(args []string, stdout, stderr io.Writer) (*probeFlags, erro
 	fs.StringVar(&f.name, "server-name", "", "with --tls, name to verify in the server's certificate (default: the host of --addr)")
 	fs.DurationVar(&f.timeout, "timeout", 10*time.Second, "deadline of all checks together")
 	fs.Usage = func() { fmt.Fprint(fs.Output(), probeUsage); fs.PrintDefaults() }
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fs.SetOutput(stdout)
-			fs.Usage()
+	if err := parseFlags(fs, args, stdout, stderr); err != nil {
+		if errors.Is(err, errHelp) {
 			return nil, nil
 		}
-		return nil, exitError(2)
+		return nil, err
 	}
 	var bad string
 	switch {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -45,10 +44,9 @@ type serveFlags struct {
 	pprof         bool
 }
 
-func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
+func parseServeFlags(args []string, stdout, stderr io.Writer) (*serveFlags, error) {
 	f := &serveFlags{}
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags("serve", "serve [flags]\n\nRuns the ext_authz and rate-limit gRPC server and the admin port.")
 	fs.StringVar(&f.config, "config", "", "configuration file; without it the embedded demo configuration runs")
 	fs.StringVar(&f.grpcAddr, "grpc-addr", ":9191", "gRPC listen address (host:port, or unix:///path/to.sock)")
 	fs.StringVar(&f.adminAddr, "admin-addr", ":9192", "admin HTTP listen address (/healthz, /readyz, /metrics)")
@@ -60,8 +58,8 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
 	fs.StringVar(&f.adminToken, "admin-token-file", "", "file holding the bearer token that enables the admin write API (license resets, credit top-ups)")
 	fs.Float64Var(&f.allowSample, "log-allow-sample", 0, "fraction of allowed decisions written to the decision log (denials are, within --log-denials-per-second)")
 	fs.IntVar(&f.denialLogs, "log-denials-per-second", 10, "decision log lines per catalogue code and second for denials, errors and fail-open allows; the rest are counted in gatehouse_decision_logs_suppressed_total (0: no limit)")
-	if err := fs.Parse(args); err != nil {
-		return nil, exitError(2)
+	if err := parseFlags(fs, args, stdout, stderr); err != nil {
+		return nil, err
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "gatehouse serve: unexpected argument %q\n", fs.Arg(0))
@@ -93,6 +91,8 @@ type server struct {
 	health  *health.Server
 	tracing *telemetry.Tracing
 	reload  *config.Reloader
+	// reloader is reload for the admin port, which serves before watch sets it.
+	reloader atomic.Pointer[config.Reloader]
 	// decisions configures decision spans (nil: tracing is off).
 	decisions *extauthz.Tracing
 	// notReady is why /readyz fails; "" when ready.
@@ -105,7 +105,7 @@ type server struct {
 }
 
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	f, err := parseServeFlags(args, stderr)
+	f, err := parseServeFlags(args, stdout, stderr)
 	if err != nil {
 		return err
 	}
@@ -310,6 +310,7 @@ func (s *server) watch(ctx context.Context) {
 	}
 	s.reload = &config.Reloader{Path: s.flags.config, Deps: s.deps, Store: &s.store, Log: s.log, OnReload: s.loaded}
 	r := s.reload
+	s.reloader.Store(r)
 	go func() {
 		if err := r.Watch(ctx, 250*time.Millisecond); err != nil {
 			s.log.Error("configuration watch stopped; reload with SIGHUP", "error", err.Error())
@@ -386,6 +387,7 @@ func (s *server) adminMux() (*adminHandler, error) {
 	a.handle(http.MethodGet, "/metrics", s.metrics.Handler())
 	a.handle(http.MethodGet, "/loglevel", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, s.level.Level()) }))
 	a.handle(http.MethodPut, "/loglevel", http.HandlerFunc(s.setLogLevel))
+	a.handle(http.MethodPost, "/-/reload", http.HandlerFunc(s.reloadNow))
 	if s.flags.pprof {
 		a.handle(http.MethodGet, "/debug/pprof/", http.HandlerFunc(pprof.Index))
 		a.handle(http.MethodGet, "/debug/pprof/cmdline", http.HandlerFunc(pprof.Cmdline))

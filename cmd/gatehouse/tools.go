@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"sort"
@@ -21,12 +20,13 @@ import (
 )
 
 // loadOffline compiles a configuration the way a reload does, without network fetches.
-func loadOffline(path string) (*config.Snapshot, func(), error) {
+// With missingOK, referenced files that are absent are warnings (validate --offline).
+func loadOffline(path string, missingOK bool) (*config.Snapshot, func(), error) {
 	rt, closeRT, err := offlineRuntime()
 	if err != nil {
 		return nil, nil, err
 	}
-	deps := config.Deps{Offline: true, Keys: config.NewKeySources(), Runtime: rt}
+	deps := config.Deps{Offline: true, MissingFilesOK: missingOK, Keys: config.NewKeySources(), Runtime: rt}
 	cleanup := func() { deps.Keys.Close(); closeRT() }
 	var snap *config.Snapshot
 	if path == "" {
@@ -42,17 +42,17 @@ func loadOffline(path string) (*config.Snapshot, func(), error) {
 }
 
 func validate(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags("validate", "validate [--offline] --config FILE\n\nChecks a configuration the way a reload does; exits 1 with every problem.")
 	path := fs.String("config", "", "configuration file to check (required)")
-	if err := fs.Parse(args); err != nil {
-		return exitError(2)
+	offline := fs.Bool("offline", false, "for CI without the mounted secrets: a referenced file that is absent is a warning, and everything else is checked strictly")
+	if err := parseFlags(fs, args, stdout, stderr); err != nil {
+		return err
 	}
 	if *path == "" {
 		fmt.Fprintln(stderr, "gatehouse validate: --config is required")
 		return exitError(2)
 	}
-	snap, cleanup, err := loadOffline(*path)
+	snap, cleanup, err := loadOffline(*path, *offline)
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: invalid configuration:\n", *path)
 		var errs config.Errors
@@ -66,6 +66,12 @@ func validate(args []string, stdout, stderr io.Writer) error {
 		return exitError(1)
 	}
 	defer cleanup()
+	for _, w := range snap.Warnings {
+		fmt.Fprintf(stderr, "warning: %s\n", w)
+	}
+	if len(snap.Warnings) > 0 {
+		fmt.Fprintf(stderr, "%d referenced files were not present and not checked\n", len(snap.Warnings))
+	}
 	fmt.Fprintf(stdout, "%s: OK (version %s, %d apps, %d endpoints)\n", *path, snap.Version, len(snap.File.Apps), len(snap.File.Endpoints))
 	return nil
 }
@@ -92,8 +98,7 @@ func (h *headerFlags) Set(v string) error { *h = append(*h, v); return nil }
 // check explains one request offline: it builds the CheckRequest Envoy would send, runs
 // the pipeline and prints exactly what the client would receive.
 func check(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("check", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags("check", "check [--config FILE] [-X METHOD] [-H 'name: value']... [-d BODY] PATH\n\nExplains one request offline: decision, code, status, headers and body.")
 	path := fs.String("config", "", "configuration file (default: the embedded demo)")
 	method := fs.String("X", "GET", "HTTP method")
 	body := fs.String("d", "", "request body (sent as Envoy's with_request_body would)")
@@ -101,8 +106,8 @@ func check(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var headers, exts headerFlags
 	fs.Var(&headers, "H", "request header 'name: value' (repeatable)")
 	fs.Var(&exts, "ext", "context extension key=value, as set per route in Envoy (repeatable)")
-	if err := fs.Parse(args); err != nil {
-		return exitError(2)
+	if err := parseFlags(fs, args, stdout, stderr); err != nil {
+		return err
 	}
 	if fs.NArg() != 1 {
 		fmt.Fprintln(stderr, "gatehouse check: exactly one request path is required, e.g. /v1/hello")
@@ -113,7 +118,7 @@ func check(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stderr, "gatehouse check:", err)
 		return exitError(2)
 	}
-	snap, cleanup, err := loadOffline(*path)
+	snap, cleanup, err := loadOffline(*path, false)
 	if err != nil {
 		fmt.Fprintf(stderr, "invalid configuration:\n%v\n", err)
 		return exitError(1)

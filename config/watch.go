@@ -1,0 +1,117 @@
+package config
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/fsnotify/fsnotify"
+)
+
+// watchSet is the set of directories a Reloader watches, with the names in each that
+// matter: a change to any other entry (the memory store's own file, an editor's swap
+// file) is ignored.
+type watchSet struct {
+	w     *fsnotify.Watcher
+	dirs  map[string]bool
+	names map[string][]string // directory → base names or glob patterns
+}
+
+func isGlob(p string) bool { return strings.ContainsAny(p, "*?[") }
+
+// set watches the directories of files and stops watching the others. It returns the
+// directories that could not be watched.
+func (ws *watchSet) set(files []string) []error {
+	names := map[string][]string{}
+	add := func(dir, name string) { names[dir] = append(names[dir], name) }
+	for _, f := range files {
+		dir, base := filepath.Dir(f), filepath.Base(f)
+		for isGlob(dir) { // a pattern such as ratelimit/*/x.yaml: watch above it
+			dir, base = filepath.Dir(dir), "*"
+		}
+		add(dir, base)
+		// A symbolic link into another directory: its target changes there. Links
+		// within the directory (a ConfigMap's ..data) are seen by watching it.
+		if t, err := filepath.EvalSymlinks(f); err == nil && !isGlob(f) {
+			if td := filepath.Dir(t); td != dir && !strings.HasPrefix(td, dir+string(filepath.Separator)) {
+				add(td, filepath.Base(t))
+			}
+		}
+	}
+	var errs []error
+	for d := range ws.dirs {
+		if _, keep := names[d]; !keep {
+			_ = ws.w.Remove(d)
+			delete(ws.dirs, d)
+		}
+	}
+	for d := range names {
+		if ws.dirs[d] {
+			continue
+		}
+		if err := ws.w.Add(d); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		ws.dirs[d] = true
+	}
+	ws.names = names
+	return errs
+}
+
+// relevant reports whether an event on name may change a watched file.
+func (ws *watchSet) relevant(name string) bool {
+	base := filepath.Base(name)
+	if strings.HasPrefix(base, "..") { // ..data and its timestamped targets
+		return true
+	}
+	for _, p := range ws.names[filepath.Dir(name)] {
+		if p == base {
+			return true
+		}
+		if ok, _ := filepath.Match(p, base); ok {
+			return true
+		}
+	}
+	return false
+}
+
+func (ws *watchSet) list() []string {
+	out := make([]string, 0, len(ws.dirs))
+	for d := range ws.dirs {
+		out = append(out, d)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// digest sums the content of files (each match of a pattern), so that an event which
+// changed none of them does not reload. An unreadable file counts by its error kind.
+func digest(files []string) string {
+	h := sha256.New()
+	for _, f := range files {
+		names := []string{f}
+		if isGlob(f) {
+			names, _ = filepath.Glob(f)
+		}
+		h.Write([]byte(f + "\x00"))
+		for _, n := range names {
+			h.Write([]byte(n + "\x00"))
+			b, err := ReadFile(n, MaxListFileBytes)
+			switch {
+			case errors.Is(err, os.ErrNotExist):
+				h.Write([]byte("\x01absent"))
+			case err != nil:
+				h.Write([]byte("\x01unreadable"))
+			default:
+				sum := sha256.Sum256(b)
+				h.Write(sum[:])
+			}
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
