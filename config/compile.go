@@ -206,6 +206,14 @@ func (c *compiler) compile(f *File, version, path string) (*Snapshot, Errors) {
 	for _, a := range f.Apps {
 		appList = append(appList, apps[a.Name])
 	}
+	if files := c.fileList(); len(files) > 0 {
+		// The version names what the snapshot is built from: the main file and every file
+		// it read, so that replicas with different block lists or keys show different
+		// versions.
+		sum := sha256.Sum256([]byte(version + "\x00" + digest(files)))
+		s.Version = hex.EncodeToString(sum[:6])
+		opt.Version = s.Version
+	}
 	rules, err := policy.NewRules(opt, appList, epList)
 	if err != nil {
 		return nil, Errors{err}

@@ -172,3 +172,34 @@ func TestReloadRecordsFiles(t *testing.T) {
 		t.Fatalf("failed load: %v, files %v", err, le)
 	}
 }
+
+// TestVersionCoversReferencedFiles: the version names the content of every file the
+// configuration reads, not only the main file's bytes, so that replicas serving
+// different block lists (or keys) show different versions.
+func TestVersionCoversReferencedFiles(t *testing.T) {
+	dir := t.TempDir()
+	list := filepath.Join(dir, "blocked.txt")
+	cfg := filepath.Join(dir, "config.yaml")
+	write(t, list, "203.0.113.7\n")
+	write(t, cfg, strings.Replace(watchConfig, "%s", list, 1))
+	load := func() *Snapshot {
+		t.Helper()
+		s, err := Load(cfg, testDeps())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	a, same := load(), load()
+	if a.Version != same.Version {
+		t.Fatalf("the same files gave versions %s and %s", a.Version, same.Version)
+	}
+	write(t, list, "203.0.113.8\n")
+	b := load()
+	if b.Version == a.Version {
+		t.Fatalf("the block list changed, the version %s did not", a.Version)
+	}
+	if len(b.Version) != 12 {
+		t.Fatalf("version %q: want 12 hex digits", b.Version)
+	}
+}

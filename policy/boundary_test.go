@@ -229,3 +229,25 @@ func TestCachedUserRefusal(t *testing.T) {
 		t.Error("the refusal was not cached")
 	}
 }
+
+// TestCachedUserVerdictNeverOutlivesRules: a verdict cached by one rule set is never served
+// by the next, even when both carry the same config version: a reload that dropped the
+// key a token was signed with refuses that token at once.
+func TestCachedUserVerdictNeverOutlivesRules(t *testing.T) {
+	e := newUserEnv(t, 0, true, policy.UserAuth{}, policy.Options{Version: "v1"})
+	tok := e.token(t)
+	wantCode(t, e.decide(t0.Add(-time.Hour), tok), "")
+	e.cache.Wait()
+	if d := e.decide(t0.Add(-time.Hour), tok); !d.CacheHit {
+		t.Fatal("the verdict was not cached: the test proves nothing")
+	}
+	other := attesttest.NewKey(t, "ES256", "k2")
+	u := policy.UserAuth{Verifier: &policy.JWTVerifier{Name: "idp", Issuer: "https://id.test", Audiences: []string{"api"},
+		Algorithms: []string{"ES256"}, Keys: jwks.NewStatic(jwks.Key{ID: "k2", Alg: "ES256", Key: other.Private.Public()})}}
+	next := newTestRules(t, policy.Options{Version: "v1", Cache: e.cache}, &policy.App{Org: "org-1"}, &policy.Endpoint{Name: "e", Path: "/e", User: &u})
+	d := next.Decide(context.Background(), t0.Add(-time.Hour), get("/e", "authorization", "Bearer "+tok))
+	if d.CacheHit {
+		t.Error("the new rule set served the old rule set's cached verdict")
+	}
+	wantCode(t, d, policy.InvalidToken)
+}

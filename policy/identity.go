@@ -89,7 +89,7 @@ func (r *Rules) identity(ctx context.Context, now time.Time, in *Input, app *App
 		d.deny(StepIdentity, InvalidToken)
 		return "", false
 	}
-	c, hit, err := u.Verifier.verify(ctx, now, r.opt.Cache, r.opt.Version, tok)
+	c, hit, err := u.Verifier.verify(ctx, now, r.opt.Cache, r.cacheScope, tok)
 	d.CacheHit = d.CacheHit || hit
 	if err != nil {
 		return "", d.undecided(StepIdentity, fail, err.Error())

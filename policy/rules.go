@@ -5,7 +5,9 @@ import (
 	"crypto/subtle"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -189,7 +191,14 @@ type Rules struct {
 	routes    []*Endpoint // path rules, most specific first
 	hdr       identityHeaders
 	idPrefix  string // IdentityHeaderPrefix in lower case with '-', to compare header names
+	// cacheScope is part of every verdict-cache key: the config version and the rule set's
+	// generation, so that no verdict outlives the rules that made it (a reload whose
+	// referenced files changed between being read and being summed included).
+	cacheScope string
 }
+
+// generations numbers the rule sets of this process.
+var generations atomic.Uint64
 
 type identityHeaders struct{ app, endpoint, device, failOpen, user string }
 
@@ -212,12 +221,13 @@ func NewRules(o Options, apps []*App, endpoints []*Endpoint) (*Rules, error) {
 		o.FailMode = FailClosed
 	}
 	r := &Rules{
-		opt:       o,
-		idPrefix:  strings.ReplaceAll(strings.ToLower(o.IdentityHeaderPrefix), "_", "-"),
-		apps:      make(map[string]*App, len(apps)),
-		byToken:   make(map[Hash]credential),
-		byKey:     make(map[Hash]credential),
-		endpoints: make(map[string]*Endpoint, len(endpoints)),
+		opt:        o,
+		cacheScope: o.Version + "." + strconv.FormatUint(generations.Add(1), 36),
+		idPrefix:   strings.ReplaceAll(strings.ToLower(o.IdentityHeaderPrefix), "_", "-"),
+		apps:       make(map[string]*App, len(apps)),
+		byToken:    make(map[Hash]credential),
+		byKey:      make(map[Hash]credential),
+		endpoints:  make(map[string]*Endpoint, len(endpoints)),
 		hdr: identityHeaders{
 			app:      o.IdentityHeaderPrefix + "app",
 			endpoint: o.IdentityHeaderPrefix + "endpoint",
