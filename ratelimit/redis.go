@@ -640,7 +640,8 @@ func (s *redisStore) applyCounters(ctx context.Context, ops []Op, out []Outcome,
 			// the window's end is idempotent.
 			recreated := at[i].n > 0 && at[i].pexpire < 0 && at[i].v == at[i].n
 			undo := int64(0)
-			keep := commit || op.Always // an Always op is counted on its own, even refused
+			// An Always op is counted on its own: its units stay even when refused.
+			keep := commit || op.Always
 			if at[i].n > 0 && (!keep || !o.Allowed && !op.Always) { // a check added nothing
 				undo = at[i].n
 			} else if p.extra > 0 { // leased units past the limit go back
