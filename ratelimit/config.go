@@ -90,6 +90,11 @@ type RLSConfig struct {
 type DomainConfig struct {
 	Domain      string             `yaml:"domain"`
 	Descriptors []DescriptorConfig `yaml:"descriptors"`
+	// Counting (a Gatehouse key) says how a request's descriptors are counted:
+	// every_hit (default), as envoyproxy/ratelimit: each matched descriptor on its own,
+	// and a refused request's hits stay counted; atomic: all or nothing, a request that
+	// any limit refuses consumes nothing, as inline limits count.
+	Counting string `yaml:"counting"`
 }
 
 // DescriptorConfig is one descriptor of the envoyproxy/ratelimit format. Value may end in

@@ -156,6 +156,7 @@ func (c *compiler) rlsBounds(p string, cfg RLSConfig) rlsBounds {
 type rlsKV struct{ key, value string }
 
 type rlsNode struct {
+	atomic   bool // a domain's root: counting: atomic (all or nothing)
 	exact    map[rlsKV]*rlsNode
 	keyOnly  map[string]*rlsNode
 	wild     []rlsWild
@@ -254,6 +255,13 @@ func (c *compiler) domain(p string, d DomainConfig, rr *rlsRules) {
 		return
 	}
 	root := &rlsNode{}
+	switch d.Counting {
+	case "", "every_hit":
+	case "atomic":
+		root.atomic = true
+	default:
+		c.bad(p+".counting", "must be every_hit or atomic, not %q", d.Counting)
+	}
 	c.descriptors(p+".descriptors", d.Domain, d.Domain, d.Descriptors, root, rr)
 	rr.domains[d.Domain] = root
 }
@@ -520,6 +528,7 @@ func (e *Engine) ShouldRateLimit(ctx context.Context, now time.Time, req RLSRequ
 			descriptorKey(&op.Key, req.Descriptors[i].Entries, shared, i)
 			l.rule.fill(op, now, hits(req, i))
 			op.Shadow = l.shadow || rr.shadow // each counts on its own: none blocks another
+			op.Always = !dom.atomic
 			idx = append(idx, i)
 		}
 	}
