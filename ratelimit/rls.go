@@ -115,8 +115,29 @@ type rlsBounds struct{ descriptors, entries, bytes int }
 // many descriptors, entries or bytes); its message never holds request data.
 var ErrInvalidRequest = errors.New("ratelimit: invalid request")
 
+// ErrEmptyRequest is matched (errors.Is) by the error of a request with an empty domain
+// or no descriptor, which envoyproxy/ratelimit refuses; the error's own message is the
+// reference's.
+var ErrEmptyRequest = errors.New("ratelimit: empty request")
+
+type emptyRequest string
+
+func (e emptyRequest) Error() string        { return string(e) }
+func (e emptyRequest) Is(target error) bool { return target == ErrEmptyRequest }
+
+const (
+	errEmptyDomain      = emptyRequest("rate limit domain must not be empty")
+	errEmptyDescriptors = emptyRequest("rate limit descriptor list must not be empty")
+)
+
 // check refuses a request past the bounds, before any work proportional to its size.
 func (b rlsBounds) check(req *RLSRequest) error {
+	switch {
+	case req.Domain == "":
+		return errEmptyDomain
+	case len(req.Descriptors) == 0:
+		return errEmptyDescriptors
+	}
 	if n := len(req.Descriptors); n > b.descriptors {
 		return fmt.Errorf("%w: %d descriptors, at most %d", ErrInvalidRequest, n, b.descriptors)
 	}
@@ -502,7 +523,9 @@ func (rr *rlsRules) override(domain string, o *RLSOverride) *rlsLimit {
 // ShouldRateLimit counts the request's descriptors of its domain in one store call. An
 // unknown domain, or a descriptor that matches nothing, is OK without a limit. The error
 // wraps [ErrInvalidRequest] when the request is past the configured bounds; otherwise it
-// is non-nil only when the store could not be reached and the fail mode is error.
+// is non-nil only when the store could not be reached and the fail mode is error. A
+// request with an empty domain or no descriptor is refused with an error that matches
+// [ErrEmptyRequest].
 func (e *Engine) ShouldRateLimit(ctx context.Context, now time.Time, req RLSRequest) (RLSResponse, error) {
 	rr := e.rls
 	if err := rr.bounds.check(&req); err != nil {
