@@ -1,6 +1,10 @@
 package ratelimit
 
-import "time"
+import (
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
 
 // LimitConfig is one inline limit of an app, an endpoint or an organisation.
 //
@@ -114,6 +118,9 @@ type DescriptorConfig struct {
 	DetailedMetric bool               `yaml:"detailed_metric"`
 	ValueToMetric  bool               `yaml:"value_to_metric"`
 	ShareThreshold bool               `yaml:"share_threshold"`
+	// Metadata is accepted for files written for newer envoyproxy/ratelimit tooling and
+	// ignored: any YAML.
+	Metadata yaml.Node `yaml:"metadata"`
 }
 
 // RateLimitConfig is envoyproxy/ratelimit's rate_limit block, plus Gatehouse's richer

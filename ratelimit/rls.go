@@ -1,7 +1,6 @@
 package ratelimit
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -204,16 +203,83 @@ type rlsLimit struct {
 	label string
 }
 
-// ParseDomain decodes one envoyproxy/ratelimit configuration file strictly (unknown keys
-// are errors).
+// domainKeys are the keys a domain file may hold, anywhere in it: envoyproxy/ratelimit's
+// (it checks every key of a file against its one list, then ignores those out of place),
+// then Gatehouse's own. A metadata block's content is not checked.
+var domainKeys = map[string]bool{
+	"domain": true, "key": true, "value": true, "descriptors": true, "rate_limit": true,
+	"unit": true, "requests_per_unit": true, "unlimited": true, "shadow_mode": true,
+	"quota_mode": true, "name": true, "replaces": true, "detailed_metric": true,
+	"value_to_metric": true, "share_threshold": true,
+	"algorithm": true, "per": true, "burst": true, "period": true, "time_zone": true,
+	"counting": true, "metadata": true,
+}
+
+// ParseDomain decodes one envoyproxy/ratelimit configuration file as the reference does:
+// a key that is not a string or not one of its keys (or Gatehouse's) is an error, and so
+// is a list of anything but maps; a known key out of place is ignored.
 func ParseDomain(data []byte) (DomainConfig, error) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return DomainConfig{}, err
+	}
 	var d DomainConfig
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&d); err != nil {
+	if root.Kind == 0 { // an empty file: no domain
+		return d, nil
+	}
+	// The check walks each node once (an alias was checked where its anchor is); decoding
+	// bounds aliases (a bomb, a loop).
+	if err := checkDomainKeys(&root, ""); err != nil {
+		return DomainConfig{}, err
+	}
+	if err := root.Decode(&d); err != nil {
 		return DomainConfig{}, err
 	}
 	return d, nil
+}
+
+// checkDomainKeys applies ParseDomain's key rules to n, at YAML path p. It does not
+// follow aliases.
+func checkDomainKeys(n *yaml.Node, p string) error {
+	switch n.Kind {
+	case yaml.DocumentNode:
+		for _, c := range n.Content {
+			if err := checkDomainKeys(c, p); err != nil {
+				return err
+			}
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			ip := fmt.Sprintf("%s[%d]", p, i)
+			if c.Kind == yaml.AliasNode && c.Alias != nil && c.Alias.Kind == yaml.MappingNode {
+				continue
+			}
+			if c.Kind != yaml.MappingNode {
+				return fmt.Errorf("%s: a list item must be a map", ip)
+			}
+			if err := checkDomainKeys(c, ip); err != nil {
+				return err
+			}
+		}
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := n.Content[i]
+			where := cmp.Or(p, "top level")
+			if k.Kind != yaml.ScalarNode || k.ShortTag() != "!!str" {
+				return fmt.Errorf("%s: key %s is not a string", where, k.Value)
+			}
+			if !domainKeys[k.Value] {
+				return fmt.Errorf("%s: unknown key %q", where, k.Value)
+			}
+			if k.Value == "metadata" {
+				continue
+			}
+			if err := checkDomainKeys(n.Content[i+1], strings.TrimPrefix(p+"."+k.Value, ".")); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 func (c *compiler) rls(p string, cfg RLSConfig) *rlsRules {
@@ -307,12 +373,8 @@ func (c *compiler) descriptors(p, domain, parent string, ds []DescriptorConfig, 
 			c.bad(dp, "duplicate descriptor %q", path)
 			continue
 		}
-		if d.RateLimit != nil {
+		if d.RateLimit != nil { // shadow_mode and quota_mode without one: no effect, as the reference
 			child.limit = c.rateLimit(dp+".rate_limit", domain, path, d, rr)
-		} else if d.ShadowMode {
-			c.bad(dp+".shadow_mode", "needs a rate_limit")
-		} else if d.QuotaMode {
-			c.bad(dp+".quota_mode", "needs a rate_limit")
 		}
 		c.descriptors(dp+".descriptors", domain, path, d.Descriptors, child, rr)
 	}

@@ -21,7 +21,7 @@ import (
 
 // testdataDomains are the domains of ../testdata/*.yaml, as written in those files.
 var testdataDomains = []string{"basic", "corner", "demo", "edge_proxy_per_ip", "example4", "example6", "example7",
-	"example8", "rich", "internal", "messaging", "newer"}
+	"example8", "rich", "internal", "messaging", "newer", "reference_keys"}
 
 // fuzzDescriptors reads descriptors one per line, entries "key=value" joined by '&'; a
 // line starting with '-' is a refund (is_negative_hits), one starting with '+' carries
