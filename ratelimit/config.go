@@ -102,8 +102,10 @@ type DomainConfig struct {
 }
 
 // DescriptorConfig is one descriptor of the envoyproxy/ratelimit format. Value may end in
-// "*" to match every value with that prefix; with share_threshold, all those values share
-// one counter instead of one each. quota_mode is taken as shadow_mode (envoyproxy adds
+// "*" to match every value with that prefix (as the reference), or hold "*" anywhere
+// (Gatehouse: "/v1/*/users"); a * matches any run of characters, / and none included,
+// and the first such value listed that matches wins. With share_threshold (for a value
+// ending in *), all matching values share one counter instead of one each. quota_mode is taken as shadow_mode (envoyproxy adds
 // the violations to dynamic metadata, which Gatehouse does not produce); value_to_metric
 // is accepted and has no effect. Descriptor values a client sends never reach metric
 // labels: detailed_metric on a key without a configured value labels the limit

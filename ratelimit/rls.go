@@ -184,10 +184,40 @@ type rlsNode struct {
 	children int
 }
 
+// rlsWild is a value with a *: a trailing one only (prefix), or others too (parts, the
+// pattern split at each *). A * matches any run of characters, / and none included.
 type rlsWild struct {
-	key, prefix string
-	node        *rlsNode
-	share       bool // share_threshold: every matching value counts as the pattern
+	key, pattern, prefix string
+	parts                []string // nil: prefix alone
+	node                 *rlsNode
+	share                bool // share_threshold: every matching value counts as the pattern
+}
+
+// matches reports whether value matches w.
+func (w *rlsWild) matches(value string) bool {
+	if w.parts == nil {
+		return strings.HasPrefix(value, w.prefix)
+	}
+	return globMatch(w.parts, value)
+}
+
+// globMatch matches v against a pattern split at its *s (at least two parts): the first
+// part is a prefix, the last a suffix, and each one between is found leftmost in turn,
+// which is enough when * is the only special character.
+func globMatch(parts []string, v string) bool {
+	if !strings.HasPrefix(v, parts[0]) {
+		return false
+	}
+	v = v[len(parts[0]):]
+	last := parts[len(parts)-1]
+	for _, p := range parts[1 : len(parts)-1] {
+		i := strings.Index(v, p)
+		if i < 0 {
+			return false
+		}
+		v = v[i+len(p):]
+	}
+	return len(v) >= len(last) && strings.HasSuffix(v, last)
 }
 
 type rlsLimit struct {
@@ -393,14 +423,17 @@ func (n *rlsNode) insert(key, value string, share bool, child *rlsNode) bool {
 			return false
 		}
 		n.keyOnly[key] = child
-	case strings.HasSuffix(value, "*"):
-		prefix := strings.TrimSuffix(value, "*")
+	case strings.Contains(value, "*"):
 		for _, w := range n.wild {
-			if w.key == key && w.prefix == prefix {
+			if w.key == key && w.pattern == value {
 				return false
 			}
 		}
-		n.wild = append(n.wild, rlsWild{key: key, prefix: prefix, node: child, share: share})
+		w := rlsWild{key: key, pattern: value, prefix: strings.TrimSuffix(value, "*"), node: child, share: share}
+		if strings.Contains(w.prefix, "*") {
+			w.parts = strings.Split(value, "*")
+		}
+		n.wild = append(n.wild, w)
 	default:
 		if n.exact == nil {
 			n.exact = map[rlsKV]*rlsNode{}
@@ -525,7 +558,8 @@ func presentUnit(r *rule) (Unit, uint32) {
 }
 
 // match finds the limit for a descriptor as envoyproxy/ratelimit does: level by level,
-// key and value first, then a value prefix wildcard, then the key alone; a limit applies
+// key and value first, then the first wildcard listed that matches (a trailing * is the
+// reference's prefix match; a * elsewhere is Gatehouse's), then the key alone; a limit applies
 // only at the level of the descriptor's last entry. shared is nil unless an entry matched
 // a wildcard with share_threshold: then shared[i] is the pattern that entry i counts as.
 func (n *rlsNode) match(entries []RLSEntry) (found *rlsLimit, shared []string) {
@@ -533,14 +567,14 @@ func (n *rlsNode) match(entries []RLSEntry) (found *rlsLimit, shared []string) {
 	for i, en := range entries {
 		next := level.exact[rlsKV{en.Key, en.Value}]
 		if next == nil {
-			for _, w := range level.wild {
-				if w.key == en.Key && strings.HasPrefix(en.Value, w.prefix) {
+			for j := range level.wild {
+				if w := &level.wild[j]; w.key == en.Key && w.matches(en.Value) {
 					next = w.node
 					if w.share {
 						if shared == nil {
 							shared = make([]string, len(entries))
 						}
-						shared[i] = w.prefix + "*"
+						shared[i] = w.pattern
 					}
 					break
 				}
