@@ -25,13 +25,16 @@ func TestRedisRLSParity(t *testing.T) {
 	in := CompileInput{RLS: RLSConfig{Domains: domains}}
 	for i, counters := range []string{"native", "script"} {
 		t.Run(counters, func(t *testing.T) {
-			st := openTestRedis(t, RedisConfig{Addrs: []string{r.addr()}, KeyPrefix: fmt.Sprintf("rp%d:", i), Counters: counters}, nil)
-			mem, red := mustCompile(t, in, memStore(t, MemoryConfig{}, nil)), mustCompile(t, in, st)
-			rng := rand.New(rand.NewPCG(3, uint64(i)))
 			now, ctx := t0.Add(time.Second), context.Background()
+			clock := newFakeClock(now) // the stores' sweeps follow the requests' time
+			st := openTestRedis(t, RedisConfig{Addrs: []string{r.addr()}, KeyPrefix: fmt.Sprintf("rp%d:", i), Counters: counters,
+				Lease: LeaseConfig{Idle: time.Hour}}, clock.Now) // no sweep gives units back mid-request
+			mem, red := mustCompile(t, in, memStore(t, MemoryConfig{}, clock.Now)), mustCompile(t, in, st)
+			rng := rand.New(rand.NewPCG(3, uint64(i)))
 			refused := 0
-			for step := 0; step < 600; step++ {
+			for step := 0; step < 400; step++ {
 				now = now.Add(time.Duration(rng.IntN(30_000)) * time.Millisecond)
+				clock.Set(now)
 				req := RLSRequest{Domain: []string{"every_hit", "atomic"}[rng.IntN(2)], HitsAddend: uint64(rng.IntN(4))}
 				// Distinct keys: with one key twice in a request, the Redis store may tell
 				// another remaining count (and, with leases, refuse) where memory does not.
