@@ -1,10 +1,6 @@
 package ratelimit
 
-import (
-	"time"
-
-	"go.yaml.in/yaml/v3"
-)
+import "time"
 
 // LimitConfig is one inline limit of an app, an endpoint or an organisation.
 //
@@ -122,7 +118,7 @@ type DescriptorConfig struct {
 	ShareThreshold bool               `yaml:"share_threshold"`
 	// Metadata is accepted for files written for newer envoyproxy/ratelimit tooling and
 	// ignored: any YAML.
-	Metadata yaml.Node `yaml:"metadata"`
+	Metadata any `yaml:"metadata"`
 }
 
 // RateLimitConfig is envoyproxy/ratelimit's rate_limit block, plus Gatehouse's richer

@@ -27,6 +27,11 @@ rate_limit_service:
       descriptors:
         - {key: a, rate_limit: {unit: hour, requests_per_unit: 2}}
         - {key: b, rate_limit: {unit: hour, requests_per_unit: 10}}
+    - domain: paths
+      descriptors:
+        - {key: path, value: "/v1/*/users", rate_limit: {unit: hour, requests_per_unit: 1}}
+        - {key: path, value: "/v1/*", rate_limit: {unit: hour, requests_per_unit: 2}}
+        - {key: path, rate_limit: {unit: hour, requests_per_unit: 3}, metadata: {owner: team-a}}
 `
 
 func startDropIn(t *testing.T) (rlsv3.RateLimitServiceClient, context.Context) {
@@ -80,6 +85,18 @@ func TestEndToEndDropInCounting(t *testing.T) {
 		req := &rlsv3.RateLimitRequest{Domain: domain, Descriptors: []*commonrl.RateLimitDescriptor{entry("b", "y")}}
 		if res, err = c.ShouldRateLimit(ctx, req); err != nil || res.GetStatuses()[0].GetLimitRemaining() != wantB {
 			t.Fatalf("%s: b after the refusal: %v %v, want %d left", domain, err, res, wantB)
+		}
+	}
+}
+
+// TestEndToEndDropInWildcards: a * inside a value matches across /, the first wildcard
+// listed winning; a descriptor's metadata block loads.
+func TestEndToEndDropInWildcards(t *testing.T) {
+	c, ctx := startDropIn(t)
+	for value, rpu := range map[string]uint32{"/v1/a/b/users": 1, "/v1/a/users/x": 2, "/v2": 3} {
+		res, err := c.ShouldRateLimit(ctx, &rlsv3.RateLimitRequest{Domain: "paths", Descriptors: []*commonrl.RateLimitDescriptor{entry("path", value)}})
+		if err != nil || res.GetStatuses()[0].GetCurrentLimit().GetRequestsPerUnit() != rpu {
+			t.Errorf("%s: %v %v, want the limit of %d", value, err, res, rpu)
 		}
 	}
 }
