@@ -11,7 +11,7 @@ SUDO      := $(shell [ "$$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1 &&
 TEST_FLAGS ?= -race -count=1 -timeout 12m
 CONFIG    ?=
 
-.PHONY: help build run test test-go deps-test bench fuzz mutate lint fmt tidy validate-config chart-test chart-golden chart-docs load load-attest load-telemetry load-rls load-redis load-redis-nolease load-reference image ci
+.PHONY: help build run test test-go deps-test bench fuzz mutate lint fmt tidy validate-config chart-test chart-golden chart-docs load load-attest load-telemetry load-rls load-redis load-redis-nolease load-reference conformance image ci
 
 help: ## list targets
 	@awk 'BEGIN{FS=":.*## "} /^[a-zA-Z_-]+:.*## /{printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -123,6 +123,9 @@ load-redis: build bin/gatehouse-load deps-test ## RLS load run with the Redis st
 
 # The reference server, pinned; built once into $(TOOLS) (it needs the Go module proxy).
 RATELIMIT_REF ?= github.com/envoyproxy/ratelimit/src/service_cmd@v1.4.1-0.20260122083618-3fb702589d36
+
+conformance: deps-test ## the rate-limit service conformance suite: envoyproxy/ratelimit (when built) and Gatehouse against the answers recorded from it
+	GO=$(GO) bash scripts/conformance.sh $(TOOLS)/bin/service_cmd $(RATELIMIT_REF)
 
 load-redis-nolease: build bin/gatehouse-load deps-test ## load-redis with leases off: one Redis round trip per request
 	./bin/gatehouse-load run --gatehouse ./$(BIN) --mode rls --redis --no-lease --concurrency $(REDIS_CONCURRENCY) $(LOAD_FLAGS)

@@ -32,6 +32,11 @@ type Op struct {
 	Shadow   bool  // a denial of this op never blocks the others (it is only reported)
 	Persist  bool  // the memory store writes the value to its file (quotas, credits)
 	Exact    bool  // the outcome's Value must be the store's own count (never leased): a lockout's failures
+	// Always counts the op on its own, as envoyproxy/ratelimit counts: it neither blocks
+	// the batch's other ops nor is blocked by them, and a counter keeps its Cost even when
+	// it goes past Limit (the next request sees it). A token bucket still commits only
+	// what it admits: a refused request moves no TAT.
+	Always bool
 }
 
 // Outcome is what the store reports for one Op.

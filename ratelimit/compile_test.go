@@ -88,7 +88,7 @@ func TestCompileErrors(t *testing.T) {
 func TestBadRLSFiles(t *testing.T) {
 	want := map[string]string{
 		"empty-domain.yaml":         ".domain: required",
-		"unknown-key.yaml":          "descriptors[0].rate_limt: unknown key (line 4;",
+		"unknown-key.yaml":          "descriptors[0].rate_limt: unknown key (line 4)",
 		"bad-unit.yaml":             `descriptors[0].rate_limit.unit: must be second, minute, hour, day, week, month or year, not "fortnight"`,
 		"unlimited-with-unit.yaml":  "descriptors[0].rate_limit.unit: should not be set when unlimited",
 		"duplicate-descriptor.yaml": `descriptors[1]: duplicate descriptor "d.a_b"`,
@@ -96,6 +96,16 @@ func TestBadRLSFiles(t *testing.T) {
 		"replaces-self.yaml":        "descriptors[0].rate_limit.replaces[0].name: a limit cannot replace itself",
 		"gcra-zero.yaml":            "descriptors[0].descriptors[0].rate_limit.requests_per_unit: must be ≥ 1",
 		"share-no-wildcard.yaml":    `descriptors[0].share_threshold: only for a wildcard value (ending in *), not "files"`,
+		// The rest of envoyproxy/ratelimit's rules (its config_impl.go).
+		"missing-unit.yaml":       `descriptors[0].rate_limit.unit: must be second, minute, hour, day, week, month or year, not ""`,
+		"unknown-unit-case.yaml":  `descriptors[0].rate_limit.unit: must be second, minute, hour, day, week, month or year, not "UNKNOWN"`,
+		"replaces-empty.yaml":     "descriptors[0].rate_limit.replaces[0].name: required",
+		"non-string-key.yaml":     "descriptors[0]: a key is not a string (line 4)",
+		"list-of-scalars.yaml":    "descriptors[0].descriptors[0]: a list item must be a map",
+		"negative-requests.yaml":  "descriptors[0].rate_limit.requests_per_unit: expected an integer from 0 to 4294967295 (line 4)",
+		"not-yaml.yaml":           "yaml: line",
+		"duplicate-key-only.yaml": `descriptors[0].descriptors[1]: duplicate descriptor "d.a.b"`,
+		"duplicate-wildcard.yaml": `descriptors[1]: duplicate descriptor "d.path_/v1/*"`,
 	}
 	files, _ := filepath.Glob("testdata/bad/*.yaml")
 	if len(files) != len(want) {
@@ -104,7 +114,7 @@ func TestBadRLSFiles(t *testing.T) {
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
 			_, err := Compile(CompileInput{RLS: RLSConfig{Files: []string{f}}}, newMemory(MemoryConfig{}, nil))
-			if err == nil || !strings.Contains(err.Error(), want[filepath.Base(f)]) {
+			if err == nil || !strings.Contains(err.Error(), want[filepath.Base(f)]) || !strings.Contains(err.Error(), "("+f+")") {
 				t.Fatalf("got %v, want %q", err, want[filepath.Base(f)])
 			}
 		})
@@ -160,4 +170,14 @@ func FuzzParseDomain(f *testing.F) {
 		}
 		_, _ = Compile(CompileInput{RLS: RLSConfig{Domains: []DomainConfig{d}}}, newMemory(MemoryConfig{}, nil))
 	})
+}
+
+// TestDuplicateDomainAcrossFiles: as envoyproxy/ratelimit (without its merge setting), a
+// domain in two files is refused, naming the second file.
+func TestDuplicateDomainAcrossFiles(t *testing.T) {
+	_, err := Compile(CompileInput{RLS: RLSConfig{Files: []string{"testdata/basic.yaml", "testdata/corner.yaml", "testdata/basic.yaml"}}},
+		newMemory(MemoryConfig{}, nil))
+	if want := `rate_limit_service.files[2] (testdata/basic.yaml).domain: duplicate domain "basic"`; err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("got %v, want %q", err, want)
+	}
 }

@@ -90,11 +90,18 @@ type RLSConfig struct {
 type DomainConfig struct {
 	Domain      string             `yaml:"domain"`
 	Descriptors []DescriptorConfig `yaml:"descriptors"`
+	// Counting (a Gatehouse key) says how a request's descriptors are counted:
+	// every_hit (default), as envoyproxy/ratelimit: each matched descriptor on its own,
+	// and a refused request's hits stay counted; atomic: all or nothing, a request that
+	// any limit refuses consumes nothing, as inline limits count.
+	Counting string `yaml:"counting"`
 }
 
 // DescriptorConfig is one descriptor of the envoyproxy/ratelimit format. Value may end in
-// "*" to match every value with that prefix; with share_threshold, all those values share
-// one counter instead of one each. quota_mode is taken as shadow_mode (envoyproxy adds
+// "*" to match every value with that prefix (as the reference), or hold "*" anywhere
+// (Gatehouse: "/v1/*/users"); a * matches any run of characters, / and none included,
+// and the first such value listed that matches wins. With share_threshold (for a value
+// ending in *), all matching values share one counter instead of one each. quota_mode is taken as shadow_mode (envoyproxy adds
 // the violations to dynamic metadata, which Gatehouse does not produce); value_to_metric
 // is accepted and has no effect. Descriptor values a client sends never reach metric
 // labels: detailed_metric on a key without a configured value labels the limit
@@ -109,6 +116,9 @@ type DescriptorConfig struct {
 	DetailedMetric bool               `yaml:"detailed_metric"`
 	ValueToMetric  bool               `yaml:"value_to_metric"`
 	ShareThreshold bool               `yaml:"share_threshold"`
+	// Metadata is accepted for files written for newer envoyproxy/ratelimit tooling and
+	// ignored: any YAML.
+	Metadata any `yaml:"metadata"`
 }
 
 // RateLimitConfig is envoyproxy/ratelimit's rate_limit block, plus Gatehouse's richer

@@ -549,11 +549,18 @@ func TestRedisLeaseParity(t *testing.T) {
 	const window = time.Hour
 	for seed := uint64(1); seed <= 40; seed++ {
 		rng := rand.New(rand.NewPCG(seed, 7*seed+1))
+		// Both ways of counting: all or nothing, and every op on its own (Op.Always);
+		// both with native counters and leases, and with the script.
+		always, counters, lease := seed%2 == 0, "native", LeaseConfig{Idle: time.Hour}
+		if seed%4 >= 2 {
+			counters, lease = "script", LeaseConfig{MaxUnits: -1}
+		}
 		st := openTestRedis(t, RedisConfig{Addrs: []string{r.addr()}, KeyPrefix: fmt.Sprintf("s%d:", seed),
-			Lease: LeaseConfig{Idle: time.Hour}, OverLimitCacheKeys: 16}, nil) // a small cache clears fast
+			Lease: lease, Counters: counters, OverLimitCacheKeys: 16}, nil) // a small cache clears fast
 		mem := memStore(t, MemoryConfig{}, nil)
 		now := t0.Add(time.Second)
 		limA := int64(40 + rng.IntN(361))
+		model := map[string]int64{} // always: each counter's sum, by name and window
 		for step := 0; step < 300; step++ {
 			now = now.Add(time.Duration(rng.IntN(60_000)) * time.Millisecond)
 			if rng.IntN(10) == 0 {
@@ -574,14 +581,14 @@ func TestRedisLeaseParity(t *testing.T) {
 			}
 			start, end := windowBounds(now.UnixNano(), window)
 			counter := func(name string, limit, cost int64) Op {
-				return Op{Key: NewKey(name, "", start, "d"), Kind: KindCounter, Limit: limit, Cost: cost, Expire: end}
+				return Op{Key: NewKey(name, "", start, "d"), Kind: KindCounter, Limit: limit, Cost: cost, Expire: end, Always: always}
 			}
 			ops := []Op{counter("A", lim, cost)}
 			if rng.IntN(3) == 0 {
 				ops = append(ops, counter("B", int64(10+rng.IntN(50)), cost))
 			}
 			if rng.IntN(4) == 0 {
-				ops = append(ops, Op{Key: NewKey("G", "", 0, "d"), Kind: KindGCRA, Limit: 1 << 30, Cost: 1, Interval: int64(time.Millisecond)})
+				ops = append(ops, Op{Key: NewKey("G", "", 0, "d"), Kind: KindGCRA, Limit: 1 << 30, Cost: 1, Interval: int64(time.Millisecond), Always: always})
 			}
 			a, b := make([]Outcome, len(ops)), make([]Outcome, len(ops))
 			if err := mem.Apply(ctx, now, ops, a); err != nil {
@@ -595,6 +602,13 @@ func TestRedisLeaseParity(t *testing.T) {
 			for i := range ops {
 				if ops[i].Kind == KindGCRA {
 					continue
+				}
+				if always { // each counter on its own, refused units kept: a plain running sum
+					k := fmt.Sprint(ops[i].Key.ID, start)
+					model[k] = max(model[k]+ops[i].Cost, 0)
+					if ok := ops[i].Cost < 0 || model[k] <= ops[i].Limit; a[i].Allowed != ok || a[i].Value != model[k] {
+						t.Fatalf("seed %d, step %d, op %d: memory %+v, want allowed %v, value %d", seed, step, i, a[i], ok, model[k])
+					}
 				}
 				if a[i].Allowed != b[i].Allowed || a[i].Value != b[i].Value {
 					t.Fatalf("seed %d, step %d, op %d (%s, limit %d, cost %d): memory %+v, redis %+v",

@@ -198,13 +198,17 @@ func (s *memoryStore) apply(ns int64, ops []Op, out []Outcome) {
 		next, base, ok := evalOp(op, cur, exists, ns)
 		out[i] = Outcome{Allowed: ok, Value: next, Expire: exp}
 		bases, found = append(bases, base), append(found, id)
-		if !ok && !op.Shadow && (op.Kind == KindCounter || op.Kind == KindGCRA) {
+		if forced(op) {
+			bases[i] = next // counted whatever the outcome: later ops on the key see it
+		}
+		if !ok && !op.Shadow && !op.Always && (op.Kind == KindCounter || op.Kind == KindGCRA) {
 			commit = false
 		}
 	}
 	for i := range ops {
 		op := &ops[i]
-		if (!commit && op.Cost >= 0) || !out[i].Allowed || op.Kind == KindPeek { // a refund is kept
+		write := out[i].Allowed && (commit || op.Cost < 0 || op.Always) || forced(op) // a refund is kept
+		if !write || op.Kind == KindPeek {
 			out[i].Value = bases[i]
 			continue
 		}
@@ -254,6 +258,9 @@ func (s *memoryStore) untracked(ns int64) {
 	s.log.Warn("ratelimit: memory store full of counters it must keep; new keys are not tracked",
 		slog.Int("max_entries", s.maxEntries), slog.Int64("keys_not_tracked", n))
 }
+
+// forced reports whether op's units are counted even when it refuses (Op.Always).
+func forced(op *Op) bool { return op.Always && op.Kind == KindCounter && op.Cost > 0 }
 
 // keeps says whether an entry holds state that eviction must never shed: a key over its
 // limit (the next request would be refused), a persisted quota or credit, a lockout or

@@ -649,7 +649,7 @@ func (s *redisStore) applyCounters(ctx context.Context, ops []Op, out []Outcome,
 			// The request's own units are the first of those added; the lease's follow.
 			count := v - p.extra - at[i].own
 			out[i] = Outcome{Allowed: count <= op.Limit, Value: count}
-			if !out[i].Allowed && !op.Shadow {
+			if !out[i].Allowed && !op.Shadow && !op.Always {
 				commit = false
 			}
 			if x := at[i].pexpire; x >= 0 && resps[x].Error() == nil {
@@ -662,7 +662,7 @@ func (s *redisStore) applyCounters(ctx context.Context, ops []Op, out []Outcome,
 			op, p, o := &ops[i], &plans[i], &out[i]
 			switch {
 			case p.local:
-				if !commit {
+				if !commit && !op.Always {
 					s.leases.unplan(p.id, op, p.leaseUse, true, o)
 				}
 				continue
@@ -678,15 +678,17 @@ func (s *redisStore) applyCounters(ctx context.Context, ops []Op, out []Outcome,
 			// the window's end is idempotent.
 			recreated := at[i].n > 0 && at[i].pexpire < 0 && at[i].v == at[i].n
 			undo := int64(0)
-			if at[i].n > 0 && (!commit || !o.Allowed) { // a check added nothing
+			// An Always op is counted on its own: its units stay even when refused.
+			keep := commit || op.Always
+			if at[i].n > 0 && (!keep || !o.Allowed && !op.Always) { // a check added nothing
 				undo = at[i].n
 			} else if p.extra > 0 { // leased units past the limit go back
 				undo = max(min(p.extra, at[i].v-op.Limit), 0)
 			}
 			switch {
 			case p.on:
-				o.Value = s.leases.finish(p.id, op, p.leaseUse, at[i].v, commit, p.extra-undo, at[i].own)
-				if commit {
+				o.Value = s.leases.finish(p.id, op, p.leaseUse, at[i].v, keep, p.extra-undo, at[i].own)
+				if keep {
 					s.metrics.Load().leased(p.extra-undo, false)
 				}
 			default:
@@ -763,7 +765,9 @@ func ttlMillis(expire, ns int64) int64 {
 }
 
 // knownOver answers from the over-limit cache when an enforcing op is known to be over:
-// that op is denied with its remembered value, the others are reported Unknown.
+// that op is denied with its remembered value, the others are reported Unknown. Ops that
+// count on their own (Op.Always) let the cache answer only when each of them is known
+// over: past its limit, one more unit changes no verdict of its window.
 func (s *redisStore) knownOver(ops []Op, out []Outcome, ns int64) bool {
 	hit := false
 	for i := range ops {
@@ -777,12 +781,19 @@ func (s *redisStore) knownOver(ops []Op, out []Outcome, ns int64) bool {
 			(s.leases == nil || !s.leases.covers(s.leaseID(op), op)) {
 			out[i] = Outcome{Value: m.value}
 			hit = true
+		} else if op.Always {
+			return false // it counts on its own: Redis must see it
 		} else {
 			out[i] = Outcome{Allowed: true, Unknown: true}
 		}
 	}
 	if !hit {
 		return false
+	}
+	for i := range ops {
+		if ops[i].Always && ops[i].Cost > 0 && !markable(&ops[i]) {
+			return false
+		}
 	}
 	for i := range ops {
 		if !markable(&ops[i]) {
@@ -799,7 +810,7 @@ func markable(op *Op) bool {
 }
 
 // encode renders keys and the script's arguments: now (µs), then per op kind, limit,
-// cost, interval (µs), ttl (ms) and shadow.
+// cost, interval (µs), ttl (ms) and flags (1: shadow, 2: always).
 func (s *redisStore) encode(ops []Op, ns int64) ([]string, []string) {
 	keys := make([]string, len(ops))
 	args := make([]string, 1, 1+6*len(ops))
@@ -814,12 +825,15 @@ func (s *redisStore) encode(ops []Op, ns int64) ([]string, []string) {
 		if op.Expire > 0 {
 			ttl = ttlMillis(op.Expire, ns)
 		}
-		shadow := "0"
+		flags := 0 // 1: shadow, 2: always
 		if op.Shadow {
-			shadow = "1"
+			flags |= 1
+		}
+		if op.Always {
+			flags |= 2
 		}
 		args = append(args, strconv.Itoa(int(op.Kind)), strconv.FormatInt(op.Limit, 10),
-			strconv.FormatInt(op.Cost, 10), strconv.FormatInt(iv, 10), strconv.FormatInt(ttl, 10), shadow)
+			strconv.FormatInt(op.Cost, 10), strconv.FormatInt(iv, 10), strconv.FormatInt(ttl, 10), strconv.Itoa(flags))
 	}
 	return keys, args
 }
@@ -914,13 +928,13 @@ func newLuaScript(text string) luaScript {
 // applyScript evaluates every op against one consistent state and commits the admitting
 // ones only if no enforcing op denies. It mirrors memoryStore.apply; values of GCRA ops
 // are in µs (Lua numbers are doubles). Arguments (encode): now, then per op kind, limit,
-// cost, interval, ttl, shadow. Reply: commit, then per op admitted, value, pttl.
+// cost, interval, ttl, flags (1: shadow, 2: always; Op.Always). Reply: commit, then per op admitted, value, pttl.
 var applyScript = newLuaScript(applyScriptText)
 
 const applyScriptText = `
 local now = tonumber(ARGV[1])
 local n = #KEYS
-local pend, nexts, bases, oks, pttls = {}, {}, {}, {}, {}
+local pend, nexts, bases, oks, pttls, alw = {}, {}, {}, {}, {}, {}
 local commit = 1
 for i = 1, n do
   local b = 2 + (i - 1) * 6
@@ -928,7 +942,9 @@ for i = 1, n do
   local limit = tonumber(ARGV[b + 1])
   local cost = tonumber(ARGV[b + 2])
   local iv = tonumber(ARGV[b + 3])
-  local shadow = ARGV[b + 5] == '1'
+  local flags = tonumber(ARGV[b + 5])
+  local shadow = flags % 2 == 1
+  local always = flags >= 2
   local k = KEYS[i]
   local cur = pend[k]
   local exists = cur ~= nil
@@ -957,11 +973,13 @@ for i = 1, n do
     nxt = limit
     ok = true
   end
+  local forced = always and kind == 1 and cost > 0
+  if forced then base = nxt end
   if kind ~= 3 then
     if ok then pend[k] = nxt else pend[k] = base end
   end
-  nexts[i], bases[i], oks[i], pttls[i] = nxt, base, ok, pttl
-  if (not ok) and (not shadow) and (kind == 1 or kind == 2) then commit = 0 end
+  nexts[i], bases[i], oks[i], pttls[i], alw[i] = nxt, base, ok, pttl, always
+  if (not ok) and (not shadow) and (not always) and (kind == 1 or kind == 2) then commit = 0 end
 end
 local res = {commit}
 for i = 1, n do
@@ -969,7 +987,9 @@ for i = 1, n do
   local kind = tonumber(ARGV[b])
   local ttl = tonumber(ARGV[b + 4])
   local v = bases[i]
-  if (commit == 1 or tonumber(ARGV[b + 2]) < 0) and oks[i] and kind ~= 3 then
+  local cost = tonumber(ARGV[b + 2])
+  local forced = alw[i] and kind == 1 and cost > 0
+  if forced or ((commit == 1 or cost < 0 or alw[i]) and oks[i] and kind ~= 3) then
     v = nexts[i]
     local s = string.format('%.0f', v)
     if kind == 2 then
@@ -1002,7 +1022,7 @@ if cost < 0 or nxt - now <= burst * iv then
   redis.call('SET', KEYS[1], string.format('%.0f', nxt), 'PX', math.max(1, math.ceil((nxt - now) / 1000)))
   return {1, 1, nxt, 0}
 end
-if ARGV[7] == '1' then return {1, 0, base, 0} end
+if ARGV[7] % 2 == 1 then return {1, 0, base, 0} end
 return {0, 0, base, 0}
 `)
 

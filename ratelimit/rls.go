@@ -8,9 +8,12 @@ import (
 	"io/fs"
 	"math"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
+
+	"go.yaml.in/yaml/v3"
 
 	"github.com/gatehouse/gatehouse/internal/strictyaml"
 )
@@ -114,8 +117,29 @@ type rlsBounds struct{ descriptors, entries, bytes int }
 // many descriptors, entries or bytes); its message never holds request data.
 var ErrInvalidRequest = errors.New("ratelimit: invalid request")
 
+// ErrEmptyRequest is matched (errors.Is) by the error of a request with an empty domain
+// or no descriptor, which envoyproxy/ratelimit refuses; the error's own message is the
+// reference's.
+var ErrEmptyRequest = errors.New("ratelimit: empty request")
+
+type emptyRequest string
+
+func (e emptyRequest) Error() string        { return string(e) }
+func (e emptyRequest) Is(target error) bool { return target == ErrEmptyRequest }
+
+const (
+	errEmptyDomain      = emptyRequest("rate limit domain must not be empty")
+	errEmptyDescriptors = emptyRequest("rate limit descriptor list must not be empty")
+)
+
 // check refuses a request past the bounds, before any work proportional to its size.
 func (b rlsBounds) check(req *RLSRequest) error {
+	switch {
+	case req.Domain == "":
+		return errEmptyDomain
+	case len(req.Descriptors) == 0:
+		return errEmptyDescriptors
+	}
 	if n := len(req.Descriptors); n > b.descriptors {
 		return fmt.Errorf("%w: %d descriptors, at most %d", ErrInvalidRequest, n, b.descriptors)
 	}
@@ -155,6 +179,7 @@ func (c *compiler) rlsBounds(p string, cfg RLSConfig) rlsBounds {
 type rlsKV struct{ key, value string }
 
 type rlsNode struct {
+	atomic   bool // a domain's root: counting: atomic (all or nothing)
 	exact    map[rlsKV]*rlsNode
 	keyOnly  map[string]*rlsNode
 	wild     []rlsWild
@@ -162,10 +187,40 @@ type rlsNode struct {
 	children int
 }
 
+// rlsWild is a value with a *: a trailing one only (prefix), or others too (parts, the
+// pattern split at each *). A * matches any run of characters, / and none included.
 type rlsWild struct {
-	key, prefix string
-	node        *rlsNode
-	share       bool // share_threshold: every matching value counts as the pattern
+	key, pattern, prefix string
+	parts                []string // nil: prefix alone
+	node                 *rlsNode
+	share                bool // share_threshold: every matching value counts as the pattern
+}
+
+// matches reports whether value matches w.
+func (w *rlsWild) matches(value string) bool {
+	if w.parts == nil {
+		return strings.HasPrefix(value, w.prefix)
+	}
+	return globMatch(w.parts, value)
+}
+
+// globMatch matches v against a pattern split at its *s (at least two parts): the first
+// part is a prefix, the last a suffix, and each one between is found leftmost in turn,
+// which is enough when * is the only special character.
+func globMatch(parts []string, v string) bool {
+	if !strings.HasPrefix(v, parts[0]) {
+		return false
+	}
+	v = v[len(parts[0]):]
+	last := parts[len(parts)-1]
+	for _, p := range parts[1 : len(parts)-1] {
+		i := strings.Index(v, p)
+		if i < 0 {
+			return false
+		}
+		v = v[i+len(p):]
+	}
+	return len(v) >= len(last) && strings.HasSuffix(v, last)
 }
 
 type rlsLimit struct {
@@ -181,15 +236,82 @@ type rlsLimit struct {
 	label string
 }
 
-// ParseDomain decodes one envoyproxy/ratelimit configuration file strictly (unknown keys
-// are errors). Every problem is named by its key path and line; the error unwraps to
-// each of them.
+// domainKeys are the keys a domain file may hold, anywhere in it: envoyproxy/ratelimit's
+// (it checks every key of a file against its one list, then ignores those out of place),
+// then Gatehouse's own. A metadata block's content is not checked.
+var domainKeys = map[string]bool{
+	"domain": true, "key": true, "value": true, "descriptors": true, "rate_limit": true,
+	"unit": true, "requests_per_unit": true, "unlimited": true, "shadow_mode": true,
+	"quota_mode": true, "name": true, "replaces": true, "detailed_metric": true,
+	"value_to_metric": true, "share_threshold": true,
+	"algorithm": true, "per": true, "burst": true, "period": true, "time_zone": true,
+	"counting": true, "metadata": true,
+}
+
+// ParseDomain decodes one envoyproxy/ratelimit configuration file as the reference does:
+// a key that is not a string or not one of its keys (or Gatehouse's) is an error, and so
+// is a list of anything but maps; a known key out of place is ignored.
 func ParseDomain(data []byte) (DomainConfig, error) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return DomainConfig{}, err
+	}
 	var d DomainConfig
-	if errs := strictyaml.Decode(data, &d); len(errs) > 0 {
+	if root.Kind == 0 { // an empty file: no domain
+		return d, nil
+	}
+	// The key check walks each node once (an alias was checked where its anchor is); the
+	// type check names every wrongly typed value by its key path and line; decoding
+	// bounds aliases (a bomb, a loop).
+	var errs []error
+	checkDomainKeys(&root, "", &errs)
+	errs = append(errs, strictyaml.CheckTypes(root.Content[0], reflect.TypeFor[DomainConfig](), "")...)
+	if len(errs) > 0 {
 		return DomainConfig{}, errors.Join(errs...)
 	}
+	if err := root.Decode(&d); err != nil {
+		return DomainConfig{}, err
+	}
 	return d, nil
+}
+
+// checkDomainKeys applies ParseDomain's key rules to n, at YAML path p, and adds every
+// problem to errs. It does not follow aliases.
+func checkDomainKeys(n *yaml.Node, p string, errs *[]error) {
+	switch n.Kind {
+	case yaml.DocumentNode:
+		for _, c := range n.Content {
+			checkDomainKeys(c, p, errs)
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			ip := fmt.Sprintf("%s[%d]", p, i)
+			if c.Kind == yaml.AliasNode && c.Alias != nil && c.Alias.Kind == yaml.MappingNode {
+				continue
+			}
+			if c.Kind != yaml.MappingNode {
+				*errs = append(*errs, fmt.Errorf("%s: a list item must be a map (line %d)", ip, c.Line))
+				continue
+			}
+			checkDomainKeys(c, ip, errs)
+		}
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := n.Content[i]
+			if k.Kind != yaml.ScalarNode || k.ShortTag() != "!!str" {
+				*errs = append(*errs, fmt.Errorf("%s: a key is not a string (line %d)", cmp.Or(p, "top level"), k.Line))
+				continue
+			}
+			kp := strings.TrimPrefix(p+"."+k.Value, ".")
+			if !domainKeys[k.Value] {
+				*errs = append(*errs, fmt.Errorf("%s: unknown key (line %d)", kp, k.Line))
+				continue
+			}
+			if k.Value != "metadata" {
+				checkDomainKeys(n.Content[i+1], kp, errs)
+			}
+		}
+	}
 }
 
 func (c *compiler) rls(p string, cfg RLSConfig) *rlsRules {
@@ -257,6 +379,13 @@ func (c *compiler) domain(p string, d DomainConfig, rr *rlsRules) {
 		return
 	}
 	root := &rlsNode{}
+	switch d.Counting {
+	case "", "every_hit":
+	case "atomic":
+		root.atomic = true
+	default:
+		c.bad(p+".counting", "must be every_hit or atomic, not %q", d.Counting)
+	}
 	c.descriptors(p+".descriptors", d.Domain, d.Domain, d.Descriptors, root, rr)
 	rr.domains[d.Domain] = root
 }
@@ -281,12 +410,8 @@ func (c *compiler) descriptors(p, domain, parent string, ds []DescriptorConfig, 
 			c.bad(dp, "duplicate descriptor %q", path)
 			continue
 		}
-		if d.RateLimit != nil {
+		if d.RateLimit != nil { // shadow_mode and quota_mode without one: no effect, as the reference
 			child.limit = c.rateLimit(dp+".rate_limit", domain, path, d, rr)
-		} else if d.ShadowMode {
-			c.bad(dp+".shadow_mode", "needs a rate_limit")
-		} else if d.QuotaMode {
-			c.bad(dp+".quota_mode", "needs a rate_limit")
 		}
 		c.descriptors(dp+".descriptors", domain, path, d.Descriptors, child, rr)
 	}
@@ -305,14 +430,17 @@ func (n *rlsNode) insert(key, value string, share bool, child *rlsNode) bool {
 			return false
 		}
 		n.keyOnly[key] = child
-	case strings.HasSuffix(value, "*"):
-		prefix := strings.TrimSuffix(value, "*")
+	case strings.Contains(value, "*"):
 		for _, w := range n.wild {
-			if w.key == key && w.prefix == prefix {
+			if w.key == key && w.pattern == value {
 				return false
 			}
 		}
-		n.wild = append(n.wild, rlsWild{key: key, prefix: prefix, node: child, share: share})
+		w := rlsWild{key: key, pattern: value, prefix: strings.TrimSuffix(value, "*"), node: child, share: share}
+		if strings.Contains(w.prefix, "*") {
+			w.parts = strings.Split(value, "*")
+		}
+		n.wild = append(n.wild, w)
 	default:
 		if n.exact == nil {
 			n.exact = map[rlsKV]*rlsNode{}
@@ -437,7 +565,8 @@ func presentUnit(r *rule) (Unit, uint32) {
 }
 
 // match finds the limit for a descriptor as envoyproxy/ratelimit does: level by level,
-// key and value first, then a value prefix wildcard, then the key alone; a limit applies
+// key and value first, then the first wildcard listed that matches (a trailing * is the
+// reference's prefix match; a * elsewhere is Gatehouse's), then the key alone; a limit applies
 // only at the level of the descriptor's last entry. shared is nil unless an entry matched
 // a wildcard with share_threshold: then shared[i] is the pattern that entry i counts as.
 func (n *rlsNode) match(entries []RLSEntry) (found *rlsLimit, shared []string) {
@@ -445,14 +574,14 @@ func (n *rlsNode) match(entries []RLSEntry) (found *rlsLimit, shared []string) {
 	for i, en := range entries {
 		next := level.exact[rlsKV{en.Key, en.Value}]
 		if next == nil {
-			for _, w := range level.wild {
-				if w.key == en.Key && strings.HasPrefix(en.Value, w.prefix) {
+			for j := range level.wild {
+				if w := &level.wild[j]; w.key == en.Key && w.matches(en.Value) {
 					next = w.node
 					if w.share {
 						if shared == nil {
 							shared = make([]string, len(entries))
 						}
-						shared[i] = w.prefix + "*"
+						shared[i] = w.pattern
 					}
 					break
 				}
@@ -497,7 +626,9 @@ func (rr *rlsRules) override(domain string, o *RLSOverride) *rlsLimit {
 // ShouldRateLimit counts the request's descriptors of its domain in one store call. An
 // unknown domain, or a descriptor that matches nothing, is OK without a limit. The error
 // wraps [ErrInvalidRequest] when the request is past the configured bounds; otherwise it
-// is non-nil only when the store could not be reached and the fail mode is error.
+// is non-nil only when the store could not be reached and the fail mode is error. A
+// request with an empty domain or no descriptor is refused with an error that matches
+// [ErrEmptyRequest].
 func (e *Engine) ShouldRateLimit(ctx context.Context, now time.Time, req RLSRequest) (RLSResponse, error) {
 	rr := e.rls
 	if err := rr.bounds.check(&req); err != nil {
@@ -523,6 +654,7 @@ func (e *Engine) ShouldRateLimit(ctx context.Context, now time.Time, req RLSRequ
 			descriptorKey(&op.Key, req.Descriptors[i].Entries, shared, i)
 			l.rule.fill(op, now, hits(req, i))
 			op.Shadow = l.shadow || rr.shadow // each counts on its own: none blocks another
+			op.Always = !dom.atomic
 			idx = append(idx, i)
 		}
 	}

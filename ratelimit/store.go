@@ -17,7 +17,8 @@ var ErrUnavailable = errors.New("ratelimit: store unavailable")
 // Concurrency contract: all methods are safe for concurrent use by any number of
 // goroutines. When Apply returns, either all ops that admit the request are committed,
 // or (when any op that is not in shadow mode denies) none is, so a request denied by one
-// limit consumes no other, and no limit ever admits more than its limit. The memory
+// limit consumes no other, and no limit ever admits more than its limit. Ops marked
+// Always are the exception: each is committed on its own, a counter even when it denies. The memory
 // store and Redis scripts evaluate a call's ops against one consistent state (shard
 // locks; one Lua script). Redis native counters count first and take a refused request's
 // units back in a second round trip: meanwhile a concurrent request may see them and be

@@ -42,6 +42,7 @@ endpoints:
 rate_limit_service:
   domains:
     - domain: acc
+      counting: atomic # a refused call consumes nothing: one refund makes room
       descriptors:
         - key: k
           rate_limit: {unit: hour, requests_per_unit: 2} # an hour: the calls almost never straddle a window's end

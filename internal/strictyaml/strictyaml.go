@@ -31,12 +31,22 @@ func Check(n *yaml.Node, t reflect.Type, path string) []error {
 	return c.errs
 }
 
+// CheckTypes is Check without the unknown-key check, for formats whose keys are checked
+// by their own rules (envoyproxy/ratelimit's files ignore a known key out of place).
+func CheckTypes(n *yaml.Node, t reflect.Type, path string) []error {
+	c := &checker{seen: map[visit]bool{}, anyKeys: true}
+	c.check(n, t, path)
+	return c.errs
+}
+
 // checker walks a document once. An anchored node is checked once per type, however
 // many aliases name it, so that an alias bomb costs no more than its text and an
 // alias that contains itself ends.
 type checker struct {
 	errs []error
 	seen map[visit]bool
+	// anyKeys skips the unknown-key check (CheckTypes).
+	anyKeys bool
 }
 
 type visit struct {
@@ -150,6 +160,9 @@ func (c *checker) checkStruct(n *yaml.Node, t reflect.Type, path string) {
 		}
 		ft, ok := fields[k.Value]
 		p := Join(path, k.Value)
+		if !ok && c.anyKeys {
+			continue
+		}
 		if !ok {
 			c.errs = append(c.errs, fmt.Errorf("%s: unknown key (line %d; known keys: %s)", p, k.Line, known(fields)))
 			continue

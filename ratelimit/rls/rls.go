@@ -54,7 +54,8 @@ func (s *Server) Register(g grpc.ServiceRegistrar) { rlsv3.RegisterRateLimitServ
 // ShouldRateLimit implements rlsv3.RateLimitServiceServer. A gRPC error UNAVAILABLE
 // means the verdict could not be reached, so that Envoy's failure_mode_deny decides;
 // INVALID_ARGUMENT, that the request is past the configured bounds (descriptors, entries,
-// bytes).
+// bytes); UNKNOWN, that its domain or its descriptor list is empty (envoyproxy/ratelimit's
+// code and message).
 func (s *Server) ShouldRateLimit(ctx context.Context, req *rlsv3.RateLimitRequest) (*rlsv3.RateLimitResponse, error) {
 	e := s.current()
 	if e == nil {
@@ -63,6 +64,10 @@ func (s *Server) ShouldRateLimit(ctx context.Context, req *rlsv3.RateLimitReques
 	now := s.clock()
 	span := trace.SpanFromContext(ctx)
 	res, err := e.ShouldRateLimit(ctx, now, FromProto(req))
+	if errors.Is(err, ratelimit.ErrEmptyRequest) { // as envoyproxy/ratelimit: a plain error, UNKNOWN
+		span.SetStatus(otelcodes.Error, "empty request")
+		return nil, status.Error(codes.Unknown, err.Error())
+	}
 	if errors.Is(err, ratelimit.ErrInvalidRequest) {
 		span.SetStatus(otelcodes.Error, "invalid request")
 		span.SetAttributes(semconv.ErrorTypeKey.String("invalid_request"))
