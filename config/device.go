@@ -182,8 +182,8 @@ var (
 // and the replay damper.
 func (c *compiler) deviceRuntime() (device.Bindings, attest.Replay) {
 	var b device.Bindings = memoryBindings()
-	if c.deps.Runtime.Store != nil {
-		b = c.deps.Runtime.Store
+	if sb, ok := c.deps.Runtime.Store.(device.Bindings); ok {
+		b = sb
 	}
 	return b, memoryReplay()
 }

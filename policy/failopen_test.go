@@ -40,7 +40,11 @@ func (s *flakyStore) Bind(ctx context.Context, key, member string, n int) (bool,
 	if s.bindings {
 		return false, 0, errDown
 	}
-	return s.Store.Bind(ctx, key, member, n)
+	return s.Store.(ratelimit.Bindings).Bind(ctx, key, member, n)
+}
+
+func (s *flakyStore) ResetBindings(ctx context.Context, key string) error {
+	return s.Store.(ratelimit.Bindings).ResetBindings(ctx, key)
 }
 
 // A URL nothing listens on: every fetch of it fails at once.

@@ -2,6 +2,7 @@ package ratelimit
 
 import (
 	"context"
+	"github.com/gatehouse/gatehouse/ratelimit/state"
 	"testing"
 	"time"
 
@@ -62,9 +63,9 @@ func TestWindowBounds(t *testing.T) {
 		{-time.Second, time.Minute, -time.Minute, 0},
 	}
 	for _, tt := range tests {
-		s, e := windowBounds(int64(tt.at), tt.per)
+		s, e := state.WindowBounds(int64(tt.at), tt.per)
 		if s != int64(tt.start) || e != int64(tt.end) {
-			t.Errorf("windowBounds(%v, %v) = %v, %v; want %v, %v", tt.at, tt.per, time.Duration(s), time.Duration(e), tt.start, tt.end)
+			t.Errorf("state.WindowBounds(%v, %v) = %v, %v; want %v, %v", tt.at, tt.per, time.Duration(s), time.Duration(e), tt.start, tt.end)
 		}
 	}
 }

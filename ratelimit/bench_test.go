@@ -3,6 +3,8 @@ package ratelimit
 import (
 	"context"
 	"fmt"
+	"github.com/gatehouse/gatehouse/ratelimit/internal/redistest"
+	"github.com/gatehouse/gatehouse/ratelimit/memstore"
 	"runtime"
 	"strconv"
 	"sync/atomic"
@@ -73,7 +75,7 @@ func BenchmarkMillionDevices(b *testing.B) {
 // devices and returns the heap they hold, in MiB.
 func millionDevicesHeap() (float64, error) {
 	const n = 1_000_000
-	store, err := openMemory(MemoryConfig{}, func() time.Time { return t0 })
+	store, err := memstore.Open(MemoryConfig{}, func() time.Time { return t0 })
 	if err != nil {
 		return 0, err
 	}
@@ -107,8 +109,8 @@ func millionDevicesHeap() (float64, error) {
 // BenchmarkLimitRedis is one inline decision (one GCRA device limit) on a real
 // redis-server: the client's share of the CPU (redis-server's own is not counted here).
 func BenchmarkLimitRedis(b *testing.B) {
-	p := startRedis(b)
-	st := openTestRedis(b, RedisConfig{Addrs: []string{p.addr()}}, SystemClock)
+	p := redistest.Start(b)
+	st := openTestRedis(b, RedisConfig{Addrs: []string{p.Addr()}}, SystemClock)
 	e := mustCompile(b, CompileInput{Apps: map[string]AppLimits{"app": {Limits: []LimitConfig{
 		{Name: "device", Key: []string{"device"}, Algorithm: "gcra", Requests: 1 << 30, Per: time.Second, Burst: 1 << 30},
 	}}}}, st)
@@ -125,8 +127,8 @@ func BenchmarkLimitRedisWindow(b *testing.B) { benchRedisWindow(b, LeaseConfig{}
 func BenchmarkLimitRedisWindowNoLease(b *testing.B) { benchRedisWindow(b, LeaseConfig{MaxUnits: -1}) }
 
 func benchRedisWindow(b *testing.B, lease LeaseConfig) {
-	p := startRedis(b)
-	st := openTestRedis(b, RedisConfig{Addrs: []string{p.addr()}, Lease: lease}, SystemClock)
+	p := redistest.Start(b)
+	st := openTestRedis(b, RedisConfig{Addrs: []string{p.Addr()}, Lease: lease}, SystemClock)
 	e := mustCompile(b, CompileInput{Apps: map[string]AppLimits{"app": {Limits: []LimitConfig{
 		{Name: "device", Key: []string{"device"}, Requests: 1 << 40, Per: time.Second},
 	}}}}, st)

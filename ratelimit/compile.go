@@ -3,6 +3,7 @@ package ratelimit
 import (
 	"errors"
 	"fmt"
+	"github.com/gatehouse/gatehouse/ratelimit/state"
 	"maps"
 	"math"
 	"slices"
@@ -34,8 +35,8 @@ func Compile(in CompileInput, store Store, opts ...Option) (*Engine, error) {
 	for _, o := range opts {
 		o(e)
 	}
-	if in, ok := store.(instrumented); ok && e.metrics != nil {
-		in.instrument(e.metrics)
+	if in, ok := store.(state.Instrumented); ok && e.metrics != nil {
+		in.Instrument(e.metrics)
 	}
 	for _, name := range slices.Sorted(maps.Keys(in.Apps)) {
 		a := in.Apps[name]
@@ -150,7 +151,7 @@ func (c *compiler) limit(p, scope string, l LimitConfig, orgScope bool) *rule {
 	}
 	r.label = scope + "/" + l.Name
 	r.id = r.label + "#" + r.signature()
-	r.idh = idHash(r.id)
+	r.idh = state.IDHash(r.id)
 	return r
 }
 

@@ -1,6 +1,7 @@
 package ratelimit
 
 import (
+	"github.com/gatehouse/gatehouse/ratelimit/memstore"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,7 +12,7 @@ import (
 )
 
 func TestCompileErrors(t *testing.T) {
-	store := newMemory(MemoryConfig{}, nil)
+	store := memstore.New(MemoryConfig{}, nil)
 	tests := []struct {
 		name string
 		in   CompileInput
@@ -113,7 +114,7 @@ func TestBadRLSFiles(t *testing.T) {
 	}
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
-			_, err := Compile(CompileInput{RLS: RLSConfig{Files: []string{f}}}, newMemory(MemoryConfig{}, nil))
+			_, err := Compile(CompileInput{RLS: RLSConfig{Files: []string{f}}}, memstore.New(MemoryConfig{}, nil))
 			if err == nil || !strings.Contains(err.Error(), want[filepath.Base(f)]) || !strings.Contains(err.Error(), "("+f+")") {
 				t.Fatalf("got %v, want %q", err, want[filepath.Base(f)])
 			}
@@ -125,7 +126,7 @@ func TestBadRLSFiles(t *testing.T) {
 // decodes (durations as strings).
 func TestGoodRLSFiles(t *testing.T) {
 	files, _ := filepath.Glob("testdata/*.yaml")
-	if _, err := Compile(CompileInput{RLS: RLSConfig{Files: files}}, newMemory(MemoryConfig{}, nil)); err != nil {
+	if _, err := Compile(CompileInput{RLS: RLSConfig{Files: files}}, memstore.New(MemoryConfig{}, nil)); err != nil {
 		t.Fatal(err)
 	}
 	doc := `
@@ -152,7 +153,7 @@ rls:
 	if in.Endpoints["GET /v1/limited"][0].Per != time.Minute || in.Lockout.LockFor != 15*time.Minute {
 		t.Fatalf("decoded %+v", in)
 	}
-	if _, err := Compile(in, newMemory(MemoryConfig{}, nil)); err != nil {
+	if _, err := Compile(in, memstore.New(MemoryConfig{}, nil)); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -168,7 +169,7 @@ func FuzzParseDomain(f *testing.F) {
 		if err != nil {
 			return
 		}
-		_, _ = Compile(CompileInput{RLS: RLSConfig{Domains: []DomainConfig{d}}}, newMemory(MemoryConfig{}, nil))
+		_, _ = Compile(CompileInput{RLS: RLSConfig{Domains: []DomainConfig{d}}}, memstore.New(MemoryConfig{}, nil))
 	})
 }
 
@@ -176,7 +177,7 @@ func FuzzParseDomain(f *testing.F) {
 // domain in two files is refused, naming the second file.
 func TestDuplicateDomainAcrossFiles(t *testing.T) {
 	_, err := Compile(CompileInput{RLS: RLSConfig{Files: []string{"testdata/basic.yaml", "testdata/corner.yaml", "testdata/basic.yaml"}}},
-		newMemory(MemoryConfig{}, nil))
+		memstore.New(MemoryConfig{}, nil))
 	if want := `rate_limit_service.files[2] (testdata/basic.yaml).domain: duplicate domain "basic"`; err == nil || !strings.Contains(err.Error(), want) {
 		t.Fatalf("got %v, want %q", err, want)
 	}

@@ -46,6 +46,20 @@
 // for native counters), so they cost no round trip. GCRA state is kept with microsecond
 // resolution.
 //
+// # Layering
+//
+// The engine and the stores meet in one small leaf package, ratelimit/state: the [Store]
+// interface and the smaller ones beside it ([Credits], [Bindings], [Pinger]), the values
+// that cross it ([Op], [Outcome], [Key]), the step functions of the algorithms (so that
+// the memory store and Redis's leases compute exactly what the Lua scripts compute), the
+// [Clock], the store configuration and the [Metrics] hooks. It imports nothing of the
+// limiter. Each store is a package that imports only state: ratelimit/memstore and
+// ratelimit/redisstore (which keeps a memstore for fail mode local). This package, the
+// engine, imports state and, for [OpenStore] alone, both stores; the names of state are
+// re-exported here as aliases, so callers see one package. Nothing imports the engine
+// from below, so there is no cycle, and a new store is one more package beside the two
+// that passes the shared suite in ratelimit/storetest.
+//
 // # Fail modes
 //
 // Inline, per app: closed (default; Limit returns the error and the pipeline applies its

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/gatehouse/gatehouse/ratelimit/state"
 	"math"
 	"strconv"
 	"strings"
@@ -46,6 +47,9 @@ const (
 	failOpen                   // allow
 	failLocal                  // count in this replica's memory
 )
+
+// String is the fail mode as config and metrics spell it.
+func (f failMode) String() string { return [...]string{"closed", "open", "local"}[f] }
 
 // batch is the scratch space of one check, pooled so that a check allocates nothing.
 type batch struct {
@@ -134,14 +138,14 @@ next:
 	for _, r := range rules {
 		op := b.next(r)
 		k := &op.Key
-		k.reset(r.id, tag, r.idh)
+		k.Reset(r.id, tag, r.idh)
 		for _, c := range r.comps {
 			v := value(req, org, c)
 			if v == "" {
 				b.drop() // a limit keyed on an unknown entity does not apply
 				continue next
 			}
-			k.add(v)
+			k.Add(v)
 		}
 		r.fill(op, now, cost)
 	}
@@ -155,12 +159,12 @@ func (e *Engine) apply(ctx context.Context, now time.Time, ops []Op, outs []Outc
 	if err == nil {
 		return nil
 	}
-	e.metrics.storeError(f)
+	e.metrics.StoreError(f.String())
 	switch f {
 	case failOpen:
 		return errFailOpen
 	case failLocal:
-		if ls, ok := e.store.(localStore); ok {
+		if ls, ok := e.store.(state.LocalFallback); ok {
 			return ls.Local().Apply(ctx, now, ops, outs)
 		}
 	}
@@ -177,7 +181,7 @@ func (e *Engine) summarize(b *batch, now time.Time) policy.LimitResult {
 		r, op, out := b.rules[i], &b.ops[i], b.outs[i]
 		if r.shadow {
 			if !out.Allowed {
-				e.metrics.shadowHit("inline", r.label)
+				e.metrics.ShadowHit("inline", r.label)
 			}
 			continue
 		}
@@ -199,7 +203,7 @@ func (e *Engine) summarize(b *batch, now time.Time) policy.LimitResult {
 	if denied {
 		res.Code = bestRule.code
 		res.RetryAfter = best.RetryAfter
-		e.metrics.overLimitHit("inline", bestRule.label)
+		e.metrics.OverLimitHit("inline", bestRule.label)
 	}
 	return res
 }
@@ -233,16 +237,15 @@ func (e *Engine) TopUp(ctx context.Context, ref CreditsRef, req policy.LimitRequ
 	if err != nil {
 		return 0, err
 	}
-	used, err := e.store.Adjust(ctx, k, -credits)
+	c, ok := e.store.(Credits)
+	if !ok {
+		return 0, errors.New("ratelimit: the store keeps no credits")
+	}
+	used, err := c.Adjust(ctx, k, -credits)
 	if err != nil {
 		return 0, err
 	}
 	return r.requests - used, nil
-}
-
-// Credits returns the balance of the credits limit ref for the entity in req.
-func (e *Engine) Credits(ctx context.Context, ref CreditsRef, req policy.LimitRequest) (int64, error) {
-	return e.TopUp(ctx, ref, req, 0)
 }
 
 func (e *Engine) creditsRule(ref CreditsRef) (*rule, error) {
@@ -286,12 +289,12 @@ func creditsKey(r *rule, ref CreditsRef, req *policy.LimitRequest, app *appRules
 		if v == "" {
 			missing = append(missing, componentName(c))
 		}
-		k.add(v)
+		k.Add(v)
 	}
 	if len(missing) > 0 {
 		return Key{}, fmt.Errorf("ratelimit: credits limit %s is keyed on %s: missing in request", r.name, strings.Join(missing, ", "))
 	}
-	k.seal()
+	k.Seal()
 	return k, nil
 }
 
@@ -302,17 +305,6 @@ func componentName(c component) string {
 		}
 	}
 	return "?"
-}
-
-// Bind binds member (a device) to key (a license) if fewer than max members are bound or
-// member already is; see [Store.Bind].
-func (e *Engine) Bind(ctx context.Context, key, member string, maxMembers int) (bool, int, error) {
-	return e.store.Bind(ctx, key, member, maxMembers)
-}
-
-// ResetBindings removes every member bound to key (an admin action).
-func (e *Engine) ResetBindings(ctx context.Context, key string) error {
-	return e.store.ResetBindings(ctx, key)
 }
 
 // lockoutRules is the compiled brute-force lockout.
@@ -406,7 +398,7 @@ func (e *Engine) Fail(ctx context.Context, now time.Time, keys ...string) error 
 	n := len(b.ops)
 	lock := make([]bool, n/2)
 	for i := 0; i < n; i += 2 {
-		k := b.ops[i].Key.parts[0]
+		k := b.ops[i].Key.Part(0)
 		cur, prev := b.outs[i].Value, int64(0)
 		if b.outs[i+1].Allowed {
 			prev = b.outs[i+1].Value
@@ -438,7 +430,7 @@ func (e *Engine) lock(ctx context.Context, now time.Time, b *batch, n int, lock 
 	for i := range lock {
 		at := b.outs[n+2*i+1]
 		if lock[i] || (at.Allowed && us-at.Value < window) {
-			k := b.ops[2*i].Key.parts[0]
+			k := b.ops[2*i].Key.Part(0)
 			b.add(Op{Key: NewKey("lock/until", lockoutTag, 0, k), Kind: KindSet, Limit: until, Expire: until}, nil)
 		}
 	}
@@ -455,7 +447,7 @@ type lockWindows struct {
 }
 
 func lockWindow(now time.Time, window time.Duration) lockWindows {
-	start, end := windowBounds(now.UnixNano(), window)
+	start, end := state.WindowBounds(now.UnixNano(), window)
 	return lockWindows{start: start, prev: start - int64(window), expire: end + int64(window)}
 }
 

@@ -3,6 +3,7 @@ package ratelimit
 import (
 	"context"
 	"errors"
+	"github.com/gatehouse/gatehouse/ratelimit/memstore"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -203,8 +204,8 @@ func TestMemoryPersistence(t *testing.T) {
 	}}}}
 	ctx := context.Background()
 	req := policy.LimitRequest{App: "a", Device: "d"}
-	open := func() (*memoryStore, *Engine) {
-		s, err := openMemory(MemoryConfig{File: file}, clock.Now)
+	open := func() (*memstore.Store, *Engine) {
+		s, err := memstore.Open(MemoryConfig{File: file}, clock.Now)
 		if err != nil {
 			t.Fatal(err)
 		}

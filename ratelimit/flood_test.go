@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/testutil"
-
 	"github.com/gatehouse/gatehouse/policy"
 )
 
@@ -22,7 +20,7 @@ func TestMemoryFloodKeepsLiveCounters(t *testing.T) {
 	clock := newFakeClock(t0)
 	s := memStore(t, MemoryConfig{MaxEntries: 64, Shards: 1}, clock.Now)
 	var logs bytes.Buffer
-	s.log = slog.New(slog.NewJSONHandler(&logs, nil))
+	s.SetLog(slog.New(slog.NewJSONHandler(&logs, nil)))
 	m := NewMetrics()
 	e := mustCompile(t, CompileInput{
 		Apps: map[string]AppLimits{"a": {Limits: []LimitConfig{
@@ -82,7 +80,7 @@ func TestMemoryFloodKeepsLiveCounters(t *testing.T) {
 		t.Fatalf("%d counters, bound 64", n)
 	}
 	survives("after 10000 devices")
-	if got := testutil.ToFloat64(m.memShed); got == 0 {
+	if got := metricValue(t, m, "gatehouse_ratelimit_memory_shed_total"); got == 0 {
 		t.Fatal("no shed counter counted")
 	}
 	// 2. A flood of IPs each over its limit: nothing can be shed, new keys are not
@@ -96,7 +94,7 @@ func TestMemoryFloodKeepsLiveCounters(t *testing.T) {
 		t.Fatalf("%d counters, bound 64", n)
 	}
 	survives("after 1000 IPs over their limit")
-	if got := testutil.ToFloat64(m.memUntracked); got == 0 {
+	if got := metricValue(t, m, "gatehouse_ratelimit_memory_untracked_total"); got == 0 {
 		t.Fatal("no untracked key counted")
 	}
 	if n := strings.Count(logs.String(), "not tracked"); n != 1 {

@@ -1,41 +1,24 @@
 package ratelimit
 
 import (
-	"sync"
+	"context"
+	"github.com/gatehouse/gatehouse/ratelimit/internal/testclock"
+	"github.com/gatehouse/gatehouse/ratelimit/memstore"
+	"github.com/gatehouse/gatehouse/ratelimit/redisstore"
+	"github.com/prometheus/client_golang/prometheus"
 	"testing"
 	"time"
 )
 
 // fakeClock is a settable clock for tests.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+type fakeClock = testclock.Clock
 
-func newFakeClock(t time.Time) *fakeClock { return &fakeClock{t: t} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
-func (c *fakeClock) Set(t time.Time) {
-	c.mu.Lock()
-	c.t = t
-	c.mu.Unlock()
-}
+func newFakeClock(t time.Time) *fakeClock { return testclock.New(t) }
 
 // memStore opens a memory store closed at the end of the test.
-func memStore(t testing.TB, cfg MemoryConfig, clock Clock) *memoryStore {
+func memStore(t testing.TB, cfg MemoryConfig, clock Clock) *memstore.Store {
 	t.Helper()
-	s, err := openMemory(cfg, clock)
+	s, err := memstore.Open(cfg, clock)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,4 +42,56 @@ func mustTime(t testing.TB, s string) time.Time {
 		t.Fatal(err)
 	}
 	return v
+}
+
+// openTestRedis opens a Redis store with a generous timeout (the race detector on a
+// shared machine is slow); fault tests pass their own config.
+func openTestRedis(t testing.TB, cfg RedisConfig, clock Clock) *redisstore.Store {
+	t.Helper()
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 2 * time.Second
+	}
+	s, err := redisstore.Open(context.Background(), cfg, clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if err := s.Ping(context.Background()); err != nil {
+		t.Fatalf("cannot connect to %v: %v", cfg.Addrs, err)
+	}
+	return s
+}
+
+// metricValue returns the value of the counter or gauge name in m whose labels include
+// labels (name, value pairs); 0 when there is none.
+func metricValue(t testing.TB, m *Metrics, name string, labels ...string) float64 {
+	t.Helper()
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(m)
+	fams, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fams {
+		if f.GetName() != name {
+			continue
+		}
+	next:
+		for _, mt := range f.GetMetric() {
+			for i := 0; i+1 < len(labels); i += 2 {
+				found := false
+				for _, lp := range mt.GetLabel() {
+					found = found || lp.GetName() == labels[i] && lp.GetValue() == labels[i+1]
+				}
+				if !found {
+					continue next
+				}
+			}
+			if c := mt.GetCounter(); c != nil {
+				return c.GetValue()
+			}
+			return mt.GetGauge().GetValue()
+		}
+	}
+	return 0
 }

@@ -3,21 +3,16 @@ package ratelimit
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
+	"github.com/gatehouse/gatehouse/ratelimit/internal/redistest"
+	"github.com/gatehouse/gatehouse/ratelimit/state"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/cespare/xxhash/v2"
 )
 
 // collide returns b with a's digests: the two keys now look alike to any index built on
 // the digest, as an attacker who found a collision of the digest would make them.
-func collide(a, b Key) Key {
-	b.hash, b.base = a.hash, a.base
-	return b
-}
+func collide(a, b Key) Key { return b.ForgeDigests(a) }
 
 // TestCollidingKeysKeepTheirOwnCounters: two distinct keys whose digests collide never
 // share a counter: the second one neither spends nor (with a refund) restores the first
@@ -99,35 +94,17 @@ type isolationStore struct {
 // counters and scripts) and a one-node Redis Cluster.
 func isolationStores(t *testing.T) []isolationStore {
 	t.Helper()
-	p := startRedis(t)
-	cl := startCluster(t)
+	p := redistest.Start(t)
+	cl := redistest.StartCluster(t)
 	return []isolationStore{
 		{"memory", memStore(t, MemoryConfig{}, nil)},
-		{"redis-native", openTestRedis(t, RedisConfig{Addrs: []string{p.addr()}, KeyPrefix: "n:"}, nil)},
-		{"redis-script", openTestRedis(t, RedisConfig{Addrs: []string{p.addr()}, KeyPrefix: "s:", Counters: "script"}, nil)},
-		{"redis-cluster", openTestRedis(t, RedisConfig{Mode: "cluster", Addrs: []string{cl.addr()}}, nil)},
+		{"redis-native", openTestRedis(t, RedisConfig{Addrs: []string{p.Addr()}, KeyPrefix: "n:"}, nil)},
+		{"redis-script", openTestRedis(t, RedisConfig{Addrs: []string{p.Addr()}, KeyPrefix: "s:", Counters: "script"}, nil)},
+		{"redis-cluster", openTestRedis(t, RedisConfig{Mode: "cluster", Addrs: []string{cl.Addr()}}, nil)},
 	}
 }
 
 // startCluster starts a one-node Redis Cluster that serves every slot.
-func startCluster(t *testing.T) *redisProc {
-	t.Helper()
-	r := startRedis(t, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf")
-	if err := r.do("CLUSTER", "ADDSLOTSRANGE", "0", "16383"); err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; ; i++ { // the node serves its slots once it has seen its own config
-		state, err := r.query("CLUSTER", "INFO")
-		if err == nil && strings.Contains(state, "cluster_state:ok") {
-			return r
-		}
-		if i == 1000 {
-			t.Fatalf("cluster never became ready: %v %q", err, state)
-		}
-		waitTick()
-	}
-}
-
 // waitTick yields between polls of an external process's state (no fixed wait: polling
 // a condition, bounded by the caller's attempt count).
 func waitTick() { time.Sleep(5 * time.Millisecond) }
@@ -203,58 +180,20 @@ func injectiveDomain(name string) DomainConfig {
 // TestRedisHashTagsStayInTheirSlot: braces in a client's value never move a key out of
 // its request's slot (the domain's hash tag), in cluster mode.
 func TestRedisHashTagsStayInTheirSlot(t *testing.T) {
-	cl := startCluster(t)
-	want, err := cl.query("CLUSTER", "KEYSLOT", "{d}")
+	cl := redistest.StartCluster(t)
+	want, err := cl.Query("CLUSTER", "KEYSLOT", "{d}")
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, v := range []string{"{x}", "}{x}", "{}", "a{b}c", "%7Bx%7D", "{x", "x}"} {
 		k := NewKey("rls/d#w1", "d", 1, "1:k"+v)
-		got, err := cl.query("CLUSTER", "KEYSLOT", k.Render("gh:", true))
+		got, err := cl.Query("CLUSTER", "KEYSLOT", k.Render("gh:", true))
 		if err != nil {
 			t.Fatal(err)
 		}
 		if got != want {
 			t.Fatalf("value %q: key %q in slot %s, the domain's is %s", v, k.Render("gh:", true), got, want)
 		}
-	}
-}
-
-// TestMemoryFileVersion1: a file written before counters carried their keys (version 1:
-// digests only) is still read: its counters and bindings keep counting after an upgrade,
-// and the next write keeps them.
-func TestMemoryFileVersion1(t *testing.T) {
-	file := filepath.Join(t.TempDir(), "counters.json")
-	k := NewKey("app/a/monthly#c5UTC", "a", t0.Unix(), "dev")
-	v1 := fmt.Sprintf(`{"version":1,"counters":[{"k":%d,"v":5,"e":%d}],"bindings":[{"k":%d,"m":[%d]}]}`,
-		k.Hash(), t0.Add(time.Hour).UnixNano(), bindHash("lic"), xxhash.Sum64String("dev1"))
-	if err := os.WriteFile(file, []byte(v1), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	for round := 0; round < 2; round++ { // the version 1 file, then the version 2 file written at Close
-		s, err := openMemory(MemoryConfig{File: file}, func() time.Time { return t0 })
-		if err != nil {
-			t.Fatal(err)
-		}
-		out := make([]Outcome, 1)
-		op := Op{Key: k, Kind: KindCounter, Limit: 100, Cost: 1, Expire: t0.Add(time.Hour).UnixNano(), Persist: true}
-		if err := s.Apply(ctx, t0, []Op{op}, out); err != nil || out[0].Value != int64(6+round) {
-			t.Fatalf("round %d: counter %+v %v, want %d", round, out[0], err, 6+round)
-		}
-		if bound, n, _ := s.Bind(ctx, "lic", "dev1", 1); !bound || n != 1 {
-			t.Fatalf("round %d: dev1 bound %v (%d members), want bound", round, bound, n)
-		}
-		if bound, _, _ := s.Bind(ctx, "lic", "dev2", 1); bound {
-			t.Fatalf("round %d: dev2 bound past the maximum", round)
-		}
-		if err := s.Close(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	data, _ := os.ReadFile(file)
-	if !strings.Contains(string(data), `"version":2`) {
-		t.Fatalf("rewritten file: %s", data)
 	}
 }
 
@@ -268,13 +207,13 @@ func TestDescriptorKeyFoldsLikeAdd(t *testing.T) {
 		}
 		got := Key{ID: "rls/d#w1"}
 		descriptorKey(&got, es, nil, 0)
-		got.seal()
+		got.Seal()
 		want := Key{ID: "rls/d#w1"}
 		for _, en := range es {
-			want.add(fmt.Sprintf("%d:%s%s", len(en.Key), en.Key, en.Value))
+			want.Add(fmt.Sprintf("%d:%s%s", len(en.Key), en.Key, en.Value))
 		}
-		want.seal()
-		if !sameKey(&got, &want) || got.identity() != want.identity() || got.Render("p:", false) != want.Render("p:", false) {
+		want.Seal()
+		if !state.SameKey(&got, &want) || got.Identity() != want.Identity() || got.Render("p:", false) != want.Render("p:", false) {
 			t.Fatalf("%d entries: %q, want %q", n, got.Render("p:", false), want.Render("p:", false))
 		}
 	}

@@ -3,6 +3,7 @@ package ratelimit
 import (
 	"context"
 	"fmt"
+	"github.com/gatehouse/gatehouse/ratelimit/internal/redistest"
 	"testing"
 	"time"
 )
@@ -42,7 +43,7 @@ func TestLockoutSlidingWindow(t *testing.T) {
 	}{
 		{"memory", func(t *testing.T) Store { return memStore(t, MemoryConfig{}, nil) }},
 		{"redis", func(t *testing.T) Store {
-			return openTestRedis(t, RedisConfig{Addrs: []string{startRedis(t).addr()}}, nil)
+			return openTestRedis(t, RedisConfig{Addrs: []string{redistest.Start(t).Addr()}}, nil)
 		}},
 	}
 	for _, st := range stores {

@@ -2,6 +2,7 @@ package ratelimit
 
 import (
 	"fmt"
+	"github.com/gatehouse/gatehouse/ratelimit/memstore"
 	"os"
 	"path/filepath"
 	"strings"
@@ -30,7 +31,7 @@ func TestDomainFileLimits(t *testing.T) {
 			if err := os.WriteFile(p, []byte(c.content), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			_, err := Compile(CompileInput{RLS: RLSConfig{Files: []string{p}}}, newMemory(MemoryConfig{}, nil))
+			_, err := Compile(CompileInput{RLS: RLSConfig{Files: []string{p}}}, memstore.New(MemoryConfig{}, nil))
 			switch {
 			case c.want == "" && err != nil:
 				t.Fatalf("refused: %v", err)

@@ -2,6 +2,7 @@ package ratelimit
 
 import (
 	"context"
+	"github.com/gatehouse/gatehouse/ratelimit/memstore"
 	"strconv"
 	"testing"
 	"time"
@@ -18,7 +19,7 @@ func TestEvictionInBatchDoesNotLendAnIdentity(t *testing.T) {
 	t1 := t0.Add(2 * time.Second)
 	far := t0.Add(time.Hour).UnixNano()
 	for round := range 32 {
-		s := newMemory(MemoryConfig{Shards: 1, MaxEntries: 16}, nil)
+		s := memstore.New(MemoryConfig{Shards: 1, MaxEntries: 16}, nil)
 		out := make([]Outcome, 3)
 		apply := func(at time.Time, ops ...Op) {
 			t.Helper()
@@ -49,7 +50,7 @@ func TestEvictionInBatchDoesNotLendAnIdentity(t *testing.T) {
 		}{{c, 1}, {b, 1}, {a, 2}} {
 			apply(t1, Op{Key: tc.k, Kind: KindPeek})
 			if out[0].Value != tc.want {
-				t.Fatalf("round %d: key %s holds %d, want %d", round, tc.k.parts[0], out[0].Value, tc.want)
+				t.Fatalf("round %d: key %s holds %d, want %d", round, tc.k.Part(0), out[0].Value, tc.want)
 			}
 		}
 	}

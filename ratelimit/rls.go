@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/gatehouse/gatehouse/ratelimit/state"
 	"io/fs"
 	"math"
 	"path/filepath"
@@ -518,7 +519,7 @@ func (c *compiler) rateLimit(p, domain, path string, d DescriptorConfig, rr *rls
 	}
 	r.shadow = d.ShadowMode || d.QuotaMode
 	r.id = "rls/" + domain + "#" + r.signature()
-	r.idh = idHash(r.id)
+	r.idh = state.IDHash(r.id)
 	l.rule = r
 	l.current = RLSCurrentLimit{RequestsPerUnit: rl.RequestsPerUnit, Name: rl.Name}
 	l.current.Unit, l.current.Multiplier = presentUnit(r)
@@ -650,7 +651,7 @@ func (e *Engine) ShouldRateLimit(ctx context.Context, now time.Time, req RLSRequ
 			resp.Statuses[i].Remaining = math.MaxUint32
 		default:
 			op := b.next(l.rule)
-			op.Key = Key{ID: l.rule.id, Tag: req.Domain, idh: l.rule.idh}
+			op.Key.Reset(l.rule.id, req.Domain, l.rule.idh)
 			descriptorKey(&op.Key, req.Descriptors[i].Entries, shared, i)
 			l.rule.fill(op, now, hits(req, i))
 			op.Shadow = l.shadow || rr.shadow // each counts on its own: none blocks another
@@ -678,17 +679,17 @@ func (e *Engine) ShouldRateLimit(ctx context.Context, now time.Time, req RLSRequ
 		if !b.outs[j].Allowed {
 			s.Remaining, s.RetryAfter = 0, st.RetryAfter
 			if l.shadow {
-				e.metrics.shadowHit("rls", l.label)
+				e.metrics.ShadowHit("rls", l.label)
 			} else {
 				s.OverLimit, resp.OverLimit = true, true
-				e.metrics.overLimitHit("rls", l.label)
+				e.metrics.OverLimitHit("rls", l.label)
 			}
 		}
 		resp.Statuses[i] = s
 	}
 	if resp.OverLimit && rr.shadow {
 		resp.OverLimit = false
-		e.metrics.shadowHit("rls", "global")
+		e.metrics.ShadowHit("rls", "global")
 	}
 	return resp, nil
 }
@@ -735,12 +736,12 @@ func (rr *rlsRules) resolve(req RLSRequest, dom *rlsNode) (lims []*rlsLimit, sha
 // folded into the last part in one buffer, as Key.add would fold them one by one.
 func descriptorKey(k *Key, es []RLSEntry, shared [][]string, i int) {
 	head := len(es)
-	if head > maxParts {
-		head = maxParts - 1
+	if head > state.MaxParts {
+		head = state.MaxParts - 1
 	}
 	for j := 0; j < head; j++ {
 		en := &es[j]
-		k.add(strconv.Itoa(len(en.Key)) + ":" + en.Key + countedAs(shared, i, j, en.Value))
+		k.Add(strconv.Itoa(len(en.Key)) + ":" + en.Key + countedAs(shared, i, j, en.Value))
 	}
 	if head == len(es) {
 		return
@@ -750,14 +751,14 @@ func descriptorKey(k *Key, es []RLSEntry, shared [][]string, i int) {
 		en := &es[j]
 		v := countedAs(shared, i, j, en.Value)
 		kl := strconv.Itoa(len(en.Key))
-		b = strconv.AppendInt(b, int64(len(kl)+1+len(en.Key)+len(v)), 10) // lengthPrefixed(part)
+		b = strconv.AppendInt(b, int64(len(kl)+1+len(en.Key)+len(v)), 10) // state.LengthPrefixed(part)
 		b = append(b, ':')
 		b = append(b, kl...)
 		b = append(b, ':')
 		b = append(b, en.Key...)
 		b = append(b, v...)
 	}
-	k.setFolded(string(b))
+	k.SetFolded(string(b))
 }
 
 // countedAs is the value entry k of descriptor i counts as: its own, or the wildcard

@@ -1,6 +1,7 @@
 package ratelimit
 
 import (
+	"github.com/gatehouse/gatehouse/ratelimit/state"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -40,7 +41,7 @@ var componentNames = map[string]component{
 type rule struct {
 	id       string // counter identity: scope, owner, name and algorithm
 	label    string // scope/owner/name, for metrics
-	idh      uint64 // idHash(id)
+	idh      uint64 // state.IDHash(id)
 	name     string
 	alg      algorithm
 	requests int64
@@ -104,13 +105,13 @@ func (r *rule) fill(op *Op, now time.Time, cost int64) {
 		op.Key.Window = sp.start
 		op.Kind, op.Limit, op.Interval, op.Expire, op.Persist = KindCounter, r.requests, 0, sp.end, true
 	default:
-		start, end := windowBounds(now.UnixNano(), r.per)
+		start, end := state.WindowBounds(now.UnixNano(), r.per)
 		op.Key.Window = start
 		op.Kind, op.Limit, op.Interval, op.Expire, op.Persist = KindCounter, r.requests, 0, end, r.persist
 	}
 	op.Cost = cost
 	op.Shadow = r.shadow
-	op.Key.seal()
+	op.Key.Seal()
 }
 
 // span returns the calendar period containing now, reusing the last one computed.

@@ -132,7 +132,12 @@ func (a *admin) resetLicense(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 		return
 	}
-	if err := a.s.deps.Store.ResetBindings(r.Context(), device.BindingKey(h)); err != nil {
+	b, ok := a.s.deps.Store.(ratelimit.Bindings)
+	if !ok {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "store: keeps no license bindings"})
+		return
+	}
+	if err := b.ResetBindings(r.Context(), device.BindingKey(h)); err != nil {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "store: " + err.Error()})
 		return
 	}

@@ -1,4 +1,4 @@
-package ratelimit
+package state
 
 import "time"
 
@@ -10,7 +10,7 @@ type Clock func() time.Time
 // SystemClock is the real clock, for callers to pass in production.
 func SystemClock() time.Time { return time.Now() }
 
-func orSystem(c Clock) Clock {
+func OrSystem(c Clock) Clock {
 	if c == nil {
 		return SystemClock
 	}

@@ -1,7 +1,9 @@
-package ratelimit
+package redisstore
 
 import (
 	"context"
+	"github.com/gatehouse/gatehouse/ratelimit/internal/redistest"
+	"github.com/gatehouse/gatehouse/ratelimit/state"
 	"strconv"
 	"testing"
 
@@ -23,10 +25,10 @@ func TestStoreSpanAttributes(t *testing.T) {
 	tracer = tp.Tracer("github.com/gatehouse/gatehouse/ratelimit")
 	t.Cleanup(func() { tracer = prev })
 
-	p := startRedis(t)
-	s := openTestRedis(t, RedisConfig{Addrs: []string{p.addr()}}, nil)
+	p := redistest.Start(t)
+	s := openTestRedis(t, state.RedisConfig{Addrs: []string{p.Addr()}}, nil)
 	ctx, parent := tp.Tracer("test").Start(context.Background(), "parent")
-	if _, err := s.Adjust(ctx, NewKey("credits", "", 0, "a"), 5); err != nil {
+	if _, err := s.Adjust(ctx, state.NewKey("credits", "", 0, "a"), 5); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.ResetBindings(ctx, "lic"); err != nil {
@@ -35,13 +37,13 @@ func TestStoreSpanAttributes(t *testing.T) {
 	if err := s.Ping(ctx); err != nil {
 		t.Fatal(err)
 	}
-	p.stop()
+	p.Stop()
 	if err := s.Ping(ctx); err == nil {
 		t.Fatal("a ping to a stopped Redis succeeded")
 	}
 	parent.End()
 
-	port := strconv.Itoa(p.port)
+	port := strconv.Itoa(p.Port())
 	want := []struct {
 		op, errType string
 	}{{"INCRBY", ""}, {"DEL", ""}, {"PING", ""}, {"PING", "connection_error"}}

@@ -1,4 +1,4 @@
-package ratelimit
+package state
 
 import (
 	"context"
@@ -12,66 +12,70 @@ import (
 var ErrUnavailable = errors.New("ratelimit: store unavailable")
 
 // Store holds the counters of every limit. One Store is opened at start and shared by
-// every compiled [Engine], so counters survive configuration reloads.
+// every compiled engine, so counters survive configuration reloads.
 //
 // Concurrency contract: all methods are safe for concurrent use by any number of
 // goroutines. When Apply returns, either all ops that admit the request are committed,
 // or (when any op that is not in shadow mode denies) none is, so a request denied by one
 // limit consumes no other, and no limit ever admits more than its limit. Ops marked
-// Always are the exception: each is committed on its own, a counter even when it denies. The memory
-// store and Redis scripts evaluate a call's ops against one consistent state (shard
-// locks; one Lua script). Redis native counters count first and take a refused request's
-// units back in a second round trip: meanwhile a concurrent request may see them and be
-// refused too, and units whose take-back fails stay counted until their window ends.
-// With leases, Redis counts units a replica reserved before it admits them: a counter
-// still never admits more than its limit, but near it a replica can refuse while another
-// holds unused units (LeaseConfig).
+// Always are the exception: each is committed on its own, a counter even when it denies.
+// The memory store and Redis scripts evaluate a call's ops against one consistent state
+// (shard locks; one Lua script). Redis native counters count first and take a refused
+// request's units back in a second round trip: meanwhile a concurrent request may see
+// them and be refused too, and units whose take-back fails stay counted until their
+// window ends. With leases, Redis counts units a replica reserved before it admits them:
+// a counter still never admits more than its limit, but near it a replica can refuse
+// while another holds unused units (LeaseConfig).
 // Methods never block past ctx's deadline.
+//
+// The other state a store may keep has interfaces of its own, each implemented by both
+// stores and found by a type assertion: [Credits], [Bindings], [Pinger]. The idempotency
+// keys of the response phase and session state will get theirs here, beside these, when
+// they exist; they do not belong in Store, whose one job is counting.
 type Store interface {
 	// Apply evaluates ops at now and writes one Outcome per op into out (len(out) ≥
 	// len(ops)). An error means nothing was decided; a remote store may still have
 	// counted the request (a timeout after Redis ran the command).
 	Apply(ctx context.Context, now time.Time, ops []Op, out []Outcome) error
+	// Close releases the store; the memory store writes its file first.
+	Close() error
+}
+
+// Credits keeps prepaid balances: counters that never expire and change only by an
+// explicit adjustment. Safe for concurrent use; never blocks past ctx's deadline.
+type Credits interface {
 	// Adjust adds delta to the never-expiring counter key (prepaid credits: a top-up is a
-	// negative delta on the consumed count) and returns the new value.
+	// negative delta on the consumed count) and returns the new value, atomically.
 	Adjust(ctx context.Context, key Key, delta int64) (int64, error)
+}
+
+// Bindings keeps license bindings: which members (device ids) a key (a license) has,
+// first come, first bound. Safe for concurrent use; never blocks past ctx's deadline.
+type Bindings interface {
 	// Bind atomically binds member to key if fewer than max members are bound, or
 	// reports that it already is: bound says whether member is bound after the call,
 	// count how many members key has. Bindings never expire and are persisted.
 	Bind(ctx context.Context, key, member string, max int) (bound bool, count int, err error)
 	// ResetBindings removes every member of key.
 	ResetBindings(ctx context.Context, key string) error
-	// Close releases the store; the memory store writes its file first.
-	Close() error
 }
 
-// instrumented is implemented by stores that report round trips to Metrics; Compile
-// hands them its metrics.
-type instrumented interface {
-	instrument(*Metrics)
+// Pinger is implemented by stores that can tell whether they are reachable (readiness):
+// a Redis store sends PING through its circuit breaker; the memory store is always ready.
+type Pinger interface {
+	Ping(ctx context.Context) error
 }
 
-// localStore is implemented by stores that can fall back to per-replica memory counters
-// (fail mode local).
-type localStore interface {
+// Instrumented is implemented by stores that report to Metrics; the engine's Compile
+// hands them its metrics. Safe to call while the store serves.
+type Instrumented interface {
+	Instrument(*Metrics)
+}
+
+// LocalFallback is implemented by stores that can fall back to per-replica memory
+// counters (fail mode local).
+type LocalFallback interface {
 	Local() Store
-}
-
-// OpenStore opens the store cfg describes. It is called once at start; a Redis store
-// that cannot connect yet still opens (and keeps connecting), so that the fail modes
-// apply until Redis answers. clock drives expiry sweeps, flushes and the circuit
-// breaker (pass [SystemClock]).
-func OpenStore(ctx context.Context, cfg StoreConfig, clock Clock) (Store, error) {
-	if errs := cfg.Validate(); len(errs) > 0 {
-		return nil, errors.Join(errs...)
-	}
-	switch cfg.Type {
-	case "", "memory":
-		return openMemory(cfg.Memory, orSystem(clock))
-	case "redis":
-		return openRedis(ctx, cfg.Redis, orSystem(clock))
-	}
-	return nil, fmt.Errorf("store.type: unknown %q", cfg.Type)
 }
 
 // Validate reports every problem of a store configuration, with its path.
@@ -141,13 +145,4 @@ func (c StoreConfig) Validate() []error {
 		bad("redis.tls", "cert_file and key_file go together")
 	}
 	return errs
-}
-
-// Ping checks that s can be reached (readiness probes): a Redis store sends PING through
-// its circuit breaker; the memory store is always ready.
-func Ping(ctx context.Context, s Store) error {
-	if p, ok := s.(interface{ Ping(context.Context) error }); ok {
-		return p.Ping(ctx)
-	}
-	return nil
 }

@@ -1,4 +1,4 @@
-package ratelimit
+package state
 
 import (
 	"sync"
@@ -77,8 +77,8 @@ func NewMetrics() *Metrics {
 	return m
 }
 
-// storeCall records one remote store round trip.
-func (m *Metrics) storeCall(backend string, took time.Duration, err error, breakerOpen bool) {
+// StoreCall records one remote store round trip.
+func (m *Metrics) StoreCall(backend string, took time.Duration, err error, breakerOpen bool) {
 	if m == nil {
 		return
 	}
@@ -107,9 +107,9 @@ func b2i32(b bool) int32 {
 	return 0
 }
 
-// storeFailure counts a failed round trip that is not timed on its own (the take-back of
+// StoreFailure counts a failed round trip that is not timed on its own (the take-back of
 // a refused request's units).
-func (m *Metrics) storeFailure(backend string) {
+func (m *Metrics) StoreFailure(backend string) {
 	if m != nil {
 		m.storeFailures.WithLabelValues(backend).Inc()
 	}
@@ -141,20 +141,20 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	m.memUntracked.Collect(ch)
 }
 
-func (m *Metrics) memoryShed(n int64) {
+func (m *Metrics) MemoryShed(n int64) {
 	if m != nil {
 		m.memShed.Add(float64(n))
 	}
 }
 
-func (m *Metrics) memoryUntracked() {
+func (m *Metrics) MemoryUntracked() {
 	if m != nil {
 		m.memUntracked.Inc()
 	}
 }
 
-// leased counts units leased (returned: given back unused).
-func (m *Metrics) leased(n int64, returned bool) {
+// Leased counts units leased (returned: given back unused).
+func (m *Metrics) Leased(n int64, returned bool) {
 	if m == nil || n <= 0 {
 		return
 	}
@@ -165,21 +165,21 @@ func (m *Metrics) leased(n int64, returned bool) {
 	}
 }
 
-func (m *Metrics) overLimitHit(surface, limit string) {
+func (m *Metrics) OverLimitHit(surface, limit string) {
 	if m != nil {
 		m.overLimit.WithLabelValues(surface, limit).Inc()
 	}
 }
 
-func (m *Metrics) shadowHit(surface, limit string) {
+func (m *Metrics) ShadowHit(surface, limit string) {
 	if m != nil {
 		m.shadow.WithLabelValues(surface, limit).Inc()
 	}
 }
 
-func (m *Metrics) storeError(f failMode) {
+func (m *Metrics) StoreError(failMode string) {
 	if m != nil {
-		m.storeErrors.WithLabelValues([...]string{"closed", "open", "local"}[f]).Inc()
+		m.storeErrors.WithLabelValues(failMode).Inc()
 	}
 }
 

@@ -1,4 +1,4 @@
-package ratelimit
+package state
 
 import (
 	"encoding/binary"
@@ -8,10 +8,10 @@ import (
 	"github.com/cespare/xxhash/v2"
 )
 
-// maxParts bounds the number of components of one counter key: the six entity kinds of
+// MaxParts bounds the number of components of one counter key: the six entity kinds of
 // the inline limits; a rate-limit-service descriptor passes one part per entry, and
 // deeper descriptors fold their tail into the last part (losslessly: see add).
-const maxParts = 6
+const MaxParts = 6
 
 // Key names one counter. Its identity is the limit's ID (scope, name and algorithm), the
 // values of the key components and the window. Hash is a stable 64-bit digest of exactly
@@ -22,9 +22,9 @@ type Key struct {
 	ID     string
 	Tag    string
 	Window int64
-	parts  [maxParts]string
+	parts  [MaxParts]string
 	n      uint8
-	folded bool   // the last part holds parts maxParts… (length-prefixed)
+	folded bool   // the last part holds parts MaxParts… (length-prefixed)
 	idh    uint64 // digest of ID when precomputed (compiled rules); 0: compute
 	hash   uint64
 	base   uint64 // hash without the window: the same counter in every window
@@ -34,66 +34,72 @@ type Key struct {
 func NewKey(id, tag string, window int64, parts ...string) Key {
 	k := Key{ID: id, Tag: tag, Window: window}
 	for _, p := range parts {
-		k.add(p)
+		k.Add(p)
 	}
-	k.seal()
+	k.Seal()
 	return k
 }
 
-// reset empties k for a new key of id (digest idh, 0: compute) and tag, so that a pooled
+// Reset empties k for a new key of id (digest idh, 0: compute) and tag, so that a pooled
 // key can be refilled in place.
-func (k *Key) reset(id, tag string, idh uint64) {
+func (k *Key) Reset(id, tag string, idh uint64) {
 	k.ID, k.Tag, k.Window, k.n, k.folded, k.idh = id, tag, 0, 0, false, idh
 }
 
-// add appends part p. Past maxParts, the last part becomes the concatenation of the parts
-// from maxParts on, each prefixed with its length: a self-delimiting encoding, so folding
+// Add appends part p. Past MaxParts, the last part becomes the concatenation of the parts
+// from MaxParts on, each prefixed with its length: a self-delimiting encoding, so folding
 // stays injective whatever bytes the parts hold (the folded flag tells a folded part from
 // a single part that happens to look like one).
-func (k *Key) add(p string) {
-	if int(k.n) < maxParts {
+func (k *Key) Add(p string) {
+	if int(k.n) < MaxParts {
 		k.parts[k.n] = p
 		k.n++
 		return
 	}
-	last := &k.parts[maxParts-1]
+	last := &k.parts[MaxParts-1]
 	if !k.folded {
-		*last = lengthPrefixed(*last)
+		*last = LengthPrefixed(*last)
 		k.folded = true
 	}
-	*last += lengthPrefixed(p)
+	*last += LengthPrefixed(p)
 }
 
-// setFolded sets the last part to folded, the parts from maxParts on already folded
-// (each length-prefixed, as add folds them); k holds maxParts-1 parts.
-func (k *Key) setFolded(folded string) {
-	k.parts[maxParts-1] = folded
-	k.n, k.folded = maxParts, true
+// SetFolded sets the last part to folded, the parts from MaxParts on already folded
+// (each length-prefixed, as add folds them); k holds MaxParts-1 parts.
+func (k *Key) SetFolded(folded string) {
+	k.parts[MaxParts-1] = folded
+	k.n, k.folded = MaxParts, true
 }
 
-func lengthPrefixed(p string) string { return strconv.Itoa(len(p)) + ":" + p }
+func LengthPrefixed(p string) string { return strconv.Itoa(len(p)) + ":" + p }
 
-// seal computes the hash; call after the last add.
-func (k *Key) seal() {
+// Seal computes the hash; call after the last add.
+func (k *Key) Seal() {
 	h := k.idh
 	if h == 0 {
-		h = idHash(k.ID)
+		h = IDHash(k.ID)
 	}
 	for i := uint8(0); i < k.n; i++ {
-		h = mix(h ^ xxhash.Sum64String(k.parts[i]) ^ uint64(i+1))
+		h = Mix(h ^ xxhash.Sum64String(k.parts[i]) ^ uint64(i+1))
 	}
 	if k.folded {
-		h = mix(h ^ 0x666f6c64)
+		h = Mix(h ^ 0x666f6c64)
 	}
 	k.base = h
-	k.hash = mix(h ^ uint64(k.Window))
+	k.hash = Mix(h ^ uint64(k.Window))
 }
 
 // Hash returns the key's stable digest.
 func (k *Key) Hash() uint64 { return k.hash }
 
-// mix is the splitmix64 finaliser: it makes the combination order-sensitive and well spread.
-func mix(x uint64) uint64 {
+// Part returns the i-th part (i < the number of parts added, and below MaxParts).
+func (k *Key) Part(i int) string { return k.parts[i] }
+
+// Base returns the digest of the key without its window: the same counter in every window.
+func (k *Key) Base() uint64 { return k.base }
+
+// Mix is the splitmix64 finaliser: it makes the combination order-sensitive and well spread.
+func Mix(x uint64) uint64 {
 	x ^= x >> 30
 	x *= 0xbf58476d1ce4e5b9
 	x ^= x >> 27
@@ -102,7 +108,7 @@ func mix(x uint64) uint64 {
 	return x
 }
 
-var keyEscaper = strings.NewReplacer("%", "%25", ":", "%3A", "{", "%7B", "}", "%7D")
+var KeyEscaper = strings.NewReplacer("%", "%25", ":", "%3A", "{", "%7B", "}", "%7D")
 
 // Render returns the key as a Redis key: prefix, optional {tag} (cluster mode), ID,
 // escaped parts and window.
@@ -112,16 +118,16 @@ func (k *Key) Render(prefix string, cluster bool) string {
 	b.WriteString(prefix)
 	if cluster {
 		b.WriteByte('{')
-		b.WriteString(keyEscaper.Replace(k.Tag))
+		b.WriteString(KeyEscaper.Replace(k.Tag))
 		b.WriteString("}:")
 	}
-	b.WriteString(keyEscaper.Replace(k.ID))
+	b.WriteString(KeyEscaper.Replace(k.ID))
 	for i := uint8(0); i < k.n; i++ {
 		b.WriteByte(':')
-		if k.folded && i == maxParts-1 {
+		if k.folded && i == MaxParts-1 {
 			b.WriteString("%F") // never the start of an escaped part: a lone % is %25
 		}
-		b.WriteString(keyEscaper.Replace(k.parts[i]))
+		b.WriteString(KeyEscaper.Replace(k.parts[i]))
 	}
 	if k.Window != 0 {
 		b.WriteString(":w")
@@ -130,7 +136,7 @@ func (k *Key) Render(prefix string, cluster bool) string {
 	return b.String()
 }
 
-func idHash(id string) uint64 { return mix(xxhash.Sum64String(id)) | 1 }
+func IDHash(id string) uint64 { return Mix(xxhash.Sum64String(id)) | 1 }
 
 // The identity of a key, as the memory store keeps it beside a counter: the digest of
 // the ID (IDs come from configuration, never from a client), the window, the number of
@@ -138,16 +144,16 @@ func idHash(id string) uint64 { return mix(xxhash.Sum64String(id)) | 1 }
 // injective over (ID digest, window, parts), so comparing identities compares keys.
 const identityHead = 8 + 8 + 1
 
-// identity returns k's identity (one allocation: only when a counter is created).
-func (k *Key) identity() string {
+// Identity returns k's identity (one allocation: only when a counter is created).
+func (k *Key) Identity() string {
 	var buf [96]byte
-	return string(k.appendIdentity(buf[:0]))
+	return string(k.AppendIdentity(buf[:0]))
 }
 
-func (k *Key) appendIdentity(b []byte) []byte {
+func (k *Key) AppendIdentity(b []byte) []byte {
 	b = binary.LittleEndian.AppendUint64(b, k.idDigest())
 	b = binary.LittleEndian.AppendUint64(b, uint64(k.Window))
-	b = append(b, k.flags())
+	b = append(b, k.Flags())
 	for i := uint8(0); i < k.n; i++ {
 		b = binary.AppendUvarint(b, uint64(len(k.parts[i])))
 		b = append(b, k.parts[i]...)
@@ -159,10 +165,10 @@ func (k *Key) idDigest() uint64 {
 	if k.idh != 0 {
 		return k.idh
 	}
-	return idHash(k.ID)
+	return IDHash(k.ID)
 }
 
-func (k *Key) flags() byte {
+func (k *Key) Flags() byte {
 	f := k.n
 	if k.folded {
 		f |= 0x80
@@ -170,9 +176,9 @@ func (k *Key) flags() byte {
 	return f
 }
 
-// is reports whether id is k's identity, without building k's.
-func (k *Key) is(id string) bool {
-	if len(id) < identityHead || le64(id) != k.idDigest() || int64(le64(id[8:])) != k.Window || id[16] != k.flags() {
+// Is reports whether id is k's identity, without building k's.
+func (k *Key) Is(id string) bool {
+	if len(id) < identityHead || le64(id) != k.idDigest() || int64(le64(id[8:])) != k.Window || id[16] != k.Flags() {
 		return false
 	}
 	if p := k.parts[0]; k.n == 1 && len(p) < 0x80 { // the common case: one short part
@@ -192,15 +198,15 @@ func (k *Key) isParts(rest string) bool {
 	return rest == ""
 }
 
-// keyOf decodes an identity back into its key (sealed; its ID is unknown, its ID
+// KeyOf decodes an identity back into its key (sealed; its ID is unknown, its ID
 // digest is kept), for counters read from a file.
-func keyOf(id string) (Key, bool) {
+func KeyOf(id string) (Key, bool) {
 	if len(id) < identityHead {
 		return Key{}, false
 	}
 	k := Key{idh: le64(id), Window: int64(le64(id[8:]))}
 	n, folded := id[16]&0x7f, id[16]&0x80 != 0
-	if n > maxParts || folded && n != maxParts {
+	if n > MaxParts || folded && n != MaxParts {
 		return Key{}, false
 	}
 	rest := id[identityHead:]
@@ -216,7 +222,7 @@ func keyOf(id string) (Key, bool) {
 		return Key{}, false
 	}
 	k.n, k.folded = n, folded
-	k.seal()
+	k.Seal()
 	return k, true
 }
 
@@ -240,13 +246,13 @@ func uvarint(s string) (uint64, int) {
 	return 0, 0
 }
 
-// sameKey reports whether a and b name the same counter (both sealed).
-func sameKey(a, b *Key) bool {
-	return a.hash == b.hash && a.Window == b.Window && sameBase(a, b)
+// SameKey reports whether a and b name the same counter (both sealed).
+func SameKey(a, b *Key) bool {
+	return a.hash == b.hash && a.Window == b.Window && SameBase(a, b)
 }
 
-// sameBase reports whether a and b name the same counter, windows aside (both sealed).
-func sameBase(a, b *Key) bool {
+// SameBase reports whether a and b name the same counter, windows aside (both sealed).
+func SameBase(a, b *Key) bool {
 	if a.base != b.base || a.n != b.n || a.folded != b.folded || a.idDigest() != b.idDigest() {
 		return false
 	}
@@ -256,4 +262,12 @@ func sameBase(a, b *Key) bool {
 		}
 	}
 	return true
+}
+
+// ForgeDigests returns k with other's digests: the two keys then look alike to any index
+// built on the digest, as an attacker who found a collision would make them. For tests of
+// stores, which must keep such keys apart.
+func (k Key) ForgeDigests(other Key) Key {
+	k.hash, k.base = other.hash, other.base
+	return k
 }

@@ -1,9 +1,11 @@
-package ratelimit
+package redisstore_test
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/gatehouse/gatehouse/ratelimit"
+	"github.com/gatehouse/gatehouse/ratelimit/internal/redistest"
 	"math/rand/v2"
 	"runtime"
 	"strings"
@@ -18,17 +20,17 @@ import (
 // TestRedisReplicas: three engines (three replicas, each with its own Redis client)
 // sharing one Redis under concurrent load admit exactly the configured number.
 func TestRedisReplicas(t *testing.T) {
-	r := startRedis(t)
-	in := CompileInput{Apps: map[string]AppLimits{"a": {Limits: []LimitConfig{
+	r := redistest.Start(t)
+	in := ratelimit.CompileInput{Apps: map[string]ratelimit.AppLimits{"a": {Limits: []ratelimit.LimitConfig{
 		{Name: "window", Key: []string{"device"}, Requests: 100, Per: time.Hour},
-	}}, "g": {Limits: []LimitConfig{
+	}}, "g": {Limits: []ratelimit.LimitConfig{
 		{Name: "bucket", Key: []string{"device"}, Algorithm: "gcra", Requests: 50, Per: time.Second, Burst: 100},
 	}}}}
-	var engines []*Engine
+	var engines []*ratelimit.Engine
 	for i := 0; i < 3; i++ {
-		engines = append(engines, mustCompile(t, in, openTestRedis(t, RedisConfig{Addrs: []string{r.addr()}}, nil)))
+		engines = append(engines, mustCompile(t, in, openTestRedis(t, ratelimit.RedisConfig{Addrs: []string{r.Addr()}}, nil)))
 	}
-	count := func(engines []*Engine, app string, now func() time.Time, perWorker int) int64 {
+	count := func(engines []*ratelimit.Engine, app string, now func() time.Time, perWorker int) int64 {
 		return countAllowed(t, engines, 4, perWorker, now, policy.LimitRequest{App: app, Device: "dev"})
 	}
 	t.Run("fixed window: exactly the limit", func(t *testing.T) {
@@ -37,9 +39,9 @@ func TestRedisReplicas(t *testing.T) {
 		}
 	})
 	t.Run("fixed window, script: exactly the limit", func(t *testing.T) {
-		var scripted []*Engine
+		var scripted []*ratelimit.Engine
 		for i := 0; i < 3; i++ {
-			st := openTestRedis(t, RedisConfig{Addrs: []string{r.addr()}, Counters: "script"}, nil)
+			st := openTestRedis(t, ratelimit.RedisConfig{Addrs: []string{r.Addr()}, Counters: "script"}, nil)
 			scripted = append(scripted, mustCompile(t, in, st))
 		}
 		at := func() time.Time { return t0.Add(2 * time.Hour) } // the next window
@@ -60,9 +62,9 @@ func TestRedisReplicas(t *testing.T) {
 		now := func() time.Time { return start.Add(time.Duration(calls.Add(1)-1) * time.Millisecond) }
 		// Another device: a fresh bucket.
 		in := in
-		in.Apps = map[string]AppLimits{"g2": in.Apps["g"]}
+		in.Apps = map[string]ratelimit.AppLimits{"g2": in.Apps["g"]}
 		for i := range engines {
-			engines[i] = mustCompile(t, in, engines[i].store)
+			engines[i] = mustCompile(t, in, storeOf(engines[i]))
 		}
 		n := count(engines, "g2", now, 60)
 		const bound = 100 + 719*50/1000 + 1 // burst + 50/s × 719 ms, and the one at the end
@@ -74,7 +76,7 @@ func TestRedisReplicas(t *testing.T) {
 
 // countAllowed sends req from workers goroutines per engine, perWorker times each, at
 // now(), and returns how many were admitted.
-func countAllowed(t *testing.T, engines []*Engine, workers, perWorker int, now func() time.Time, req policy.LimitRequest) int64 {
+func countAllowed(t *testing.T, engines []*ratelimit.Engine, workers, perWorker int, now func() time.Time, req policy.LimitRequest) int64 {
 	var allowed atomic.Int64
 	var wg sync.WaitGroup
 	for _, e := range engines {
@@ -102,40 +104,40 @@ func countAllowed(t *testing.T, engines []*Engine, workers, perWorker int, now f
 // TestRedisParity: the same sequence of requests on the memory store and on Redis gives
 // the same verdicts and remaining counts.
 func TestRedisParity(t *testing.T) {
-	r := startRedis(t)
-	counters := []LimitConfig{
+	r := redistest.Start(t)
+	counters := []ratelimit.LimitConfig{
 		{Name: "minute", Key: []string{"ip"}, Requests: 20, Per: time.Minute},
 		{Name: "month", Requests: 150, Period: "month", TimeZone: "America/New_York"},
 		{Name: "credits", Key: []string{"license"}, Credits: true, Requests: 120},
 		{Name: "shadow", Key: []string{"ip"}, Requests: 3, Per: time.Minute, Shadow: true},
 	}
-	mixed := append([]LimitConfig{
+	mixed := append([]ratelimit.LimitConfig{
 		{Name: "device", Key: []string{"device"}, Algorithm: "gcra", Requests: 5, Per: time.Second, Burst: 8},
 	}, counters...)
 	for i, tc := range []struct {
 		name, counters string
-		limits         []LimitConfig
+		limits         []ratelimit.LimitConfig
 	}{
 		{"counters native", "native", counters},
 		{"counters script", "script", counters},
 		{"with gcra", "", mixed},
-		{"gcra alone", "", []LimitConfig{ // tight enough to refuse
+		{"gcra alone", "", []ratelimit.LimitConfig{ // tight enough to refuse
 			{Name: "device", Key: []string{"device"}, Algorithm: "gcra", Requests: 2, Per: time.Second, Burst: 3}}},
-		{"gcra alone in shadow mode", "", []LimitConfig{
+		{"gcra alone in shadow mode", "", []ratelimit.LimitConfig{
 			{Name: "device", Key: []string{"device"}, Algorithm: "gcra", Requests: 2, Per: time.Second, Burst: 3, Shadow: true}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			in := CompileInput{Apps: map[string]AppLimits{"a": {Limits: tc.limits}}}
-			st := openTestRedis(t, RedisConfig{Addrs: []string{r.addr()}, KeyPrefix: fmt.Sprintf("p%d:", i),
+			in := ratelimit.CompileInput{Apps: map[string]ratelimit.AppLimits{"a": {Limits: tc.limits}}}
+			st := openTestRedis(t, ratelimit.RedisConfig{Addrs: []string{r.Addr()}, KeyPrefix: fmt.Sprintf("p%d:", i),
 				Counters: tc.counters}, nil)
-			refused := checkParity(t, mustCompile(t, in, memStore(t, MemoryConfig{}, nil)), mustCompile(t, in, st))
+			refused := checkParity(t, mustCompile(t, in, memStore(t, ratelimit.MemoryConfig{}, nil)), mustCompile(t, in, st))
 			if shadowOnly := len(tc.limits) == 1 && tc.limits[0].Shadow; refused == 0 && !shadowOnly {
 				t.Fatal("no request was refused: the sequence does not exercise refusals")
 			}
 			if tc.counters == "native" { // every counter key the run created expires with its window
-				c := st.client.Load().c
+				c := st.Client()
 				ctx := context.Background()
-				keys, err := c.Do(ctx, c.B().Keys().Pattern(st.prefix+"*").Build()).AsStrSlice()
+				keys, err := c.Do(ctx, c.B().Keys().Pattern(st.Prefix()+"*").Build()).AsStrSlice()
 				if err != nil || len(keys) == 0 {
 					t.Fatalf("keys: %v %v", keys, err)
 				}
@@ -153,7 +155,7 @@ func TestRedisParity(t *testing.T) {
 
 // checkParity sends the same random sequence of requests to mem and red, compares
 // verdicts, remaining counts and resets, and returns how many were refused.
-func checkParity(t *testing.T, mem, red *Engine) (refused int) {
+func checkParity(t *testing.T, mem, red *ratelimit.Engine) (refused int) {
 	t.Helper()
 	rng := rand.New(rand.NewPCG(1, 2))
 	now := time.Date(2025, 1, 31, 23, 0, 0, 0, time.UTC)
@@ -178,8 +180,8 @@ func checkParity(t *testing.T, mem, red *Engine) (refused int) {
 }
 
 func TestRedisBindCreditsLockout(t *testing.T) {
-	r := startRedis(t)
-	s := openTestRedis(t, RedisConfig{Addrs: []string{r.addr()}}, nil)
+	r := redistest.Start(t)
+	s := openTestRedis(t, ratelimit.RedisConfig{Addrs: []string{r.Addr()}}, nil)
 	ctx := context.Background()
 	for i, tc := range []struct {
 		member string
@@ -197,9 +199,9 @@ func TestRedisBindCreditsLockout(t *testing.T) {
 	if bound, n, _ := s.Bind(ctx, "lic:1", "d3", 2); !bound || n != 1 {
 		t.Fatal("after reset")
 	}
-	in := CompileInput{
-		Apps:    map[string]AppLimits{"a": {Limits: []LimitConfig{{Name: "prepaid", Key: []string{"license"}, Credits: true, Requests: 1}}}},
-		Lockout: LockoutConfig{MaxFailures: 2, Window: time.Minute, LockFor: time.Minute},
+	in := ratelimit.CompileInput{
+		Apps:    map[string]ratelimit.AppLimits{"a": {Limits: []ratelimit.LimitConfig{{Name: "prepaid", Key: []string{"license"}, Credits: true, Requests: 1}}}},
+		Lockout: ratelimit.LockoutConfig{MaxFailures: 2, Window: time.Minute, LockFor: time.Minute},
 	}
 	e := mustCompile(t, in, s)
 	req := policy.LimitRequest{App: "a", License: "L"}
@@ -207,7 +209,7 @@ func TestRedisBindCreditsLockout(t *testing.T) {
 	if res, _ := e.Limit(ctx, t0, req); res.Code != policy.NoCredits {
 		t.Fatalf("credits: %+v", res)
 	}
-	if bal, err := e.TopUp(ctx, CreditsRef{"app", "a", "prepaid"}, req, 3); err != nil || bal != 3 {
+	if bal, err := e.TopUp(ctx, ratelimit.CreditsRef{Scope: "app", Owner: "a", Name: "prepaid"}, req, 3); err != nil || bal != 3 {
 		t.Fatalf("top-up: %d %v", bal, err)
 	}
 	if res, _ := e.Limit(ctx, t0, req); res.Code != "" || res.Remaining != 2 {
@@ -223,16 +225,16 @@ func TestRedisBindCreditsLockout(t *testing.T) {
 // TestRedisCluster runs the store against a one-node Redis Cluster: a script whose keys
 // hash to different slots fails there (CROSSSLOT), so this checks the hash tags.
 func TestRedisCluster(t *testing.T) {
-	r := startCluster(t)
-	s := openTestRedis(t, RedisConfig{Mode: "cluster", Addrs: []string{r.addr()}}, nil)
-	in := CompileInput{
-		Apps: map[string]AppLimits{"a": {Org: "acme", Limits: []LimitConfig{
+	r := redistest.StartCluster(t)
+	s := openTestRedis(t, ratelimit.RedisConfig{Mode: "cluster", Addrs: []string{r.Addr()}}, nil)
+	in := ratelimit.CompileInput{
+		Apps: map[string]ratelimit.AppLimits{"a": {Org: "acme", Limits: []ratelimit.LimitConfig{
 			{Name: "device", Key: []string{"device"}, Requests: 1, Per: time.Minute},
 			{Name: "ip", Key: []string{"ip"}, Requests: 5, Per: time.Minute},
 		}}},
-		Orgs:    map[string][]LimitConfig{"acme": {{Name: "org", Requests: 100, Period: "month"}}},
-		Lockout: LockoutConfig{MaxFailures: 1, Window: time.Minute, LockFor: time.Minute},
-		RLS:     RLSConfig{Files: []string{"testdata/messaging.yaml"}},
+		Orgs:    map[string][]ratelimit.LimitConfig{"acme": {{Name: "org", Requests: 100, Period: "month"}}},
+		Lockout: ratelimit.LockoutConfig{MaxFailures: 1, Window: time.Minute, LockFor: time.Minute},
+		RLS:     ratelimit.RLSConfig{Files: []string{"../testdata/messaging.yaml"}},
 	}
 	e := mustCompile(t, in, s)
 	ctx := context.Background()
@@ -243,9 +245,9 @@ func TestRedisCluster(t *testing.T) {
 	if res, err := e.Limit(ctx, t0, req); err != nil || res.Code != policy.DeviceRateLimited {
 		t.Fatalf("second: %+v %v", res, err)
 	}
-	rls := RLSRequest{Domain: "messaging", Descriptors: []RLSDescriptor{
-		{Entries: []RLSEntry{{"message_type", "marketing"}, {"to_number", "1"}}},
-		{Entries: []RLSEntry{{"to_number", "1"}}},
+	rls := ratelimit.RLSRequest{Domain: "messaging", Descriptors: []ratelimit.RLSDescriptor{
+		{Entries: []ratelimit.RLSEntry{{Key: "message_type", Value: "marketing"}, {Key: "to_number", Value: "1"}}},
+		{Entries: []ratelimit.RLSEntry{{Key: "to_number", Value: "1"}}},
 	}}
 	if res, err := e.ShouldRateLimit(ctx, t0, rls); err != nil || res.OverLimit || res.Statuses[1].Remaining != 99 {
 		t.Fatalf("rls: %+v %v", res, err)
@@ -263,16 +265,16 @@ func TestRedisCluster(t *testing.T) {
 // denied without Redis, and after a restart the store recovers. Requests and the circuit
 // breaker run on an injected clock; the test waits on conditions, never on time.
 func TestRedisFaults(t *testing.T) {
-	r := startRedis(t)
+	r := redistest.Start(t)
 	clock := newFakeClock(t0)
-	store := openTestRedis(t, RedisConfig{Addrs: []string{r.addr()}, Timeout: 250 * time.Millisecond,
-		Breaker: BreakerConfig{Failures: 3, Window: 50 * time.Millisecond, Cooldown: 100 * time.Millisecond}}, clock.Now)
-	lim := []LimitConfig{{Name: "l", Key: []string{"device"}, Requests: 1000, Per: time.Hour}}
-	in := CompileInput{Apps: map[string]AppLimits{
+	store := openTestRedis(t, ratelimit.RedisConfig{Addrs: []string{r.Addr()}, Timeout: 250 * time.Millisecond,
+		Breaker: ratelimit.BreakerConfig{Failures: 3, Window: 50 * time.Millisecond, Cooldown: 100 * time.Millisecond}}, clock.Now)
+	lim := []ratelimit.LimitConfig{{Name: "l", Key: []string{"device"}, Requests: 1000, Per: time.Hour}}
+	in := ratelimit.CompileInput{Apps: map[string]ratelimit.AppLimits{
 		"closed": {Limits: lim},
 		"open":   {Limits: lim, FailMode: "open"},
-		"local":  {Limits: []LimitConfig{{Name: "l", Key: []string{"device"}, Requests: 2, Per: time.Hour}}, FailMode: "local"},
-		"hot":    {Limits: []LimitConfig{{Name: "l", Key: []string{"device"}, Requests: 1, Per: time.Hour}}},
+		"local":  {Limits: []ratelimit.LimitConfig{{Name: "l", Key: []string{"device"}, Requests: 2, Per: time.Hour}}, FailMode: "local"},
+		"hot":    {Limits: []ratelimit.LimitConfig{{Name: "l", Key: []string{"device"}, Requests: 1, Per: time.Hour}}},
 	}}
 	e := mustCompile(t, in, store)
 	ctx := context.Background()
@@ -284,7 +286,7 @@ func TestRedisFaults(t *testing.T) {
 	if res, _ := limit(ctx, "hot", "abuser"); res.Code != policy.DeviceRateLimited {
 		t.Fatalf("hot: %+v", res)
 	}
-	store.over.Wait()
+	store.WaitOverMarks()
 
 	var stop atomic.Bool
 	var calls, errs atomic.Int64
@@ -298,8 +300,8 @@ func TestRedisFaults(t *testing.T) {
 				_, err := limit(cctx, "closed", fmt.Sprint("d", i%10))
 				cancel()
 				calls.Add(1)
-				if err != nil && !errors.Is(err, ErrUnavailable) {
-					t.Errorf("a failed call: %v, want ErrUnavailable", err)
+				if err != nil && !errors.Is(err, ratelimit.ErrUnavailable) {
+					t.Errorf("a failed call: %v, want ratelimit.ErrUnavailable", err)
 				}
 				if err != nil {
 					errs.Add(1)
@@ -309,15 +311,15 @@ func TestRedisFaults(t *testing.T) {
 		}()
 	}
 	waitFor(t, 10*time.Second, "calls under load", func() bool { return calls.Load() >= 100 })
-	r.stop() // Redis dies under load
+	r.Stop() // Redis dies under load
 	waitFor(t, 10*time.Second, "the breaker to open", func() bool {
 		clock.Add(10 * time.Millisecond) // failures spread over the breaker's window
 		limit(ctx, "closed", "w")
-		return store.br.isOpen()
+		return store.BreakerOpen()
 	})
 
 	res, err := limit(ctx, "closed", "x")
-	if !errors.Is(err, ErrUnavailable) {
+	if !errors.Is(err, ratelimit.ErrUnavailable) {
 		t.Fatalf("closed: %+v %v", res, err)
 	}
 	if res, err := limit(ctx, "open", "x"); err != nil || res.Code != "" {
@@ -332,7 +334,7 @@ func TestRedisFaults(t *testing.T) {
 		t.Fatalf("known-over key without Redis: %+v %v", res, err)
 	}
 
-	r.start() // same port
+	r.Start() // same port
 	waitFor(t, 10*time.Second, "recovery after the restart", func() bool {
 		clock.Add(100 * time.Millisecond) // a cooldown: the breaker lets a probe through
 		_, err := limit(ctx, "closed", "z")

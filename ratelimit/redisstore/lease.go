@@ -1,7 +1,8 @@
-package ratelimit
+package redisstore
 
 import (
 	"context"
+	"github.com/gatehouse/gatehouse/ratelimit/state"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -55,17 +56,17 @@ type leaseShard struct {
 
 // lease is one replica's state of one counter (all its windows).
 type lease struct {
-	key     Key   // the current window's key, to return units
-	window  int64 // Key.Window of the current window
-	left    int64 // units reserved in Redis and not used yet
-	limit   int64 // the highest limit any of them was leased under: they serve limits ≥ it
-	seen    int64 // the counter's value in Redis, as last seen by this replica (including left)
-	used    int64 // units this replica admitted in the window
-	prev    int64 // units it admitted in the window before
-	pending bool  // a reservation is in flight: concurrent requests do not ask for another
-	gone    int64 // units that ever left the lease (used, given back): counts what a held unit may have become
-	touched int64 // gen of the last request on the counter
-	served  int64 // gen the lease last served a request or grew
+	key     state.Key // the current window's key, to return units
+	window  int64     // state.Key.Window of the current window
+	left    int64     // units reserved in Redis and not used yet
+	limit   int64     // the highest limit any of them was leased under: they serve limits ≥ it
+	seen    int64     // the counter's value in Redis, as last seen by this replica (including left)
+	used    int64     // units this replica admitted in the window
+	prev    int64     // units it admitted in the window before
+	pending bool      // a reservation is in flight: concurrent requests do not ask for another
+	gone    int64     // units that ever left the lease (used, given back): counts what a held unit may have become
+	touched int64     // gen of the last request on the counter
+	served  int64     // gen the lease last served a request or grew
 	// requeued units go back at the next sweep (a refund that took them never reached
 	// Redis).
 	requeued int64
@@ -111,15 +112,15 @@ func newLeases(max int64, idle, timeout time.Duration) *leases {
 
 // leasable: enforcing counters with an expiry (not credits) that count, with a limit
 // large enough for a lease ever to be granted.
-func leasable(op *Op) bool {
-	return op.Kind == KindCounter && op.Cost > 0 && !op.Shadow && !op.Exact && op.Expire > 0 && op.Limit > 2*leaseShare
+func leasable(op *state.Op) bool {
+	return op.Kind == state.KindCounter && op.Cost > 0 && !op.Shadow && !op.Exact && op.Expire > 0 && op.Limit > 2*leaseShare
 }
 
 func (l *leases) shard(id uint64) *leaseShard { return &l.shards[id%leaseShards] }
 
 // current locks the shard of op's counter and returns it with the counter's lease in
 // op's window (nil: none); the caller unlocks the shard.
-func (l *leases) current(id uint64, op *Op) (*leaseShard, *lease) {
+func (l *leases) current(id uint64, op *state.Op) (*leaseShard, *lease) {
 	sh := l.shard(id)
 	sh.mu.Lock()
 	if e := sh.m[id]; e != nil && e.window == op.Key.Window && sameCounter(&e.key, &op.Key) {
@@ -131,14 +132,14 @@ func (l *leases) current(id uint64, op *Op) (*leaseShard, *lease) {
 // sameCounter reports whether a and b are the same counter in any window: a lease is
 // found by digest, and a key whose digest collides with another's never uses the other's
 // lease.
-func sameCounter(a, b *Key) bool { return sameBase(a, b) && a.Tag == b.Tag }
+func sameCounter(a, b *state.Key) bool { return state.SameBase(a, b) && a.Tag == b.Tag }
 
 // plan takes what it can of op's units from the lease. It reports local when the
 // lease covered all of them (out is then the op's outcome); otherwise the op goes to
 // Redis with cost−pooled units plus extra for the lease, and finish must follow.
-func (l *leases) plan(id uint64, op *Op, out *Outcome) (u leaseUse, local bool) {
+func (l *leases) plan(id uint64, op *state.Op, out *state.Outcome) (u leaseUse, local bool) {
 	if !leasable(op) {
-		if op.Kind == KindCounter && op.Cost >= 0 && op.Expire > 0 {
+		if op.Kind == state.KindCounter && op.Cost >= 0 && op.Expire > 0 {
 			u.held, u.gone = l.holding(id, op) // Redis's count will include them
 		}
 		return u, false
@@ -173,7 +174,7 @@ func (l *leases) plan(id uint64, op *Op, out *Outcome) (u leaseUse, local bool) 
 		e.served = g
 		if u.pooled == op.Cost {
 			e.used += op.Cost
-			*out = Outcome{Allowed: true, Value: e.seen - e.left}
+			*out = state.Outcome{Allowed: true, Value: e.seen - e.left}
 			return u, true
 		}
 	}
@@ -193,7 +194,7 @@ func (l *leases) plan(id uint64, op *Op, out *Outcome) (u leaseUse, local bool) 
 
 // covers reports whether the lease holds all of op's units: an over-limit mark, set by
 // a refusal this replica saw, must not refuse what its own lease admits.
-func (l *leases) covers(id uint64, op *Op) bool {
+func (l *leases) covers(id uint64, op *state.Op) bool {
 	if !leasable(op) {
 		return false
 	}
@@ -204,7 +205,7 @@ func (l *leases) covers(id uint64, op *Op) bool {
 
 // unplan gives back the units plan took from the lease for a request that another
 // limit refused (or that failed): value is the op's count without them.
-func (l *leases) unplan(id uint64, op *Op, u leaseUse, local bool, out *Outcome) {
+func (l *leases) unplan(id uint64, op *state.Op, u leaseUse, local bool, out *state.Outcome) {
 	sh, e := l.current(id, op)
 	defer sh.mu.Unlock()
 	if e == nil {
@@ -226,7 +227,7 @@ func (l *leases) unplan(id uint64, op *Op, u leaseUse, local bool, out *Outcome)
 // back); otherwise all units are taken back and the pooled ones return to the lease. It
 // returns the op's count as this replica knows it: Redis's, less the units it holds
 // unused.
-func (l *leases) finish(id uint64, op *Op, u leaseUse, v int64, commit bool, kept, own int64) int64 {
+func (l *leases) finish(id uint64, op *state.Op, u leaseUse, v int64, commit bool, kept, own int64) int64 {
 	sent := op.Cost - u.pooled + u.extra
 	sh, e := l.current(id, op)
 	defer sh.mu.Unlock()
@@ -257,7 +258,7 @@ func (l *leases) finish(id uint64, op *Op, u leaseUse, v int64, commit bool, kep
 // observe records v, the counter's value in Redis as a script read it (after a refund
 // when refund is set), and returns the units this replica holds unused, which the op's
 // count does not include.
-func (l *leases) observe(id uint64, op *Op, v int64, refund bool) int64 {
+func (l *leases) observe(id uint64, op *state.Op, v int64, refund bool) int64 {
 	sh, e := l.current(id, op)
 	defer sh.mu.Unlock()
 	if e != nil {
@@ -273,7 +274,7 @@ func (l *leases) observe(id uint64, op *Op, v int64, refund bool) int64 {
 
 // surrender empties the lease of op's counter and returns its units, which the caller
 // gives back to Redis (with a refund, or ahead of a script: see giveUpLeases).
-func (l *leases) surrender(id uint64, op *Op) lent {
+func (l *leases) surrender(id uint64, op *state.Op) lent {
 	sh, e := l.current(id, op)
 	defer sh.mu.Unlock()
 	if e == nil || e.left == 0 {
@@ -291,7 +292,7 @@ type lent struct{ units, limit int64 }
 
 // restore puts back what surrender took, when the call that was to give it back never
 // reached Redis: the units are still leased here.
-func (l *leases) restore(id uint64, op *Op, n lent) {
+func (l *leases) restore(id uint64, op *state.Op, n lent) {
 	sh, e := l.current(id, op)
 	defer sh.mu.Unlock()
 	if e != nil {
@@ -303,7 +304,7 @@ func (l *leases) restore(id uint64, op *Op, n lent) {
 // requeue hands units surrender took to the next sweep, which returns them: Redis
 // refused to take them back (an error reply, not a timeout, after which they may be
 // back already).
-func (l *leases) requeue(id uint64, op *Op, n int64) {
+func (l *leases) requeue(id uint64, op *state.Op, n int64) {
 	sh, e := l.current(id, op)
 	defer sh.mu.Unlock()
 	if e != nil {
@@ -312,7 +313,7 @@ func (l *leases) requeue(id uint64, op *Op, n int64) {
 }
 
 // holding returns the units op's counter holds unused, and its gone count.
-func (l *leases) holding(id uint64, op *Op) (left, gone int64) {
+func (l *leases) holding(id uint64, op *state.Op) (left, gone int64) {
 	sh, e := l.current(id, op)
 	defer sh.mu.Unlock()
 	if e != nil {
@@ -324,7 +325,7 @@ func (l *leases) holding(id uint64, op *Op) (left, gone int64) {
 // stillHeld returns how many of the units u held when its request was sent are still
 // unused here: units that left the lease since (used by other requests, given back) may
 // be the held ones, and units leased since are not in the count the request read.
-func (l *leases) stillHeld(id uint64, op *Op, u leaseUse) int64 {
+func (l *leases) stillHeld(id uint64, op *state.Op, u leaseUse) int64 {
 	sh, e := l.current(id, op)
 	defer sh.mu.Unlock()
 	if e != nil {
@@ -335,7 +336,7 @@ func (l *leases) stillHeld(id uint64, op *Op, u leaseUse) int64 {
 
 // saw records v, the count in Redis after a request on op's counter that the lease did
 // not serve (a limit never leased, a check), so that counts from the lease include it.
-func (l *leases) saw(id uint64, op *Op, v int64) {
+func (l *leases) saw(id uint64, op *state.Op, v int64) {
 	sh, e := l.current(id, op)
 	defer sh.mu.Unlock()
 	if e != nil {
@@ -345,7 +346,7 @@ func (l *leases) saw(id uint64, op *Op, v int64) {
 
 // leaseReturn is leased units going back to Redis.
 type leaseReturn struct {
-	key   Key
+	key   state.Key
 	units int64
 }
 
@@ -385,15 +386,15 @@ func (l *leases) collect(all bool) []leaseReturn {
 }
 
 // leaseID identifies op's counter across windows (the digest without the window).
-func (s *redisStore) leaseID(op *Op) uint64 {
+func (s *Store) leaseID(op *state.Op) uint64 {
 	if s.cluster && op.Key.Tag != "" {
-		return mix(op.Key.base ^ xxhash.Sum64String(op.Key.Tag))
+		return state.Mix(op.Key.Base() ^ xxhash.Sum64String(op.Key.Tag))
 	}
-	return op.Key.base
+	return op.Key.Base()
 }
 
 // sweepLeases gives back unused leases every idle/2 until the store closes.
-func (s *redisStore) sweepLeases(idle time.Duration) {
+func (s *Store) sweepLeases(idle time.Duration) {
 	s.every(idle/2, func() bool {
 		s.returnLeases(s.leases.collect(false))
 		return false
@@ -404,7 +405,7 @@ func (s *redisStore) sweepLeases(idle time.Duration) {
 // expired meanwhile is left alone (its units went with it); none goes below zero. Units
 // that fail to go back stay counted until their window ends: more refusals, never more
 // admissions.
-func (s *redisStore) returnLeases(back []leaseReturn) {
+func (s *Store) returnLeases(back []leaseReturn) {
 	if len(back) == 0 {
 		return
 	}
@@ -427,12 +428,12 @@ func (s *redisStore) returnLeases(back []leaseReturn) {
 				Key(back[i].key.Render(s.prefix, s.cluster)).Arg(strconv.FormatInt(back[i].units, 10)).Build())
 		}
 		if reply.Error() != nil {
-			s.metrics.Load().storeFailure("redis")
+			s.metrics.Load().StoreFailure("redis")
 			continue
 		}
-		s.metrics.Load().leased(back[i].units, true)
+		s.metrics.Load().Leased(back[i].units, true)
 		// Units are free again: a mark saying the key is full must not outlive them.
-		s.over.Del(s.digest(&Op{Key: back[i].key}))
+		s.over.Del(s.digest(&state.Op{Key: back[i].key}))
 	}
 }
 

@@ -1,8 +1,12 @@
-package ratelimit
+package redisstore_test
 
 import (
 	"context"
 	"fmt"
+	"github.com/gatehouse/gatehouse/ratelimit"
+	"github.com/gatehouse/gatehouse/ratelimit/internal/redistest"
+	"github.com/gatehouse/gatehouse/ratelimit/redisstore"
+	"github.com/gatehouse/gatehouse/ratelimit/state"
 	"math/rand/v2"
 	"strconv"
 	"strings"
@@ -11,20 +15,19 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/policy"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // redisCount returns the value of key in r (-1: absent).
-func redisCount(t *testing.T, r *redisProc, key string) int64 {
+func redisCount(t *testing.T, r *redistest.Proc, key string) int64 {
 	t.Helper()
-	n, err := r.query("EXISTS", key)
+	n, err := r.Query("EXISTS", key)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if n == "0" {
 		return -1
 	}
-	v, err := r.query("GET", key)
+	v, err := r.Query("GET", key)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,13 +39,13 @@ func redisCount(t *testing.T, r *redisProc, key string) int64 {
 }
 
 // leaseStore starts a Redis and opens a store on it whose leases go back after idle.
-func leaseStore(t *testing.T, idle time.Duration) (*redisProc, *redisStore) {
-	r := startRedis(t)
-	return r, openTestRedis(t, RedisConfig{Addrs: []string{r.addr()}, Lease: LeaseConfig{Idle: idle}}, nil)
+func leaseStore(t *testing.T, idle time.Duration) (*redistest.Proc, *redisstore.Store) {
+	r := redistest.Start(t)
+	return r, openTestRedis(t, ratelimit.RedisConfig{Addrs: []string{r.Addr()}, Lease: ratelimit.LeaseConfig{Idle: idle}}, nil)
 }
 
-func leaseApp(requests int64, per time.Duration) CompileInput {
-	return CompileInput{Apps: map[string]AppLimits{"a": {Limits: []LimitConfig{
+func leaseApp(requests int64, per time.Duration) ratelimit.CompileInput {
+	return ratelimit.CompileInput{Apps: map[string]ratelimit.AppLimits{"a": {Limits: []ratelimit.LimitConfig{
 		{Name: "l", Key: []string{"device"}, Requests: requests, Per: per}}}}}
 }
 
@@ -55,30 +58,30 @@ func TestRedisLease(t *testing.T) {
 
 	t.Run("fewer round trips, exact counts, unused units back on close", func(t *testing.T) {
 		r, st := leaseStore(t, time.Hour)
-		m := NewMetrics()
-		e := mustCompile(t, leaseApp(10_000, time.Hour), st, WithMetrics(m))
-		before := r.cmdCalls("incrby")
+		m := ratelimit.NewMetrics()
+		e := mustCompile(t, leaseApp(10_000, time.Hour), st, ratelimit.WithMetrics(m))
+		before := r.CmdCalls("incrby")
 		for i := 1; i <= 300; i++ {
 			res, err := e.Limit(ctx, t0, req)
 			if err != nil || res.Code != "" || res.Remaining != int64(10_000-i) {
 				t.Fatalf("request %d: %+v %v, want admitted with %d remaining", i, res, err, 10_000-i)
 			}
 		}
-		n := r.cmdCalls("incrby") - before
+		n := r.CmdCalls("incrby") - before
 		if n > 20 {
 			t.Fatalf("%d INCRBY for 300 requests on one counter, want at most 20", n)
 		}
 		key := onlyKey(t, st)
-		if c := redisCount(t, r, key); c < 300 || c > 300+defaultLeaseUnits {
-			t.Fatalf("Redis counts %d, want 300 admitted plus at most %d reserved", c, defaultLeaseUnits)
+		if c := redisCount(t, r, key); c < 300 || c > 300+redisstore.DefaultLeaseUnits {
+			t.Fatalf("Redis counts %d, want 300 admitted plus at most %d reserved", c, redisstore.DefaultLeaseUnits)
 		}
 		st.Close()
 		if c := redisCount(t, r, key); c != 300 {
 			t.Fatalf("after close Redis counts %d, want the 300 admitted", c)
 		}
 		// Every request not sent to Redis was admitted from leased units.
-		leased := testutil.ToFloat64(m.leaseUnits.WithLabelValues("leased"))
-		returned := testutil.ToFloat64(m.leaseUnits.WithLabelValues("returned"))
+		leased := metricValue(t, m, "gatehouse_store_lease_units_total", "event", "leased")
+		returned := metricValue(t, m, "gatehouse_store_lease_units_total", "event", "returned")
 		if leased-returned != float64(300-n) || returned <= 0 {
 			t.Fatalf("lease units: %v leased, %v returned; want %d admitted from leases", leased, returned, 300-n)
 		}
@@ -95,7 +98,7 @@ func TestRedisLease(t *testing.T) {
 		}
 		key := onlyKey(t, st)
 		waitFor(t, 5*time.Second, "the reserve to go back", func() bool { return redisCount(t, r, key) == 100 })
-		if ms, err := r.query("PTTL", key); err != nil || ms == "-1" || strings.HasPrefix(ms, "-") {
+		if ms, err := r.Query("PTTL", key); err != nil || ms == "-1" || strings.HasPrefix(ms, "-") {
 			t.Fatalf("PTTL %s %v: the returned key lost its expiry", ms, err)
 		}
 		// The reserve is gone: the next request counts from what Redis holds.
@@ -113,7 +116,7 @@ func TestRedisLease(t *testing.T) {
 			}
 		}
 		key := onlyKey(t, st)
-		if err := r.do("FLUSHALL"); err != nil {
+		if err := r.Do("FLUSHALL"); err != nil {
 			t.Fatal(err)
 		}
 		st.Close()
@@ -123,10 +126,10 @@ func TestRedisLease(t *testing.T) {
 	})
 
 	t.Run("three replicas: never more than the limit, all of it once reserves are back", func(t *testing.T) {
-		r := startRedis(t)
-		var engines []*Engine
+		r := redistest.Start(t)
+		var engines []*ratelimit.Engine
 		for i := 0; i < 3; i++ {
-			st := openTestRedis(t, RedisConfig{Addrs: []string{r.addr()}, Lease: LeaseConfig{Idle: 40 * time.Millisecond}}, nil)
+			st := openTestRedis(t, ratelimit.RedisConfig{Addrs: []string{r.Addr()}, Lease: ratelimit.LeaseConfig{Idle: 40 * time.Millisecond}}, nil)
 			engines = append(engines, mustCompile(t, leaseApp(500, time.Hour), st))
 		}
 		at := func() time.Time { return t0 }
@@ -138,7 +141,7 @@ func TestRedisLease(t *testing.T) {
 		if n > 140 {
 			t.Fatalf("next 360 requests: %d admitted, over the limit (140 left)", n)
 		}
-		key := onlyKey(t, engines[0].store.(*redisStore))
+		key := onlyKey(t, storeOf(engines[0]).(*redisstore.Store))
 		waitFor(t, 5*time.Second, "the reserves to go back", func() bool { return redisCount(t, r, key) == 360+n })
 		n += countAllowed(t, engines, 4, 20, at, req)
 		if n != 140 {
@@ -147,8 +150,8 @@ func TestRedisLease(t *testing.T) {
 	})
 
 	t.Run("a lowered limit does not let reserved units through", func(t *testing.T) {
-		r := startRedis(t)
-		cfg := RedisConfig{Addrs: []string{r.addr()}, Lease: LeaseConfig{Idle: 40 * time.Millisecond}}
+		r := redistest.Start(t)
+		cfg := ratelimit.RedisConfig{Addrs: []string{r.Addr()}, Lease: ratelimit.LeaseConfig{Idle: 40 * time.Millisecond}}
 		a := mustCompile(t, leaseApp(10_000, time.Hour), openTestRedis(t, cfg, nil))
 		b := mustCompile(t, leaseApp(10_000, time.Hour), openTestRedis(t, cfg, nil))
 		for i := 0; i < 200; i++ { // a holds a reserve
@@ -163,27 +166,27 @@ func TestRedisLease(t *testing.T) {
 		}
 		// A reload lowers the limit to what was admitted: nothing more may pass, though a
 		// still holds units reserved under the old limit.
-		a = mustCompile(t, leaseApp(9000, time.Hour), a.store)
-		b = mustCompile(t, leaseApp(9000, time.Hour), b.store)
+		a = mustCompile(t, leaseApp(9000, time.Hour), storeOf(a))
+		b = mustCompile(t, leaseApp(9000, time.Hour), storeOf(b))
 		for i := 0; i < 100; i++ {
-			for _, e := range []*Engine{a, b} {
+			for _, e := range []*ratelimit.Engine{a, b} {
 				if res, err := e.Limit(ctx, t0, req); err != nil || res.Code == "" {
 					t.Fatalf("request %d after the limit was lowered to the count: %+v %v", i+1, res, err)
 				}
 			}
 		}
 		// The units a cannot use go back: Redis counts what was admitted.
-		key := onlyKey(t, a.store.(*redisStore))
+		key := onlyKey(t, storeOf(a).(*redisstore.Store))
 		waitFor(t, 5*time.Second, "the unusable lease to go back", func() bool { return redisCount(t, r, key) == 9000 })
 	})
 
 	t.Run("lockout failures are never leased", func(t *testing.T) {
-		r := startRedis(t)
-		cfg := RedisConfig{Addrs: []string{r.addr()}, Lease: LeaseConfig{Idle: time.Hour}}
-		in := CompileInput{Lockout: LockoutConfig{MaxFailures: 20, Window: time.Hour, LockFor: time.Hour, Key: []string{"ip"}}}
+		r := redistest.Start(t)
+		cfg := ratelimit.RedisConfig{Addrs: []string{r.Addr()}, Lease: ratelimit.LeaseConfig{Idle: time.Hour}}
+		in := ratelimit.CompileInput{Lockout: ratelimit.LockoutConfig{MaxFailures: 20, Window: time.Hour, LockFor: time.Hour, Key: []string{"ip"}}}
 		a := mustCompile(t, in, openTestRedis(t, cfg, nil))
 		b := mustCompile(t, in, openTestRedis(t, cfg, nil))
-		fail := func(e *Engine, n int) {
+		fail := func(e *ratelimit.Engine, n int) {
 			for i := 0; i < n; i++ {
 				if err := e.Fail(ctx, t0, "ip:1.2.3.4"); err != nil {
 					t.Fatal(err)
@@ -211,25 +214,25 @@ func TestRedisLease(t *testing.T) {
 	t.Run("a refund takes the reserve back with it", func(t *testing.T) {
 		r, st := leaseStore(t, time.Hour)
 		exp := t0.Add(time.Hour).UnixNano()
-		op := Op{Key: NewKey("w", "", 1, "d"), Kind: KindCounter, Limit: 1000, Cost: 1, Expire: exp}
-		out := make([]Outcome, 1)
+		op := ratelimit.Op{Key: ratelimit.NewKey("w", "", 1, "d"), Kind: ratelimit.KindCounter, Limit: 1000, Cost: 1, Expire: exp}
+		out := make([]ratelimit.Outcome, 1)
 		for i := 0; i < 20; i++ {
-			if err := st.Apply(ctx, t0, []Op{op}, out); err != nil {
+			if err := st.Apply(ctx, t0, []ratelimit.Op{op}, out); err != nil {
 				t.Fatal(err)
 			}
 		}
 		refund := op
 		refund.Cost = -30 // more than was admitted: down to nothing, as in memory
-		if err := st.Apply(ctx, t0, []Op{refund}, out); err != nil || out[0].Value != 0 {
+		if err := st.Apply(ctx, t0, []ratelimit.Op{refund}, out); err != nil || out[0].Value != 0 {
 			t.Fatalf("refund: %+v %v, want nothing counted", out[0], err)
 		}
-		if c := redisCount(t, r, op.Key.Render(st.prefix, false)); c != 0 {
+		if c := redisCount(t, r, op.Key.Render(st.Prefix(), false)); c != 0 {
 			t.Fatalf("Redis counts %d after the refund, want 0", c)
 		}
 		// From nothing, the whole limit again, and not one more.
 		admitted := 0
 		for i := 0; i < 1100; i++ {
-			if err := st.Apply(ctx, t0, []Op{op}, out); err != nil {
+			if err := st.Apply(ctx, t0, []ratelimit.Op{op}, out); err != nil {
 				t.Fatal(err)
 			}
 			if out[0].Allowed {
@@ -243,31 +246,30 @@ func TestRedisLease(t *testing.T) {
 
 	t.Run("a request that never reached Redis keeps the lease", func(t *testing.T) {
 		r, st := leaseStore(t, time.Hour)
-		op := Op{Key: NewKey("w", "", 1, "d"), Kind: KindCounter, Limit: 1000, Cost: 1, Expire: t0.Add(time.Hour).UnixNano()}
-		out := make([]Outcome, 1)
+		op := ratelimit.Op{Key: ratelimit.NewKey("w", "", 1, "d"), Kind: ratelimit.KindCounter, Limit: 1000, Cost: 1, Expire: t0.Add(time.Hour).UnixNano()}
+		out := make([]ratelimit.Outcome, 1)
 		for i := 0; i < 20; i++ {
-			if err := st.Apply(ctx, t0, []Op{op}, out); err != nil {
+			if err := st.Apply(ctx, t0, []ratelimit.Op{op}, out); err != nil {
 				t.Fatal(err)
 			}
 		}
 		refund := op
 		refund.Cost = -5
-		box := st.client.Load()
-		st.client.Store(nil) // not connected: the call fails before sending anything
-		if err := st.Apply(ctx, t0, []Op{refund}, out); err == nil {
+		restore := st.Disconnect() // not connected: the call fails before sending anything
+		if err := st.Apply(ctx, t0, []ratelimit.Op{refund}, out); err == nil {
 			t.Fatal("refund without a connection succeeded")
 		}
-		st.client.Store(box)
+		restore()
 		// The lease is still here: the next request is admitted from it.
-		before := r.cmdCalls("incrby")
-		if err := st.Apply(ctx, t0, []Op{op}, out); err != nil || !out[0].Allowed || out[0].Value != 21 {
+		before := r.CmdCalls("incrby")
+		if err := st.Apply(ctx, t0, []ratelimit.Op{op}, out); err != nil || !out[0].Allowed || out[0].Value != 21 {
 			t.Fatalf("next request: %+v %v", out[0], err)
 		}
-		if n := r.cmdCalls("incrby") - before; n != 0 {
+		if n := r.CmdCalls("incrby") - before; n != 0 {
 			t.Fatalf("the next request went to Redis (%d INCRBY): the lease was lost", n)
 		}
 		st.Close()
-		if c := redisCount(t, r, op.Key.Render(st.prefix, false)); c != 21 {
+		if c := redisCount(t, r, op.Key.Render(st.Prefix(), false)); c != 21 {
 			t.Fatalf("Redis counts %d after close, want the 21 admitted (the refund failed)", c)
 		}
 	})
@@ -289,17 +291,17 @@ func TestRedisLease(t *testing.T) {
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				_, st := leaseStore(t, time.Hour)
-				mem := memStore(t, MemoryConfig{}, nil)
-				op := Op{Key: NewKey("w", "", 1, "d"), Kind: KindCounter, Expire: t0.Add(time.Hour).UnixNano()}
+				mem := memStore(t, ratelimit.MemoryConfig{}, nil)
+				op := ratelimit.Op{Key: ratelimit.NewKey("w", "", 1, "d"), Kind: ratelimit.KindCounter, Expire: t0.Add(time.Hour).UnixNano()}
 				refused := 0
 				for si, s := range tc.steps {
 					op.Limit, op.Cost = s.limit, s.cost
 					for i := int64(0); i < s.n; i++ {
-						a, b := make([]Outcome, 1), make([]Outcome, 1)
-						if err := mem.Apply(ctx, t0, []Op{op}, a); err != nil {
+						a, b := make([]ratelimit.Outcome, 1), make([]ratelimit.Outcome, 1)
+						if err := mem.Apply(ctx, t0, []ratelimit.Op{op}, a); err != nil {
 							t.Fatal(err)
 						}
-						if err := st.Apply(ctx, t0, []Op{op}, b); err != nil {
+						if err := st.Apply(ctx, t0, []ratelimit.Op{op}, b); err != nil {
 							t.Fatal(err)
 						}
 						if a[0].Allowed != b[0].Allowed || a[0].Value != b[0].Value {
@@ -318,63 +320,63 @@ func TestRedisLease(t *testing.T) {
 	})
 
 	t.Run("a lease given back ahead of a request that times out is not given back twice", func(t *testing.T) {
-		r := startRedis(t)
-		st := openTestRedis(t, RedisConfig{Addrs: []string{r.addr()}, Timeout: 50 * time.Millisecond, Lease: LeaseConfig{Idle: time.Hour}}, nil)
-		op := Op{Key: NewKey("w", "", 1, "d"), Kind: KindCounter, Limit: 10_000, Cost: 1, Expire: t0.Add(time.Hour).UnixNano()}
-		out := make([]Outcome, 2)
+		r := redistest.Start(t)
+		st := openTestRedis(t, ratelimit.RedisConfig{Addrs: []string{r.Addr()}, Timeout: 50 * time.Millisecond, Lease: ratelimit.LeaseConfig{Idle: time.Hour}}, nil)
+		op := ratelimit.Op{Key: ratelimit.NewKey("w", "", 1, "d"), Kind: ratelimit.KindCounter, Limit: 10_000, Cost: 1, Expire: t0.Add(time.Hour).UnixNano()}
+		out := make([]ratelimit.Outcome, 2)
 		for i := 0; i < 200; i++ {
-			if err := st.Apply(ctx, t0, []Op{op}, out); err != nil || !out[0].Allowed {
+			if err := st.Apply(ctx, t0, []ratelimit.Op{op}, out); err != nil || !out[0].Allowed {
 				t.Fatalf("request %d: %+v %v", i+1, out[0], err)
 			}
 		}
 		// Redis is stopped (SIGSTOP: connected but silent): the next request's commands
 		// wait in its socket, and it times out after they were sent; Redis runs them
 		// once it resumes, the lease's return with them.
-		if err := r.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		if err := r.Signal(syscall.SIGSTOP); err != nil {
 			t.Fatal(err)
 		}
-		bucket := Op{Key: NewKey("b", "", 0, "d"), Kind: KindGCRA, Limit: 1 << 30, Cost: 1, Interval: int64(time.Millisecond)}
-		err := st.Apply(ctx, t0, []Op{op, bucket}, out)
-		if err := r.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		bucket := ratelimit.Op{Key: ratelimit.NewKey("b", "", 0, "d"), Kind: ratelimit.KindGCRA, Limit: 1 << 30, Cost: 1, Interval: int64(time.Millisecond)}
+		err := st.Apply(ctx, t0, []ratelimit.Op{op, bucket}, out)
+		if err := r.Signal(syscall.SIGCONT); err != nil {
 			t.Fatal(err)
 		}
 		if err == nil {
 			t.Fatal("the request did not time out with Redis stopped")
 		}
-		if err := r.do("PING"); err != nil { // Redis is running again
+		if err := r.Do("PING"); err != nil { // Redis is running again
 			t.Fatal(err)
 		}
 		st.Close()
-		key := op.Key.Render(st.prefix, false)
+		key := op.Key.Render(st.Prefix(), false)
 		// Given back twice, the lease would leave Redis below the 200 admitted, so that the
 		// counter could admit past its limit: never. Above: 201 when the timed-out request was
 		// counted; more only when, on a loaded machine, the request timed out before its
 		// commands were written and the give-back on Close timed out too, which loses at most
 		// one lease's units until the window ends, as a replica's crash does. (Reconciling
 		// units lost to timeouts belongs to the store's restructuring.)
-		if c := redisCount(t, r, key); c < 200 || c > 200+1+defaultLeaseUnits {
+		if c := redisCount(t, r, key); c < 200 || c > 200+1+redisstore.DefaultLeaseUnits {
 			t.Fatalf("Redis counts %d, want the 200 admitted, plus at most the timed-out request and one lease", c)
 		}
 	})
 
 	t.Run("a lease no request can use goes back though the counter stays busy", func(t *testing.T) {
 		r, st := leaseStore(t, 40*time.Millisecond)
-		high := Op{Key: NewKey("w", "", 1, "d"), Kind: KindCounter, Limit: 1000, Cost: 1, Expire: t0.Add(time.Hour).UnixNano()}
+		high := ratelimit.Op{Key: ratelimit.NewKey("w", "", 1, "d"), Kind: ratelimit.KindCounter, Limit: 1000, Cost: 1, Expire: t0.Add(time.Hour).UnixNano()}
 		low := high
 		low.Limit = 900
-		out := make([]Outcome, 1)
+		out := make([]ratelimit.Outcome, 1)
 		for i := 0; i < 150; i++ {
-			if err := st.Apply(ctx, t0, []Op{high}, out); err != nil {
+			if err := st.Apply(ctx, t0, []ratelimit.Op{high}, out); err != nil {
 				t.Fatal(err)
 			}
 		}
-		key := high.Key.Render(st.prefix, false)
+		key := high.Key.Render(st.Prefix(), false)
 		admitted := int64(150)
 		for deadline := time.Now().Add(5 * time.Second); redisCount(t, r, key) != admitted; time.Sleep(2 * time.Millisecond) {
 			if time.Now().After(deadline) {
 				t.Fatalf("Redis counts %d with %d admitted after 5s of requests the lease cannot serve", redisCount(t, r, key), admitted)
 			}
-			if err := st.Apply(ctx, t0, []Op{low}, out); err != nil || !out[0].Allowed {
+			if err := st.Apply(ctx, t0, []ratelimit.Op{low}, out); err != nil || !out[0].Allowed {
 				t.Fatalf("%+v %v", out[0], err)
 			}
 			admitted++
@@ -384,19 +386,19 @@ func TestRedisLease(t *testing.T) {
 	t.Run("a script reading a leased counter reports what was admitted", func(t *testing.T) {
 		_, st := leaseStore(t, time.Hour)
 		exp := t0.Add(time.Hour).UnixNano()
-		op := Op{Key: NewKey("w", "", 1, "d"), Kind: KindCounter, Limit: 1000, Cost: 1, Expire: exp}
-		bucket := Op{Key: NewKey("b", "", 0, "d"), Kind: KindGCRA, Limit: 1000, Cost: 1, Interval: int64(time.Millisecond)}
-		out := make([]Outcome, 2)
+		op := ratelimit.Op{Key: ratelimit.NewKey("w", "", 1, "d"), Kind: ratelimit.KindCounter, Limit: 1000, Cost: 1, Expire: exp}
+		bucket := ratelimit.Op{Key: ratelimit.NewKey("b", "", 0, "d"), Kind: ratelimit.KindGCRA, Limit: 1000, Cost: 1, Interval: int64(time.Millisecond)}
+		out := make([]ratelimit.Outcome, 2)
 		for i := 1; i <= 20; i++ {
-			if err := st.Apply(ctx, t0, []Op{op}, out); err != nil || out[0].Value != int64(i) {
+			if err := st.Apply(ctx, t0, []ratelimit.Op{op}, out); err != nil || out[0].Value != int64(i) {
 				t.Fatalf("request %d: %+v %v", i, out[0], err)
 			}
 		}
 		// With a token bucket the request goes through the script.
-		if err := st.Apply(ctx, t0, []Op{op, bucket}, out); err != nil || out[0].Value != 21 {
+		if err := st.Apply(ctx, t0, []ratelimit.Op{op, bucket}, out); err != nil || out[0].Value != 21 {
 			t.Fatalf("scripted request: %+v %v, want 21 counted", out[0], err)
 		}
-		if err := st.Apply(ctx, t0, []Op{op}, out); err != nil || out[0].Value != 22 {
+		if err := st.Apply(ctx, t0, []ratelimit.Op{op}, out); err != nil || out[0].Value != 22 {
 			t.Fatalf("next request: %+v %v, want 22 counted", out[0], err)
 		}
 	})
@@ -420,11 +422,11 @@ func TestRedisLease(t *testing.T) {
 	t.Run("a request another limit refuses consumes no reserved unit", func(t *testing.T) {
 		r, st := leaseStore(t, time.Hour)
 		exp := t0.Add(time.Hour).UnixNano()
-		big := Op{Key: NewKey("big", "", 1, "d"), Kind: KindCounter, Limit: 1000, Cost: 1, Expire: exp}
-		small := Op{Key: NewKey("small", "", 1, "d"), Kind: KindCounter, Limit: 40, Cost: 1, Expire: exp}
+		big := ratelimit.Op{Key: ratelimit.NewKey("big", "", 1, "d"), Kind: ratelimit.KindCounter, Limit: 1000, Cost: 1, Expire: exp}
+		small := ratelimit.Op{Key: ratelimit.NewKey("small", "", 1, "d"), Kind: ratelimit.KindCounter, Limit: 40, Cost: 1, Expire: exp}
 		for i := 1; i <= 100; i++ {
-			out := make([]Outcome, 2)
-			if err := st.Apply(ctx, t0, []Op{big, small}, out); err != nil {
+			out := make([]ratelimit.Outcome, 2)
+			if err := st.Apply(ctx, t0, []ratelimit.Op{big, small}, out); err != nil {
 				t.Fatal(err)
 			}
 			want := i <= 40
@@ -437,12 +439,12 @@ func TestRedisLease(t *testing.T) {
 		}
 		check := big
 		check.Cost = 0
-		out := make([]Outcome, 1)
-		if err := st.Apply(ctx, t0, []Op{check}, out); err != nil || out[0].Value != 40 {
+		out := make([]ratelimit.Outcome, 1)
+		if err := st.Apply(ctx, t0, []ratelimit.Op{check}, out); err != nil || out[0].Value != 40 {
 			t.Fatalf("check of big: %+v %v, want 40 counted", out[0], err)
 		}
 		st.Close()
-		if c := redisCount(t, r, big.Key.Render(st.prefix, false)); c != 40 {
+		if c := redisCount(t, r, big.Key.Render(st.Prefix(), false)); c != 40 {
 			t.Fatalf("Redis counts %d on big after close, want 40", c)
 		}
 	})
@@ -450,40 +452,40 @@ func TestRedisLease(t *testing.T) {
 	t.Run("a refused request gives back the part of its cost the reserve lent", func(t *testing.T) {
 		r, st := leaseStore(t, time.Hour)
 		exp := t0.Add(time.Hour).UnixNano()
-		big := Op{Key: NewKey("big", "", 1, "d"), Kind: KindCounter, Limit: 1000, Cost: 1, Expire: exp}
-		none := Op{Key: NewKey("none", "", 1, "d"), Kind: KindCounter, Limit: 0, Cost: 1, Expire: exp}
-		out := make([]Outcome, 2)
+		big := ratelimit.Op{Key: ratelimit.NewKey("big", "", 1, "d"), Kind: ratelimit.KindCounter, Limit: 1000, Cost: 1, Expire: exp}
+		none := ratelimit.Op{Key: ratelimit.NewKey("none", "", 1, "d"), Kind: ratelimit.KindCounter, Limit: 0, Cost: 1, Expire: exp}
+		out := make([]ratelimit.Outcome, 2)
 		// The first request reserves nothing, the second one unit more than its own.
 		for i := 0; i < 2; i++ {
-			if err := st.Apply(ctx, t0, []Op{big}, out); err != nil || !out[0].Allowed {
+			if err := st.Apply(ctx, t0, []ratelimit.Op{big}, out); err != nil || !out[0].Allowed {
 				t.Fatalf("request %d: %+v %v", i+1, out[0], err)
 			}
 		}
 		// Two units: one from the reserve, one from Redis; the other limit refuses.
 		big.Cost = 2
-		if err := st.Apply(ctx, t0, []Op{big, none}, out); err != nil || out[1].Allowed {
+		if err := st.Apply(ctx, t0, []ratelimit.Op{big, none}, out); err != nil || out[1].Allowed {
 			t.Fatalf("refused request: %+v %v", out, err)
 		}
 		if out[0].Value != 2 {
 			t.Fatalf("big counts %d after the refusal, want 2", out[0].Value)
 		}
 		st.Close()
-		if c := redisCount(t, r, big.Key.Render(st.prefix, false)); c != 2 {
+		if c := redisCount(t, r, big.Key.Render(st.Prefix(), false)); c != 2 {
 			t.Fatalf("Redis counts %d on big after close, want 2", c)
 		}
 	})
 
 	t.Run("Redis gone: the reserve still admits, then the fail mode applies", func(t *testing.T) {
-		r := startRedis(t)
-		st := openTestRedis(t, RedisConfig{Addrs: []string{r.addr()}, Timeout: 50 * time.Millisecond,
-			Lease: LeaseConfig{Idle: time.Hour}}, nil)
+		r := redistest.Start(t)
+		st := openTestRedis(t, ratelimit.RedisConfig{Addrs: []string{r.Addr()}, Timeout: 50 * time.Millisecond,
+			Lease: ratelimit.LeaseConfig{Idle: time.Hour}}, nil)
 		e := mustCompile(t, leaseApp(10_000, time.Hour), st)
 		for i := 0; i < 100; i++ { // the reserve grows to 64 units
 			if _, err := e.Limit(ctx, t0, req); err != nil {
 				t.Fatal(err)
 			}
 		}
-		r.stop()
+		r.Stop()
 		admitted, failed := 0, 0
 		for i := 0; i < 200 && failed == 0; i++ {
 			res, err := e.Limit(ctx, t0, req)
@@ -494,7 +496,7 @@ func TestRedisLease(t *testing.T) {
 				admitted++
 			}
 		}
-		if admitted == 0 || admitted > defaultLeaseUnits || failed == 0 {
+		if admitted == 0 || admitted > redisstore.DefaultLeaseUnits || failed == 0 {
 			t.Fatalf("with Redis gone: %d admitted from the reserve, then %d failures", admitted, failed)
 		}
 	})
@@ -503,16 +505,16 @@ func TestRedisLease(t *testing.T) {
 // TestLeaseConfig: reserves can be turned off, and bad values are reported.
 func TestLeaseConfig(t *testing.T) {
 	for _, tc := range []struct {
-		lease LeaseConfig
+		lease ratelimit.LeaseConfig
 		bad   string
 	}{
-		{LeaseConfig{MaxUnits: -2}, "redis.lease.max_units"},
-		{LeaseConfig{Idle: time.Millisecond}, "redis.lease.idle"},
-		{LeaseConfig{Idle: -time.Second}, "redis.lease.idle"},
-		{LeaseConfig{MaxUnits: -1}, ""},
-		{LeaseConfig{MaxUnits: 500, Idle: 5 * time.Second}, ""},
+		{ratelimit.LeaseConfig{MaxUnits: -2}, "redis.lease.max_units"},
+		{ratelimit.LeaseConfig{Idle: time.Millisecond}, "redis.lease.idle"},
+		{ratelimit.LeaseConfig{Idle: -time.Second}, "redis.lease.idle"},
+		{ratelimit.LeaseConfig{MaxUnits: -1}, ""},
+		{ratelimit.LeaseConfig{MaxUnits: 500, Idle: 5 * time.Second}, ""},
 	} {
-		errs := StoreConfig{Type: "redis", Redis: RedisConfig{Addrs: []string{"127.0.0.1:1"}, Lease: tc.lease}}.Validate()
+		errs := ratelimit.StoreConfig{Type: "redis", Redis: ratelimit.RedisConfig{Addrs: []string{"127.0.0.1:1"}, Lease: tc.lease}}.Validate()
 		got := ""
 		for _, err := range errs {
 			got += err.Error()
@@ -522,16 +524,16 @@ func TestLeaseConfig(t *testing.T) {
 		}
 	}
 
-	r := startRedis(t)
-	st := openTestRedis(t, RedisConfig{Addrs: []string{r.addr()}, Lease: LeaseConfig{MaxUnits: -1}}, nil)
+	r := redistest.Start(t)
+	st := openTestRedis(t, ratelimit.RedisConfig{Addrs: []string{r.Addr()}, Lease: ratelimit.LeaseConfig{MaxUnits: -1}}, nil)
 	e := mustCompile(t, leaseApp(10_000, time.Hour), st)
-	before := r.cmdCalls("incrby")
+	before := r.CmdCalls("incrby")
 	for i := 0; i < 50; i++ {
 		if _, err := e.Limit(context.Background(), t0, policy.LimitRequest{App: "a", Device: "d"}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if n := r.cmdCalls("incrby") - before; n != 50 {
+	if n := r.CmdCalls("incrby") - before; n != 50 {
 		t.Fatalf("reserves off: %d INCRBY for 50 requests, want 50", n)
 	}
 }
@@ -544,20 +546,20 @@ func TestLeaseConfig(t *testing.T) {
 // request: they answer a refusal with the count they remembered, which is not what is
 // compared here.
 func TestRedisLeaseParity(t *testing.T) {
-	r := startRedis(t)
+	r := redistest.Start(t)
 	ctx := context.Background()
 	const window = time.Hour
 	for seed := uint64(1); seed <= 40; seed++ {
 		rng := rand.New(rand.NewPCG(seed, 7*seed+1))
 		// Both ways of counting: all or nothing, and every op on its own (Op.Always);
 		// both with native counters and leases, and with the script.
-		always, counters, lease := seed%2 == 0, "native", LeaseConfig{Idle: time.Hour}
+		always, counters, lease := seed%2 == 0, "native", ratelimit.LeaseConfig{Idle: time.Hour}
 		if seed%4 >= 2 {
-			counters, lease = "script", LeaseConfig{MaxUnits: -1}
+			counters, lease = "script", ratelimit.LeaseConfig{MaxUnits: -1}
 		}
-		st := openTestRedis(t, RedisConfig{Addrs: []string{r.addr()}, KeyPrefix: fmt.Sprintf("s%d:", seed),
+		st := openTestRedis(t, ratelimit.RedisConfig{Addrs: []string{r.Addr()}, KeyPrefix: fmt.Sprintf("s%d:", seed),
 			Lease: lease, Counters: counters, OverLimitCacheKeys: 16}, nil) // a small cache clears fast
-		mem := memStore(t, MemoryConfig{}, nil)
+		mem := memStore(t, ratelimit.MemoryConfig{}, nil)
 		now := t0.Add(time.Second)
 		limA := int64(40 + rng.IntN(361))
 		model := map[string]int64{} // always: each counter's sum, by name and window
@@ -579,28 +581,27 @@ func TestRedisLeaseParity(t *testing.T) {
 			default:
 				cost = int64(1 + rng.IntN(3))
 			}
-			start, end := windowBounds(now.UnixNano(), window)
-			counter := func(name string, limit, cost int64) Op {
-				return Op{Key: NewKey(name, "", start, "d"), Kind: KindCounter, Limit: limit, Cost: cost, Expire: end, Always: always}
+			start, end := state.WindowBounds(now.UnixNano(), window)
+			counter := func(name string, limit, cost int64) ratelimit.Op {
+				return ratelimit.Op{Key: ratelimit.NewKey(name, "", start, "d"), Kind: ratelimit.KindCounter, Limit: limit, Cost: cost, Expire: end, Always: always}
 			}
-			ops := []Op{counter("A", lim, cost)}
+			ops := []ratelimit.Op{counter("A", lim, cost)}
 			if rng.IntN(3) == 0 {
 				ops = append(ops, counter("B", int64(10+rng.IntN(50)), cost))
 			}
 			if rng.IntN(4) == 0 {
-				ops = append(ops, Op{Key: NewKey("G", "", 0, "d"), Kind: KindGCRA, Limit: 1 << 30, Cost: 1, Interval: int64(time.Millisecond), Always: always})
+				ops = append(ops, ratelimit.Op{Key: ratelimit.NewKey("G", "", 0, "d"), Kind: ratelimit.KindGCRA, Limit: 1 << 30, Cost: 1, Interval: int64(time.Millisecond), Always: always})
 			}
-			a, b := make([]Outcome, len(ops)), make([]Outcome, len(ops))
+			a, b := make([]ratelimit.Outcome, len(ops)), make([]ratelimit.Outcome, len(ops))
 			if err := mem.Apply(ctx, now, ops, a); err != nil {
 				t.Fatal(err)
 			}
-			st.over.Wait()
-			st.over.Clear()
+			st.ForgetOverMarks()
 			if err := st.Apply(ctx, now, ops, b); err != nil {
 				t.Fatal(err)
 			}
 			for i := range ops {
-				if ops[i].Kind == KindGCRA {
+				if ops[i].Kind == ratelimit.KindGCRA {
 					continue
 				}
 				if always { // each counter on its own, refused units kept: a plain running sum

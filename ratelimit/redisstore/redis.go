@@ -1,4 +1,4 @@
-package ratelimit
+package redisstore
 
 import (
 	"cmp"
@@ -9,6 +9,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/gatehouse/gatehouse/ratelimit/memstore"
+	"github.com/gatehouse/gatehouse/ratelimit/state"
 	"net"
 	"os"
 	"strconv"
@@ -37,7 +39,7 @@ const (
 	reconnectEvery       = 250 * time.Millisecond
 )
 
-// redisStore keeps counters in Redis (single, sentinel or cluster) for several replicas.
+// Store keeps counters in Redis (single, sentinel or cluster) for several replicas.
 // Every Apply is at most one round trip however many limits apply (plain INCRBYs when
 // they are all counters, else one Lua script), plus one to take back a refused request's
 // units (or leased units past the limit); it is bounded by the caller's deadline and the
@@ -45,7 +47,7 @@ const (
 // from units this replica leased (lease.go), with no round trip; keys known to be over
 // their limit are remembered locally until their reset, so a hot abusive key costs no
 // round trip either.
-type redisStore struct {
+type Store struct {
 	opt       rueidis.ClientOption
 	client    atomic.Pointer[clientBox]
 	prefix    string
@@ -54,8 +56,8 @@ type redisStore struct {
 	timeout   time.Duration
 	deadlines *deadlines
 	br        breaker
-	clock     Clock
-	local     *memoryStore
+	clock     state.Clock
+	local     *memstore.Store
 	over      *ristretto.Cache[uint64, overMark]
 	expiring  *expirySeen // counter keys whose expiry this replica set
 	leases    *leases     // units leased of busy counters (counters: native); nil: none
@@ -63,7 +65,7 @@ type redisStore struct {
 	done      chan struct{}
 	wg        sync.WaitGroup
 	closeOnce sync.Once
-	metrics   atomic.Pointer[Metrics]
+	metrics   atomic.Pointer[state.Metrics]
 	spanAttrs []attribute.KeyValue // db.system.name, server.address and server.port of store spans
 
 	// testBeforeTakeBack, when set (tests only), runs between the counting round trip
@@ -71,8 +73,14 @@ type redisStore struct {
 	testBeforeTakeBack func(keys []string)
 }
 
-var _ Store = (*redisStore)(nil)
-var _ instrumented = (*redisStore)(nil)
+var (
+	_ state.Store         = (*Store)(nil)
+	_ state.Credits       = (*Store)(nil)
+	_ state.Bindings      = (*Store)(nil)
+	_ state.Pinger        = (*Store)(nil)
+	_ state.Instrumented  = (*Store)(nil)
+	_ state.LocalFallback = (*Store)(nil)
+)
 
 type clientBox struct{ c rueidis.Client }
 
@@ -85,9 +93,13 @@ type overMark struct {
 }
 
 // marks reports whether m is op's mark.
-func (m *overMark) marks(op *Op) bool { return op.Key.is(m.id) && op.Key.Tag == m.tag }
+func (m *overMark) marks(op *state.Op) bool { return op.Key.Is(m.id) && op.Key.Tag == m.tag }
 
-func openRedis(_ context.Context, cfg RedisConfig, clock Clock) (*redisStore, error) {
+// Open opens a Redis store on cfg. A store that cannot connect yet still opens (and keeps
+// connecting), so that the fail modes apply until Redis answers. clock (nil: the system
+// clock) drives lease sweeps and the circuit breaker.
+func Open(_ context.Context, cfg state.RedisConfig, clock state.Clock) (*Store, error) {
+	clock = state.OrSystem(clock)
 	opt, err := redisOptions(cfg)
 	if err != nil {
 		return nil, err
@@ -104,14 +116,14 @@ func openRedis(_ context.Context, cfg RedisConfig, clock Clock) (*redisStore, er
 	if err != nil {
 		return nil, fmt.Errorf("ratelimit: over-limit cache: %w", err)
 	}
-	s := &redisStore{
+	s := &Store{
 		opt:      opt,
 		prefix:   cfg.KeyPrefix,
 		cluster:  cfg.Mode == "cluster",
 		native:   cfg.Counters != "script",
 		timeout:  cfg.Timeout,
 		clock:    clock,
-		local:    newMemory(MemoryConfig{}, clock),
+		local:    memstore.New(state.MemoryConfig{}, clock),
 		over:     over,
 		expiring: new(expirySeen),
 		done:     make(chan struct{}),
@@ -147,7 +159,7 @@ func openRedis(_ context.Context, cfg RedisConfig, clock Clock) (*redisStore, er
 	return s, nil
 }
 
-func redisOptions(cfg RedisConfig) (rueidis.ClientOption, error) {
+func redisOptions(cfg state.RedisConfig) (rueidis.ClientOption, error) {
 	var password string
 	switch {
 	case cfg.PasswordFile != "":
@@ -193,7 +205,7 @@ func redisOptions(cfg RedisConfig) (rueidis.ClientOption, error) {
 	return opt, nil
 }
 
-func redisTLS(t TLSConfig) (*tls.Config, error) {
+func redisTLS(t state.TLSConfig) (*tls.Config, error) {
 	if !t.Enabled {
 		return nil, nil
 	}
@@ -218,7 +230,7 @@ func redisTLS(t TLSConfig) (*tls.Config, error) {
 	return c, nil
 }
 
-func (s *redisStore) connect() error {
+func (s *Store) connect() error {
 	c, err := rueidis.NewClient(s.opt)
 	if err != nil {
 		return err
@@ -227,13 +239,13 @@ func (s *redisStore) connect() error {
 	return nil
 }
 
-func (s *redisStore) reconnect() {
+func (s *Store) reconnect() {
 	s.every(reconnectEvery, func() bool { return s.connect() == nil })
 }
 
 // every runs f every d until f reports done or the store closes, then marks the
 // goroutine done in s.wg (the caller added it).
-func (s *redisStore) every(d time.Duration, f func() (done bool)) {
+func (s *Store) every(d time.Duration, f func() (done bool)) {
 	defer s.wg.Done()
 	t := time.NewTicker(d)
 	defer t.Stop()
@@ -250,7 +262,7 @@ func (s *redisStore) every(d time.Duration, f func() (done bool)) {
 }
 
 // Local implements localStore: per-replica memory counters for fail mode local.
-func (s *redisStore) Local() Store { return s.local }
+func (s *Store) Local() state.Store { return s.local }
 
 // redisCall is what one store call sees of Redis: the client, the context that bounds the
 // call, and send, which shares a round trip with concurrent calls when it may.
@@ -286,20 +298,20 @@ func (r redisCall) send(cmds rueidis.Commands) []rueidis.RedisResult {
 
 // call runs one store call under the breaker and the timeout. op names the call's
 // command for traces (db.operation.name).
-func (s *redisStore) call(ctx context.Context, op string, run func(redisCall) error) error {
+func (s *Store) call(ctx context.Context, op string, run func(redisCall) error) error {
 	box := s.client.Load()
 	if box == nil {
-		return fmt.Errorf("%w: not connected", ErrUnavailable)
+		return fmt.Errorf("%w: not connected", state.ErrUnavailable)
 	}
 	start := s.clock()
 	ok, probe := s.br.allow(start)
 	if !ok {
-		s.metrics.Load().storeCall("redis", 0, ErrUnavailable, true)
-		return fmt.Errorf("%w: circuit breaker open", ErrUnavailable)
+		s.metrics.Load().StoreCall("redis", 0, state.ErrUnavailable, true)
+		return fmt.Errorf("%w: circuit breaker open", state.ErrUnavailable)
 	}
 	if err := ctx.Err(); err != nil {
 		s.br.release(probe)
-		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+		return fmt.Errorf("%w: %w", state.ErrUnavailable, err)
 	}
 	// A round-trip span only under a span that records: a root span per Redis call would
 	// be noise, and building a span that records nothing costs the hot path.
@@ -324,14 +336,14 @@ func (s *redisStore) call(ctx context.Context, op string, run func(redisCall) er
 	} else {
 		s.br.done(end, probe, err != nil)
 	}
-	s.metrics.Load().storeCall("redis", end.Sub(start), err, s.br.isOpen())
+	s.metrics.Load().StoreCall("redis", end.Sub(start), err, s.br.isOpen())
 	if err != nil {
 		if span != nil {
 			span.SetStatus(otelcodes.Error, "store call failed")
 			span.SetAttributes(semconv.ErrorTypeKey.String(storeErrorType(err)))
 			span.End()
 		}
-		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+		return fmt.Errorf("%w: %w", state.ErrUnavailable, err)
 	}
 	if span != nil {
 		span.End()
@@ -376,10 +388,10 @@ func storeErrorType(err error) string {
 var tracer = otel.Tracer("github.com/gatehouse/gatehouse/ratelimit")
 
 // instrument implements instrumented.
-func (s *redisStore) instrument(m *Metrics) { s.metrics.Store(m) }
+func (s *Store) Instrument(m *state.Metrics) { s.metrics.Store(m) }
 
 // Apply implements [Store].
-func (s *redisStore) Apply(ctx context.Context, now time.Time, ops []Op, out []Outcome) error {
+func (s *Store) Apply(ctx context.Context, now time.Time, ops []state.Op, out []state.Outcome) error {
 	ns := now.UnixNano()
 	refund := hasRefund(ops)
 	if refund {
@@ -399,7 +411,7 @@ func (s *redisStore) Apply(ctx context.Context, now time.Time, ops []Op, out []O
 	}
 	keys, args := s.encode(ops, ns)
 	script := &applyScript
-	if len(ops) == 1 && ops[0].Kind == KindGCRA {
+	if len(ops) == 1 && ops[0].Kind == state.KindGCRA {
 		script = &gcraScript // the common inline device throttle, at half Redis's CPU
 	}
 	var res []int64
@@ -443,18 +455,18 @@ func (s *redisStore) Apply(ctx context.Context, now time.Time, ops []Op, out []O
 		return err
 	}
 	if len(res) != 1+3*len(ops) {
-		return fmt.Errorf("%w: script returned %d values for %d ops", ErrUnavailable, len(res), len(ops))
+		return fmt.Errorf("%w: script returned %d values for %d ops", state.ErrUnavailable, len(res), len(ops))
 	}
 	for i := range ops {
 		op := &ops[i]
-		o := Outcome{Allowed: res[1+3*i] == 1, Value: res[2+3*i]}
-		if op.Kind == KindGCRA {
+		o := state.Outcome{Allowed: res[1+3*i] == 1, Value: res[2+3*i]}
+		if op.Kind == state.KindGCRA {
 			o.Value *= 1000 // µs in Redis
 		}
 		if pttl := res[3+3*i]; pttl > 0 {
 			o.Expire = ns + pttl*int64(time.Millisecond)
 		}
-		if op.Kind == KindCounter && s.leases != nil { // Redis's count includes units leased here
+		if op.Kind == state.KindCounter && s.leases != nil { // Redis's count includes units leased here
 			o.Value -= s.leases.observe(s.leaseID(op), op, o.Value, op.Cost < 0)
 		}
 		out[i] = o
@@ -467,11 +479,11 @@ func (s *redisStore) Apply(ctx context.Context, now time.Time, ops []Op, out []O
 // the script counts what was admitted, as the memory store does: a refund takes the
 // units back with its own (in a copy of ops), and the other ops' units go back ahead of
 // the script in the same round trip. given[i] is what op i gave up.
-func (s *redisStore) giveUpLeases(ops []Op, given []lent) ([]Op, []lent) {
+func (s *Store) giveUpLeases(ops []state.Op, given []lent) ([]state.Op, []lent) {
 	copied, any := false, false
 	for i := range ops {
 		var n lent
-		if ops[i].Kind == KindCounter {
+		if ops[i].Kind == state.KindCounter {
 			n = s.leases.surrender(s.leaseID(&ops[i]), &ops[i])
 		}
 		given = append(given, n)
@@ -481,7 +493,7 @@ func (s *redisStore) giveUpLeases(ops []Op, given []lent) ([]Op, []lent) {
 		any = true
 		if ops[i].Cost < 0 {
 			if !copied {
-				ops, copied = append([]Op(nil), ops...), true
+				ops, copied = append([]state.Op(nil), ops...), true
 			}
 			ops[i].Cost -= n.units
 		}
@@ -493,23 +505,23 @@ func (s *redisStore) giveUpLeases(ops []Op, given []lent) ([]Op, []lent) {
 }
 
 // stillOver reports whether stored value v leaves op, as configured now, out of units.
-func stillOver(op *Op, v, ns int64) bool {
-	_, over := overUntil(op, v, ns)
+func stillOver(op *state.Op, v, ns int64) bool {
+	_, over := state.OverUntil(op, v, ns)
 	return over
 }
 
 // rememberOver puts an enforcing op that is out of units in the over-limit cache until it
 // has units again; with native counting, a counter for at most nativeOverFor, since any
 // count read of it (by INCRBY or by the script) may include units being taken back.
-func (s *redisStore) rememberOver(op *Op, o Outcome, ns int64) {
+func (s *Store) rememberOver(op *state.Op, o state.Outcome, ns int64) {
 	if o.Allowed || op.Shadow {
 		return
 	}
-	if until, over := overUntil(op, o.Value, ns); over {
-		if s.native && op.Kind == KindCounter {
+	if until, over := state.OverUntil(op, o.Value, ns); over {
+		if s.native && op.Kind == state.KindCounter {
 			until = min(until, ns+int64(nativeOverFor))
 		}
-		s.over.SetWithTTL(s.digest(op), overMark{until: until, value: o.Value, id: op.Key.identity(), tag: op.Key.Tag}, 1, time.Duration(until-ns))
+		s.over.SetWithTTL(s.digest(op), overMark{until: until, value: o.Value, id: op.Key.Identity(), tag: op.Key.Tag}, 1, time.Duration(until-ns))
 	}
 }
 
@@ -522,14 +534,14 @@ const nativeOverFor = time.Second
 // digest identifies op's key in this replica's caches. In cluster mode the hash tag is
 // part of the Redis key (a limit not keyed on the tag's entity is counted per tag), so it
 // is folded in.
-func (s *redisStore) digest(op *Op) uint64 {
+func (s *Store) digest(op *state.Op) uint64 {
 	if s.cluster && op.Key.Tag != "" {
-		return mix(op.Key.hash ^ xxhash.Sum64String(op.Key.Tag))
+		return state.Mix(op.Key.Hash() ^ xxhash.Sum64String(op.Key.Tag))
 	}
-	return op.Key.hash
+	return op.Key.Hash()
 }
 
-func hasRefund(ops []Op) bool {
+func hasRefund(ops []state.Op) bool {
 	for i := range ops {
 		if ops[i].Cost < 0 {
 			return true
@@ -540,7 +552,7 @@ func hasRefund(ops []Op) bool {
 
 // forgetOver ends the over-limit marks of the refunded ops' keys. A mark may still sit in
 // the cache's buffer (applied after the Del, it would refuse the key): flush it first.
-func (s *redisStore) forgetOver(ops []Op) {
+func (s *Store) forgetOver(ops []state.Op) {
 	s.over.Wait()
 	for i := range ops {
 		if ops[i].Cost < 0 {
@@ -549,9 +561,9 @@ func (s *redisStore) forgetOver(ops []Op) {
 	}
 }
 
-func allCounters(ops []Op) bool {
+func allCounters(ops []state.Op) bool {
 	for i := range ops {
-		if ops[i].Kind != KindCounter {
+		if ops[i].Kind != state.KindCounter {
 			return false
 		}
 	}
@@ -573,7 +585,7 @@ func allCounters(ops []Op) bool {
 // refused request consumes nothing once Apply returns; meanwhile, a concurrent request
 // on the same key may see those units and be refused too. Ops the replica's leases cover
 // (lease.go) send nothing; a request they all cover makes no round trip.
-func (s *redisStore) applyCounters(ctx context.Context, ops []Op, out []Outcome, ns int64) error {
+func (s *Store) applyCounters(ctx context.Context, ops []state.Op, out []state.Outcome, ns int64) error {
 	// Leases first: a request they fully cover costs no round trip.
 	var planBuf [4]planned
 	plans := planBuf[:0]
@@ -637,7 +649,7 @@ func (s *redisStore) applyCounters(ctx context.Context, ops []Op, out []Outcome,
 			}
 			if err != nil {
 				firstErr = cmp.Or(firstErr, err)
-				out[i] = Outcome{Unknown: true}
+				out[i] = state.Outcome{Unknown: true}
 				continue
 			}
 			at[i].v = v
@@ -648,7 +660,7 @@ func (s *redisStore) applyCounters(ctx context.Context, ops []Op, out []Outcome,
 			}
 			// The request's own units are the first of those added; the lease's follow.
 			count := v - p.extra - at[i].own
-			out[i] = Outcome{Allowed: count <= op.Limit, Value: count}
+			out[i] = state.Outcome{Allowed: count <= op.Limit, Value: count}
 			if !out[i].Allowed && !op.Shadow && !op.Always {
 				commit = false
 			}
@@ -689,7 +701,7 @@ func (s *redisStore) applyCounters(ctx context.Context, ops []Op, out []Outcome,
 			case p.on:
 				o.Value = s.leases.finish(p.id, op, p.leaseUse, at[i].v, keep, p.extra-undo, at[i].own)
 				if keep {
-					s.metrics.Load().leased(p.extra-undo, false)
+					s.metrics.Load().Leased(p.extra-undo, false)
 				}
 			default:
 				o.Value -= undo
@@ -715,7 +727,7 @@ func (s *redisStore) applyCounters(ctx context.Context, ops []Op, out []Outcome,
 					// Units not taken back stay counted until the window ends: more
 					// refusals, never more admissions. Expiries may be missing: send
 					// them again with the next counts.
-					s.metrics.Load().storeFailure("redis")
+					s.metrics.Load().StoreFailure("redis")
 					for i := range ops {
 						s.expiring.forget(s.digest(&ops[i]))
 					}
@@ -768,7 +780,7 @@ func ttlMillis(expire, ns int64) int64 {
 // that op is denied with its remembered value, the others are reported Unknown. Ops that
 // count on their own (Op.Always) let the cache answer only when each of them is known
 // over: past its limit, one more unit changes no verdict of its window.
-func (s *redisStore) knownOver(ops []Op, out []Outcome, ns int64) bool {
+func (s *Store) knownOver(ops []state.Op, out []state.Outcome, ns int64) bool {
 	hit := false
 	for i := range ops {
 		op := &ops[i]
@@ -779,12 +791,12 @@ func (s *redisStore) knownOver(ops []Op, out []Outcome, ns int64) bool {
 		// (or an RLS override) may have raised the limit since.
 		if m, ok := s.over.Get(s.digest(op)); ok && m.until > ns && m.marks(op) && stillOver(op, m.value, ns) &&
 			(s.leases == nil || !s.leases.covers(s.leaseID(op), op)) {
-			out[i] = Outcome{Value: m.value}
+			out[i] = state.Outcome{Value: m.value}
 			hit = true
 		} else if op.Always {
 			return false // it counts on its own: Redis must see it
 		} else {
-			out[i] = Outcome{Allowed: true, Unknown: true}
+			out[i] = state.Outcome{Allowed: true, Unknown: true}
 		}
 	}
 	if !hit {
@@ -797,7 +809,7 @@ func (s *redisStore) knownOver(ops []Op, out []Outcome, ns int64) bool {
 	}
 	for i := range ops {
 		if !markable(&ops[i]) {
-			out[i] = Outcome{Allowed: true, Unknown: true}
+			out[i] = state.Outcome{Allowed: true, Unknown: true}
 		}
 	}
 	return true
@@ -805,13 +817,13 @@ func (s *redisStore) knownOver(ops []Op, out []Outcome, ns int64) bool {
 
 // markable reports whether an over-limit mark may answer for op: an enforcing counter or
 // token bucket that counts (a check without counting, cost 0, asks the store like any).
-func markable(op *Op) bool {
-	return !op.Shadow && op.Cost > 0 && (op.Kind == KindCounter || op.Kind == KindGCRA)
+func markable(op *state.Op) bool {
+	return !op.Shadow && op.Cost > 0 && (op.Kind == state.KindCounter || op.Kind == state.KindGCRA)
 }
 
 // encode renders keys and the script's arguments: now (µs), then per op kind, limit,
 // cost, interval (µs), ttl (ms) and flags (1: shadow, 2: always).
-func (s *redisStore) encode(ops []Op, ns int64) ([]string, []string) {
+func (s *Store) encode(ops []state.Op, ns int64) ([]string, []string) {
 	keys := make([]string, len(ops))
 	args := make([]string, 1, 1+6*len(ops))
 	args[0] = strconv.FormatInt(ns/1000, 10)
@@ -819,7 +831,7 @@ func (s *redisStore) encode(ops []Op, ns int64) ([]string, []string) {
 		op := &ops[i]
 		keys[i] = op.Key.Render(s.prefix, s.cluster)
 		var iv, ttl int64
-		if op.Kind == KindGCRA {
+		if op.Kind == state.KindGCRA {
 			iv = max(op.Interval/1000, 1)
 		}
 		if op.Expire > 0 {
@@ -850,7 +862,7 @@ func flushDelay(d time.Duration) time.Duration {
 }
 
 // Adjust implements [Store].
-func (s *redisStore) Adjust(ctx context.Context, key Key, delta int64) (int64, error) {
+func (s *Store) Adjust(ctx context.Context, key state.Key, delta int64) (int64, error) {
 	var v int64
 	err := s.call(ctx, "INCRBY", func(r redisCall) error {
 		var err error
@@ -858,20 +870,20 @@ func (s *redisStore) Adjust(ctx context.Context, key Key, delta int64) (int64, e
 		return err
 	})
 	if err == nil {
-		s.forgetOver([]Op{{Key: key, Cost: -1}}) // a top-up ends the mark as a refund does
+		s.forgetOver([]state.Op{{Key: key, Cost: -1}}) // a top-up ends the mark as a refund does
 	}
 	return v, err
 }
 
-func (s *redisStore) bindKey(key string) string {
+func (s *Store) bindKey(key string) string {
 	if s.cluster {
-		return s.prefix + "bind:{" + keyEscaper.Replace(key) + "}"
+		return s.prefix + "bind:{" + state.KeyEscaper.Replace(key) + "}"
 	}
-	return s.prefix + "bind:" + keyEscaper.Replace(key)
+	return s.prefix + "bind:" + state.KeyEscaper.Replace(key)
 }
 
 // Bind implements [Store].
-func (s *redisStore) Bind(ctx context.Context, key, member string, maxMembers int) (bool, int, error) {
+func (s *Store) Bind(ctx context.Context, key, member string, maxMembers int) (bool, int, error) {
 	var res []int64
 	err := s.call(ctx, "EVALSHA", func(r redisCall) error {
 		var err error
@@ -882,27 +894,27 @@ func (s *redisStore) Bind(ctx context.Context, key, member string, maxMembers in
 		return false, 0, err
 	}
 	if len(res) != 2 {
-		return false, 0, fmt.Errorf("%w: bind script returned %d values", ErrUnavailable, len(res))
+		return false, 0, fmt.Errorf("%w: bind script returned %d values", state.ErrUnavailable, len(res))
 	}
 	return res[0] == 1, int(res[1]), nil
 }
 
 // ResetBindings implements [Store].
-func (s *redisStore) ResetBindings(ctx context.Context, key string) error {
+func (s *Store) ResetBindings(ctx context.Context, key string) error {
 	return s.call(ctx, "DEL", func(r redisCall) error {
 		return r.c.Do(r.ctx, r.c.B().Del().Key(s.bindKey(key)).Build()).Error()
 	})
 }
 
 // Ping checks that Redis answers (for readiness probes).
-func (s *redisStore) Ping(ctx context.Context) error {
+func (s *Store) Ping(ctx context.Context) error {
 	return s.call(ctx, "PING", func(r redisCall) error {
 		return r.c.Do(r.ctx, r.c.B().Ping().Build()).Error()
 	})
 }
 
 // Close implements [Store].
-func (s *redisStore) Close() error {
+func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.done)
 		s.wg.Wait()

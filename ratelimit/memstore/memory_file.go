@@ -1,10 +1,11 @@
-package ratelimit
+package memstore
 
 import (
 	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/gatehouse/gatehouse/ratelimit/state"
 	"io/fs"
 	"math"
 	"os"
@@ -42,7 +43,7 @@ const memFileVersion = 2
 
 // flush writes persisted counters and bindings to the file atomically: a temporary file in
 // the same directory, synced, then renamed over the old one.
-func (s *memoryStore) flush() error {
+func (s *Store) flush() error {
 	if s.file == "" {
 		return nil
 	}
@@ -132,7 +133,7 @@ func writeAtomic(path string, data []byte) error {
 }
 
 // load reads the file written by flush; a missing file is an empty store.
-func (s *memoryStore) load() error {
+func (s *Store) load() error {
 	if s.file == "" {
 		return nil
 	}
@@ -165,20 +166,20 @@ func (s *memoryStore) load() error {
 
 // loadCounter places a counter read from the file: a version 2 record by its key
 // (decoded from its identity), a version 1 record by its digest alone.
-func (s *memoryStore) loadCounter(r memRecord) {
+func (s *Store) loadCounter(r memRecord) {
 	e := entry{val: r.V, exp: r.E, persist: true, keep: true}
 	if r.I == nil {
 		s.shard(r.K).m[r.K] = e
 		return
 	}
-	k, ok := keyOf(string(r.I))
+	k, ok := state.KeyOf(string(r.I))
 	if !ok {
 		return // not written by this code: ignore rather than guess
 	}
-	s.shard(k.hash).put(&k, e, 0, math.MaxInt, 0)
+	s.shard(k.Hash()).put(&k, e, 0, math.MaxInt, 0)
 }
 
-func (s *memoryStore) loadBinding(b memBinding) {
+func (s *Store) loadBinding(b memBinding) {
 	if b.Key == nil {
 		set := make(map[uint64]struct{}, len(b.M))
 		for _, m := range b.M {

@@ -1,4 +1,4 @@
-package ratelimit
+package redisstore_test
 
 import (
 	"context"
@@ -9,6 +9,9 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
+	"github.com/gatehouse/gatehouse/ratelimit"
+	"github.com/gatehouse/gatehouse/ratelimit/internal/redistest"
+	"github.com/gatehouse/gatehouse/ratelimit/redisstore"
 	"math/big"
 	"net"
 	"os"
@@ -32,7 +35,7 @@ func TestRedisTLSAndPassword(t *testing.T) {
 	caFile, certFile, keyFile := writeTestPKI(t, dir)
 	otherCA, _, _ := writeTestPKI(t, t.TempDir())
 	const password = "tls-test-password-7f3a"
-	r := startRedis(t, "--port", "0", "--tls-port", "{port}", "--tls-cert-file", certFile,
+	r := redistest.Start(t, "--port", "0", "--tls-port", "{port}", "--tls-cert-file", certFile,
 		"--tls-key-file", keyFile, "--tls-ca-cert-file", caFile, "--tls-auth-clients", "no",
 		"--requirepass", password)
 	pwFile := filepath.Join(dir, "password")
@@ -43,11 +46,11 @@ func TestRedisTLSAndPassword(t *testing.T) {
 	if err := os.WriteFile(badPw, []byte("not-it"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	in := CompileInput{Apps: map[string]AppLimits{"a": {Limits: []LimitConfig{
+	in := ratelimit.CompileInput{Apps: map[string]ratelimit.AppLimits{"a": {Limits: []ratelimit.LimitConfig{
 		{Name: "l", Key: []string{"device"}, Requests: 2, Per: time.Hour}}}}}
 	ctx := context.Background()
 
-	good := RedisConfig{Addrs: []string{r.addr()}, PasswordFile: pwFile, TLS: TLSConfig{Enabled: true, CAFile: caFile}}
+	good := ratelimit.RedisConfig{Addrs: []string{r.Addr()}, PasswordFile: pwFile, TLS: ratelimit.TLSConfig{Enabled: true, CAFile: caFile}}
 	e := mustCompile(t, in, openTestRedis(t, good, nil))
 	for i, want := range []policy.Code{"", "", policy.DeviceRateLimited} {
 		res, err := e.Limit(ctx, t0, policy.LimitRequest{App: "a", Device: "d"})
@@ -56,21 +59,21 @@ func TestRedisTLSAndPassword(t *testing.T) {
 		}
 	}
 
-	for name, cfg := range map[string]RedisConfig{
+	for name, cfg := range map[string]ratelimit.RedisConfig{
 		"wrong password": {Addrs: good.Addrs, PasswordFile: badPw, TLS: good.TLS},
-		"untrusted CA":   {Addrs: good.Addrs, PasswordFile: pwFile, TLS: TLSConfig{Enabled: true, CAFile: otherCA}},
+		"untrusted CA":   {Addrs: good.Addrs, PasswordFile: pwFile, TLS: ratelimit.TLSConfig{Enabled: true, CAFile: otherCA}},
 		"plain TCP":      {Addrs: good.Addrs, PasswordFile: pwFile},
 	} {
 		t.Run(name, func(t *testing.T) {
 			cfg.Timeout, cfg.DialTimeout = 200*time.Millisecond, 500*time.Millisecond
-			s, err := openRedis(ctx, cfg, SystemClock)
+			s, err := redisstore.Open(ctx, cfg, ratelimit.SystemClock)
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer s.Close()
 			_, err = mustCompile(t, in, s).Limit(ctx, t0, policy.LimitRequest{App: "a", Device: "x"})
-			if !errors.Is(err, ErrUnavailable) {
-				t.Fatalf("want ErrUnavailable, got %v", err)
+			if !errors.Is(err, ratelimit.ErrUnavailable) {
+				t.Fatalf("want ratelimit.ErrUnavailable, got %v", err)
 			}
 			if strings.Contains(err.Error(), password) || strings.Contains(err.Error(), "not-it") {
 				t.Fatalf("the error repeats a password: %v", err)
@@ -83,24 +86,24 @@ func TestRedisTLSAndPassword(t *testing.T) {
 // master dies it follows the promoted replica; counts replicated before the failure
 // survive it.
 func TestRedisSentinelFailover(t *testing.T) {
-	master := startRedis(t, "--repl-diskless-sync-delay", "0") // the replica syncs at once
-	mport := strconv.Itoa(master.port)
-	replica := startRedis(t, "--replicaof", "127.0.0.1", mport)
-	sentinel := startRedisConf(t, "sentinel monitor gh 127.0.0.1 "+mport+" 1\n"+
+	master := redistest.Start(t, "--repl-diskless-sync-delay", "0") // the replica syncs at once
+	mport := strconv.Itoa(master.Port())
+	replica := redistest.Start(t, "--replicaof", "127.0.0.1", mport)
+	sentinel := redistest.StartConf(t, "sentinel monitor gh 127.0.0.1 "+mport+" 1\n"+
 		"sentinel down-after-milliseconds gh 300\n"+
 		"sentinel failover-timeout gh 2000\n", "--sentinel")
 	start := time.Now()
 	waitFor(t, 10*time.Second, "the replica to sync", func() bool {
-		info, err := replica.query("INFO", "replication")
+		info, err := replica.Query("INFO", "replication")
 		return err == nil && strings.Contains(info, "master_link_status:up")
 	})
 
 	t.Logf("replica in sync after %v", time.Since(start).Round(time.Millisecond))
 	// No reserves: every request below must reach Redis (one served from a reserve would
 	// not wait for the failover).
-	store := openTestRedis(t, RedisConfig{Mode: "sentinel", Addrs: []string{sentinel.addr()}, MasterName: "gh",
-		Timeout: 300 * time.Millisecond, Lease: LeaseConfig{MaxUnits: -1}}, nil)
-	e := mustCompile(t, CompileInput{Apps: map[string]AppLimits{"a": {Limits: []LimitConfig{
+	store := openTestRedis(t, ratelimit.RedisConfig{Mode: "sentinel", Addrs: []string{sentinel.Addr()}, MasterName: "gh",
+		Timeout: 300 * time.Millisecond, Lease: ratelimit.LeaseConfig{MaxUnits: -1}}, nil)
+	e := mustCompile(t, ratelimit.CompileInput{Apps: map[string]ratelimit.AppLimits{"a": {Limits: []ratelimit.LimitConfig{
 		{Name: "l", Key: []string{"device"}, Requests: 1000, Per: time.Hour}}}}}, store)
 	ctx := context.Background()
 	req := policy.LimitRequest{App: "a", Device: "d"}
@@ -109,11 +112,11 @@ func TestRedisSentinelFailover(t *testing.T) {
 			t.Fatalf("request %d via sentinel: %+v %v", i+1, res, err)
 		}
 	}
-	if n, err := master.query("WAIT", "1", "2000"); err != nil || n != "1" {
+	if n, err := master.Query("WAIT", "1", "2000"); err != nil || n != "1" {
 		t.Fatalf("WAIT for the replica: %q %v", n, err)
 	}
 
-	master.stop()
+	master.Stop()
 	killed := time.Now()
 	var res policy.LimitResult
 	waitFor(t, 20*time.Second, "the store to follow the failover", func() bool {
@@ -127,15 +130,15 @@ func TestRedisSentinelFailover(t *testing.T) {
 	if res.Code != "" || res.Remaining > 994 || res.Remaining < 990 {
 		t.Fatalf("after failover: %+v, want remaining 990–994 (the count survived)", res)
 	}
-	if info, err := replica.query("INFO", "replication"); err != nil || !strings.Contains(info, "role:master") {
+	if info, err := replica.Query("INFO", "replication"); err != nil || !strings.Contains(info, "role:master") {
 		t.Fatalf("the replica was not promoted: %v\n%s", err, info)
 	}
 }
 
 // onlyKey returns the name of the one key in st's Redis.
-func onlyKey(t *testing.T, st *redisStore) string {
+func onlyKey(t *testing.T, st *redisstore.Store) string {
 	t.Helper()
-	c := st.client.Load().c
+	c := st.Client()
 	keys, err := c.Do(context.Background(), c.B().Keys().Pattern("*").Build()).AsStrSlice()
 	if err != nil || len(keys) != 1 {
 		t.Fatalf("keys: %q %v, want exactly one", keys, err)
@@ -200,15 +203,15 @@ func writeTestPKI(t *testing.T, dir string) (caFile, certFile, keyFile string) {
 // window, in the round trip of its first count there; a key that Redis lost (here by a
 // flush) gets its expiry again from the request that creates it anew.
 func TestRedisCounterExpiry(t *testing.T) {
-	r := startRedis(t)
+	r := redistest.Start(t)
 	// No reserves: each request reaches Redis (TestRedisLease covers expiries with them).
-	st := openTestRedis(t, RedisConfig{Addrs: []string{r.addr()}, Lease: LeaseConfig{MaxUnits: -1}}, nil)
-	e := mustCompile(t, CompileInput{Apps: map[string]AppLimits{"a": {Limits: []LimitConfig{
+	st := openTestRedis(t, ratelimit.RedisConfig{Addrs: []string{r.Addr()}, Lease: ratelimit.LeaseConfig{MaxUnits: -1}}, nil)
+	e := mustCompile(t, ratelimit.CompileInput{Apps: map[string]ratelimit.AppLimits{"a": {Limits: []ratelimit.LimitConfig{
 		{Name: "l", Key: []string{"device"}, Requests: 100, Per: time.Hour}}}}}, st)
 	ctx := context.Background()
 	req := policy.LimitRequest{App: "a", Device: "d"}
-	pexpires := func() int { return r.cmdCalls("pexpire") }
-	c := st.client.Load().c
+	pexpires := func() int { return r.CmdCalls("pexpire") }
+	c := st.Client()
 	pttl := func() int64 { // of the only key
 		ms, err := c.Do(ctx, c.B().Pttl().Key(onlyKey(t, st)).Build()).AsInt64()
 		if err != nil {
@@ -229,10 +232,10 @@ func TestRedisCounterExpiry(t *testing.T) {
 	}
 	// Checks without counting (an RLS descriptor's hits_addend 0) create no key, so they
 	// need no expiry: a key they created could outlive its window.
-	check := []Op{{Key: NewKey("check", "", 0, "c"), Kind: KindCounter, Limit: 10, Cost: 0, Expire: t0.Add(time.Hour).UnixNano()}}
+	check := []ratelimit.Op{{Key: ratelimit.NewKey("check", "", 0, "c"), Kind: ratelimit.KindCounter, Limit: 10, Cost: 0, Expire: t0.Add(time.Hour).UnixNano()}}
 	before := pexpires()
 	for i := 0; i < 5; i++ {
-		out := make([]Outcome, 1)
+		out := make([]ratelimit.Outcome, 1)
 		if err := st.Apply(ctx, t0, check, out); err != nil || !out[0].Allowed || out[0].Value != 0 {
 			t.Fatalf("check %d: %+v %v", i+1, out[0], err)
 		}
@@ -240,23 +243,23 @@ func TestRedisCounterExpiry(t *testing.T) {
 	if n := pexpires() - before; n != 0 {
 		t.Fatalf("%d PEXPIRE for 5 checks of an absent key, want 0", n)
 	}
-	if n, err := r.query("EXISTS", check[0].Key.Render(st.prefix, st.cluster)); err != nil || n != "0" {
+	if n, err := r.Query("EXISTS", check[0].Key.Render(st.Prefix(), st.Cluster())); err != nil || n != "0" {
 		t.Fatalf("checks created the key: EXISTS %s %v", n, err)
 	}
 	// A check is answered by Redis even when a refusal marked its key: 10 of 10 used is
 	// not over the limit.
-	spend := []Op{{Key: check[0].Key, Kind: KindCounter, Limit: 10, Cost: 10, Expire: check[0].Expire}}
+	spend := []ratelimit.Op{{Key: check[0].Key, Kind: ratelimit.KindCounter, Limit: 10, Cost: 10, Expire: check[0].Expire}}
 	for i, want := range []bool{true, false} {
-		out := make([]Outcome, 1)
+		out := make([]ratelimit.Outcome, 1)
 		if err := st.Apply(ctx, t0, spend, out); err != nil || out[0].Allowed != want {
 			t.Fatalf("spend %d: %+v %v", i+1, out[0], err)
 		}
 	}
-	st.over.Wait()
-	if out := make([]Outcome, 1); st.Apply(ctx, t0, check, out) != nil || !out[0].Allowed || out[0].Unknown || out[0].Value != 10 {
+	st.WaitOverMarks()
+	if out := make([]ratelimit.Outcome, 1); st.Apply(ctx, t0, check, out) != nil || !out[0].Allowed || out[0].Unknown || out[0].Value != 10 {
 		t.Fatalf("check of a spent key: %+v, want allowed with 10 counted", out[0])
 	}
-	if err := r.do("FLUSHALL"); err != nil {
+	if err := r.Do("FLUSHALL"); err != nil {
 		t.Fatal(err)
 	}
 	if res, err := e.Limit(ctx, t0, req); err != nil || res.Remaining != 99 {
@@ -273,11 +276,11 @@ func TestRedisCounterExpiry(t *testing.T) {
 // drop sets under contention), so how many it keeps is not asserted; that it works at
 // all is: a device marked while nothing else runs is refused without Redis.
 func TestRedisOverLimitCacheHoldsManyKeys(t *testing.T) {
-	r := startRedis(t)
+	r := redistest.Start(t)
 	// script counters: a mark lasts until the window ends (native ones, a second of the
 	// cache's own clock), so the fixed clock below holds every mark.
-	st := openTestRedis(t, RedisConfig{Addrs: []string{r.addr()}, Timeout: 200 * time.Millisecond, Counters: "script"}, nil)
-	e := mustCompile(t, CompileInput{Apps: map[string]AppLimits{"a": {Limits: []LimitConfig{
+	st := openTestRedis(t, ratelimit.RedisConfig{Addrs: []string{r.Addr()}, Timeout: 200 * time.Millisecond, Counters: "script"}, nil)
+	e := mustCompile(t, ratelimit.CompileInput{Apps: map[string]ratelimit.AppLimits{"a": {Limits: []ratelimit.LimitConfig{
 		{Name: "l", Key: []string{"device"}, Requests: 1, Per: time.Hour}}}}}, st)
 	ctx := context.Background()
 	now := t0
@@ -303,10 +306,10 @@ func TestRedisOverLimitCacheHoldsManyKeys(t *testing.T) {
 		}
 	}
 	each(spend)
-	st.over.Wait()
+	st.WaitOverMarks()
 	spend("alone")
-	st.over.Wait()
-	r.stop()
+	st.WaitOverMarks()
+	r.Stop()
 	var remembered atomic.Int64
 	each(func(d string) {
 		res, err := e.Limit(ctx, now, policy.LimitRequest{App: "a", Device: d})
@@ -328,14 +331,14 @@ func TestRedisOverLimitCacheHoldsManyKeys(t *testing.T) {
 // and half by the script (so batches mix commands of different shapes), each see their
 // own device's remaining count go down by one per request.
 func TestRedisBatchedCallsGetTheirOwnReplies(t *testing.T) {
-	r := startRedis(t)
-	st := openTestRedis(t, RedisConfig{Addrs: []string{r.addr()}}, nil)
-	e := mustCompile(t, CompileInput{Apps: map[string]AppLimits{
-		"a": {Limits: []LimitConfig{{Name: "l", Key: []string{"device"}, Requests: 1000, Per: time.Hour}}},
-		"g": {Limits: []LimitConfig{{Name: "b", Key: []string{"device"}, Algorithm: "gcra", Requests: 1, Per: time.Hour, Burst: 1000}}},
+	r := redistest.Start(t)
+	st := openTestRedis(t, ratelimit.RedisConfig{Addrs: []string{r.Addr()}}, nil)
+	e := mustCompile(t, ratelimit.CompileInput{Apps: map[string]ratelimit.AppLimits{
+		"a": {Limits: []ratelimit.LimitConfig{{Name: "l", Key: []string{"device"}, Requests: 1000, Per: time.Hour}}},
+		"g": {Limits: []ratelimit.LimitConfig{{Name: "b", Key: []string{"device"}, Algorithm: "gcra", Requests: 1, Per: time.Hour, Burst: 1000}}},
 	}}, st)
 	reads := func() int {
-		info, err := r.query("INFO", "stats")
+		info, err := r.Query("INFO", "stats")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -367,16 +370,16 @@ func TestRedisBatchedCallsGetTheirOwnReplies(t *testing.T) {
 // of concurrent refused requests that are being taken back, so it keeps the key refused
 // without asking Redis for a moment only, not until the window ends.
 func TestRedisNativeRefusalMarksBriefly(t *testing.T) {
-	r := startRedis(t)
-	st := openTestRedis(t, RedisConfig{Addrs: []string{r.addr()}}, nil)
-	e := mustCompile(t, CompileInput{Apps: map[string]AppLimits{"a": {Limits: []LimitConfig{
+	r := redistest.Start(t)
+	st := openTestRedis(t, ratelimit.RedisConfig{Addrs: []string{r.Addr()}}, nil)
+	e := mustCompile(t, ratelimit.CompileInput{Apps: map[string]ratelimit.AppLimits{"a": {Limits: []ratelimit.LimitConfig{
 		{Name: "l", Key: []string{"device"}, Requests: 10, Per: time.Hour}}}}}, st)
 	ctx := context.Background()
 	req := policy.LimitRequest{App: "a", Device: "d"}
 	if res, err := e.Limit(ctx, t0, req); err != nil || res.Remaining != 9 {
 		t.Fatalf("first: %+v %v", res, err)
 	}
-	c := st.client.Load().c
+	c := st.Client()
 	key := onlyKey(t, st)
 	// 9 units of other requests in flight, about to be taken back.
 	if err := c.Do(ctx, c.B().Incrby().Key(key).Increment(9).Build()).Error(); err != nil {
@@ -385,7 +388,7 @@ func TestRedisNativeRefusalMarksBriefly(t *testing.T) {
 	if res, err := e.Limit(ctx, t0, req); err != nil || res.Code != policy.DeviceRateLimited {
 		t.Fatalf("with the key full: %+v %v", res, err)
 	}
-	st.over.Wait()
+	st.WaitOverMarks()
 	if err := c.Do(ctx, c.B().Decrby().Key(key).Decrement(9).Build()).Error(); err != nil {
 		t.Fatal(err)
 	}
@@ -403,23 +406,23 @@ func TestRedisNativeRefusalMarksBriefly(t *testing.T) {
 // deadline that is: the store timeout and its slack), and the store recovers when Redis
 // resumes.
 func TestRedisStalledCallsKeepTheirDeadline(t *testing.T) {
-	r := startRedis(t)
+	r := redistest.Start(t)
 	const timeout = 50 * time.Millisecond
-	st := openTestRedis(t, RedisConfig{Addrs: []string{r.addr()}, Timeout: timeout,
-		Breaker: BreakerConfig{Failures: 1000}}, nil)
-	e := mustCompile(t, CompileInput{Apps: map[string]AppLimits{"a": {Limits: []LimitConfig{
+	st := openTestRedis(t, ratelimit.RedisConfig{Addrs: []string{r.Addr()}, Timeout: timeout,
+		Breaker: ratelimit.BreakerConfig{Failures: 1000}}, nil)
+	e := mustCompile(t, ratelimit.CompileInput{Apps: map[string]ratelimit.AppLimits{"a": {Limits: []ratelimit.LimitConfig{
 		{Name: "l", Key: []string{"device"}, Requests: 1000, Per: time.Hour}}}}}, st)
 	ctx := context.Background()
 	if _, err := e.Limit(ctx, t0, policy.LimitRequest{App: "a", Device: "warm"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+	if err := r.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
 	resumed := false
 	defer func() {
 		if !resumed {
-			r.cmd.Process.Signal(syscall.SIGCONT)
+			r.Signal(syscall.SIGCONT)
 		}
 	}()
 	var wg sync.WaitGroup
@@ -429,15 +432,15 @@ func TestRedisStalledCallsKeepTheirDeadline(t *testing.T) {
 			defer wg.Done()
 			for i := 0; i < 5; i++ {
 				_, err := e.Limit(ctx, t0, policy.LimitRequest{App: "a", Device: "d" + strconv.Itoa(w)})
-				if !errors.Is(err, ErrUnavailable) || !errors.Is(err, context.DeadlineExceeded) {
-					t.Errorf("with Redis stopped: %v, want ErrUnavailable for a passed deadline", err)
+				if !errors.Is(err, ratelimit.ErrUnavailable) || !errors.Is(err, context.DeadlineExceeded) {
+					t.Errorf("with Redis stopped: %v, want ratelimit.ErrUnavailable for a passed deadline", err)
 					return
 				}
 			}
 		}()
 	}
 	wg.Wait()
-	r.cmd.Process.Signal(syscall.SIGCONT)
+	r.Signal(syscall.SIGCONT)
 	resumed = true
 	waitFor(t, 5*time.Second, "the store to answer again", func() bool {
 		_, err := e.Limit(ctx, t0, policy.LimitRequest{App: "a", Device: "after"})
@@ -449,26 +452,26 @@ func TestRedisStalledCallsKeepTheirDeadline(t *testing.T) {
 // in a second round trip. When the key expires in between (here: deleted then), the
 // DECRBY creates it anew, and without an expiry of its own it would stay in Redis for good.
 func TestRedisTakeBackLeavesNoKeyWithoutExpiry(t *testing.T) {
-	r := startRedis(t)
-	st := openTestRedis(t, RedisConfig{Addrs: []string{r.addr()}}, nil)
+	r := redistest.Start(t)
+	st := openTestRedis(t, ratelimit.RedisConfig{Addrs: []string{r.Addr()}}, nil)
 	ctx := context.Background()
-	c := st.client.Load().c
-	st.testBeforeTakeBack = func(keys []string) {
+	c := st.Client()
+	st.SetBeforeTakeBack(func(keys []string) {
 		if err := c.Do(ctx, c.B().Del().Key(keys...).Build()).Error(); err != nil {
 			t.Error(err)
 		}
-	}
+	})
 	now := t0
-	key := NewKey("l", "a", 0, "d")
-	ops := []Op{{Key: key, Kind: KindCounter, Limit: 1, Cost: 2, Expire: now.Add(time.Hour).UnixNano()}}
-	out := make([]Outcome, 1)
+	key := ratelimit.NewKey("l", "a", 0, "d")
+	ops := []ratelimit.Op{{Key: key, Kind: ratelimit.KindCounter, Limit: 1, Cost: 2, Expire: now.Add(time.Hour).UnixNano()}}
+	out := make([]ratelimit.Outcome, 1)
 	if err := st.Apply(ctx, now, ops, out); err != nil {
 		t.Fatal(err)
 	}
 	if out[0].Allowed {
 		t.Fatal("2 units admitted by a limit of 1")
 	}
-	name := key.Render(st.prefix, st.cluster)
+	name := key.Render(st.Prefix(), st.Cluster())
 	v, err := c.Do(ctx, c.B().Get().Key(name).Build()).AsInt64()
 	if err != nil {
 		t.Fatalf("the take-back did not recreate the key: %v", err)
@@ -485,12 +488,12 @@ func TestRedisTakeBackLeavesNoKeyWithoutExpiry(t *testing.T) {
 // TestRedisOverLimitMarkFollowsRaisedLimit: a key remembered as over its limit is not
 // refused from the mark once a reload has raised the limit; Redis decides again.
 func TestRedisOverLimitMarkFollowsRaisedLimit(t *testing.T) {
-	r := startRedis(t)
+	r := redistest.Start(t)
 	for _, counters := range []string{"native", "script"} {
 		t.Run(counters, func(t *testing.T) {
-			st := openTestRedis(t, RedisConfig{Addrs: []string{r.addr()}, Counters: counters, KeyPrefix: counters + ":"}, nil)
-			rules := func(n int64) *Engine {
-				return mustCompile(t, CompileInput{Apps: map[string]AppLimits{"a": {Limits: []LimitConfig{
+			st := openTestRedis(t, ratelimit.RedisConfig{Addrs: []string{r.Addr()}, Counters: counters, KeyPrefix: counters + ":"}, nil)
+			rules := func(n int64) *ratelimit.Engine {
+				return mustCompile(t, ratelimit.CompileInput{Apps: map[string]ratelimit.AppLimits{"a": {Limits: []ratelimit.LimitConfig{
 					{Name: "l", Key: []string{"device"}, Requests: n, Per: time.Hour}}}}}, st)
 			}
 			ctx := context.Background()
@@ -501,7 +504,7 @@ func TestRedisOverLimitMarkFollowsRaisedLimit(t *testing.T) {
 					t.Fatalf("limit 1, request %d: %+v %v, want %q", i+1, res, err, want)
 				}
 			}
-			st.over.Wait() // the refusal's mark is in the cache
+			st.WaitOverMarks() // the refusal's mark is in the cache
 			if res, err := before.Limit(ctx, t0, req); err != nil || res.Code != policy.DeviceRateLimited {
 				t.Fatalf("limit 1, request 3: %+v %v", res, err)
 			}
@@ -518,9 +521,9 @@ func TestRedisOverLimitMarkFollowsRaisedLimit(t *testing.T) {
 // units that a refused native request is about to take back. It is refused, like any
 // concurrent request then, but must not mark the quota as spent for the rest of the day.
 func TestRedisScriptReadDuringTakeBackMarksBriefly(t *testing.T) {
-	r := startRedis(t)
-	st := openTestRedis(t, RedisConfig{Addrs: []string{r.addr()}}, nil)
-	e := mustCompile(t, CompileInput{Apps: map[string]AppLimits{"a": {Limits: []LimitConfig{
+	r := redistest.Start(t)
+	st := openTestRedis(t, ratelimit.RedisConfig{Addrs: []string{r.Addr()}}, nil)
+	e := mustCompile(t, ratelimit.CompileInput{Apps: map[string]ratelimit.AppLimits{"a": {Limits: []ratelimit.LimitConfig{
 		{Name: "device", Key: []string{"device"}, Algorithm: "gcra", Requests: 100, Per: time.Second, Burst: 100},
 		{Name: "daily", Requests: 100, Period: "day"}}}}}, st)
 	ctx := context.Background()
@@ -535,20 +538,20 @@ func TestRedisScriptReadDuringTakeBackMarksBriefly(t *testing.T) {
 	if res := limit(t0, policy.LimitRequest{App: "a", Cost: 98}); res.Code != "" {
 		t.Fatalf("98 of 100: %+v", res)
 	}
-	st.testBeforeTakeBack = func([]string) {
-		st.testBeforeTakeBack = nil
+	st.SetBeforeTakeBack(func([]string) {
+		st.SetBeforeTakeBack(nil)
 		if res := limit(t0, policy.LimitRequest{App: "a", Device: "d"}); res.Code != policy.QuotaExceeded {
 			t.Errorf("during the take-back: %+v, want QUOTA_EXCEEDED (it reads 103)", res)
 		}
-	}
+	})
 	if res := limit(t0, policy.LimitRequest{App: "a", Cost: 5}); res.Code != policy.QuotaExceeded {
 		t.Fatalf("5 more: %+v", res)
 	}
-	if st.testBeforeTakeBack != nil {
+	if st.HasBeforeTakeBack() {
 		t.Fatal("the refusal took nothing back")
 	}
-	st.over.Wait() // the marks of both refusals are in the cache
-	later := t0.Add(2 * nativeOverFor)
+	st.WaitOverMarks() // the marks of both refusals are in the cache
+	later := t0.Add(2 * redisstore.NativeOverFor)
 	if res := limit(later, policy.LimitRequest{App: "a", Device: "d"}); res.Code != "" || res.Remaining != 1 {
 		t.Fatalf("%v later, same day: %+v, want admitted with 1 left", later.Sub(t0), res)
 	}
@@ -557,48 +560,46 @@ func TestRedisScriptReadDuringTakeBackMarksBriefly(t *testing.T) {
 // TestRedisCanceledProbeKeepsBreakerOpen: a half-open probe whose caller went away before
 // Redis answered says nothing about Redis; the breaker stays open.
 func TestRedisCanceledProbeKeepsBreakerOpen(t *testing.T) {
-	r := startRedis(t)
+	r := redistest.Start(t)
 	// A store timeout far above the callers' deadlines: each call below runs under its
 	// caller's own context, which the test cancels or lets pass.
 	const timeout = 10 * time.Second
 	clock := newFakeClock(t0)
-	st := openTestRedis(t, RedisConfig{Addrs: []string{r.addr()}, Timeout: timeout,
-		Breaker: BreakerConfig{Failures: 1, Window: time.Millisecond, Cooldown: 50 * time.Millisecond}}, clock.Now)
-	e := mustCompile(t, CompileInput{Apps: map[string]AppLimits{"a": {Limits: []LimitConfig{
+	st := openTestRedis(t, ratelimit.RedisConfig{Addrs: []string{r.Addr()}, Timeout: timeout,
+		Breaker: ratelimit.BreakerConfig{Failures: 1, Window: time.Millisecond, Cooldown: 50 * time.Millisecond}}, clock.Now)
+	e := mustCompile(t, ratelimit.CompileInput{Apps: map[string]ratelimit.AppLimits{"a": {Limits: []ratelimit.LimitConfig{
 		{Name: "l", Key: []string{"device"}, Requests: 1000, Per: time.Hour}}}}}, st)
 	ctx := context.Background()
 	req := policy.LimitRequest{App: "a", Device: "d"}
 	if _, err := e.Limit(ctx, t0, req); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+	if err := r.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
-	defer r.cmd.Process.Signal(syscall.SIGCONT)
+	defer r.Signal(syscall.SIGCONT)
 	waitFor(t, 5*time.Second, "the breaker to open", func() bool {
 		clock.Add(time.Millisecond) // the failures span the breaker's window
 		fctx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
 		defer cancel()
 		e.Limit(fctx, t0, req)
-		return st.br.isOpen()
+		return st.BreakerOpen()
 	})
 	clock.Add(50 * time.Millisecond) // the cooldown: the next call is the probe
 	cctx, cancel := context.WithTimeout(ctx, timeout/2)
 	probe := make(chan error, 1)
 	go func() { _, err := e.Limit(cctx, t0, req); probe <- err }()
 	waitFor(t, 5*time.Second, "the probe to be sent", func() bool {
-		st.br.mu.Lock()
-		defer st.br.mu.Unlock()
-		return st.br.probing
+		return st.BreakerProbing()
 	})
 	cancel() // the caller goes away while Redis is silent
-	if err := <-probe; !errors.Is(err, ErrUnavailable) {
+	if err := <-probe; !errors.Is(err, ratelimit.ErrUnavailable) {
 		t.Fatalf("probe with Redis stopped: %v", err)
 	}
 	if !errors.Is(cctx.Err(), context.Canceled) {
 		t.Fatalf("the probe's caller was not canceled first: %v", cctx.Err())
 	}
-	if !st.br.isOpen() {
+	if !st.BreakerOpen() {
 		t.Fatal("a probe whose caller went away closed the breaker")
 	}
 }
@@ -606,17 +607,17 @@ func TestRedisCanceledProbeKeepsBreakerOpen(t *testing.T) {
 // TestRedisRefund: a refund (negative cost) gives units back in both counting modes and
 // for token buckets, never below nothing counted, and ends the key's over-limit mark.
 func TestRedisRefund(t *testing.T) {
-	r := startRedis(t)
+	r := redistest.Start(t)
 	for _, counters := range []string{"native", "script"} {
 		t.Run(counters, func(t *testing.T) {
-			st := openTestRedis(t, RedisConfig{Addrs: []string{r.addr()}, Counters: counters, KeyPrefix: counters + ":"}, nil)
+			st := openTestRedis(t, ratelimit.RedisConfig{Addrs: []string{r.Addr()}, Counters: counters, KeyPrefix: counters + ":"}, nil)
 			ctx := context.Background()
 			now := t0
-			counter := func(cost int64) Outcome {
+			counter := func(cost int64) ratelimit.Outcome {
 				t.Helper()
-				out := make([]Outcome, 1)
-				op := Op{Key: NewKey("w", "", 0, "k"), Kind: KindCounter, Limit: 3, Cost: cost, Expire: now.Add(time.Hour).UnixNano()}
-				if err := st.Apply(ctx, now, []Op{op}, out); err != nil {
+				out := make([]ratelimit.Outcome, 1)
+				op := ratelimit.Op{Key: ratelimit.NewKey("w", "", 0, "k"), Kind: ratelimit.KindCounter, Limit: 3, Cost: cost, Expire: now.Add(time.Hour).UnixNano()}
+				if err := st.Apply(ctx, now, []ratelimit.Op{op}, out); err != nil {
 					t.Fatal(err)
 				}
 				return out[0]
@@ -627,18 +628,18 @@ func TestRedisRefund(t *testing.T) {
 				value   int64
 			}{{3, true, 3}, {1, false, 3}, {-2, true, 1}, {2, true, 3}, {-100, true, 0}, {3, true, 3}} {
 				if i == 2 {
-					st.over.Wait() // the refusal's mark is in the cache: the refund must end it
+					st.WaitOverMarks() // the refusal's mark is in the cache: the refund must end it
 				}
 				if o := counter(tc.cost); o.Allowed != tc.allowed || o.Value != tc.value || o.Unknown {
 					t.Fatalf("step %d, cost %d: %+v, want allowed %v with %d counted", i+1, tc.cost, o, tc.allowed, tc.value)
 				}
 			}
 			const iv = int64(time.Second)
-			bucket := func(cost int64) Outcome {
+			bucket := func(cost int64) ratelimit.Outcome {
 				t.Helper()
-				out := make([]Outcome, 1)
-				op := Op{Key: NewKey("g", "", 0, "k"), Kind: KindGCRA, Limit: 4, Cost: cost, Interval: iv}
-				if err := st.Apply(ctx, now, []Op{op}, out); err != nil {
+				out := make([]ratelimit.Outcome, 1)
+				op := ratelimit.Op{Key: ratelimit.NewKey("g", "", 0, "k"), Kind: ratelimit.KindGCRA, Limit: 4, Cost: cost, Interval: iv}
+				if err := st.Apply(ctx, now, []ratelimit.Op{op}, out); err != nil {
 					t.Fatal(err)
 				}
 				return out[0]
@@ -649,18 +650,18 @@ func TestRedisRefund(t *testing.T) {
 			if o := bucket(1); o.Allowed {
 				t.Fatalf("5th: %+v", o)
 			}
-			if o := bucket(-2); !o.Allowed || remaining(&Op{Kind: KindGCRA, Limit: 4, Interval: iv}, o, now.UnixNano()) != 2 {
+			if o := bucket(-2); !o.Allowed || gcraTokens(4, iv, o.Value, now.UnixNano()) != 2 {
 				t.Fatalf("2 tokens back: %+v", o)
 			}
-			if o := bucket(-100); !o.Allowed || remaining(&Op{Kind: KindGCRA, Limit: 4, Interval: iv}, o, now.UnixNano()) != 4 {
+			if o := bucket(-100); !o.Allowed || gcraTokens(4, iv, o.Value, now.UnixNano()) != 4 {
 				t.Fatalf("more than the burst back: %+v", o)
 			}
 			// A refund after a reload lowered the burst is still a refund.
-			big := Op{Key: NewKey("g2", "", 0, "k"), Kind: KindGCRA, Limit: 10, Cost: 10, Interval: iv}
-			small := Op{Key: big.Key, Kind: KindGCRA, Limit: 4, Cost: -2, Interval: iv}
-			for i, op := range []Op{big, small} {
-				out := make([]Outcome, 1)
-				if err := st.Apply(ctx, now, []Op{op}, out); err != nil || !out[0].Allowed {
+			big := ratelimit.Op{Key: ratelimit.NewKey("g2", "", 0, "k"), Kind: ratelimit.KindGCRA, Limit: 10, Cost: 10, Interval: iv}
+			small := ratelimit.Op{Key: big.Key, Kind: ratelimit.KindGCRA, Limit: 4, Cost: -2, Interval: iv}
+			for i, op := range []ratelimit.Op{big, small} {
+				out := make([]ratelimit.Outcome, 1)
+				if err := st.Apply(ctx, now, []ratelimit.Op{op}, out); err != nil || !out[0].Allowed {
 					t.Fatalf("lowered burst, step %d: %+v %v", i+1, out[0], err)
 				}
 				if want := now.UnixNano() + (10-2*int64(i))*iv; out[0].Value/1000 != want/1000 {
@@ -668,12 +669,12 @@ func TestRedisRefund(t *testing.T) {
 				}
 			}
 			// A refund next to a refused op in the same request is kept.
-			full := Op{Key: NewKey("full", "", 0, "k"), Kind: KindCounter, Limit: 1, Cost: 1, Expire: now.Add(time.Hour).UnixNano()}
+			full := ratelimit.Op{Key: ratelimit.NewKey("full", "", 0, "k"), Kind: ratelimit.KindCounter, Limit: 1, Cost: 1, Expire: now.Add(time.Hour).UnixNano()}
 			counter(0) // (the key "w" holds 3)
 			for i, want := range []bool{true, false} {
-				out := make([]Outcome, 2)
-				ref := Op{Key: NewKey("w", "", 0, "k"), Kind: KindCounter, Limit: 3, Cost: -1, Expire: full.Expire}
-				if err := st.Apply(ctx, now, []Op{ref, full}, out); err != nil || out[1].Allowed != want {
+				out := make([]ratelimit.Outcome, 2)
+				ref := ratelimit.Op{Key: ratelimit.NewKey("w", "", 0, "k"), Kind: ratelimit.KindCounter, Limit: 3, Cost: -1, Expire: full.Expire}
+				if err := st.Apply(ctx, now, []ratelimit.Op{ref, full}, out); err != nil || out[1].Allowed != want {
 					t.Fatalf("refund with a counting op, step %d: %+v %v", i+1, out, err)
 				}
 			}

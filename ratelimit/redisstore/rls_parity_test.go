@@ -1,8 +1,10 @@
-package ratelimit
+package redisstore_test
 
 import (
 	"context"
 	"fmt"
+	"github.com/gatehouse/gatehouse/ratelimit"
+	"github.com/gatehouse/gatehouse/ratelimit/internal/redistest"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -13,33 +15,33 @@ import (
 // counts every hit and one that counts all or nothing, and compares every status.
 // Over-limit marks are cleared before each request (see TestRedisLeaseParity).
 func TestRedisRLSParity(t *testing.T) {
-	r := startRedis(t)
-	limit := func(key string, rpu uint32) DescriptorConfig {
-		return DescriptorConfig{Key: key, RateLimit: &RateLimitConfig{Unit: "hour", RequestsPerUnit: rpu}}
+	r := redistest.Start(t)
+	limit := func(key string, rpu uint32) ratelimit.DescriptorConfig {
+		return ratelimit.DescriptorConfig{Key: key, RateLimit: &ratelimit.RateLimitConfig{Unit: "hour", RequestsPerUnit: rpu}}
 	}
-	var domains []DomainConfig
+	var domains []ratelimit.DomainConfig
 	for _, counting := range []string{"every_hit", "atomic"} {
-		domains = append(domains, DomainConfig{Domain: counting, Counting: counting, Descriptors: []DescriptorConfig{
-			limit("a", 5), limit("b", 9), limit("c", 40), {Key: "s", ShadowMode: true, RateLimit: &RateLimitConfig{Unit: "hour", RequestsPerUnit: 4}}}})
+		domains = append(domains, ratelimit.DomainConfig{Domain: counting, Counting: counting, Descriptors: []ratelimit.DescriptorConfig{
+			limit("a", 5), limit("b", 9), limit("c", 40), {Key: "s", ShadowMode: true, RateLimit: &ratelimit.RateLimitConfig{Unit: "hour", RequestsPerUnit: 4}}}})
 	}
-	in := CompileInput{RLS: RLSConfig{Domains: domains}}
+	in := ratelimit.CompileInput{RLS: ratelimit.RLSConfig{Domains: domains}}
 	for i, counters := range []string{"native", "script"} {
 		t.Run(counters, func(t *testing.T) {
 			now, ctx := t0.Add(time.Second), context.Background()
 			clock := newFakeClock(now) // the stores' sweeps follow the requests' time
-			st := openTestRedis(t, RedisConfig{Addrs: []string{r.addr()}, KeyPrefix: fmt.Sprintf("rp%d:", i), Counters: counters,
-				Lease: LeaseConfig{Idle: time.Hour}}, clock.Now) // no sweep gives units back mid-request
-			mem, red := mustCompile(t, in, memStore(t, MemoryConfig{}, clock.Now)), mustCompile(t, in, st)
+			st := openTestRedis(t, ratelimit.RedisConfig{Addrs: []string{r.Addr()}, KeyPrefix: fmt.Sprintf("rp%d:", i), Counters: counters,
+				Lease: ratelimit.LeaseConfig{Idle: time.Hour}}, clock.Now) // no sweep gives units back mid-request
+			mem, red := mustCompile(t, in, memStore(t, ratelimit.MemoryConfig{}, clock.Now)), mustCompile(t, in, st)
 			rng := rand.New(rand.NewPCG(3, uint64(i)))
 			refused := 0
 			for step := 0; step < 400; step++ {
 				now = now.Add(time.Duration(rng.IntN(30_000)) * time.Millisecond)
 				clock.Set(now)
-				req := RLSRequest{Domain: []string{"every_hit", "atomic"}[rng.IntN(2)], HitsAddend: uint64(rng.IntN(4))}
+				req := ratelimit.RLSRequest{Domain: []string{"every_hit", "atomic"}[rng.IntN(2)], HitsAddend: uint64(rng.IntN(4))}
 				// Distinct keys: with one key twice in a request, the Redis store may tell
 				// another remaining count (and, with leases, refuse) where memory does not.
 				for _, k := range rng.Perm(4)[:1+rng.IntN(3)] {
-					d := RLSDescriptor{Entries: []RLSEntry{{[]string{"a", "b", "c", "s"}[k], fmt.Sprint(rng.IntN(2))}}}
+					d := ratelimit.RLSDescriptor{Entries: []ratelimit.RLSEntry{{Key: []string{"a", "b", "c", "s"}[k], Value: fmt.Sprint(rng.IntN(2))}}}
 					if rng.IntN(8) == 0 {
 						h := uint64(rng.IntN(2)) // 0: a check without counting
 						d.HitsAddend = &h
@@ -47,8 +49,7 @@ func TestRedisRLSParity(t *testing.T) {
 					req.Descriptors = append(req.Descriptors, d)
 				}
 				a, err1 := mem.ShouldRateLimit(ctx, now, req)
-				st.over.Wait()
-				st.over.Clear()
+				st.ForgetOverMarks()
 				b, err2 := red.ShouldRateLimit(ctx, now, req)
 				if err1 != nil || err2 != nil {
 					t.Fatal(err1, err2)

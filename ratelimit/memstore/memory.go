@@ -1,7 +1,8 @@
-package ratelimit
+package memstore
 
 import (
 	"context"
+	"github.com/gatehouse/gatehouse/ratelimit/state"
 	"log/slog"
 	"math"
 	"strings"
@@ -19,20 +20,20 @@ const (
 	sweepInterval        = 10 * time.Second
 )
 
-// memoryStore keeps counters in sharded maps indexed by the keys' 64-bit digests. The
+// Store keeps counters in sharded maps indexed by the keys' 64-bit digests. The
 // digest only finds a counter: each entry keeps its key's identity, compared on every
 // lookup, and a key whose digest is taken by another key lives in the shard's overflow
 // map, indexed by identity. So distinct keys never share a counter, and a check on an
 // existing counter builds no string and allocates nothing. Counters flagged Persist
 // (quotas, credits) and bindings are written to a file periodically and on Close, and
 // read back at open.
-type memoryStore struct {
+type Store struct {
 	shards     []memShard
 	mask       uint64
 	maxPer     int
 	maxEntries int
-	clock      Clock
-	metrics    atomic.Pointer[Metrics]
+	clock      state.Clock
+	metrics    atomic.Pointer[state.Metrics]
 	log        *slog.Logger
 	shedLog    shedLog
 	file       string
@@ -43,7 +44,12 @@ type memoryStore struct {
 	fileMu     sync.Mutex // one writer of file at a time
 }
 
-var _ Store = (*memoryStore)(nil)
+var (
+	_ state.Store    = (*Store)(nil)
+	_ state.Credits  = (*Store)(nil)
+	_ state.Bindings = (*Store)(nil)
+	_ state.Pinger   = (*Store)(nil)
+)
 
 type memShard struct {
 	// What every check reads comes first, in one cache line (64 bytes); the shard is
@@ -101,8 +107,10 @@ func (sh *memShard) del(h uint64, e entry) {
 	}
 }
 
-func openMemory(cfg MemoryConfig, clock Clock) (*memoryStore, error) {
-	s := newMemory(cfg, clock)
+// Open opens the memory store cfg describes: it reads the file back, if any, and starts
+// the sweeps and flushes that clock drives (nil: the system clock).
+func Open(cfg state.MemoryConfig, clock state.Clock) (*Store, error) {
+	s := New(cfg, clock)
 	if err := s.load(); err != nil {
 		return nil, err
 	}
@@ -111,9 +119,9 @@ func openMemory(cfg MemoryConfig, clock Clock) (*memoryStore, error) {
 	return s, nil
 }
 
-// newMemory returns a store with no file and no background work (the fallback of fail
-// mode local uses it; openMemory adds both).
-func newMemory(cfg MemoryConfig, clock Clock) *memoryStore {
+// New returns a store with no file and no background work (the fallback of fail
+// mode local uses it; Open adds both).
+func New(cfg state.MemoryConfig, clock state.Clock) *Store {
 	n := cfg.Shards
 	if n <= 0 {
 		n = defaultShards
@@ -126,12 +134,12 @@ func newMemory(cfg MemoryConfig, clock Clock) *memoryStore {
 	if flush <= 0 {
 		flush = defaultFlushInterval
 	}
-	s := &memoryStore{
+	s := &Store{
 		shards:     make([]memShard, n),
 		mask:       uint64(n - 1),
 		maxPer:     max(maxEntries/n, 16),
 		maxEntries: maxEntries,
-		clock:      orSystem(clock),
+		clock:      state.OrSystem(clock),
 		log:        slog.Default(),
 		file:       cfg.File,
 		flushEvery: flush,
@@ -147,16 +155,16 @@ func newMemory(cfg MemoryConfig, clock Clock) *memoryStore {
 	return s
 }
 
-func (s *memoryStore) shard(h uint64) *memShard { return &s.shards[h&s.mask] }
+func (s *Store) shard(h uint64) *memShard { return &s.shards[h&s.mask] }
 
 // Apply implements [Store]. Ops' shards are locked in ascending order, so batches never
 // deadlock; ops on the same key within one batch see each other's effect.
-func (s *memoryStore) Apply(_ context.Context, now time.Time, ops []Op, out []Outcome) error {
+func (s *Store) Apply(_ context.Context, now time.Time, ops []state.Op, out []state.Outcome) error {
 	ns := now.UnixNano()
 	var idxBuf [16]int
 	locked := idxBuf[:0]
 	for i := range ops {
-		locked = insertSorted(locked, int(ops[i].Key.hash&s.mask))
+		locked = insertSorted(locked, int(ops[i].Key.Hash()&s.mask))
 	}
 	for _, si := range locked {
 		s.shards[si].mu.Lock()
@@ -184,7 +192,7 @@ func insertSorted(xs []int, v int) []int {
 
 // apply runs with the shards of ops locked: first every op is evaluated, then, if no
 // enforcing op denies, the admitting ones are written.
-func (s *memoryStore) apply(ns int64, ops []Op, out []Outcome) {
+func (s *Store) apply(ns int64, ops []state.Op, out []state.Outcome) {
 	var baseBuf [16]int64
 	var foundBuf [16]uint32 // identity index of the entry each op found, so put needs no compare
 	bases, found := baseBuf[:0], foundBuf[:0]
@@ -196,28 +204,28 @@ func (s *memoryStore) apply(ns int64, ops []Op, out []Outcome) {
 		op := &ops[i]
 		cur, exists, exp, id := s.current(ops, out, bases, i, ns)
 		next, base, ok := evalOp(op, cur, exists, ns)
-		out[i] = Outcome{Allowed: ok, Value: next, Expire: exp}
+		out[i] = state.Outcome{Allowed: ok, Value: next, Expire: exp}
 		bases, found = append(bases, base), append(found, id)
 		if forced(op) {
 			bases[i] = next // counted whatever the outcome: later ops on the key see it
 		}
-		if !ok && !op.Shadow && !op.Always && (op.Kind == KindCounter || op.Kind == KindGCRA) {
+		if !ok && !op.Shadow && !op.Always && (op.Kind == state.KindCounter || op.Kind == state.KindGCRA) {
 			commit = false
 		}
 	}
 	for i := range ops {
 		op := &ops[i]
 		write := out[i].Allowed && (commit || op.Cost < 0 || op.Always) || forced(op) // a refund is kept
-		if !write || op.Kind == KindPeek {
+		if !write || op.Kind == state.KindPeek {
 			out[i].Value = bases[i]
 			continue
 		}
 		exp := op.Expire
-		if op.Kind == KindGCRA {
+		if op.Kind == state.KindGCRA {
 			exp = out[i].Value // after its TAT a bucket is full again: the entry can go
 		}
 		e := entry{val: out[i].Value, exp: exp, persist: op.Persist, keep: keeps(op, out[i].Value, ns)}
-		sh := s.shard(op.Key.hash)
+		sh := s.shard(op.Key.Hash())
 		if !sh.put(&op.Key, e, ns, s.maxPer, found[i]) {
 			s.untracked(ns)
 		}
@@ -226,15 +234,16 @@ func (s *memoryStore) apply(ns int64, ops []Op, out []Outcome) {
 			clear(found[i+1:])
 		}
 		if sh.shed > 0 {
-			s.metrics.Load().memoryShed(sh.shed)
+			s.metrics.Load().MemoryShed(sh.shed)
 			sh.shed = 0
 		}
 	}
 }
 
-var _ instrumented = (*memoryStore)(nil)
+var _ state.Instrumented = (*Store)(nil)
 
-func (s *memoryStore) instrument(m *Metrics) { s.metrics.Store(m) }
+// Instrument makes the store report shed and untracked keys to m.
+func (s *Store) Instrument(m *state.Metrics) { s.metrics.Store(m) }
 
 // shedLogEvery is the least time between two logs of new keys not tracked.
 const shedLogEvery = time.Minute
@@ -247,8 +256,8 @@ type shedLog struct {
 
 // untracked counts a new key the store could not track (full of state it keeps) and
 // logs it at most once per shedLogEvery of the store's clock (ns: the call's time).
-func (s *memoryStore) untracked(ns int64) {
-	s.metrics.Load().memoryUntracked()
+func (s *Store) untracked(ns int64) {
+	s.metrics.Load().MemoryUntracked()
 	n := s.shedLog.n.Add(1)
 	last := s.shedLog.last.Load()
 	if last != 0 && ns-last < int64(shedLogEvery) || !s.shedLog.last.CompareAndSwap(last, ns) {
@@ -260,18 +269,18 @@ func (s *memoryStore) untracked(ns int64) {
 }
 
 // forced reports whether op's units are counted even when it refuses (Op.Always).
-func forced(op *Op) bool { return op.Always && op.Kind == KindCounter && op.Cost > 0 }
+func forced(op *state.Op) bool { return op.Always && op.Kind == state.KindCounter && op.Cost > 0 }
 
 // keeps says whether an entry holds state that eviction must never shed: a key over its
 // limit (the next request would be refused), a persisted quota or credit, a lockout or
 // its failure count. Losing any other live counter (under its limit) only gives its key
 // a fresh start, as if it were new.
-func keeps(op *Op, v, ns int64) bool {
+func keeps(op *state.Op, v, ns int64) bool {
 	switch {
-	case op.Persist || op.Exact || op.Kind == KindSet:
+	case op.Persist || op.Exact || op.Kind == state.KindSet:
 		return true
-	case op.Kind == KindGCRA:
-		_, _, ok := gcraStep(v, ns, 1, op.Interval, op.Limit)
+	case op.Kind == state.KindGCRA:
+		_, _, ok := state.GCRAStep(v, ns, 1, op.Interval, op.Limit)
 		return !ok
 	default:
 		return v >= op.Limit
@@ -281,19 +290,19 @@ func keeps(op *Op, v, ns int64) bool {
 // current returns the value op i starts from: an earlier op on the same key in this
 // batch, or the stored entry unless expired.
 // id is the identity index of the stored entry found in its digest's slot (0 otherwise).
-func (s *memoryStore) current(ops []Op, out []Outcome, bases []int64, i int, ns int64) (v int64, exists bool, exp int64, id uint32) {
+func (s *Store) current(ops []state.Op, out []state.Outcome, bases []int64, i int, ns int64) (v int64, exists bool, exp int64, id uint32) {
 	k := &ops[i].Key
 	for j := i - 1; j >= 0; j-- {
-		if ops[j].Kind != KindPeek && sameKey(&ops[j].Key, k) {
+		if ops[j].Kind != state.KindPeek && state.SameKey(&ops[j].Key, k) {
 			if out[j].Allowed {
 				return out[j].Value, true, 0, 0
 			}
 			return bases[j], true, 0, 0
 		}
 	}
-	sh := s.shard(k.hash)
-	e, ok := sh.m[k.hash]
-	if ok && (e.id == 0 || k.is(sh.ids[e.id])) { // the common case, inline
+	sh := s.shard(k.Hash())
+	e, ok := sh.m[k.Hash()]
+	if ok && (e.id == 0 || k.Is(sh.ids[e.id])) { // the common case, inline
 		id = e.id
 	} else if e, ok, _ = sh.find(k); !ok {
 		return 0, false, 0, 0
@@ -306,25 +315,25 @@ func (s *memoryStore) current(ops []Op, out []Outcome, bases []int64, i int, ns 
 
 // evalOp applies op's algorithm to the current value: next is the value to commit if
 // admitted, base the value before (what a denied request leaves in place).
-func evalOp(op *Op, cur int64, exists bool, ns int64) (next, base int64, ok bool) {
+func evalOp(op *state.Op, cur int64, exists bool, ns int64) (next, base int64, ok bool) {
 	switch op.Kind {
-	case KindCounter:
+	case state.KindCounter:
 		if op.Cost < 0 {
-			return refundCounter(cur, op.Cost), cur, true
+			return state.RefundCounter(cur, op.Cost), cur, true
 		}
-		next, ok = counterStep(cur, op.Cost, op.Limit)
+		next, ok = state.CounterStep(cur, op.Cost, op.Limit)
 		return next, cur, ok
-	case KindGCRA:
+	case state.KindGCRA:
 		if !exists {
 			cur = 0
 		}
 		if op.Cost < 0 {
-			return refundGCRA(cur, ns, op.Cost, op.Interval, op.Limit), max(cur, ns), true
+			return state.RefundGCRA(cur, ns, op.Cost, op.Interval, op.Limit), max(cur, ns), true
 		}
-		return gcraStep(cur, ns, op.Cost, op.Interval, op.Limit)
-	case KindSet:
+		return state.GCRAStep(cur, ns, op.Cost, op.Interval, op.Limit)
+	case state.KindSet:
 		return op.Limit, cur, true
-	default: // KindPeek
+	default: // state.KindPeek
 		return cur, cur, exists
 	}
 }
@@ -332,16 +341,16 @@ func evalOp(op *Op, cur int64, exists bool, ns int64) (next, base int64, ok bool
 // find returns k's entry; the shard is locked. Only when the shard holds keys in its
 // overflow map and k's digest slot holds another key does it build k's identity (on the
 // stack for keys of up to 96 bytes).
-func (sh *memShard) find(k *Key) (e entry, ok, primary bool) {
-	e, ok = sh.m[k.hash]
-	if ok && (e.id == 0 || k.is(sh.ids[e.id])) {
+func (sh *memShard) find(k *state.Key) (e entry, ok, primary bool) {
+	e, ok = sh.m[k.Hash()]
+	if ok && (e.id == 0 || k.Is(sh.ids[e.id])) {
 		return e, true, true
 	}
 	if len(sh.over) == 0 {
 		return entry{}, false, false
 	}
 	var buf [96]byte
-	e, ok = sh.over[string(k.appendIdentity(buf[:0]))]
+	e, ok = sh.over[string(k.AppendIdentity(buf[:0]))]
 	return e, ok, false
 }
 
@@ -351,19 +360,19 @@ func (sh *memShard) find(k *Key) (e entry, ok, primary bool) {
 //
 // found, when not 0, is the identity index of the entry the caller found in k's digest
 // slot under the same lock: still there, it is k's without a compare.
-func (sh *memShard) put(k *Key, e entry, ns int64, maxPer int, found uint32) bool {
-	old, ok := sh.m[k.hash]
-	if ok && ((found != 0 && old.id == found) || old.id == 0 || k.is(sh.ids[old.id])) {
+func (sh *memShard) put(k *state.Key, e entry, ns int64, maxPer int, found uint32) bool {
+	old, ok := sh.m[k.Hash()]
+	if ok && ((found != 0 && old.id == found) || old.id == 0 || k.Is(sh.ids[old.id])) {
 		e.id = old.id
 		if e.id == 0 {
-			e.id = sh.newID(k.identity()) // a version 1 counter is adopted by its key
+			e.id = sh.newID(k.Identity()) // a version 1 counter is adopted by its key
 		}
-		sh.m[k.hash] = e
+		sh.m[k.Hash()] = e
 		return true
 	}
 	if ok || len(sh.over) > 0 {
 		var buf [96]byte
-		id := k.appendIdentity(buf[:0])
+		id := k.AppendIdentity(buf[:0])
 		if _, in := sh.over[string(id)]; in || ok {
 			if !in && !sh.room(ns, maxPer) {
 				return false
@@ -376,8 +385,8 @@ func (sh *memShard) put(k *Key, e entry, ns int64, maxPer int, found uint32) boo
 	if !sh.room(ns, maxPer) {
 		return false
 	}
-	e.id = sh.newID(k.identity())
-	sh.m[k.hash] = e
+	e.id = sh.newID(k.Identity())
+	sh.m[k.Hash()] = e
 	return true
 }
 
@@ -448,8 +457,8 @@ func (sh *memShard) dropExpired(ns int64) {
 }
 
 // Adjust implements [Store].
-func (s *memoryStore) Adjust(_ context.Context, key Key, delta int64) (int64, error) {
-	sh := s.shard(key.hash)
+func (s *Store) Adjust(_ context.Context, key state.Key, delta int64) (int64, error) {
+	sh := s.shard(key.Hash())
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	e, _, _ := sh.find(&key)
@@ -459,14 +468,14 @@ func (s *memoryStore) Adjust(_ context.Context, key Key, delta int64) (int64, er
 	return e.val, nil
 }
 
-func bindHash(key string) uint64 { return mix(xxhash.Sum64String(key) ^ 0x62696e64) }
+func bindHash(key string) uint64 { return state.Mix(xxhash.Sum64String(key) ^ 0x62696e64) }
 
 // bindShard is the shard of a binding key.
-func (s *memoryStore) bindShard(key string) *memShard { return s.shard(bindHash(key)) }
+func (s *Store) bindShard(key string) *memShard { return s.shard(bindHash(key)) }
 
 // Bind implements [Store]. Keys and members are compared in full; members bound before
 // a version 2 file (known by digest only) still count and still match.
-func (s *memoryStore) Bind(_ context.Context, key, member string, maxMembers int) (bool, int, error) {
+func (s *Store) Bind(_ context.Context, key, member string, maxMembers int) (bool, int, error) {
 	sh := s.bindShard(key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
@@ -491,7 +500,7 @@ func (s *memoryStore) Bind(_ context.Context, key, member string, maxMembers int
 }
 
 // ResetBindings implements [Store].
-func (s *memoryStore) ResetBindings(_ context.Context, key string) error {
+func (s *Store) ResetBindings(_ context.Context, key string) error {
 	sh := s.bindShard(key)
 	sh.mu.Lock()
 	delete(sh.binds, key)
@@ -501,7 +510,7 @@ func (s *memoryStore) ResetBindings(_ context.Context, key string) error {
 }
 
 // background sweeps expired entries and flushes the file until Close.
-func (s *memoryStore) background() {
+func (s *Store) background() {
 	defer s.wg.Done()
 	sweep := time.NewTicker(sweepInterval)
 	defer sweep.Stop()
@@ -519,7 +528,7 @@ func (s *memoryStore) background() {
 	}
 }
 
-func (s *memoryStore) sweep(ns int64) {
+func (s *Store) sweep(ns int64) {
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.Lock()
@@ -529,7 +538,7 @@ func (s *memoryStore) sweep(ns int64) {
 }
 
 // Close implements [Store]: it stops the background work and writes the file.
-func (s *memoryStore) Close() error {
+func (s *Store) Close() error {
 	var err error
 	s.closeOnce.Do(func() {
 		close(s.done)
@@ -540,7 +549,7 @@ func (s *memoryStore) Close() error {
 }
 
 // Len reports the number of counters (tests and metrics).
-func (s *memoryStore) Len() int {
+func (s *Store) Len() int {
 	n := 0
 	for i := range s.shards {
 		sh := &s.shards[i]
@@ -550,3 +559,10 @@ func (s *memoryStore) Len() int {
 	}
 	return n
 }
+
+// Ping implements [state.Pinger]: the memory store is always ready.
+func (s *Store) Ping(context.Context) error { return nil }
+
+// SetLog replaces the logger the store reports shedding to (default: slog.Default()).
+// Call it before the store serves.
+func (s *Store) SetLog(l *slog.Logger) { s.log = l }
