@@ -2,6 +2,7 @@ package policy_test
 
 import (
 	"context"
+	"github.com/gatehouse/gatehouse/internal/sealtest"
 	"testing"
 	"time"
 
@@ -57,7 +58,7 @@ func TestMaintenanceUntilBoundary(t *testing.T) {
 // refused (SECRET_EXPIRED) from the expiry instant on.
 func TestSecretExpiryBoundary(t *testing.T) {
 	key := []byte("0123456789abcdef0123456789abcdef")
-	sealed, err := policy.Encrypt("sealed-value", key, []byte("nonce-012345"))
+	sealed, err := sealtest.Seal("sealed-value", key, []byte("nonce-012345"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,10 +104,10 @@ func TestSecretExpiryBoundary(t *testing.T) {
 		})
 	}
 	t.Run("bad_nonce", func(t *testing.T) {
-		if _, err := policy.Encrypt("v", key, []byte("short")); err == nil {
+		if _, err := sealtest.Seal("v", key, []byte("short")); err == nil {
 			t.Error("a short nonce was accepted")
 		}
-		if _, err := policy.Encrypt("v", key[:3], []byte("nonce-012345")); err == nil {
+		if _, err := sealtest.Seal("v", key[:3], []byte("nonce-012345")); err == nil {
 			t.Error("a bad key size was accepted")
 		}
 	})

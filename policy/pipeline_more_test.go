@@ -2,6 +2,7 @@ package policy_test
 
 import (
 	"context"
+	"github.com/gatehouse/gatehouse/internal/sealtest"
 	"slices"
 	"testing"
 	"time"
@@ -89,7 +90,7 @@ func TestInjectedCredentialNotRemoved(t *testing.T) {
 // decrypts.
 func TestEncryptedEmptySecret(t *testing.T) {
 	key := []byte("0123456789abcdef0123456789abcdef")
-	sealed, err := policy.Encrypt("", key, []byte("nonce-012345"))
+	sealed, err := sealtest.Seal("", key, []byte("nonce-012345"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -40,22 +40,6 @@ func NewEncryptedSecret(name, ciphertext string, key []byte, expires time.Time) 
 	return s
 }
 
-// Encrypt seals a secret value for NewEncryptedSecret (used by the CLI and tests).
-func Encrypt(plain string, key, nonce []byte) (string, error) {
-	block, err := aes.NewCipher(key)
-	if err != nil {
-		return "", err
-	}
-	gcm, err := cipher.NewGCM(block)
-	if err != nil {
-		return "", err
-	}
-	if len(nonce) != gcm.NonceSize() {
-		return "", errors.New("nonce must be 12 bytes")
-	}
-	return base64.StdEncoding.EncodeToString(gcm.Seal(append([]byte(nil), nonce...), nonce, []byte(plain), nil)), nil
-}
-
 func decrypt(ciphertext string, key []byte) (string, error) {
 	raw, err := base64.StdEncoding.DecodeString(ciphertext)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"github.com/gatehouse/gatehouse/internal/sealtest"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
@@ -20,7 +21,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gatehouse/gatehouse/policy"
 	"github.com/golang-jwt/jwt/v5"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -189,7 +189,7 @@ endpoints:
 func writeE2EConfig(t *testing.T, dir string, p *idp) string {
 	key := make([]byte, 32)
 	rand.Read(key)
-	sealed, err := policy.Encrypt("sealed-provider-key", key, make([]byte, 12))
+	sealed, err := sealtest.Seal("sealed-provider-key", key, make([]byte, 12))
 	if err != nil {
 		t.Fatal(err)
 	}

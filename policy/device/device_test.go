@@ -354,7 +354,8 @@ func TestMemoryBindingsConcurrent(t *testing.T) {
 	}
 }
 
-// TestResetLicense: the admin reset frees a license's slots.
+// TestResetLicense: the admin reset (ResetBindings on the license's binding key) frees
+// a license's slots.
 func TestResetLicense(t *testing.T) {
 	b := device.NewMemoryBindings()
 	key := device.BindingKey(policy.HashCredential("LIC-1"))
@@ -362,7 +363,7 @@ func TestResetLicense(t *testing.T) {
 	if ok, _, _ := b.Bind(t.Context(), key, "d2", 1); ok {
 		t.Fatal("second device bound")
 	}
-	if err := device.ResetLicense(t.Context(), b, "LIC-1"); err != nil {
+	if err := b.ResetBindings(t.Context(), device.BindingKey(policy.HashCredential("LIC-1"))); err != nil {
 		t.Fatal(err)
 	}
 	if ok, _, _ := b.Bind(t.Context(), key, "d2", 1); !ok {

@@ -29,11 +29,6 @@ type Bindings interface {
 // hash, never the key itself.
 func BindingKey(h policy.Hash) string { return "license:" + hex.EncodeToString(h[:]) }
 
-// ResetLicense unbinds every device of a license key (the admin command).
-func ResetLicense(ctx context.Context, b Bindings, licenseKey string) error {
-	return b.ResetBindings(ctx, BindingKey(policy.HashCredential(licenseKey)))
-}
-
 // MemoryBindings is Bindings in process memory (tests, and single-replica setups that do
 // not need bindings to survive a restart).
 type MemoryBindings struct {

@@ -118,7 +118,7 @@ func TestMemoryBindingsLimit(t *testing.T) {
 	if bound, _, _ := b.Bind(ctx, "other", "d1", 0); bound {
 		t.Error("bound with a maximum of 0")
 	}
-	if err := ResetLicense(ctx, b, "key"); err != nil {
+	if err := b.ResetBindings(ctx, BindingKey(policy.HashCredential("key"))); err != nil {
 		t.Fatal(err)
 	}
 	if err := b.ResetBindings(ctx, "L"); err != nil {
