@@ -436,13 +436,3 @@ func (s *Store) returnLeases(back []leaseReturn) {
 		s.over.Del(s.digest(&state.Op{Key: back[i].key}))
 	}
 }
-
-// returnScript takes ARGV[1] units off KEYS[1], not below zero, keeping its expiry
-// (KEEPTTL: Redis 6.0 or later); a missing key stays missing.
-var returnScript = newLuaScript(`
-local v = redis.call('GET', KEYS[1])
-if not v then return 0 end
-local n = math.max(tonumber(v) - tonumber(ARGV[1]), 0)
-redis.call('SET', KEYS[1], string.format('%.0f', n), 'KEEPTTL')
-return n
-`)
