@@ -2,12 +2,9 @@ package redisstore_test
 
 import (
 	"context"
-	"fmt"
 	"github.com/gatehouse/gatehouse/ratelimit"
 	"github.com/gatehouse/gatehouse/ratelimit/internal/redistest"
 	"github.com/gatehouse/gatehouse/ratelimit/redisstore"
-	"github.com/gatehouse/gatehouse/ratelimit/state"
-	"math/rand/v2"
 	"strconv"
 	"strings"
 	"syscall"
@@ -535,88 +532,5 @@ func TestLeaseConfig(t *testing.T) {
 	}
 	if n := r.CmdCalls("incrby") - before; n != 50 {
 		t.Fatalf("reserves off: %d INCRBY for 50 requests, want 50", n)
-	}
-}
-
-// TestRedisLeaseParity replays random sequences on the memory store and on Redis with
-// leases, and compares every verdict and count: two counters, costs of 1–3, refunds,
-// checks, a second limit on some requests, limits that rise and fall (a reload, or
-// routes with different limits on one counter), token buckets that send requests
-// through the script, and windows that end. Over-limit marks are cleared before each
-// request: they answer a refusal with the count they remembered, which is not what is
-// compared here.
-func TestRedisLeaseParity(t *testing.T) {
-	r := redistest.Start(t)
-	ctx := context.Background()
-	const window = time.Hour
-	for seed := uint64(1); seed <= 40; seed++ {
-		rng := rand.New(rand.NewPCG(seed, 7*seed+1))
-		// Both ways of counting: all or nothing, and every op on its own (Op.Always);
-		// both with native counters and leases, and with the script.
-		always, counters, lease := seed%2 == 0, "native", ratelimit.LeaseConfig{Idle: time.Hour}
-		if seed%4 >= 2 {
-			counters, lease = "script", ratelimit.LeaseConfig{MaxUnits: -1}
-		}
-		st := openTestRedis(t, ratelimit.RedisConfig{Addrs: []string{r.Addr()}, KeyPrefix: fmt.Sprintf("s%d:", seed),
-			Lease: lease, Counters: counters, OverLimitCacheKeys: 16}, nil) // a small cache clears fast
-		mem := memStore(t, ratelimit.MemoryConfig{}, nil)
-		now := t0.Add(time.Second)
-		limA := int64(40 + rng.IntN(361))
-		model := map[string]int64{} // always: each counter's sum, by name and window
-		for step := 0; step < 300; step++ {
-			now = now.Add(time.Duration(rng.IntN(60_000)) * time.Millisecond)
-			if rng.IntN(10) == 0 {
-				limA = int64(40 + rng.IntN(361))
-			}
-			lim := limA
-			if rng.IntN(8) == 0 { // another route on the same counter
-				lim = int64(40 + rng.IntN(361))
-			}
-			var cost int64
-			switch n := rng.IntN(20); {
-			case n < 2:
-				cost = -int64(1 + rng.IntN(3))
-			case n < 4:
-				cost = 0
-			default:
-				cost = int64(1 + rng.IntN(3))
-			}
-			start, end := state.WindowBounds(now.UnixNano(), window)
-			counter := func(name string, limit, cost int64) ratelimit.Op {
-				return ratelimit.Op{Key: ratelimit.NewKey(name, "", start, "d"), Kind: ratelimit.KindCounter, Limit: limit, Cost: cost, Expire: end, Always: always}
-			}
-			ops := []ratelimit.Op{counter("A", lim, cost)}
-			if rng.IntN(3) == 0 {
-				ops = append(ops, counter("B", int64(10+rng.IntN(50)), cost))
-			}
-			if rng.IntN(4) == 0 {
-				ops = append(ops, ratelimit.Op{Key: ratelimit.NewKey("G", "", 0, "d"), Kind: ratelimit.KindGCRA, Limit: 1 << 30, Cost: 1, Interval: int64(time.Millisecond), Always: always})
-			}
-			a, b := make([]ratelimit.Outcome, len(ops)), make([]ratelimit.Outcome, len(ops))
-			if err := mem.Apply(ctx, now, ops, a); err != nil {
-				t.Fatal(err)
-			}
-			st.ForgetOverMarks()
-			if err := st.Apply(ctx, now, ops, b); err != nil {
-				t.Fatal(err)
-			}
-			for i := range ops {
-				if ops[i].Kind == ratelimit.KindGCRA {
-					continue
-				}
-				if always { // each counter on its own, refused units kept: a plain running sum
-					k := fmt.Sprint(ops[i].Key.ID, start)
-					model[k] = max(model[k]+ops[i].Cost, 0)
-					if ok := ops[i].Cost < 0 || model[k] <= ops[i].Limit; a[i].Allowed != ok || a[i].Value != model[k] {
-						t.Fatalf("seed %d, step %d, op %d: memory %+v, want allowed %v, value %d", seed, step, i, a[i], ok, model[k])
-					}
-				}
-				if a[i].Allowed != b[i].Allowed || a[i].Value != b[i].Value {
-					t.Fatalf("seed %d, step %d, op %d (%s, limit %d, cost %d): memory %+v, redis %+v",
-						seed, step, i, ops[i].Key.ID, ops[i].Limit, ops[i].Cost, a[i], b[i])
-				}
-			}
-		}
-		st.Close()
 	}
 }
