@@ -2,10 +2,8 @@ package extauthz
 
 import (
 	"net/netip"
-	"strconv"
 	"strings"
 	"sync"
-	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -176,31 +174,22 @@ func internValue(s string) *structpb.Value {
 
 var contentTypeJSON = header("content-type", "application/json")
 
-// rateLimitHeaders renders the documented X-RateLimit-* headers of the limit the client
-// hears about: Reset in epoch seconds, rounded up (the moment the limit has reset), and
-// left out for a limit that never resets by itself (prepaid credits).
+// rateLimitHeaders renders the headers of the limit the client hears about (which
+// package ratelimit picked), as policy.LimitResult.Headers spells them: Retry-After too
+// when a limit refused the request.
 func rateLimitHeaders(dst []*corev3.HeaderValueOption, d *policy.Decision) []*corev3.HeaderValueOption {
-	rl := &d.RateLimit
-	if rl.Name == "" { // no limit applied
+	h := d.RateLimit.Headers()
+	if h.Limit == "" { // no limit applied
 		return dst
 	}
-	dst = append(dst,
-		header("x-ratelimit-limit", strconv.FormatInt(rl.Limit, 10)),
-		header("x-ratelimit-remaining", strconv.FormatInt(max(rl.Remaining, 0), 10)))
-	if !rl.Reset.IsZero() {
-		s := rl.Reset.Unix()
-		if rl.Reset.Nanosecond() > 0 {
-			s++
-		}
-		dst = append(dst, header("x-ratelimit-reset", strconv.FormatInt(s, 10)))
+	dst = append(dst, header("x-ratelimit-limit", h.Limit), header("x-ratelimit-remaining", h.Remaining))
+	if h.Reset != "" {
+		dst = append(dst, header("x-ratelimit-reset", h.Reset))
+	}
+	if h.RetryAfter != "" {
+		dst = append(dst, header("retry-after", h.RetryAfter))
 	}
 	return dst
-}
-
-// retryAfterSeconds renders a wait in whole seconds, rounded up, at least 1.
-func retryAfterSeconds(w time.Duration) string {
-	s := int64((w + time.Second - 1) / time.Second)
-	return strconv.FormatInt(max(s, 1), 10)
 }
 
 // ToResponse converts a Decision into Envoy's CheckResponse. The caller handles
@@ -234,8 +223,8 @@ func ToResponse(d *policy.Decision, id string) *authv3.CheckResponse {
 		hs = append(hs, header(h.Key, h.Value))
 	}
 	hs = rateLimitHeaders(hs, d)
-	if d.RetryAfter > 0 {
-		hs = append(hs, header("retry-after", retryAfterSeconds(d.RetryAfter)))
+	if d.RetryAfter > 0 && d.RateLimit.Code == "" { // another step's wait (a lockout)
+		hs = append(hs, header("retry-after", policy.RetryAfterSeconds(d.RetryAfter)))
 	}
 	resp.Status = &rpcstatus.Status{Code: int32(grpcCode(canonical)), Message: r.Code}
 	resp.HttpResponse = &authv3.CheckResponse_DeniedResponse{DeniedResponse: &authv3.DeniedHttpResponse{

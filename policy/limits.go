@@ -2,6 +2,7 @@ package policy
 
 import (
 	"context"
+	"strconv"
 	"time"
 )
 
@@ -76,3 +77,44 @@ const (
 	LockDevice
 	LockUser
 )
+
+// RateLimitHeaders holds the values of the headers that tell a client about the limit it
+// hears of (X-RateLimit-Limit, -Remaining, -Reset, Retry-After); an empty value leaves its
+// header out.
+type RateLimitHeaders struct {
+	Limit, Remaining, Reset, RetryAfter string
+}
+
+// Headers renders r, the limit the client hears about, as the documented headers: Limit
+// and Remaining (never below 0); Reset in Unix epoch seconds rounded up (the first whole
+// second at which the limit has reset), left out for a limit that never resets by itself
+// (prepaid credits); on a denial (Code set), Retry-After in whole seconds rounded up, at
+// least 1. All empty when no limit applied (Name empty). Both surfaces, ext_authz and the
+// rate-limit service, render through it; which limit r is, package ratelimit decides.
+func (r *LimitResult) Headers() RateLimitHeaders {
+	if r.Name == "" {
+		return RateLimitHeaders{}
+	}
+	h := RateLimitHeaders{Limit: strconv.FormatInt(r.Limit, 10), Remaining: strconv.FormatInt(max(r.Remaining, 0), 10)}
+	if !r.Reset.IsZero() {
+		s := r.Reset.Unix()
+		if r.Reset.Nanosecond() > 0 {
+			s++
+		}
+		h.Reset = strconv.FormatInt(s, 10)
+	}
+	if r.Code != "" {
+		h.RetryAfter = RetryAfterSeconds(r.RetryAfter)
+	}
+	return h
+}
+
+// RetryAfterSeconds renders a wait as Retry-After does: whole seconds, rounded up, at
+// least 1 (a client told 0 would retry at once).
+func RetryAfterSeconds(w time.Duration) string {
+	s := int64(w / time.Second)
+	if w%time.Second > 0 {
+		s++
+	}
+	return strconv.FormatInt(max(s, 1), 10)
+}

@@ -171,12 +171,12 @@ func (e *Engine) apply(ctx context.Context, now time.Time, ops []Op, outs []Outc
 	return err
 }
 
-// summarize picks the limit the client hears about.
+// summarize picks the limit the client hears about (see tells).
 func (e *Engine) summarize(b *batch, now time.Time) policy.LimitResult {
 	var res policy.LimitResult
 	var best Status
 	var bestRule *rule
-	denied := false
+	denied, ns := false, now.UnixNano()
 	for i := range b.ops {
 		r, op, out := b.rules[i], &b.ops[i], b.outs[i]
 		if r.shadow {
@@ -187,12 +187,13 @@ func (e *Engine) summarize(b *batch, now time.Time) policy.LimitResult {
 		}
 		switch {
 		case !out.Allowed:
-			if st := r.status(op, out, now); !denied || longerWait(st, best) {
+			if st := r.status(op, out, now); bestRule == nil || tells(st, true, best, denied) {
 				best, bestRule = st, r
 			}
 			denied = true
-		case denied:
-		case bestRule == nil || remaining(op, out, now.UnixNano()) < best.Remaining:
+		case bestRule == nil:
+			best, bestRule = r.status(op, out, now), r
+		case tells(Status{Remaining: remaining(op, out, ns)}, false, best, denied): // the rest only on a win
 			best, bestRule = r.status(op, out, now), r
 		}
 	}
@@ -206,15 +207,6 @@ func (e *Engine) summarize(b *batch, now time.Time) policy.LimitResult {
 		e.metrics.OverLimitHit("inline", bestRule.label)
 	}
 	return res
-}
-
-// longerWait orders denials: one that never resets by itself (credits) first, then the
-// longest wait.
-func longerWait(a, b Status) bool {
-	if a.Reset.IsZero() != b.Reset.IsZero() {
-		return a.Reset.IsZero()
-	}
-	return a.RetryAfter > b.RetryAfter
 }
 
 // CreditsRef names a prepaid-credits limit: its scope (app, endpoint or org), the owner

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/gatehouse/gatehouse/policy"
 	"github.com/gatehouse/gatehouse/ratelimit/state"
 	"io/fs"
 	"math"
@@ -74,6 +75,9 @@ type RLSResponse struct {
 	OverLimit  bool
 	Statuses   []RLSStatus
 	AddHeaders bool // the configuration asks for X-RateLimit-* headers
+	// RateLimit is the limit the client is told about (see tells), for the headers: Name
+	// empty when no limit applied; Code set when the response is OVER_LIMIT.
+	RateLimit policy.LimitResult
 }
 
 // RLSStatus is one descriptor's status. Limit is nil when no limit applied.
@@ -668,9 +672,21 @@ func (e *Engine) ShouldRateLimit(ctx context.Context, now time.Time, req RLSRequ
 		}
 		return RLSResponse{}, err
 	}
+	var told Status
+	denied := false
 	for j, i := range idx {
 		l := lims[i]
 		st := l.rule.status(&b.ops[j], b.outs[j], now)
+		if !l.shadow {
+			d := !b.outs[j].Allowed
+			if d {
+				st = rlsDenial(st)
+			}
+			if resp.RateLimit.Name == "" || tells(st, d, told, denied) {
+				told, denied = st, d
+				resp.RateLimit = policy.LimitResult{Name: l.headerName(), Limit: int64(l.current.RequestsPerUnit), Remaining: st.Remaining, Reset: st.Reset, RetryAfter: st.RetryAfter}
+			}
+		}
 		cur := l.current
 		s := RLSStatus{Limit: &cur, Remaining: uint32(clamp(st.Remaining, 0, math.MaxUint32))}
 		if !st.Reset.IsZero() {
@@ -691,7 +707,20 @@ func (e *Engine) ShouldRateLimit(ctx context.Context, now time.Time, req RLSRequ
 		resp.OverLimit = false
 		e.metrics.ShadowHit("rls", "global")
 	}
+	if resp.OverLimit {
+		resp.RateLimit.Code = policy.RateLimited
+	} else {
+		resp.RateLimit.RetryAfter = 0
+	}
 	return resp, nil
+}
+
+// headerName names l in the told limit: its configured name, else its path.
+func (l *rlsLimit) headerName() string {
+	if l.name != "" {
+		return l.name
+	}
+	return l.label
 }
 
 // resolve finds each descriptor's limit and drops the limits that another matched limit

@@ -6,6 +6,7 @@ import (
 
 	rlsv3 "github.com/envoyproxy/go-control-plane/envoy/service/ratelimit/v3"
 
+	"github.com/gatehouse/gatehouse/policy"
 	"github.com/gatehouse/gatehouse/ratelimit"
 )
 
@@ -21,21 +22,24 @@ func TestToProto(t *testing.T) {
 	}{
 		{"no limits", ratelimit.RLSResponse{Statuses: []ratelimit.RLSStatus{{}}, AddHeaders: true},
 			rlsv3.RateLimitResponse_OK, map[string]string{}},
-		{"smallest remaining wins", ratelimit.RLSResponse{AddHeaders: true, Statuses: []ratelimit.RLSStatus{
+		{"the told limit, reset rounded up", ratelimit.RLSResponse{AddHeaders: true, RateLimit: policy.LimitResult{
+			Name: "m", Limit: 10, Remaining: 3, Reset: now.Add(20 * time.Second)}, Statuses: []ratelimit.RLSStatus{
 			{Limit: hour, Remaining: 50, UntilReset: time.Hour},
 			{Limit: minute, Remaining: 3, UntilReset: 20 * time.Second},
 			{Remaining: 4294967295}, // unlimited
 		}}, rlsv3.RateLimitResponse_OK, map[string]string{
 			"X-RateLimit-Limit": "10", "X-RateLimit-Remaining": "3", "X-RateLimit-Reset": "1700000021",
 		}},
-		{"over: longest wait", ratelimit.RLSResponse{OverLimit: true, AddHeaders: true, Statuses: []ratelimit.RLSStatus{
+		{"over: Retry-After", ratelimit.RLSResponse{OverLimit: true, AddHeaders: true, RateLimit: policy.LimitResult{
+			Name: "h", Code: policy.RateLimited, Limit: 100, Reset: now.Add(time.Hour), RetryAfter: time.Hour}, Statuses: []ratelimit.RLSStatus{
 			{Limit: minute, OverLimit: true, UntilReset: 20 * time.Second, RetryAfter: 20 * time.Second},
 			{Limit: hour, OverLimit: true, UntilReset: time.Hour, RetryAfter: time.Hour},
 		}}, rlsv3.RateLimitResponse_OVER_LIMIT, map[string]string{
 			"X-RateLimit-Limit": "100", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "1700003601",
 			"Retry-After": "3600", "content-type": "application/json",
 		}},
-		{"over without headers", ratelimit.RLSResponse{OverLimit: true, Statuses: []ratelimit.RLSStatus{
+		{"over without headers", ratelimit.RLSResponse{OverLimit: true, RateLimit: policy.LimitResult{
+			Name: "m", Code: policy.RateLimited, Limit: 10, RetryAfter: 10 * time.Millisecond}, Statuses: []ratelimit.RLSStatus{
 			{Limit: minute, OverLimit: true, RetryAfter: 10 * time.Millisecond},
 		}}, rlsv3.RateLimitResponse_OVER_LIMIT, map[string]string{"content-type": "application/json"}},
 	}

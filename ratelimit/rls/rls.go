@@ -7,8 +7,6 @@ package rls
 import (
 	"context"
 	"errors"
-	"math"
-	"strconv"
 	"time"
 
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -167,7 +165,7 @@ func ToProto(res ratelimit.RLSResponse, now time.Time) *rlsv3.RateLimitResponse 
 		out.Statuses[i] = ds
 	}
 	if res.AddHeaders {
-		out.ResponseHeadersToAdd = rateLimitHeaders(res, now)
+		out.ResponseHeadersToAdd = rateLimitHeaders(res)
 	}
 	if res.OverLimit {
 		out.RawBody = []byte(OverLimitBody)
@@ -177,51 +175,21 @@ func ToProto(res ratelimit.RLSResponse, now time.Time) *rlsv3.RateLimitResponse 
 	return out
 }
 
-// rateLimitHeaders renders the seed's X-RateLimit-Limit, -Remaining, -Reset (epoch
-// seconds) and, when over the limit, Retry-After (seconds), for the most constraining
-// status: when over, the one with the longest wait; else the smallest remaining.
-func rateLimitHeaders(res ratelimit.RLSResponse, now time.Time) []*core.HeaderValue {
-	best := -1
-	for i, st := range res.Statuses {
-		if st.Limit == nil {
-			continue
-		}
-		b := func() ratelimit.RLSStatus { return res.Statuses[best] }
-		switch {
-		case best < 0:
-			best = i
-		case st.OverLimit && (!b().OverLimit || st.RetryAfter > b().RetryAfter):
-			best = i
-		case !st.OverLimit && !b().OverLimit && st.Remaining < b().Remaining:
-			best = i
-		}
-	}
-	if best < 0 {
+// rateLimitHeaders renders the headers of the limit the client is told about, which the
+// engine picked (RLSResponse.RateLimit), as policy.LimitResult.Headers spells them.
+func rateLimitHeaders(res ratelimit.RLSResponse) []*core.HeaderValue {
+	h := res.RateLimit.Headers()
+	if h.Limit == "" {
 		return nil
 	}
-	st := res.Statuses[best]
-	reset := now.Add(st.UntilReset)
-	hs := []*core.HeaderValue{
-		{Key: "X-RateLimit-Limit", Value: strconv.FormatUint(uint64(st.Limit.RequestsPerUnit), 10)},
-		{Key: "X-RateLimit-Remaining", Value: strconv.FormatUint(uint64(st.Remaining), 10)},
-		{Key: "X-RateLimit-Reset", Value: strconv.FormatInt(ceilUnix(reset), 10)},
+	hs := make([]*core.HeaderValue, 0, 4)
+	hs = append(hs, &core.HeaderValue{Key: "X-RateLimit-Limit", Value: h.Limit},
+		&core.HeaderValue{Key: "X-RateLimit-Remaining", Value: h.Remaining})
+	if h.Reset != "" {
+		hs = append(hs, &core.HeaderValue{Key: "X-RateLimit-Reset", Value: h.Reset})
 	}
-	if res.OverLimit && st.OverLimit {
-		hs = append(hs, &core.HeaderValue{Key: "Retry-After", Value: strconv.FormatInt(ceilSeconds(st.RetryAfter), 10)})
+	if h.RetryAfter != "" {
+		hs = append(hs, &core.HeaderValue{Key: "Retry-After", Value: h.RetryAfter})
 	}
 	return hs
-}
-
-func ceilUnix(t time.Time) int64 {
-	s := t.Unix()
-	if t.Nanosecond() > 0 {
-		s++
-	}
-	return s
-}
-
-// ceilSeconds rounds a wait up to whole seconds, at least 1.
-func ceilSeconds(d time.Duration) int64 {
-	s := int64(math.Ceil(d.Seconds()))
-	return max(s, 1)
 }
