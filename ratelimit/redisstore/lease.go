@@ -3,6 +3,7 @@ package redisstore
 import (
 	"context"
 	"github.com/gatehouse/gatehouse/ratelimit/state"
+	"math/bits"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -129,6 +130,37 @@ func (l *leases) current(id uint64, op *state.Op) (*leaseShard, *lease) {
 	return sh, nil
 }
 
+// entry returns the lease of op's counter in op's window (nil: none); the caller holds
+// the shard's lock.
+func (l *leases) entry(id uint64, op *state.Op) *lease {
+	if e := l.shard(id).m[id]; e != nil && e.window == op.Key.Window && sameCounter(&e.key, &op.Key) {
+		return e
+	}
+	return nil
+}
+
+// A request's shards, as a set: bit i is shard i.
+var _ [64 - leaseShards]struct{} // leaseShards ≤ 64: a uint64 holds the set
+
+// shardBit is the set holding id's shard alone.
+func shardBit(id uint64) uint64 { return 1 << (id % leaseShards) }
+
+// lock locks the shards in set, once each, in index order: two requests that lock
+// overlapping sets never wait on each other in a cycle (every other path holds one shard
+// at a time).
+func (l *leases) lock(set uint64) {
+	for m := set; m != 0; m &= m - 1 {
+		l.shards[bits.TrailingZeros64(m)].mu.Lock()
+	}
+}
+
+// unlock unlocks the shards lock locked.
+func (l *leases) unlock(set uint64) {
+	for m := set; m != 0; m &= m - 1 {
+		l.shards[bits.TrailingZeros64(m)].mu.Unlock()
+	}
+}
+
 // sameCounter reports whether a and b are the same counter in any window: a lease is
 // found by digest, and a key whose digest collides with another's never uses the other's
 // lease.
@@ -136,7 +168,10 @@ func sameCounter(a, b *state.Key) bool { return state.SameBase(a, b) && a.Tag ==
 
 // plan takes what it can of op's units from the lease. It reports local when the
 // lease covered all of them (out is then the op's outcome); otherwise the op goes to
-// Redis with cost−pooled units plus extra for the lease, and finish must follow.
+// Redis with cost−pooled units plus extra for the lease, and finish must follow. The
+// caller holds the shard's lock (see lock), as for unplan, finish, stillHeld, saw and
+// holding: a request plans all its ops under one lock per shard, and settles them under
+// one more.
 func (l *leases) plan(id uint64, op *state.Op, out *state.Outcome) (u leaseUse, local bool) {
 	if !leasable(op) {
 		if op.Kind == state.KindCounter && op.Cost >= 0 && op.Expire > 0 {
@@ -146,8 +181,6 @@ func (l *leases) plan(id uint64, op *state.Op, out *state.Outcome) (u leaseUse, 
 	}
 	u.on = true
 	sh := l.shard(id)
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
 	e := sh.m[id]
 	if e == nil {
 		if l.n.Load() >= leaseKeys {
@@ -206,8 +239,7 @@ func (l *leases) covers(id uint64, op *state.Op) bool {
 // unplan gives back the units plan took from the lease for a request that another
 // limit refused (or that failed): value is the op's count without them.
 func (l *leases) unplan(id uint64, op *state.Op, u leaseUse, local bool, out *state.Outcome) {
-	sh, e := l.current(id, op)
-	defer sh.mu.Unlock()
+	e := l.entry(id, op)
 	if e == nil {
 		return
 	}
@@ -229,8 +261,7 @@ func (l *leases) unplan(id uint64, op *state.Op, u leaseUse, local bool, out *st
 // unused.
 func (l *leases) finish(id uint64, op *state.Op, u leaseUse, v int64, commit bool, kept, own int64) int64 {
 	sent := op.Cost - u.pooled + u.extra
-	sh, e := l.current(id, op)
-	defer sh.mu.Unlock()
+	e := l.entry(id, op)
 	if e == nil { // the window ended meanwhile
 		if commit {
 			return v - u.extra
@@ -314,8 +345,7 @@ func (l *leases) requeue(id uint64, op *state.Op, n int64) {
 
 // holding returns the units op's counter holds unused, and its gone count.
 func (l *leases) holding(id uint64, op *state.Op) (left, gone int64) {
-	sh, e := l.current(id, op)
-	defer sh.mu.Unlock()
+	e := l.entry(id, op)
 	if e != nil {
 		return e.left, e.gone
 	}
@@ -326,8 +356,7 @@ func (l *leases) holding(id uint64, op *state.Op) (left, gone int64) {
 // unused here: units that left the lease since (used by other requests, given back) may
 // be the held ones, and units leased since are not in the count the request read.
 func (l *leases) stillHeld(id uint64, op *state.Op, u leaseUse) int64 {
-	sh, e := l.current(id, op)
-	defer sh.mu.Unlock()
+	e := l.entry(id, op)
 	if e != nil {
 		return max(min(u.held-(e.gone-u.gone), e.left), 0)
 	}
@@ -337,8 +366,7 @@ func (l *leases) stillHeld(id uint64, op *state.Op, u leaseUse) int64 {
 // saw records v, the count in Redis after a request on op's counter that the lease did
 // not serve (a limit never leased, a check), so that counts from the lease include it.
 func (l *leases) saw(id uint64, op *state.Op, v int64) {
-	sh, e := l.current(id, op)
-	defer sh.mu.Unlock()
+	e := l.entry(id, op)
 	if e != nil {
 		e.seen = max(e.seen, v)
 	}
