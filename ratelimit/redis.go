@@ -318,8 +318,9 @@ func (s *redisStore) call(ctx context.Context, op string, run func(redisCall) er
 	end := s.clock()
 	// A call on its own context that failed because its caller went away says nothing
 	// about Redis: it neither counts as a failure nor, as a success would, resets the
-	// failure streak or closes the breaker.
-	if !shared && err != nil && errors.Is(ctx.Err(), context.Canceled) {
+	// failure streak or closes the breaker. Nor does TRYAGAIN: Redis Cluster is up and
+	// ran nothing, the call's keys being split between two masters by a slot migration.
+	if !shared && err != nil && errors.Is(ctx.Err(), context.Canceled) || tryAgain(err) {
 		s.br.release(probe)
 	} else {
 		s.br.done(end, probe, err != nil)
@@ -337,6 +338,13 @@ func (s *redisStore) call(ctx context.Context, op string, run func(redisCall) er
 		span.End()
 	}
 	return nil
+}
+
+// tryAgain reports whether err is Redis Cluster's TRYAGAIN: a script or multi-key command
+// whose keys are split between two masters while their slot migrates, refused unrun.
+func tryAgain(err error) bool {
+	var rerr *rueidis.RedisError
+	return errors.As(err, &rerr) && rerr.IsTryAgain()
 }
 
 // storeSpanAttrs are the attributes every store span carries: the system and the first

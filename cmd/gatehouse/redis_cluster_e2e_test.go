@@ -248,11 +248,14 @@ func errorStats(t *testing.T, nodes []*clusterNode) map[string]int64 {
 // an inline token bucket beside a counter, each hot limit 120, on a Redis Cluster. Windows
 // are calendar years, so that no window ends mid-test (but at New Year; checked); the
 // bucket refills one unit an hour, so none mid-test. The store timeout is generous: a
-// call that times out after Redis counted it is another fault, tested elsewhere.
+// call that times out after Redis counted it is another fault, tested elsewhere. The
+// breaker opens for an hour after two failures in a row: a migration must not trip it
+// (TRYAGAIN does not count), or every later call would fail.
 const clusterConfig = `
 store:
   type: redis
-  redis: {mode: cluster, addrs: [%s], key_prefix: "%s", timeout: 5s, lease: {max_units: %d}}
+  redis: {mode: cluster, addrs: [%s], key_prefix: "%s", timeout: 5s, lease: {max_units: %d},
+          breaker: {failures: 2, window: 1ns, cooldown: 1h}}
 apps:
   - {name: inl, fail_mode: closed, app_token_sha256: ["{{T:inl}}"], endpoints: ["*"]}
   - name: thr
