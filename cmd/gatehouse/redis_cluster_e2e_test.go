@@ -189,8 +189,7 @@ func planMove(t *testing.T, nodes []*clusterNode, tag string) *slotMove {
 	}
 	m := &slotMove{slot: strconv.FormatInt(slot, 10)}
 	for i, n := range nodes {
-		// A node's COUNTKEYSINSLOT works for any slot; ownership is read from CLUSTER
-		// SLOTS as every node sees it the same once the previous move was assigned.
+		// Every master was told of the previous move (assign), so their views agree.
 		if owns(t, n, slot) {
 			m.src, m.dst, m.rest = n, nodes[(i+1)%3], nodes[(i+2)%3]
 		}
