@@ -28,7 +28,7 @@ import (
 // Snapshot is one compiled, immutable configuration. Everything a request needs is in it;
 // a reload builds a new Snapshot completely before it replaces the old one.
 type Snapshot struct {
-	Version  string // short digest of the file's bytes
+	Version  string // short digest of the file and of every file it reads
 	Path     string
 	LoadedAt time.Time
 	Rules    *policy.Rules
