@@ -184,8 +184,9 @@ type RedisConfig struct {
 	// long before writing them (default 20µs; negative: write at once). Fewer, larger
 	// writes cost Gatehouse and Redis much less CPU at the price of that much latency.
 	FlushDelay time.Duration `yaml:"flush_delay"`
-	// PipelineMultiplex: the client uses 2^N connections (default 0: one connection, so
-	// that concurrent requests share writes).
+	// PipelineMultiplex: the client uses 2^N connections per node (default 0: one per
+	// node in cluster mode; in single and sentinel modes the client's own choice, 2 on 2
+	// cores, 4 from 4 cores). Every one is dialled before the store serves a call.
 	PipelineMultiplex int `yaml:"pipeline_multiplex"`
 	// Counters says how requests whose limits are all counters (fixed windows, calendar
 	// quotas, credits) are counted: "native" (default) sends one INCRBY per limit and

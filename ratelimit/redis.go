@@ -47,6 +47,7 @@ const (
 type redisStore struct {
 	opt       rueidis.ClientOption
 	client    atomic.Pointer[clientBox]
+	conn      connWarden
 	prefix    string
 	cluster   bool
 	native    bool // counters by INCRBY instead of the script
@@ -137,10 +138,16 @@ func openRedis(_ context.Context, cfg RedisConfig, clock Clock) (*redisStore, er
 		s.wg.Add(1)
 		go s.sweepLeases(idle)
 	}
+	// Connections per node: 2^pipeline_multiplex; the client picks up to 4 itself when
+	// it is 0 (single and sentinel modes): warm as many as it could have.
+	s.conn.init(s.opt.Dialer.Timeout, 1<<max(cfg.PipelineMultiplex, 2))
+	s.opt.DialCtxFn = s.conn.dial
 	if s.connect() != nil { // not reachable yet: keep trying; the fail modes apply meanwhile
 		s.wg.Add(1)
 		go s.reconnect()
 	}
+	s.wg.Add(1)
+	go s.conn.rewarm(s)
 	return s, nil
 }
 
@@ -174,6 +181,10 @@ func redisOptions(cfg RedisConfig) (rueidis.ClientOption, error) {
 		ConnWriteTimeout: max(dial, time.Second),
 		DisableCache:     true,
 		DisableRetry:     true, // a retried script could count twice
+		// Always the pipelined path: on the client's synchronous path (used while calls
+		// do not overlap) a call that times out closes its connection, and every call
+		// then waits for a new one; pipelined, a late reply is read and dropped.
+		AlwaysPipelining: true,
 		// Gather the commands of concurrent calls (beyond what the batcher shares) into
 		// fewer writes: system calls, not Redis, are most of a round trip's CPU.
 		MaxFlushDelay:     flushDelay(cfg.FlushDelay),
@@ -215,12 +226,22 @@ func redisTLS(t TLSConfig) (*tls.Config, error) {
 	return c, nil
 }
 
+// connect makes the client and warms it (every connection dialled, the scripts loaded)
+// before any store call can use it.
 func (s *redisStore) connect() error {
 	c, err := rueidis.NewClient(s.opt)
 	if err != nil {
+		if c != nil {
+			c.Close()
+		}
+		return err
+	}
+	if err := s.conn.warm(c, s.prefix); err != nil {
+		c.Close()
 		return err
 	}
 	s.client.Store(&clientBox{c: c})
+	s.conn.up.Store(true)
 	return nil
 }
 
@@ -292,6 +313,11 @@ func (s *redisStore) call(ctx context.Context, run func(redisCall) error) error 
 	if !ok {
 		s.metrics.Load().storeCall("redis", 0, ErrUnavailable, true)
 		return fmt.Errorf("%w: circuit breaker open", ErrUnavailable)
+	}
+	if !s.conn.up.Load() { // reconnecting in the background: a failure, as a refused dial would be
+		s.br.done(start, probe, true)
+		s.metrics.Load().storeCall("redis", 0, errDialInCall, s.br.isOpen())
+		return fmt.Errorf("%w: %w", ErrUnavailable, errDialInCall)
 	}
 	if err := ctx.Err(); err != nil {
 		s.br.release(probe)
