@@ -172,9 +172,10 @@ type RedisConfig struct {
 	DB           int       `yaml:"db"`
 	TLS          TLSConfig `yaml:"tls"`
 	KeyPrefix    string    `yaml:"key_prefix"` // default "gh:"
-	// Timeout bounds every store call (default 5ms; calls share deadlines, so up to
-	// Timeout/5 more), besides the caller's deadline. A take-back after a refusal
-	// (counters: native) gets a Timeout of its own.
+	// Timeout bounds every store call (default 100ms, at most 10s; calls share
+	// deadlines, so up to Timeout/5 more), besides the caller's deadline. A take-back
+	// after a refusal (counters: native) gets a Timeout of its own. Connections are never
+	// made within it: they are made before the store serves and in the background.
 	Timeout     time.Duration `yaml:"timeout"`
 	DialTimeout time.Duration `yaml:"dial_timeout"` // default 1s
 	// Breaker opens after Failures consecutive failures (default 5) spanning at least
