@@ -19,8 +19,8 @@ help: ## list targets
 build: ## build bin/gatehouse (static)
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/gatehouse
 
-run: build ## serve the embedded demo config on :9191 (gRPC) and :9192 (admin); CONFIG=file to use your own
-	./$(BIN) serve $(if $(CONFIG),--config $(CONFIG))
+run: build ## serve the embedded demo config (--demo) on :9191 (gRPC) and :9192 (admin); CONFIG=file to use your own
+	./$(BIN) serve $(if $(CONFIG),--config $(CONFIG),--demo)
 
 deps-test: ## install what the tests need (redis-server, and redis-cli for the cluster test, from Debian) when missing
 	@{ command -v redis-server && command -v redis-cli; } >/dev/null 2>&1 || { echo "installing redis-server and redis-tools"; \

@@ -132,7 +132,7 @@ func (a *admin) resetLicense(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 		return
 	}
-	if err := a.s.deps.Store.ResetBindings(r.Context(), device.BindingKey(h)); err != nil {
+	if err := a.s.counterStore().ResetBindings(r.Context(), device.BindingKey(h)); err != nil {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "store: " + err.Error()})
 		return
 	}

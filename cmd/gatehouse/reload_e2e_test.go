@@ -92,14 +92,14 @@ func TestReloadOnDemand(t *testing.T) {
 // TestReloadOnDemandWithoutFile: the embedded demo has no file to reload: 409, and the
 // write API stays off without a token (403), as for every admin write.
 func TestReloadOnDemandWithoutFile(t *testing.T) {
-	srv := startServer(t)
+	srv := startServer(t, "--demo")
 	srv.waitReady(t)
 	if code, out := srv.admin(t, testAdminToken, "/-/reload", nil); code != http.StatusForbidden {
 		t.Fatalf("without a configured token: %d %v, want 403", code, out)
 	}
 	tokenFile := filepath.Join(t.TempDir(), "admin.token")
 	os.WriteFile(tokenFile, []byte(testAdminToken), 0o600)
-	srv = startServer(t, "--admin-token-file", tokenFile)
+	srv = startServer(t, "--demo", "--admin-token-file", tokenFile)
 	srv.waitReady(t)
 	if code, out := srv.admin(t, testAdminToken, "/-/reload", nil); code != http.StatusConflict {
 		t.Fatalf("demo configuration: %d %v, want 409", code, out)
