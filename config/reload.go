@@ -32,8 +32,9 @@ type Reloader struct {
 	// of a good one once its snapshot is in force, of a failed one while the previous
 	// snapshot still is.
 	OnReload func(s *Snapshot, err error)
-	// OnWatch, when set, is told of the directories Watch watches, each time the set is
-	// settled (at start and after a load that named other files).
+	// OnWatch, when set, is told of the directories Watch watches each time that set
+	// changes (at start, after a load that named other files, and when a pattern's
+	// directories come or go).
 	OnWatch func(dirs []string)
 
 	mu     sync.Mutex // one reload at a time; guards the fields below
@@ -176,6 +177,9 @@ func (r *Reloader) Watch(ctx context.Context, debounce time.Duration) error {
 			_ = r.sync(ws)
 		case <-fire:
 			r.reloadIfChanged()
+			if ws.patterns {
+				_ = r.sync(ws) // the directories a pattern matches may have changed
+			}
 		}
 	}
 }
@@ -190,7 +194,8 @@ func (r *Reloader) sync(ws *watchSet) error {
 	if len(files) == 0 {
 		files = []string{r.Path}
 	}
-	for _, err := range ws.set(files) {
+	changed, errs := ws.set(files)
+	for _, err := range errs {
 		if r.Log == nil {
 			continue
 		}
@@ -199,7 +204,7 @@ func (r *Reloader) sync(ws *watchSet) error {
 	if !ws.dirs[filepath.Dir(r.Path)] {
 		return fmt.Errorf("watch %s: cannot watch its directory", filepath.Dir(r.Path))
 	}
-	if r.OnWatch != nil {
+	if r.OnWatch != nil && changed {
 		r.OnWatch(ws.list())
 	}
 	return nil

@@ -16,22 +16,32 @@ import (
 // matter: a change to any other entry (the memory store's own file, an editor's swap
 // file) is ignored.
 type watchSet struct {
-	w     *fsnotify.Watcher
-	dirs  map[string]bool
-	names map[string][]string // directory → base names or glob patterns
+	w        *fsnotify.Watcher
+	dirs     map[string]bool
+	names    map[string][]string // directory → base names or glob patterns
+	patterns bool                // a file is a pattern: the directories it matches may change
 }
 
 func isGlob(p string) bool { return strings.ContainsAny(p, "*?[") }
 
-// set watches the directories of files and stops watching the others. It returns the
-// directories that could not be watched.
-func (ws *watchSet) set(files []string) []error {
+// set watches the directories of files and stops watching the others. It reports
+// whether the watched directories changed, and returns those that could not be watched.
+func (ws *watchSet) set(files []string) (changed bool, errs []error) {
 	names := map[string][]string{}
+	ws.patterns = slices.ContainsFunc(files, isGlob)
 	add := func(dir, name string) { names[dir] = append(names[dir], name) }
 	for _, f := range files {
 		dir, base := filepath.Dir(f), filepath.Base(f)
-		for isGlob(dir) { // a pattern such as ratelimit/*/x.yaml: watch above it
-			dir, base = filepath.Dir(dir), "*"
+		if isGlob(dir) { // a pattern such as ratelimit/*/x.yaml
+			// Each directory it matches now holds files to watch; above the pattern, a
+			// new directory that it would match may appear.
+			matches, _ := filepath.Glob(dir)
+			for _, m := range matches {
+				add(m, base)
+			}
+			for isGlob(dir) {
+				dir, base = filepath.Dir(dir), "*"
+			}
 		}
 		add(dir, base)
 		// A symbolic link into another directory: its target changes there. Links
@@ -42,11 +52,11 @@ func (ws *watchSet) set(files []string) []error {
 			}
 		}
 	}
-	var errs []error
 	for d := range ws.dirs {
 		if _, keep := names[d]; !keep {
 			_ = ws.w.Remove(d)
 			delete(ws.dirs, d)
+			changed = true
 		}
 	}
 	for d := range names {
@@ -58,9 +68,10 @@ func (ws *watchSet) set(files []string) []error {
 			continue
 		}
 		ws.dirs[d] = true
+		changed = true
 	}
 	ws.names = names
-	return errs
+	return changed, errs
 }
 
 // relevant reports whether an event on name may change a watched file.
