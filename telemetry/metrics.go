@@ -74,6 +74,12 @@ func NewMetrics() *Metrics {
 		Name: "gatehouse_decision_logs_suppressed_total",
 		Help: "Decision log lines not written because their code had used its lines for the second (--log-denials-per-second), by code.",
 	}, []string{"code"})
+	// The results the alerts watch with increase() start at 0: a series born at 1 shows
+	// no increase, so the first failure would never alert.
+	for _, result := range []string{"success", "failure"} {
+		m.Reloads.WithLabelValues(result)
+		m.JWKSFetches.WithLabelValues(result)
+	}
 	r.MustRegister(m.Decisions, m.CheckDuration, m.Reloads, m.ConfigInfo, m.ConfigLoaded, m.JWKSFetches, m.RLSDuration, m.DecisionSteps, m.DecisionLogsSuppressed)
 	return m
 }
