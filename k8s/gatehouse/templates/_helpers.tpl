@@ -122,6 +122,15 @@ type: Recreate
 {{- end }}
 
 {{/* Volumes of the first-class secrets and the extra configuration files. */}}
+{{/*
+Mode of the files of a Secret volume: the pod's group only (fsGroup) reads them, not every
+user of every container in the pod, as the kubelet's default 0644 would let. Without an
+fsGroup the files stay root's group, so Gatehouse's user needs them world-readable (0444).
+*/}}
+{{- define "gatehouse.secretMode" -}}
+{{- if (.Values.podSecurityContext).fsGroup }}0440{{ else }}0444{{ end }}
+{{- end }}
+
 {{- define "gatehouse.secretVolumes" -}}
 {{- range $v := include "gatehouse.secretDirs" . | fromYamlArray }}
 - name: {{ $v.volume }}
@@ -131,6 +140,7 @@ type: Recreate
   {{- else }}
   secret:
     secretName: {{ $v.secret }}
+    defaultMode: {{ include "gatehouse.secretMode" $ }}
     {{- with $v.items }}
     items:
       {{- toYaml . | nindent 6 }}
