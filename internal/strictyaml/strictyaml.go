@@ -83,8 +83,17 @@ func (c *checker) check(n *yaml.Node, t reflect.Type, path string) {
 		}
 		c.seen[visit{n, t}] = true
 	}
-	if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null" {
-		return // a null leaves the zero value
+	if n.Kind == yaml.ScalarNode {
+		// An explicit tag the text does not fit (!!int abc): yaml's own message would
+		// quote the value, and come without a path.
+		var v any
+		if err := n.Decode(&v); err != nil {
+			c.errs = append(c.errs, fmt.Errorf("%s: the value does not fit its tag %s (line %d)", at(path), n.ShortTag(), n.Line))
+			return
+		}
+		if n.ShortTag() == "!!null" {
+			return // a null leaves the zero value
+		}
 	}
 	switch {
 	case t.Kind() == reflect.Interface:
