@@ -153,7 +153,9 @@ func (r *Reloader) Watch(ctx context.Context, debounce time.Duration) error {
 			if !ok {
 				return nil
 			}
-			if !ws.relevant(ev.Name) {
+			if ws.dirs[ev.Name] && ev.Has(fsnotify.Remove|fsnotify.Rename) {
+				delete(ws.dirs, ev.Name) // its watch is gone; the next sync looks for it again
+			} else if !ws.relevant(ev.Name) {
 				continue
 			}
 			if timer == nil {
@@ -177,9 +179,9 @@ func (r *Reloader) Watch(ctx context.Context, debounce time.Duration) error {
 			_ = r.sync(ws)
 		case <-fire:
 			r.reloadIfChanged()
-			if ws.patterns {
-				_ = r.sync(ws) // the directories a pattern matches may have changed
-			}
+			// Directories may have come or gone (a pattern's matches, a directory
+			// deleted and made again): watch what is there now.
+			_ = r.sync(ws)
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -16,19 +17,75 @@ import (
 // matter: a change to any other entry (the memory store's own file, an editor's swap
 // file) is ignored.
 type watchSet struct {
-	w        *fsnotify.Watcher
-	dirs     map[string]bool
-	names    map[string][]string // directory → base names or glob patterns
-	patterns bool                // a file is a pattern: the directories it matches may change
+	w     *fsnotify.Watcher
+	dirs  map[string]bool
+	names map[string][]string // directory → base names or glob patterns
 }
 
 func isGlob(p string) bool { return strings.ContainsAny(p, "*?[") }
 
-// set watches the directories of files and stops watching the others. It reports
-// whether the watched directories changed, and returns those that could not be watched.
+// set watches the directories of files and stops watching the others. A directory that
+// does not exist (yet, or any more) is watched for from its nearest existing ancestor,
+// so that its creation is seen. set reports whether the watched directories changed,
+// and returns those that could not be watched.
 func (ws *watchSet) set(files []string) (changed bool, errs []error) {
+	names := wanted(files)
+	for _, d := range slices.Sorted(maps.Keys(names)) {
+		if ws.dirs[d] {
+			continue
+		}
+		err := ws.w.Add(d)
+		if err == nil {
+			ws.dirs[d], changed = true, true
+			continue
+		}
+		errs = append(errs, err)
+		if errors.Is(err, os.ErrNotExist) && ws.watchAbove(d, names) {
+			changed = true
+		}
+	}
+	for d := range ws.dirs {
+		if _, keep := names[d]; !keep {
+			_ = ws.w.Remove(d)
+			delete(ws.dirs, d)
+			changed = true
+		}
+	}
+	ws.names = names
+	return changed, errs
+}
+
+// watchAbove watches the nearest existing ancestor of the missing directory d for the
+// name of its child on the way to d. It reports whether it added a watch.
+func (ws *watchSet) watchAbove(d string, names map[string][]string) bool {
+	for child := d; ; {
+		parent := filepath.Dir(child)
+		if parent == child {
+			return false
+		}
+		names[parent] = append(names[parent], filepath.Base(child))
+		if ws.dirs[parent] {
+			return false
+		}
+		err := ws.w.Add(parent)
+		if err == nil {
+			ws.dirs[parent] = true
+			return true
+		}
+		names[parent] = names[parent][:len(names[parent])-1]
+		if len(names[parent]) == 0 {
+			delete(names, parent)
+		}
+		if !errors.Is(err, os.ErrNotExist) {
+			return false
+		}
+		child = parent
+	}
+}
+
+// wanted maps each directory to watch to the names in it that matter.
+func wanted(files []string) map[string][]string {
 	names := map[string][]string{}
-	ws.patterns = slices.ContainsFunc(files, isGlob)
 	add := func(dir, name string) { names[dir] = append(names[dir], name) }
 	for _, f := range files {
 		dir, base := filepath.Dir(f), filepath.Base(f)
@@ -52,26 +109,7 @@ func (ws *watchSet) set(files []string) (changed bool, errs []error) {
 			}
 		}
 	}
-	for d := range ws.dirs {
-		if _, keep := names[d]; !keep {
-			_ = ws.w.Remove(d)
-			delete(ws.dirs, d)
-			changed = true
-		}
-	}
-	for d := range names {
-		if ws.dirs[d] {
-			continue
-		}
-		if err := ws.w.Add(d); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		ws.dirs[d] = true
-		changed = true
-	}
-	ws.names = names
-	return changed, errs
+	return names
 }
 
 // relevant reports whether an event on name may change a watched file.
