@@ -192,7 +192,7 @@ func (s *server) registerCacheMetrics(c *policy.Cache) {
 // onLoad applies a freshly loaded snapshot's server-wide settings and reports the load.
 func (s *server) onLoad(snap *config.Snapshot, err error) {
 	if err != nil {
-		s.metrics.Reloads.WithLabelValues("failure").Inc()
+		s.metrics.ConfigLoadFailed()
 		return
 	}
 	s.level.Set(snap.LogLevel)
