@@ -185,6 +185,9 @@ Checks values the schema cannot express, with a message that says what to do.
 {{- if and (eq .Values.store.type "memory") (gt $replicas 1) (not .Values.store.acceptPerReplicaLimits) }}
 {{- fail (printf "store.type=memory with %d replicas: every replica would count limits on its own. Use store.type=redis, or set store.acceptPerReplicaLimits=true to accept per-replica limits." $replicas) }}
 {{- end }}
+{{- if and .Values.networkPolicy.enabled (ne .Values.mode "sidecar") (not .Values.networkPolicy.envoyPeers) }}
+{{- fail "networkPolicy.enabled without networkPolicy.envoyPeers: no Envoy could reach the gRPC port, and every request through the gateway would fail. List the Envoy pods (NetworkPolicyPeer objects) in networkPolicy.envoyPeers." }}
+{{- end }}
 {{- if and (eq .Values.store.type "redis") (not .Values.store.redis.addresses) }}
 {{- fail "store.type=redis needs store.redis.addresses (host:port)." }}
 {{- end }}
