@@ -187,7 +187,7 @@ func mismatch(path string, t reflect.Type, n *yaml.Node, err error) error {
 	if err != nil && !errors.As(err, &te) && t != timeType && t != durationType {
 		return fmt.Errorf("%s: %v (line %d)", at(path), err, n.Line)
 	}
-	if n.ShortTag() == "!!int" {
+	if n.ShortTag() == "!!int" && t != durationType { // a duration is an int64, written 30s
 		if r := intRange(t); r != "" {
 			return fmt.Errorf("%s: expected an integer from %s (line %d)", at(path), r, n.Line)
 		}

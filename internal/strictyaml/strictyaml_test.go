@@ -48,6 +48,8 @@ func TestMessages(t *testing.T) {
 		{"just below int8", "endpoints: [{hops: -129}]\n", "endpoints[0].hops: expected an integer from -128 to 127 (line 1)"},
 		{"number for a duration", "endpoints: [{limits: [{per: 1.5}]}]\n",
 			"endpoints[0].limits[0].per: expected a duration such as 30s, got a number (line 1)"},
+		{"integer for a duration", "endpoints: [{limits: [{per: 100}]}]\n",
+			"endpoints[0].limits[0].per: expected a duration such as 30s, got an integer (line 1)"},
 		{"word for a boolean", "endpoints:\n  - prefix: maybe\n", "endpoints[0].prefix: expected a boolean (true or false), got a string (line 2)"},
 		{"bad time", "endpoints: [{until: tomorrow}]\n", "endpoints[0].until: expected a time such as 2030-01-01T00:00:00Z, got a string (line 1)"},
 		{"list for a map", "endpoints: [{labels: [a]}]\n", "endpoints[0].labels: expected a mapping, got a list (line 1)"},
