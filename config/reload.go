@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+
+	"github.com/gatehouse/gatehouse/policy/jwks"
 )
 
 // Store holds the current Snapshot. Readers take it with one atomic load per request.
@@ -65,6 +67,11 @@ func (r *Reloader) reload(pre string) error {
 	}
 	r.setFiles(used, pre)
 	if err != nil {
+		var keep []*jwks.Source
+		if cur := r.Store.Current(); cur != nil {
+			keep = cur.keys
+		}
+		r.Deps.Keys.Retain(keep) // what the rejected load started stops
 		if r.OnReload != nil {
 			r.OnReload(nil, err)
 		}
@@ -74,6 +81,7 @@ func (r *Reloader) reload(pre string) error {
 		return err
 	}
 	old := r.Store.cur.Swap(s)
+	r.Deps.Keys.Retain(s.keys) // key sets the new configuration no longer names stop
 	if r.Log != nil {
 		prev := ""
 		if old != nil {
