@@ -101,10 +101,14 @@ func (c *compiler) ref(key, p string) (string, bool) {
 	if c.files != nil {
 		c.files[r] = true
 	}
-	if !c.deps.MissingFilesOK || strings.ContainsAny(r, "*?[") {
+	if !c.deps.MissingFilesOK {
 		return r, true
 	}
-	if _, err := os.Stat(r); errors.Is(err, os.ErrNotExist) {
+	at := r
+	for isGlob(at) { // a pattern: absent when the directory above it is
+		at = filepath.Dir(at)
+	}
+	if _, err := os.Stat(at); errors.Is(err, os.ErrNotExist) {
 		if !c.skipped[r] {
 			c.warnings = append(c.warnings, fmt.Sprintf("%s: %s is not present here; its content was not checked", key, p))
 			c.skipped[r] = true
