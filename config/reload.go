@@ -204,8 +204,7 @@ func (r *Reloader) sync(ws *watchSet) error {
 	if len(files) == 0 {
 		files = []string{r.Path}
 	}
-	changed, errs := ws.set(files)
-	for _, err := range errs {
+	for _, err := range ws.set(files) {
 		if r.Log == nil {
 			continue
 		}
@@ -214,8 +213,11 @@ func (r *Reloader) sync(ws *watchSet) error {
 	if !ws.dirs[filepath.Dir(r.Path)] {
 		return fmt.Errorf("watch %s: cannot watch its directory", filepath.Dir(r.Path))
 	}
-	if r.OnWatch != nil && changed {
-		r.OnWatch(ws.list())
+	if l := ws.list(); !slices.Equal(l, ws.reported) {
+		ws.reported = l
+		if r.OnWatch != nil {
+			r.OnWatch(l)
+		}
 	}
 	return nil
 }

@@ -17,18 +17,18 @@ import (
 // matter: a change to any other entry (the memory store's own file, an editor's swap
 // file) is ignored.
 type watchSet struct {
-	w     *fsnotify.Watcher
-	dirs  map[string]bool
-	names map[string][]string // directory → base names or glob patterns
+	w        *fsnotify.Watcher
+	dirs     map[string]bool
+	names    map[string][]string // directory → base names or glob patterns
+	reported []string            // the directories last told to OnWatch
 }
 
 func isGlob(p string) bool { return strings.ContainsAny(p, "*?[") }
 
 // set watches the directories of files and stops watching the others. A directory that
 // does not exist (yet, or any more) is watched for from its nearest existing ancestor,
-// so that its creation is seen. set reports whether the watched directories changed,
-// and returns those that could not be watched.
-func (ws *watchSet) set(files []string) (changed bool, errs []error) {
+// so that its creation is seen. set returns the directories that could not be watched.
+func (ws *watchSet) set(files []string) (errs []error) {
 	names := wanted(files)
 	for _, d := range slices.Sorted(maps.Keys(names)) {
 		if ws.dirs[d] {
@@ -36,48 +36,47 @@ func (ws *watchSet) set(files []string) (changed bool, errs []error) {
 		}
 		err := ws.w.Add(d)
 		if err == nil {
-			ws.dirs[d], changed = true, true
+			ws.dirs[d] = true
 			continue
 		}
 		errs = append(errs, err)
-		if errors.Is(err, os.ErrNotExist) && ws.watchAbove(d, names) {
-			changed = true
+		if errors.Is(err, os.ErrNotExist) {
+			ws.watchAbove(d, names)
 		}
 	}
 	for d := range ws.dirs {
 		if _, keep := names[d]; !keep {
 			_ = ws.w.Remove(d)
 			delete(ws.dirs, d)
-			changed = true
 		}
 	}
 	ws.names = names
-	return changed, errs
+	return errs
 }
 
 // watchAbove watches the nearest existing ancestor of the missing directory d for the
-// name of its child on the way to d. It reports whether it added a watch.
-func (ws *watchSet) watchAbove(d string, names map[string][]string) bool {
+// name of its child on the way to d.
+func (ws *watchSet) watchAbove(d string, names map[string][]string) {
 	for child := d; ; {
 		parent := filepath.Dir(child)
 		if parent == child {
-			return false
+			return
 		}
 		names[parent] = append(names[parent], filepath.Base(child))
 		if ws.dirs[parent] {
-			return false
+			return
 		}
 		err := ws.w.Add(parent)
 		if err == nil {
 			ws.dirs[parent] = true
-			return true
+			return
 		}
 		names[parent] = names[parent][:len(names[parent])-1]
 		if len(names[parent]) == 0 {
 			delete(names, parent)
 		}
 		if !errors.Is(err, os.ErrNotExist) {
-			return false
+			return
 		}
 		child = parent
 	}

@@ -254,40 +254,48 @@ func TestWatchPatternWithDirectoryWildcard(t *testing.T) {
 
 // TestWatchDirectoryDeletedAndMadeAgain: a directory of referenced files that is deleted
 // (the load then fails, the running configuration stays) and made again is watched
-// again: its return reloads, and so does a change made in it afterwards.
+// again: its return reloads, and so does a change made in it afterwards. The
+// configuration lives elsewhere, or in the directory above (which is then watched too).
 func TestWatchDirectoryDeletedAndMadeAgain(t *testing.T) {
-	parent := t.TempDir()
-	lists := filepath.Join(parent, "lists")
-	if err := os.Mkdir(lists, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	list := filepath.Join(lists, "blocked.txt")
-	write(t, list, "192.0.2.1\n")
-	cfg := filepath.Join(t.TempDir(), "config.yaml")
-	write(t, cfg, strings.Replace(watchConfig, "%s", list, 1))
-	counts := &reloads{}
-	r := &Reloader{Path: cfg, Deps: testDeps(), Store: &Store{}, OnReload: counts.on}
-	if err := r.Reload(); err != nil {
-		t.Fatal(err)
-	}
-	watches := watching(t, r, lists)
+	for _, beside := range []bool{false, true} {
+		t.Run(fmt.Sprintf("configuration in the parent %v", beside), func(t *testing.T) {
+			parent := t.TempDir()
+			lists := filepath.Join(parent, "lists")
+			if err := os.Mkdir(lists, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			list := filepath.Join(lists, "blocked.txt")
+			write(t, list, "192.0.2.1\n")
+			cfg := filepath.Join(t.TempDir(), "config.yaml")
+			if beside {
+				cfg = filepath.Join(parent, "config.yaml")
+			}
+			write(t, cfg, strings.Replace(watchConfig, "%s", list, 1))
+			counts := &reloads{}
+			r := &Reloader{Path: cfg, Deps: testDeps(), Store: &Store{}, OnReload: counts.on}
+			if err := r.Reload(); err != nil {
+				t.Fatal(err)
+			}
+			watches := watching(t, r, lists)
 
-	if err := os.RemoveAll(lists); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "the load without the directory to fail", func() bool { _, f := counts.get(); return f >= 1 })
-	waitFor(t, "the parent to be watched for the directory", func() bool { return watches(parent) })
+			if err := os.RemoveAll(lists); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, "the load without the directory to fail", func() bool { _, f := counts.get(); return f >= 1 })
+			waitFor(t, "the directory's watch to be dropped", func() bool { return !watches(lists) && watches(parent) })
 
-	staged := filepath.Join(t.TempDir(), "lists")
-	if err := os.Mkdir(staged, 0o700); err != nil {
-		t.Fatal(err)
+			staged := filepath.Join(t.TempDir(), "lists")
+			if err := os.Mkdir(staged, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			write(t, filepath.Join(staged, "blocked.txt"), "198.51.100.7\n")
+			if err := os.Rename(staged, lists); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, "a reload once the directory is back", func() bool { g, _ := counts.get(); return g == 2 })
+			waitFor(t, "the directory to be watched again", func() bool { return watches(lists) })
+			write(t, list, "203.0.113.9\n")
+			waitFor(t, "a reload after a change in the directory made again", func() bool { g, _ := counts.get(); return g == 3 })
+		})
 	}
-	write(t, filepath.Join(staged, "blocked.txt"), "198.51.100.7\n")
-	if err := os.Rename(staged, lists); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "a reload once the directory is back", func() bool { g, _ := counts.get(); return g == 2 })
-	waitFor(t, "the directory to be watched again", func() bool { return watches(lists) })
-	write(t, list, "203.0.113.9\n")
-	waitFor(t, "a reload after a change in the directory made again", func() bool { g, _ := counts.get(); return g == 3 })
 }
