@@ -176,11 +176,10 @@ func redisOptions(cfg RedisConfig) (rueidis.ClientOption, error) {
 	var password string
 	switch {
 	case cfg.PasswordFile != "":
-		b, err := os.ReadFile(cfg.PasswordFile)
-		if err != nil {
-			return rueidis.ClientOption{}, fmt.Errorf("redis.password_file: %w", err)
+		var err error
+		if password, err = readPassword(cfg.PasswordFile); err != nil {
+			return rueidis.ClientOption{}, err
 		}
-		password = strings.TrimSpace(string(b))
 	case cfg.PasswordEnv != "":
 		password = os.Getenv(cfg.PasswordEnv)
 	}
@@ -220,6 +219,35 @@ func redisOptions(cfg RedisConfig) (rueidis.ClientOption, error) {
 		opt.ForceSingleClient = true
 	}
 	return opt, nil
+}
+
+func readPassword(file string) (string, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", fmt.Errorf("redis.password_file: %w", err)
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+// CheckFiles reads the files the store reads when it opens (the password file, the TLS
+// CA and key pair) and returns a problem for each one it could not use, so that a
+// configuration check refuses what opening the store would. It dials nothing, and its
+// messages name files, never their content.
+func (c RedisConfig) CheckFiles() []error {
+	var errs []error
+	if c.PasswordFile != "" {
+		if _, err := readPassword(c.PasswordFile); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	ca, pair := c.TLS, c.TLS
+	ca.CertFile, ca.KeyFile, pair.CAFile = "", "", ""
+	for _, t := range []TLSConfig{ca, pair} {
+		if _, err := redisTLS(t); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errs
 }
 
 func redisTLS(t TLSConfig) (*tls.Config, error) {

@@ -57,7 +57,7 @@ func parseServeFlags(args []string, stdout, stderr io.Writer) (*serveFlags, erro
 	fs.StringVar(&f.deviceKeyFile, "device-hash-key-file", "", "key for the HMAC that stands for device ids in traces (default: random per process)")
 	fs.StringVar(&f.adminToken, "admin-token-file", "", "file holding the bearer token that enables the admin write API (license resets, credit top-ups)")
 	fs.Float64Var(&f.allowSample, "log-allow-sample", 0, "fraction of allowed decisions written to the decision log (denials are, within --log-denials-per-second)")
-	fs.IntVar(&f.denialLogs, "log-denials-per-second", 10, "decision log lines per catalogue code and second for denials, errors and fail-open allows; the rest are counted in gatehouse_decision_logs_suppressed_total (0: no limit)")
+	fs.IntVar(&f.denialLogs, "log-denials-per-second", 10, "decision log lines per catalogue code and second for denials, errors and fail-open allows, and for sampled allows; the rest are counted in gatehouse_decision_logs_suppressed_total (0: no limit)")
 	if err := parseFlags(fs, args, stdout, stderr); err != nil {
 		return nil, err
 	}
@@ -194,7 +194,7 @@ func (s *server) registerCacheMetrics(c *policy.Cache) {
 // onLoad applies a freshly loaded snapshot's server-wide settings and reports the load.
 func (s *server) onLoad(snap *config.Snapshot, err error) {
 	if err != nil {
-		s.metrics.Reloads.WithLabelValues("failure").Inc()
+		s.metrics.ConfigLoadFailed()
 		return
 	}
 	s.level.Set(snap.LogLevel)
