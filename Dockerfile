@@ -31,4 +31,6 @@ COPY --from=build /out/gatehouse /usr/local/bin/gatehouse
 USER 65532:65532
 EXPOSE 9191 9192
 ENTRYPOINT ["/usr/local/bin/gatehouse"]
-CMD ["serve", "--grpc-addr", ":9191", "--admin-addr", ":9192"]
+# The configuration is mounted (the Helm chart mounts its ConfigMap there); nothing in the
+# image trusts the demo key: `docker run IMAGE serve --demo` runs the demo explicitly.
+CMD ["serve", "--config", "/etc/gatehouse/config.yaml", "--grpc-addr", ":9191", "--admin-addr", ":9192"]

@@ -19,14 +19,15 @@ help: ## list targets
 build: ## build bin/gatehouse (static)
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/gatehouse
 
-run: build ## serve the embedded demo config on :9191 (gRPC) and :9192 (admin); CONFIG=file to use your own
-	./$(BIN) serve $(if $(CONFIG),--config $(CONFIG))
+run: build ## serve the embedded demo config (--demo) on :9191 (gRPC) and :9192 (admin); CONFIG=file to use your own
+	./$(BIN) serve $(if $(CONFIG),--config $(CONFIG),--demo)
 
-deps-test: ## install what the tests need (redis-server from Debian) when missing
-	@command -v redis-server >/dev/null 2>&1 || { echo "installing redis-server"; \
-	  $(SUDO) apt-get install -y --no-install-recommends redis-server >/dev/null 2>&1 || \
-	  { $(SUDO) apt-get update >/dev/null && $(SUDO) apt-get install -y --no-install-recommends redis-server >/dev/null; }; }
+deps-test: ## install what the tests need (redis-server, and redis-cli for the cluster test, from Debian) when missing
+	@{ command -v redis-server && command -v redis-cli; } >/dev/null 2>&1 || { echo "installing redis-server and redis-tools"; \
+	  $(SUDO) apt-get install -y --no-install-recommends redis-server redis-tools >/dev/null 2>&1 || \
+	  { $(SUDO) apt-get update >/dev/null && $(SUDO) apt-get install -y --no-install-recommends redis-server redis-tools >/dev/null; }; }
 	@command -v redis-server >/dev/null 2>&1 || { echo "redis-server is required for the tests"; exit 1; }
+	@command -v redis-cli >/dev/null 2>&1 || { echo "redis-cli is required for the tests"; exit 1; }
 
 test: deps-test test-go chart-test ## everything CI runs: Go tests with -race, then the Helm chart checks
 

@@ -28,7 +28,7 @@ import (
 // Snapshot is one compiled, immutable configuration. Everything a request needs is in it;
 // a reload builds a new Snapshot completely before it replaces the old one.
 type Snapshot struct {
-	Version  string // short digest of the file's bytes
+	Version  string // short digest of the file and of every file it reads
 	Path     string
 	LoadedAt time.Time
 	Rules    *policy.Rules
@@ -41,6 +41,7 @@ type Snapshot struct {
 	// Deps.MissingFilesOK was set (gatehouse validate --offline).
 	Warnings []string
 	Parts
+	keys []*jwks.Source // the key-set sources its rules use (KeySources.Retain)
 }
 
 // Deps are the long-lived parts a compile wires in; they outlive snapshots.
@@ -74,6 +75,7 @@ type compiler struct {
 	files     map[string]bool // every referenced file, resolved
 	skipped   map[string]bool // absent and skipped (MissingFilesOK)
 	warnings  []string
+	keys      []*jwks.Source // the key-set sources this compile uses
 }
 
 func (c *compiler) add(path, format string, args ...any) {
@@ -99,10 +101,14 @@ func (c *compiler) ref(key, p string) (string, bool) {
 	if c.files != nil {
 		c.files[r] = true
 	}
-	if !c.deps.MissingFilesOK || strings.ContainsAny(r, "*?[") {
+	if !c.deps.MissingFilesOK {
 		return r, true
 	}
-	if _, err := os.Stat(r); errors.Is(err, os.ErrNotExist) {
+	at := r
+	for isGlob(at) { // a pattern: absent when the directory above it is
+		at = filepath.Dir(at)
+	}
+	if _, err := os.Stat(at); errors.Is(err, os.ErrNotExist) {
 		if !c.skipped[r] {
 			c.warnings = append(c.warnings, fmt.Sprintf("%s: %s is not present here; its content was not checked", key, p))
 			c.skipped[r] = true
@@ -150,7 +156,7 @@ func Compile(f *File, version, dir string, deps Deps, path string) (*Snapshot, e
 	if err != nil {
 		return nil, &LoadError{Errors: err, Files: c.fileList()}
 	}
-	s.Files, s.Warnings = c.fileList(), c.warnings
+	s.Files, s.Warnings, s.keys = c.fileList(), c.warnings, c.keys
 	return s, nil
 }
 
@@ -352,6 +358,7 @@ func (c *compiler) keySource(path string, j *JWKS) *jwks.Source {
 	if !present {
 		return jwks.NewStatic()
 	}
+	client := "" // what o.Client trusts: a source is shared only by equal clients
 	o := jwks.Options{File: file, URL: j.URL, Refresh: j.Refresh, MinRefresh: j.MinRefresh, MaxBackoff: j.MaxBackoff,
 		Wait: j.FetchWait, MaxAge: j.MaxAge, OnFetch: c.deps.OnJWKSFetch}
 	if j.URL != "" {
@@ -375,13 +382,16 @@ func (c *compiler) keySource(path string, j *JWKS) *jwks.Source {
 				return nil
 			}
 			o.Client = &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
+			sum := sha256.Sum256(pem)
+			client = hex.EncodeToString(sum[:])
 		}
 	}
-	src, err := c.deps.Keys.Get(o, c.deps.Offline)
+	src, err := c.deps.Keys.Get(o, client, c.deps.Offline)
 	if err != nil {
 		c.add(path, "%v", err)
 		return nil
 	}
+	c.keys = append(c.keys, src)
 	return src
 }
 

@@ -512,8 +512,12 @@ func (c *compiler) list(path, key string, inline []string, file string, parse fu
 	}
 	for _, err := range parse(entries) {
 		var ee *device.EntryError
-		if errors.As(err, &ee) && ee.Index < len(where) {
+		if errors.As(err, &ee) && ee.Index < len(inline) {
 			c.add(where[ee.Index], "%v", ee.Err)
+			continue
+		}
+		if errors.As(err, &ee) && ee.Index < len(where) {
+			c.add(where[ee.Index], "%s (the line is not shown: a file named by mistake may hold a secret)", ee.Reason)
 			continue
 		}
 		c.add(path+"."+key, "%v", err)

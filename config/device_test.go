@@ -41,7 +41,7 @@ func TestBadDeviceConfigs(t *testing.T) {
 		{"max_token_bytes", "apps[0].attestation.max_token_bytes: must be between 512 and 65536"},
 		{"min_app_version", "apps[0].attestation.providers[0].min_app_version: \"latest\" is not a version like 2.3.0"},
 		{"network_bad_cidr", "apps[0].network.block[1]: \"10.0.0.0/33\" is not an address or CIDR range"},
-		{"network_file_bad_line", "apps[0].network.block_file: bad-ips.txt line 3: \"not-an-ip\" is not an address or CIDR range"},
+		{"network_file_bad_line", "apps[0].network.block_file: bad-ips.txt line 3: not an address or CIDR range (the line is not shown: a file named by mistake may hold a secret)"},
 		{"network_file_missing", "apps[0].network.allow_file: cannot read nope.txt: no such file or directory"},
 		{"provider_header_bad", "apps[0].attestation.providers[0].header: \"x attestation\" is not a valid header name"},
 		{"provider_header_dup", "apps[0].attestation.providers[1].header: \"x-attestation-token\" is already the header of providers[0]"},

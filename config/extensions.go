@@ -76,10 +76,29 @@ func (c *compiler) storeConfig(s ratelimit.StoreConfig) ratelimit.StoreConfig {
 	return s
 }
 
+// present leaves out of r the files that are absent here (validate --offline), whose
+// content cannot be checked; a key pair goes with either of its halves.
+func (c *compiler) present(r ratelimit.RedisConfig) ratelimit.RedisConfig {
+	if c.skipped[r.PasswordFile] {
+		r.PasswordFile = ""
+	}
+	if c.skipped[r.TLS.CAFile] {
+		r.TLS.CAFile = ""
+	}
+	if c.skipped[r.TLS.CertFile] || c.skipped[r.TLS.KeyFile] {
+		r.TLS.CertFile, r.TLS.KeyFile = "", ""
+	}
+	return r
+}
+
 // extensions compiles the rate limiter and sets the pipeline's Limiter and Lockout.
 func (c *compiler) extensions(f *File, s *Snapshot, opt *policy.Options, apps map[string]*policy.App, eps map[string]*policy.Endpoint) {
 	store := c.storeConfig(f.Store)
-	for _, err := range store.Validate() {
+	errs := store.Validate()
+	if len(errs) == 0 && store.Type == "redis" {
+		errs = c.present(store.Redis).CheckFiles() // as opening the store will
+	}
+	for _, err := range errs {
 		c.errs = append(c.errs, errorf("", "store.%v", err))
 	}
 	s.StoreChanged = c.deps.Store != nil && !reflect.DeepEqual(store, c.deps.StoreConfig)

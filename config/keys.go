@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/gatehouse/gatehouse/policy/jwks"
@@ -17,10 +18,12 @@ type KeySources struct {
 // NewKeySources returns an empty registry.
 func NewKeySources() *KeySources { return &KeySources{sources: map[string]*jwks.Source{}} }
 
-// Get returns the source for o, creating it on first use. Offline, a URL source is not
-// fetched: it is an empty placeholder, used by `gatehouse validate`.
-func (k *KeySources) Get(o jwks.Options, offline bool) (*jwks.Source, error) {
-	id := fmt.Sprintf("%s|%s|%s|%s|%s|%s|%s", o.File, o.URL, o.Refresh, o.MinRefresh, o.MaxBackoff, o.Wait, o.MaxAge)
+// Get returns the source for o, creating it on first use; client names what o.Client
+// trusts (a digest of its CA bundle; "" for the default), so that a changed CA gets a new
+// source. Offline, a URL source is not fetched: it is an empty placeholder, used by
+// `gatehouse validate`.
+func (k *KeySources) Get(o jwks.Options, client string, offline bool) (*jwks.Source, error) {
+	id := fmt.Sprintf("%s|%s|%s|%s|%s|%s|%s|%s", o.File, o.URL, o.Refresh, o.MinRefresh, o.MaxBackoff, o.Wait, o.MaxAge, client)
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if s, ok := k.sources[id]; ok && o.File == "" {
@@ -38,6 +41,22 @@ func (k *KeySources) Get(o jwks.Options, offline bool) (*jwks.Source, error) {
 	}
 	k.sources[id] = s
 	return s, nil
+}
+
+// Retain stops and forgets every source but those in keep (the sources of the
+// configuration in force), so that a key set no longer named is not fetched on.
+func (k *KeySources) Retain(keep []*jwks.Source) {
+	if k == nil {
+		return
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for id, s := range k.sources {
+		if !slices.Contains(keep, s) {
+			s.Close()
+			delete(k.sources, id)
+		}
+	}
 }
 
 // Close stops every source.

@@ -79,3 +79,33 @@ func TestMissingFilesOKStaysStrict(t *testing.T) {
 		})
 	}
 }
+
+// TestMissingFilesOKPattern: a rate-limit file pattern whose directory is absent (a
+// ConfigMap mounted only in the cluster) is a warning with MissingFilesOK, as a file name
+// there is; a pattern in a present directory that matches nothing is still refused, and
+// without MissingFilesOK the absent directory is refused too.
+func TestMissingFilesOKPattern(t *testing.T) {
+	dir := t.TempDir()
+	gone := filepath.Join(dir, "not-mounted", "ratelimit", "*.yaml")
+	empty := filepath.Join(dir, "*.rls")
+	path := filepath.Join(dir, "config.yaml")
+	cfg := func(pattern string) string {
+		return "endpoints:\n  - {name: e, path: /e}\nrate_limit_service:\n  files: [\"" + pattern + "\"]\n"
+	}
+	write(t, path, cfg(gone))
+	s, err := Load(path, Deps{Offline: true, MissingFilesOK: true})
+	if err != nil {
+		t.Fatalf("offline load of a pattern in an absent directory rejected:\n%v", err)
+	}
+	want := []string{"rate_limit_service.files[0]: " + gone + " is not present here; its content was not checked"}
+	if !slices.Equal(s.Warnings, want) {
+		t.Fatalf("warnings %q, want %q", s.Warnings, want)
+	}
+	if _, err := Load(path, Deps{Offline: true}); err == nil || !strings.Contains(err.Error(), "matches no file") {
+		t.Fatalf("plain load: %v, want a refusal (matches no file)", err)
+	}
+	write(t, path, cfg(empty))
+	if _, err := Load(path, Deps{Offline: true, MissingFilesOK: true}); err == nil || !strings.Contains(err.Error(), "matches no file") {
+		t.Fatalf("offline load of a pattern matching nothing in a present directory: %v, want a refusal", err)
+	}
+}

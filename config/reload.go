@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+
+	"github.com/gatehouse/gatehouse/policy/jwks"
 )
 
 // Store holds the current Snapshot. Readers take it with one atomic load per request.
@@ -32,8 +34,9 @@ type Reloader struct {
 	// of a good one once its snapshot is in force, of a failed one while the previous
 	// snapshot still is.
 	OnReload func(s *Snapshot, err error)
-	// OnWatch, when set, is told of the directories Watch watches, each time the set is
-	// settled (at start and after a load that named other files).
+	// OnWatch, when set, is told of the directories Watch watches each time that set
+	// changes (at start, after a load that named other files, and when a pattern's
+	// directories come or go).
 	OnWatch func(dirs []string)
 
 	mu     sync.Mutex // one reload at a time; guards the fields below
@@ -64,6 +67,11 @@ func (r *Reloader) reload(pre string) error {
 	}
 	r.setFiles(used, pre)
 	if err != nil {
+		var keep []*jwks.Source
+		if cur := r.Store.Current(); cur != nil {
+			keep = cur.keys
+		}
+		r.Deps.Keys.Retain(keep) // what the rejected load started stops
 		if r.OnReload != nil {
 			r.OnReload(nil, err)
 		}
@@ -73,6 +81,7 @@ func (r *Reloader) reload(pre string) error {
 		return err
 	}
 	old := r.Store.cur.Swap(s)
+	r.Deps.Keys.Retain(s.keys) // key sets the new configuration no longer names stop
 	if r.Log != nil {
 		prev := ""
 		if old != nil {
@@ -152,7 +161,9 @@ func (r *Reloader) Watch(ctx context.Context, debounce time.Duration) error {
 			if !ok {
 				return nil
 			}
-			if !ws.relevant(ev.Name) {
+			if ws.dirs[ev.Name] && ev.Has(fsnotify.Remove|fsnotify.Rename) {
+				delete(ws.dirs, ev.Name) // its watch is gone; the next sync looks for it again
+			} else if !ws.relevant(ev.Name) {
 				continue
 			}
 			if timer == nil {
@@ -176,6 +187,9 @@ func (r *Reloader) Watch(ctx context.Context, debounce time.Duration) error {
 			_ = r.sync(ws)
 		case <-fire:
 			r.reloadIfChanged()
+			// Directories may have come or gone (a pattern's matches, a directory
+			// deleted and made again): watch what is there now.
+			_ = r.sync(ws)
 		}
 	}
 }
@@ -199,8 +213,11 @@ func (r *Reloader) sync(ws *watchSet) error {
 	if !ws.dirs[filepath.Dir(r.Path)] {
 		return fmt.Errorf("watch %s: cannot watch its directory", filepath.Dir(r.Path))
 	}
-	if r.OnWatch != nil {
-		r.OnWatch(ws.list())
+	if l := ws.list(); !slices.Equal(l, ws.reported) {
+		ws.reported = l
+		if r.OnWatch != nil {
+			r.OnWatch(l)
+		}
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -16,22 +17,87 @@ import (
 // matter: a change to any other entry (the memory store's own file, an editor's swap
 // file) is ignored.
 type watchSet struct {
-	w     *fsnotify.Watcher
-	dirs  map[string]bool
-	names map[string][]string // directory → base names or glob patterns
+	w        *fsnotify.Watcher
+	dirs     map[string]bool
+	names    map[string][]string // directory → base names or glob patterns
+	reported []string            // the directories last told to OnWatch
 }
 
 func isGlob(p string) bool { return strings.ContainsAny(p, "*?[") }
 
-// set watches the directories of files and stops watching the others. It returns the
-// directories that could not be watched.
-func (ws *watchSet) set(files []string) []error {
+// set watches the directories of files and stops watching the others. A directory that
+// does not exist (yet, or any more) is watched for from its nearest existing ancestor,
+// so that its creation is seen. set returns the directories that could not be watched.
+func (ws *watchSet) set(files []string) (errs []error) {
+	names := wanted(files)
+	for _, d := range slices.Sorted(maps.Keys(names)) {
+		if ws.dirs[d] {
+			continue
+		}
+		err := ws.w.Add(d)
+		if err == nil {
+			ws.dirs[d] = true
+			continue
+		}
+		errs = append(errs, err)
+		if errors.Is(err, os.ErrNotExist) {
+			ws.watchAbove(d, names)
+		}
+	}
+	for d := range ws.dirs {
+		if _, keep := names[d]; !keep {
+			_ = ws.w.Remove(d)
+			delete(ws.dirs, d)
+		}
+	}
+	ws.names = names
+	return errs
+}
+
+// watchAbove watches the nearest existing ancestor of the missing directory d for the
+// name of its child on the way to d.
+func (ws *watchSet) watchAbove(d string, names map[string][]string) {
+	for child := d; ; {
+		parent := filepath.Dir(child)
+		if parent == child {
+			return
+		}
+		names[parent] = append(names[parent], filepath.Base(child))
+		if ws.dirs[parent] {
+			return
+		}
+		err := ws.w.Add(parent)
+		if err == nil {
+			ws.dirs[parent] = true
+			return
+		}
+		names[parent] = names[parent][:len(names[parent])-1]
+		if len(names[parent]) == 0 {
+			delete(names, parent)
+		}
+		if !errors.Is(err, os.ErrNotExist) {
+			return
+		}
+		child = parent
+	}
+}
+
+// wanted maps each directory to watch to the names in it that matter.
+func wanted(files []string) map[string][]string {
 	names := map[string][]string{}
 	add := func(dir, name string) { names[dir] = append(names[dir], name) }
 	for _, f := range files {
 		dir, base := filepath.Dir(f), filepath.Base(f)
-		for isGlob(dir) { // a pattern such as ratelimit/*/x.yaml: watch above it
-			dir, base = filepath.Dir(dir), "*"
+		if isGlob(dir) { // a pattern such as ratelimit/*/x.yaml
+			// Each directory it matches now holds files to watch; above the pattern, a
+			// new directory that it would match may appear.
+			matches, _ := filepath.Glob(dir)
+			for _, m := range matches {
+				add(m, base)
+			}
+			for isGlob(dir) {
+				dir, base = filepath.Dir(dir), "*"
+			}
 		}
 		add(dir, base)
 		// A symbolic link into another directory: its target changes there. Links
@@ -42,25 +108,7 @@ func (ws *watchSet) set(files []string) []error {
 			}
 		}
 	}
-	var errs []error
-	for d := range ws.dirs {
-		if _, keep := names[d]; !keep {
-			_ = ws.w.Remove(d)
-			delete(ws.dirs, d)
-		}
-	}
-	for d := range names {
-		if ws.dirs[d] {
-			continue
-		}
-		if err := ws.w.Add(d); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		ws.dirs[d] = true
-	}
-	ws.names = names
-	return errs
+	return names
 }
 
 // relevant reports whether an event on name may change a watched file.

@@ -3,6 +3,7 @@ package config
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -35,11 +36,22 @@ func (c *reloads) get() (good, failed int) {
 }
 
 // watching starts r.Watch and returns once it watches dir, so that a change made next is
-// seen (no sleep: the reloader's OnWatch hook says when).
-func watching(t *testing.T, r *Reloader, dir string) {
+// seen (no sleep: the reloader's OnWatch hook says when). The function it returns tells
+// whether the watcher now watches a directory.
+func watching(t *testing.T, r *Reloader, dir string) (watches func(dir string) bool) {
 	t.Helper()
-	dirs := make(chan []string, 16)
-	r.OnWatch = func(d []string) { dirs <- d }
+	var mu sync.Mutex
+	var latest []string
+	r.OnWatch = func(d []string) {
+		mu.Lock()
+		defer mu.Unlock()
+		latest = d
+	}
+	watches = func(dir string) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Contains(latest, dir)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- r.Watch(ctx, 20*time.Millisecond) }()
@@ -49,19 +61,15 @@ func watching(t *testing.T, r *Reloader, dir string) {
 			t.Error(err)
 		}
 	})
-	deadline := time.After(30 * time.Second) // only a hung watcher takes this long
-	for {
+	waitFor(t, "the watcher to watch "+dir, func() bool {
 		select {
-		case d := <-dirs:
-			if slices.Contains(d, dir) {
-				return
-			}
 		case err := <-done:
 			t.Fatalf("watch ended: %v", err)
-		case <-deadline:
-			t.Fatalf("the watcher never watched %s", dir)
+		default:
 		}
-	}
+		return watches(dir)
+	})
+	return watches
 }
 
 const watchConfig = `apps:
@@ -201,5 +209,93 @@ func TestVersionCoversReferencedFiles(t *testing.T) {
 	}
 	if len(b.Version) != 12 {
 		t.Fatalf("version %q: want 12 hex digits", b.Version)
+	}
+}
+
+// TestWatchPatternWithDirectoryWildcard: a rate-limit file matched by a pattern whose
+// directory is a wildcard (ratelimit/*/domain.yaml, one ConfigMap per team) is watched in
+// its own directory: a change to it reloads, and so does a change in a team directory
+// added after the watch started.
+func TestWatchPatternWithDirectoryWildcard(t *testing.T) {
+	root := t.TempDir()
+	domain := func(name string, n int) string {
+		return fmt.Sprintf("domain: %s\ndescriptors:\n  - key: k\n    rate_limit: {unit: second, requests_per_unit: %d}\n", name, n)
+	}
+	if err := os.MkdirAll(filepath.Join(root, "rl", "a"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	write(t, filepath.Join(root, "rl", "a", "domain.yaml"), domain("a", 1))
+	cfg := filepath.Join(root, "config.yaml")
+	write(t, cfg, "rate_limit_service: {files: ["+filepath.Join(root, "rl", "*", "domain.yaml")+"]}\n")
+	counts := &reloads{}
+	r := &Reloader{Path: cfg, Deps: testDeps(), Store: &Store{}, OnReload: counts.on}
+	if err := r.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	watches := watching(t, r, filepath.Join(root, "rl", "a"))
+
+	write(t, filepath.Join(root, "rl", "a", "domain.yaml"), domain("a", 2))
+	waitFor(t, "a reload after a matched file changed", func() bool { g, _ := counts.get(); return g == 2 })
+
+	// A new team directory appears whole (as a volume is mounted or renamed into place).
+	staged := filepath.Join(t.TempDir(), "b")
+	if err := os.Mkdir(staged, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	write(t, filepath.Join(staged, "domain.yaml"), domain("b", 1))
+	if err := os.Rename(staged, filepath.Join(root, "rl", "b")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a reload after a team directory was added", func() bool { g, _ := counts.get(); return g == 3 })
+	waitFor(t, "the new team directory to be watched", func() bool { return watches(filepath.Join(root, "rl", "b")) })
+	write(t, filepath.Join(root, "rl", "b", "domain.yaml"), domain("b", 2))
+	waitFor(t, "a reload after the new team's file changed", func() bool { g, _ := counts.get(); return g == 4 })
+}
+
+// TestWatchDirectoryDeletedAndMadeAgain: a directory of referenced files that is deleted
+// (the load then fails, the running configuration stays) and made again is watched
+// again: its return reloads, and so does a change made in it afterwards. The
+// configuration lives elsewhere, or in the directory above (which is then watched too).
+func TestWatchDirectoryDeletedAndMadeAgain(t *testing.T) {
+	for _, beside := range []bool{false, true} {
+		t.Run(fmt.Sprintf("configuration in the parent %v", beside), func(t *testing.T) {
+			parent := t.TempDir()
+			lists := filepath.Join(parent, "lists")
+			if err := os.Mkdir(lists, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			list := filepath.Join(lists, "blocked.txt")
+			write(t, list, "192.0.2.1\n")
+			cfg := filepath.Join(t.TempDir(), "config.yaml")
+			if beside {
+				cfg = filepath.Join(parent, "config.yaml")
+			}
+			write(t, cfg, strings.Replace(watchConfig, "%s", list, 1))
+			counts := &reloads{}
+			r := &Reloader{Path: cfg, Deps: testDeps(), Store: &Store{}, OnReload: counts.on}
+			if err := r.Reload(); err != nil {
+				t.Fatal(err)
+			}
+			watches := watching(t, r, lists)
+
+			if err := os.RemoveAll(lists); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, "the load without the directory to fail", func() bool { _, f := counts.get(); return f >= 1 })
+			waitFor(t, "the directory's watch to be dropped", func() bool { return !watches(lists) && watches(parent) })
+
+			staged := filepath.Join(t.TempDir(), "lists")
+			if err := os.Mkdir(staged, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			write(t, filepath.Join(staged, "blocked.txt"), "198.51.100.7\n")
+			if err := os.Rename(staged, lists); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, "a reload once the directory is back", func() bool { g, _ := counts.get(); return g == 2 })
+			waitFor(t, "the directory to be watched again", func() bool { return watches(lists) })
+			write(t, list, "203.0.113.9\n")
+			waitFor(t, "a reload after a change in the directory made again", func() bool { g, _ := counts.get(); return g == 3 })
+		})
 	}
 }

@@ -40,7 +40,7 @@
 // else its app (inline), the domain (RLS), "lockout" (the lockout). Limits not keyed on
 // the app or organisation are therefore counted per organisation (or app) in cluster
 // mode only. Each call is bounded by the caller's deadline and the store timeout (default
-// 5ms); a circuit breaker opens after consecutive failures that last at least its window,
+// 100ms, the tail of a saturated round trip; never spent dialling); a circuit breaker opens after consecutive failures that last at least its window,
 // so that a dead Redis costs microseconds; keys known to be over their limit are
 // remembered in a ristretto cache until their reset or a raised limit (at most a second
 // for native counters), so they cost no round trip. GCRA state is kept with microsecond

@@ -340,7 +340,7 @@ func (c *compiler) rls(p string, cfg RLSConfig) *rlsRules {
 		files := []string{name}
 		if strings.ContainsAny(name, "*?[") { // a pattern, e.g. ratelimit/*.yaml
 			var err error
-			if files, err = filepath.Glob(name); err != nil || len(files) == 0 {
+			if files, err = globFiles(name); err != nil || len(files) == 0 {
 				c.bad(fmt.Sprintf("%s.files[%d] (%s)", p, i, name), "matches no file (%v)", cmp.Or(err, fs.ErrNotExist))
 				continue
 			}
@@ -818,4 +818,18 @@ func each(err error) []error {
 		return j.Unwrap()
 	}
 	return []error{err}
+}
+
+// globFiles is filepath.Glob without the names a Kubernetes volume keeps for itself
+// (..data and the ..<timestamp> directory it points to), which a pattern such as
+// ratelimit/* over a ConfigMap mount would otherwise match.
+func globFiles(pattern string) ([]string, error) {
+	names, err := filepath.Glob(pattern)
+	kept := names[:0]
+	for _, n := range names {
+		if !strings.HasPrefix(filepath.Base(n), "..") {
+			kept = append(kept, n)
+		}
+	}
+	return kept, err
 }

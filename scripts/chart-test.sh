@@ -296,6 +296,18 @@ for values in "$chart"/ci/*-values.yaml; do
 		fail "probes $name" "$work/probes.err"
 	fi
 	lacks "no subPath mount $name" "$r-$name.yaml" 'subPath'
+	# Every Secret volume is readable by the pod's group only (the kubelet's default, 0644,
+	# lets any user of any container in the pod read keys and tokens).
+	if awk '
+		/^ *secret:$/ { if (open) bad++; open = 1; depth = match($0, /[^ ]/); next }
+		open && match($0, /[^ ]/) <= depth { bad++; open = 0 }
+		open && /^ *defaultMode: 0440$/ { open = 0 }
+		END { if (open) bad++; exit bad > 0 }' "$r-$name.yaml"; then
+		pass "secret volumes 0440 $name"
+	else
+		grep -n -A6 '^ *secret:$' "$r-$name.yaml" >"$work/mode.err"
+		fail "secret volumes 0440 $name (defaultMode)" "$work/mode.err"
+	fi
 done
 d=$r-defaults.yaml
 has "defaults: drain flags" "$d" "- --drain-delay=5s" "- --drain-timeout=15s" "terminationGracePeriodSeconds: 25"

@@ -20,8 +20,10 @@ type Metrics struct {
 	Reloads       *prometheus.CounterVec
 	ConfigInfo    *prometheus.GaugeVec
 	ConfigLoaded  prometheus.Gauge
-	JWKSFetches   *prometheus.CounterVec
-	RLSDuration   *prometheus.HistogramVec
+	// ConfigLastOK is 1 when the last configuration load succeeded, else 0.
+	ConfigLastOK prometheus.Gauge
+	JWKSFetches  *prometheus.CounterVec
+	RLSDuration  *prometheus.HistogramVec
 	// DecisionSteps counts every decision but a plain allow by the step that made it.
 	DecisionSteps *prometheus.CounterVec
 	// DecisionLogsSuppressed counts decision log lines dropped by the per-code budget.
@@ -56,6 +58,10 @@ func NewMetrics() *Metrics {
 			Name: "gatehouse_config_last_success_timestamp_seconds",
 			Help: "Unix time of the last successful configuration load.",
 		}),
+		ConfigLastOK: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "gatehouse_config_last_reload_successful",
+			Help: "1 when the last configuration load succeeded; 0 when it failed, or none has yet.",
+		}),
 		JWKSFetches: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gatehouse_jwks_fetches_total",
 			Help: "JWKS fetches by result (success, failure).",
@@ -74,7 +80,13 @@ func NewMetrics() *Metrics {
 		Name: "gatehouse_decision_logs_suppressed_total",
 		Help: "Decision log lines not written because their code had used its lines for the second (--log-denials-per-second), by code.",
 	}, []string{"code"})
-	r.MustRegister(m.Decisions, m.CheckDuration, m.Reloads, m.ConfigInfo, m.ConfigLoaded, m.JWKSFetches, m.RLSDuration, m.DecisionSteps, m.DecisionLogsSuppressed)
+	// The results the alerts watch with increase() start at 0: a series born at 1 shows
+	// no increase, so the first failure would never alert.
+	for _, result := range []string{"success", "failure"} {
+		m.Reloads.WithLabelValues(result)
+		m.JWKSFetches.WithLabelValues(result)
+	}
+	r.MustRegister(m.Decisions, m.CheckDuration, m.Reloads, m.ConfigInfo, m.ConfigLoaded, m.ConfigLastOK, m.JWKSFetches, m.RLSDuration, m.DecisionSteps, m.DecisionLogsSuppressed)
 	return m
 }
 
@@ -93,6 +105,13 @@ func (m *Metrics) ConfigLoadedAt(version string, at time.Time) {
 	m.ConfigInfo.Reset()
 	m.ConfigInfo.WithLabelValues(version).Set(1)
 	m.ConfigLoaded.Set(float64(at.Unix()))
+	m.ConfigLastOK.Set(1)
+}
+
+// ConfigLoadFailed records a failed load (the previous configuration, if any, stays).
+func (m *Metrics) ConfigLoadFailed() {
+	m.Reloads.WithLabelValues("failure").Inc()
+	m.ConfigLastOK.Set(0)
 }
 
 // CounterFunc registers a counter whose value is read from f at scrape time.

@@ -16,6 +16,7 @@ import (
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	rlsv3 "github.com/envoyproxy/go-control-plane/envoy/service/ratelimit/v3"
+	"github.com/gatehouse/gatehouse/config"
 	"google.golang.org/grpc"
 )
 
@@ -271,6 +272,14 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) (err 
 		}
 		configPath = filepath.Join(logDir, "gatehouse-memory.yaml")
 		if err := os.WriteFile(configPath, []byte(memoryConfig()), 0o600); err != nil {
+			return err
+		}
+	}
+	if configPath == "" {
+		// The demo as a file: `serve` runs the embedded demo only with --demo, which
+		// older builds measured with --variant-gatehouse do not know.
+		configPath = filepath.Join(logDir, "gatehouse-demo.yaml")
+		if err := os.WriteFile(configPath, config.Demo, 0o600); err != nil {
 			return err
 		}
 	}

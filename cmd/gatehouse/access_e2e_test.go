@@ -88,7 +88,7 @@ func writeSpellings(route string) []string {
 // (in every spelling) is refused and nothing changes, while the read-only endpoints
 // answer.
 func TestAdminWritesWithoutConfiguredToken(t *testing.T) {
-	srv := startServer(t)
+	srv := startServer(t, "--demo")
 	srv.waitReady(t)
 	for _, w := range adminWrites {
 		for _, sp := range writeSpellings(w) {
@@ -120,7 +120,7 @@ func TestAdminWritesNeedTheToken(t *testing.T) {
 	dir := t.TempDir()
 	tokenFile := filepath.Join(dir, "admin.token")
 	os.WriteFile(tokenFile, []byte(testAdminToken+"\n"), 0o600)
-	srv := startServer(t, "--admin-token-file", tokenFile)
+	srv := startServer(t, "--demo", "--admin-token-file", tokenFile)
 	srv.waitReady(t)
 	bad := [][]string{
 		nil,

@@ -132,7 +132,7 @@ func (a *admin) resetLicense(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 		return
 	}
-	b, ok := a.s.deps.Store.(ratelimit.Bindings)
+	b, ok := a.s.counterStore().(ratelimit.Bindings)
 	if !ok {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "store: keeps no license bindings"})
 		return

@@ -982,7 +982,7 @@ func TestAttestE2ECache(t *testing.T) {
 // configuration's GET /v1/secure, its refusal flags are refused for the documented reason,
 // and --count prints one working token per device.
 func TestAttestE2EDemoToken(t *testing.T) {
-	srv := startServer(t)
+	srv := startServer(t, "--demo")
 	srv.waitReady(t)
 	mint := func(args ...string) string {
 		var out, errOut bytes.Buffer

@@ -464,7 +464,7 @@ func TestJWKSRotation(t *testing.T) {
 }
 
 func TestDemoConfiguration(t *testing.T) {
-	srv := startServer(t)
+	srv := startServer(t, "--demo")
 	srv.waitReady(t)
 	resp, err := srv.check(t, request{path: "/v1/hello", headers: map[string]string{"x-app-token": "demo-app-token"}})
 	if err != nil || resp.GetOkResponse() == nil {

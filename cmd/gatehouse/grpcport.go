@@ -16,10 +16,12 @@ import (
 // Why /readyz fails. Fixed texts: a reason never echoes the configuration or an error
 // (the log has the details).
 const (
-	reasonLoading  = "not ready: loading the configuration"
-	reasonNoConfig = "not ready: no valid configuration loaded yet (the file cannot be read or is not valid; the log says why); it is loaded again when the file changes and on SIGHUP"
-	reasonPort     = "not ready: the configuration loaded but the gRPC port could not be opened with its server.tls (the log says why); it is tried again when the file changes and on SIGHUP"
-	reasonDraining = "not ready: draining"
+	reasonLoading   = "not ready: loading the configuration"
+	reasonNoConfig  = "not ready: no valid configuration loaded yet (the file cannot be read or is not valid; the log says why); it is loaded again when the file changes and on SIGHUP"
+	reasonPort      = "not ready: the configuration loaded but the gRPC port could not be opened with its server.tls (the log says why); it is tried again when the file changes and on SIGHUP"
+	reasonDraining  = "not ready: draining"
+	reasonStoreOpen = "not ready: the counter store named by the configuration could not be opened (the log says why); it is tried again when the file changes and on SIGHUP"
+	reasonStore     = "not ready: the counter store does not answer (the log says why); calls meanwhile get their fail mode"
 )
 
 // grpcPort is the gRPC listener. It opens with the first configuration that loads,
@@ -54,7 +56,8 @@ func (p *grpcPort) shut() *grpc.Server {
 // loaded follows every load attempt, one at a time, once a good snapshot is in force:
 //  1. a failed load changes nothing once the port is open (the previous configuration
 //     keeps serving); before, it says why the server is not ready;
-//  2. the first good load opens the gRPC port with its server.tls;
+//  2. the first good load opens the counter store and the verdict cache it names
+//     (openRuntime), then the gRPC port with its server.tls;
 //  3. a later good load that changes server.tls says that it waits for a restart.
 func (s *server) loaded(snap *config.Snapshot, err error) {
 	s.onLoad(snap, err)
@@ -71,6 +74,11 @@ func (s *server) loaded(snap *config.Snapshot, err error) {
 	case s.port.srv != nil:
 		s.warnTLSChanged(snap)
 	default:
+		if s.counters.Load() == nil {
+			if snap, err = s.openRuntime(snap); err != nil {
+				return // openRuntime said why
+			}
+		}
 		if err := s.openGRPC(snap); err != nil {
 			s.log.Error("the gRPC port did not open: not ready", "error", err.Error())
 			s.setReady(reasonPort)

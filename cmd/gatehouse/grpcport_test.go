@@ -49,6 +49,11 @@ func TestPortWaitsForTLSFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.store.Set(snap)
+	// The store opens with the first configuration that loads, which compiles it again:
+	// open it here, so that the key goes missing between that and the port opening.
+	if snap, err = s.openRuntime(snap); err != nil {
+		t.Fatal(err)
+	}
 	key, _ := os.ReadFile(filepath.Join(p.dir, "tls.key"))
 	os.Remove(filepath.Join(p.dir, "tls.key"))
 

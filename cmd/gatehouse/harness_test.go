@@ -81,7 +81,8 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-var serveArgs = []string{"serve", "--grpc-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--drain-timeout", "2s"}
+// --drain-delay 0: a test that stops a server does not wait for load balancers.
+var serveArgs = []string{"serve", "--grpc-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--drain-timeout", "2s", "--drain-delay", "0"}
 
 // startServer runs `gatehouse serve` with args plus loopback listeners in this process,
 // waits until it listens, and stops it when the test ends.

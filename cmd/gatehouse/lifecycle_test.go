@@ -67,7 +67,7 @@ func TestNotReadyUntilGoodConfig(t *testing.T) {
 
 // TestGracefulStop: on shutdown health turns NOT_SERVING and run returns cleanly.
 func TestGracefulStop(t *testing.T) {
-	srv := startServer(t)
+	srv := startServer(t, "--demo")
 	srv.waitReady(t)
 	hc := healthpb.NewHealthClient(srv.conn)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)

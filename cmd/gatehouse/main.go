@@ -1,6 +1,6 @@
 // Command gatehouse is the Gatehouse server and its tools.
 //
-//	gatehouse serve    [--config F] [--grpc-addr :9191] [--admin-addr :9192]
+//	gatehouse serve    --config F | --demo [--grpc-addr :9191] [--admin-addr :9192]
 //	gatehouse validate [--offline] --config F
 //	gatehouse check    [--config F] [-X METHOD] [-H 'name: value']... [-d BODY] PATH
 //	gatehouse hash     (reads a credential on stdin, prints its SHA-256 for the config)
@@ -41,7 +41,8 @@ func (e exitError) Error() string { return fmt.Sprintf("exit status %d", int(e))
 const usage = `usage: gatehouse <command> [flags]
 
 commands:
-  serve      run the server (embedded demo configuration without --config)
+  serve      run the server: --config FILE, or --demo for the embedded demo configuration
+             (it trusts a public demo key: never in production)
   validate   check a configuration file the way a reload does; exits 1 with every problem
              (--offline: absent secret files are warnings, for CI)
   check      explain one request offline: decision, code, status, headers and body

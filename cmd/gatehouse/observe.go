@@ -16,7 +16,7 @@ type observer struct {
 	m           *telemetry.Metrics
 	log         *slog.Logger
 	allowSample float64              // fraction of allows logged
-	budget      *telemetry.LogBudget // lines per code and second of denials, errors and fail-open allows
+	budget      *telemetry.LogBudget // lines per code and second (sampled allows under "allow")
 }
 
 // newObserver returns an observer that logs at most perSecond denial lines per code and
@@ -50,9 +50,10 @@ func (o *observer) Observe(ctx context.Context, in *policy.Input, d *policy.Deci
 		}
 	} else {
 		o.m.DecisionSteps.WithLabelValues(outcome, string(d.Code), string(d.Step)).Inc()
-		if !o.budget.Allow(cmp.Or(string(d.Code), outcome), start) {
-			return // counted in gatehouse_decision_logs_suppressed_total
-		}
+	}
+	// Sampled allows too: a sample is a fraction of a flood, the budget a bound on it.
+	if !o.budget.Allow(cmp.Or(string(d.Code), outcome), start) {
+		return // counted in gatehouse_decision_logs_suppressed_total
 	}
 	o.log.LogAttrs(ctx, slog.LevelInfo, "decision",
 		slog.String("decision_id", id), slog.String("decision", outcome), slog.String("code", string(d.Code)),

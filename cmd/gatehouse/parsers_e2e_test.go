@@ -115,7 +115,7 @@ func TestReloadRefusesAliasBomb(t *testing.T) {
 				}
 				return false
 			})
-			if m := srv.body(t, "/metrics"); !strings.Contains(m, `gatehouse_config_reloads_total{result="failure"} `) {
+			if m := srv.body(t, "/metrics"); !strings.Contains(m, `gatehouse_config_reloads_total{result="failure"} 1`) {
 				t.Fatal("failed reload not counted")
 			}
 			resp, err := srv.check(t, hello)

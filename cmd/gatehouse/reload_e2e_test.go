@@ -1,11 +1,10 @@
 package main
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -24,17 +23,7 @@ endpoints:
   - {name: e, path: /e}
 `
 
-// shortVersion is the documented configuration version: the first 12 hex digits of the
-// SHA-256 of the file's bytes.
-func shortVersion(t *testing.T, path string) string {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:])[:12]
-}
+var versionForm = regexp.MustCompile(`^[0-9a-f]{12}$`)
 
 // TestReloadOnDemand: POST /-/reload needs the admin token, loads the file now and
 // answers with the version in force; a rejected file answers 422 with every problem,
@@ -49,7 +38,6 @@ func TestReloadOnDemand(t *testing.T) {
 	cfg := writeConfig(t, dir, strings.Replace(reloadConfig, "%s", secret, 1))
 	srv := startServer(t, "--config", cfg, "--admin-token-file", tokenFile)
 	srv.waitReady(t)
-	v1 := shortVersion(t, cfg)
 
 	if code, out := srv.admin(t, "", "/-/reload", nil); code != http.StatusUnauthorized {
 		t.Fatalf("without the token: %d %v, want 401", code, out)
@@ -57,20 +45,34 @@ func TestReloadOnDemand(t *testing.T) {
 	if code, out := srv.admin(t, "wrong-token-0123456789abcd", "/-/reload", nil); code != http.StatusUnauthorized {
 		t.Fatalf("with a wrong token: %d %v, want 401", code, out)
 	}
-	if code, out := srv.admin(t, testAdminToken, "/-/reload", nil); code != http.StatusOK || out["version"] != v1 {
-		t.Fatalf("reload: %d %v, want 200 with version %s", code, out, v1)
+	// The version names the main file and every file it reads: an unchanged set keeps it,
+	// a change to either file moves it.
+	code, out := srv.admin(t, testAdminToken, "/-/reload", nil)
+	v1, _ := out["version"].(string)
+	if code != http.StatusOK || !versionForm.MatchString(v1) {
+		t.Fatalf("reload: %d %v, want 200 with a 12-digit version", code, out)
 	}
+	if code, out := srv.admin(t, testAdminToken, "/-/reload", nil); code != http.StatusOK || out["version"] != v1 {
+		t.Fatalf("reload of the same files: %d %v, want 200 with version %s", code, out, v1)
+	}
+	os.WriteFile(secret, []byte("ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA="), 0o600)
+	code, out = srv.admin(t, testAdminToken, "/-/reload", nil)
+	if v, _ := out["version"].(string); code != http.StatusOK || !versionForm.MatchString(v) || v == v1 {
+		t.Fatalf("reload after the secret changed: %d %v, want 200 with a version other than %s", code, out, v1)
+	}
+	v1, _ = out["version"].(string)
 
 	cfg = writeConfig(t, dir, "# second\n"+strings.Replace(reloadConfig, "%s", secret, 1))
-	v2 := shortVersion(t, cfg)
-	if code, out := srv.admin(t, testAdminToken, "/-/reload", nil); code != http.StatusOK || out["version"] != v2 {
-		t.Fatalf("reload of a changed file: %d %v, want 200 with version %s", code, out, v2)
+	code, out = srv.admin(t, testAdminToken, "/-/reload", nil)
+	v2, _ := out["version"].(string)
+	if code != http.StatusOK || !versionForm.MatchString(v2) || v2 == v1 {
+		t.Fatalf("reload of a changed file: %d %v, want 200 with a version other than %s", code, out, v1)
 	}
 
 	// A secret too short to use: rejected, and its content is not in the answer.
 	const leaked = "c2hvcnQtc2VjcmV0LXZhbHVl"
 	os.WriteFile(secret, []byte(leaked), 0o600)
-	code, out := srv.admin(t, testAdminToken, "/-/reload", nil)
+	code, out = srv.admin(t, testAdminToken, "/-/reload", nil)
 	if code != http.StatusUnprocessableEntity || out["version"] != v2 {
 		t.Fatalf("reload of a bad secret: %d %v, want 422 with version %s still in force", code, out, v2)
 	}
@@ -90,14 +92,14 @@ func TestReloadOnDemand(t *testing.T) {
 // TestReloadOnDemandWithoutFile: the embedded demo has no file to reload: 409, and the
 // write API stays off without a token (403), as for every admin write.
 func TestReloadOnDemandWithoutFile(t *testing.T) {
-	srv := startServer(t)
+	srv := startServer(t, "--demo")
 	srv.waitReady(t)
 	if code, out := srv.admin(t, testAdminToken, "/-/reload", nil); code != http.StatusForbidden {
 		t.Fatalf("without a configured token: %d %v, want 403", code, out)
 	}
 	tokenFile := filepath.Join(t.TempDir(), "admin.token")
 	os.WriteFile(tokenFile, []byte(testAdminToken), 0o600)
-	srv = startServer(t, "--admin-token-file", tokenFile)
+	srv = startServer(t, "--demo", "--admin-token-file", tokenFile)
 	srv.waitReady(t)
 	if code, out := srv.admin(t, testAdminToken, "/-/reload", nil); code != http.StatusConflict {
 		t.Fatalf("demo configuration: %d %v, want 409", code, out)

@@ -22,9 +22,9 @@ func offlineRuntime() (config.Runtime, func(), error) {
 	return config.Runtime{Store: st}, func() { st.Close() }, nil
 }
 
-// openRuntime opens the counter store cfg describes (the memory store for the demo). It
+// openStore opens the counter store cfg describes (the memory store for the demo). It
 // outlives every reload; its close flushes persisted counters.
-func openRuntime(ctx context.Context, cfg ratelimit.StoreConfig, log *slog.Logger, m *ratelimit.Metrics) (config.Runtime, func(), error) {
+func openStore(ctx context.Context, cfg ratelimit.StoreConfig, log *slog.Logger, m *ratelimit.Metrics) (config.Runtime, func(), error) {
 	st, err := ratelimit.OpenStore(ctx, cfg, ratelimit.SystemClock)
 	if err != nil {
 		return config.Runtime{}, nil, fmt.Errorf("open the %s store: %w", storeType(cfg), err)

@@ -12,7 +12,6 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"sync/atomic"
@@ -26,12 +25,12 @@ import (
 	"github.com/gatehouse/gatehouse/telemetry"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
 )
 
 type serveFlags struct {
 	config        string
+	demo          bool
 	traceParent   string
 	deviceKeyFile string
 	allowSample   float64
@@ -47,23 +46,27 @@ type serveFlags struct {
 func parseServeFlags(args []string, stdout, stderr io.Writer) (*serveFlags, error) {
 	f := &serveFlags{}
 	fs := newFlags("serve", "serve [flags]\n\nRuns the ext_authz and rate-limit gRPC server and the admin port.")
-	fs.StringVar(&f.config, "config", "", "configuration file; without it the embedded demo configuration runs")
+	fs.StringVar(&f.config, "config", "", "configuration file (required unless --demo)")
+	fs.BoolVar(&f.demo, "demo", false, "run the embedded demo configuration instead of a file; it trusts a public demo key: never in production")
 	fs.StringVar(&f.grpcAddr, "grpc-addr", ":9191", "gRPC listen address (host:port, or unix:///path/to.sock)")
 	fs.StringVar(&f.adminAddr, "admin-addr", ":9192", "admin HTTP listen address (/healthz, /readyz, /metrics)")
 	fs.DurationVar(&f.drainTimeout, "drain-timeout", 15*time.Second, "on SIGTERM, how long in-flight calls may take before a hard stop")
-	fs.DurationVar(&f.drainDelay, "drain-delay", 0, "on SIGTERM, how long to keep serving while reporting NOT_SERVING, so load balancers move away first")
+	fs.DurationVar(&f.drainDelay, "drain-delay", defaultDrainDelay, "on SIGTERM, how long to keep serving while reporting NOT_SERVING, so load balancers move away first")
 	fs.BoolVar(&f.pprof, "pprof", false, "serve /debug/pprof on the admin port")
 	fs.StringVar(&f.traceParent, "trace-user-parent", "parent", "the end user's traceparent in the request: parent (when Envoy sent no trace context), link, or off")
 	fs.StringVar(&f.deviceKeyFile, "device-hash-key-file", "", "key for the HMAC that stands for device ids in traces (default: random per process)")
 	fs.StringVar(&f.adminToken, "admin-token-file", "", "file holding the bearer token that enables the admin write API (license resets, credit top-ups)")
 	fs.Float64Var(&f.allowSample, "log-allow-sample", 0, "fraction of allowed decisions written to the decision log (denials are, within --log-denials-per-second)")
-	fs.IntVar(&f.denialLogs, "log-denials-per-second", 10, "decision log lines per catalogue code and second for denials, errors and fail-open allows; the rest are counted in gatehouse_decision_logs_suppressed_total (0: no limit)")
+	fs.IntVar(&f.denialLogs, "log-denials-per-second", 10, "decision log lines per catalogue code and second for denials, errors and fail-open allows, and for sampled allows; the rest are counted in gatehouse_decision_logs_suppressed_total (0: no limit)")
 	if err := parseFlags(fs, args, stdout, stderr); err != nil {
 		return nil, err
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "gatehouse serve: unexpected argument %q\n", fs.Arg(0))
 		return nil, exitError(2)
+	}
+	if err := checkConfigSource(f, stderr); err != nil {
+		return nil, err
 	}
 	if _, err := extauthz.ParseUserParent(f.traceParent); err != nil {
 		fmt.Fprintf(stderr, "gatehouse serve: --trace-user-parent: %v\n", err)
@@ -78,6 +81,31 @@ func parseServeFlags(args []string, stdout, stderr io.Writer) (*serveFlags, erro
 		return nil, exitError(2)
 	}
 	return f, nil
+}
+
+// defaultDrainDelay is the NOT_SERVING window on SIGTERM before new calls are refused:
+// long enough for Kubernetes to take the pod out of its endpoints and for Envoy's
+// health checks (and its connection pool) to move to other replicas.
+const defaultDrainDelay = 5 * time.Second
+
+// noConfig is what serve says when neither --config nor --demo is given.
+const noConfig = `gatehouse serve: --config is required (a configuration file, e.g. /etc/gatehouse/config.yaml).
+To try Gatehouse with the embedded demo configuration, which trusts a public demo key
+and must never run in production: gatehouse serve --demo (or make run).
+`
+
+// checkConfigSource refuses a server that would run on nothing, or on two things: one
+// of --config and --demo, never both, never neither.
+func checkConfigSource(f *serveFlags, stderr io.Writer) error {
+	switch {
+	case f.demo && f.config != "":
+		fmt.Fprintln(stderr, "gatehouse serve: --demo and --config exclude each other (the demo is a configuration of its own)")
+		return exitError(2)
+	case !f.demo && f.config == "":
+		fmt.Fprint(stderr, noConfig)
+		return exitError(2)
+	}
+	return nil
 }
 
 // server is one running Gatehouse: its listeners, its configuration and its telemetry.
@@ -97,8 +125,14 @@ type server struct {
 	decisions *extauthz.Tracing
 	// notReady is why /readyz fails; "" when ready.
 	notReady atomic.Pointer[string]
-	port     grpcPort
-	access   access
+	ready    readiness
+	rlm      *ratelimit.Metrics
+	// counters is the counter store once the first configuration opened it.
+	counters atomic.Pointer[ratelimit.Store]
+	// ctx is serve's: the store opens under it.
+	ctx    context.Context
+	port   grpcPort
+	access access
 	// adminAddr is the admin port's address once it listens.
 	adminAddr string
 	closers   []func()
@@ -126,20 +160,15 @@ func (s *server) close() {
 	}
 }
 
-// setup builds the long-lived parts:
-//  1. read the cache budget and the store from the file (they outlive every snapshot),
-//  2. open the runtime dependencies (counter store).
+// setup builds the long-lived parts that do not depend on the configuration. The
+// counter store and the verdict cache do: they open with the first configuration that
+// loads (openRuntime), so that a file fixed after a bad start gets the store it names.
 //
 // A file that cannot be used yet stops nothing: run serves the admin port at once and
 // opens the gRPC port when a configuration has loaded.
 func (s *server) setup(ctx context.Context) error {
-	budget, store := s.startSettings()
-	cache, err := policy.NewCache(budget)
-	if err != nil {
-		return fmt.Errorf("verdict cache: %w", err)
-	}
-	s.closers = append(s.closers, cache.Close)
-	s.registerCacheMetrics(cache)
+	s.ctx = ctx
+	var err error
 	if s.tracing, err = telemetry.SetupTracing(ctx, version); err != nil {
 		return err
 	}
@@ -148,38 +177,11 @@ func (s *server) setup(ctx context.Context) error {
 		defer cancel()
 		_ = s.tracing.Shutdown(ctx)
 	})
-	rlm := ratelimit.NewMetrics()
-	s.metrics.Registry.MustRegister(rlm)
-	rt, closeRT, err := openRuntime(ctx, store, s.log, rlm)
-	if err != nil {
-		return err
-	}
-	s.closers = append(s.closers, closeRT)
-	s.deps = config.Deps{Cache: cache, Keys: config.NewKeySources(), Runtime: rt, OnJWKSFetch: s.metrics.JWKSFetched}
+	s.rlm = ratelimit.NewMetrics()
+	s.metrics.Registry.MustRegister(s.rlm)
+	s.deps = config.Deps{Keys: config.NewKeySources(), Runtime: config.Runtime{Store: pendingStore{}}, OnJWKSFetch: s.metrics.JWKSFetched}
 	s.closers = append(s.closers, s.deps.Keys.Close)
 	return nil
-}
-
-// startSettings reads the cache budget and the store, once, from the file. A file that
-// cannot be read or parsed yet gets the defaults (the first load reports why). The
-// gRPC port's TLS is not read here: it comes with the first configuration that loads.
-func (s *server) startSettings() (budget int64, store ratelimit.StoreConfig) {
-	budget = 64 << 20
-	if s.flags.config == "" {
-		return budget, store
-	}
-	data, err := config.ReadFile(s.flags.config, config.MaxConfigBytes)
-	if err != nil {
-		return budget, store
-	}
-	f, err := config.Parse(data)
-	if err != nil {
-		return budget, store
-	}
-	if f.Server.CacheMaxBytes > 0 {
-		budget = f.Server.CacheMaxBytes
-	}
-	return budget, config.StoreFromFile(f, filepath.Dir(s.flags.config))
 }
 
 func (s *server) registerCacheMetrics(c *policy.Cache) {
@@ -192,12 +194,12 @@ func (s *server) registerCacheMetrics(c *policy.Cache) {
 // onLoad applies a freshly loaded snapshot's server-wide settings and reports the load.
 func (s *server) onLoad(snap *config.Snapshot, err error) {
 	if err != nil {
-		s.metrics.Reloads.WithLabelValues("failure").Inc()
+		s.metrics.ConfigLoadFailed()
 		return
 	}
 	s.level.Set(snap.LogLevel)
 	s.metrics.ConfigLoadedAt(snap.Version, snap.LoadedAt)
-	if snap.StoreChanged {
+	if snap.StoreChanged && s.counters.Load() != nil {
 		s.log.Warn("the store section changed: the running store stays until a restart")
 	}
 }
@@ -283,10 +285,11 @@ func (s *server) decisionTracing() (*extauthz.Tracing, error) {
 		s.tracing.Propagator, mode, key), nil
 }
 
-// loadInitial loads the first configuration: the embedded demo without --config.
+// loadInitial loads the first configuration: the embedded demo with --demo.
 func (s *server) loadInitial() {
 	var err error
-	if s.flags.config == "" {
+	if s.flags.demo {
+		s.log.Warn("running the embedded demo configuration: it trusts a public demo key, anyone can mint its tokens; not safe for production (use --config)")
 		var snap *config.Snapshot
 		snap, err = config.LoadBytes(config.Demo, config.DemoPath, s.deps)
 		if err == nil {
@@ -305,7 +308,7 @@ func (s *server) loadInitial() {
 // watch reloads on file changes and on SIGHUP. Every load, the first included, goes
 // through the one reloader, so that loads and their consequences happen one at a time.
 func (s *server) watch(ctx context.Context) {
-	if s.flags.config == "" {
+	if s.flags.demo {
 		return
 	}
 	s.reload = &config.Reloader{Path: s.flags.config, Deps: s.deps, Store: &s.store, Log: s.log, OnReload: s.loaded}
@@ -330,18 +333,6 @@ func (s *server) watch(ctx context.Context) {
 			}
 		}
 	}()
-}
-
-// setReady sets readiness and the health service: ready when reason is "", otherwise
-// not ready for that reason (a fixed text: never the file's content).
-func (s *server) setReady(reason string) {
-	st := healthpb.HealthCheckResponse_NOT_SERVING
-	if reason == "" {
-		st = healthpb.HealthCheckResponse_SERVING
-	}
-	s.notReady.Store(&reason)
-	s.health.SetServingStatus("", st)
-	s.health.SetServingStatus("gatehouse", st)
 }
 
 func (s *server) drain(admin *http.Server) error {

@@ -5,7 +5,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/gatehouse/gatehouse/internal/capped"
 )
@@ -32,5 +34,29 @@ func TestReadFile(t *testing.T) {
 	}
 	if _, err := capped.ReadFile(filepath.Join(dir, "missing"), 100); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("missing file: %v", err)
+	}
+}
+
+// TestReadFileRefusesFIFO: a named pipe (or any file that is not a regular file) is
+// refused at once; opening it for reading would otherwise wait for a writer forever,
+// holding the reload lock.
+func TestReadFileRefusesFIFO(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "pipe")
+	if err := syscall.Mkfifo(p, 0o600); err != nil {
+		t.Skipf("no named pipes here: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { _, err := capped.ReadFile(p, 100); done <- err }()
+	select {
+	case err := <-done:
+		if !errors.Is(err, capped.ErrNotRegular) {
+			t.Fatalf("a named pipe: %v, want ErrNotRegular", err)
+		}
+	case <-time.After(30 * time.Second): // a hang guard, not a speed assertion
+		os.WriteFile(p, nil, 0o600) // unblock the reader
+		t.Fatal("reading a named pipe waited for a writer")
+	}
+	if _, err := capped.ReadFile(t.TempDir(), 100); !errors.Is(err, capped.ErrNotRegular) {
+		t.Errorf("a directory: %v, want ErrNotRegular", err)
 	}
 }

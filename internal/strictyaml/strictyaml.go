@@ -93,8 +93,17 @@ func (c *checker) check(n *yaml.Node, t reflect.Type, path string) {
 		}
 		c.seen[visit{n, t}] = true
 	}
-	if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null" {
-		return // a null leaves the zero value
+	if n.Kind == yaml.ScalarNode {
+		// An explicit tag the text does not fit (!!int abc): yaml's own message would
+		// quote the value, and come without a path.
+		var v any
+		if err := n.Decode(&v); err != nil {
+			c.errs = append(c.errs, fmt.Errorf("%s: the value does not fit its tag %s (line %d)", at(path), n.ShortTag(), n.Line))
+			return
+		}
+		if n.ShortTag() == "!!null" {
+			return // a null leaves the zero value
+		}
 	}
 	switch {
 	case t.Kind() == reflect.Interface:
@@ -191,7 +200,7 @@ func mismatch(path string, t reflect.Type, n *yaml.Node, err error) error {
 	if err != nil && !errors.As(err, &te) && t != timeType && t != durationType {
 		return fmt.Errorf("%s: %v (line %d)", at(path), err, n.Line)
 	}
-	if n.ShortTag() == "!!int" {
+	if n.ShortTag() == "!!int" && t != durationType { // a duration is an int64, written 30s
 		if r := intRange(t); r != "" {
 			return fmt.Errorf("%s: expected an integer from %s (line %d)", at(path), r, n.Line)
 		}

@@ -48,6 +48,8 @@ func TestMessages(t *testing.T) {
 		{"just below int8", "endpoints: [{hops: -129}]\n", "endpoints[0].hops: expected an integer from -128 to 127 (line 1)"},
 		{"number for a duration", "endpoints: [{limits: [{per: 1.5}]}]\n",
 			"endpoints[0].limits[0].per: expected a duration such as 30s, got a number (line 1)"},
+		{"integer for a duration", "endpoints: [{limits: [{per: 100}]}]\n",
+			"endpoints[0].limits[0].per: expected a duration such as 30s, got an integer (line 1)"},
 		{"word for a boolean", "endpoints:\n  - prefix: maybe\n", "endpoints[0].prefix: expected a boolean (true or false), got a string (line 2)"},
 		{"bad time", "endpoints: [{until: tomorrow}]\n", "endpoints[0].until: expected a time such as 2030-01-01T00:00:00Z, got a string (line 1)"},
 		{"list for a map", "endpoints: [{labels: [a]}]\n", "endpoints[0].labels: expected a mapping, got a list (line 1)"},
@@ -79,12 +81,26 @@ func TestAccepts(t *testing.T) {
 	}
 }
 
-// TestNoValueEchoed: a message names the kind of a wrong value, never the value.
+// TestNoValueEchoed: a message names the kind of a wrong value and where it is, never the
+// value, including a value whose explicit tag (!!int, !!null...) it does not fit.
 func TestNoValueEchoed(t *testing.T) {
-	var d doc
-	errs := Decode([]byte("endpoints: [{hops: s3cr3t-value}]\n"), &d)
-	if len(errs) != 1 || strings.Contains(errs[0].Error(), "s3cr3t") {
-		t.Fatalf("errors %v", errs)
+	for _, tc := range []struct{ name, yaml, want string }{
+		{"string for an integer", "endpoints: [{hops: s3cr3t-value}]\n", "endpoints[0].hops: expected an integer, got a string (line 1)"},
+		{"tagged !!int, for an integer", "endpoints: [{hops: !!int s3cr3t-value}]\n", "endpoints[0].hops: the value does not fit its tag !!int (line 1)"},
+		{"tagged !!int, for a string", "endpoints: [{name: !!int s3cr3t-value}]\n", "endpoints[0].name: the value does not fit its tag !!int (line 1)"},
+		{"tagged !!float, in a list of strings", "endpoints: [{methods: [!!float s3cr3t-value]}]\n", "endpoints[0].methods[0]: the value does not fit its tag !!float (line 1)"},
+		{"tagged !!bool, in a map", "endpoints: [{labels: {a: !!bool s3cr3t-value}}]\n", "endpoints[0].labels.a: the value does not fit its tag !!bool (line 1)"},
+		{"tagged !!null", "endpoints: [{name: !!null s3cr3t-value}]\n", "endpoints[0].name: the value does not fit its tag !!null (line 1)"},
+		{"tagged !!binary", "endpoints: [{name: !!binary s3cr3t-value}]\n", "endpoints[0].name: the value does not fit its tag !!binary (line 1)"},
+		{"tagged !!timestamp", "endpoints: [{until: !!timestamp s3cr3t-value}]\n", "endpoints[0].until: the value does not fit its tag !!timestamp (line 1)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var d doc
+			errs := Decode([]byte(tc.yaml), &d)
+			if len(errs) != 1 || errs[0].Error() != tc.want || strings.Contains(errs[0].Error(), "s3cr3t") {
+				t.Fatalf("errors %v, want [%s]", errs, tc.want)
+			}
+		})
 	}
 }
 

@@ -22,6 +22,9 @@ type IPSet struct {
 type EntryError struct {
 	Index int // position in the entries
 	Err   error
+	// Reason is Err without the entry's text, for entries read from a file: a file named
+	// by mistake (a secret's) must not have its content shown in errors and logs.
+	Reason string
 }
 
 func (e *EntryError) Error() string { return fmt.Sprintf("entry %d: %v", e.Index, e.Err) }
@@ -37,9 +40,13 @@ func ParseIPSet(entries []string) (*IPSet, []error) {
 	var errs []error
 	seen := map[int]bool{}
 	for i, e := range entries {
-		p, err := parsePrefix(e)
-		if err != nil {
-			errs = append(errs, &EntryError{Index: i, Err: err})
+		p, reason := parsePrefix(e)
+		if reason != "" {
+			err := fmt.Errorf("%q: %s", strings.TrimSpace(e), reason)
+			if reason == notAddress {
+				err = fmt.Errorf("%q is %s", strings.TrimSpace(e), reason)
+			}
+			errs = append(errs, &EntryError{Index: i, Err: err, Reason: reason})
 			continue
 		}
 		s.prefixes[p] = struct{}{}
@@ -57,27 +64,30 @@ func ParseIPSet(entries []string) (*IPSet, []error) {
 	return s, errs
 }
 
-func parsePrefix(e string) (netip.Prefix, error) {
+const notAddress = "not an address or CIDR range"
+
+// parsePrefix parses one entry; reason says why it is refused ("" when it is not).
+func parsePrefix(e string) (netip.Prefix, string) {
 	e = strings.TrimSpace(e)
 	if strings.Contains(e, "/") {
 		p, err := netip.ParsePrefix(e)
 		if err != nil {
-			return netip.Prefix{}, fmt.Errorf("%q is not an address or CIDR range", e)
+			return netip.Prefix{}, notAddress
 		}
 		if p.Addr().Is4In6() && p.Bits() >= 96 {
 			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
 		}
 		if p.Addr().Zone() != "" {
-			return netip.Prefix{}, fmt.Errorf("%q: zones are not allowed", e)
+			return netip.Prefix{}, "zones are not allowed"
 		}
-		return p.Masked(), nil
+		return p.Masked(), ""
 	}
 	a, err := netip.ParseAddr(e)
 	if err != nil || a.Zone() != "" {
-		return netip.Prefix{}, fmt.Errorf("%q is not an address or CIDR range", e)
+		return netip.Prefix{}, notAddress
 	}
 	a = a.Unmap()
-	return netip.PrefixFrom(a, a.BitLen()), nil
+	return netip.PrefixFrom(a, a.BitLen()), ""
 }
 
 // Len returns the number of entries.
@@ -125,7 +135,8 @@ func ParseIDSet(entries []string) (IDSet, []error) {
 	for i, e := range entries {
 		e = strings.TrimSpace(e)
 		if !attest.ValidDeviceID(e) {
-			errs = append(errs, &EntryError{Index: i, Err: fmt.Errorf("%q is not a device id (1-%d printable characters, no spaces or commas)", e, attest.MaxDeviceIDBytes)})
+			errs = append(errs, &EntryError{Index: i, Err: fmt.Errorf("%q is not a device id (1-%d printable characters, no spaces or commas)", e, attest.MaxDeviceIDBytes),
+				Reason: fmt.Sprintf("not a device id (1-%d printable characters, no spaces or commas)", attest.MaxDeviceIDBytes)})
 			continue
 		}
 		s[e] = struct{}{}

@@ -1,6 +1,10 @@
 package redisstore
 
-import "github.com/redis/rueidis"
+import (
+	"context"
+
+	"github.com/redis/rueidis"
+)
 
 // What the package's external tests (which drive the store through the engine) look at
 // inside it.
@@ -60,3 +64,11 @@ func (s *Store) SetBeforeTakeBack(f func(keys []string)) { s.testBeforeTakeBack 
 
 // HasBeforeTakeBack reports whether the hook is still set.
 func (s *Store) HasBeforeTakeBack() bool { return s.testBeforeTakeBack != nil }
+
+// CallReplying makes one store call (through the breaker, as every call) whose command
+// Redis answers with the error msg.
+func (s *Store) CallReplying(ctx context.Context, msg string) error {
+	return s.call(ctx, "EVAL", func(r redisCall) error {
+		return r.c.Do(r.ctx, r.c.B().Eval().Script("return redis.error_reply(ARGV[1])").Numkeys(0).Arg(msg).Build()).Error()
+	})
+}

@@ -3,8 +3,6 @@ package redisstore
 import (
 	"cmp"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"github.com/gatehouse/gatehouse/ratelimit/memstore"
@@ -12,7 +10,6 @@ import (
 	"net"
 	"os"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,7 +25,6 @@ import (
 )
 
 const (
-	defaultRedisTimeout  = 5 * time.Millisecond
 	defaultDialTimeout   = time.Second
 	defaultBreakerFails  = 5
 	defaultBreakerCool   = 250 * time.Millisecond
@@ -48,6 +44,7 @@ const (
 type Store struct {
 	opt       rueidis.ClientOption
 	client    atomic.Pointer[clientBox]
+	conn      connWarden
 	prefix    string
 	cluster   bool
 	native    bool // counters by INCRBY instead of the script
@@ -132,7 +129,7 @@ func Open(_ context.Context, cfg state.RedisConfig, clock state.Clock) (*Store, 
 	}
 	s.spanAttrs = storeSpanAttrs(cfg.Addrs)
 	if s.timeout == 0 {
-		s.timeout = defaultRedisTimeout
+		s.timeout = state.DefaultRedisTimeout
 	}
 	s.deadlines = newDeadlines(s.timeout)
 	if s.br.failures == 0 {
@@ -150,10 +147,16 @@ func Open(_ context.Context, cfg state.RedisConfig, clock state.Clock) (*Store, 
 		s.wg.Add(1)
 		go s.sweepLeases(idle)
 	}
+	// Connections per node: 2^pipeline_multiplex; the client picks up to 4 itself when
+	// it is 0 (single and sentinel modes): warm as many as it could have.
+	s.conn.init(s.opt.Dialer.Timeout, 1<<max(cfg.PipelineMultiplex, 2))
+	s.opt.DialCtxFn = s.conn.dial
 	if s.connect() != nil { // not reachable yet: keep trying; the fail modes apply meanwhile
 		s.wg.Add(1)
 		go s.reconnect()
 	}
+	s.wg.Add(1)
+	go s.conn.rewarm(s)
 	return s, nil
 }
 
@@ -161,15 +164,14 @@ func redisOptions(cfg state.RedisConfig) (rueidis.ClientOption, error) {
 	var password string
 	switch {
 	case cfg.PasswordFile != "":
-		b, err := os.ReadFile(cfg.PasswordFile)
-		if err != nil {
-			return rueidis.ClientOption{}, fmt.Errorf("redis.password_file: %w", err)
+		var err error
+		if password, err = state.ReadPassword(cfg.PasswordFile); err != nil {
+			return rueidis.ClientOption{}, err
 		}
-		password = strings.TrimSpace(string(b))
 	case cfg.PasswordEnv != "":
 		password = os.Getenv(cfg.PasswordEnv)
 	}
-	tlsCfg, err := redisTLS(cfg.TLS)
+	tlsCfg, err := cfg.TLS.Load()
 	if err != nil {
 		return rueidis.ClientOption{}, err
 	}
@@ -187,6 +189,10 @@ func redisOptions(cfg state.RedisConfig) (rueidis.ClientOption, error) {
 		ConnWriteTimeout: max(dial, time.Second),
 		DisableCache:     true,
 		DisableRetry:     true, // a retried script could count twice
+		// Always the pipelined path: on the client's synchronous path (used while calls
+		// do not overlap) a call that times out closes its connection, and every call
+		// then waits for a new one; pipelined, a late reply is read and dropped.
+		AlwaysPipelining: true,
 		// Gather the commands of concurrent calls (beyond what the batcher shares) into
 		// fewer writes: system calls, not Redis, are most of a round trip's CPU.
 		MaxFlushDelay:     flushDelay(cfg.FlushDelay),
@@ -203,37 +209,22 @@ func redisOptions(cfg state.RedisConfig) (rueidis.ClientOption, error) {
 	return opt, nil
 }
 
-func redisTLS(t state.TLSConfig) (*tls.Config, error) {
-	if !t.Enabled {
-		return nil, nil
-	}
-	c := &tls.Config{ServerName: t.ServerName, InsecureSkipVerify: t.InsecureSkipVerify, MinVersion: tls.VersionTLS12} //nolint:gosec // operator's choice
-	if t.CAFile != "" {
-		pem, err := os.ReadFile(t.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("redis.tls.ca_file: %w", err)
-		}
-		c.RootCAs = x509.NewCertPool()
-		if !c.RootCAs.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("redis.tls.ca_file: no certificate found")
-		}
-	}
-	if t.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("redis.tls: %w", err)
-		}
-		c.Certificates = []tls.Certificate{cert}
-	}
-	return c, nil
-}
-
+// connect makes the client and warms it (every connection dialled, the scripts loaded)
+// before any store call can use it.
 func (s *Store) connect() error {
 	c, err := rueidis.NewClient(s.opt)
 	if err != nil {
+		if c != nil {
+			c.Close()
+		}
+		return err
+	}
+	if err := s.conn.warm(c, s.prefix); err != nil {
+		c.Close()
 		return err
 	}
 	s.client.Store(&clientBox{c: c})
+	s.conn.up.Store(true)
 	return nil
 }
 
@@ -307,6 +298,11 @@ func (s *Store) call(ctx context.Context, op string, run func(redisCall) error) 
 		s.metrics.Load().StoreCall("redis", 0, state.ErrUnavailable, true)
 		return fmt.Errorf("%w: circuit breaker open", state.ErrUnavailable)
 	}
+	if !s.conn.up.Load() { // reconnecting in the background: a failure, as a refused dial would be
+		s.br.done(start, probe, true)
+		s.metrics.Load().StoreCall("redis", 0, errDialInCall, s.br.isOpen())
+		return fmt.Errorf("%w: %w", state.ErrUnavailable, errDialInCall)
+	}
 	if err := ctx.Err(); err != nil {
 		s.br.release(probe)
 		return fmt.Errorf("%w: %w", state.ErrUnavailable, err)
@@ -328,8 +324,9 @@ func (s *Store) call(ctx context.Context, op string, run func(redisCall) error) 
 	end := s.clock()
 	// A call on its own context that failed because its caller went away says nothing
 	// about Redis: it neither counts as a failure nor, as a success would, resets the
-	// failure streak or closes the breaker.
-	if !shared && err != nil && errors.Is(ctx.Err(), context.Canceled) {
+	// failure streak or closes the breaker. Nor does TRYAGAIN: Redis Cluster is up and
+	// ran nothing, the call's keys being split between two masters by a slot migration.
+	if !shared && err != nil && errors.Is(ctx.Err(), context.Canceled) || tryAgain(err) {
 		s.br.release(probe)
 	} else {
 		s.br.done(end, probe, err != nil)
@@ -347,6 +344,13 @@ func (s *Store) call(ctx context.Context, op string, run func(redisCall) error) 
 		span.End()
 	}
 	return nil
+}
+
+// tryAgain reports whether err is Redis Cluster's TRYAGAIN: a script or multi-key command
+// whose keys are split between two masters while their slot migrates, refused unrun.
+func tryAgain(err error) bool {
+	var rerr *rueidis.RedisError
+	return errors.As(err, &rerr) && rerr.IsTryAgain()
 }
 
 // storeSpanAttrs are the attributes every store span carries: the system and the first

@@ -38,9 +38,10 @@ type RedisConfig struct {
 	DB           int       `yaml:"db"`
 	TLS          TLSConfig `yaml:"tls"`
 	KeyPrefix    string    `yaml:"key_prefix"` // default "gh:"
-	// Timeout bounds every store call (default 5ms; calls share deadlines, so up to
-	// Timeout/5 more), besides the caller's deadline. A take-back after a refusal
-	// (counters: native) gets a Timeout of its own.
+	// Timeout bounds every store call (default 100ms, at most 10s; calls share
+	// deadlines, so up to Timeout/5 more), besides the caller's deadline. A take-back
+	// after a refusal (counters: native) gets a Timeout of its own. Connections are never
+	// made within it: they are made before the store serves and in the background.
 	Timeout     time.Duration `yaml:"timeout"`
 	DialTimeout time.Duration `yaml:"dial_timeout"` // default 1s
 	// Breaker opens after Failures consecutive failures (default 5) spanning at least
@@ -50,8 +51,9 @@ type RedisConfig struct {
 	// long before writing them (default 20µs; negative: write at once). Fewer, larger
 	// writes cost Gatehouse and Redis much less CPU at the price of that much latency.
 	FlushDelay time.Duration `yaml:"flush_delay"`
-	// PipelineMultiplex: the client uses 2^N connections (default 0: one connection, so
-	// that concurrent requests share writes).
+	// PipelineMultiplex: the client uses 2^N connections per node (default 0: one per
+	// node in cluster mode; in single and sentinel modes the client's own choice, 2 on 2
+	// cores, 4 from 4 cores). Every one is dialled before the store serves a call.
 	PipelineMultiplex int `yaml:"pipeline_multiplex"`
 	// Counters says how requests whose limits are all counters (fixed windows, calendar
 	// quotas, credits) are counted: "native" (default) sends one INCRBY per limit and

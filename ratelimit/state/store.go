@@ -129,8 +129,8 @@ func (c StoreConfig) Validate() []error {
 	if r.Lease.Idle < 0 || r.Lease.Idle > 0 && r.Lease.Idle < 10*time.Millisecond {
 		bad("redis.lease.idle", "must be at least 10ms")
 	}
-	if r.Timeout < 0 {
-		bad("redis.timeout", "must be ≥ 0")
+	if r.Timeout < 0 || r.Timeout > MaxRedisTimeout {
+		bad("redis.timeout", "must be between 0 and %v (0: the default, %v)", MaxRedisTimeout, DefaultRedisTimeout)
 	}
 	if r.Breaker.Failures < 0 {
 		bad("redis.breaker.failures", "must be ≥ 0")

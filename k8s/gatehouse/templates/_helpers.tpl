@@ -122,6 +122,15 @@ type: Recreate
 {{- end }}
 
 {{/* Volumes of the first-class secrets and the extra configuration files. */}}
+{{/*
+Mode of the files of a Secret volume: the pod's group only (fsGroup) reads them, not every
+user of every container in the pod, as the kubelet's default 0644 would let. Without an
+fsGroup the files stay root's group, so Gatehouse's user needs them world-readable (0444).
+*/}}
+{{- define "gatehouse.secretMode" -}}
+{{- if (.Values.podSecurityContext).fsGroup }}0440{{ else }}0444{{ end }}
+{{- end }}
+
 {{- define "gatehouse.secretVolumes" -}}
 {{- range $v := include "gatehouse.secretDirs" . | fromYamlArray }}
 - name: {{ $v.volume }}
@@ -131,6 +140,7 @@ type: Recreate
   {{- else }}
   secret:
     secretName: {{ $v.secret }}
+    defaultMode: {{ include "gatehouse.secretMode" $ }}
     {{- with $v.items }}
     items:
       {{- toYaml . | nindent 6 }}
@@ -174,6 +184,9 @@ Checks values the schema cannot express, with a message that says what to do.
 {{- if .Values.autoscaling.enabled }}{{- $replicas = int .Values.autoscaling.maxReplicas }}{{- end }}
 {{- if and (eq .Values.store.type "memory") (gt $replicas 1) (not .Values.store.acceptPerReplicaLimits) }}
 {{- fail (printf "store.type=memory with %d replicas: every replica would count limits on its own. Use store.type=redis, or set store.acceptPerReplicaLimits=true to accept per-replica limits." $replicas) }}
+{{- end }}
+{{- if and .Values.networkPolicy.enabled (ne .Values.mode "sidecar") (not .Values.networkPolicy.envoyPeers) }}
+{{- fail "networkPolicy.enabled without networkPolicy.envoyPeers: no Envoy could reach the gRPC port, and every request through the gateway would fail. List the Envoy pods (NetworkPolicyPeer objects) in networkPolicy.envoyPeers." }}
 {{- end }}
 {{- if and (eq .Values.store.type "redis") (not .Values.store.redis.addresses) }}
 {{- fail "store.type=redis needs store.redis.addresses (host:port)." }}

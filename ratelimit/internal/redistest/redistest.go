@@ -153,7 +153,15 @@ func (p *Proc) CmdCalls(cmd string) int {
 // StartCluster starts a one-node Redis Cluster that serves every slot.
 func StartCluster(t testing.TB) *Proc {
 	t.Helper()
-	r := Start(t, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf")
+	// The cluster bus listens on a port of its own: by default the client port + 10000,
+	// which Redis refuses for a client port above 55535 (a quarter of the ephemeral range).
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bus := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+	l.Close()
+	r := Start(t, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-port", bus)
 	if err := r.Do("CLUSTER", "ADDSLOTSRANGE", "0", "16383"); err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,35 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestValidateAgreesWithServeOnStoreFiles: a Redis store whose CA file holds no
+// certificate makes serve refuse to start; validate (plain and --offline) refuses it too,
+// naming the key, instead of saying OK.
+func TestValidateAgreesWithServeOnStoreFiles(t *testing.T) {
+	dir := t.TempDir()
+	ca := filepath.Join(dir, "redis-ca.pem")
+	if err := os.WriteFile(ca, []byte("not a certificate\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "config.yaml")
+	body := "endpoints:\n  - {name: e, path: /e}\nstore:\n  type: redis\n  redis:\n    addrs: [127.0.0.1:1]\n    tls: {enabled: true, ca_file: " + ca + "}\n"
+	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const want = "store.redis.tls.ca_file: no certificate found"
+	code, _, stderr := runCLI("serve", "--config", cfg, "--grpc-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0")
+	if code == 0 || !strings.Contains(stderr, "no certificate found") {
+		t.Fatalf("serve: exit %d, stderr:\n%s", code, stderr)
+	}
+	for _, args := range [][]string{{"validate", "--config", cfg}, {"validate", "--offline", "--config", cfg}} {
+		code, stdout, stderr := runCLI(args...)
+		if code != 1 || !strings.Contains(stderr, want) {
+			t.Fatalf("%v: exit %d\nstdout:\n%s\nstderr:\n%s", args, code, stdout, stderr)
+		}
+	}
+}
