@@ -99,7 +99,9 @@ chart-docs: ## regenerate the chart's config schema (from config's types) and RE
 
 # --concurrency given in LOAD_FLAGS wins over each target's own levels.
 # BEFORE=path/to/an/older/gatehouse measures that build too, in the same rounds (reported as "variant").
-LOAD_FLAGS ?= --duration 10s --warmup 2s --rounds 2 --conns 2 $(if $(BEFORE),--variant-gatehouse $(BEFORE))
+LOAD_FLAGS ?= --duration 10s --warmup 2s --rounds 2 --conns 2
+# BEFORE applies whether LOAD_FLAGS is the default or given on the command line.
+override LOAD_FLAGS += $(if $(BEFORE),--variant-gatehouse $(BEFORE))
 # Redis runs add concurrency 2, where calls rarely overlap: each is its own round trip.
 REDIS_CONCURRENCY ?= 2,16,64
 
