@@ -58,6 +58,8 @@ type Store struct {
 	leases    *leases     // units leased of busy counters (counters: native); nil: none
 	batch     batcher
 	done      chan struct{}
+	life      context.Context // round trips (flight.go) run under it: ended by Close
+	stop      context.CancelFunc
 	wg        sync.WaitGroup
 	closeOnce sync.Once
 	metrics   atomic.Pointer[state.Metrics]
@@ -128,6 +130,8 @@ func Open(_ context.Context, cfg state.RedisConfig, clock state.Clock) (*Store, 
 		s.prefix = "gh:"
 	}
 	s.spanAttrs = storeSpanAttrs(cfg.Addrs)
+	// Its Done channel also tells the dialer that a round trip is a store call's.
+	s.life, s.stop = context.WithCancel(context.Background())
 	if s.timeout == 0 {
 		s.timeout = state.DefaultRedisTimeout
 	}
@@ -256,33 +260,27 @@ func (s *Store) Local() state.Store { return s.local }
 // redisCall is what one store call sees of Redis: the client, the context that bounds the
 // call, and send, which shares a round trip with concurrent calls when it may.
 type redisCall struct {
-	ctx     context.Context // bounds the call
-	caller  context.Context // the caller's own context
-	c       rueidis.Client
-	b       *batcher // nil unless the call may join a batch (ctx is the shared deadline)
-	timeout time.Duration
+	ctx context.Context // bounds the call: it waits for no reply past its end
+	s   *Store
+	c   rueidis.Client
+	b   *batcher // nil unless the call may join a batch (ctx is the shared deadline)
 }
 
-// followUp returns a context for a second round trip of the call: a budget of its own
-// (the store timeout), bounded by the caller's deadline but not ended by its cancellation
-// (units taken back matter even when the caller has gone).
-func (r redisCall) followUp() (context.Context, context.CancelFunc) {
-	ctx := context.WithoutCancel(r.caller)
-	if dl, ok := r.caller.Deadline(); ok && time.Until(dl) < r.timeout {
-		return context.WithDeadline(ctx, dl)
+// send sends cmds and returns their replies in order; when ctx ends first, errors and
+// the handle to the replies still to come (see flight).
+func (r redisCall) send(cmds rueidis.Commands) ([]rueidis.RedisResult, late) {
+	if r.b != nil {
+		return r.b.do(r.s, r.ctx, r.c, cmds)
 	}
-	return context.WithTimeout(ctx, r.timeout)
+	f := newFlight()
+	r.s.launch(f, r.c, cmds)
+	return f.wait(r.ctx, 0, len(cmds))
 }
 
-// send sends cmds and returns their replies in order.
-func (r redisCall) send(cmds rueidis.Commands) []rueidis.RedisResult {
-	switch {
-	case r.b != nil:
-		return r.b.do(r.ctx, r.c, cmds)
-	case len(cmds) == 1:
-		return []rueidis.RedisResult{r.c.Do(r.ctx, cmds[0])}
-	}
-	return r.c.DoMulti(r.ctx, cmds...)
+// do sends one command and returns its reply (an error when ctx ends first).
+func (r redisCall) do(cmd rueidis.Completed) rueidis.RedisResult {
+	resps, _ := r.send(rueidis.Commands{cmd})
+	return resps[0]
 }
 
 // call runs one store call under the breaker and the timeout. op names the call's
@@ -319,7 +317,7 @@ func (s *Store) call(ctx context.Context, op string, run func(redisCall) error) 
 	if shared && !s.cluster { // in cluster mode a batch would span shards: one slow or missing shard would fail it all
 		b = &s.batch
 	}
-	err := run(redisCall{ctx: cctx, caller: ctx, c: box.c, b: b, timeout: s.timeout})
+	err := run(redisCall{ctx: cctx, s: s, c: box.c, b: b})
 	cancel()
 	end := s.clock()
 	// A call on its own context that failed because its caller went away says nothing
@@ -430,7 +428,10 @@ func (s *Store) Apply(ctx context.Context, now time.Time, ops []state.Op, out []
 			}
 		}
 		cmds = append(cmds, r.c.B().Evalsha().Sha1(script.sha).Numkeys(int64(len(keys))).Key(keys...).Arg(args...).Build())
-		resps := r.send(cmds)
+		resps, lt := r.send(cmds)
+		if lt.gaveUp() {
+			s.giveBackScript(lt, r.c, ops, keys, len(returned))
+		}
 		for j, i := range returned {
 			// Refused by Redis: not given back, the sweeper will try again. After a
 			// timeout they may be back already: they stay counted (never given twice).
@@ -440,7 +441,11 @@ func (s *Store) Apply(ctx context.Context, now time.Time, ops []state.Op, out []
 		}
 		reply := resps[len(resps)-1]
 		if rerr, ok := rueidis.IsRedisErr(reply.Error()); ok && rerr.IsNoScript() { // Redis restarted
-			reply = r.c.Do(r.ctx, r.c.B().Eval().Script(script.text).Numkeys(int64(len(keys))).Key(keys...).Arg(args...).Build())
+			resps, lt := r.send(rueidis.Commands{r.c.B().Eval().Script(script.text).Numkeys(int64(len(keys))).Key(keys...).Arg(args...).Build()})
+			if lt.gaveUp() {
+				s.giveBackScript(lt, r.c, ops, keys, 0)
+			}
+			reply = resps[0]
 		}
 		var err error
 		res, err = reply.AsIntSlice()
@@ -599,7 +604,10 @@ func (s *Store) applyCounters(ctx context.Context, ops []state.Op, out []state.O
 	}
 	settled := false
 	err := s.call(ctx, "INCRBY", func(r redisCall) error {
-		resps := r.send(s.counterCommands(r.c, ops, plans, ns))
+		resps, lt := r.send(s.counterCommands(r.c, ops, plans, ns))
+		if lt.gaveUp() {
+			s.giveBackCounters(lt, r.c, plans)
+		}
 		s.leases.lock(set)
 		commit, err := s.readCounters(ops, out, plans, resps)
 		follow := s.settleCounters(r.c, ops, out, plans, commit && err == nil, ns)
@@ -804,17 +812,27 @@ func (s *Store) takeBack(r redisCall, ops []state.Op, plans []planned, follow ru
 		}
 		s.testBeforeTakeBack(keys)
 	}
-	fctx, cancel := r.followUp()
-	defer cancel()
-	for _, reply := range r.c.DoMulti(fctx, follow...) {
-		if reply.Error() != nil {
-			s.metrics.Load().StoreFailure("redis")
-			for i := range ops {
-				s.expiring.forget(s.digest(&ops[i]))
+	// Within what is left of the call's time; past it, the take-back still runs, as soon
+	// as Redis takes it.
+	f := newFlight()
+	s.launch(f, r.c, follow)
+	resps, lt := f.wait(r.ctx, 0, len(follow))
+	check := func(_ rueidis.Client, resps []rueidis.RedisResult) {
+		for _, reply := range resps {
+			if reply.Error() != nil {
+				s.metrics.Load().StoreFailure("redis")
+				for i := range ops {
+					s.expiring.forget(s.digest(&ops[i]))
+				}
+				return
 			}
-			return
 		}
 	}
+	if lt.gaveUp() {
+		lt.then(r.c, check)
+		return
+	}
+	check(r.c, resps)
 }
 
 // expirySeen remembers the keys whose expiry this replica set, in a direct-mapped table
@@ -922,7 +940,7 @@ func (s *Store) Adjust(ctx context.Context, key state.Key, delta int64) (int64, 
 	var v int64
 	err := s.call(ctx, "INCRBY", func(r redisCall) error {
 		var err error
-		v, err = r.c.Do(r.ctx, r.c.B().Incrby().Key(key.Render(s.prefix, s.cluster)).Increment(delta).Build()).AsInt64()
+		v, err = r.do(r.c.B().Incrby().Key(key.Render(s.prefix, s.cluster)).Increment(delta).Build()).AsInt64()
 		return err
 	})
 	if err == nil {
@@ -943,7 +961,12 @@ func (s *Store) Bind(ctx context.Context, key, member string, maxMembers int) (b
 	var res []int64
 	err := s.call(ctx, "EVALSHA", func(r redisCall) error {
 		var err error
-		res, err = bindScript.Exec(r.ctx, r.c, []string{s.bindKey(key)}, []string{member, strconv.Itoa(maxMembers)}).AsIntSlice()
+		k, n := s.bindKey(key), strconv.Itoa(maxMembers)
+		reply := r.do(r.c.B().Evalsha().Sha1(bindScript.sha).Numkeys(1).Key(k).Arg(member, n).Build())
+		if rerr, ok := rueidis.IsRedisErr(reply.Error()); ok && rerr.IsNoScript() {
+			reply = r.do(r.c.B().Eval().Script(bindScript.text).Numkeys(1).Key(k).Arg(member, n).Build())
+		}
+		res, err = reply.AsIntSlice()
 		return err
 	})
 	if err != nil {
@@ -958,14 +981,14 @@ func (s *Store) Bind(ctx context.Context, key, member string, maxMembers int) (b
 // ResetBindings implements [Store].
 func (s *Store) ResetBindings(ctx context.Context, key string) error {
 	return s.call(ctx, "DEL", func(r redisCall) error {
-		return r.c.Do(r.ctx, r.c.B().Del().Key(s.bindKey(key)).Build()).Error()
+		return r.do(r.c.B().Del().Key(s.bindKey(key)).Build()).Error()
 	})
 }
 
 // Ping checks that Redis answers (for readiness probes).
 func (s *Store) Ping(ctx context.Context) error {
 	return s.call(ctx, "PING", func(r redisCall) error {
-		return r.c.Do(r.ctx, r.c.B().Ping().Build()).Error()
+		return r.do(r.c.B().Ping().Build()).Error()
 	})
 }
 
@@ -980,6 +1003,7 @@ func (s *Store) Close() error {
 		if box := s.client.Load(); box != nil {
 			box.c.Close()
 		}
+		s.stop()
 		s.over.Close()
 	})
 	return nil
