@@ -12,6 +12,7 @@ import (
 	"github.com/gatehouse/gatehouse/ratelimit"
 	"github.com/gatehouse/gatehouse/ratelimit/internal/redistest"
 	"github.com/gatehouse/gatehouse/ratelimit/redisstore"
+	"github.com/redis/rueidis"
 )
 
 // stallLoad drives a hot counter from three stores on one redis-server (three replicas),
@@ -41,9 +42,7 @@ func (l *stallLoad) run(t *testing.T) (admitted int64, longest time.Duration) {
 	var once sync.Once
 	pause := func() {
 		once.Do(func() {
-			if err := l.r.Do("CLIENT", "PAUSE", strconv.Itoa(l.pauseMs), l.pauseMode); err != nil {
-				t.Error(err)
-			}
+			pauseRedis(t, l.r, l.pauseMs, l.pauseMode)
 			close(paused)
 			go func() { // returns once Redis takes writes again
 				defer resumed.Store(true)
@@ -84,6 +83,25 @@ func (l *stallLoad) run(t *testing.T) (admitted int64, longest time.Duration) {
 	}
 	wg.Wait()
 	return n.Load(), longest
+}
+
+// pauseRedis stalls r for ms milliseconds with CLIENT PAUSE (mode WRITE or ALL), and
+// returns once the pause is in effect. The client that paused Redis is closed at the
+// end of the test: closing it waits for the pause to end.
+func pauseRedis(t testing.TB, r *redistest.Proc, ms int, mode string) {
+	t.Helper()
+	c, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{r.Addr()}, ForceSingleClient: true, DisableCache: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	cmd := c.B().ClientPause().Timeout(int64(ms)).All().Build()
+	if mode == "WRITE" {
+		cmd = c.B().ClientPause().Timeout(int64(ms)).Write().Build()
+	}
+	if err := c.Do(context.Background(), cmd).Error(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func TestStallCostsNothing(t *testing.T) {
@@ -146,13 +164,11 @@ func TestStallFullQueue(t *testing.T) {
 	const timeout, slack = 50 * time.Millisecond, 250 * time.Millisecond
 	st := openTestRedis(t, ratelimit.RedisConfig{Addrs: []string{r.Addr()}, Timeout: timeout, PipelineMultiplex: 0,
 		Breaker: ratelimit.BreakerConfig{Window: time.Hour}}, nil)
-	if err := r.Do("CLIENT", "PAUSE", "2000", "ALL"); err != nil {
-		t.Fatal(err)
-	}
+	pauseRedis(t, r, 2000, "ALL")
 	var (
-		wg      sync.WaitGroup
-		tookMu  sync.Mutex
-		all     []time.Duration
+		wg     sync.WaitGroup
+		tookMu sync.Mutex
+		all    []time.Duration
 	)
 	for g := range 256 { // 256 callers of 12 calls each: 3,072 calls in the stall
 		wg.Add(1)
@@ -179,4 +195,53 @@ func TestStallFullQueue(t *testing.T) {
 	if d := all[len(all)-1]; d > timeout+slack {
 		t.Fatalf("a call took %v with a store timeout of %v", d, timeout)
 	}
+}
+
+// BenchmarkStallOverrun measures how long past its deadline a call returns while Redis is
+// stalled (CLIENT PAUSE ALL, 1 s) under 64 callers of a hot counter, with the issue's
+// 5 ms store timeout, the breaker kept closed and no leases (every call waits for its
+// timeout):
+// the slack stated in the README. Run without -race:
+//
+//	go test -run '^$' -bench StallOverrun -benchtime 1x ./ratelimit/redisstore/
+func BenchmarkStallOverrun(b *testing.B) {
+	r := redistest.Start(b)
+	const timeout = 5 * time.Millisecond
+	st := openTestRedis(b, ratelimit.RedisConfig{Addrs: []string{r.Addr()}, Timeout: timeout,
+		Breaker: ratelimit.BreakerConfig{Window: time.Hour}, Lease: ratelimit.LeaseConfig{MaxUnits: -1}}, nil)
+	op := ratelimit.Op{Key: ratelimit.NewKey("hot", "", 1, "d"), Kind: ratelimit.KindCounter, Limit: 1 << 40, Cost: 1,
+		Expire: t0.Add(time.Hour).UnixNano()}
+	var all []time.Duration
+	for range b.N {
+		pauseRedis(b, r, 1000, "ALL")
+		end := time.Now().Add(time.Second)
+		var (
+			mu sync.Mutex
+			wg sync.WaitGroup
+		)
+		for range 64 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				out := make([]ratelimit.Outcome, 1)
+				var mine []time.Duration
+				for time.Now().Before(end) {
+					start := time.Now()
+					_ = st.Apply(context.Background(), t0, []ratelimit.Op{op}, out)
+					mine = append(mine, time.Since(start))
+				}
+				mu.Lock()
+				all = append(all, mine...)
+				mu.Unlock()
+			}()
+		}
+		wg.Wait()
+	}
+	slices.Sort(all)
+	at := func(q float64) float64 { return float64(all[int(q*float64(len(all)-1))]-timeout) / 1e6 }
+	b.ReportMetric(float64(len(all)), "calls")
+	b.ReportMetric(at(0.5), "p50-over-ms")
+	b.ReportMetric(at(0.99), "p99-over-ms")
+	b.ReportMetric(at(0.999), "p999-over-ms")
+	b.ReportMetric(at(1), "max-over-ms")
 }
