@@ -115,8 +115,11 @@ func TestStallCostsNothing(t *testing.T) {
 	t.Run("Redis counts what was admitted after a stall", func(t *testing.T) {
 		r := redistest.Start(t)
 		var stores []*redisstore.Store
+		m := ratelimit.NewMetrics()
 		for range 3 {
-			stores = append(stores, openTestRedis(t, ratelimit.RedisConfig{Addrs: []string{r.Addr()}, Timeout: 50 * time.Millisecond}, nil))
+			st := openTestRedis(t, ratelimit.RedisConfig{Addrs: []string{r.Addr()}, Timeout: 50 * time.Millisecond}, nil)
+			st.Instrument(m)
+			stores = append(stores, st)
 		}
 		l := &stallLoad{r: r, stores: stores, op: op, pauseMs: 1500, pauseMode: "WRITE", pauseAfter: 300, after: 120}
 		admitted, _ := l.run(t)
@@ -135,6 +138,10 @@ func TestStallCostsNothing(t *testing.T) {
 		}
 		if c > limit {
 			t.Fatalf("Redis counts %d, above the limit %d", c, limit)
+		}
+		// What an SRE sees: the units given back once Redis answered.
+		if v := metricValue(t, m, "gatehouse_store_late_units_total", "outcome", "given_back"); v <= 0 {
+			t.Errorf("gatehouse_store_late_units_total{outcome=given_back} = %v after a stall", v)
 		}
 	})
 
