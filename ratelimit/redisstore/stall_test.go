@@ -164,14 +164,16 @@ func TestStallCostsNothing(t *testing.T) {
 }
 
 // More calls than the client can queue on its connections (1,024 a connection) meet a
-// stall: those past the queue must not wait for a free place, which frees only when
-// Redis answers or the connection is given up.
+// stall: those past the queue must not wait for a free place, which frees only when Redis
+// answers or the client gives the connection up (after its write timeout, here 3 s: the
+// dial timeout). The slack is generous (a loaded machine, -race, 3,072 calls); a call that
+// waited would take seconds.
 func TestStallFullQueue(t *testing.T) {
 	r := redistest.Start(t)
-	const timeout, slack = 50 * time.Millisecond, 250 * time.Millisecond
-	st := openTestRedis(t, ratelimit.RedisConfig{Addrs: []string{r.Addr()}, Timeout: timeout, PipelineMultiplex: 0,
+	const timeout, slack = 50 * time.Millisecond, 950 * time.Millisecond
+	st := openTestRedis(t, ratelimit.RedisConfig{Addrs: []string{r.Addr()}, Timeout: timeout, DialTimeout: 3 * time.Second,
 		Breaker: ratelimit.BreakerConfig{Window: time.Hour}}, nil)
-	pauseRedis(t, r, 2000, "ALL")
+	pauseRedis(t, r, 4000, "ALL")
 	var (
 		wg     sync.WaitGroup
 		tookMu sync.Mutex
