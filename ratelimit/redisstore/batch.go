@@ -30,30 +30,31 @@ type batcher struct {
 }
 
 type cmdBatch struct {
-	ctx   context.Context // the opener's: calls with another context do not join
-	cmds  rueidis.Commands
-	resps []rueidis.RedisResult
-	done  chan struct{}
+	ctx  context.Context // the opener's: calls with another context do not join
+	cmds rueidis.Commands
+	f    *flight
 }
 
 // do sends cmds, in a batch shared with concurrent calls, under ctx, which must be the
 // store's shared deadline context: a call joins the open batch only if that batch runs
 // under the same context, so no call waits past its own deadline. A call that cannot join
-// (another context, a full batch) sends alone.
-func (b *batcher) do(ctx context.Context, c rueidis.Client, cmds rueidis.Commands) []rueidis.RedisResult {
+// (another context, a full batch) sends alone. Each call waits for its replies until ctx
+// ends, whatever the others do (see flight).
+func (b *batcher) do(s *Store, ctx context.Context, c rueidis.Client, cmds rueidis.Commands) ([]rueidis.RedisResult, late) {
 	b.mu.Lock()
 	if bt := b.open; bt != nil {
 		if bt.ctx != ctx || len(bt.cmds)+len(cmds) > maxBatch {
 			b.mu.Unlock()
-			return c.DoMulti(ctx, cmds...)
+			f := newFlight()
+			s.launch(f, c, cmds)
+			return f.wait(ctx, 0, len(cmds))
 		}
 		off := len(bt.cmds)
 		bt.cmds = append(bt.cmds, cmds...)
 		b.mu.Unlock()
-		<-bt.done // the opener sends under this same context
-		return bt.resps[off : off+len(cmds)]
+		return bt.f.wait(ctx, off, len(cmds))
 	}
-	bt := &cmdBatch{ctx: ctx, cmds: append(make(rueidis.Commands, 0, 16), cmds...), done: make(chan struct{})}
+	bt := &cmdBatch{ctx: ctx, cmds: append(make(rueidis.Commands, 0, 16), cmds...), f: newFlight()}
 	b.open = bt
 	b.mu.Unlock()
 
@@ -69,11 +70,6 @@ func (b *batcher) do(ctx context.Context, c rueidis.Client, cmds rueidis.Command
 		b.mu.Unlock()
 		n = m
 	}
-	if len(bt.cmds) == 1 {
-		bt.resps = []rueidis.RedisResult{c.Do(ctx, bt.cmds[0])}
-	} else {
-		bt.resps = c.DoMulti(ctx, bt.cmds...)
-	}
-	close(bt.done)
-	return bt.resps[:len(cmds)]
+	s.launch(bt.f, c, bt.cmds)
+	return bt.f.wait(ctx, 0, len(cmds))
 }

@@ -5,8 +5,10 @@ package redisstore
 import (
 	"context"
 	"fmt"
-	"github.com/gatehouse/gatehouse/ratelimit/state"
 	"strconv"
+
+	"github.com/gatehouse/gatehouse/ratelimit/state"
+	"github.com/redis/rueidis"
 )
 
 // Adjust implements [Store].
@@ -14,7 +16,7 @@ func (s *Store) Adjust(ctx context.Context, key state.Key, delta int64) (int64, 
 	var v int64
 	err := s.call(ctx, "INCRBY", func(r redisCall) error {
 		var err error
-		v, err = r.c.Do(r.ctx, r.c.B().Incrby().Key(key.Render(s.prefix, s.cluster)).Increment(delta).Build()).AsInt64()
+		v, err = r.do(r.c.B().Incrby().Key(key.Render(s.prefix, s.cluster)).Increment(delta).Build()).AsInt64()
 		return err
 	})
 	if err == nil {
@@ -35,7 +37,12 @@ func (s *Store) Bind(ctx context.Context, key, member string, maxMembers int) (b
 	var res []int64
 	err := s.call(ctx, "EVALSHA", func(r redisCall) error {
 		var err error
-		res, err = bindScript.Exec(r.ctx, r.c, []string{s.bindKey(key)}, []string{member, strconv.Itoa(maxMembers)}).AsIntSlice()
+		k, n := s.bindKey(key), strconv.Itoa(maxMembers)
+		reply := r.do(r.c.B().Evalsha().Sha1(bindScript.sha).Numkeys(1).Key(k).Arg(member, n).Build())
+		if rerr, ok := rueidis.IsRedisErr(reply.Error()); ok && rerr.IsNoScript() {
+			reply = r.do(r.c.B().Eval().Script(bindScript.text).Numkeys(1).Key(k).Arg(member, n).Build())
+		}
+		res, err = reply.AsIntSlice()
 		return err
 	})
 	if err != nil {
@@ -50,6 +57,6 @@ func (s *Store) Bind(ctx context.Context, key, member string, maxMembers int) (b
 // ResetBindings implements [Store].
 func (s *Store) ResetBindings(ctx context.Context, key string) error {
 	return s.call(ctx, "DEL", func(r redisCall) error {
-		return r.c.Do(r.ctx, r.c.B().Del().Key(s.bindKey(key)).Build()).Error()
+		return r.do(r.c.B().Del().Key(s.bindKey(key)).Build()).Error()
 	})
 }

@@ -9,7 +9,6 @@ import (
 	"github.com/gatehouse/gatehouse/ratelimit/state"
 	"net"
 	"strconv"
-	"time"
 
 	"github.com/redis/rueidis"
 	"go.opentelemetry.io/otel"
@@ -22,33 +21,27 @@ import (
 // redisCall is what one store call sees of Redis: the client, the context that bounds the
 // call, and send, which shares a round trip with concurrent calls when it may.
 type redisCall struct {
-	ctx     context.Context // bounds the call
-	caller  context.Context // the caller's own context
-	c       rueidis.Client
-	b       *batcher // nil unless the call may join a batch (ctx is the shared deadline)
-	timeout time.Duration
+	ctx context.Context // bounds the call: it waits for no reply past its end
+	s   *Store
+	c   rueidis.Client
+	b   *batcher // nil unless the call may join a batch (ctx is the shared deadline)
 }
 
-// followUp returns a context for a second round trip of the call: a budget of its own
-// (the store timeout), bounded by the caller's deadline but not ended by its cancellation
-// (units taken back matter even when the caller has gone).
-func (r redisCall) followUp() (context.Context, context.CancelFunc) {
-	ctx := context.WithoutCancel(r.caller)
-	if dl, ok := r.caller.Deadline(); ok && time.Until(dl) < r.timeout {
-		return context.WithDeadline(ctx, dl)
+// send sends cmds and returns their replies in order; when ctx ends first, errors and
+// the handle to the replies still to come (see flight).
+func (r redisCall) send(cmds rueidis.Commands) ([]rueidis.RedisResult, late) {
+	if r.b != nil {
+		return r.b.do(r.s, r.ctx, r.c, cmds)
 	}
-	return context.WithTimeout(ctx, r.timeout)
+	f := newFlight()
+	r.s.launch(f, r.c, cmds)
+	return f.wait(r.ctx, 0, len(cmds))
 }
 
-// send sends cmds and returns their replies in order.
-func (r redisCall) send(cmds rueidis.Commands) []rueidis.RedisResult {
-	switch {
-	case r.b != nil:
-		return r.b.do(r.ctx, r.c, cmds)
-	case len(cmds) == 1:
-		return []rueidis.RedisResult{r.c.Do(r.ctx, cmds[0])}
-	}
-	return r.c.DoMulti(r.ctx, cmds...)
+// do sends one command and returns its reply (an error when ctx ends first).
+func (r redisCall) do(cmd rueidis.Completed) rueidis.RedisResult {
+	resps, _ := r.send(rueidis.Commands{cmd})
+	return resps[0]
 }
 
 // call runs one store call under the breaker and the timeout. op names the call's
@@ -85,7 +78,7 @@ func (s *Store) call(ctx context.Context, op string, run func(redisCall) error) 
 	if shared && !s.cluster { // in cluster mode a batch would span shards: one slow or missing shard would fail it all
 		b = &s.batch
 	}
-	err := run(redisCall{ctx: cctx, caller: ctx, c: box.c, b: b, timeout: s.timeout})
+	err := run(redisCall{ctx: cctx, s: s, c: box.c, b: b})
 	cancel()
 	end := s.clock()
 	// A call on its own context that failed because its caller went away says nothing

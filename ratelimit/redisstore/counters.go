@@ -48,7 +48,10 @@ func (s *Store) applyCounters(ctx context.Context, ops []state.Op, out []state.O
 	}
 	settled := false
 	err := s.call(ctx, "INCRBY", func(r redisCall) error {
-		resps := r.send(s.counterCommands(r.c, ops, plans, ns))
+		resps, lt := r.send(s.counterCommands(r.c, ops, plans, ns))
+		if lt.gaveUp() {
+			s.giveBackCounters(lt, r.c, plans)
+		}
 		s.leases.lock(set)
 		commit, err := s.readCounters(ops, out, plans, resps)
 		follow := s.settleCounters(r.c, ops, out, plans, commit && err == nil, ns)
@@ -86,6 +89,9 @@ type planned struct {
 	n      int64  // units added
 	v      int64  // the count Redis replied
 	own    int64  // units leased here and unused that v includes
+	// shift: units that earlier ops of the request on the same key added and that this
+	// op's count must not include (see sameKeyBefore).
+	shift int64
 }
 
 // planCounters plans every op with the leases, each lease shard of the request locked
@@ -165,7 +171,8 @@ func (s *Store) readCounters(ops []state.Op, out []state.Outcome, plans []planne
 			p.own = s.leases.stillHeld(p.id, op, p.leaseUse)
 		}
 		// The request's own units are the first of those added; the lease's follow.
-		count := v - p.extra - p.own
+		p.shift = sameKeyBefore(ops, out, plans, i)
+		count := v - p.extra - p.own - p.shift
 		out[i] = state.Outcome{Allowed: count <= op.Limit, Value: count}
 		if !out[i].Allowed && !op.Shadow && !op.Always {
 			commit = false
@@ -175,6 +182,25 @@ func (s *Store) readCounters(ops []state.Op, out []state.Outcome, plans []planne
 		}
 	}
 	return commit, firstErr
+}
+
+// sameKeyBefore returns the units that the ops before op i of the request on its key
+// added and that op i's count leaves out, so that it counts as if they had run one after
+// the other, as the memory store and the script count: every unit asked for a lease
+// (never admitted), and a refused op's own units (taken back unless it counts on its own).
+func sameKeyBefore(ops []state.Op, out []state.Outcome, plans []planned, i int) int64 {
+	var n int64
+	for j := range i {
+		q := &plans[j]
+		if q.incr < 0 || q.n <= 0 || q.key != plans[i].key || out[j].Unknown {
+			continue
+		}
+		n += q.extra
+		if !out[j].Allowed && !ops[j].Always {
+			n += q.n - q.extra
+		}
+	}
+	return n
 }
 
 // settleCounters settles every op once the request's fate is known (commit): the
@@ -201,7 +227,7 @@ func (s *Store) settleCounters(c rueidis.Client, ops []state.Op, out []state.Out
 		undo := takeBackUnits(op, p, o, keep)
 		switch {
 		case p.on:
-			o.Value = s.leases.finish(p.id, op, p.leaseUse, p.v, keep, p.extra-undo, p.own)
+			o.Value = s.leases.finish(p.id, op, p.leaseUse, p.v, keep, p.extra-undo, p.own) - p.shift
 			if keep {
 				s.metrics.Load().Leased(p.extra-undo, false)
 			}
@@ -253,17 +279,27 @@ func (s *Store) takeBack(r redisCall, ops []state.Op, plans []planned, follow ru
 		}
 		s.testBeforeTakeBack(keys)
 	}
-	fctx, cancel := r.followUp()
-	defer cancel()
-	for _, reply := range r.c.DoMulti(fctx, follow...) {
-		if reply.Error() != nil {
-			s.metrics.Load().StoreFailure("redis")
-			for i := range ops {
-				s.expiring.forget(s.digest(&ops[i]))
+	// Within what is left of the call's time; past it, the take-back still runs, as soon
+	// as Redis takes it.
+	f := newFlight()
+	s.launch(f, r.c, follow)
+	resps, lt := f.wait(r.ctx, 0, len(follow))
+	check := func(_ rueidis.Client, resps []rueidis.RedisResult) {
+		for _, reply := range resps {
+			if reply.Error() != nil {
+				s.metrics.Load().StoreFailure("redis")
+				for i := range ops {
+					s.expiring.forget(s.digest(&ops[i]))
+				}
+				return
 			}
-			return
 		}
 	}
+	if lt.gaveUp() {
+		lt.then(r.c, check)
+		return
+	}
+	check(r.c, resps)
 }
 
 // expirySeen remembers the keys whose expiry this replica set, in a direct-mapped table

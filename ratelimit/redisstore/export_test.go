@@ -69,6 +69,6 @@ func (s *Store) HasBeforeTakeBack() bool { return s.testBeforeTakeBack != nil }
 // Redis answers with the error msg.
 func (s *Store) CallReplying(ctx context.Context, msg string) error {
 	return s.call(ctx, "EVAL", func(r redisCall) error {
-		return r.c.Do(r.ctx, r.c.B().Eval().Script("return redis.error_reply(ARGV[1])").Numkeys(0).Arg(msg).Build()).Error()
+		return r.do(r.c.B().Eval().Script("return redis.error_reply(ARGV[1])").Numkeys(0).Arg(msg).Build()).Error()
 	})
 }

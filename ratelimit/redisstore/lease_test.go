@@ -347,10 +347,10 @@ func TestRedisLease(t *testing.T) {
 		key := op.Key.Render(st.Prefix(), false)
 		// Given back twice, the lease would leave Redis below the 200 admitted, so that the
 		// counter could admit past its limit: never. Above: 201 when the timed-out request was
-		// counted; more only when, on a loaded machine, the request timed out before its
-		// commands were written and the give-back on Close timed out too, which loses at most
-		// one lease's units until the window ends, as a replica's crash does. (Reconciling
-		// units lost to timeouts belongs to the store's restructuring.)
+		// counted and the store closed before Redis ran its give-back (flight.go); more only
+		// when, on a loaded machine, the request timed out before its commands were written
+		// and the give-back on Close timed out too, which loses at most one lease's units
+		// until the window ends, as a replica's crash does.
 		if c := redisCount(t, r, key); c < 200 || c > 200+1+redisstore.DefaultLeaseUnits {
 			t.Fatalf("Redis counts %d, want the 200 admitted, plus at most the timed-out request and one lease", c)
 		}

@@ -53,6 +53,8 @@ type Store struct {
 	leases    *leases     // units leased of busy counters (counters: native); nil: none
 	batch     batcher
 	done      chan struct{}
+	life      context.Context // round trips (flight.go) run under it: ended by Close
+	stop      context.CancelFunc
 	wg        sync.WaitGroup
 	closeOnce sync.Once
 	metrics   atomic.Pointer[state.Metrics]
@@ -112,6 +114,8 @@ func Open(_ context.Context, cfg state.RedisConfig, clock state.Clock) (*Store, 
 		s.prefix = "gh:"
 	}
 	s.spanAttrs = storeSpanAttrs(cfg.Addrs)
+	// Its Done channel also tells the dialer that a round trip is a store call's.
+	s.life, s.stop = context.WithCancel(context.Background())
 	if s.timeout == 0 {
 		s.timeout = state.DefaultRedisTimeout
 	}
@@ -278,7 +282,10 @@ func (s *Store) Apply(ctx context.Context, now time.Time, ops []state.Op, out []
 			}
 		}
 		cmds = append(cmds, r.c.B().Evalsha().Sha1(script.sha).Numkeys(int64(len(keys))).Key(keys...).Arg(args...).Build())
-		resps := r.send(cmds)
+		resps, lt := r.send(cmds)
+		if lt.gaveUp() {
+			s.giveBackScript(lt, r.c, ops, keys, len(returned))
+		}
 		for j, i := range returned {
 			// Refused by Redis: not given back, the sweeper will try again. After a
 			// timeout they may be back already: they stay counted (never given twice).
@@ -288,7 +295,11 @@ func (s *Store) Apply(ctx context.Context, now time.Time, ops []state.Op, out []
 		}
 		reply := resps[len(resps)-1]
 		if rerr, ok := rueidis.IsRedisErr(reply.Error()); ok && rerr.IsNoScript() { // Redis restarted
-			reply = r.c.Do(r.ctx, r.c.B().Eval().Script(script.text).Numkeys(int64(len(keys))).Key(keys...).Arg(args...).Build())
+			resps, lt := r.send(rueidis.Commands{r.c.B().Eval().Script(script.text).Numkeys(int64(len(keys))).Key(keys...).Arg(args...).Build()})
+			if lt.gaveUp() {
+				s.giveBackScript(lt, r.c, ops, keys, 0)
+			}
+			reply = resps[0]
 		}
 		var err error
 		res, err = reply.AsIntSlice()
@@ -397,7 +408,7 @@ func flushDelay(d time.Duration) time.Duration {
 // Ping checks that Redis answers (for readiness probes).
 func (s *Store) Ping(ctx context.Context) error {
 	return s.call(ctx, "PING", func(r redisCall) error {
-		return r.c.Do(r.ctx, r.c.B().Ping().Build()).Error()
+		return r.do(r.c.B().Ping().Build()).Error()
 	})
 }
 
@@ -412,6 +423,7 @@ func (s *Store) Close() error {
 		if box := s.client.Load(); box != nil {
 			box.c.Close()
 		}
+		s.stop()
 		s.over.Close()
 	})
 	return nil

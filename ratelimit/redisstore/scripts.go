@@ -4,8 +4,6 @@ import (
 	"crypto/sha1" //nolint:gosec // Redis names scripts by SHA-1
 	_ "embed"
 	"encoding/hex"
-
-	"github.com/redis/rueidis"
 )
 
 // The Lua scripts live in lua/*.lua, embedded byte for byte: Redis knows a script by its
@@ -39,7 +37,7 @@ var gcraScriptText string
 
 // bindScript: bind ARGV[1] to set KEYS[1] if it has fewer than ARGV[2] members or already
 // holds it; returns {bound, count}.
-var bindScript = rueidis.NewLuaScript(bindScriptText)
+var bindScript = newLuaScript(bindScriptText)
 
 //go:embed lua/bind.lua
 var bindScriptText string

@@ -24,6 +24,7 @@ type Metrics struct {
 	leaseUnits    *prometheus.CounterVec
 	leasedUnits   prometheus.Counter // leaseUnits{event="leased"}, looked up once
 	returnedUnits prometheus.Counter // leaseUnits{event="returned"}
+	lateUnits     *prometheus.CounterVec
 	memShed       prometheus.Counter // memory store: live counters under their limit shed
 	memUntracked  prometheus.Counter // memory store: new keys not tracked (full)
 	breakerState  atomic.Int32       // the value breakerOpen was last set to
@@ -62,6 +63,10 @@ func NewMetrics() *Metrics {
 			Name: "gatehouse_store_lease_units_total",
 			Help: "Counter units this replica leased from Redis (event=leased) and gave back unused (event=returned); the difference is mostly units admitted without a round trip (the rest ended unused with their window).",
 		}, []string{"event"}),
+		lateUnits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gatehouse_store_late_units_total",
+			Help: "Counter units added by store calls that gave up waiting for Redis (a stall): given back once Redis ran them (outcome=given_back), or left counted until their window ends because no reply came (outcome=unknown).",
+		}, []string{"outcome"}),
 		memShed: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "gatehouse_ratelimit_memory_shed_total",
 			Help: "Counters under their limit the memory store dropped to make room (their keys start afresh).",
@@ -124,6 +129,7 @@ func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	m.storeFailures.Describe(ch)
 	m.breakerOpen.Describe(ch)
 	m.leaseUnits.Describe(ch)
+	m.lateUnits.Describe(ch)
 	m.memShed.Describe(ch)
 	m.memUntracked.Describe(ch)
 }
@@ -137,6 +143,7 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	m.storeFailures.Collect(ch)
 	m.breakerOpen.Collect(ch)
 	m.leaseUnits.Collect(ch)
+	m.lateUnits.Collect(ch)
 	m.memShed.Collect(ch)
 	m.memUntracked.Collect(ch)
 }
@@ -163,6 +170,19 @@ func (m *Metrics) Leased(n int64, returned bool) {
 	} else {
 		m.leasedUnits.Add(float64(n))
 	}
+}
+
+// LateUnits counts units of store calls that gave up waiting for Redis: given back once
+// Redis ran their commands, or left counted (no reply came).
+func (m *Metrics) LateUnits(n int64, givenBack bool) {
+	if m == nil || n <= 0 {
+		return
+	}
+	outcome := "unknown"
+	if givenBack {
+		outcome = "given_back"
+	}
+	m.lateUnits.WithLabelValues(outcome).Add(float64(n))
 }
 
 func (m *Metrics) OverLimitHit(surface, limit string) {

@@ -170,7 +170,8 @@ func randomRLS(t *testing.T, open Open) {
 }
 
 // randomRLSRequest returns a request on distinct keys (one key twice in a request is
-// two ops on one counter, which the model does not cover) and the ops the model applies.
+// two ops on one counter, which the model does not cover: sameKeyTwice does) and the ops
+// the model applies.
 func randomRLSRequest(rng *rand.Rand, limits map[string]int64, now time.Time) (ratelimit.RLSRequest, []ratelimit.Op, []string) {
 	domain := []string{"every_hit", "atomic"}[rng.IntN(2)]
 	req := ratelimit.RLSRequest{Domain: domain, HitsAddend: uint64(rng.IntN(4))}

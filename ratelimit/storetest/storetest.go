@@ -32,6 +32,7 @@ var t0 = time.Date(2025, 3, 14, 10, 0, 0, 0, time.UTC)
 func Run(t *testing.T, open Open) {
 	t.Run("counters", func(t *testing.T) { counters(t, open) })
 	t.Run("all or nothing", func(t *testing.T) { allOrNothing(t, open) })
+	t.Run("one key twice", func(t *testing.T) { sameKeyTwice(t, open) })
 	t.Run("token bucket", func(t *testing.T) { tokenBucket(t, open) })
 	t.Run("peek and set", func(t *testing.T) { peekAndSet(t, open) })
 	t.Run("credits", func(t *testing.T) { credits(t, open) })

@@ -192,3 +192,72 @@ func ping(t *testing.T, open Open) {
 		t.Fatal(err)
 	}
 }
+
+// sameKeyTwice: one request that names one counter twice (two descriptors of one RLS
+// request on the same key, each with its own limit): the second op sees the first's units
+// when the first is admitted, and not when it is refused, as if the ops ran one after the
+// other; a refused request counts nothing. Values worked out by hand.
+func sameKeyTwice(t *testing.T, open Open) {
+	type req struct {
+		ops  [][2]int64 // cost, limit of each op on the one key
+		want []ratelimit.Outcome
+	}
+	for _, tc := range []struct {
+		name  string
+		limit int64 // of the single requests first
+		warm  int   // single requests of cost 1 first: values 1…warm
+		reqs  []req
+	}{
+		// A counter busy enough for a replica to lease units of it (limit > 32): the
+		// second op's count leaves out what the first asked for its lease. Pairs of
+		// requests go on (busyPairs) until one finds the lease empty.
+		{"a busy counter", 1000, 20, []req{
+			{[][2]int64{{2, 1000}, {1, 1000}}, []ratelimit.Outcome{{Allowed: true, Value: 22}, {Allowed: true, Value: 23}}},
+		}},
+		// The first op refuses (8+5 > 10): the second sees the count without its units
+		// (8+1 ≤ 13, admitted); the request counts nothing (values: the count before).
+		{"the first refuses", 10, 8, []req{
+			{[][2]int64{{5, 10}, {1, 13}}, []ratelimit.Outcome{{Value: 8}, {Allowed: true, Value: 8}}},
+			{[][2]int64{{1, 10}}, []ratelimit.Outcome{{Allowed: true, Value: 9}}},
+			{[][2]int64{{1, 10}, {1, 10}}, []ratelimit.Outcome{{Allowed: true, Value: 9}, {Value: 10}}}, // 9+1 = 10 then 11
+			{[][2]int64{{1, 10}}, []ratelimit.Outcome{{Allowed: true, Value: 10}}},
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := open(t, newClock().Now)
+			for i := 1; i <= tc.warm; i++ {
+				if o := apply(t, s, t0, counter("k", t0, tc.limit, 1))[0]; !o.Allowed || o.Value != int64(i) {
+					t.Fatalf("single request %d: %+v", i, o)
+				}
+			}
+			for i, r := range tc.reqs {
+				var ops []ratelimit.Op
+				for _, o := range r.ops {
+					ops = append(ops, counter("k", t0, o[1], o[0]))
+				}
+				got := apply(t, s, t0, ops...)
+				for j := range r.want {
+					if got[j].Allowed != r.want[j].Allowed || got[j].Value != r.want[j].Value {
+						t.Fatalf("request %d, op %d: %+v, want %+v", i, j, got[j], r.want[j])
+					}
+				}
+			}
+			if tc.limit == 1000 {
+				busyPairs(t, s, 23)
+			}
+		})
+	}
+}
+
+// busyPairs sends 100 requests naming counter k (limit 1000, at n) twice, one unit each:
+// each admitted, the second op's value one more than the first's.
+func busyPairs(t *testing.T, s ratelimit.Store, n int64) {
+	t.Helper()
+	for i := range 100 {
+		got := apply(t, s, t0, counter("k", t0, 1000, 1), counter("k", t0, 1000, 1))
+		if !got[0].Allowed || !got[1].Allowed || got[0].Value != n+1 || got[1].Value != n+2 {
+			t.Fatalf("pair %d at %d: %+v, want values %d and %d, admitted", i, n, got, n+1, n+2)
+		}
+		n += 2
+	}
+}
