@@ -56,6 +56,7 @@ type Store struct {
 	over      *ristretto.Cache[uint64, overMark]
 	expiring  *expirySeen // counter keys whose expiry this replica set
 	leases    *leases     // units leased of busy counters (counters: native); nil: none
+	gcra      *gcraLeases // units leased of busy token buckets (gcralease.go); nil when leases is
 	batch     batcher
 	done      chan struct{}
 	wg        sync.WaitGroup
@@ -144,6 +145,7 @@ func Open(_ context.Context, cfg state.RedisConfig, clock state.Clock) (*Store, 
 	if s.native && cfg.Lease.MaxUnits >= 0 {
 		idle := cmp.Or(cfg.Lease.Idle, defaultLeaseIdle)
 		s.leases = newLeases(cmp.Or(cfg.Lease.MaxUnits, defaultLeaseUnits), idle, s.timeout)
+		s.gcra = newGCRALeases()
 		s.wg.Add(1)
 		go s.sweepLeases(idle)
 	}
@@ -405,6 +407,11 @@ func (s *Store) Apply(ctx context.Context, now time.Time, ops []state.Op, out []
 	}
 	if s.native && !refund && allCounters(ops) {
 		return s.applyCounters(ctx, ops, out, ns)
+	}
+	if s.gcra != nil && !refund {
+		if g := throttleShape(ops); g >= 0 {
+			return s.applyThrottle(ctx, ops, out, g, ns)
+		}
 	}
 	var givenBuf [4]lent
 	var given []lent
@@ -846,7 +853,7 @@ func (s *Store) knownOver(ops []state.Op, out []state.Outcome, ns int64) bool {
 		// A mark answers only while its value is still over this op's limit: a reload
 		// (or an RLS override) may have raised the limit since.
 		if m, ok := s.over.Get(s.digest(op)); ok && m.until > ns && m.marks(op) && stillOver(op, m.value, ns) &&
-			(s.leases == nil || !s.leases.covers(s.leaseID(op), op)) {
+			(s.leases == nil || !s.leases.covers(s.leaseID(op), op) && !s.gcra.covers(s.leaseID(op), op, ns)) {
 			out[i] = state.Outcome{Value: m.value}
 			hit = true
 		} else if op.Always {
