@@ -149,7 +149,7 @@ func (g *gcraLeases) fill(id uint64, op *state.Op, end, extra int64) {
 // covers reports whether the lease holds usable units for op: an over-limit mark, set by
 // a refusal this replica saw, must not refuse what its own lease admits.
 func (g *gcraLeases) covers(id uint64, op *state.Op, ns int64) bool {
-	if !gcraLeasable(op) {
+	if g == nil || !gcraLeasable(op) {
 		return false
 	}
 	sh := &g.shards[id%leaseShards]
