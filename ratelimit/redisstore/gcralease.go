@@ -22,6 +22,14 @@ var gcraLeaseScript = newLuaScript(gcraLeaseScriptText)
 //go:embed lua/gcralease.lua
 var gcraLeaseScriptText string
 
+// gcraBackScript moves the TAT of bucket KEYS[1] back by ARGV[2] µs, not before now
+// (ARGV[3]), only if it is still ARGV[1]: no reservation came after the one whose last
+// units go back, so no other replica holds the slots they free.
+var gcraBackScript = newLuaScript(gcraBackScriptText)
+
+//go:embed lua/gcraback.lua
+var gcraBackScriptText string
+
 const (
 	// gcraLeaseMax bounds the units one reservation asks for beyond the request's own.
 	gcraLeaseMax = 16
@@ -255,8 +263,7 @@ func (s *Store) applyThrottle(ctx context.Context, ops []state.Op, out []state.O
 	}
 	if v, ok := s.gcra.giveBack(id, op, end); ok {
 		out[g].Value = v
-	} else {
-		s.refundGCRA(ctx, op, ns)
+	} else if s.refundGCRA(ctx, op, end, ns) {
 		out[g].Value -= op.Cost * gcraSlot(op)
 	}
 	return err
@@ -319,13 +326,19 @@ func (s *Store) throttleCounters(ctx context.Context, ops []state.Op, out []stat
 	return err
 }
 
-// refundGCRA gives op's units back to its bucket in Redis (a refund, as the general
-// script makes). Should it fail, the units stay taken: fewer admissions, never more.
-func (s *Store) refundGCRA(ctx context.Context, op *state.Op, ns int64) {
-	back := *op
-	back.Cost = -op.Cost
-	keys, args := s.encode([]state.Op{back}, ns)
+// refundGCRA gives a refused request's units back to its bucket in Redis when its
+// reservation, ending at end (ns), is still the last one; else (or should it fail) they
+// stay taken: fewer admissions, never more (a TAT moved back under a later reservation
+// would free slots another replica holds).
+func (s *Store) refundGCRA(ctx context.Context, op *state.Op, end, ns int64) bool {
+	key := op.Key.Render(s.prefix, s.cluster)
+	args := []string{strconv.FormatInt(end/1000, 10), strconv.FormatInt(op.Cost*(gcraSlot(op)/1000), 10),
+		strconv.FormatInt(ns/1000, 10)}
+	var back int64
 	_ = s.call(ctx, "EVALSHA", func(r redisCall) error {
-		return r.c.Do(r.ctx, r.c.B().Eval().Script(gcraScript.text).Numkeys(1).Key(keys...).Arg(args...).Build()).Error()
+		var err error
+		back, err = r.c.Do(r.ctx, r.c.B().Eval().Script(gcraBackScript.text).Numkeys(1).Key(key).Arg(args...).Build()).AsInt64()
+		return err
 	})
+	return back == 1
 }
