@@ -1,6 +1,7 @@
 package main
 
 import (
+	"math/rand/v2"
 	"testing"
 
 	"github.com/gatehouse/gatehouse/config"
@@ -39,5 +40,33 @@ func TestGeneratedConfigs(t *testing.T) {
 	}
 	if _, err := parseRunFlags([]string{"--redis", "--no-lease", "--config", "f.yaml"}, nil); err == nil {
 		t.Error("--no-lease accepted with --config")
+	}
+}
+
+// TestSessionPicker: --session N keeps one device for N requests in a row, then picks
+// again; N = 1 picks every time.
+func TestSessionPicker(t *testing.T) {
+	spec := &loadSpec{session: 3}
+	pick := spec.picker(rand.New(rand.NewPCG(1, 2)), 1000)
+	for run := 0; run < 5; run++ {
+		first := pick()
+		for i := 1; i < 3; i++ {
+			if got := pick(); got != first {
+				t.Fatalf("run %d, request %d: device %d, want %d for the whole session", run, i, got, first)
+			}
+		}
+	}
+	spec.session = 1
+	pick = spec.picker(rand.New(rand.NewPCG(1, 2)), 1000)
+	same := 0
+	for i, prev := 0, -1; i < 100; i++ {
+		d := pick()
+		if d == prev {
+			same++
+		}
+		prev = d
+	}
+	if same > 2 {
+		t.Fatalf("session 1: %d repeats in 100 picks among 1000 devices", same)
 	}
 }

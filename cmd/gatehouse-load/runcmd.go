@@ -46,6 +46,7 @@ type runConfig struct {
 	keepLogs       bool
 	attest         bool   // authz: per-device attestation tokens from "GATEHOUSE demo-token --count N"
 	deviceThrottle bool   // authz: the generated mobile config, a GCRA throttle per device and a monthly app quota
+	session        int    // requests in a row per device and worker (--session)
 	targetCmd      string // hidden: command template replacing Gatehouse ({self} {grpc} {admin} {config}; tests, make load-reference)
 	shape          reqShape
 	headerFlags    []string
@@ -91,6 +92,8 @@ func parseRunFlags(args []string, stderr io.Writer) (*runConfig, error) {
 	fs.BoolVar(&c.deviceThrottle, "device-throttle", false, "authz: the generated mobile config (deviceThrottleConfig): per device a GCRA throttle of 50/s,\n"+
 		"burst 100, plus a monthly quota per app, on the attested endpoint; implies --attest. With --redis, on the\n"+
 		"Redis store, else on the memory store")
+	fs.IntVar(&c.session, "session", 1, "requests each worker sends in a row for one device before it picks another at random\n"+
+		"(an app that opens sends a streak of calls)")
 	fs.BoolVar(&c.keepLogs, "keep-logs", false, "keep the children's logs (always kept when the run fails)")
 	fs.StringVar(&c.targetCmd, "target-cmd", "", "") // hidden, see usage
 	fs.Usage = func() {
@@ -167,6 +170,8 @@ flags:
 		return nil, errors.New("--warmup must be in [0, 1h]")
 	case c.rounds < 1 || c.rounds > 100:
 		return nil, errors.New("--rounds must be 1..100")
+	case c.session < 1 || c.session > 1000:
+		return nil, errors.New("--session must be 1..1000")
 	case c.conns < 1 || c.conns > 64:
 		return nil, errors.New("--conns must be 1..64")
 	case c.shape.devices < 1 || c.shape.devices > 10_000_000:
@@ -498,7 +503,7 @@ func measure(ctx context.Context, t *target, rds *redisInstance, cfg *runConfig,
 		reads0, reads1                         int64
 		readsErr                               error
 	)
-	spec := loadSpec{conns: t.conns, concurrency: conc, warmup: cfg.warmup, duration: cfg.duration}
+	spec := loadSpec{conns: t.conns, concurrency: conc, warmup: cfg.warmup, duration: cfg.duration, session: cfg.session}
 	if cfg.mode == "authz" {
 		spec.checks = checks
 	} else {
