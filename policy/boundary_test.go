@@ -2,10 +2,10 @@ package policy_test
 
 import (
 	"context"
-	"github.com/gatehouse/gatehouse/internal/sealtest"
 	"testing"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/sealtest"
 	"github.com/gatehouse/gatehouse/policy"
 	"github.com/gatehouse/gatehouse/policy/attest/attesttest"
 	"github.com/gatehouse/gatehouse/policy/jwks"

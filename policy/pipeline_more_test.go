@@ -2,11 +2,11 @@ package policy_test
 
 import (
 	"context"
-	"github.com/gatehouse/gatehouse/internal/sealtest"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/sealtest"
 	"github.com/gatehouse/gatehouse/policy"
 	"github.com/gatehouse/gatehouse/policy/jwks"
 )

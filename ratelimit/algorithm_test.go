@@ -2,11 +2,11 @@ package ratelimit
 
 import (
 	"context"
-	"github.com/gatehouse/gatehouse/ratelimit/state"
 	"testing"
 	"time"
 
 	"github.com/gatehouse/gatehouse/policy"
+	"github.com/gatehouse/gatehouse/ratelimit/state"
 )
 
 func TestPeriodBounds(t *testing.T) {

@@ -3,8 +3,6 @@ package ratelimit
 import (
 	"context"
 	"fmt"
-	"github.com/gatehouse/gatehouse/ratelimit/internal/redistest"
-	"github.com/gatehouse/gatehouse/ratelimit/memstore"
 	"runtime"
 	"strconv"
 	"sync/atomic"
@@ -12,6 +10,8 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/policy"
+	"github.com/gatehouse/gatehouse/ratelimit/internal/redistest"
+	"github.com/gatehouse/gatehouse/ratelimit/memstore"
 )
 
 func benchEngine(b *testing.B, limits []LimitConfig, endpoint []LimitConfig) *Engine {

@@ -1,7 +1,6 @@
 package ratelimit
 
 import (
-	"github.com/gatehouse/gatehouse/ratelimit/memstore"
 	"os"
 	"path/filepath"
 	"strings"
@@ -9,6 +8,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/gatehouse/gatehouse/ratelimit/memstore"
 )
 
 func TestCompileErrors(t *testing.T) {

@@ -1,10 +1,11 @@
 package ratelimit
 
 import (
-	"github.com/gatehouse/gatehouse/ratelimit/memstore"
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/gatehouse/gatehouse/ratelimit/memstore"
 )
 
 // TestRLSPatternOverConfigMapMount: a pattern over a directory mounted from a Kubernetes

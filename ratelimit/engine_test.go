@@ -3,7 +3,6 @@ package ratelimit
 import (
 	"context"
 	"errors"
-	"github.com/gatehouse/gatehouse/ratelimit/memstore"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/policy"
+	"github.com/gatehouse/gatehouse/ratelimit/memstore"
 )
 
 var t0 = time.Date(2025, 3, 14, 10, 0, 0, 0, time.UTC)

@@ -2,12 +2,14 @@ package ratelimit
 
 import (
 	"context"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/gatehouse/gatehouse/ratelimit/internal/testclock"
 	"github.com/gatehouse/gatehouse/ratelimit/memstore"
 	"github.com/gatehouse/gatehouse/ratelimit/redisstore"
-	"github.com/prometheus/client_golang/prometheus"
-	"testing"
-	"time"
 )
 
 // fakeClock is a settable clock for tests.

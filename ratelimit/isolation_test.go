@@ -3,11 +3,12 @@ package ratelimit
 import (
 	"context"
 	"fmt"
-	"github.com/gatehouse/gatehouse/ratelimit/internal/redistest"
-	"github.com/gatehouse/gatehouse/ratelimit/state"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gatehouse/gatehouse/ratelimit/internal/redistest"
+	"github.com/gatehouse/gatehouse/ratelimit/state"
 )
 
 // collide returns b with a's digests: the two keys now look alike to any index built on

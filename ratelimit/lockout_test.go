@@ -3,9 +3,10 @@ package ratelimit
 import (
 	"context"
 	"fmt"
-	"github.com/gatehouse/gatehouse/ratelimit/internal/redistest"
 	"testing"
 	"time"
+
+	"github.com/gatehouse/gatehouse/ratelimit/internal/redistest"
 )
 
 // TestLockoutSlidingWindow: max_failures failures within any span shorter than window

@@ -2,11 +2,12 @@ package ratelimit
 
 import (
 	"fmt"
-	"github.com/gatehouse/gatehouse/ratelimit/memstore"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/gatehouse/gatehouse/ratelimit/memstore"
 )
 
 // TestDomainFileLimits: a rate-limit service file that is an alias bomb, refers to its

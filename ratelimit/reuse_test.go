@@ -2,10 +2,11 @@ package ratelimit
 
 import (
 	"context"
-	"github.com/gatehouse/gatehouse/ratelimit/memstore"
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/gatehouse/gatehouse/ratelimit/memstore"
 )
 
 // TestEvictionInBatchDoesNotLendAnIdentity: within one batch, room made for a new key

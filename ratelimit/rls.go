@@ -5,8 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/gatehouse/gatehouse/policy"
-	"github.com/gatehouse/gatehouse/ratelimit/state"
 	"io/fs"
 	"math"
 	"path/filepath"
@@ -18,6 +16,8 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/gatehouse/gatehouse/internal/strictyaml"
+	"github.com/gatehouse/gatehouse/policy"
+	"github.com/gatehouse/gatehouse/ratelimit/state"
 )
 
 // Unit is a rate-limit unit of the rate-limit service. Its values are those of

@@ -1,12 +1,12 @@
 package ratelimit
 
 import (
-	"github.com/gatehouse/gatehouse/ratelimit/state"
 	"strconv"
 	"sync/atomic"
 	"time"
 
 	"github.com/gatehouse/gatehouse/policy"
+	"github.com/gatehouse/gatehouse/ratelimit/state"
 )
 
 // algorithm is how a compiled rule counts.

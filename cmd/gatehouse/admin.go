@@ -8,9 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"os"
 	"strings"
 
+	"github.com/gatehouse/gatehouse/internal/capped"
 	"github.com/gatehouse/gatehouse/policy"
 	"github.com/gatehouse/gatehouse/policy/device"
 	"github.com/gatehouse/gatehouse/ratelimit"
@@ -24,7 +24,9 @@ import (
 type adminHandler struct {
 	mux    *http.ServeMux
 	routes []adminRoute
-	token  *[sha256.Size]byte // nil: no token configured, writes disabled
+	// tokenFile holds the token; it is read again for every write, so that a rotated
+	// Secret takes effect at once. "": no token configured, writes disabled.
+	tokenFile string
 }
 
 // adminRoute is one registered route, kept so that tests can walk every write.
@@ -44,28 +46,42 @@ func (a *adminHandler) handle(method, path string, h http.Handler) {
 	a.mux.Handle(method+" "+path, h)
 }
 
-// readToken loads the admin token from file; only its digest is kept.
+// readToken checks the admin token file at start (a missing or short one stops the
+// server, as a typo should); only the file's name is kept.
 func (a *adminHandler) readToken(file string) error {
-	b, err := os.ReadFile(file)
-	if err != nil {
+	if _, err := tokenDigest(file); err != nil {
 		return fmt.Errorf("--admin-token-file: %w", err)
+	}
+	a.tokenFile = file
+	return nil
+}
+
+// tokenDigest reads the token file and returns the token's digest.
+func tokenDigest(file string) (*[sha256.Size]byte, error) {
+	b, err := capped.ReadFile(file, 4<<10)
+	if err != nil {
+		return nil, err
 	}
 	tok := strings.TrimSpace(string(b))
 	if len(tok) < 16 {
-		return errors.New("--admin-token-file: the token must be at least 16 characters")
+		return nil, errors.New("the token must be at least 16 characters")
 	}
 	sum := sha256.Sum256([]byte(tok))
-	a.token = &sum
-	return nil
+	return &sum, nil
 }
 
 func (a *adminHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !readMethod(r.Method) {
-		if a.token == nil {
+		if a.tokenFile == "" {
 			writeJSON(w, http.StatusForbidden, map[string]string{"error": "admin writes are disabled: no admin token is configured (--admin-token-file)"})
 			return
 		}
-		if !a.authorized(r) {
+		want, err := tokenDigest(a.tokenFile)
+		if err != nil {
+			writeJSON(w, http.StatusForbidden, map[string]string{"error": "admin writes are disabled: the admin token file cannot be used"})
+			return
+		}
+		if !authorized(r, want) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="gatehouse-admin"`)
 			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "a valid admin bearer token is required"})
 			return
@@ -78,7 +94,7 @@ func (a *adminHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // authorized checks that the request carries exactly one Authorization header holding
 // the token as a bearer token. The digests are compared in constant time, so neither
 // the token nor its length leaks through timing.
-func (a *adminHandler) authorized(r *http.Request) bool {
+func authorized(r *http.Request, want *[sha256.Size]byte) bool {
 	h := r.Header.Values("Authorization")
 	if len(h) != 1 {
 		return false
@@ -88,7 +104,7 @@ func (a *adminHandler) authorized(r *http.Request) bool {
 		return false
 	}
 	sum := sha256.Sum256([]byte(got))
-	return subtle.ConstantTimeCompare(sum[:], a.token[:]) == 1
+	return subtle.ConstantTimeCompare(sum[:], want[:]) == 1
 }
 
 // admin serves the operator's write operations: resetting a license's device bindings

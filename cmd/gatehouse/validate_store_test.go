@@ -1,6 +1,7 @@
 package main
 
 import (
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -8,8 +9,8 @@ import (
 )
 
 // TestValidateAgreesWithServeOnStoreFiles: a Redis store whose CA file holds no
-// certificate makes serve refuse to start; validate (plain and --offline) refuses it too,
-// naming the key, instead of saying OK.
+// certificate is a configuration serve does not load (it stays live, not ready, and logs
+// why); validate (plain and --offline) refuses it too, naming the key, instead of saying OK.
 func TestValidateAgreesWithServeOnStoreFiles(t *testing.T) {
 	dir := t.TempDir()
 	ca := filepath.Join(dir, "redis-ca.pem")
@@ -22,9 +23,15 @@ func TestValidateAgreesWithServeOnStoreFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	const want = "store.redis.tls.ca_file: no certificate found"
-	code, _, stderr := runCLI("serve", "--config", cfg, "--grpc-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0")
-	if code == 0 || !strings.Contains(stderr, "no certificate found") {
-		t.Fatalf("serve: exit %d, stderr:\n%s", code, stderr)
+	srv := startAdmin(t, false, "--config", cfg)
+	waitUntil(t, "serve to reject the configuration", func() bool {
+		return strings.Contains(srv.out.String(), "no certificate found")
+	})
+	if got := srv.get(t, "/readyz"); got != http.StatusServiceUnavailable {
+		t.Fatalf("serve on the rejected configuration: /readyz %d, want 503", got)
+	}
+	if got := srv.get(t, "/healthz"); got != http.StatusOK {
+		t.Fatalf("serve on the rejected configuration: /healthz %d, want 200", got)
 	}
 	for _, args := range [][]string{{"validate", "--config", cfg}, {"validate", "--offline", "--config", cfg}} {
 		code, stdout, stderr := runCLI(args...)

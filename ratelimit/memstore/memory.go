@@ -2,7 +2,6 @@ package memstore
 
 import (
 	"context"
-	"github.com/gatehouse/gatehouse/ratelimit/state"
 	"log/slog"
 	"math"
 	"strings"
@@ -11,6 +10,8 @@ import (
 	"time"
 
 	"github.com/cespare/xxhash/v2"
+
+	"github.com/gatehouse/gatehouse/ratelimit/state"
 )
 
 const (

@@ -5,12 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/gatehouse/gatehouse/ratelimit/state"
 	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
 	"slices"
+
+	"github.com/gatehouse/gatehouse/ratelimit/state"
 )
 
 // memFile is the persisted state of a memory store: counters by key digest (digests are

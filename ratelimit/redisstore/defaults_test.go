@@ -1,11 +1,12 @@
 package redisstore
 
 import (
-	"github.com/gatehouse/gatehouse/ratelimit/internal/redistest"
-	"github.com/gatehouse/gatehouse/ratelimit/state"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gatehouse/gatehouse/ratelimit/internal/redistest"
+	"github.com/gatehouse/gatehouse/ratelimit/state"
 )
 
 // TestRedisDefaults pins what a Redis store runs with when the file says nothing but

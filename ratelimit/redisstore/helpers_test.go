@@ -6,11 +6,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/gatehouse/gatehouse/ratelimit"
 	"github.com/gatehouse/gatehouse/ratelimit/internal/testclock"
 	"github.com/gatehouse/gatehouse/ratelimit/memstore"
 	"github.com/gatehouse/gatehouse/ratelimit/redisstore"
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 var t0 = time.Date(2025, 3, 14, 10, 0, 0, 0, time.UTC)

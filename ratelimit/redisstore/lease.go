@@ -2,7 +2,6 @@ package redisstore
 
 import (
 	"context"
-	"github.com/gatehouse/gatehouse/ratelimit/state"
 	"math/bits"
 	"strconv"
 	"sync"
@@ -11,6 +10,8 @@ import (
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/redis/rueidis"
+
+	"github.com/gatehouse/gatehouse/ratelimit/state"
 )
 
 const (

@@ -2,9 +2,6 @@ package redisstore_test
 
 import (
 	"context"
-	"github.com/gatehouse/gatehouse/ratelimit"
-	"github.com/gatehouse/gatehouse/ratelimit/internal/redistest"
-	"github.com/gatehouse/gatehouse/ratelimit/redisstore"
 	"strconv"
 	"strings"
 	"syscall"
@@ -12,6 +9,9 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/policy"
+	"github.com/gatehouse/gatehouse/ratelimit"
+	"github.com/gatehouse/gatehouse/ratelimit/internal/redistest"
+	"github.com/gatehouse/gatehouse/ratelimit/redisstore"
 )
 
 // redisCount returns the value of key in r (-1: absent).

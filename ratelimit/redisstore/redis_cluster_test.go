@@ -3,13 +3,13 @@ package redisstore_test
 import (
 	"context"
 	"errors"
-	"github.com/gatehouse/gatehouse/ratelimit"
-	"github.com/gatehouse/gatehouse/ratelimit/internal/redistest"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/gatehouse/gatehouse/policy"
+	"github.com/gatehouse/gatehouse/ratelimit"
+	"github.com/gatehouse/gatehouse/ratelimit/internal/redistest"
 )
 
 // TestRedisTryAgainKeepsBreakerClosed: TRYAGAIN is Redis Cluster's answer to a script

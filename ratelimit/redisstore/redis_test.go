@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/gatehouse/gatehouse/ratelimit"
-	"github.com/gatehouse/gatehouse/ratelimit/internal/redistest"
 	"math/rand/v2"
 	"runtime"
 	"strings"
@@ -15,6 +13,8 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/policy"
+	"github.com/gatehouse/gatehouse/ratelimit"
+	"github.com/gatehouse/gatehouse/ratelimit/internal/redistest"
 )
 
 // TestRedisReplicas: three engines (three replicas, each with its own Redis client)

@@ -2,8 +2,6 @@ package redisstore_test
 
 import (
 	"context"
-	"github.com/gatehouse/gatehouse/ratelimit"
-	"github.com/gatehouse/gatehouse/ratelimit/internal/redistest"
 	"io"
 	"net"
 	"strconv"
@@ -12,6 +10,8 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/policy"
+	"github.com/gatehouse/gatehouse/ratelimit"
+	"github.com/gatehouse/gatehouse/ratelimit/internal/redistest"
 )
 
 // slowProxy forwards TCP to Redis, but holds each new connection for setup before the

@@ -2,8 +2,6 @@ package redisstore
 
 import (
 	"context"
-	"github.com/gatehouse/gatehouse/ratelimit/internal/redistest"
-	"github.com/gatehouse/gatehouse/ratelimit/state"
 	"strconv"
 	"testing"
 
@@ -11,6 +9,9 @@ import (
 	otelcodes "go.opentelemetry.io/otel/codes"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
+	"github.com/gatehouse/gatehouse/ratelimit/internal/redistest"
+	"github.com/gatehouse/gatehouse/ratelimit/state"
 )
 
 // TestStoreSpanAttributes: each Redis round trip under a recording span is a client span

@@ -4,12 +4,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gatehouse/gatehouse/policy"
-	"github.com/gatehouse/gatehouse/ratelimit/rls"
-
 	common "github.com/envoyproxy/go-control-plane/envoy/extensions/common/ratelimit/v3"
 
+	"github.com/gatehouse/gatehouse/policy"
 	"github.com/gatehouse/gatehouse/ratelimit"
+	"github.com/gatehouse/gatehouse/ratelimit/rls"
 )
 
 // TestToldLimitHeaders: the rate-limit service's X-RateLimit-* headers speak of the limit
