@@ -36,16 +36,16 @@ const (
 	// gcraLeaseShare: a reservation takes at most 1/gcraLeaseShare of the burst, so that
 	// other replicas keep most of a device's burst.
 	gcraLeaseShare = 4
-	// gcraStreak: requests on one bucket less than this apart make a streak, and the
-	// lease grows with the streak (a device's burst of calls as an app opens).
+	// gcraStreak: requests on one bucket less than this apart make a streak, which
+	// leases units (a device's burst of calls as an app opens).
 	gcraStreak = time.Second
 )
 
 // gcraLeases lets a replica admit requests of a busy token bucket (a device's inline
 // throttle) without a round trip, from units it took from the bucket in Redis
-// beforehand. A request that goes to Redis asks, in the same script, for as many more
-// units as the replica's streak of requests on the bucket (at most gcraLeaseMax and a
-// quarter of the burst). Taking units moves the bucket's TAT in Redis as admitting them
+// beforehand. A request that goes to Redis less than gcraStreak after the one before
+// (a device in a session) asks, in the same script, for gcraLeaseMax more units (at most
+// a quarter of the burst, less its own). Taking units moves the bucket's TAT in Redis as admitting them
 // would: the units the replica holds occupy the last slots of the emission schedule
 // before that TAT (one interval each), and a held unit is used only before its slot
 // ends; units whose slot has ended are dropped (the bucket has refilled them in Redis).
@@ -131,7 +131,9 @@ func (g *gcraLeases) take(id uint64, op *state.Op, ns int64) (value, end, extra 
 	if e.pending {
 		return 0, 0, 0, false
 	}
-	extra = max(min(e.streak, gcraLeaseMax, op.Limit/gcraLeaseShare-op.Cost), 0)
+	if e.streak > 0 { // a second request within gcraStreak: the device is in a session
+		extra = max(min(gcraLeaseMax, op.Limit/gcraLeaseShare-op.Cost), 0)
+	}
 	e.pending = extra > 0
 	return 0, 0, extra, false
 }
