@@ -75,8 +75,9 @@ type RLSResponse struct {
 	OverLimit  bool
 	Statuses   []RLSStatus
 	AddHeaders bool // the configuration asks for X-RateLimit-* headers
-	// RateLimit is the limit the client is told about (see tells), for the headers: Name
-	// empty when no limit applied; Code set when the response is OVER_LIMIT.
+	// RateLimit is the limit the client is told about (see tells), for the headers (set
+	// only when AddHeaders): Name empty when no limit applied; Code set when the response
+	// is OVER_LIMIT.
 	RateLimit policy.LimitResult
 }
 
@@ -677,7 +678,7 @@ func (e *Engine) ShouldRateLimit(ctx context.Context, now time.Time, req RLSRequ
 	for j, i := range idx {
 		l := lims[i]
 		st := l.rule.status(&b.ops[j], b.outs[j], now)
-		if !l.shadow {
+		if rr.addHeaders && !l.shadow { // only the headers tell it
 			d := !b.outs[j].Allowed
 			if d {
 				st = rlsDenial(st)
