@@ -14,8 +14,9 @@ import (
 )
 
 // gcraLeaseScript takes a request's units, and up to ARGV[5] more for the replica's lease,
-// from the token bucket KEYS[1]: ARGV now (µs), burst, cost, interval (µs), extra. It never
-// refuses a request that fits for want of the extra units: it takes what the bucket has.
+// from the token bucket KEYS[1]: ARGV now (µs), burst, cost, interval (µs), extra, and at
+// most a quarter of what the bucket has left after the request's own (near empty, few
+// units sit unused in leases). It never refuses a request that fits for want of extra units.
 // Reply: admitted, the TAT after the call (µs; unchanged when refused), units taken.
 var gcraLeaseScript = newLuaScript(gcraLeaseScriptText)
 
