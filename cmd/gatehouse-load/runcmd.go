@@ -27,31 +27,31 @@ func (l *listFlag) String() string     { return strings.Join(*l, ", ") }
 func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
 
 type runConfig struct {
-	gatehouse      string
-	configPath     string
-	mode           string
-	concurrency    []int
-	duration       time.Duration
-	warmup         time.Duration
-	rounds         int
-	conns          int
-	redis          bool
-	noLease        bool
-	genConfig      bool
-	redisServer    string
-	env            []string
-	variantEnv     []string
-	variantBin     string // a second Gatehouse binary measured in the same rounds (before/after a change)
-	otlpSink       bool
-	keepLogs       bool
-	attest         bool   // authz: per-device attestation tokens from "GATEHOUSE demo-token --count N"
-	deviceThrottle bool   // authz: the generated mobile config, a GCRA throttle per device and a monthly app quota
-	session        int    // requests in a row per device and worker (--session)
-	targetCmd      string // hidden: command template replacing Gatehouse ({self} {grpc} {admin} {config}; tests, make load-reference)
-	shape          reqShape
-	headerFlags    []string
-	extFlags       []string
-	concurrencyS   string
+	gatehouse    string
+	configPath   string
+	mode         string
+	concurrency  []int
+	duration     time.Duration
+	warmup       time.Duration
+	rounds       int
+	conns        int
+	redis        bool
+	noLease      bool
+	genConfig    bool
+	redisServer  string
+	env          []string
+	variantEnv   []string
+	variantBin   string // a second Gatehouse binary measured in the same rounds (before/after a change)
+	otlpSink     bool
+	keepLogs     bool
+	attest       bool   // authz: per-device attestation tokens from "GATEHOUSE demo-token --count N"
+	devThrottle  bool   // authz: the generated mobile config, a GCRA throttle per device and a monthly app quota
+	session      int    // requests in a row per device and worker (--session)
+	targetCmd    string // hidden: command template replacing Gatehouse ({self} {grpc} {admin} {config}; tests, make load-reference)
+	shape        reqShape
+	headerFlags  []string
+	extFlags     []string
+	concurrencyS string
 }
 
 // hasVariant reports whether a second Gatehouse is measured beside the first.
@@ -89,7 +89,7 @@ func parseRunFlags(args []string, stderr io.Writer) (*runConfig, error) {
 		"device i's token in x-attestation-token with x-device-id: device-i (--device-header), to GET /v1/secure with\n"+
 		"endpoint=secure (unless --path/--ext say otherwise): the embedded demo config's attested endpoint, so that the\n"+
 		"verdict-cache hit ratio at the end is the attestation cache's")
-	fs.BoolVar(&c.deviceThrottle, "device-throttle", false, "authz: the generated mobile config (deviceThrottleConfig): per device a GCRA throttle of 50/s,\n"+
+	fs.BoolVar(&c.devThrottle, "device-throttle", false, "authz: the generated mobile config (deviceThrottleConfig): per device a GCRA throttle of 50/s,\n"+
 		"burst 100, plus a monthly quota per app, on the attested endpoint; implies --attest. With --redis, on the\n"+
 		"Redis store, else on the memory store")
 	fs.IntVar(&c.session, "session", 1, "requests each worker sends in a row for one device before it picks another at random\n"+
@@ -142,7 +142,7 @@ flags:
 	}
 	pathSet := false
 	fs.Visit(func(f *flag.Flag) { pathSet = pathSet || f.Name == "path" })
-	if c.deviceThrottle {
+	if c.devThrottle {
 		if c.configPath != "" || c.genConfig {
 			return nil, errors.New("--device-throttle generates its config: not with --config or --gen-config")
 		}
@@ -273,7 +273,7 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) (err 
 				return err
 			}
 			text = strings.ReplaceAll(string(b), "{{REDIS_ADDR}}", rds.addr)
-		} else if cfg.deviceThrottle {
+		} else if cfg.devThrottle {
 			text = deviceThrottleConfig(redisStoreYAML(rds.addr, cfg.noLease))
 		} else {
 			text = redisConfig(rds.addr, cfg.noLease)
@@ -292,7 +292,7 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) (err 
 			return err
 		}
 	}
-	if cfg.deviceThrottle && !cfg.redis {
+	if cfg.devThrottle && !cfg.redis {
 		configPath = filepath.Join(logDir, "gatehouse-devices.yaml")
 		if err := os.WriteFile(configPath, []byte(deviceThrottleConfig("store:\n  type: memory\n")), 0o600); err != nil {
 			return err
