@@ -11,7 +11,7 @@ SUDO      := $(shell [ "$$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1 &&
 TEST_FLAGS ?= -race -count=1 -timeout 12m
 CONFIG    ?=
 
-.PHONY: help build run test test-go deps-test bench fuzz mutate lint fmt tidy validate-config chart-test chart-golden chart-docs load load-attest load-telemetry load-rls load-redis load-redis-nolease load-reference conformance image ci
+.PHONY: help build run test test-go deps-test bench fuzz mutate lint fmt tidy validate-config chart-test chart-golden chart-docs load load-attest load-telemetry load-rls load-redis load-redis-nolease load-devices load-reference conformance image ci
 
 help: ## list targets
 	@awk 'BEGIN{FS=":.*## "} /^[a-zA-Z_-]+:.*## /{printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -123,6 +123,9 @@ load-rls: build bin/gatehouse-load ## RLS load run with the memory store: server
 
 load-redis: build bin/gatehouse-load deps-test ## RLS load run with the Redis store (Redis CPU and round trips included)
 	./bin/gatehouse-load run --gatehouse ./$(BIN) --mode rls --redis --concurrency $(REDIS_CONCURRENCY) $(LOAD_FLAGS)
+
+load-devices: build bin/gatehouse-load deps-test ## Check with 100,000 attested devices, each with a GCRA throttle and a monthly app quota, on Redis (CPU vs the no-op, Redis included)
+	./bin/gatehouse-load run --gatehouse ./$(BIN) --mode authz --device-throttle --redis --devices 100000 --concurrency 16,64 $(LOAD_FLAGS)
 
 # The reference server, pinned; built once into $(TOOLS) (it needs the Go module proxy).
 RATELIMIT_REF ?= github.com/envoyproxy/ratelimit/src/service_cmd@v1.4.1-0.20260122083618-3fb702589d36

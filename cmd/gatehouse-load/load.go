@@ -257,8 +257,9 @@ const (
 func (spec *loadSpec) caller(cc *grpc.ClientConn, rng *rand.Rand) func(context.Context) (outcome, error) {
 	if spec.checks != nil {
 		client := authv3.NewAuthorizationClient(cc)
+		pick := spec.picker(rng, len(spec.checks))
 		return func(ctx context.Context) (outcome, error) {
-			resp, err := client.Check(ctx, spec.checks[rng.IntN(len(spec.checks))])
+			resp, err := client.Check(ctx, spec.checks[pick()])
 			if err != nil || resp.GetStatus().GetCode() == int32(codes.OK) {
 				return outcomeOK, err
 			}
@@ -266,8 +267,9 @@ func (spec *loadSpec) caller(cc *grpc.ClientConn, rng *rand.Rand) func(context.C
 		}
 	}
 	client := rlsv3.NewRateLimitServiceClient(cc)
+	pick := spec.picker(rng, len(spec.rls))
 	return func(ctx context.Context) (outcome, error) {
-		resp, err := client.ShouldRateLimit(ctx, spec.rls[rng.IntN(len(spec.rls))])
+		resp, err := client.ShouldRateLimit(ctx, spec.rls[pick()])
 		switch {
 		case err != nil || resp.GetOverallCode() == rlsv3.RateLimitResponse_OK:
 			return outcomeOK, err
@@ -278,8 +280,23 @@ func (spec *loadSpec) caller(cc *grpc.ClientConn, rng *rand.Rand) func(context.C
 	}
 }
 
+// picker returns one worker's choice of request among n: a device chosen uniformly at
+// random, kept for spec.session requests in a row (a session: an app that opens sends a
+// streak of calls).
+func (spec *loadSpec) picker(rng *rand.Rand, n int) func() int {
+	i, left := 0, 0
+	return func() int {
+		if left <= 0 {
+			i, left = rng.IntN(n), max(spec.session, 1)
+		}
+		left--
+		return i
+	}
+}
+
 // loadSpec is one closed-loop measurement.
 type loadSpec struct {
+	session     int // requests in a row for one device (--session)
 	conns       []*grpc.ClientConn
 	concurrency int
 	warmup      time.Duration

@@ -52,6 +52,10 @@
 //	--rounds 2             alternating rounds per concurrency level
 //	--conns 2              gRPC client connections per target (like Envoy workers)
 //	--devices 1000         distinct device ids (device-0 … device-N-1)
+//	--session 1            requests a worker sends in a row for one device (a session)
+//	--device-throttle      authz: the generated mobile config (a GCRA throttle per device, a
+//	                       monthly app quota, attested devices: implies --attest); memory store,
+//	                       or Redis with --redis
 //	--gen-config           run Gatehouse with a generated config (demo app, /v1/hello, RLS domain
 //	                       demo keyed on device with a 1e6/s limit, so RLS runs measure the
 //	                       under-limit path) on the memory store; see redisConfig in redis.go

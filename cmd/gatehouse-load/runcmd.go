@@ -45,6 +45,8 @@ type runConfig struct {
 	otlpSink     bool
 	keepLogs     bool
 	attest       bool   // authz: per-device attestation tokens from "GATEHOUSE demo-token --count N"
+	devThrottle  bool   // authz: the generated mobile config, a GCRA throttle per device and a monthly app quota
+	session      int    // requests in a row per device and worker (--session)
 	targetCmd    string // hidden: command template replacing Gatehouse ({self} {grpc} {admin} {config}; tests, make load-reference)
 	shape        reqShape
 	headerFlags  []string
@@ -87,6 +89,11 @@ func parseRunFlags(args []string, stderr io.Writer) (*runConfig, error) {
 		"device i's token in x-attestation-token with x-device-id: device-i (--device-header), to GET /v1/secure with\n"+
 		"endpoint=secure (unless --path/--ext say otherwise): the embedded demo config's attested endpoint, so that the\n"+
 		"verdict-cache hit ratio at the end is the attestation cache's")
+	fs.BoolVar(&c.devThrottle, "device-throttle", false, "authz: the generated mobile config (deviceThrottleConfig): per device a GCRA throttle of 50/s,\n"+
+		"burst 100, plus a monthly quota per app, on the attested endpoint; implies --attest. With --redis, on the\n"+
+		"Redis store, else on the memory store")
+	fs.IntVar(&c.session, "session", 1, "requests each worker sends in a row for one device before it picks another at random\n"+
+		"(an app that opens sends a streak of calls)")
 	fs.BoolVar(&c.keepLogs, "keep-logs", false, "keep the children's logs (always kept when the run fails)")
 	fs.StringVar(&c.targetCmd, "target-cmd", "", "") // hidden, see usage
 	fs.Usage = func() {
@@ -135,6 +142,12 @@ flags:
 	}
 	pathSet := false
 	fs.Visit(func(f *flag.Flag) { pathSet = pathSet || f.Name == "path" })
+	if c.devThrottle {
+		if c.configPath != "" || c.genConfig {
+			return nil, errors.New("--device-throttle generates its config: not with --config or --gen-config")
+		}
+		c.attest = true
+	}
 	if c.attest {
 		if c.mode != "authz" {
 			return nil, errors.New("--attest is for --mode authz")
@@ -157,6 +170,8 @@ flags:
 		return nil, errors.New("--warmup must be in [0, 1h]")
 	case c.rounds < 1 || c.rounds > 100:
 		return nil, errors.New("--rounds must be 1..100")
+	case c.session < 1 || c.session > 1000:
+		return nil, errors.New("--session must be 1..1000")
 	case c.conns < 1 || c.conns > 64:
 		return nil, errors.New("--conns must be 1..64")
 	case c.shape.devices < 1 || c.shape.devices > 10_000_000:
@@ -258,6 +273,8 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) (err 
 				return err
 			}
 			text = strings.ReplaceAll(string(b), "{{REDIS_ADDR}}", rds.addr)
+		} else if cfg.devThrottle {
+			text = deviceThrottleConfig(redisStoreYAML(rds.addr, cfg.noLease))
 		} else {
 			text = redisConfig(rds.addr, cfg.noLease)
 		}
@@ -272,6 +289,12 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) (err 
 		}
 		configPath = filepath.Join(logDir, "gatehouse-memory.yaml")
 		if err := os.WriteFile(configPath, []byte(memoryConfig()), 0o600); err != nil {
+			return err
+		}
+	}
+	if cfg.devThrottle && !cfg.redis {
+		configPath = filepath.Join(logDir, "gatehouse-devices.yaml")
+		if err := os.WriteFile(configPath, []byte(deviceThrottleConfig("store:\n  type: memory\n")), 0o600); err != nil {
 			return err
 		}
 	}
@@ -480,7 +503,7 @@ func measure(ctx context.Context, t *target, rds *redisInstance, cfg *runConfig,
 		reads0, reads1                         int64
 		readsErr                               error
 	)
-	spec := loadSpec{conns: t.conns, concurrency: conc, warmup: cfg.warmup, duration: cfg.duration}
+	spec := loadSpec{conns: t.conns, concurrency: conc, warmup: cfg.warmup, duration: cfg.duration, session: cfg.session}
 	if cfg.mode == "authz" {
 		spec.checks = checks
 	} else {

@@ -426,6 +426,7 @@ func (s *Store) leaseID(op *state.Op) uint64 {
 func (s *Store) sweepLeases(idle time.Duration) {
 	s.every(idle/2, func() bool {
 		s.returnLeases(s.leases.collect(false))
+		s.gcra.sweep(s.clock().UnixNano())
 		return false
 	})
 }

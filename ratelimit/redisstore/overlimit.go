@@ -91,7 +91,7 @@ func (s *Store) knownOver(ops []state.Op, out []state.Outcome, ns int64) bool {
 		// A mark answers only while its value is still over this op's limit: a reload
 		// (or an RLS override) may have raised the limit since.
 		if m, ok := s.over.Get(s.digest(op)); ok && m.until > ns && m.marks(op) && stillOver(op, m.value, ns) &&
-			(s.leases == nil || !s.leases.covers(s.leaseID(op), op)) {
+			(s.leases == nil || !s.leases.covers(s.leaseID(op), op) && !s.gcra.covers(s.leaseID(op), op, ns)) {
 			out[i] = state.Outcome{Value: m.value}
 			hit = true
 		} else if op.Always {

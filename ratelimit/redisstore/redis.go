@@ -51,6 +51,7 @@ type Store struct {
 	over      *ristretto.Cache[uint64, overMark]
 	expiring  *expirySeen // counter keys whose expiry this replica set
 	leases    *leases     // units leased of busy counters (counters: native); nil: none
+	gcra      *gcraLeases // units leased of busy token buckets (gcralease.go); nil when leases is
 	batch     batcher
 	done      chan struct{}
 	life      context.Context // round trips (flight.go) run under it: ended by Close
@@ -132,6 +133,7 @@ func Open(_ context.Context, cfg state.RedisConfig, clock state.Clock) (*Store, 
 	if s.native && cfg.Lease.MaxUnits >= 0 {
 		idle := cmp.Or(cfg.Lease.Idle, defaultLeaseIdle)
 		s.leases = newLeases(cmp.Or(cfg.Lease.MaxUnits, defaultLeaseUnits), idle, s.timeout)
+		s.gcra = newGCRALeases()
 		s.wg.Add(1)
 		go s.sweepLeases(idle)
 	}
@@ -257,6 +259,11 @@ func (s *Store) Apply(ctx context.Context, now time.Time, ops []state.Op, out []
 	}
 	if s.native && !refund && allCounters(ops) {
 		return s.applyCounters(ctx, ops, out, ns)
+	}
+	if s.gcra != nil && !refund {
+		if g := throttleShape(ops); g >= 0 {
+			return s.applyThrottle(ctx, ops, out, g, ns)
+		}
 	}
 	var givenBuf [4]lent
 	var given []lent

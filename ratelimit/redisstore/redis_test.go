@@ -49,9 +49,11 @@ func TestRedisReplicas(t *testing.T) {
 			t.Fatalf("admitted %d of 300, want exactly 100", n)
 		}
 	})
-	t.Run("gcra: exactly the burst at one instant", func(t *testing.T) {
-		if n := count(engines, "g", func() time.Time { return t0 }, 25); n != 100 {
-			t.Fatalf("admitted %d of 300, want exactly 100", n)
+	t.Run("gcra: never more than the burst at one instant", func(t *testing.T) {
+		// Replicas lease units of a busy bucket (gcralease.go): a replica whose workers
+		// are done may still hold its last lease, at most 16 units, unused.
+		if n := count(engines, "g", func() time.Time { return t0 }, 25); n > 100 || n < 100-3*16 {
+			t.Fatalf("admitted %d of 300, want at most the burst of 100 (and at least %d)", n, 100-3*16)
 		}
 	})
 	t.Run("gcra: never more than burst + rate × elapsed", func(t *testing.T) {
