@@ -50,7 +50,7 @@ func (s *Store) applyCounters(ctx context.Context, ops []state.Op, out []state.O
 	err := s.call(ctx, "INCRBY", func(r redisCall) error {
 		resps, lt := r.send(s.counterCommands(r.c, ops, plans, ns))
 		if lt.gaveUp() {
-			s.giveBackCounters(lt, r.c, plans)
+			s.giveBackCounters(lt, r.c, ops, plans, ns)
 		}
 		s.leases.lock(set)
 		commit, err := s.readCounters(ops, out, plans, resps)
