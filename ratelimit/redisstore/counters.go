@@ -5,10 +5,12 @@ package redisstore
 import (
 	"cmp"
 	"context"
-	"github.com/gatehouse/gatehouse/ratelimit/state"
+	"math"
+	"strings"
 	"sync/atomic"
 	"time"
 
+	"github.com/gatehouse/gatehouse/ratelimit/state"
 	"github.com/redis/rueidis"
 )
 
@@ -50,7 +52,7 @@ func (s *Store) applyCounters(ctx context.Context, ops []state.Op, out []state.O
 	err := s.call(ctx, "INCRBY", func(r redisCall) error {
 		resps, lt := r.send(s.counterCommands(r.c, ops, plans, ns))
 		if lt.gaveUp() {
-			s.giveBackCounters(lt, r.c, plans)
+			s.giveBackCounters(lt, r.c, ops, plans, ns)
 		}
 		s.leases.lock(set)
 		commit, err := s.readCounters(ops, out, plans, resps)
@@ -91,7 +93,17 @@ type planned struct {
 	own    int64  // units leased here and unused that v includes
 	// shift: units that earlier ops of the request on the same key added and that this
 	// op's count must not include (see sameKeyBefore).
-	shift int64
+	shift    int64
+	overflow bool // Redis refused the INCRBY: the count would pass the top of int64
+}
+
+// overflowed reports whether err is Redis refusing an INCRBY past the top of int64: a
+// counter that keeps refused units (Op.Always) can get there. That is a refusal, not a
+// failure of the store, which a fail-open configuration would admit and which would count
+// toward opening the breaker for every counter.
+func overflowed(err error) bool {
+	rerr, ok := rueidis.IsRedisErr(err)
+	return ok && strings.Contains(rerr.Error(), "would overflow")
 }
 
 // planCounters plans every op with the leases, each lease shard of the request locked
@@ -159,6 +171,12 @@ func (s *Store) readCounters(ops []state.Op, out []state.Outcome, plans []planne
 		if op.Cost == 0 && rueidis.IsRedisNil(err) {
 			v, err = 0, nil // nothing counted yet
 		}
+		if err != nil && overflowed(err) { // Redis added nothing; the count is past any limit
+			p.n, p.overflow = 0, true
+			out[i] = state.Outcome{Value: math.MaxInt64}
+			commit = commit && (op.Shadow || op.Always)
+			continue
+		}
 		if err != nil {
 			firstErr = cmp.Or(firstErr, err)
 			out[i] = state.Outcome{Unknown: true}
@@ -217,7 +235,7 @@ func (s *Store) settleCounters(c rueidis.Client, ops []state.Op, out []state.Out
 				s.leases.unplan(p.id, op, p.leaseUse, true, o)
 			}
 			continue
-		case o.Unknown:
+		case o.Unknown || p.overflow:
 			if p.on {
 				s.leases.unplan(p.id, op, p.leaseUse, false, o)
 			}

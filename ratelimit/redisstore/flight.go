@@ -4,6 +4,7 @@ import (
 	"context"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/gatehouse/gatehouse/ratelimit/state"
 	"github.com/redis/rueidis"
@@ -105,29 +106,42 @@ func (l late) then(c rueidis.Client, fn func(c rueidis.Client, resps []rueidis.R
 type giveBack struct {
 	key   string
 	units int64
+	// ttl: the counter's time to live when the call gave up, at (0: it never expires)
+	ttl int64
+	at  time.Time
 }
 
 // giveBackLate takes back units that calls which gave up waiting added once Redis ran
 // their commands: the return script, which keeps the key's expiry, never goes below zero
-// and leaves a key that expired meanwhile missing. Units it cannot give back stay
-// counted until their window ends: more refusals, never more admissions.
+// and leaves a key that expired meanwhile missing. The late command itself may have made
+// the key anew after it expired, without an expiry (a PEXPIRE rides only with a replica's
+// first count of a window): the key's expiry is set again to its window's end, as the
+// settling of a call does, or the key would stay for ever. Units it cannot give back
+// stay counted until their window ends: more refusals, never more admissions.
 func (s *Store) giveBackLate(c rueidis.Client, back []giveBack) {
 	if len(back) == 0 {
 		return
 	}
-	cmds := make(rueidis.Commands, 0, len(back))
-	for _, b := range back {
+	now := s.clock()
+	cmds := make(rueidis.Commands, 0, 2*len(back))
+	at := make([]int, len(back)) // index of each give-back's EVAL
+	for i, b := range back {
+		at[i] = len(cmds)
 		// EVAL, not EVALSHA: Redis may have restarted meanwhile.
 		cmds = append(cmds, c.B().Eval().Script(returnScript.text).Numkeys(1).Key(b.key).Arg(strconv.FormatInt(b.units, 10)).Build())
+		if b.ttl > 0 { // on a missing key, a no-op
+			cmds = append(cmds, c.B().Pexpire().Key(b.key).Milliseconds(max(b.ttl-now.Sub(b.at).Milliseconds(), 1)).Build())
+		}
 	}
 	m := s.metrics.Load()
-	for i, reply := range c.DoMulti(s.life, cmds...) {
-		if reply.Error() != nil {
+	resps := c.DoMulti(s.life, cmds...)
+	for i, b := range back {
+		if resps[at[i]].Error() != nil {
 			m.StoreFailure("redis")
-			m.LateUnits(back[i].units, false)
+			m.LateUnits(b.units, false)
 			continue
 		}
-		m.LateUnits(back[i].units, true)
+		m.LateUnits(b.units, true)
 	}
 }
 
@@ -142,11 +156,16 @@ type pendingBack struct {
 // giveBackCounters has the units of the INCRBYs of plans given back once Redis runs them:
 // the call reported no outcome, so none of them was admitted (the leases took back what
 // they lent: settleCounters).
-func (s *Store) giveBackCounters(lt late, c rueidis.Client, plans []planned) {
+func (s *Store) giveBackCounters(lt late, c rueidis.Client, ops []state.Op, plans []planned, ns int64) {
 	var items []pendingBack
+	at := s.clock()
 	for i := range plans {
 		if p := &plans[i]; p.incr >= 0 && p.n > 0 {
-			items = append(items, pendingBack{giveBack: giveBack{key: p.key, units: p.n}, reply: p.incr})
+			b := giveBack{key: p.key, units: p.n, at: at}
+			if ops[i].Expire > 0 {
+				b.ttl = ttlMillis(ops[i].Expire, ns)
+			}
+			items = append(items, pendingBack{giveBack: b, reply: p.incr})
 		}
 	}
 	if len(items) == 0 {

@@ -1,6 +1,7 @@
 package state
 
 import (
+	"math"
 	"time"
 )
 
@@ -55,10 +56,14 @@ type Outcome struct {
 }
 
 // CounterStep is the fixed-window / calendar / credits algorithm: cur is the stored count
-// (0 when absent).
+// (0 when absent). A sum past the top of int64 stays at the top, refused: a counter that
+// keeps refused units (Op.Always) must never wrap to a count that admits.
 func CounterStep(cur, cost, limit int64) (next int64, ok bool) {
 	next = cur + cost
-	return next, next <= limit && next >= cur
+	if cost > 0 && next < cur {
+		return math.MaxInt64, false
+	}
+	return next, next <= limit
 }
 
 // GCRAStep is the GCRA: tat is the stored theoretical arrival time (≤ 0 when absent), now
