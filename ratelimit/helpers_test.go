@@ -5,8 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
+	"github.com/gatehouse/gatehouse/ratelimit/internal/metrictest"
 	"github.com/gatehouse/gatehouse/ratelimit/internal/testclock"
 	"github.com/gatehouse/gatehouse/ratelimit/memstore"
 	"github.com/gatehouse/gatehouse/ratelimit/redisstore"
@@ -68,32 +67,5 @@ func openTestRedis(t testing.TB, cfg RedisConfig, clock Clock) *redisstore.Store
 // labels (name, value pairs); 0 when there is none.
 func metricValue(t testing.TB, m *Metrics, name string, labels ...string) float64 {
 	t.Helper()
-	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(m)
-	fams, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range fams {
-		if f.GetName() != name {
-			continue
-		}
-	next:
-		for _, mt := range f.GetMetric() {
-			for i := 0; i+1 < len(labels); i += 2 {
-				found := false
-				for _, lp := range mt.GetLabel() {
-					found = found || lp.GetName() == labels[i] && lp.GetValue() == labels[i+1]
-				}
-				if !found {
-					continue next
-				}
-			}
-			if c := mt.GetCounter(); c != nil {
-				return c.GetValue()
-			}
-			return mt.GetGauge().GetValue()
-		}
-	}
-	return 0
+	return metrictest.Value(t, m, name, labels...)
 }
