@@ -149,10 +149,13 @@ func TestRecordsAcrossReplicas(t *testing.T) {
 }
 
 // TestRecordsUnavailable: with Redis gone, every method fails with an error wrapping
-// ErrUnavailable, within the store's timeout, and says nothing of the record's key.
+// ErrUnavailable, within the store's timeout, and says nothing of the record's key; each
+// failure is counted in the store metrics as every store call's is.
 func TestRecordsUnavailable(t *testing.T) {
 	r := redistest.Start(t)
 	s := openTestRedis(t, ratelimit.RedisConfig{Addrs: []string{r.Addr()}, Timeout: 200 * time.Millisecond}, nil)
+	m := ratelimit.NewMetrics()
+	s.Instrument(m)
 	r.Stop()
 	ctx := context.Background()
 	const key = "idem:secret-looking-key"
@@ -167,5 +170,8 @@ func TestRecordsUnavailable(t *testing.T) {
 		if err != nil && strings.Contains(err.Error(), "secret") {
 			t.Errorf("call %d: error %q names the key", i, err)
 		}
+	}
+	if n := metricValue(t, m, "gatehouse_store_errors_total", "backend", "redis"); n != 4 {
+		t.Errorf("gatehouse_store_errors_total{backend=redis} = %v, want 4", n)
 	}
 }
