@@ -33,21 +33,22 @@ type Store struct {
 	mask       uint64
 	maxPer     int
 	maxEntries int
-	maxRecords int
-	nrec       atomic.Int64 // records held, expired ones not yet swept included
-	// recFullUntil (unix ns): the last sweep for room found the records full; until then
-	// no new sweep is made for a new record.
+	clock      state.Clock
+	metrics    atomic.Pointer[state.Metrics]
+	log        *slog.Logger
+	shedLog    shedLog
+	file       string
+	flushEvery time.Duration
+	done       chan struct{}
+	wg         sync.WaitGroup
+	closeOnce  sync.Once
+	fileMu     sync.Mutex // one writer of file at a time
+
+	// Records (records.go): their bound, how many are held (expired ones not yet swept
+	// included), and until when (unix ns) a store found full is not swept again for room.
+	maxRecords   int
+	nrec         atomic.Int64
 	recFullUntil atomic.Int64
-	clock        state.Clock
-	metrics      atomic.Pointer[state.Metrics]
-	log          *slog.Logger
-	shedLog      shedLog
-	file         string
-	flushEvery   time.Duration
-	done         chan struct{}
-	wg           sync.WaitGroup
-	closeOnce    sync.Once
-	fileMu       sync.Mutex // one writer of file at a time
 }
 
 var (
