@@ -26,7 +26,9 @@ var ErrRecordsFull = fmt.Errorf("%w: memory store holds its maximum of records",
 
 var _ state.Records = (*Store)(nil)
 
-// rec is one record: its value and its expiry (unix ns; expired from exp on).
+// rec is one record: its value and its expiry (unix ns; expired from exp on). A stored
+// value is never written to: a change stores a new one, so that values are copied out
+// of the store after its lock is released.
 type rec struct {
 	val []byte
 	exp int64
@@ -40,22 +42,30 @@ func recHash(key string) uint64 { return state.Mix(xxhash.Sum64String(key) ^ 0x7
 func (s *Store) recShard(key string) *memShard { return s.shard(recHash(key)) }
 
 // Create implements [state.Records].
-func (s *Store) Create(ctx context.Context, now time.Time, key string, val []byte, ttl time.Duration) ([]byte, bool, error) {
+func (s *Store) Create(_ context.Context, now time.Time, key string, val []byte, ttl time.Duration) ([]byte, bool, error) {
 	if err := state.CheckRecord(key, val, ttl); err != nil {
 		return nil, false, err
 	}
 	ns := now.UnixNano()
 	s.roomForRecord(ns)
+	v := ownCopy(val)
 	sh := s.recShard(key)
 	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	if r, ok := sh.recs[key]; ok && r.live(ns) {
+	r, ok := sh.recs[key]
+	if ok && r.live(ns) {
+		sh.mu.Unlock()
 		return bytes.Clone(r.val), false, nil
 	}
-	if err := s.putRecord(sh, key, val, ns+int64(ttl)); err != nil {
-		return nil, false, err
-	}
-	return nil, true, nil
+	err := s.putRecord(sh, key, v, ns+int64(ttl))
+	sh.mu.Unlock()
+	return nil, err == nil, err
+}
+
+// ownCopy copies a value to store: never nil, since an empty value is a record too.
+func ownCopy(val []byte) []byte {
+	v := make([]byte, len(val))
+	copy(v, val)
+	return v
 }
 
 // Get implements [state.Records].
@@ -65,8 +75,8 @@ func (s *Store) Get(_ context.Context, now time.Time, key string) ([]byte, bool,
 	}
 	sh := s.recShard(key)
 	sh.mu.Lock()
-	defer sh.mu.Unlock()
 	r, ok := sh.recs[key]
+	sh.mu.Unlock()
 	if !ok || !r.live(now.UnixNano()) {
 		return nil, false, nil
 	}
@@ -81,6 +91,7 @@ func (s *Store) Swap(_ context.Context, now time.Time, key string, old, val []by
 	ns := now.UnixNano()
 	if val != nil {
 		s.roomForRecord(ns)
+		val = ownCopy(val)
 	}
 	sh := s.recShard(key)
 	sh.mu.Lock()
@@ -109,23 +120,20 @@ func (s *Store) Take(_ context.Context, now time.Time, key string) ([]byte, bool
 	}
 	sh := s.recShard(key)
 	sh.mu.Lock()
-	defer sh.mu.Unlock()
 	r, ok := sh.recs[key]
-	if !ok {
-		return nil, false, nil
+	if ok {
+		s.delRecord(sh, key)
 	}
-	s.delRecord(sh, key)
-	if !r.live(now.UnixNano()) {
+	sh.mu.Unlock()
+	if !ok || !r.live(now.UnixNano()) {
 		return nil, false, nil
 	}
 	return bytes.Clone(r.val), true, nil // a flush may still be reading r.val
 }
 
-// putRecord stores a copy of val under key until exp; the shard is locked. A new key
-// takes one of the store's record slots, or is refused with ErrRecordsFull.
-func (s *Store) putRecord(sh *memShard, key string, val []byte, exp int64) error {
-	v := make([]byte, len(val)) // never nil: an empty value is a record too
-	copy(v, val)
+// putRecord stores v (the store's own copy) under key until exp; the shard is locked.
+// A new key takes one of the store's record slots, or is refused with ErrRecordsFull.
+func (s *Store) putRecord(sh *memShard, key string, v []byte, exp int64) error {
 	if _, ok := sh.recs[key]; ok {
 		sh.recs[key] = rec{val: v, exp: exp}
 		return nil
