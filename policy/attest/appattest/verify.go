@@ -76,6 +76,8 @@ const (
 	StepAAGUID     Step = "aaguid"              // the configured environment's aaguid
 	StepCredential Step = "credential id"       // credential id = the key id, COSE key = the leaf's key
 	StepSignature  Step = "assertion signature" // ECDSA P-256 over SHA-256(authenticatorData ‖ clientDataHash)
+	StepChallenge  Step = "challenge"           // enrolment: issued, unexpired, not used before
+	StepEnrolled   Step = "enrolled key"        // enrolment: not enrolled before; assertion: enrolled
 )
 
 // AttestationSteps lists the checks of [VerifyAttestation] in the order they run.

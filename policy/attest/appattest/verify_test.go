@@ -199,3 +199,5 @@ func TestVerifyAttestation(t *testing.T) {
 		})
 	}
 }
+
+func hexs(b []byte) string { return hex.EncodeToString(b) }
