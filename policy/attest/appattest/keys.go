@@ -48,6 +48,12 @@ func NewKeys(records state.Records, challenges *challenge.Issuer, app string, p 
 	return &Keys{records: records, challenges: challenges, app: app, params: p, ttl: ttl}, nil
 }
 
+// Challenge issues a one-time enrolment challenge for the Keys' app, valid for the
+// challenge issuer's ttl.
+func (k *Keys) Challenge(ctx context.Context, now time.Time) (string, error) {
+	return k.challenges.Issue(ctx, now, k.app)
+}
+
 // Enrol consumes chal (issued by the Keys' challenge issuer for its app), verifies the
 // attestation object obj of keyID with clientDataHash SHA-256(chal) at now, and stores
 // the key with counter 0. The challenge is consumed first, so that each one is tried
@@ -79,40 +85,69 @@ func (k *Keys) Enrol(ctx context.Context, now time.Time, keyID, obj []byte, chal
 // Assert verifies an assertion of the enrolled key keyID over clientDataHash, and moves
 // the key's counter to the assertion's, refreshing its ttl. Of several assertions
 // carrying one counter value, on any replica, at most one is accepted. An unknown (or
-// expired) key is INVALID_ATTESTATION: the app must enrol again.
+// expired) key is INVALID_ATTESTATION: the app must enrol again. A refusal is an
+// [*Error]; any other error means the store could not decide.
 func (k *Keys) Assert(ctx context.Context, now time.Time, keyID, assertion, clientDataHash []byte) (uint32, error) {
 	key := k.recordKey(keyID)
-	cur, found, err := k.records.Get(ctx, now, key)
+	cur, pub, prev, err := k.load(ctx, now, key)
 	if err != nil {
-		return 0, fmt.Errorf("appattest: store: %w", err)
-	}
-	pub, prev, ok := decodeRecord(cur)
-	if !found || !ok {
-		return 0, fail(StepEnrolled, policy.InvalidAttestation, "key not enrolled")
+		return 0, err
 	}
 	n, err := VerifyAssertion(assertion, clientDataHash, pub, k.params.AppID, prev)
 	if err != nil {
 		return 0, err
 	}
+	return n, k.advance(ctx, now, key, cur, pub, n)
+}
+
+// Advance moves the counter of keyID to n, the counter of an assertion whose signature
+// was verified before (a cached verdict), with the checks and guarantees of Assert.
+func (k *Keys) Advance(ctx context.Context, now time.Time, keyID []byte, n uint32) error {
+	key := k.recordKey(keyID)
+	cur, pub, prev, err := k.load(ctx, now, key)
+	if err != nil {
+		return err
+	}
+	if n <= prev {
+		return fail(StepCounter, policy.AttestationFailed, "counter did not increase")
+	}
+	return k.advance(ctx, now, key, cur, pub, n)
+}
+
+// load reads the record under key.
+func (k *Keys) load(ctx context.Context, now time.Time, key string) (cur []byte, pub *ecdsa.PublicKey, counter uint32, err error) {
+	cur, found, err := k.records.Get(ctx, now, key)
+	if err != nil {
+		return nil, nil, 0, fmt.Errorf("appattest: store: %w", err)
+	}
+	pub, counter, ok := decodeRecord(cur)
+	if !found || !ok {
+		return nil, nil, 0, fail(StepEnrolled, policy.InvalidAttestation, "key not enrolled")
+	}
+	return cur, pub, counter, nil
+}
+
+// advance swaps the record cur for one with counter n, re-reading it when another
+// assertion moved it first, until n is no longer above the stored counter.
+func (k *Keys) advance(ctx context.Context, now time.Time, key string, cur []byte, pub *ecdsa.PublicKey, n uint32) error {
+	next := encodeRecord(pub, n)
 	for range swapTries {
-		swapped, err := k.records.Swap(ctx, now, key, cur, encodeRecord(pub, n), k.ttl)
+		swapped, err := k.records.Swap(ctx, now, key, cur, next, k.ttl)
 		if err != nil {
-			return 0, fmt.Errorf("appattest: store: %w", err)
+			return fmt.Errorf("appattest: store: %w", err)
 		}
 		if swapped {
-			return n, nil
+			return nil
 		}
-		if cur, found, err = k.records.Get(ctx, now, key); err != nil {
-			return 0, fmt.Errorf("appattest: store: %w", err)
-		}
-		if _, prev, ok = decodeRecord(cur); !found || !ok {
-			return 0, fail(StepEnrolled, policy.InvalidAttestation, "key not enrolled")
+		var prev uint32
+		if cur, _, prev, err = k.load(ctx, now, key); err != nil {
+			return err
 		}
 		if n <= prev {
-			return 0, fail(StepCounter, policy.AttestationFailed, "counter did not increase")
+			return fail(StepCounter, policy.AttestationFailed, "counter did not increase")
 		}
 	}
-	return 0, fail(StepCounter, policy.AttestationFailed, "counter contended")
+	return fail(StepCounter, policy.AttestationFailed, "counter contended")
 }
 
 // DeviceID is the device id a verified key gives a request: hex of SHA-256 of the
