@@ -95,7 +95,8 @@ func (p *Provider) checkAppAttest(ctx context.Context, now time.Time, in *policy
 	case errors.As(err, &refusal):
 		return Outcome{Code: refusal.Code, Message: "App Attest: " + refusal.Msg, CacheHit: hit}
 	case err != nil:
-		return Outcome{Err: err, CacheHit: hit}
+		// Undecided: the key's device id is a claim only, for the block list.
+		return Outcome{Err: err, CacheHit: hit, Claimed: s.Keys.DeviceID(keyID)}
 	}
 	return Outcome{DeviceID: s.Keys.DeviceID(keyID), CacheHit: hit}
 }

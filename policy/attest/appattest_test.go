@@ -156,3 +156,26 @@ func TestClientDataHash(t *testing.T) {
 		t.Fatalf("ClientDataHash = %x", got)
 	}
 }
+
+// downRecords is a store that cannot be reached after enrolment.
+type downRecords struct{ state.Records }
+
+func (downRecords) Get(context.Context, time.Time, string) ([]byte, bool, error) {
+	return nil, false, state.ErrUnavailable
+}
+
+// TestAppAttestStoreDown: an unreachable store leaves the verdict undecided (the fail
+// mode decides), never accepted, and names the key's device id as a claim only, so that
+// the device block list still applies to it.
+func TestAppAttestStoreDown(t *testing.T) {
+	dev := appattesttest.NewDevice()
+	records := memstore.New(state.MemoryConfig{}, nil)
+	_, keys := appAttestProvider(t, records, dev)
+	down, _ := appattest.NewKeys(downRecords{records}, nil, "shop", appattest.Params{AppID: aaAppID}, 24*time.Hour)
+	p := attest.New(attest.Config{Kind: attest.AppAttest, App: "shop", CacheID: "aa", AppAttest: &attest.AppAttestSettings{Keys: down}})
+	in := aaInput(dev, 1, "GET\n/v1/orders?id=7\n")
+	o := p.Check(context.Background(), aaT0, in, in.Headers["x-app-attest-assertion"], nil)
+	if o.Err == nil || o.Code != "" || o.DeviceID != "" || o.Claimed != keys.DeviceID(dev.KeyID) {
+		t.Fatalf("%+v", o)
+	}
+}
