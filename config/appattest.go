@@ -86,13 +86,17 @@ func (c *compiler) appAttest(path, app string, p *AttestationProvider, pc *attes
 
 // appAttestUnused refuses token settings an app_attest provider has no use for.
 func (c *compiler) appAttestUnused(path string, p *AttestationProvider) {
-	for key, set := range map[string]bool{
-		"algorithms": len(p.Algorithms) > 0, "jwks": p.JWKS != (AttestationJWKS{}), "max_age": p.MaxAge != 0,
-		"claims": p.Claims != (AttestationClaims{}), "allow_emulator": p.AllowEmulator, "allow_compromised": p.AllowCompromised,
-		"allow_debugger": p.AllowDebugger, "min_app_version": p.MinAppVersion != "", "signing_certs": len(p.SigningCerts) > 0,
+	for _, u := range []struct {
+		key string
+		set bool
+	}{
+		{"algorithms", len(p.Algorithms) > 0}, {"jwks", p.JWKS != (AttestationJWKS{})}, {"max_age", p.MaxAge != 0},
+		{"claims", p.Claims != (AttestationClaims{})}, {"allow_emulator", p.AllowEmulator},
+		{"allow_compromised", p.AllowCompromised}, {"allow_debugger", p.AllowDebugger},
+		{"min_app_version", p.MinAppVersion != ""}, {"signing_certs", len(p.SigningCerts) > 0},
 	} {
-		if set {
-			c.add(path+"."+key, "not used by type app_attest")
+		if u.set {
+			c.add(path+"."+u.key, "not used by type app_attest")
 		}
 	}
 }
