@@ -57,7 +57,10 @@ func token(s string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-func newEnv(t testing.TB) *env {
+func newEnv(t testing.TB) *env { return newEnvWith(t, "200ms") }
+
+// newEnvWith is newEnv with the Firebase key source's min_refresh.
+func newEnvWith(t testing.TB, minRefresh string) *env {
 	t.Helper()
 	e := &env{
 		es:       attesttest.NewKey(t, "ES256", "es-1"),
@@ -96,13 +99,30 @@ func newEnv(t testing.TB) *env {
 	e.cache = cache
 	e.keySources = config.NewKeySources()
 	t.Cleanup(e.keySources.Close)
-	yaml := fmt.Sprintf(testConfig, token("signed"), token("firebase"), token("approov"), token("multi"), srv.URL, token("licensed"), token("lists"), token("optional"))
+	yaml := fmt.Sprintf(strings.ReplaceAll(testConfig, "min_refresh: 200ms", "min_refresh: "+minRefresh), token("signed"), token("firebase"), token("approov"), token("multi"), srv.URL, token("licensed"), token("lists"), token("optional"))
 	snap, err := config.LoadBytes([]byte(yaml), filepath.Join(e.dir, "gatehouse.yaml"), config.Deps{Cache: cache, Keys: e.keySources})
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
 	e.rules = snap.Rules
+	e.awaitFirebaseKeys(t)
 	return e
+}
+
+// awaitFirebaseKeys waits until the Firebase key set's first fetch, which runs on its own
+// from the start, has landed: on a loaded machine it can outlast fetch_wait, and a test's
+// first request would then be refused for want of keys rather than for what it tests.
+func (e *env) awaitFirebaseKeys(t testing.TB) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		d := e.decide(request("firebase", "/v1/secure", "x-firebase-appcheck", attesttest.Sign(t, e.fb1, e.firebaseClaims(), nil)))
+		if d.Allowed() {
+			return
+		}
+		if d.Code != policy.ServiceUnavailable || time.Now().After(deadline) {
+			t.Fatalf("the Firebase key set did not load: %s", d.Code)
+		}
+	}
 }
 
 // testConfig: the apps are named after their providers; %s are app-token digests and
