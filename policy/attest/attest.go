@@ -48,9 +48,11 @@ const (
 	SignedToken      Kind = iota + 1 // a JWT from an attestation service, keys from a JWKS
 	FirebaseAppCheck                 // Firebase App Check: RS256, typ JWT, Firebase's JWKS
 	Approov                          // Approov-style: HS256 with a shared secret (or RS256), token binding
+	PlayIntegrity                    // Google Play Integrity: JWE holding a JWS, the app's own keys
 )
 
-var kindNames = map[Kind]string{SignedToken: "signed_token", FirebaseAppCheck: "firebase_app_check", Approov: "approov"}
+var kindNames = map[Kind]string{SignedToken: "signed_token", FirebaseAppCheck: "firebase_app_check", Approov: "approov",
+	PlayIntegrity: "play_integrity"}
 
 // String returns the configuration spelling of k.
 func (k Kind) String() string {
@@ -67,7 +69,7 @@ func ParseKind(s string) (Kind, error) {
 			return k, nil
 		}
 	}
-	return 0, fmt.Errorf("unknown provider type %q (want signed_token, firebase_app_check or approov)", s)
+	return 0, fmt.Errorf("unknown provider type %q (want signed_token, firebase_app_check, approov or play_integrity)", s)
 }
 
 // DefaultHeader returns the header a kind's credential is sent in by default.
@@ -77,6 +79,8 @@ func (k Kind) DefaultHeader() string {
 		return "x-firebase-appcheck"
 	case Approov:
 		return "approov-token"
+	case PlayIntegrity:
+		return "x-play-integrity"
 	}
 	return "x-attestation-token"
 }
@@ -144,6 +148,10 @@ type Config struct {
 	// BindingHeader, when set, binds the token to the request: the pay claim must equal
 	// base64(SHA-256(value of this header)).
 	BindingHeader string
+	// PlayIntegrity, for kind PlayIntegrity, holds the keys and the policy; the request
+	// binding then covers the method, the request target and BindingHeader's value (see
+	// playintegrity.RequestHash), and MaxAge bounds the token's timestampMillis.
+	PlayIntegrity *PlayIntegrityConfig
 }
 
 // Provider verifies one kind of attestation credential for one app. It is immutable and
@@ -250,7 +258,7 @@ func (p *Provider) judge(ctx context.Context, now time.Time, in *policy.Input, f
 	if f.code != "" {
 		return Outcome{Code: f.code, Message: f.msg}
 	}
-	if p.c.BindingHeader != "" && !p.bound(in, f) {
+	if (p.c.BindingHeader != "" || p.c.PlayIntegrity != nil) && !p.bound(in, f) {
 		return Outcome{Code: policy.AttestationFailed, Message: "The attestation token is not bound to this request"}
 	}
 	l := p.c.Leeway
@@ -305,6 +313,9 @@ func (p *Provider) verify(ctx context.Context, tok string) (*facts, error) {
 func (p *Provider) verifyToken(ctx context.Context, tok string) (*facts, error) {
 	if len(tok) > p.c.MaxTokenBytes {
 		return &facts{code: policy.InvalidAttestation, msg: "The attestation token is too large"}, nil
+	}
+	if p.c.PlayIntegrity != nil {
+		return p.playIntegrity(tok), nil
 	}
 	claims := jwt.MapClaims{}
 	_, err := p.parser.ParseWithClaims(tok, claims, func(t *jwt.Token) (any, error) { return p.key(ctx, t) })
