@@ -53,7 +53,7 @@ type AttestationSettings struct {
 // AttestationProvider is one attestation provider. Keys not listed for its type are
 // errors.
 type AttestationProvider struct {
-	// Type is signed_token, firebase_app_check or approov.
+	// Type is signed_token, firebase_app_check, approov or play_integrity.
 	Type string `yaml:"type"`
 	// Header carries the credential; default x-attestation-token, x-firebase-appcheck or
 	// approov-token.
@@ -98,8 +98,12 @@ type AttestationProvider struct {
 	SecretFile string `yaml:"secret_file"`
 	SecretEnv  string `yaml:"secret_env"`
 	// BindingHeader binds the token to the request: the pay claim must be
-	// base64(SHA-256(value of this header)) (approov).
+	// base64(SHA-256(value of this header)) (approov); the request hash covers its value
+	// (play_integrity).
 	BindingHeader string `yaml:"binding_header"`
+
+	// PlayIntegrity holds the play_integrity provider's package name, keys and policy.
+	PlayIntegrity *PlayIntegrity `yaml:"play_integrity"`
 }
 
 // AttestationJWKS is a JWKS reference that may also be inline (for embedded configs).
@@ -333,6 +337,8 @@ func (c *compiler) provider(path, app string, index int, p *AttestationProvider)
 			pc.Keys = c.attestKeys(path+".jwks", &p.JWKS, nil)
 		}
 		pc.Claims = attestClaims(p.Claims, attest.ClaimNames{DeviceID: "did"})
+	case attest.PlayIntegrity:
+		secret = c.playIntegrity(path, p, &pc)
 	}
 	pc.Verdict = attest.Verdict{AllowCompromised: p.AllowCompromised, AllowEmulator: p.AllowEmulator, AllowDebugger: p.AllowDebugger}
 	if p.MinAppVersion != "" {
@@ -374,7 +380,8 @@ func (c *compiler) notFor(path string, k attest.Kind, p *AttestationProvider) {
 	only("replay_protection", p.ReplayProtection, attest.FirebaseAppCheck)
 	only("secret_file", p.SecretFile != "", attest.Approov)
 	only("secret_env", p.SecretEnv != "", attest.Approov)
-	only("binding_header", p.BindingHeader != "", attest.Approov)
+	only("binding_header", p.BindingHeader != "", attest.Approov, attest.PlayIntegrity)
+	only("play_integrity", p.PlayIntegrity != nil, attest.PlayIntegrity)
 }
 
 func (c *compiler) algorithms(path string, algs, def []string) []string {

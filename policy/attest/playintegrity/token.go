@@ -100,6 +100,9 @@ func (m *Millis) UnmarshalJSON(b []byte) error {
 // caller. A malformed token is INVALID_ATTESTATION; one that does not decrypt (tampered,
 // or encrypted for another app) or whose signature does not verify is ATTESTATION_FAILED.
 func Decode(tok string, keys Keys) (*Payload, *Error) {
+	if len(keys.Decryption) != 32 || keys.Verification == nil {
+		return nil, &Error{Code: policy.AttestationFailed, Reason: "the app's keys are not loaded"}
+	}
 	if err := checkHeader(tok); err != nil {
 		return nil, err
 	}

@@ -197,3 +197,19 @@ func TestParseKeys(t *testing.T) {
 		}
 	}
 }
+
+// TestDecodeWithoutKeys: a provider whose key files were absent (validate --offline)
+// refuses every token instead of panicking.
+func TestDecodeWithoutKeys(t *testing.T) {
+	k := pitest.NewKeys(t)
+	tok := pitest.Token(t, k, pitest.Good(pkg, "", ts))
+	for name, keys := range map[string]playintegrity.Keys{
+		"none":                {},
+		"no verification key": {Decryption: k.Decryption},
+		"no decryption key":   {Verification: &k.Signing.PublicKey},
+	} {
+		if _, err := playintegrity.Decode(tok, keys); err == nil || err.Code != policy.AttestationFailed {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
