@@ -48,11 +48,12 @@ const (
 	SignedToken      Kind = iota + 1 // a JWT from an attestation service, keys from a JWKS
 	FirebaseAppCheck                 // Firebase App Check: RS256, typ JWT, Firebase's JWKS
 	Approov                          // Approov-style: HS256 with a shared secret (or RS256), token binding
+	AppAttest                        // Apple App Attest assertions of keys enrolled before
 	PlayIntegrity                    // Google Play Integrity: JWE holding a JWS, the app's own keys
 )
 
 var kindNames = map[Kind]string{SignedToken: "signed_token", FirebaseAppCheck: "firebase_app_check", Approov: "approov",
-	PlayIntegrity: "play_integrity"}
+	AppAttest: "app_attest", PlayIntegrity: "play_integrity"}
 
 // String returns the configuration spelling of k.
 func (k Kind) String() string {
@@ -69,7 +70,7 @@ func ParseKind(s string) (Kind, error) {
 			return k, nil
 		}
 	}
-	return 0, fmt.Errorf("unknown provider type %q (want signed_token, firebase_app_check, approov or play_integrity)", s)
+	return 0, fmt.Errorf("unknown provider type %q (want signed_token, firebase_app_check, approov, app_attest or play_integrity)", s)
 }
 
 // DefaultHeader returns the header a kind's credential is sent in by default.
@@ -79,6 +80,8 @@ func (k Kind) DefaultHeader() string {
 		return "x-firebase-appcheck"
 	case Approov:
 		return "approov-token"
+	case AppAttest:
+		return "x-app-attest-assertion"
 	case PlayIntegrity:
 		return "x-play-integrity"
 	}
@@ -146,8 +149,11 @@ type Config struct {
 	// required.
 	Replay Replay
 	// BindingHeader, when set, binds the token to the request: the pay claim must equal
-	// base64(SHA-256(value of this header)).
+	// base64(SHA-256(value of this header)). For app_attest its value is part of the
+	// clientDataHash (see ClientDataHash).
 	BindingHeader string
+	// AppAttest holds the app_attest provider's keys; nil for other kinds.
+	AppAttest *AppAttestSettings
 	// PlayIntegrity, for kind PlayIntegrity, holds the keys and the policy; the request
 	// binding then covers the method, the request target and BindingHeader's value (see
 	// playintegrity.RequestHash), and MaxAge bounds the token's timestampMillis.
@@ -170,6 +176,11 @@ func New(c Config) *Provider {
 	}
 	if c.MaxTokenBytes <= 0 {
 		c.MaxTokenBytes = DefaultMaxTokenBytes
+	}
+	if c.AppAttest != nil && c.AppAttest.KeyIDHeader == "" {
+		aa := *c.AppAttest
+		aa.KeyIDHeader = DefaultAppAttestKeyIDHeader
+		c.AppAttest = &aa
 	}
 	// Claims are validated here, not by the parser: the order of the failure mapping is
 	// ours to keep.
@@ -215,6 +226,9 @@ type facts struct {
 
 // Check verifies tok, a credential taken from the provider's header of in.
 func (p *Provider) Check(ctx context.Context, now time.Time, in *policy.Input, tok string, cache *policy.Cache) Outcome {
+	if p.c.AppAttest != nil {
+		return p.checkAppAttest(ctx, now, in, tok, cache)
+	}
 	key := policy.CacheKey("attest", p.c.CacheID, tok)
 	var f *facts
 	hit := false
