@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/gatehouse/gatehouse/policy"
 )
@@ -81,6 +82,8 @@ type Result struct {
 	Name    string
 	Code    policy.Code
 	Message string // client-safe; never token data
+	// Skipped is set when the policy does not ask for the check (it then passes).
+	Skipped bool
 }
 
 // Genuine checks that the token was requested by the app: requestPackageName (row 3 of
@@ -163,6 +166,7 @@ func (pol *Policy) appPackage(p *Payload) Result {
 func (pol *Policy) certs(p *Payload) Result {
 	r := Result{Name: "appIntegrity.certificateSha256Digest"}
 	if len(pol.SigningCerts) == 0 {
+		r.Skipped, r.Message = true, "no signing certificates configured"
 		return r
 	}
 	digests := p.AppIntegrity.CertificateSha256Digest
@@ -179,7 +183,10 @@ func (pol *Policy) certs(p *Payload) Result {
 
 func (pol *Policy) licensing(p *Payload) Result {
 	r := Result{Name: "accountDetails.appLicensingVerdict"}
-	if pol.RequireLicensed && p.AccountDetails.AppLicensingVerdict != Licensed {
+	switch {
+	case !pol.RequireLicensed:
+		r.Skipped, r.Message = true, "licensing not required"
+	case p.AccountDetails.AppLicensingVerdict != Licensed:
 		r.Code, r.Message = policy.AttestationFailed, "The app is not licensed to this account"
 	}
 	return r
@@ -187,7 +194,10 @@ func (pol *Policy) licensing(p *Payload) Result {
 
 func (pol *Policy) playProtect(p *Payload) Result {
 	r := Result{Name: "environmentDetails.playProtectVerdict"}
-	if len(pol.PlayProtect) > 0 && !slices.Contains(pol.PlayProtect, p.EnvironmentDetails.PlayProtectVerdict) {
+	switch {
+	case len(pol.PlayProtect) == 0:
+		r.Skipped, r.Message = true, "no accepted Play Protect verdicts configured"
+	case !slices.Contains(pol.PlayProtect, p.EnvironmentDetails.PlayProtectVerdict):
 		r.Code, r.Message = policy.DeviceCompromised, "Google Play Protect reports a risk on this device"
 	}
 	return r
@@ -222,4 +232,21 @@ func RequestHash(method, target, value string) [sha256.Size]byte {
 // SameBinding compares two binding values in constant time.
 func SameBinding(a, b [sha256.Size]byte) bool {
 	return subtle.ConstantTimeCompare(a[:], b[:]) == 1
+}
+
+// Fresh checks timestampMillis against now the way the provider does: expired from
+// timestampMillis + maxAge + leeway on (ATTESTATION_EXPIRED), not valid yet before
+// timestampMillis - leeway (ATTESTATION_FAILED); absent is INVALID_ATTESTATION.
+func Fresh(p *Payload, now time.Time, maxAge, leeway time.Duration) Result {
+	r := Result{Name: "requestDetails.timestampMillis within " + maxAge.String() + " (leeway " + leeway.String() + ")"}
+	ts := time.UnixMilli(int64(p.RequestDetails.TimestampMillis))
+	switch {
+	case p.RequestDetails.TimestampMillis == 0:
+		r.Code = policy.InvalidAttestation
+	case now.Before(ts.Add(-leeway)):
+		r.Code, r.Message = policy.AttestationFailed, "The attestation token is not valid yet"
+	case !now.Before(ts.Add(maxAge + leeway)):
+		r.Code = policy.AttestationExpired
+	}
+	return r
 }

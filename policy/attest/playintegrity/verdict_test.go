@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"testing"
+	"time"
 
 	"github.com/gatehouse/gatehouse/policy"
 	"github.com/gatehouse/gatehouse/policy/attest/playintegrity"
@@ -256,5 +257,32 @@ func TestBinding(t *testing.T) {
 				t.Error("binding differs")
 			}
 		})
+	}
+}
+
+// TestFresh: the offline verifier's clock rule, the provider's: expired from
+// timestampMillis + max_age + leeway, not valid before timestampMillis - leeway; each
+// at the exact millisecond and one either side.
+func TestFresh(t *testing.T) {
+	const ms = time.Millisecond
+	p := &playintegrity.Payload{}
+	p.RequestDetails.TimestampMillis = playintegrity.Millis(ts.UnixMilli())
+	for _, tc := range []struct {
+		at   time.Time
+		want policy.Code
+	}{
+		{ts.Add(5*time.Minute + 30*time.Second - ms), ok},
+		{ts.Add(5*time.Minute + 30*time.Second), policy.AttestationExpired},
+		{ts.Add(5*time.Minute + 30*time.Second + ms), policy.AttestationExpired},
+		{ts.Add(-30*time.Second - ms), fail},
+		{ts.Add(-30 * time.Second), ok},
+		{ts.Add(-30*time.Second + ms), ok},
+	} {
+		if got := playintegrity.Fresh(p, tc.at, 5*time.Minute, 30*time.Second).Code; got != tc.want {
+			t.Errorf("at ts%+v: %q, want %q", tc.at.Sub(ts), got, tc.want)
+		}
+	}
+	if got := playintegrity.Fresh(&playintegrity.Payload{}, ts, time.Minute, 0).Code; got != policy.InvalidAttestation {
+		t.Errorf("no timestamp: %q", got)
 	}
 }
