@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"testing"
 	"time"
 
@@ -21,7 +22,7 @@ const aaAppID = "ABCDE12345.com.example.app"
 var aaT0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
 // appAttestProvider returns an app_attest provider with dev enrolled.
-func appAttestProvider(t *testing.T, records state.Records, dev *appattesttest.Device) (*attest.Provider, *appattest.Keys) {
+func appAttestProvider(t testing.TB, records state.Records, dev *appattesttest.Device) (*attest.Provider, *appattest.Keys) {
 	t.Helper()
 	ca := appattesttest.NewCA(aaT0.AddDate(-1, 0, 0))
 	chal, _ := challenge.New(records, time.Minute, nil)
@@ -148,10 +149,10 @@ func TestAppAttestReplayCached(t *testing.T) {
 	}
 }
 
-// TestClientDataHash: the documented example, computed by hand.
+// TestClientDataHash: the README's worked example, its digest computed with sha256sum.
 func TestClientDataHash(t *testing.T) {
-	want := sha256.Sum256([]byte("POST\n/v1/orders?id=7\n1700000000"))
-	if attest.ClientDataHash("POST", "/v1/orders?id=7", "1700000000") != want {
-		t.Fatal("ClientDataHash differs from SHA-256(method \\n target \\n binding)")
+	got := attest.ClientDataHash("POST", "/v1/orders?id=7", "1700000000")
+	if hex.EncodeToString(got[:]) != "eb4f8d7e3295776afbf1e5f601e6a26dd10273a8b00acdbd78b26ed923b8fe48" {
+		t.Fatalf("ClientDataHash = %x", got)
 	}
 }

@@ -1,5 +1,6 @@
 // Package attest verifies app-attestation credentials: signed attestation tokens (JWTs
-// issued by an attestation service), Firebase App Check tokens and Approov-style tokens.
+// issued by an attestation service), Firebase App Check tokens, Approov-style tokens, and
+// Apple App Attest assertions of keys enrolled before (package appattest).
 //
 // A Provider verifies one kind of credential for one app. Verification maps every failure
 // to one catalogue code, in a fixed order (see README.md):

@@ -233,3 +233,38 @@ func TestDeviceID(t *testing.T) {
 		t.Fatalf("device id %q", got)
 	}
 }
+
+// TestAdvance: a counter verified before (a cached verdict) moves the stored counter
+// only upward, exactly as Assert would.
+func TestAdvance(t *testing.T) {
+	f := newFixture(t, memstore.New(state.MemoryConfig{}, nil))
+	dev := appattesttest.NewDevice()
+	err := f.keys.Advance(bg, t0, dev.KeyID, 1)
+	wantRefusal(t, err, policy.InvalidAttestation, appattest.StepEnrolled)
+	f.enrol(t, dev)
+	if err := f.keys.Advance(bg, t0, dev.KeyID, 5); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []uint32{5, 4, 0} {
+		wantRefusal(t, f.keys.Advance(bg, t0, dev.KeyID, n), policy.AttestationFailed, appattest.StepCounter)
+	}
+	if _, err := f.keys.Assert(bg, t0, dev.KeyID, dev.Assert(appID, 5, nil), nil); err == nil {
+		t.Fatal("assertion 5 accepted after Advance to 5")
+	}
+}
+
+// TestKeysScopedToApp: a key enrolled for one Gatehouse app is unknown to another app
+// sharing the store, even with the same App Attest app id.
+func TestKeysScopedToApp(t *testing.T) {
+	records := memstore.New(state.MemoryConfig{}, nil)
+	f := newFixture(t, records)
+	dev := appattesttest.NewDevice()
+	f.enrol(t, dev)
+	other, _ := appattest.NewKeys(records, f.chal, "other", appattest.Params{AppID: appID, Roots: f.ca.Pool}, keyTTL)
+	_, err := other.Assert(bg, t0, dev.KeyID, dev.Assert(appID, 1, nil), nil)
+	wantRefusal(t, err, policy.InvalidAttestation, appattest.StepEnrolled)
+	// And a challenge issued to "other" does not enrol under "shop".
+	c, _ := other.Challenge(bg, t0)
+	_, err = f.keys.Enrol(bg, t0, appattesttest.NewDevice().KeyID, f.attest(dev, c), c)
+	wantRefusal(t, err, policy.AttestationFailed, appattest.StepChallenge)
+}
