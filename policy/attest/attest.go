@@ -1,6 +1,7 @@
 // Package attest verifies app-attestation credentials: signed attestation tokens (JWTs
-// issued by an attestation service), Firebase App Check tokens, Approov-style tokens, and
-// Apple App Attest assertions of keys enrolled before (package appattest).
+// issued by an attestation service), Firebase App Check tokens, Approov-style tokens,
+// Apple App Attest assertions of keys enrolled before (package appattest), and Google Play
+// Integrity tokens (package playintegrity).
 //
 // A Provider verifies one kind of credential for one app. Verification maps every failure
 // to one catalogue code, in a fixed order (see README.md):
