@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -130,6 +131,11 @@ func TestPlayIntegrityCompiled(t *testing.T) {
 		snap, err := LoadBytes([]byte(piConfig("d.key", ver, extra)), filepath.Join(dir, "g.yaml"), Deps{Cache: cache})
 		if err != nil {
 			t.Fatal(err)
+		}
+		for _, f := range []string{"d.key", ver} { // watched: a rotated key reloads
+			if !slices.Contains(snap.Files, filepath.Join(dir, f)) {
+				t.Errorf("%s not among the watched files %v", f, snap.Files)
+			}
 		}
 		return snap.Rules
 	}

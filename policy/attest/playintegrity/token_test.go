@@ -87,6 +87,16 @@ func TestDecode(t *testing.T) {
 			mixed := &pitest.Keys{Decryption: k.Decryption, Signing: other.Signing}
 			return pitest.Token(t, mixed, good)
 		}(), policy.AttestationFailed},
+		{"signed by an attacker who embeds his key (jwk header)", func() string {
+			signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: other.Signing}, &jose.SignerOptions{EmbedJWK: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			jws, _ := signer.Sign(body)
+			s, _ := jws.CompactSerialize()
+			return pitest.Encrypt(t, k, []byte(s), jose.A256KW, jose.A256GCM)
+		}(), policy.AttestationFailed},
+		{"JWS with crit", pitest.Encrypt(t, k, []byte(b64(`{"alg":"ES256","crit":["b64"],"b64":false}`)+"."+b64(string(body))+".c2ln"), jose.A256KW, jose.A256GCM), policy.InvalidAttestation},
 		{"key wrap RSA-OAEP", pitest.TokenRaw(t, k, body, jose.ES256, jose.RSA_OAEP, jose.A256GCM), policy.InvalidAttestation},
 		{"key wrap dir", pitest.TokenRaw(t, k, body, jose.ES256, jose.DIRECT, jose.A256GCM), policy.InvalidAttestation},
 		{"key wrap A128KW", pitest.TokenRaw(t, k, body, jose.ES256, jose.A128KW, jose.A256GCM), policy.InvalidAttestation},
