@@ -45,7 +45,8 @@ func TestDecode(t *testing.T) {
 	good := pitest.Good(pkg, pitest.Binding("GET", "/", ""), ts)
 	tok := pitest.Token(t, k, good)
 	body := []byte(`{"requestDetails":{"requestPackageName":"` + pkg + `"}}`)
-	bomb := []byte(`{"a":` + strings.Repeat("[", 10000) + strings.Repeat("]", 10000) + `}`)
+	bomb := []byte(`{"a":` + strings.Repeat("[", 5000) + strings.Repeat("]", 5000) + `}`) // encoding/json alone would take it
+	tooDeep := []byte(`{"a":` + strings.Repeat("[", playintegrity.MaxDepth) + strings.Repeat("]", playintegrity.MaxDepth) + `}`)
 	deep := []byte(`{"a":` + strings.Repeat("[", playintegrity.MaxDepth-1) + strings.Repeat("]", playintegrity.MaxDepth-1) + `}`) // depth MaxDepth
 	unsignedJWS := b64(`{"alg":"none"}`) + "." + b64(string(body)) + "."
 	zipped := func() string {
@@ -75,7 +76,7 @@ func TestDecode(t *testing.T) {
 		{"header not base64url", "!!!." + strings.SplitN(tok, ".", 2)[1], policy.InvalidAttestation},
 		{"header padded base64", base64.URLEncoding.EncodeToString([]byte(`{"alg":"A256KW","enc":"A256GCM"}x`)) + strings.TrimPrefix(tok, strings.Split(tok, ".")[0]), policy.InvalidAttestation},
 		{"header not an object", b64(`[1]`) + strings.TrimPrefix(tok, strings.Split(tok, ".")[0]), policy.InvalidAttestation},
-		{"header nested bomb", b64(`{"alg":"A256KW","x":`+strings.Repeat("[", 5000)+strings.Repeat("]", 5000)+`}`) + strings.TrimPrefix(tok, strings.Split(tok, ".")[0]), policy.InvalidAttestation},
+		{"header nested bomb", b64(`{"alg":"A256KW","enc":"A256GCM","x":`+strings.Repeat("[", 5000)+strings.Repeat("]", 5000)+`}`) + strings.TrimPrefix(tok, strings.Split(tok, ".")[0]), policy.InvalidAttestation},
 		{"header crit", crit, policy.InvalidAttestation},
 		{"compressed (zip)", zipped, policy.InvalidAttestation},
 		{"tampered ciphertext", flip(tok, 3), policy.AttestationFailed},
@@ -107,7 +108,7 @@ func TestDecode(t *testing.T) {
 		{"plaintext not a JWS", pitest.Encrypt(t, k, body, jose.A256KW, jose.A256GCM), policy.InvalidAttestation},
 		{"payload nested bomb", pitest.TokenRaw(t, k, bomb, jose.ES256, jose.A256KW, jose.A256GCM), policy.InvalidAttestation},
 		{"payload at the depth limit", pitest.TokenRaw(t, k, deep, jose.ES256, jose.A256KW, jose.A256GCM), ""},
-		{"payload one deeper than the limit", pitest.TokenRaw(t, k, []byte(`[`+string(deep)+`]`), jose.ES256, jose.A256KW, jose.A256GCM), policy.InvalidAttestation},
+		{"payload one deeper than the limit", pitest.TokenRaw(t, k, tooDeep, jose.ES256, jose.A256KW, jose.A256GCM), policy.InvalidAttestation},
 		{"payload not JSON", pitest.TokenRaw(t, k, []byte(`not json`), jose.ES256, jose.A256KW, jose.A256GCM), policy.InvalidAttestation},
 		{"payload an array", pitest.TokenRaw(t, k, []byte(`[1]`), jose.ES256, jose.A256KW, jose.A256GCM), policy.InvalidAttestation},
 		{"timestamp not digits", pitest.Token(t, k, pitest.Good(pkg, "", ts).Set("requestDetails", "timestampMillis", "soon")), policy.InvalidAttestation},
