@@ -51,6 +51,8 @@ FUZZ_TARGETS := \
 	./policy/attest/appattest/:FuzzCBOR \
 	./policy/attest/appattest/:FuzzAttestation \
 	./policy/attest/appattest/:FuzzAssertion \
+	./policy/attest/playintegrity/:FuzzDecode \
+	./policy/attest/playintegrity/:FuzzPayload \
 	./ratelimit/:FuzzParseDomain \
 	./ratelimit/rls/:FuzzShouldRateLimit \
 	./config/:FuzzLoad

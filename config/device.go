@@ -53,7 +53,7 @@ type AttestationSettings struct {
 // AttestationProvider is one attestation provider. Keys not listed for its type are
 // errors.
 type AttestationProvider struct {
-	// Type is signed_token, firebase_app_check, approov or app_attest.
+	// Type is signed_token, firebase_app_check, approov, app_attest or play_integrity.
 	Type string `yaml:"type"`
 	// Header carries the credential; default x-attestation-token, x-firebase-appcheck or
 	// approov-token.
@@ -99,11 +99,14 @@ type AttestationProvider struct {
 	SecretEnv  string `yaml:"secret_env"`
 	// BindingHeader binds the token to the request: the pay claim must be
 	// base64(SHA-256(value of this header)) (approov); its value is part of the
-	// clientDataHash (app_attest, default x-app-attest-binding).
+	// clientDataHash (app_attest, default x-app-attest-binding) and of the request hash
+	// (play_integrity).
 	BindingHeader string `yaml:"binding_header"`
 
 	// AppAttest holds the app_attest provider's settings.
 	AppAttest *AppAttestProvider `yaml:"app_attest"`
+	// PlayIntegrity holds the play_integrity provider's package name, keys and policy.
+	PlayIntegrity *PlayIntegrity `yaml:"play_integrity"`
 }
 
 // AttestationJWKS is a JWKS reference that may also be inline (for embedded configs).
@@ -339,6 +342,8 @@ func (c *compiler) provider(path, app string, index int, p *AttestationProvider)
 		pc.Claims = attestClaims(p.Claims, attest.ClaimNames{DeviceID: "did"})
 	case attest.AppAttest:
 		c.appAttest(path, app, p, &pc)
+	case attest.PlayIntegrity:
+		secret = c.playIntegrity(path, p, &pc)
 	}
 	pc.Verdict = attest.Verdict{AllowCompromised: p.AllowCompromised, AllowEmulator: p.AllowEmulator, AllowDebugger: p.AllowDebugger}
 	if p.MinAppVersion != "" {
@@ -380,8 +385,9 @@ func (c *compiler) notFor(path string, k attest.Kind, p *AttestationProvider) {
 	only("replay_protection", p.ReplayProtection, attest.FirebaseAppCheck)
 	only("secret_file", p.SecretFile != "", attest.Approov)
 	only("secret_env", p.SecretEnv != "", attest.Approov)
-	only("binding_header", p.BindingHeader != "", attest.Approov, attest.AppAttest)
+	only("binding_header", p.BindingHeader != "", attest.Approov, attest.AppAttest, attest.PlayIntegrity)
 	only("app_attest", p.AppAttest != nil, attest.AppAttest)
+	only("play_integrity", p.PlayIntegrity != nil, attest.PlayIntegrity)
 }
 
 func (c *compiler) algorithms(path string, algs, def []string) []string {

@@ -1,6 +1,7 @@
 // Package attest verifies app-attestation credentials: signed attestation tokens (JWTs
-// issued by an attestation service), Firebase App Check tokens, Approov-style tokens, and
-// Apple App Attest assertions of keys enrolled before (package appattest).
+// issued by an attestation service), Firebase App Check tokens, Approov-style tokens,
+// Apple App Attest assertions of keys enrolled before (package appattest), and Google Play
+// Integrity tokens (package playintegrity).
 //
 // A Provider verifies one kind of credential for one app. Verification maps every failure
 // to one catalogue code, in a fixed order (see README.md):
@@ -50,9 +51,11 @@ const (
 	FirebaseAppCheck                 // Firebase App Check: RS256, typ JWT, Firebase's JWKS
 	Approov                          // Approov-style: HS256 with a shared secret (or RS256), token binding
 	AppAttest                        // Apple App Attest assertions of keys enrolled before
+	PlayIntegrity                    // Google Play Integrity: JWE holding a JWS, the app's own keys
 )
 
-var kindNames = map[Kind]string{SignedToken: "signed_token", FirebaseAppCheck: "firebase_app_check", Approov: "approov", AppAttest: "app_attest"}
+var kindNames = map[Kind]string{SignedToken: "signed_token", FirebaseAppCheck: "firebase_app_check", Approov: "approov",
+	AppAttest: "app_attest", PlayIntegrity: "play_integrity"}
 
 // String returns the configuration spelling of k.
 func (k Kind) String() string {
@@ -69,7 +72,7 @@ func ParseKind(s string) (Kind, error) {
 			return k, nil
 		}
 	}
-	return 0, fmt.Errorf("unknown provider type %q (want signed_token, firebase_app_check, approov or app_attest)", s)
+	return 0, fmt.Errorf("unknown provider type %q (want signed_token, firebase_app_check, approov, app_attest or play_integrity)", s)
 }
 
 // DefaultHeader returns the header a kind's credential is sent in by default.
@@ -81,6 +84,8 @@ func (k Kind) DefaultHeader() string {
 		return "approov-token"
 	case AppAttest:
 		return "x-app-attest-assertion"
+	case PlayIntegrity:
+		return "x-play-integrity"
 	}
 	return "x-attestation-token"
 }
@@ -151,6 +156,10 @@ type Config struct {
 	BindingHeader string
 	// AppAttest holds the app_attest provider's keys; nil for other kinds.
 	AppAttest *AppAttestSettings
+	// PlayIntegrity, for kind PlayIntegrity, holds the keys and the policy; the request
+	// binding then covers the method, the request target and BindingHeader's value (see
+	// playintegrity.RequestHash), and MaxAge bounds the token's timestampMillis.
+	PlayIntegrity *PlayIntegrityConfig
 }
 
 // Provider verifies one kind of attestation credential for one app. It is immutable and
@@ -265,7 +274,7 @@ func (p *Provider) judge(ctx context.Context, now time.Time, in *policy.Input, f
 	if f.code != "" {
 		return Outcome{Code: f.code, Message: f.msg}
 	}
-	if p.c.BindingHeader != "" && !p.bound(in, f) {
+	if (p.c.BindingHeader != "" || p.c.PlayIntegrity != nil) && !p.bound(in, f) {
 		return Outcome{Code: policy.AttestationFailed, Message: "The attestation token is not bound to this request"}
 	}
 	l := p.c.Leeway
@@ -320,6 +329,9 @@ func (p *Provider) verify(ctx context.Context, tok string) (*facts, error) {
 func (p *Provider) verifyToken(ctx context.Context, tok string) (*facts, error) {
 	if len(tok) > p.c.MaxTokenBytes {
 		return &facts{code: policy.InvalidAttestation, msg: "The attestation token is too large"}, nil
+	}
+	if p.c.PlayIntegrity != nil {
+		return p.playIntegrity(tok), nil
 	}
 	claims := jwt.MapClaims{}
 	_, err := p.parser.ParseWithClaims(tok, claims, func(t *jwt.Token) (any, error) { return p.key(ctx, t) })

@@ -173,6 +173,9 @@ func truthy(v any) bool {
 // bound reports whether a token's pay claim matches the binding header of this request:
 // present once, and hashing to pay (compared in constant time).
 func (p *Provider) bound(in *policy.Input, f *facts) bool {
+	if p.c.PlayIntegrity != nil {
+		return p.playIntegrityBound(in, f)
+	}
 	v, ok := single(in, p.c.BindingHeader)
 	if !ok || !f.hasPay {
 		return false

@@ -86,6 +86,7 @@ func TestKinds(t *testing.T) {
 		SignedToken:      {"signed_token", "x-attestation-token"},
 		FirebaseAppCheck: {"firebase_app_check", "x-firebase-appcheck"},
 		Approov:          {"approov", "approov-token"},
+		PlayIntegrity:    {"play_integrity", "x-play-integrity"},
 	} {
 		if k.String() != want[0] || k.DefaultHeader() != want[1] {
 			t.Errorf("%d: %q %q", k, k.String(), k.DefaultHeader())
