@@ -235,10 +235,13 @@ func ToResponse(d *policy.Decision, id string) *authv3.CheckResponse {
 	return resp
 }
 
-// dynamicMetadata is the dynamic metadata for Envoy's access log and rate-limit filter.
+// dynamicMetadata is the dynamic metadata for Envoy's access log, rate-limit filter and
+// local replies: `dialect` selects the local_reply_config mappers that render Envoy's own
+// failures in the format this client is spoken to in.
 func dynamicMetadata(d *policy.Decision, id string) *structpb.Struct {
-	f := make(map[string]*structpb.Value, 6)
+	f := make(map[string]*structpb.Value, 8)
 	f["decision_id"] = structpb.NewStringValue(id)
+	f["dialect"] = internValue(d.Dialect.String())
 	if d.Outcome == policy.Allow {
 		f["decision"] = internValue("allow")
 	} else {
