@@ -16,6 +16,7 @@ import (
 	tracev3 "github.com/envoyproxy/go-control-plane/envoy/config/trace/v3"
 	celv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/filters/cel/v3"
 	extauthzv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_authz/v3"
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	ratelimitv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ratelimit/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	upstreamhttpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
@@ -27,6 +28,7 @@ import (
 const (
 	extAuthzFilter    = "envoy.filters.http.ext_authz"
 	rateLimitFilter   = "envoy.filters.http.ratelimit"
+	extProcFilter     = "envoy.filters.http.ext_proc"
 	routerFilter      = "envoy.filters.http.router"
 	metadataNamespace = "envoy.filters.http.ext_authz" // where Gatehouse's dynamic metadata lands
 )
@@ -85,6 +87,7 @@ type pipeline struct {
 	filters  []string
 	authz    *extauthzv3.ExtAuthz
 	rl       *ratelimitv3.RateLimit
+	proc     *extprocv3.ExternalProcessor
 	clusters map[string]*clusterv3.Cluster
 }
 
@@ -111,6 +114,11 @@ func unpackPipeline(t *testing.T, bs *bootstrapv3.Bootstrap) pipeline {
 			if err := f.GetTypedConfig().UnmarshalTo(p.rl); err != nil {
 				t.Fatal(err)
 			}
+		case extProcFilter:
+			p.proc = &extprocv3.ExternalProcessor{}
+			if err := f.GetTypedConfig().UnmarshalTo(p.proc); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 	for _, c := range bs.GetStaticResources().GetClusters() {
@@ -124,13 +132,15 @@ func TestBootstrapPipeline(t *testing.T) {
 	for _, f := range bootstrapFiles(t) {
 		t.Run(f, func(t *testing.T) {
 			p := unpackPipeline(t, loadBootstrap(t, f))
-			if want := []string{extAuthzFilter, rateLimitFilter, routerFilter}; !slices.Equal(p.filters, want) {
+			if want := []string{extAuthzFilter, rateLimitFilter, extProcFilter, routerFilter}; !slices.Equal(p.filters, want) {
 				t.Fatalf("filter order %v, want %v", p.filters, want)
 			}
 			checkExtAuthz(t, p.authz, "gatehouse")
 			checkRateLimit(t, p.rl, "gatehouse")
+			checkExtProc(t, p.proc, "gatehouse")
 			checkGatehouseCluster(t, p.clusters["gatehouse"])
 			checkRoutes(t, p.hcm.GetRouteConfig())
+			checkExtProcRoutes(t, p.hcm.GetRouteConfig())
 			checkTracing(t, p)
 		})
 	}
