@@ -11,6 +11,7 @@ import (
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	extauthzv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_authz/v3"
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	ratelimitv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ratelimit/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"google.golang.org/protobuf/proto"
@@ -104,6 +105,7 @@ type istioEnvoyFilter struct {
 		WorkloadSelector struct {
 			Labels map[string]string `yaml:"labels"`
 		} `yaml:"workloadSelector"`
+		Priority      int32 `yaml:"priority"`
 		ConfigPatches []struct {
 			ApplyTo string `yaml:"applyTo"`
 			Match   struct {
@@ -234,6 +236,7 @@ func decodeIstioPatches(ef istioEnvoyFilter) ([]proto.Message, error) {
 func TestIstio(t *testing.T) {
 	cfg := loadIstio(t)
 	refLRC, refRL := sidecarReference(t)
+	refProc := unpackPipeline(t, loadBootstrap(t, "sidecar/envoy.yaml")).proc
 
 	providers := map[string]string{} // name → service
 	for _, m := range cfg.mesh {
@@ -273,15 +276,21 @@ func TestIstio(t *testing.T) {
 		t.Errorf("provider gatehouse-local: service %q has no ServiceEntry", svc)
 	}
 
-	var rateLimits, localReplies, endpoints int
+	var rateLimits, extProcs, extProcRoutes, localReplies, endpoints int
 	for _, ef := range cfg.envoyFilters {
 		for i, m := range cfg.patchMessages[ef.Metadata.Name] {
 			p := ef.Spec.ConfigPatches[i]
 			at := fmt.Sprintf("EnvoyFilter %s configPatches[%d]", ef.Metadata.Name, i)
 			switch v := m.(type) {
 			case *hcmv3.HttpFilter:
+				sub := p.Match.Listener.FilterChain.Filter.SubFilter
+				if v.GetName() == extProcFilter {
+					extProcs++
+					checkIstioExtProc(t, at, sub, p.Patch.Operation, v, refProc, providers)
+					continue
+				}
 				rateLimits++
-				checkIstioRateLimit(t, at, p.Match.Listener.FilterChain.Filter.SubFilter, p.Patch.Operation, v, refRL, providers)
+				checkIstioRateLimit(t, at, sub, p.Patch.Operation, v, refRL, providers)
 			case *listenerv3.Filter:
 				hcm, _ := patchHCM(t, at, v)
 				if hcm.GetLocalReplyConfig() == nil {
@@ -292,6 +301,15 @@ func TestIstio(t *testing.T) {
 					t.Errorf("%s: local_reply_config differs from sidecar/envoy.yaml", at)
 				}
 			case *routev3.Route:
+				if v.GetTypedPerFilterConfig()[extProcFilter] != nil {
+					extProcRoutes++
+					if per := extProcPerRoute(t, v); !per.GetDisabled() {
+						checkOverrideMode(t, at, per.GetOverrides().GetProcessingMode())
+					}
+				}
+				if v.GetTypedPerFilterConfig()[extAuthzFilter] == nil {
+					continue
+				}
 				endpoints++
 				per := &extauthzv3.ExtAuthzPerRoute{}
 				if err := v.GetTypedPerFilterConfig()[extAuthzFilter].UnmarshalTo(per); err != nil {
@@ -303,10 +321,71 @@ func TestIstio(t *testing.T) {
 			}
 		}
 	}
-	if rateLimits < 2 || localReplies == 0 || endpoints == 0 {
-		t.Errorf("want rate-limit patches for gateway and sidecar, a local reply patch and endpoint patches; got %d, %d, %d",
-			rateLimits, localReplies, endpoints)
+	checkIstioFilterOrder(t, cfg)
+	if rateLimits < 2 || localReplies == 0 || endpoints == 0 || extProcs < 2 || extProcRoutes == 0 {
+		t.Errorf("want rate-limit and ext_proc patches for gateway and sidecar, a local reply patch, endpoint patches "+
+			"and ext_proc route overrides; got %d, %d, %d, %d, %d", rateLimits, extProcs, localReplies, endpoints, extProcRoutes)
 	}
+}
+
+// checkIstioFilterOrder: both filters are inserted before the router, so the one patched last
+// ends up next to it; ext_proc's EnvoyFilters must come after the rate-limit ones (a higher
+// priority is applied later) so that the order is ext_authz, ratelimit, ext_proc, router.
+func checkIstioFilterOrder(t *testing.T, cfg istioConfig) {
+	t.Helper()
+	highestRL, lowestProc := int32(-1<<31), int32(1<<31-1)
+	for _, ef := range cfg.envoyFilters {
+		for _, m := range cfg.patchMessages[ef.Metadata.Name] {
+			switch f, _ := m.(*hcmv3.HttpFilter); f.GetName() {
+			case rateLimitFilter:
+				highestRL = max(highestRL, ef.Spec.Priority)
+			case extProcFilter:
+				lowestProc = min(lowestProc, ef.Spec.Priority)
+			}
+		}
+	}
+	if lowestProc <= highestRL {
+		t.Errorf("ext_proc EnvoyFilter priority %d must be above the rate-limit ones' (%d)", lowestProc, highestRL)
+	}
+}
+
+// checkIstioExtProc checks an inserted ext_proc filter: before the router (so after the
+// ext_authz filter of the CUSTOM policy), the settings of sidecar/envoy.yaml, on the outbound
+// cluster of a Gatehouse provider.
+func checkIstioExtProc(t *testing.T, at string, sub *struct {
+	Name string `yaml:"name"`
+}, op string, f *hcmv3.HttpFilter, ref *extprocv3.ExternalProcessor, providers map[string]string) {
+	t.Helper()
+	if sub == nil || sub.Name != routerFilter || op != "INSERT_BEFORE" {
+		t.Errorf("%s: the ext_proc filter must be inserted before the router (after ext_authz)", at)
+	}
+	p := &extprocv3.ExternalProcessor{}
+	if err := f.GetTypedConfig().UnmarshalTo(p); err != nil {
+		t.Fatalf("%s: %v", at, err)
+	}
+	cluster := p.GetGrpcService().GetEnvoyGrpc().GetClusterName()
+	checkExtProc(t, p, cluster)
+	if !sameExtProc(ref, p) {
+		t.Errorf("%s: ext_proc settings differ from sidecar/envoy.yaml", at)
+	}
+	ok := false
+	for _, svc := range providers {
+		ok = ok || cluster == "outbound|9191||"+svc
+	}
+	if !ok {
+		t.Errorf("%s: cluster %q is not Istio's outbound cluster of a Gatehouse provider", at, cluster)
+	}
+}
+
+// sameExtProc compares a copy of the ext_proc filter with the reference, the cluster aside.
+func sameExtProc(ref, got *extprocv3.ExternalProcessor) bool {
+	a, b := proto.Clone(ref).(*extprocv3.ExternalProcessor), proto.Clone(got).(*extprocv3.ExternalProcessor)
+	for _, p := range []*extprocv3.ExternalProcessor{a, b} {
+		if g := p.GetGrpcService().GetEnvoyGrpc(); g != nil {
+			g.ClusterName = ""
+		}
+	}
+	return proto.Equal(a, b)
 }
 
 // patchHCM returns the HTTP connection manager a NETWORK_FILTER patch value merges, if it is one.
