@@ -3,6 +3,7 @@ package envoy
 import (
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -526,9 +527,10 @@ func TestEnvoyGateway(t *testing.T) {
 	}
 	refLRC, refRL := sidecarReference(t)
 	var (
-		policies []egSecurityPolicy
-		grants   []gwReferenceGrant
-		patches  []proto.Message
+		policies   []egSecurityPolicy
+		extensions []egEnvoyExtensionPolicy
+		grants     []gwReferenceGrant
+		patches    []proto.Message
 	)
 	for _, f := range files {
 		for i, doc := range yamlDocs(t, f) {
@@ -542,6 +544,12 @@ func TestEnvoyGateway(t *testing.T) {
 					err = v.Metadata.check()
 				}
 				policies = append(policies, v)
+			case "gateway.envoyproxy.io/v1alpha1 EnvoyExtensionPolicy":
+				var v egEnvoyExtensionPolicy
+				if err = strictYAML(doc, &v); err == nil {
+					err = v.Metadata.check()
+				}
+				extensions = append(extensions, v)
 			case "gateway.envoyproxy.io/v1alpha1 ClientTrafficPolicy":
 				var v egClientTrafficPolicy // its settings: TestEnvoyGatewayNormalizes
 				if err = strictYAML(doc, &v); err == nil {
@@ -585,6 +593,7 @@ func TestEnvoyGateway(t *testing.T) {
 	for _, sp := range policies {
 		checkSecurityPolicy(t, sp, grants)
 	}
+	checkExtensionPolicies(t, extensions, policies, grants)
 	checkPatches(t, patches, refLRC, refRL)
 }
 
@@ -610,16 +619,7 @@ func checkSecurityPolicy(t *testing.T, sp egSecurityPolicy, grants []gwReference
 		if br.Namespace == "" || br.Namespace == sp.Metadata.Namespace {
 			continue
 		}
-		granted := false
-		for _, g := range grants {
-			for _, from := range g.Spec.From {
-				for _, to := range g.Spec.To {
-					granted = granted || (g.Metadata.Namespace == br.Namespace && from.Kind == "SecurityPolicy" &&
-						from.Namespace == sp.Metadata.Namespace && to.Kind == "Service" && (to.Name == "" || to.Name == br.Name))
-				}
-			}
-		}
-		if !granted {
+		if !granted(grants, "SecurityPolicy", sp.Metadata.Namespace, br.Namespace, br.Name) {
 			t.Errorf("SecurityPolicy %s: backend %s/%s crosses namespaces without a ReferenceGrant", sp.Metadata.Name, br.Namespace, br.Name)
 		}
 	}
@@ -658,4 +658,112 @@ func checkPatches(t *testing.T, patches []proto.Message, refLRC *hcmv3.LocalRepl
 		t.Fatalf("EnvoyPatchPolicy: rate-limit cluster %q is not added by the policy", name)
 	}
 	checkGatehouseCluster(t, c)
+}
+
+// granted reports whether a ReferenceGrant lets a policy of kind in namespace from reach the
+// Service ns/name.
+func granted(grants []gwReferenceGrant, kind, from, ns, name string) bool {
+	for _, g := range grants {
+		for _, f := range g.Spec.From {
+			for _, to := range g.Spec.To {
+				if g.Metadata.Namespace == ns && f.Kind == kind && f.Namespace == from &&
+					to.Kind == "Service" && (to.Name == "" || to.Name == name) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// egEnvoyExtensionPolicy mirrors gateway.envoyproxy.io/v1alpha1 EnvoyExtensionPolicy (extProc).
+type egEnvoyExtensionPolicy struct {
+	typeMeta `yaml:",inline"`
+	Metadata objectMeta `yaml:"metadata"`
+	Spec     struct {
+		TargetRefs []egTargetRef `yaml:"targetRefs"`
+		ExtProc    []struct {
+			BackendRefs []struct {
+				Group     string `yaml:"group"`
+				Kind      string `yaml:"kind"`
+				Name      string `yaml:"name"`
+				Namespace string `yaml:"namespace"`
+				Port      uint32 `yaml:"port"`
+			} `yaml:"backendRefs"`
+			MessageTimeout string `yaml:"messageTimeout"`
+			FailOpen       *bool  `yaml:"failOpen"`
+			ProcessingMode *struct {
+				Request           *egProcessingModeOptions `yaml:"request"`
+				Response          *egProcessingModeOptions `yaml:"response"`
+				AllowModeOverride bool                     `yaml:"allowModeOverride"`
+			} `yaml:"processingMode"`
+			Metadata *struct {
+				AccessibleNamespaces []string `yaml:"accessibleNamespaces"`
+				WritableNamespaces   []string `yaml:"writableNamespaces"`
+			} `yaml:"metadata"`
+		} `yaml:"extProc"`
+	} `yaml:"spec"`
+}
+
+// egProcessingModeOptions mirrors ProcessingModeOptions: present means the headers are sent.
+type egProcessingModeOptions struct {
+	Body       string   `yaml:"body"`
+	Attributes []string `yaml:"attributes"`
+}
+
+// checkExtensionPolicies checks the ext_proc policies: the settings of sidecar/envoy.yaml in
+// Envoy Gateway's words, on routes that Check also runs on, with examples of each body mode.
+// Routes that need nothing have no policy, hence no ext_proc stream.
+func checkExtensionPolicies(t *testing.T, eps []egEnvoyExtensionPolicy, sps []egSecurityPolicy, grants []gwReferenceGrant) {
+	t.Helper()
+	checked := map[string]bool{} // HTTPRoute names with ext_authz
+	for _, sp := range sps {
+		for _, r := range sp.Spec.TargetRefs {
+			checked[r.Kind+"/"+r.Name] = true
+		}
+	}
+	modes := map[[2]string]bool{}
+	for _, ep := range eps {
+		at := "EnvoyExtensionPolicy " + ep.Metadata.Name
+		for _, r := range ep.Spec.TargetRefs {
+			if r.Kind != "HTTPRoute" || !checked[r.Kind+"/"+r.Name] {
+				t.Errorf("%s: target %s/%s has no SecurityPolicy: Process would learn nothing about its requests", at, r.Kind, r.Name)
+			}
+		}
+		if len(ep.Spec.ExtProc) != 1 {
+			t.Fatalf("%s: want one extProc", at)
+		}
+		x := ep.Spec.ExtProc[0]
+		if d, err := time.ParseDuration(x.MessageTimeout); err != nil || d <= 0 || d > time.Second {
+			t.Errorf("%s: messageTimeout %q must be set and at most 1s", at, x.MessageTimeout)
+		}
+		if x.FailOpen == nil || *x.FailOpen {
+			t.Errorf("%s: want failOpen: false, explicitly", at)
+		}
+		if x.Metadata == nil || !slices.Contains(x.Metadata.AccessibleNamespaces, metadataNamespace) {
+			t.Errorf("%s: metadata.accessibleNamespaces must hold %s", at, metadataNamespace)
+		}
+		pm := x.ProcessingMode
+		if pm == nil || pm.Request == nil || pm.Response == nil || !pm.AllowModeOverride {
+			t.Fatalf("%s: want processingMode with request and response (so headers are sent) and allowModeOverride", at)
+		}
+		for _, b := range []string{pm.Request.Body, pm.Response.Body} {
+			if b != "" && b != "Buffered" {
+				t.Errorf("%s: body mode %q, want Buffered or none", at, b)
+			}
+		}
+		modes[[2]string{pm.Request.Body, pm.Response.Body}] = true
+		for _, br := range x.BackendRefs {
+			if br.Port != 9191 {
+				t.Errorf("%s: backend port %d, want 9191", at, br.Port)
+			}
+			if br.Namespace != "" && br.Namespace != ep.Metadata.Namespace &&
+				!granted(grants, "EnvoyExtensionPolicy", ep.Metadata.Namespace, br.Namespace, br.Name) {
+				t.Errorf("%s: backend %s/%s crosses namespaces without a ReferenceGrant", at, br.Namespace, br.Name)
+			}
+		}
+	}
+	if !modes[[2]string{"Buffered", "Buffered"}] || !modes[[2]string{"Buffered", ""}] {
+		t.Errorf("want a policy buffering both bodies (signed, idempotent) and one the request only (login); got %v", modes)
+	}
 }
