@@ -257,5 +257,8 @@ func dynamicMetadata(d *policy.Decision, id string) *structpb.Struct {
 	if d.DeviceID != "" {
 		f["device_id"] = structpb.NewStringValue(d.DeviceID)
 	}
+	if d.Caller != "" {
+		f["caller"] = structpb.NewStringValue(d.Caller)
+	}
 	return &structpb.Struct{Fields: f}
 }
