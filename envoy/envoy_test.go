@@ -319,6 +319,9 @@ var envoyFailures = []struct {
 	{"process stream error", localReply{500, nil, "ext_proc_error_gRPC_error_14{connection_failure}", ""}, policy.ServiceUnavailable, false},
 	{"process message timeout", localReply{504, nil, "ext_proc_error_per-message_timeout_exceeded", ""}, policy.ServiceUnavailable, false},
 	{"request body over the ext_proc buffer", localReply{413, nil, "request_payload_too_large", ""}, policy.PayloadTooLarge, false},
+	// A buffered response over the route's buffer limit: Envoy answers 500 itself; Gatehouse's
+	// own bound on a response body answers INVALID_RESPONSE, and so does Envoy's.
+	{"response body over the ext_proc buffer", localReply{500, nil, "response_payload_too_large", ""}, policy.InvalidResponse, false},
 	{"gatehouse unreachable", localReply{503, []string{"UAEX"}, "ext_authz_error", ""}, policy.ServiceUnavailable, true},
 	{"body over ext_authz's buffer", localReply{413, nil, "request_payload_too_large", ""}, policy.PayloadTooLarge, true},
 }
@@ -462,6 +465,9 @@ var celExpressions = map[string]func(localReply) bool{
 	},
 	"response.code_details.startsWith('ext_proc_error')": func(r localReply) bool {
 		return strings.HasPrefix(r.details, "ext_proc_error")
+	},
+	"response.code_details == 'response_payload_too_large'": func(r localReply) bool {
+		return r.details == "response_payload_too_large"
 	},
 	"response.code_details.startsWith('gatehouse')": func(r localReply) bool {
 		return strings.HasPrefix(r.details, "gatehouse")
