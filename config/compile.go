@@ -204,7 +204,7 @@ func (c *compiler) compile(f *File, version, path string) (*Snapshot, Errors) {
 	eps := c.endpoints(f.Endpoints)
 	apps := c.apps(f.Apps, eps)
 	c.extensions(f, s, &opt, apps, eps)
-	c.responseRoutes(f, s, apps, opt.DefaultDialect)
+	c.responseRoutes(f, s, &opt, apps, eps)
 	if len(c.errs) > 0 {
 		return nil, c.errs
 	}

@@ -16,14 +16,19 @@ type ResponseSettings struct {
 	// MaxBodyBytes bounds a body the response phase buffers; larger ones fail closed.
 	// Default 1 MiB.
 	MaxBodyBytes int `yaml:"max_body_bytes"`
+	// Sign signs every response on the app's endpoints (an endpoint's block replaces
+	// the app's whole, or opts out with disabled: true).
+	Sign *SignSettings `yaml:"sign"`
 }
 
 // maxResponseBody is the largest max_body_bytes: bodies are held in memory per stream.
 const maxResponseBody = 64 << 20
 
-// responseRoutes compiles the response phase of every linked app and endpoint pair.
-func (c *compiler) responseRoutes(f *File, s *Snapshot, apps map[string]*policy.App, def policy.Dialect) {
-	rs := extproc.NewRoutes(def)
+// responseRoutes compiles the response phase of every linked app and endpoint pair, and
+// the parts of it that Check runs (signing: nonces and signed denials).
+func (c *compiler) responseRoutes(f *File, s *Snapshot, opt *policy.Options, apps map[string]*policy.App, eps map[string]*policy.Endpoint) {
+	c.signers(f, opt, apps, eps)
+	rs := extproc.NewRoutes(opt.DefaultDialect)
 	for i := range f.Endpoints {
 		c.checkResponse(fmt.Sprintf("endpoints[%d].response", i), f.Endpoints[i].Response)
 	}
@@ -39,7 +44,9 @@ func (c *compiler) responseRoutes(f *File, s *Snapshot, apps map[string]*policy.
 			if !app.AllEndpoints && !app.Endpoints[e.Name] {
 				continue
 			}
-			rs.Add(c.route(app, e, a.Response, e.Response))
+			r := c.route(app, e, a.Response, e.Response)
+			r.Sign = policy.SignerOf(app, eps[e.Name])
+			rs.Add(r)
 		}
 	}
 	s.Response = rs

@@ -1,6 +1,9 @@
 package extproc
 
-import "github.com/gatehouse/gatehouse/policy"
+import (
+	"github.com/gatehouse/gatehouse/policy"
+	"github.com/gatehouse/gatehouse/signature"
+)
 
 // DefaultMaxBody is Gatehouse's bound on a body it buffers when a route sets none.
 const DefaultMaxBody = 1 << 20
@@ -16,6 +19,9 @@ type Route struct {
 	// UpstreamErrors rewrites upstream 5xx responses into the dialect's TARGET_*
 	// family.
 	UpstreamErrors bool
+	// Sign, when set, signs every response the client receives on the route (the last
+	// step, on the upstream's response or on whatever replaced it).
+	Sign *signature.Signer
 
 	hooks []hook
 	needs needs
@@ -38,10 +44,13 @@ func (r *Route) build() {
 		r.hooks = append(r.hooks, upstreamErrors{})
 		r.needs.response = true
 	}
+	if r.Sign != nil {
+		r.needs.response, r.needs.responseBody = true, true
+	}
 }
 
 // active reports whether any feature runs on the route.
-func (r *Route) active() bool { return len(r.hooks) > 0 }
+func (r *Route) active() bool { return len(r.hooks) > 0 || r.Sign != nil }
 
 // Routes are the response-phase routes of one configuration snapshot, by app and
 // endpoint. A nil *Routes has none.
@@ -82,3 +91,6 @@ func (rs *Routes) find(app, endpoint string) *Route {
 	}
 	return rs.byKey[routeKey{app, endpoint}]
 }
+
+// Lookup returns the route of app and endpoint, nil when no feature runs there.
+func (rs *Routes) Lookup(app, endpoint string) *Route { return rs.find(app, endpoint) }

@@ -51,6 +51,9 @@ func (r *Rules) Decide(ctx context.Context, now time.Time, in *Input) Decision {
 		if ep.Dialect != nil {
 			d.Dialect = *ep.Dialect
 		}
+		if ep.Sign != nil {
+			d.signWith(ep.Sign, in, now)
+		}
 	}
 	ip := in.ClientIP(r.opt.TrustedHops)
 	// 1. app. A locked-out client is refused whatever credential it sends now; the
@@ -58,6 +61,11 @@ func (r *Rules) Decide(ctx context.Context, now time.Time, in *Input) Decision {
 	app, credHeader, code := r.authenticate(in)
 	if app != nil && (ep == nil || ep.Dialect == nil) {
 		d.Dialect = app.Dialect
+	}
+	if app != nil && d.Signer == nil {
+		if s := SignerOf(app, ep); s != nil {
+			d.signWith(s, in, now)
+		}
 	}
 	lk := r.newLockKeys(ip)
 	if r.locked(ctx, now, lk, &d) {
@@ -104,6 +112,9 @@ func (r *Rules) Decide(ctx context.Context, now time.Time, in *Input) Decision {
 	// device they established
 	est, ok := r.credentials(ctx, now, in, app, ep, fail, lk, &d)
 	if !ok || r.locked(ctx, now, lk, &d) {
+		return d
+	}
+	if d.Signer != nil && !r.nonce(ctx, now, app, &d, fail) {
 		return d
 	}
 	// 7. payload
