@@ -54,7 +54,8 @@ func buildExchanges(s reqShape, bodySize int) []*procExchange {
 			"caller":      structpb.NewStringValue(fmt.Sprintf("%064x", i)),
 		}}}}
 		reqH := headerMap(map[string]string{":method": "GET", ":path": s.path, ":authority": s.host, ":scheme": "https",
-			"x-request-id": reqID, "user-agent": "gatehouse-load/1.0", "x-device-id": "device-" + strconv.Itoa(i)})
+			"x-request-id": reqID, "user-agent": "gatehouse-load/1.0", "x-device-id": "device-" + strconv.Itoa(i),
+			loadNonceHeader: fmt.Sprintf("load-nonce-%016x", i)})
 		respH := headerMap(map[string]string{":status": "200", "content-type": "application/json",
 			"content-length": strconv.Itoa(len(body))})
 		out = append(out, &procExchange{
@@ -185,14 +186,23 @@ func override(mode, o *procv3.ProcessingMode) *procv3.ProcessingMode {
 	}
 }
 
+// loadNonceHeader carries each request's nonce (the signer's default nonce header): Process
+// echoes it in the signed response. Check, which refuses a nonce seen before, is not called
+// by this load.
+const loadNonceHeader = "x-nonce"
+
 // extprocConfig is the generated config of --mode extproc: the load config's demo app with
-// the response phase on: upstream errors rewritten into its dialect, so Process reads every
-// response's headers (the route needs no body: Gatehouse's mode override says so, and the
-// load client, like Envoy, then sends none).
-func extprocConfig() string {
+// the response phase on: every response signed with the secret in secretFile (so Process
+// asks for and reads every response body), upstream errors rewritten into its dialect.
+func extprocConfig(secretFile string) string {
 	return strings.Replace(memoryConfig(), `    endpoints: ["*"]
 `, `    endpoints: ["*"]
     response:
       upstream_errors: rewrite
+      sign:
+        secret_file: `+strconv.Quote(secretFile)+`
 `, 1)
 }
+
+// loadSecret is the signing secret of the generated config: a load run's, not a secret.
+const loadSecret = "gatehouse-load signing secret, 32+ bytes long\n"

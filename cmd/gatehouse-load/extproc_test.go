@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"io"
 	"net"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -12,6 +14,7 @@ import (
 	"github.com/gatehouse/gatehouse/config"
 	"github.com/gatehouse/gatehouse/extproc"
 	"github.com/gatehouse/gatehouse/extproc/extproctest"
+	"github.com/gatehouse/gatehouse/signature"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 )
@@ -43,6 +46,17 @@ func gatehouseProc() *extproc.Server {
 	return extproc.NewServer(func() *extproc.Routes { return rs }, extproc.Options{})
 }
 
+// signingProc is Gatehouse's Process signing demo/hello's responses (it reads the body).
+func signingProc(t *testing.T) *extproc.Server {
+	sg, err := signature.New([]byte(loadSecret), signature.Settings{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs := extproc.NewRoutes(0)
+	rs.Add(&extproc.Route{App: "demo", Endpoint: "hello", Sign: sg})
+	return extproc.NewServer(func() *extproc.Routes { return rs }, extproc.Options{})
+}
+
 // TestRunExchange: the load client sends what Envoy would, given each server's answers. The
 // no-op server never overrides the mode, so it gets all three phases of the buffered route;
 // Gatehouse's answers to the request headers decide what follows.
@@ -67,6 +81,7 @@ func TestRunExchange(t *testing.T) {
 		{"gatehouse: upstream 503 replaced", gatehouseProc(), "hello", status("503"), outcomeDenied, 2},
 		{"gatehouse: upstream 500 replaced", gatehouseProc(), "hello", status("500"), outcomeDenied, 2},
 		{"gatehouse: upstream 499 passes", gatehouseProc(), "hello", status("499"), outcomeOK, 2},
+		{"gatehouse signing: every phase", signingProc(t), "hello", nil, outcomeOK, 3},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -110,9 +125,13 @@ func TestHeaderMapRawValue(t *testing.T) {
 // response-phase route on the endpoint the load sends (so Gatehouse does work per stream
 // rather than skipping).
 func TestExtprocConfig(t *testing.T) {
-	snap, err := config.LoadBytes([]byte(extprocConfig()), "gatehouse-extproc.yaml", config.Deps{})
+	secret := filepath.Join(t.TempDir(), "sign.key")
+	if err := os.WriteFile(secret, []byte(loadSecret), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := config.LoadBytes([]byte(extprocConfig(secret)), "gatehouse-extproc.yaml", config.Deps{})
 	if err != nil {
-		t.Fatalf("%v\n%s", err, extprocConfig())
+		t.Fatalf("%v\n%s", err, extprocConfig(secret))
 	}
 	if snap.Response.Len() != 1 {
 		t.Errorf("%d response routes, want 1 (demo/hello)", snap.Response.Len())

@@ -54,7 +54,8 @@
 //	                       body), honouring each server's mode_override and immediate responses;
 //	                       the call ends when the server ends the stream. Without --config,
 //	                       Gatehouse gets the generated load config with the response phase on
-//	                       (upstream_errors: rewrite on the demo app)
+//	                       for the demo app: every response signed (a generated secret; each
+//	                       request carries its own x-nonce), upstream errors rewritten
 //	--body-sizes 1024,16384
 //	                       extproc: response body sizes; each is a series over every concurrency
 //	--concurrency 16,64    comma-separated concurrency levels

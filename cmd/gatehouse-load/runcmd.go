@@ -311,7 +311,11 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) (err 
 	if cfg.mode == "extproc" && cfg.configPath == "" && !cfg.redis {
 		cfg.genConfig = false
 		configPath = filepath.Join(logDir, "gatehouse-extproc.yaml")
-		if err := os.WriteFile(configPath, []byte(extprocConfig()), 0o600); err != nil {
+		secret := filepath.Join(logDir, "sign.key")
+		if err := os.WriteFile(secret, []byte(loadSecret), 0o600); err != nil {
+			return err
+		}
+		if err := os.WriteFile(configPath, []byte(extprocConfig(secret)), 0o600); err != nil {
 			return err
 		}
 	}
