@@ -542,6 +542,10 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) (err 
 		}
 	}
 	for _, t := range targets[1:] {
+		if cfg.mode == "extproc" {
+			printExchangeMetrics(ctx, stdout, t)
+			continue
+		}
 		printCacheMetrics(ctx, stdout, t)
 	}
 	return nil
