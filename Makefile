@@ -123,6 +123,9 @@ load-telemetry: build bin/gatehouse-load ## the same ext_authz run with tracing 
 	./bin/gatehouse-load run --gatehouse ./$(BIN) --mode authz --env OTEL_TRACES_EXPORTER=none \
 	  --variant-env OTEL_TRACES_EXPORTER=otlp --variant-env OTEL_TRACES_SAMPLER=always_on --otlp-sink $(LOAD_FLAGS)
 
+load-extproc: build bin/gatehouse-load ## ext_proc streams: Gatehouse's Process vs a no-op ext_proc server, 1 KiB and 16 KiB response bodies
+	./bin/gatehouse-load run --gatehouse ./$(BIN) --mode extproc --body-sizes 1024,16384 $(LOAD_FLAGS)
+
 load-rls: build bin/gatehouse-load ## RLS load run with the memory store: server CPU per call vs the no-op
 	./bin/gatehouse-load run --gatehouse ./$(BIN) --mode rls --gen-config $(LOAD_FLAGS)
 

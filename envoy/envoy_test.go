@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	accesslogv3 "github.com/envoyproxy/go-control-plane/envoy/config/accesslog/v3"
@@ -15,9 +16,11 @@ import (
 	tracev3 "github.com/envoyproxy/go-control-plane/envoy/config/trace/v3"
 	celv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/filters/cel/v3"
 	extauthzv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_authz/v3"
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	ratelimitv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ratelimit/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	upstreamhttpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+	"github.com/gatehouse/gatehouse/policy"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -25,6 +28,7 @@ import (
 const (
 	extAuthzFilter    = "envoy.filters.http.ext_authz"
 	rateLimitFilter   = "envoy.filters.http.ratelimit"
+	extProcFilter     = "envoy.filters.http.ext_proc"
 	routerFilter      = "envoy.filters.http.router"
 	metadataNamespace = "envoy.filters.http.ext_authz" // where Gatehouse's dynamic metadata lands
 )
@@ -36,7 +40,7 @@ var seedCodes = map[string]struct {
 	message string
 }{
 	"PROXY_ERROR":         {502, "Error forwarding to target API"},
-	"TARGET_TIMEOUT":      {504, "Target API didn't respond in time"},
+	"TARGET_TIMEOUT":      {504, "Target API didn’t respond in time"}, // the seed's typographic apostrophe
 	"TARGET_UNAVAILABLE":  {503, "Target API is unavailable"},
 	"INVALID_RESPONSE":    {502, "Target API returned invalid response"},
 	"PAYLOAD_TOO_LARGE":   {413, "Request body exceeds size limit"},
@@ -83,6 +87,7 @@ type pipeline struct {
 	filters  []string
 	authz    *extauthzv3.ExtAuthz
 	rl       *ratelimitv3.RateLimit
+	proc     *extprocv3.ExternalProcessor
 	clusters map[string]*clusterv3.Cluster
 }
 
@@ -109,6 +114,11 @@ func unpackPipeline(t *testing.T, bs *bootstrapv3.Bootstrap) pipeline {
 			if err := f.GetTypedConfig().UnmarshalTo(p.rl); err != nil {
 				t.Fatal(err)
 			}
+		case extProcFilter:
+			p.proc = &extprocv3.ExternalProcessor{}
+			if err := f.GetTypedConfig().UnmarshalTo(p.proc); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 	for _, c := range bs.GetStaticResources().GetClusters() {
@@ -122,13 +132,15 @@ func TestBootstrapPipeline(t *testing.T) {
 	for _, f := range bootstrapFiles(t) {
 		t.Run(f, func(t *testing.T) {
 			p := unpackPipeline(t, loadBootstrap(t, f))
-			if want := []string{extAuthzFilter, rateLimitFilter, routerFilter}; !slices.Equal(p.filters, want) {
+			if want := []string{extAuthzFilter, rateLimitFilter, extProcFilter, routerFilter}; !slices.Equal(p.filters, want) {
 				t.Fatalf("filter order %v, want %v", p.filters, want)
 			}
 			checkExtAuthz(t, p.authz, "gatehouse")
 			checkRateLimit(t, p.rl, "gatehouse")
+			checkExtProc(t, p.proc, "gatehouse")
 			checkGatehouseCluster(t, p.clusters["gatehouse"])
 			checkRoutes(t, p.hcm.GetRouteConfig())
+			checkExtProcRoutes(t, p.hcm.GetRouteConfig())
 			checkTracing(t, p)
 		})
 	}
@@ -256,6 +268,7 @@ type localReply struct {
 	status  uint32
 	flags   []string
 	details string // response code details
+	dialect string // Check's dynamic metadata `dialect`; "" when Gatehouse never answered
 }
 
 // TestLocalReplyScenarios runs Envoy's own failures, and the local replies that must pass
@@ -267,62 +280,136 @@ func TestLocalReplyScenarios(t *testing.T) {
 	}
 }
 
+// dialectsSeen are the values Check may leave in the dynamic metadata, plus the cases where
+// there is none ("") or an unexpected one, which must fall back to the default dialect.
+var dialectsSeen = []string{"", "protectmyapi", "protekt", "license", "generic", "Protekt", "klingon"}
+
+// renderedDialect is the dialect Envoy must speak for a metadata value: the app's when Check
+// named one of the three other dialects, else the server's default (protectmyapi).
+func renderedDialect(md string) policy.Dialect {
+	switch md {
+	case "protekt":
+		return policy.Protekt
+	case "license":
+		return policy.License
+	case "generic":
+		return policy.Generic
+	}
+	return policy.ProtectMyAPI
+}
+
+// envoyFailures are the replies Envoy makes for its own failures, with the catalogue code each
+// must render. noMetadata marks failures that happen before Check answers.
+var envoyFailures = []struct {
+	name       string
+	reply      localReply
+	want       policy.Code
+	noMetadata bool
+}{
+	{"connect failure", localReply{503, []string{"UF"}, "upstream_reset_before_response_started{connection_failure}", ""}, policy.TargetUnavailable, false},
+	{"no healthy upstream", localReply{503, []string{"UH"}, "no_healthy_upstream", ""}, policy.TargetUnavailable, false},
+	{"retries exhausted", localReply{503, []string{"URX", "UF"}, "upstream_reset_before_response_started{connection_failure}", ""}, policy.TargetUnavailable, false},
+	{"circuit breaker", localReply{503, []string{"UO"}, "upstream_reset_before_response_started{overflow}", ""}, policy.TargetUnavailable, false},
+	{"upstream timeout", localReply{504, []string{"UT"}, "upstream_response_timeout", ""}, policy.TargetTimeout, false},
+	{"timeout after retries", localReply{504, []string{"UT", "URX"}, "upstream_response_timeout", ""}, policy.TargetTimeout, false},
+	{"connection terminated", localReply{503, []string{"UC"}, "upstream_reset_before_response_started{connection_termination}", ""}, policy.ProxyError, false},
+	{"remote reset", localReply{503, []string{"UR"}, "upstream_reset_before_response_started{remote_reset}", ""}, policy.ProxyError, false},
+	{"protocol error", localReply{502, []string{"UPE"}, "upstream_reset_before_response_started{protocol_error}", ""}, policy.InvalidResponse, false},
+	{"rate-limit service error", localReply{500, []string{"RLSE"}, "rate_limiter_error", ""}, policy.ServiceUnavailable, false},
+	{"process stream error", localReply{500, nil, "ext_proc_error_gRPC_error_14{connection_failure}", ""}, policy.ServiceUnavailable, false},
+	{"process message timeout", localReply{504, nil, "ext_proc_error_per-message_timeout_exceeded", ""}, policy.ServiceUnavailable, false},
+	{"request body over the ext_proc buffer", localReply{413, nil, "request_payload_too_large", ""}, policy.PayloadTooLarge, false},
+	// A buffered response over the route's buffer limit: Envoy answers 500 itself; Gatehouse's
+	// own bound on a response body answers INVALID_RESPONSE, and so does Envoy's.
+	{"response body over the ext_proc buffer", localReply{500, nil, "response_payload_too_large", ""}, policy.InvalidResponse, false},
+	{"gatehouse unreachable", localReply{503, []string{"UAEX"}, "ext_authz_error", ""}, policy.ServiceUnavailable, true},
+	{"body over ext_authz's buffer", localReply{413, nil, "request_payload_too_large", ""}, policy.PayloadTooLarge, true},
+}
+
+// untouchedReplies are local replies whose bodies are already what the client must get.
+var untouchedReplies = []struct {
+	name  string
+	reply localReply
+}{
+	{"gatehouse denial 403", localReply{403, []string{"UAEX"}, "ext_authz_denied", ""}},
+	{"gatehouse denial 503", localReply{503, []string{"UAEX"}, "ext_authz_denied", ""}},
+	{"gatehouse denial 413", localReply{413, []string{"UAEX"}, "ext_authz_denied", ""}},
+	{"gatehouse over limit", localReply{429, []string{"RL"}, "request_rate_limited", ""}},
+	{"no route", localReply{404, []string{"NR"}, "route_not_found", ""}},
+	{"gatehouse immediate reply", localReply{409, nil, "gatehouse_conflict", ""}},
+	{"gatehouse immediate 413", localReply{413, nil, "gatehouse_payload_too_large", ""}},
+	{"gatehouse immediate 503", localReply{503, nil, "gatehouse_service_unavailable", ""}},
+	// Gatehouse replacing Envoy's own timeout reply in the response phase: the stream still
+	// carries the UT flag, but the signed reply must reach the client as it is.
+	{"gatehouse reply over an upstream timeout", localReply{504, []string{"UT"}, "gatehouse_target_timeout", ""}},
+}
+
 func checkLocalReplyConfig(t *testing.T, lrc *hcmv3.LocalReplyConfig) {
 	t.Helper()
 	if lrc.GetBodyFormat() != nil {
 		t.Fatal("local_reply_config.body_format would rewrite every local reply, Gatehouse's denials included")
 	}
-	cases := []struct {
-		name  string
-		reply localReply
-		want  string // code; "" = left untouched
-	}{
-		{"connect failure", localReply{503, []string{"UF"}, "upstream_reset_before_response_started{connection_failure}"}, "TARGET_UNAVAILABLE"},
-		{"no healthy upstream", localReply{503, []string{"UH"}, "no_healthy_upstream"}, "TARGET_UNAVAILABLE"},
-		{"retries exhausted", localReply{503, []string{"URX", "UF"}, "upstream_reset_before_response_started{connection_failure}"}, "TARGET_UNAVAILABLE"},
-		{"circuit breaker", localReply{503, []string{"UO"}, "upstream_reset_before_response_started{overflow}"}, "TARGET_UNAVAILABLE"},
-		{"upstream timeout", localReply{504, []string{"UT"}, "upstream_response_timeout"}, "TARGET_TIMEOUT"},
-		{"timeout after retries", localReply{504, []string{"UT", "URX"}, "upstream_response_timeout"}, "TARGET_TIMEOUT"},
-		{"connection terminated", localReply{503, []string{"UC"}, "upstream_reset_before_response_started{connection_termination}"}, "PROXY_ERROR"},
-		{"remote reset", localReply{503, []string{"UR"}, "upstream_reset_before_response_started{remote_reset}"}, "PROXY_ERROR"},
-		{"protocol error", localReply{502, []string{"UPE"}, "upstream_reset_before_response_started{protocol_error}"}, "INVALID_RESPONSE"},
-		{"gatehouse unreachable", localReply{503, []string{"UAEX"}, "ext_authz_error"}, "SERVICE_UNAVAILABLE"},
-		{"rate-limit service error", localReply{500, []string{"RLSE"}, "rate_limiter_error"}, "SERVICE_UNAVAILABLE"},
-		{"body over buffer limit", localReply{413, nil, "request_payload_too_large"}, "PAYLOAD_TOO_LARGE"},
-		{"gatehouse denial 403", localReply{403, []string{"UAEX"}, "ext_authz_denied"}, ""},
-		{"gatehouse denial 503", localReply{503, []string{"UAEX"}, "ext_authz_denied"}, ""},
-		{"gatehouse denial 413", localReply{413, []string{"UAEX"}, "ext_authz_denied"}, ""},
-		{"gatehouse over limit", localReply{429, []string{"RL"}, "request_rate_limited"}, ""},
-		{"no route", localReply{404, []string{"NR"}, "route_not_found"}, ""},
-	}
-	for _, c := range cases {
-		m, err := firstMapper(lrc, c.reply)
-		if err != nil {
-			t.Fatalf("%s: %v", c.name, err)
-		}
-		if c.want == "" {
-			if m != nil {
-				t.Errorf("%s: rewritten by mapper %v, want untouched", c.name, m)
+	for _, md := range dialectsSeen {
+		for _, c := range envoyFailures {
+			if c.noMetadata && md != "" {
+				continue
 			}
-			continue
+			r := c.reply
+			r.dialect = md
+			m := mustFirstMapper(t, lrc, r)
+			if rewrites(m) == nil {
+				t.Errorf("%s (dialect %q): no mapper rewrites it, want %s", c.name, md, c.want)
+				continue
+			}
+			checkMapperBody(t, m, renderedDialect(md), c.want)
 		}
-		if m == nil {
-			t.Errorf("%s: no mapper matched, want %s", c.name, c.want)
-			continue
-		}
-		if got := checkMapperBody(t, m); got != c.want {
-			t.Errorf("%s: rendered %s, want %s", c.name, got, c.want)
+		for _, c := range untouchedReplies {
+			r := c.reply
+			r.dialect = md
+			if m := rewrites(mustFirstMapper(t, lrc, r)); m != nil {
+				t.Errorf("%s (dialect %q): rewritten by mapper %v, want untouched", c.name, md, m.GetFilter())
+			}
 		}
 	}
 }
 
-// checkMapperBody checks that m renders a documented code with its documented status, message
-// and JSON content type, and returns the code.
-func checkMapperBody(t *testing.T, m *hcmv3.ResponseMapper) string {
+func mustFirstMapper(t *testing.T, lrc *hcmv3.LocalReplyConfig, r localReply) *hcmv3.ResponseMapper {
+	t.Helper()
+	m, err := firstMapper(lrc, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// rewrites returns m when it changes the reply; a matching mapper without status, body or
+// headers leaves the reply as it is (and stops the search: the first match wins).
+func rewrites(m *hcmv3.ResponseMapper) *hcmv3.ResponseMapper {
+	if m == nil || (m.GetStatusCode() == nil && m.GetBody() == nil && m.GetBodyFormatOverride() == nil && len(m.GetHeadersToAdd()) == 0) {
+		return nil
+	}
+	return m
+}
+
+// checkMapperBody checks that m renders code in dialect d byte for byte as Gatehouse does
+// (policy.Render, whose bodies are tested against the seeds), with the same status and a
+// JSON content type; for the default dialect it also checks the hand-typed seed rows.
+func checkMapperBody(t *testing.T, m *hcmv3.ResponseMapper, d policy.Dialect, code policy.Code) {
 	t.Helper()
 	f := m.GetBodyFormatOverride()
 	if f.GetContentType() != "application/json" {
 		t.Errorf("mapper %v: content type %q, want application/json", m.GetFilter(), f.GetContentType())
+	}
+	got, err := renderTextFormat(f.GetTextFormatSource().GetInlineString())
+	if err != nil {
+		t.Fatalf("mapper for %s in %s: %v", code, d, err)
+	}
+	want := policy.Render(d, code, policy.RenderOptions{})
+	if got != string(want.Body) || m.GetStatusCode().GetValue() != uint32(want.Status) {
+		t.Errorf("mapper renders %d %s, want %s in %s: %d %s", m.GetStatusCode().GetValue(), got, code, d, want.Status, want.Body)
+	}
+	if d != policy.ProtectMyAPI {
+		return
 	}
 	var body struct {
 		Success *bool `json:"success"`
@@ -331,22 +418,28 @@ func checkMapperBody(t *testing.T, m *hcmv3.ResponseMapper) string {
 			Message string `json:"message"`
 		} `json:"error"`
 	}
-	raw := f.GetTextFormatSource().GetInlineString()
-	if err := json.Unmarshal([]byte(raw), &body); err != nil {
-		t.Fatalf("mapper body %q is not JSON: %v", raw, err)
+	if err := json.Unmarshal([]byte(got), &body); err != nil {
+		t.Fatalf("mapper body %q is not JSON: %v", got, err)
 	}
-	want, ok := seedCodes[body.Error.Code]
+	seed, ok := seedCodes[body.Error.Code]
 	switch {
-	case !ok:
-		t.Errorf("mapper body %s: code not in the seed's proxy/server codes", raw)
+	case !ok || body.Error.Code != string(code):
+		t.Errorf("mapper body %s: want code %s from the seed's proxy/server codes", got, code)
 	case body.Success == nil || *body.Success:
-		t.Errorf("mapper body %s: want \"success\":false", raw)
-	case m.GetStatusCode().GetValue() != want.status:
-		t.Errorf("mapper for %s: status %d, want %d", body.Error.Code, m.GetStatusCode().GetValue(), want.status)
-	case body.Error.Message != want.message:
-		t.Errorf("mapper for %s: message %q, want %q", body.Error.Code, body.Error.Message, want.message)
+		t.Errorf("mapper body %s: want \"success\":false", got)
+	case m.GetStatusCode().GetValue() != seed.status || body.Error.Message != seed.message:
+		t.Errorf("mapper for %s: %d %q, want %d %q", code, m.GetStatusCode().GetValue(), body.Error.Message, seed.status, seed.message)
 	}
-	return body.Error.Code
+}
+
+// renderTextFormat renders an Envoy text format string as Envoy would for a local reply. The
+// bodies are literal: a command operator (%...%) would substitute request data into a body,
+// so any is refused rather than modelled.
+func renderTextFormat(s string) (string, error) {
+	if strings.Contains(s, "%") {
+		return "", fmt.Errorf("body %q uses a command operator; bodies must be literal", s)
+	}
+	return s, nil
 }
 
 // firstMapper returns the mapper Envoy would apply to r (the first whose filter matches).
@@ -370,6 +463,15 @@ var celExpressions = map[string]func(localReply) bool{
 	"response.code == 413 && response.code_details != 'ext_authz_denied'": func(r localReply) bool {
 		return r.status == 413 && r.details != "ext_authz_denied"
 	},
+	"response.code_details.startsWith('ext_proc_error')": func(r localReply) bool {
+		return strings.HasPrefix(r.details, "ext_proc_error")
+	},
+	"response.code_details == 'response_payload_too_large'": func(r localReply) bool {
+		return r.details == "response_payload_too_large"
+	},
+	"response.code_details.startsWith('gatehouse')": func(r localReply) bool {
+		return strings.HasPrefix(r.details, "gatehouse")
+	},
 }
 
 // filterMatches evaluates the access-log filter kinds the mappers use.
@@ -390,6 +492,8 @@ func filterMatches(f *accesslogv3.AccessLogFilter, r localReply) (bool, error) {
 			}
 		}
 		return true, nil
+	case f.GetMetadataFilter() != nil:
+		return dialectMatches(f.GetMetadataFilter(), r)
 	case f.GetExtensionFilter() != nil:
 		cel := &celv3.ExpressionFilter{}
 		if err := f.GetExtensionFilter().GetTypedConfig().UnmarshalTo(cel); err != nil {
@@ -403,6 +507,26 @@ func filterMatches(f *accesslogv3.AccessLogFilter, r localReply) (bool, error) {
 	default:
 		return false, fmt.Errorf("mapper filter %v: kind not modelled by this test", f)
 	}
+}
+
+// dialectMatches evaluates the one metadata filter the mappers use: an exact match on Check's
+// `dialect` key. Envoy's match_if_key_not_found defaults to true, which would send requests
+// Gatehouse never answered to a dialect's mapper: the files must set it to false.
+func dialectMatches(mf *accesslogv3.MetadataFilter, r localReply) (bool, error) {
+	m := mf.GetMatcher()
+	path := m.GetPath()
+	exact := m.GetValue().GetStringMatch().GetExact()
+	if m.GetFilter() != metadataNamespace || len(path) != 1 || path[0].GetKey() != "dialect" || exact == "" ||
+		m.GetInvert() || m.GetValue().GetStringMatch().GetIgnoreCase() {
+		return false, fmt.Errorf("metadata filter %v: only an exact match on %s:dialect is modelled", mf, metadataNamespace)
+	}
+	if r.dialect == "" {
+		if mf.GetMatchIfKeyNotFound() == nil || mf.GetMatchIfKeyNotFound().GetValue() {
+			return false, fmt.Errorf("metadata filter %v: match_if_key_not_found must be false", mf)
+		}
+		return false, nil
+	}
+	return r.dialect == exact, nil
 }
 
 // TestUnixSocketVariant checks that envoy-uds.yaml is envoy.yaml with only the gatehouse

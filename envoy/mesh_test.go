@@ -3,6 +3,7 @@ package envoy
 import (
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	extauthzv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_authz/v3"
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	ratelimitv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ratelimit/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"google.golang.org/protobuf/proto"
@@ -104,6 +106,7 @@ type istioEnvoyFilter struct {
 		WorkloadSelector struct {
 			Labels map[string]string `yaml:"labels"`
 		} `yaml:"workloadSelector"`
+		Priority      int32 `yaml:"priority"`
 		ConfigPatches []struct {
 			ApplyTo string `yaml:"applyTo"`
 			Match   struct {
@@ -234,6 +237,7 @@ func decodeIstioPatches(ef istioEnvoyFilter) ([]proto.Message, error) {
 func TestIstio(t *testing.T) {
 	cfg := loadIstio(t)
 	refLRC, refRL := sidecarReference(t)
+	refProc := unpackPipeline(t, loadBootstrap(t, "sidecar/envoy.yaml")).proc
 
 	providers := map[string]string{} // name → service
 	for _, m := range cfg.mesh {
@@ -273,15 +277,21 @@ func TestIstio(t *testing.T) {
 		t.Errorf("provider gatehouse-local: service %q has no ServiceEntry", svc)
 	}
 
-	var rateLimits, localReplies, endpoints int
+	var rateLimits, extProcs, extProcRoutes, localReplies, endpoints int
 	for _, ef := range cfg.envoyFilters {
 		for i, m := range cfg.patchMessages[ef.Metadata.Name] {
 			p := ef.Spec.ConfigPatches[i]
 			at := fmt.Sprintf("EnvoyFilter %s configPatches[%d]", ef.Metadata.Name, i)
 			switch v := m.(type) {
 			case *hcmv3.HttpFilter:
+				sub := p.Match.Listener.FilterChain.Filter.SubFilter
+				if v.GetName() == extProcFilter {
+					extProcs++
+					checkIstioExtProc(t, at, sub, p.Patch.Operation, v, refProc, providers)
+					continue
+				}
 				rateLimits++
-				checkIstioRateLimit(t, at, p.Match.Listener.FilterChain.Filter.SubFilter, p.Patch.Operation, v, refRL, providers)
+				checkIstioRateLimit(t, at, sub, p.Patch.Operation, v, refRL, providers)
 			case *listenerv3.Filter:
 				hcm, _ := patchHCM(t, at, v)
 				if hcm.GetLocalReplyConfig() == nil {
@@ -292,6 +302,15 @@ func TestIstio(t *testing.T) {
 					t.Errorf("%s: local_reply_config differs from sidecar/envoy.yaml", at)
 				}
 			case *routev3.Route:
+				if v.GetTypedPerFilterConfig()[extProcFilter] != nil {
+					extProcRoutes++
+					if per := extProcPerRoute(t, v); !per.GetDisabled() {
+						checkOverrideMode(t, at, per.GetOverrides().GetProcessingMode())
+					}
+				}
+				if v.GetTypedPerFilterConfig()[extAuthzFilter] == nil {
+					continue
+				}
 				endpoints++
 				per := &extauthzv3.ExtAuthzPerRoute{}
 				if err := v.GetTypedPerFilterConfig()[extAuthzFilter].UnmarshalTo(per); err != nil {
@@ -303,10 +322,71 @@ func TestIstio(t *testing.T) {
 			}
 		}
 	}
-	if rateLimits < 2 || localReplies == 0 || endpoints == 0 {
-		t.Errorf("want rate-limit patches for gateway and sidecar, a local reply patch and endpoint patches; got %d, %d, %d",
-			rateLimits, localReplies, endpoints)
+	checkIstioFilterOrder(t, cfg)
+	if rateLimits < 2 || localReplies == 0 || endpoints == 0 || extProcs < 2 || extProcRoutes == 0 {
+		t.Errorf("want rate-limit and ext_proc patches for gateway and sidecar, a local reply patch, endpoint patches "+
+			"and ext_proc route overrides; got %d, %d, %d, %d, %d", rateLimits, extProcs, localReplies, endpoints, extProcRoutes)
 	}
+}
+
+// checkIstioFilterOrder: both filters are inserted before the router, so the one patched last
+// ends up next to it; ext_proc's EnvoyFilters must come after the rate-limit ones (a higher
+// priority is applied later) so that the order is ext_authz, ratelimit, ext_proc, router.
+func checkIstioFilterOrder(t *testing.T, cfg istioConfig) {
+	t.Helper()
+	highestRL, lowestProc := int32(-1<<31), int32(1<<31-1)
+	for _, ef := range cfg.envoyFilters {
+		for _, m := range cfg.patchMessages[ef.Metadata.Name] {
+			switch f, _ := m.(*hcmv3.HttpFilter); f.GetName() {
+			case rateLimitFilter:
+				highestRL = max(highestRL, ef.Spec.Priority)
+			case extProcFilter:
+				lowestProc = min(lowestProc, ef.Spec.Priority)
+			}
+		}
+	}
+	if lowestProc <= highestRL {
+		t.Errorf("ext_proc EnvoyFilter priority %d must be above the rate-limit ones' (%d)", lowestProc, highestRL)
+	}
+}
+
+// checkIstioExtProc checks an inserted ext_proc filter: before the router (so after the
+// ext_authz filter of the CUSTOM policy), the settings of sidecar/envoy.yaml, on the outbound
+// cluster of a Gatehouse provider.
+func checkIstioExtProc(t *testing.T, at string, sub *struct {
+	Name string `yaml:"name"`
+}, op string, f *hcmv3.HttpFilter, ref *extprocv3.ExternalProcessor, providers map[string]string) {
+	t.Helper()
+	if sub == nil || sub.Name != routerFilter || op != "INSERT_BEFORE" {
+		t.Errorf("%s: the ext_proc filter must be inserted before the router (after ext_authz)", at)
+	}
+	p := &extprocv3.ExternalProcessor{}
+	if err := f.GetTypedConfig().UnmarshalTo(p); err != nil {
+		t.Fatalf("%s: %v", at, err)
+	}
+	cluster := p.GetGrpcService().GetEnvoyGrpc().GetClusterName()
+	checkExtProc(t, p, cluster)
+	if !sameExtProc(ref, p) {
+		t.Errorf("%s: ext_proc settings differ from sidecar/envoy.yaml", at)
+	}
+	ok := false
+	for _, svc := range providers {
+		ok = ok || cluster == "outbound|9191||"+svc
+	}
+	if !ok {
+		t.Errorf("%s: cluster %q is not Istio's outbound cluster of a Gatehouse provider", at, cluster)
+	}
+}
+
+// sameExtProc compares a copy of the ext_proc filter with the reference, the cluster aside.
+func sameExtProc(ref, got *extprocv3.ExternalProcessor) bool {
+	a, b := proto.Clone(ref).(*extprocv3.ExternalProcessor), proto.Clone(got).(*extprocv3.ExternalProcessor)
+	for _, p := range []*extprocv3.ExternalProcessor{a, b} {
+		if g := p.GetGrpcService().GetEnvoyGrpc(); g != nil {
+			g.ClusterName = ""
+		}
+	}
+	return proto.Equal(a, b)
 }
 
 // patchHCM returns the HTTP connection manager a NETWORK_FILTER patch value merges, if it is one.
@@ -447,9 +527,10 @@ func TestEnvoyGateway(t *testing.T) {
 	}
 	refLRC, refRL := sidecarReference(t)
 	var (
-		policies []egSecurityPolicy
-		grants   []gwReferenceGrant
-		patches  []proto.Message
+		policies   []egSecurityPolicy
+		extensions []egEnvoyExtensionPolicy
+		grants     []gwReferenceGrant
+		patches    []proto.Message
 	)
 	for _, f := range files {
 		for i, doc := range yamlDocs(t, f) {
@@ -463,6 +544,12 @@ func TestEnvoyGateway(t *testing.T) {
 					err = v.Metadata.check()
 				}
 				policies = append(policies, v)
+			case "gateway.envoyproxy.io/v1alpha1 EnvoyExtensionPolicy":
+				var v egEnvoyExtensionPolicy
+				if err = strictYAML(doc, &v); err == nil {
+					err = v.Metadata.check()
+				}
+				extensions = append(extensions, v)
 			case "gateway.envoyproxy.io/v1alpha1 ClientTrafficPolicy":
 				var v egClientTrafficPolicy // its settings: TestEnvoyGatewayNormalizes
 				if err = strictYAML(doc, &v); err == nil {
@@ -506,6 +593,7 @@ func TestEnvoyGateway(t *testing.T) {
 	for _, sp := range policies {
 		checkSecurityPolicy(t, sp, grants)
 	}
+	checkExtensionPolicies(t, extensions, policies, grants)
 	checkPatches(t, patches, refLRC, refRL)
 }
 
@@ -531,16 +619,7 @@ func checkSecurityPolicy(t *testing.T, sp egSecurityPolicy, grants []gwReference
 		if br.Namespace == "" || br.Namespace == sp.Metadata.Namespace {
 			continue
 		}
-		granted := false
-		for _, g := range grants {
-			for _, from := range g.Spec.From {
-				for _, to := range g.Spec.To {
-					granted = granted || (g.Metadata.Namespace == br.Namespace && from.Kind == "SecurityPolicy" &&
-						from.Namespace == sp.Metadata.Namespace && to.Kind == "Service" && (to.Name == "" || to.Name == br.Name))
-				}
-			}
-		}
-		if !granted {
+		if !granted(grants, "SecurityPolicy", sp.Metadata.Namespace, br.Namespace, br.Name) {
 			t.Errorf("SecurityPolicy %s: backend %s/%s crosses namespaces without a ReferenceGrant", sp.Metadata.Name, br.Namespace, br.Name)
 		}
 	}
@@ -579,4 +658,112 @@ func checkPatches(t *testing.T, patches []proto.Message, refLRC *hcmv3.LocalRepl
 		t.Fatalf("EnvoyPatchPolicy: rate-limit cluster %q is not added by the policy", name)
 	}
 	checkGatehouseCluster(t, c)
+}
+
+// granted reports whether a ReferenceGrant lets a policy of kind in namespace from reach the
+// Service ns/name.
+func granted(grants []gwReferenceGrant, kind, from, ns, name string) bool {
+	for _, g := range grants {
+		for _, f := range g.Spec.From {
+			for _, to := range g.Spec.To {
+				if g.Metadata.Namespace == ns && f.Kind == kind && f.Namespace == from &&
+					to.Kind == "Service" && (to.Name == "" || to.Name == name) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// egEnvoyExtensionPolicy mirrors gateway.envoyproxy.io/v1alpha1 EnvoyExtensionPolicy (extProc).
+type egEnvoyExtensionPolicy struct {
+	typeMeta `yaml:",inline"`
+	Metadata objectMeta `yaml:"metadata"`
+	Spec     struct {
+		TargetRefs []egTargetRef `yaml:"targetRefs"`
+		ExtProc    []struct {
+			BackendRefs []struct {
+				Group     string `yaml:"group"`
+				Kind      string `yaml:"kind"`
+				Name      string `yaml:"name"`
+				Namespace string `yaml:"namespace"`
+				Port      uint32 `yaml:"port"`
+			} `yaml:"backendRefs"`
+			MessageTimeout string `yaml:"messageTimeout"`
+			FailOpen       *bool  `yaml:"failOpen"`
+			ProcessingMode *struct {
+				Request           *egProcessingModeOptions `yaml:"request"`
+				Response          *egProcessingModeOptions `yaml:"response"`
+				AllowModeOverride bool                     `yaml:"allowModeOverride"`
+			} `yaml:"processingMode"`
+			Metadata *struct {
+				AccessibleNamespaces []string `yaml:"accessibleNamespaces"`
+				WritableNamespaces   []string `yaml:"writableNamespaces"`
+			} `yaml:"metadata"`
+		} `yaml:"extProc"`
+	} `yaml:"spec"`
+}
+
+// egProcessingModeOptions mirrors ProcessingModeOptions: present means the headers are sent.
+type egProcessingModeOptions struct {
+	Body       string   `yaml:"body"`
+	Attributes []string `yaml:"attributes"`
+}
+
+// checkExtensionPolicies checks the ext_proc policies: the settings of sidecar/envoy.yaml in
+// Envoy Gateway's words, on routes that Check also runs on, with examples of each body mode.
+// Routes that need nothing have no policy, hence no ext_proc stream.
+func checkExtensionPolicies(t *testing.T, eps []egEnvoyExtensionPolicy, sps []egSecurityPolicy, grants []gwReferenceGrant) {
+	t.Helper()
+	checked := map[string]bool{} // HTTPRoute names with ext_authz
+	for _, sp := range sps {
+		for _, r := range sp.Spec.TargetRefs {
+			checked[r.Kind+"/"+r.Name] = true
+		}
+	}
+	modes := map[[2]string]bool{}
+	for _, ep := range eps {
+		at := "EnvoyExtensionPolicy " + ep.Metadata.Name
+		for _, r := range ep.Spec.TargetRefs {
+			if r.Kind != "HTTPRoute" || !checked[r.Kind+"/"+r.Name] {
+				t.Errorf("%s: target %s/%s has no SecurityPolicy: Process would learn nothing about its requests", at, r.Kind, r.Name)
+			}
+		}
+		if len(ep.Spec.ExtProc) != 1 {
+			t.Fatalf("%s: want one extProc", at)
+		}
+		x := ep.Spec.ExtProc[0]
+		if d, err := time.ParseDuration(x.MessageTimeout); err != nil || d <= 0 || d > time.Second {
+			t.Errorf("%s: messageTimeout %q must be set and at most 1s", at, x.MessageTimeout)
+		}
+		if x.FailOpen == nil || *x.FailOpen {
+			t.Errorf("%s: want failOpen: false, explicitly", at)
+		}
+		if x.Metadata == nil || !slices.Contains(x.Metadata.AccessibleNamespaces, metadataNamespace) {
+			t.Errorf("%s: metadata.accessibleNamespaces must hold %s", at, metadataNamespace)
+		}
+		pm := x.ProcessingMode
+		if pm == nil || pm.Request == nil || pm.Response == nil || !pm.AllowModeOverride {
+			t.Fatalf("%s: want processingMode with request and response (so headers are sent) and allowModeOverride", at)
+		}
+		for _, b := range []string{pm.Request.Body, pm.Response.Body} {
+			if b != "" && b != "Buffered" {
+				t.Errorf("%s: body mode %q, want Buffered or none", at, b)
+			}
+		}
+		modes[[2]string{pm.Request.Body, pm.Response.Body}] = true
+		for _, br := range x.BackendRefs {
+			if br.Port != 9191 {
+				t.Errorf("%s: backend port %d, want 9191", at, br.Port)
+			}
+			if br.Namespace != "" && br.Namespace != ep.Metadata.Namespace &&
+				!granted(grants, "EnvoyExtensionPolicy", ep.Metadata.Namespace, br.Namespace, br.Name) {
+				t.Errorf("%s: backend %s/%s crosses namespaces without a ReferenceGrant", at, br.Namespace, br.Name)
+			}
+		}
+	}
+	if !modes[[2]string{"Buffered", "Buffered"}] || !modes[[2]string{"Buffered", ""}] {
+		t.Errorf("want a policy buffering both bodies (signed, idempotent) and one the request only (login); got %v", modes)
+	}
 }

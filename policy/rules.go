@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/gatehouse/gatehouse/signature"
 )
 
 // FailMode says what happens when Gatehouse cannot decide (a store or JWKS is unreachable).
@@ -83,6 +85,8 @@ type App struct {
 	Maintenance  *MaintenanceWindow
 	// Device holds the device steps (network lists, attestation, licenses); nil skips them.
 	Device DeviceChecker
+	// Sign signs responses on the app's endpoints (unless an endpoint says otherwise).
+	Sign *signature.Signer
 }
 
 // Endpoint is one configured API endpoint.
@@ -114,6 +118,10 @@ type Endpoint struct {
 	// Heartbeat marks heartbeat-style endpoints: an expired license session there is
 	// SESSION_EXPIRED.
 	Heartbeat bool
+	// Sign signs responses on this endpoint for every app; NoSign opts the endpoint out
+	// of its apps' signing.
+	Sign   *signature.Signer
+	NoSign bool
 
 	route string // Path as matched; set by NewRules
 }
@@ -153,6 +161,9 @@ type Options struct {
 	MethodOverride MethodOverride
 	// LockoutKeys are the kinds of keys Lockout counts (LockoutKinds); 0: all.
 	LockoutKeys LockoutKinds
+	// Nonces records the nonces of signed endpoints; nil: a signed endpoint cannot
+	// decide (its fail mode applies).
+	Nonces NonceMarks
 }
 
 // MethodOverride is the treatment of method-override headers.

@@ -14,6 +14,7 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	ratelimitv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/common/ratelimit/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	rlsv3 "github.com/envoyproxy/go-control-plane/envoy/service/ratelimit/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -255,6 +256,14 @@ const (
 // caller returns one worker's request function: a random pre-built request of the spec
 // sent on cc, classified.
 func (spec *loadSpec) caller(cc *grpc.ClientConn, rng *rand.Rand) func(context.Context) (outcome, error) {
+	if spec.procs != nil {
+		client := extprocv3.NewExternalProcessorClient(cc)
+		pick := spec.picker(rng, len(spec.procs))
+		return func(ctx context.Context) (outcome, error) {
+			o, _, err := runExchange(ctx, client, spec.procs[pick()])
+			return o, err
+		}
+	}
 	if spec.checks != nil {
 		client := authv3.NewAuthorizationClient(cc)
 		pick := spec.picker(rng, len(spec.checks))
@@ -294,6 +303,13 @@ func (spec *loadSpec) picker(rng *rand.Rand, n int) func() int {
 	}
 }
 
+// requestSet is the pre-built requests of one series of measurements (one mode).
+type requestSet struct {
+	checks []*authv3.CheckRequest
+	rls    []*rlsv3.RateLimitRequest
+	procs  []*procExchange
+}
+
 // loadSpec is one closed-loop measurement.
 type loadSpec struct {
 	session     int // requests in a row for one device (--session)
@@ -303,6 +319,7 @@ type loadSpec struct {
 	duration    time.Duration
 	checks      []*authv3.CheckRequest
 	rls         []*rlsv3.RateLimitRequest
+	procs       []*procExchange // extproc: one Process stream per call
 	// beforeWindow/afterWindow bracket the measured window (CPU and Redis snapshots).
 	beforeWindow func()
 	afterWindow  func()

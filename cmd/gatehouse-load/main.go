@@ -12,8 +12,9 @@
 //
 // Serves envoy.service.auth.v3.Authorization (Check → OK, empty ok_response),
 // envoy.service.ratelimit.v3.RateLimitService (ShouldRateLimit → OVERALL OK, one OK
-// status per descriptor), grpc.health.v1 and an OTLP/gRPC collector (traces, metrics,
-// logs) that discards everything (used by --otlp-sink). It runs until SIGTERM/SIGINT.
+// status per descriptor), envoy.service.ext_proc.v3.ExternalProcessor (Process → CONTINUE
+// to every message, extproctest.Noop), grpc.health.v1 and an OTLP/gRPC collector (traces,
+// metrics, logs) that discards everything (used by --otlp-sink). It runs until SIGTERM/SIGINT.
 //
 // # run
 //
@@ -45,7 +46,18 @@
 //	--config F             Gatehouse config (default: none, the embedded demo config). With
 //	                       --redis, the text {{REDIS_ADDR}} in F is replaced by the address
 //	                       of the redis-server started for the run.
-//	--mode authz|rls       ext_authz Check or ShouldRateLimit (default authz)
+//	--mode authz|rls|extproc
+//	                       ext_authz Check, ShouldRateLimit, or ext_proc Process streams (default
+//	                       authz). extproc: one stream per call, sent as Envoy sends a route whose
+//	                       processing mode buffers bodies (request headers of an allowed GET with
+//	                       Check's dynamic metadata, then response headers, then the response
+//	                       body), honouring each server's mode_override and immediate responses;
+//	                       the call ends when the server ends the stream. Without --config,
+//	                       Gatehouse gets the generated load config with the response phase on
+//	                       for the demo app: every response signed (a generated secret; each
+//	                       request carries its own x-nonce), upstream errors rewritten
+//	--body-sizes 1024,16384
+//	                       extproc: response body sizes; each is a series over every concurrency
 //	--concurrency 16,64    comma-separated concurrency levels
 //	--duration 10s         measured time per measurement
 //	--warmup 2s            unrecorded load before each measurement

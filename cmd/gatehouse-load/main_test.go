@@ -36,7 +36,7 @@ func TestNoopVsNoop(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts servers and drives load for a few seconds")
 	}
-	for _, mode := range []string{"authz", "rls"} {
+	for _, mode := range []string{"authz", "rls", "extproc"} {
 		t.Run(mode, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()

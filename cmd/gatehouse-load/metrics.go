@@ -15,6 +15,21 @@ import (
 // printCacheMetrics prints every gatehouse_cache_* sample of t's /metrics and a hit ratio
 // for each pair of metrics whose names differ only in "hits"/"misses" (same labels).
 // The counters are cumulative over the whole run (warmups and every round).
+// printExchangeMetrics prints Gatehouse's response-phase stream counters, which tell whether
+// the streams of an extproc run were processed (pass, replace) or skipped.
+func printExchangeMetrics(ctx context.Context, w io.Writer, t *target) {
+	url := "http://" + t.adminAddr + "/metrics"
+	fmt.Fprintf(w, "\n== %s %s: gatehouse_response_exchanges_total (cumulative over the run) ==\n", t.name, url)
+	lines, err := fetchMetrics(ctx, url, "gatehouse_response_exchanges_total")
+	if err != nil {
+		fmt.Fprintf(w, "metrics unavailable: %v\n", err)
+		return
+	}
+	for _, l := range lines {
+		fmt.Fprintln(w, l)
+	}
+}
+
 func printCacheMetrics(ctx context.Context, w io.Writer, t *target) {
 	url := "http://" + t.adminAddr + "/metrics"
 	fmt.Fprintf(w, "\n== %s %s: gatehouse_cache_* (cumulative over the run) ==\n", t.name, url)

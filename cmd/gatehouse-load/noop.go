@@ -9,7 +9,9 @@ import (
 	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	rlsv3 "github.com/envoyproxy/go-control-plane/envoy/service/ratelimit/v3"
+	"github.com/gatehouse/gatehouse/extproc/extproctest"
 	collogspb "go.opentelemetry.io/proto/otlp/collector/logs/v1"
 	colmetricspb "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
@@ -77,7 +79,8 @@ func runNoop(ctx context.Context, args []string, stderr io.Writer) error {
 	addr := fs.String("addr", "127.0.0.1:0", "listen address")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, "usage: gatehouse-load noop --addr 127.0.0.1:PORT\n\n"+
-			"No-op Envoy ext_authz (Check → OK) and rate-limit (ShouldRateLimit → OK) gRPC server,\n"+
+			"No-op Envoy ext_authz (Check → OK), rate-limit (ShouldRateLimit → OK) and ext_proc (Process →\n"+
+			"CONTINUE to every message) gRPC server,\n"+
 			"plus grpc.health.v1 and a discarding OTLP collector (traces, metrics, logs). Runs until SIGTERM/SIGINT.\n\n")
 		fs.PrintDefaults()
 	}
@@ -91,6 +94,7 @@ func runNoop(ctx context.Context, args []string, stderr io.Writer) error {
 	srv := grpc.NewServer()
 	authv3.RegisterAuthorizationServer(srv, noopAuthz{})
 	rlsv3.RegisterRateLimitServiceServer(srv, noopRLS{})
+	extprocv3.RegisterExternalProcessorServer(srv, extproctest.Noop{})
 	coltracepb.RegisterTraceServiceServer(srv, discardTraces{})
 	colmetricspb.RegisterMetricsServiceServer(srv, discardMetrics{})
 	collogspb.RegisterLogsServiceServer(srv, discardLogs{})

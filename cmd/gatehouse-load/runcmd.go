@@ -15,6 +15,7 @@ import (
 	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	rlsv3 "github.com/envoyproxy/go-control-plane/envoy/service/ratelimit/v3"
 	"github.com/gatehouse/gatehouse/config"
 	"google.golang.org/grpc"
@@ -52,6 +53,8 @@ type runConfig struct {
 	headerFlags  []string
 	extFlags     []string
 	concurrencyS string
+	bodySizesS   string
+	bodySizes    []int // extproc: response body sizes, one series of measurements each
 }
 
 // hasVariant reports whether a second Gatehouse is measured beside the first.
@@ -63,7 +66,8 @@ func parseRunFlags(args []string, stderr io.Writer) (*runConfig, error) {
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.gatehouse, "gatehouse", "./bin/gatehouse", "Gatehouse `binary`, started as: BINARY serve --grpc-addr 127.0.0.1:P --admin-addr 127.0.0.1:Q [--config F]")
 	fs.StringVar(&c.configPath, "config", "", "Gatehouse config `file` (default: none, Gatehouse's embedded demo config); with --redis, {{REDIS_ADDR}} in it is replaced by the Redis address")
-	fs.StringVar(&c.shape.mode, "mode", "authz", "authz (ext_authz Check) or rls (ShouldRateLimit)")
+	fs.StringVar(&c.shape.mode, "mode", "authz", "authz (ext_authz Check), rls (ShouldRateLimit) or extproc (Process streams)")
+	fs.StringVar(&c.bodySizesS, "body-sizes", "1024,16384", "extproc: comma-separated response body `sizes` in bytes, each measured at every concurrency level")
 	fs.StringVar(&c.concurrencyS, "concurrency", "16,64", "comma-separated concurrency `levels` (closed-loop goroutines)")
 	fs.DurationVar(&c.duration, "duration", 10*time.Second, "measured `time` per measurement")
 	fs.DurationVar(&c.warmup, "warmup", 2*time.Second, "unrecorded load before each measurement")
@@ -108,6 +112,7 @@ ratios; at the end, the gatehouse_cache_* lines of Gatehouse's /metrics.
 examples:
   gatehouse-load run                                   # authz, conc 16 and 64, 10 s each
   gatehouse-load run --mode rls
+  gatehouse-load run --mode extproc --body-sizes 1024,16384
   gatehouse-load run --mode rls --redis --config redis.yaml
   gatehouse-load run --devices 10000 --concurrency 64
   gatehouse-load run --attest --devices 10000          # per-device attestation tokens: cache hit ratio
@@ -130,15 +135,22 @@ flags:
 			fmt.Fprintln(stderr)
 		})
 	}
-	if err := fs.Parse(args); err != nil {
+	err := fs.Parse(args)
+	if err != nil {
 		return nil, err
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments: %q", fs.Args())
 	}
 	c.mode = c.shape.mode
-	if c.mode != "authz" && c.mode != "rls" {
-		return nil, fmt.Errorf("--mode must be authz or rls, not %q", c.mode)
+	if c.mode != "authz" && c.mode != "rls" && c.mode != "extproc" {
+		return nil, fmt.Errorf("--mode must be authz, rls or extproc, not %q", c.mode)
+	}
+	c.bodySizes = []int{0}
+	if c.mode == "extproc" {
+		if c.bodySizes, err = parseSizes(c.bodySizesS); err != nil {
+			return nil, err
+		}
 	}
 	pathSet := false
 	fs.Visit(func(f *flag.Flag) { pathSet = pathSet || f.Name == "path" })
@@ -212,6 +224,19 @@ flags:
 	return c, nil
 }
 
+// parseSizes reads --body-sizes.
+func parseSizes(list string) ([]int, error) {
+	var out []int
+	for _, s := range strings.Split(list, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 0 || n > 16<<20 {
+			return nil, fmt.Errorf("bad --body-sizes %q (want e.g. 1024,16384; each 0..16777216)", list)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
 // target is one server under test.
 type target struct {
 	name      string
@@ -283,6 +308,17 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) (err 
 			return err
 		}
 	}
+	if cfg.mode == "extproc" && cfg.configPath == "" && !cfg.redis {
+		cfg.genConfig = false
+		configPath = filepath.Join(logDir, "gatehouse-extproc.yaml")
+		secret := filepath.Join(logDir, "sign.key")
+		if err := os.WriteFile(secret, []byte(loadSecret), 0o600); err != nil {
+			return err
+		}
+		if err := os.WriteFile(configPath, []byte(extprocConfig(secret)), 0o600); err != nil {
+			return err
+		}
+	}
 	if cfg.genConfig && !cfg.redis {
 		if cfg.configPath != "" {
 			return errors.New("--gen-config and --config exclude each other")
@@ -347,12 +383,19 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) (err 
 	// The servers under test.
 	var probe func(pctx context.Context, cc *grpc.ClientConn) error
 	checks, rlsReqs := buildRequests(cfg.shape)
-	if cfg.mode == "authz" {
+	switch cfg.mode {
+	case "extproc":
+		first := buildExchanges(cfg.shape, cfg.bodySizes[0])[0]
+		probe = func(pctx context.Context, cc *grpc.ClientConn) error {
+			_, _, err := runExchange(pctx, extprocv3.NewExternalProcessorClient(cc), first)
+			return err
+		}
+	case "authz":
 		probe = func(pctx context.Context, cc *grpc.ClientConn) error {
 			_, err := authv3.NewAuthorizationClient(cc).Check(pctx, checks[0])
 			return err
 		}
-	} else {
+	default:
 		probe = func(pctx context.Context, cc *grpc.ClientConn) error {
 			_, err := rlsv3.NewRateLimitServiceClient(cc).ShouldRateLimit(pctx, rlsReqs[0])
 			return err
@@ -443,6 +486,10 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) (err 
 	if cfg.variantBin != "" {
 		fmt.Fprintf(stdout, "  variant binary: %s (in place of %s)\n", cfg.variantBin, cfg.gatehouse)
 	}
+	if cfg.mode == "extproc" {
+		fmt.Fprintf(stdout, "  extproc: one Process stream per call, as Envoy sends a buffered route (request headers,\n"+
+			"  response headers, response body of %v bytes), honouring each server's mode overrides\n", cfg.bodySizes)
+	}
 	fmt.Fprintln(stdout, "  summary: per target the round with the highest rps; ratio = gatehouse/noop")
 
 	denyWord := "denied"
@@ -451,29 +498,38 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) (err 
 	}
 	var summaries []string
 	type bestPair struct {
-		conc int
-		best map[string]*result
+		conc  int
+		label string
+		best  map[string]*result
 	}
 	var allBest []bestPair
-	for _, conc := range cfg.concurrency {
-		best := map[string]*result{}
-		for round := 1; round <= cfg.rounds; round++ {
-			for _, t := range targets {
-				r, err := measure(ctx, t, rds, cfg, conc, checks, rlsReqs)
-				if err != nil {
-					return fmt.Errorf("%s conc=%d round %d: %w", t.name, conc, round, err)
-				}
-				r.target, r.round = t.name, round
-				fmt.Fprintf(stdout, "conc=%-4d round %d %s\n", conc, round, formatRound(r, denyWord))
-				if b := best[t.name]; b == nil || r.rps() > b.rps() {
-					best[t.name] = r
+	for _, size := range cfg.bodySizes {
+		reqs := requestSet{checks: checks, rls: rlsReqs}
+		label := ""
+		if cfg.mode == "extproc" {
+			reqs = requestSet{procs: buildExchanges(cfg.shape, size)}
+			label = " body=" + strconv.Itoa(size)
+		}
+		for _, conc := range cfg.concurrency {
+			best := map[string]*result{}
+			for round := 1; round <= cfg.rounds; round++ {
+				for _, t := range targets {
+					r, err := measure(ctx, t, rds, cfg, conc, reqs)
+					if err != nil {
+						return fmt.Errorf("%s conc=%d%s round %d: %w", t.name, conc, label, round, err)
+					}
+					r.target, r.round = t.name, round
+					fmt.Fprintf(stdout, "conc=%-4d%s round %d %s\n", conc, label, round, formatRound(r, denyWord))
+					if b := best[t.name]; b == nil || r.rps() > b.rps() {
+						best[t.name] = r
+					}
 				}
 			}
+			line := formatSummary(cfg.mode, conc, targets, best) + label
+			fmt.Fprintln(stdout, line)
+			summaries = append(summaries, line)
+			allBest = append(allBest, bestPair{conc, label, best})
 		}
-		line := formatSummary(cfg.mode, conc, targets, best)
-		fmt.Fprintln(stdout, line)
-		summaries = append(summaries, line)
-		allBest = append(allBest, bestPair{conc, best})
 	}
 
 	fmt.Fprintln(stdout, "\n== summary ==")
@@ -482,10 +538,14 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) (err 
 	}
 	for _, bp := range allBest {
 		for _, line := range verdicts(cfg, bp.conc, bp.best) {
-			fmt.Fprintln(stdout, line)
+			fmt.Fprintln(stdout, line+bp.label)
 		}
 	}
 	for _, t := range targets[1:] {
+		if cfg.mode == "extproc" {
+			printExchangeMetrics(ctx, stdout, t)
+			continue
+		}
 		printCacheMetrics(ctx, stdout, t)
 	}
 	return nil
@@ -493,8 +553,7 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) (err 
 
 // measure runs one warmup+window against t, bracketing the window with CPU (and Redis)
 // snapshots.
-func measure(ctx context.Context, t *target, rds *redisInstance, cfg *runConfig, conc int,
-	checks []*authv3.CheckRequest, rlsReqs []*rlsv3.RateLimitRequest) (*result, error) {
+func measure(ctx context.Context, t *target, rds *redisInstance, cfg *runConfig, conc int, reqs requestSet) (*result, error) {
 	var (
 		cpu0, cpu1, rcpu0, rcpu1, self0, self1 int64
 		cpuErr                                 error
@@ -504,10 +563,13 @@ func measure(ctx context.Context, t *target, rds *redisInstance, cfg *runConfig,
 		readsErr                               error
 	)
 	spec := loadSpec{conns: t.conns, concurrency: conc, warmup: cfg.warmup, duration: cfg.duration, session: cfg.session}
-	if cfg.mode == "authz" {
-		spec.checks = checks
-	} else {
-		spec.rls = rlsReqs
+	switch cfg.mode {
+	case "authz":
+		spec.checks = reqs.checks
+	case "extproc":
+		spec.procs = reqs.procs
+	default:
+		spec.rls = reqs.rls
 	}
 	useRedis := t.withRedis && rds != nil
 	spec.beforeWindow = func() {
@@ -687,9 +749,13 @@ func verdicts(cfg *runConfig, conc int, best map[string]*result) []string {
 		}
 		return "FAIL"
 	}
-	if cfg.mode == "authz" {
+	switch cfg.mode {
+	case "authz":
 		out = append(out, fmt.Sprintf("target conc=%d: gatehouse/noop rps %s ≥ 0.80 %s", conc, fmtRatio(rps), pf(rps >= 0.8)))
-	} else {
+	case "extproc":
+		out = append(out, fmt.Sprintf("target conc=%d: gatehouse/noop cpu/stream %s ≤ 1.30 (Process vs a no-op ext_proc server) %s",
+			conc, fmtRatio(cpu), pf(cpu >= 0 && cpu <= 1.3)))
+	default:
 		limit, store := 1.3, "memory"
 		if cfg.redis {
 			limit, store = 1.6, "redis, incl. redis-server CPU"

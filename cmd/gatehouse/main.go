@@ -7,6 +7,7 @@
 //	gatehouse demo-token [--device ID] [--emulator] [--expired] [--tampered]
 //	gatehouse probe    [--admin http://host:9192] [--addr host:9191] [--check-path /p]
 //	gatehouse attest verify --type TYPE [flags] FILE
+//	gatehouse sign verify --secret-file F --nonce N --status S --timestamp T --signature HEX [--body-file F]
 //	gatehouse version
 package main
 
@@ -52,6 +53,7 @@ commands:
   probe      check a running server over the network: /healthz, /readyz, gRPC health, a Check
   attest     attest verify --type TYPE FILE: check one device attestation proof offline and
              print every check made (exit 0 only when verified)
+  sign       sign verify: check a captured signed response offline
   version    print the version, commit, build date and Go version
 `
 
@@ -87,6 +89,8 @@ func runCommand(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		return probe(ctx, args[1:], stdout, stderr)
 	case "attest":
 		return attestCommand(args[1:], stdout, stderr)
+	case "sign":
+		return signCmd(args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		if err := noFlags("version", "version", args[1:], stdout, stderr); err != nil {
 			return err
