@@ -81,9 +81,16 @@ endpoints:
   - {name: e, path: /e}
 `
 
+// write replaces path's content atomically (a temporary file renamed over it), as
+// editors and config management do, so that a watcher never reads a half-written file:
+// a truncated file in between would be a change of its own.
 func write(t *testing.T, path, content string) {
 	t.Helper()
-	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
 		t.Fatal(err)
 	}
 }
