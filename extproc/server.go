@@ -136,7 +136,7 @@ func (s *Server) requestBody(ctx context.Context, x *exchange, req *extprocv3.Pr
 	if len(x.reqBody)+len(b.GetBody()) > x.route.MaxBody {
 		return s.answer(x, x.denial(policy.PayloadTooLarge, "")), true
 	}
-	x.reqBody = append(x.reqBody, b.GetBody()...)
+	x.reqBody = appendBody(x.reqBody, b.GetBody())
 	if !b.GetEndOfStream() {
 		return continueFor(req), false
 	}
@@ -175,7 +175,7 @@ func (s *Server) responseBody(ctx context.Context, x *exchange, req *extprocv3.P
 		x.outcome.UpstreamBytes = max(x.outcome.UpstreamBytes, len(x.respBody)+len(b.GetBody()))
 		return s.answer(x, x.denial(policy.InvalidResponse, "")), true
 	}
-	x.respBody = append(x.respBody, b.GetBody()...)
+	x.respBody = appendBody(x.respBody, b.GetBody())
 	if !b.GetEndOfStream() {
 		return continueFor(req), false
 	}
@@ -272,6 +272,16 @@ func (s *Server) safeDone(ctx context.Context, h hook, x *exchange) {
 		}
 	}()
 	h.done(ctx, x)
+}
+
+// appendBody adds a part of a body to what is buffered. A body that comes whole (the
+// BUFFERED mode sends one message) is kept as received, without a copy: the message is
+// the stream's own.
+func appendBody(buf, part []byte) []byte {
+	if buf == nil {
+		return part
+	}
+	return append(buf, part...)
 }
 
 // headerValues is a reply's headers as a map.

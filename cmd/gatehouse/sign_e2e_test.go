@@ -184,3 +184,30 @@ func TestEndToEndStreamCancelled(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestEndToEndNonceReplayAcrossReplicas: an attacker replaying a captured request
+// against another replica gets the same refusal: two Gatehouse servers share a real
+// redis-server, whose records hold the replay marks.
+func TestEndToEndNonceReplayAcrossReplicas(t *testing.T) {
+	addr, _ := redisServer(t)
+	dir := t.TempDir()
+	cfg := fmt.Sprintf(signedConfig, sha("tok-shop")) + fmt.Sprintf("store: {type: redis, redis: {addrs: [%q], timeout: 1s}}\n", addr)
+	for name, data := range map[string]string{"sign.key": signSecret, "public.key": "public-signing-secret-0123456789abcdef", "config.yaml": cfg} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a := startServer(t, "--config", filepath.Join(dir, "config.yaml"))
+	b := startServer(t, "--config", filepath.Join(dir, "config.yaml"))
+	req := request{method: "POST", path: "/v1/orders", headers: with(app("shop"), "x-nonce", "e2e-nonce-replica-0001")}
+	if cr, err := a.check(t, req); err != nil || cr.GetOkResponse() == nil {
+		t.Fatalf("first use on replica a: %v %s", err, describe(cr))
+	}
+	cr, err := b.check(t, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dr := cr.GetDeniedResponse(); dr.GetStatus().GetCode() != 400 || bodyCode(t, dr.GetBody()) != "VALIDATION_ERROR" {
+		t.Fatalf("replay on replica b: %s, want VALIDATION_ERROR 400", describe(cr))
+	}
+}
