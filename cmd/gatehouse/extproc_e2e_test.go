@@ -135,7 +135,7 @@ func TestEndToEndExtProcUpstreamErrors(t *testing.T) {
 		})
 	}
 	recs := srv.out.records("response")
-	if len(recs) != 1 || recs[0]["upstream_status"] != float64(503) || recs[0]["code"] != "TARGET_UNAVAILABLE" {
+	if len(recs) != 1 || recs[0]["upstream_status"] != float64(503) || recs[0]["upstream_bytes"] != float64(9) || recs[0]["code"] != "TARGET_UNAVAILABLE" {
 		t.Fatalf("decision log %v, want one line with the upstream's 503", recs)
 	}
 }
