@@ -239,3 +239,33 @@ func TestEndToEndSignedBodiless(t *testing.T) {
 		t.Fatalf("echo %q ts %q sig %q, want the signature of a bodiless 204", echo, ts, sig)
 	}
 }
+
+// TestEndToEndSigningSecretRotation: the secret file is watched like every file the
+// configuration names: after it changes, responses are signed with the new secret.
+func TestEndToEndSigningSecretRotation(t *testing.T) {
+	dir := t.TempDir()
+	const rotated = "rotated-signing-secret-0123456789abcdef"
+	for name, data := range map[string]string{"sign.key": signSecret, "public.key": "public-signing-secret-0123456789abcdef",
+		"config.yaml": fmt.Sprintf(signedConfig, sha("tok-shop"))} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	srv := startServer(t, "--config", filepath.Join(dir, "config.yaml"))
+	signedWith := func(secret string) bool {
+		cr, err := srv.check(t, request{path: "/v1/orders", headers: app("shop")}) // no nonce: a signed 400
+		if err != nil {
+			t.Fatal(err)
+		}
+		dr := cr.GetDeniedResponse()
+		_, ts, sig := signedHeaders(dr.GetHeaders())
+		return sig == hmacHex(secret, "", int(dr.GetStatus().GetCode()), ts, dr.GetBody())
+	}
+	if !signedWith(signSecret) {
+		t.Fatal("not signed with the configured secret")
+	}
+	if err := os.WriteFile(filepath.Join(dir, "sign.key"), []byte(rotated+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the rotated secret", func() bool { return signedWith(rotated) })
+}
