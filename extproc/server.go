@@ -103,6 +103,10 @@ func (s *Server) handle(ctx context.Context, x *exchange, req *extprocv3.Process
 
 // requestHeaders identifies the exchange and tells Envoy which phases to send next.
 func (s *Server) requestHeaders(ctx context.Context, x *exchange, req *extprocv3.ProcessingRequest, h *extprocv3.HttpHeaders) (*extprocv3.ProcessingResponse, bool) {
+	if x.identified {
+		return continueFor(req), false // one exchange per stream: identified once
+	}
+	x.identified = true
 	id, _ := readIdentity(req)
 	rs := s.routes()
 	x.app, x.endpoint, x.decisionID, x.caller = id.app, id.endpoint, id.decisionID, id.caller
