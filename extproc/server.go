@@ -150,7 +150,8 @@ func (s *Server) requestBody(ctx context.Context, x *exchange, req *extprocv3.Pr
 	return continueFor(req), false
 }
 
-// responseHeaders reads the upstream's status; without a body to wait for, the
+// responseHeaders reads the upstream's status; without a body to wait for, or with an
+// upstream error the route rewrites (its body is dropped, so never buffered), the
 // response hooks run now.
 func (s *Server) responseHeaders(ctx context.Context, x *exchange, req *extprocv3.ProcessingRequest, h *extprocv3.HttpHeaders) (*extprocv3.ProcessingResponse, bool) {
 	if x.route == nil {
@@ -162,7 +163,7 @@ func (s *Server) responseHeaders(ctx context.Context, x *exchange, req *extprocv
 	if n, err := strconv.Atoi(x.respHeaders["content-length"]); err == nil && n >= 0 {
 		x.outcome.UpstreamBytes = n
 	}
-	if h.GetEndOfStream() || !x.route.needs.responseBody {
+	if h.GetEndOfStream() || !x.route.needs.responseBody || x.route.UpstreamErrors && upstreamError(x.status) {
 		return s.respond(ctx, x, req)
 	}
 	return continueFor(req), false

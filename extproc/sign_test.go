@@ -107,7 +107,8 @@ func TestSignedUpstreamResponse(t *testing.T) {
 }
 
 // TestSignedReplies: what Gatehouse answers instead of the upstream is signed too: a
-// rewritten upstream error, and the fail-closed answer to a body over the bound.
+// rewritten upstream error (at once on its headers: the upstream's error body is never
+// buffered), and the fail-closed answer to a body over the bound.
 func TestSignedReplies(t *testing.T) {
 	const nonce = "nonce-aaaaaaaaaaaaaaaa"
 	for _, tc := range []struct {
@@ -117,7 +118,7 @@ func TestSignedReplies(t *testing.T) {
 		body   string
 		want   int
 	}{
-		{"rewritten 503", Route{UpstreamErrors: true}, "503", "stack trace of the upstream", 503},
+		{"rewritten 503, at its headers", Route{UpstreamErrors: true}, "503", "", 503},
 		{"body over the bound", Route{MaxBody: 4}, "200", "12345", 502},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -137,7 +138,7 @@ func TestSignedReplies(t *testing.T) {
 				t.Fatalf("answer %v, want an immediate %d", resp, tc.want)
 			}
 			wantSigned(t, ir.GetHeaders(), nonce, tc.want, string(ir.GetBody()))
-			if strings.Contains(string(ir.GetBody()), tc.body) {
+			if tc.body != "" && strings.Contains(string(ir.GetBody()), tc.body) {
 				t.Fatalf("the upstream's body reached the client: %s", ir.GetBody())
 			}
 		})
