@@ -30,7 +30,11 @@ func (c *compiler) responseRoutes(f *File, s *Snapshot, opt *policy.Options, app
 	c.signers(f, opt, apps, eps)
 	rs := extproc.NewRoutes(opt.DefaultDialect)
 	for i := range f.Endpoints {
-		c.checkResponse(fmt.Sprintf("endpoints[%d].response", i), f.Endpoints[i].Response)
+		e := &f.Endpoints[i]
+		c.checkResponse(fmt.Sprintf("endpoints[%d].response", i), e.Response)
+		if ep := eps[e.Name]; ep != nil {
+			ep.Caller = e.Response != nil
+		}
 	}
 	for i := range f.Apps {
 		a := &f.Apps[i]
@@ -39,6 +43,7 @@ func (c *compiler) responseRoutes(f *File, s *Snapshot, opt *policy.Options, app
 		if app == nil {
 			continue
 		}
+		app.Caller = a.Response != nil
 		for j := range f.Endpoints {
 			e := &f.Endpoints[j]
 			if !app.AllEndpoints && !app.Endpoints[e.Name] {

@@ -3,6 +3,7 @@ package config
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -56,5 +57,28 @@ endpoints:
 	app2, _ := load().Rules.App("a")
 	if app2.Sign.Sign("", 200, 0, nil) == before {
 		t.Fatal("a changed secret file signs as before")
+	}
+}
+
+// TestSigningOffline: gatehouse validate --offline, where the secret is not mounted,
+// warns about the absent secret file and checks everything else.
+func TestSigningOffline(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "config.yaml")
+	os.WriteFile(path, []byte(`
+apps:
+  - name: a
+    app_token_sha256: [aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa]
+    response: {sign: {secret_file: absent.key}}
+`), 0o600)
+	s, err := Load(path, Deps{MissingFilesOK: true, Offline: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Warnings) != 1 || !strings.Contains(s.Warnings[0], "apps[0].response.sign.secret_file") {
+		t.Fatalf("warnings %v, want one about the secret file", s.Warnings)
+	}
+	if _, err := Load(path, Deps{}); err == nil || !strings.Contains(err.Error(), "cannot read absent.key") {
+		t.Fatalf("online load: %v, want the absent secret reported", err)
 	}
 }

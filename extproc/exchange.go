@@ -23,8 +23,9 @@ type hook interface {
 // exchange is one HTTP request and its response as the response phase sees them. It
 // belongs to one stream and is never shared.
 type exchange struct {
-	route *Route // nil: no feature runs
-	now   time.Time
+	route      *Route // nil: no feature runs
+	identified bool   // the request headers were read (once per stream)
+	now        time.Time
 
 	app, endpoint, decisionID string
 	// caller is Check's opaque id of the authenticated caller (hex SHA-256); empty when

@@ -34,7 +34,12 @@ type needs struct {
 	responseBody bool // the complete response body before the response hooks
 }
 
-// build sets the route's hooks, in their fixed order, and the phases they need.
+// build sets the route's hooks, in their fixed order, and the phases they need. The
+// order: request hooks run first to last and the first reply ends the exchange;
+// response hooks run first to last and each sees the response the earlier ones left
+// (upstream errors come first, so that a hook storing or counting the response sees what
+// the client receives); the signature is not a hook but the last step (Server.seal), on
+// whatever the client receives.
 func (r *Route) build() {
 	r.hooks = r.hooks[:0]
 	if r.MaxBody <= 0 {
@@ -74,14 +79,6 @@ func (rs *Routes) Add(r *Route) {
 	if r.active() {
 		rs.byKey[routeKey{r.App, r.Endpoint}] = r
 	}
-}
-
-// Len is the number of routes with a feature.
-func (rs *Routes) Len() int {
-	if rs == nil {
-		return 0
-	}
-	return len(rs.byKey)
 }
 
 // find returns the route of app and endpoint, or nil.

@@ -103,6 +103,10 @@ func (s *Server) handle(ctx context.Context, x *exchange, req *extprocv3.Process
 
 // requestHeaders identifies the exchange and tells Envoy which phases to send next.
 func (s *Server) requestHeaders(ctx context.Context, x *exchange, req *extprocv3.ProcessingRequest, h *extprocv3.HttpHeaders) (*extprocv3.ProcessingResponse, bool) {
+	if x.identified {
+		return continueFor(req), false // one exchange per stream: identified once
+	}
+	x.identified = true
 	id, _ := readIdentity(req)
 	rs := s.routes()
 	x.app, x.endpoint, x.decisionID, x.caller = id.app, id.endpoint, id.decisionID, id.caller
@@ -136,7 +140,7 @@ func (s *Server) requestBody(ctx context.Context, x *exchange, req *extprocv3.Pr
 	if len(x.reqBody)+len(b.GetBody()) > x.route.MaxBody {
 		return s.answer(x, x.denial(policy.PayloadTooLarge, "")), true
 	}
-	x.reqBody = append(x.reqBody, b.GetBody()...)
+	x.reqBody = appendBody(x.reqBody, b.GetBody())
 	if !b.GetEndOfStream() {
 		return continueFor(req), false
 	}
@@ -146,7 +150,8 @@ func (s *Server) requestBody(ctx context.Context, x *exchange, req *extprocv3.Pr
 	return continueFor(req), false
 }
 
-// responseHeaders reads the upstream's status; without a body to wait for, the
+// responseHeaders reads the upstream's status; without a body to wait for, or with an
+// upstream error the route rewrites (its body is dropped, so never buffered), the
 // response hooks run now.
 func (s *Server) responseHeaders(ctx context.Context, x *exchange, req *extprocv3.ProcessingRequest, h *extprocv3.HttpHeaders) (*extprocv3.ProcessingResponse, bool) {
 	if x.route == nil {
@@ -158,7 +163,7 @@ func (s *Server) responseHeaders(ctx context.Context, x *exchange, req *extprocv
 	if n, err := strconv.Atoi(x.respHeaders["content-length"]); err == nil && n >= 0 {
 		x.outcome.UpstreamBytes = n
 	}
-	if h.GetEndOfStream() || !x.route.needs.responseBody {
+	if h.GetEndOfStream() || !x.route.needs.responseBody || x.route.UpstreamErrors && upstreamError(x.status) {
 		return s.respond(ctx, x, req)
 	}
 	return continueFor(req), false
@@ -175,7 +180,7 @@ func (s *Server) responseBody(ctx context.Context, x *exchange, req *extprocv3.P
 		x.outcome.UpstreamBytes = max(x.outcome.UpstreamBytes, len(x.respBody)+len(b.GetBody()))
 		return s.answer(x, x.denial(policy.InvalidResponse, "")), true
 	}
-	x.respBody = append(x.respBody, b.GetBody()...)
+	x.respBody = appendBody(x.respBody, b.GetBody())
 	if !b.GetEndOfStream() {
 		return continueFor(req), false
 	}
@@ -272,6 +277,16 @@ func (s *Server) safeDone(ctx context.Context, h hook, x *exchange) {
 		}
 	}()
 	h.done(ctx, x)
+}
+
+// appendBody adds a part of a body to what is buffered. A body that comes whole (the
+// BUFFERED mode sends one message) is kept as received, without a copy: the message is
+// the stream's own.
+func appendBody(buf, part []byte) []byte {
+	if buf == nil {
+		return part
+	}
+	return append(buf, part...)
 }
 
 // headerValues is a reply's headers as a map.

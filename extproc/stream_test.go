@@ -173,3 +173,25 @@ func TestRequestReplyEnds(t *testing.T) {
 	}
 	<-rec.doneCh
 }
+
+// TestRequestHeadersOnce: a second request-headers message on one stream (never sent by
+// Envoy) does not identify the exchange again nor run the request hooks twice.
+func TestRequestHeadersOnce(t *testing.T) {
+	rec := &recorder{doneCh: make(chan struct{})}
+	rs := routesWith(Route{}, rec, needs{response: true})
+	c := serve(t, NewServer(func() *Routes { return rs }, Options{}))
+	s, err := c.Process(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	exchangeOne(t, s, reqHeaders(metadata("a", "e", "allow"), true, ":method", "GET", ":path", "/e"))
+	resp := exchangeOne(t, s, reqHeaders(metadata("a", "e", "allow"), true, ":method", "GET", ":path", "/e"))
+	if resp.GetRequestHeaders() == nil || resp.GetModeOverride() != nil {
+		t.Fatalf("second request headers: %v, want a plain CONTINUE", resp)
+	}
+	s.CloseSend()
+	<-rec.doneCh
+	if got := rec.seen(); !slices.Equal(got, []string{"request", "done"}) {
+		t.Fatalf("hooks %v, want request once then done", got)
+	}
+}

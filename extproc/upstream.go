@@ -15,7 +15,7 @@ type upstreamErrors struct{}
 func (upstreamErrors) request(context.Context, *exchange) *reply { return nil }
 
 func (upstreamErrors) response(_ context.Context, x *exchange) *reply {
-	if x.status < 500 || x.status > 599 {
+	if !upstreamError(x.status) {
 		return nil
 	}
 	code := policy.TargetError
@@ -29,3 +29,6 @@ func (upstreamErrors) response(_ context.Context, x *exchange) *reply {
 }
 
 func (upstreamErrors) done(context.Context, *exchange) {}
+
+// upstreamError reports whether an upstream status is one the rewrite replaces.
+func upstreamError(status int) bool { return status >= 500 && status <= 599 }

@@ -109,3 +109,40 @@ func TestResponseBodyBound(t *testing.T) {
 		})
 	}
 }
+
+// TestRequestBodyBound: a request body the route buffers over its bound is refused with
+// PAYLOAD_TOO_LARGE 413 before the upstream sees it; one at the bound passes to the
+// request hooks.
+func TestRequestBodyBound(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		body   string
+		status int32
+	}{
+		{"at the bound", "12345678", 0},
+		{"one over", "123456789", 413},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := &recorder{doneCh: make(chan struct{})}
+			rs := routesWith(Route{MaxBody: 8}, rec, needs{requestBody: true})
+			c := serve(t, NewServer(func() *Routes { return rs }, Options{}))
+			s, err := c.Process(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			exchangeOne(t, s, reqHeaders(metadata("a", "e", "allow"), false, ":method", "POST", ":path", "/e"))
+			resp := exchangeOne(t, s, reqBody(tc.body, true))
+			ir := resp.GetImmediateResponse()
+			if tc.status == 0 {
+				if ir != nil || rec.reqBody != tc.body {
+					t.Fatalf("answer %v, hooks saw %q; want the body to pass", resp, rec.reqBody)
+				}
+				return
+			}
+			want := `{"success":false,"error":{"code":"PAYLOAD_TOO_LARGE","message":"Request body exceeds size limit"}}`
+			if ir == nil || int32(ir.GetStatus().GetCode()) != tc.status || string(ir.GetBody()) != want {
+				t.Fatalf("answer %v, want %d %s", resp, tc.status, want)
+			}
+		})
+	}
+}

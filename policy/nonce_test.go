@@ -3,6 +3,7 @@ package policy_test
 import (
 	"context"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -121,5 +122,34 @@ func TestNonceStoreDown(t *testing.T) {
 	r := newTestRules(t, policy.Options{}, nil, &policy.Endpoint{Name: "s", Path: "/s", Sign: sg})
 	if d := r.Decide(context.Background(), t0, get("/s", "x-nonce", nonceA)); d.Code != policy.ServiceUnavailable {
 		t.Fatalf("no store: %s", d.Code)
+	}
+}
+
+// TestNonceConcurrentReplays: an attacker firing one captured request many times at
+// once gets exactly one through.
+func TestNonceConcurrentReplays(t *testing.T) {
+	store := memstore.New(state.MemoryConfig{}, state.SystemClock)
+	r := newTestRules(t, policy.Options{Nonces: store}, nil, &policy.Endpoint{Name: "s", Path: "/s", Sign: testSigner(t)})
+	const n = 32
+	allowed := make(chan bool, n)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d := r.Decide(context.Background(), t0, get("/s", "x-nonce", nonceA))
+			allowed <- d.Allowed()
+		}()
+	}
+	wg.Wait()
+	close(allowed)
+	count := 0
+	for ok := range allowed {
+		if ok {
+			count++
+		}
+	}
+	if count != 1 {
+		t.Fatalf("%d of %d concurrent uses of one nonce allowed, want 1", count, n)
 	}
 }

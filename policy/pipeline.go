@@ -138,7 +138,7 @@ func (r *Rules) Decide(ctx context.Context, now time.Time, in *Input) Decision {
 		d.Upstream = append(d.Upstream, Header{Key: inj.Header, Value: inj.Prefix + v})
 	}
 	r.allow(&d, in, credHeader, forged)
-	if d.Outcome == Allow {
+	if d.Outcome == Allow && (app.Caller || ep.Caller) {
 		d.Caller = callerID(d.App, est, d.DeviceID)
 	}
 	return d
@@ -239,7 +239,8 @@ func (d *Decision) undecided(s Step, fail FailMode, cause string) bool {
 
 // established is what steps 4 to 6 tell the later steps.
 type established struct {
-	user       string // provider:sub of the verified user JWT
+	provider   string // the verified user JWT's provider and subject
+	sub        string
 	license    string // hash of the presented license key, for limits
 	unverified bool   // the device steps could not establish a device id (a dependency failed)
 }
@@ -256,9 +257,9 @@ func (r *Rules) credentials(ctx context.Context, now time.Time, in *Input, app *
 			return est, false
 		}
 		if sub != "" {
-			est.user = ep.User.Verifier.Name + ":" + sub
+			est.provider, est.sub = ep.User.Verifier.Name, sub
 			if lk != nil {
-				r.addLockKey(lk, LockUser, "user:", est.user)
+				r.addLockKey(lk, LockUser, "user:", ep.User.Verifier.Name+":"+sub)
 			}
 		}
 	}

@@ -87,6 +87,9 @@ type App struct {
 	Device DeviceChecker
 	// Sign signs responses on the app's endpoints (unless an endpoint says otherwise).
 	Sign *signature.Signer
+	// Caller asks for the caller id (Decision.Caller) on the app's allowed requests:
+	// the response phase needs it. Off, no allowed request pays for it.
+	Caller bool
 }
 
 // Endpoint is one configured API endpoint.
@@ -122,6 +125,8 @@ type Endpoint struct {
 	// of its apps' signing.
 	Sign   *signature.Signer
 	NoSign bool
+	// Caller asks for the caller id on allowed requests to this endpoint (see App.Caller).
+	Caller bool
 
 	route string // Path as matched; set by NewRules
 }

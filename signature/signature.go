@@ -125,9 +125,10 @@ func (s *Signer) Sign(nonce string, status int, ts int64, body []byte) string {
 	m.Reset()
 	m.Write(c)
 	var sum [sha256.Size]byte
-	out := hex.EncodeToString(m.Sum(sum[:0]))
+	var out [2 * sha256.Size]byte
+	hex.Encode(out[:], m.Sum(sum[:0]))
 	s.macs.Put(m)
-	return out
+	return string(out[:])
 }
 
 // Header is one response header a signed response carries.

@@ -133,8 +133,8 @@ func TestExtprocConfig(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v\n%s", err, extprocConfig(secret))
 	}
-	if snap.Response.Len() != 1 {
-		t.Errorf("%d response routes, want 1 (demo/hello)", snap.Response.Len())
+	if r := snap.Response.Lookup("demo", "hello"); r == nil || r.Sign == nil || !r.UpstreamErrors {
+		t.Errorf("demo/hello's response route %+v, want one that signs and rewrites upstream errors", r)
 	}
 	c, err := parseRunFlags([]string{"--mode", "extproc", "--body-sizes", "1024, 16384"}, io.Discard)
 	if err != nil || len(c.bodySizes) != 2 || c.bodySizes[0] != 1024 || c.bodySizes[1] != 16384 {

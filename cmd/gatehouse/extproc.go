@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"log/slog"
-	"strconv"
 	"time"
 
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
@@ -61,7 +60,7 @@ func (o *exchangeObserver) ObserveExchange(ctx context.Context, x *extproc.Outco
 	o.log.LogAttrs(ctx, slog.LevelInfo, "response",
 		slog.String("decision_id", x.DecisionID), slog.String("outcome", outcome), slog.String("code", string(x.Code)),
 		slog.String("app", x.App), slog.String("endpoint", x.Endpoint), slog.Int("status", x.Status),
-		slog.Int("upstream_status", x.UpstreamStatus), slog.String("upstream_bytes", strconv.Itoa(x.UpstreamBytes)),
+		slog.Int("upstream_status", x.UpstreamStatus), slog.Int("upstream_bytes", x.UpstreamBytes),
 		slog.Bool("signed", x.Signed))
 }
 

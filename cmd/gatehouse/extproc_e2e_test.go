@@ -13,6 +13,8 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/structpb"
 )
 
@@ -135,7 +137,52 @@ func TestEndToEndExtProcUpstreamErrors(t *testing.T) {
 		})
 	}
 	recs := srv.out.records("response")
-	if len(recs) != 1 || recs[0]["upstream_status"] != float64(503) || recs[0]["code"] != "TARGET_UNAVAILABLE" {
+	if len(recs) != 1 || recs[0]["upstream_status"] != float64(503) || recs[0]["upstream_bytes"] != float64(9) || recs[0]["code"] != "TARGET_UNAVAILABLE" {
 		t.Fatalf("decision log %v, want one line with the upstream's 503", recs)
+	}
+}
+
+// TestEndToEndProcessAllowList: over mutual TLS, the response phase's stream follows the
+// check list: Envoy's identity is served, a caller only on the rate-limit list and a
+// stranger are refused with PERMISSION_DENIED.
+func TestEndToEndProcessAllowList(t *testing.T) {
+	p := newPKI(t)
+	srv := p.start(t,
+		"client_ca_file: "+filepath.Join(p.dir, "ca.crt"),
+		"require_client_cert: true",
+		"allow:",
+		"  check: ["+envoySPIFFE+"]",
+		"  ratelimit: ["+refunderSPIFFE+"]")
+	for _, tc := range []struct {
+		name, id string
+		served   bool
+	}{
+		{"envoy", envoySPIFFE, true},
+		{"on the rate-limit list only", refunderSPIFFE, false},
+		{"stranger", strangerSPIFFE, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			conn := dialTLS(t, srv.grpcAddr, p.ca, p.ca, tc.id)
+			ctx, cancel := callCtx()
+			defer cancel()
+			st, err := extprocv3.NewExternalProcessorClient(conn).Process(ctx)
+			if err == nil {
+				err = st.Send(&extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_RequestHeaders{
+					RequestHeaders: procHeaders(true, ":method", "GET", ":path", "/v1/api")}})
+			}
+			var resp *extprocv3.ProcessingResponse
+			if err == nil {
+				resp, err = st.Recv()
+			}
+			if tc.served {
+				if err != nil || resp.GetRequestHeaders() == nil {
+					t.Fatalf("listed caller: %v %v", err, resp)
+				}
+				return
+			}
+			if status.Code(err) != codes.PermissionDenied {
+				t.Fatalf("err %v, want PERMISSION_DENIED", err)
+			}
+		})
 	}
 }

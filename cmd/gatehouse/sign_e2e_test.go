@@ -118,8 +118,9 @@ func TestEndToEndSignedDenials(t *testing.T) {
 
 // TestEndToEndSignedUpstream: the exchange as Envoy drives it on a signed route: Check
 // allows, then Process gets the request headers (end_of_stream false: a POST with a
-// body it does not need), the response headers, then the body in two parts; the last
-// answer carries the signature of the whole body and the echoed nonce.
+// body it does not need), the request body, the response headers, then the response
+// body in two parts; the last answer carries the signature of the whole body and the
+// echoed nonce.
 func TestEndToEndSignedUpstream(t *testing.T) {
 	srv := startSignedServer(t)
 	const nonce = "e2e-nonce-0000000002"
@@ -133,6 +134,13 @@ func TestEndToEndSignedUpstream(t *testing.T) {
 	m := resp.GetModeOverride()
 	if m.GetRequestBodyMode() != 0 || m.GetResponseHeaderMode() != 1 || m.GetResponseBodyMode() != 2 {
 		t.Fatalf("mode %v, want no request body, response headers, buffered response body", m)
+	}
+	// A filter configured to send the request body anyway (a static request_body_mode)
+	// gets it answered CONTINUE, in its own kind.
+	resp = procSend(t, st, &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_RequestBody{
+		RequestBody: &extprocv3.HttpBody{Body: []byte(`{"sku":"a1"}`), EndOfStream: true}}})
+	if resp.GetRequestBody() == nil {
+		t.Fatalf("answer %v, want request body CONTINUE", resp)
 	}
 	resp = procSend(t, st, &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_ResponseHeaders{
 		ResponseHeaders: procHeaders(false, ":status", "201", "content-type", "application/json")}})
@@ -183,4 +191,81 @@ func TestEndToEndStreamCancelled(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// TestEndToEndNonceReplayAcrossReplicas: an attacker replaying a captured request
+// against another replica gets the same refusal: two Gatehouse servers share a real
+// redis-server, whose records hold the replay marks.
+func TestEndToEndNonceReplayAcrossReplicas(t *testing.T) {
+	addr, _ := redisServer(t)
+	dir := t.TempDir()
+	cfg := fmt.Sprintf(signedConfig, sha("tok-shop")) + fmt.Sprintf("store: {type: redis, redis: {addrs: [%q], timeout: 1s}}\n", addr)
+	for name, data := range map[string]string{"sign.key": signSecret, "public.key": "public-signing-secret-0123456789abcdef", "config.yaml": cfg} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a := startServer(t, "--config", filepath.Join(dir, "config.yaml"))
+	b := startServer(t, "--config", filepath.Join(dir, "config.yaml"))
+	req := request{method: "POST", path: "/v1/orders", headers: with(app("shop"), "x-nonce", "e2e-nonce-replica-0001")}
+	if cr, err := a.check(t, req); err != nil || cr.GetOkResponse() == nil {
+		t.Fatalf("first use on replica a: %v %s", err, describe(cr))
+	}
+	cr, err := b.check(t, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dr := cr.GetDeniedResponse(); dr.GetStatus().GetCode() != 400 || bodyCode(t, dr.GetBody()) != "VALIDATION_ERROR" {
+		t.Fatalf("replay on replica b: %s, want VALIDATION_ERROR 400", describe(cr))
+	}
+}
+
+// TestEndToEndSignedBodiless: a response without a body (end_of_stream on its headers,
+// as for a 204) is signed at once, over the empty body.
+func TestEndToEndSignedBodiless(t *testing.T) {
+	srv := startSignedServer(t)
+	const nonce = "e2e-nonce-0000000004"
+	cr, err := srv.check(t, request{method: "DELETE", path: "/v1/orders", headers: with(app("shop"), "x-nonce", nonce)})
+	if err != nil || cr.GetOkResponse() == nil {
+		t.Fatalf("check: %v %s", err, describe(cr))
+	}
+	st := procStream(t, srv)
+	procSend(t, st, &extprocv3.ProcessingRequest{MetadataContext: forwarded(cr), Request: &extprocv3.ProcessingRequest_RequestHeaders{
+		RequestHeaders: procHeaders(true, ":method", "DELETE", ":path", "/v1/orders", "x-nonce", nonce)}})
+	resp := procSend(t, st, &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_ResponseHeaders{
+		ResponseHeaders: procHeaders(true, ":status", "204")}})
+	echo, ts, sig := signedHeaders(resp.GetResponseHeaders().GetResponse().GetHeaderMutation().GetSetHeaders())
+	if echo != nonce || sig != hmacHex(signSecret, nonce, 204, ts, "") {
+		t.Fatalf("echo %q ts %q sig %q, want the signature of a bodiless 204", echo, ts, sig)
+	}
+}
+
+// TestEndToEndSigningSecretRotation: the secret file is watched like every file the
+// configuration names: after it changes, responses are signed with the new secret.
+func TestEndToEndSigningSecretRotation(t *testing.T) {
+	dir := t.TempDir()
+	const rotated = "rotated-signing-secret-0123456789abcdef"
+	for name, data := range map[string]string{"sign.key": signSecret, "public.key": "public-signing-secret-0123456789abcdef",
+		"config.yaml": fmt.Sprintf(signedConfig, sha("tok-shop"))} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	srv := startServer(t, "--config", filepath.Join(dir, "config.yaml"))
+	signedWith := func(secret string) bool {
+		cr, err := srv.check(t, request{path: "/v1/orders", headers: app("shop")}) // no nonce: a signed 400
+		if err != nil {
+			t.Fatal(err)
+		}
+		dr := cr.GetDeniedResponse()
+		_, ts, sig := signedHeaders(dr.GetHeaders())
+		return sig == hmacHex(secret, "", int(dr.GetStatus().GetCode()), ts, dr.GetBody())
+	}
+	if !signedWith(signSecret) {
+		t.Fatal("not signed with the configured secret")
+	}
+	if err := os.WriteFile(filepath.Join(dir, "sign.key"), []byte(rotated+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the rotated secret", func() bool { return signedWith(rotated) })
 }
