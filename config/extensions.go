@@ -202,6 +202,8 @@ func lockoutKinds(keys []string) policy.LockoutKinds {
 			k |= policy.LockDevice
 		case "user":
 			k |= policy.LockUser
+		case "account":
+			k |= policy.LockAccount
 		}
 	}
 	return k
