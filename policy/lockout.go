@@ -26,6 +26,10 @@ func (r *Rules) newLockKeys(ip netip.Addr) *lockKeys {
 	return k
 }
 
+// IPLockKey is the lockout key of a client address, as the pipeline counts it, so that
+// the response phase's login lockout counts the same key.
+func IPLockKey(ip netip.Addr) string { return "ip:" + clientKey(ip) }
+
 // addLockKey adds the key prefix+v when the lockout counts keys of kind.
 func (r *Rules) addLockKey(k *lockKeys, kind LockoutKinds, prefix, v string) {
 	if (r.opt.LockoutKeys != 0 && r.opt.LockoutKeys&kind == 0) || k.n == len(k.keys) {
