@@ -33,7 +33,7 @@ func TestBeginOutcomes(t *testing.T) {
 	ctx := context.Background()
 	fp := idempotency.NewFingerprint("POST", "/v1/orders", []byte(`{"qty":1}`))
 	stored := idempotency.Response{Status: 201, Headers: [][2]string{{"Content-Type", "application/json"}, {"set-cookie", "s=1"}, {"location", "/v1/orders/7"}}, Body: []byte(`{"id":7}`)}
-	rec, s := newMapRecords(), settings()
+	rec, s := newRecords(t), settings()
 
 	c, o, _ := begin(t, rec, s, t0, "alice", "k-1", fp)
 	if o != idempotency.Proceed || !c.Held() {
@@ -78,7 +78,7 @@ func TestBeginOutcomes(t *testing.T) {
 
 // TestScopeNeedsCaller: a key is never scoped by the app alone.
 func TestScopeNeedsCaller(t *testing.T) {
-	_, _, _, err := idempotency.Begin(context.Background(), newMapRecords(), settings(), t0, "shop", "", "k-1", idempotency.Fingerprint{})
+	_, _, _, err := idempotency.Begin(context.Background(), newRecords(t), settings(), t0, "shop", "", "k-1", idempotency.Fingerprint{})
 	if !errors.Is(err, idempotency.ErrNoCaller) {
 		t.Fatalf("err = %v, want ErrNoCaller", err)
 	}
@@ -111,7 +111,7 @@ func TestMaxBody(t *testing.T) {
 		size int
 		want idempotency.Outcome
 	}{{15, idempotency.Replay}, {16, idempotency.Replay}, {17, idempotency.NotStored}} {
-		rec, s := newMapRecords(), settings()
+		rec, s := newRecords(t), settings()
 		fp := idempotency.NewFingerprint("POST", "/p", nil)
 		c, _, _ := begin(t, rec, s, t0, "alice", "k", fp)
 		body := bytes.Repeat([]byte("x"), tc.size)
@@ -136,7 +136,7 @@ func TestMaxBody(t *testing.T) {
 // and another request took the key) releases nothing and completes nothing.
 func TestRelease(t *testing.T) {
 	ctx := context.Background()
-	rec, s := newMapRecords(), settings()
+	rec, s := newRecords(t), settings()
 	fp := idempotency.NewFingerprint("POST", "/p", nil)
 	c, _, _ := begin(t, rec, s, t0, "alice", "k", fp)
 	if ok, err := idempotency.Release(ctx, rec, t0, c); err != nil || !ok {
@@ -170,7 +170,7 @@ func TestRelease(t *testing.T) {
 // TestEntryTTL: a completed entry is replayed until its TTL, then the key is new.
 func TestEntryTTL(t *testing.T) {
 	ctx := context.Background()
-	rec, s := newMapRecords(), settings()
+	rec, s := newRecords(t), settings()
 	fp := idempotency.NewFingerprint("POST", "/p", nil)
 	c, _, _ := begin(t, rec, s, t0, "alice", "k", fp)
 	if _, err := idempotency.Complete(ctx, rec, s, t0, c, idempotency.Response{Status: 200}); err != nil {
