@@ -47,6 +47,29 @@ type Settings struct {
 	Headers []string
 }
 
+// Rule is one endpoint's compiled idempotency: which requests carry a key, where, and
+// how their entries are kept.
+type Rule struct {
+	Settings
+	// Header is the request header of the key (lower case).
+	Header string
+	// Methods are the methods (upper case) whose requests are idempotent with a key;
+	// other methods pass as if the endpoint had no idempotency.
+	Methods []string
+	// Required refuses a request of one of Methods without a key.
+	Required bool
+}
+
+// Applies reports whether requests with method are subject to r.
+func (r *Rule) Applies(method string) bool {
+	for _, m := range r.Methods {
+		if m == method {
+			return true
+		}
+	}
+	return false
+}
+
 // Outcome is what Begin decided.
 type Outcome uint8
 
