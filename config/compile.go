@@ -20,6 +20,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gatehouse/gatehouse/extproc"
 	"github.com/gatehouse/gatehouse/policy"
 	"github.com/gatehouse/gatehouse/policy/jwks"
 	"github.com/santhosh-tekuri/jsonschema/v6"
@@ -32,6 +33,8 @@ type Snapshot struct {
 	Path     string
 	LoadedAt time.Time
 	Rules    *policy.Rules
+	// Response holds the response phase's routes (ext_proc).
+	Response *extproc.Routes
 	LogLevel slog.Level
 	File     *File
 	// Files are the files the configuration names (resolved, glob patterns as written),
@@ -201,6 +204,7 @@ func (c *compiler) compile(f *File, version, path string) (*Snapshot, Errors) {
 	eps := c.endpoints(f.Endpoints)
 	apps := c.apps(f.Apps, eps)
 	c.extensions(f, s, &opt, apps, eps)
+	c.responseRoutes(f, s, apps, opt.DefaultDialect)
 	if len(c.errs) > 0 {
 		return nil, c.errs
 	}

@@ -110,6 +110,9 @@ type App struct {
 	FailMode       string       `yaml:"fail_mode"`
 	Maintenance    *Maintenance `yaml:"maintenance"`
 	AppExtensions  `yaml:",inline"`
+
+	// Response configures the response phase (ext_proc) on the app's endpoints.
+	Response *ResponseSettings `yaml:"response"`
 }
 
 // Maintenance switches an app or endpoint to MAINTENANCE 503.
@@ -138,6 +141,9 @@ type Endpoint struct {
 	Cost               int64        `yaml:"cost"`
 	Attestation        string       `yaml:"attestation"` // default (follow the app), require, exempt
 	EndpointExtensions `yaml:",inline"`
+
+	// Response overrides the app's response phase settings on this endpoint.
+	Response *ResponseSettings `yaml:"response"`
 }
 
 // UserAuth requires a user JWT.

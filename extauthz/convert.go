@@ -237,7 +237,7 @@ func ToResponse(d *policy.Decision, id string) *authv3.CheckResponse {
 
 // dynamicMetadata is the dynamic metadata for Envoy's access log and rate-limit filter.
 func dynamicMetadata(d *policy.Decision, id string) *structpb.Struct {
-	f := make(map[string]*structpb.Value, 6)
+	f := make(map[string]*structpb.Value, 7)
 	f["decision_id"] = structpb.NewStringValue(id)
 	if d.Outcome == policy.Allow {
 		f["decision"] = internValue("allow")
@@ -253,6 +253,9 @@ func dynamicMetadata(d *policy.Decision, id string) *structpb.Struct {
 	}
 	if d.DeviceID != "" {
 		f["device_id"] = structpb.NewStringValue(d.DeviceID)
+	}
+	if d.Caller != "" {
+		f["caller"] = structpb.NewStringValue(d.Caller)
 	}
 	return &structpb.Struct{Fields: f}
 }

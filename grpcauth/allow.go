@@ -107,6 +107,7 @@ func (a Allow) Any() bool { return a.Check != nil || a.RateLimit != nil || a.Ref
 const (
 	MethodCheck           = "/envoy.service.auth.v3.Authorization/Check"
 	MethodShouldRateLimit = "/envoy.service.ratelimit.v3.RateLimitService/ShouldRateLimit"
+	MethodProcess         = "/envoy.service.ext_proc.v3.ExternalProcessor/Process"
 )
 
 // open are the services every caller that completed the handshake may reach: health
@@ -129,7 +130,7 @@ type Guard struct {
 	// an error, because Envoy turns an error into an allow under failure_mode_allow.
 	CheckRefusal func() *authv3.CheckResponse
 	// OnRefuse, when set, is told of every refused call (metrics, a sampled log).
-	// reason is one of "check", "ratelimit", "refunds", "method".
+	// reason is one of "check", "ratelimit", "refunds", "process", "method".
 	OnRefuse func(ctx context.Context, method, reason string)
 }
 
@@ -159,8 +160,16 @@ func (g *Guard) Unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, 
 	return h(ctx, req)
 }
 
-// Stream is the stream interceptor: only health and reflection stream.
+// Stream is the stream interceptor: health and reflection are open; the response
+// phase (Process) is Envoy's, like Check, and goes through the Check list; any other
+// stream is refused.
 func (g *Guard) Stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+	if info.FullMethod == MethodProcess {
+		if !g.Allow.Check.allows(Leaf(ss.Context())) {
+			return g.deny(ss.Context(), info.FullMethod, "process")
+		}
+		return h(srv, ss)
+	}
 	if !isOpen(info.FullMethod) {
 		return g.deny(ss.Context(), info.FullMethod, "method")
 	}

@@ -50,6 +50,9 @@ type Decision struct {
 	App      string
 	Endpoint string
 	DeviceID string // verified device id, when one was verified
+	// Caller is an opaque, stable id of the authenticated caller on an allowed request
+	// (CallerID); empty when none was established.
+	Caller string
 
 	// Upstream headers to set (overwrite) on an allowed request, and request headers to
 	// remove (the credentials Gatehouse consumed).

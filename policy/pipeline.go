@@ -127,6 +127,9 @@ func (r *Rules) Decide(ctx context.Context, now time.Time, in *Input) Decision {
 		d.Upstream = append(d.Upstream, Header{Key: inj.Header, Value: inj.Prefix + v})
 	}
 	r.allow(&d, in, credHeader, forged)
+	if d.Outcome == Allow {
+		d.Caller = callerID(d.App, est, d.DeviceID)
+	}
 	return d
 }
 
@@ -225,6 +228,7 @@ func (d *Decision) undecided(s Step, fail FailMode, cause string) bool {
 
 // established is what steps 4 to 6 tell the later steps.
 type established struct {
+	user       string // provider:sub of the verified user JWT
 	license    string // hash of the presented license key, for limits
 	unverified bool   // the device steps could not establish a device id (a dependency failed)
 }
@@ -240,8 +244,11 @@ func (r *Rules) credentials(ctx context.Context, now time.Time, in *Input, app *
 			r.failedCredential(ctx, now, lk, d)
 			return est, false
 		}
-		if sub != "" && lk != nil {
-			r.addLockKey(lk, LockUser, "user:", ep.User.Verifier.Name+":"+sub)
+		if sub != "" {
+			est.user = ep.User.Verifier.Name + ":" + sub
+			if lk != nil {
+				r.addLockKey(lk, LockUser, "user:", est.user)
+			}
 		}
 	}
 	if app.Device == nil {

@@ -107,6 +107,7 @@ func (s *server) openGRPC(snap *config.Snapshot) error {
 	authv3.RegisterAuthorizationServer(srv, extauthz.NewServer(s.rules, extauthz.Options{
 		Observer: newObserver(s.metrics, s.log, s.flags.allowSample, s.flags.denialLogs), Log: s.log, Tracing: s.decisions}))
 	s.registerRLS(srv)
+	s.registerExtProc(srv)
 	s.port.srv = srv
 	go func() {
 		if err := srv.Serve(l); err != nil {

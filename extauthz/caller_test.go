@@ -1,0 +1,22 @@
+package extauthz
+
+import (
+	"testing"
+
+	"github.com/gatehouse/gatehouse/policy"
+)
+
+// TestCallerMetadata: an allowed decision's caller id reaches the response phase in the
+// dynamic metadata (key "caller"); without one the key is absent.
+func TestCallerMetadata(t *testing.T) {
+	const id = "a5da0fd5f6d1746aec70642908cf4c3be33f3d7c3ff1f1555b6be4601392ebbe"
+	d := policy.Decision{Outcome: policy.Allow, App: "shop", Endpoint: "profile", Caller: id}
+	f := ToResponse(&d, "d1").GetDynamicMetadata().GetFields()
+	if got := f["caller"].GetStringValue(); got != id {
+		t.Fatalf("caller %q, want %q", got, id)
+	}
+	d.Caller = ""
+	if _, ok := ToResponse(&d, "d1").GetDynamicMetadata().GetFields()["caller"]; ok {
+		t.Fatal("caller present without a caller")
+	}
+}

@@ -1,0 +1,84 @@
+package extproc
+
+import "github.com/gatehouse/gatehouse/policy"
+
+// DefaultMaxBody is Gatehouse's bound on a body it buffers when a route sets none.
+const DefaultMaxBody = 1 << 20
+
+// Route is the compiled response phase of one endpoint of one app. Config builds it;
+// it is immutable once added to Routes.
+type Route struct {
+	App, Endpoint string
+	Dialect       policy.Dialect
+	// MaxBody bounds a body Gatehouse buffers (request or response); larger ones fail
+	// closed. 0 means DefaultMaxBody.
+	MaxBody int
+	// UpstreamErrors rewrites upstream 5xx responses into the dialect's TARGET_*
+	// family.
+	UpstreamErrors bool
+
+	hooks []hook
+	needs needs
+}
+
+// needs are the phases a route's features read, beyond the request headers.
+type needs struct {
+	requestBody  bool // the complete request body before the request hooks
+	response     bool // the response headers (status)
+	responseBody bool // the complete response body before the response hooks
+}
+
+// build sets the route's hooks, in their fixed order, and the phases they need.
+func (r *Route) build() {
+	r.hooks = r.hooks[:0]
+	if r.MaxBody <= 0 {
+		r.MaxBody = DefaultMaxBody
+	}
+	if r.UpstreamErrors {
+		r.hooks = append(r.hooks, upstreamErrors{})
+		r.needs.response = true
+	}
+}
+
+// active reports whether any feature runs on the route.
+func (r *Route) active() bool { return len(r.hooks) > 0 }
+
+// Routes are the response-phase routes of one configuration snapshot, by app and
+// endpoint. A nil *Routes has none.
+type Routes struct {
+	// DefaultDialect renders what Gatehouse answers on a route it never saw.
+	DefaultDialect policy.Dialect
+	byKey          map[routeKey]*Route
+}
+
+type routeKey struct{ app, endpoint string }
+
+// NewRoutes returns an empty set of routes.
+func NewRoutes(def policy.Dialect) *Routes {
+	return &Routes{DefaultDialect: def, byKey: map[routeKey]*Route{}}
+}
+
+// Add compiles r and adds it; a route on which no feature runs is left out (its
+// streams skip every phase).
+func (rs *Routes) Add(r *Route) {
+	r.build()
+	if r.active() {
+		rs.byKey[routeKey{r.App, r.Endpoint}] = r
+	}
+}
+
+// Len is the number of routes with a feature.
+func (rs *Routes) Len() int {
+	if rs == nil {
+		return 0
+	}
+	return len(rs.byKey)
+}
+
+// find returns the route of app and endpoint, or nil.
+func (rs *Routes) find(app, endpoint string) *Route {
+	if rs == nil || app == "" {
+		return nil
+	}
+	return rs.byKey[routeKey{app, endpoint}]
+}

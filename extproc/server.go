@@ -1,0 +1,264 @@
+package extproc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"time"
+
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"github.com/gatehouse/gatehouse/policy"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// Observer is told of every exchange when its stream ends (metrics, decision log).
+type Observer interface {
+	ObserveExchange(ctx context.Context, o *Outcome, start time.Time)
+}
+
+// Options are a Server's optional parts.
+type Options struct {
+	Now      func() time.Time // default time.Now
+	Observer Observer         // nil: none
+	Log      *slog.Logger     // default slog.Default()
+	// DoneTimeout bounds the done hooks of a stream that ended (they run on a context
+	// detached from the stream's, which may be cancelled); default 1s.
+	DoneTimeout time.Duration
+}
+
+// Server implements envoy.service.ext_proc.v3.ExternalProcessor.
+type Server struct {
+	extprocv3.UnimplementedExternalProcessorServer
+	routes func() *Routes
+	o      Options
+}
+
+// NewServer returns a Server. routes returns the routes in force (one atomic load per
+// stream); nil means none yet, and every stream is told to skip.
+func NewServer(routes func() *Routes, o Options) *Server {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	if o.DoneTimeout <= 0 {
+		o.DoneTimeout = time.Second
+	}
+	return &Server{routes: routes, o: o}
+}
+
+// Process serves one stream: one HTTP request and its response. A denial or a
+// replacement is an ImmediateResponse; a gRPC error means Gatehouse could not process
+// the exchange, and Envoy's failure_mode_allow decides.
+func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) (err error) {
+	ctx := stream.Context()
+	start := s.o.Now()
+	x := &exchange{now: start}
+	defer func() {
+		if p := recover(); p != nil {
+			s.o.Log.Error("process panicked", "panic", fmt.Sprint(p))
+			err = status.Error(codes.Internal, "internal error")
+		}
+		s.finish(ctx, x, start)
+	}()
+	for {
+		req, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		resp, end := s.handle(ctx, x, req)
+		if err := stream.Send(resp); err != nil {
+			return err
+		}
+		if end {
+			return nil
+		}
+	}
+}
+
+// handle answers one message; end is set when the answer ends the exchange.
+func (s *Server) handle(ctx context.Context, x *exchange, req *extprocv3.ProcessingRequest) (*extprocv3.ProcessingResponse, bool) {
+	switch r := req.GetRequest().(type) {
+	case *extprocv3.ProcessingRequest_RequestHeaders:
+		return s.requestHeaders(ctx, x, req, r.RequestHeaders)
+	case *extprocv3.ProcessingRequest_RequestBody:
+		return s.requestBody(ctx, x, req, r.RequestBody)
+	case *extprocv3.ProcessingRequest_ResponseHeaders:
+		return s.responseHeaders(ctx, x, req, r.ResponseHeaders)
+	case *extprocv3.ProcessingRequest_ResponseBody:
+		return s.responseBody(ctx, x, req, r.ResponseBody)
+	}
+	return continueFor(req), false
+}
+
+// requestHeaders identifies the exchange and tells Envoy which phases to send next.
+func (s *Server) requestHeaders(ctx context.Context, x *exchange, req *extprocv3.ProcessingRequest, h *extprocv3.HttpHeaders) (*extprocv3.ProcessingResponse, bool) {
+	id, _ := readIdentity(req)
+	rs := s.routes()
+	x.app, x.endpoint, x.decisionID, x.caller = id.app, id.endpoint, id.decisionID, id.caller
+	x.outcome.App, x.outcome.Endpoint, x.outcome.DecisionID = id.app, id.endpoint, id.decisionID
+	if rs != nil {
+		x.dialect = rs.DefaultDialect
+	}
+	if id.decision == "allow" {
+		x.route = rs.find(id.app, id.endpoint)
+	}
+	if x.route == nil {
+		x.outcome.Skipped = true
+		return requestHeadersResponse(skipAll), false
+	}
+	x.dialect = x.route.Dialect
+	x.reqHeaders = headerMap(h.GetHeaders())
+	x.method, x.path = x.reqHeaders[":method"], x.reqHeaders[":path"]
+	if h.GetEndOfStream() || !x.route.needs.requestBody {
+		if r := s.runRequest(ctx, x); r != nil {
+			return s.answer(x, r), true
+		}
+	}
+	return requestHeadersResponse(modeFor(x.route.needs, h.GetEndOfStream())), false
+}
+
+// requestBody buffers the request body and runs the request hooks on its last part.
+func (s *Server) requestBody(ctx context.Context, x *exchange, req *extprocv3.ProcessingRequest, b *extprocv3.HttpBody) (*extprocv3.ProcessingResponse, bool) {
+	if x.route == nil || !x.route.needs.requestBody {
+		return continueFor(req), false
+	}
+	if len(x.reqBody)+len(b.GetBody()) > x.route.MaxBody {
+		return s.answer(x, x.denial(policy.PayloadTooLarge, "")), true
+	}
+	x.reqBody = append(x.reqBody, b.GetBody()...)
+	if !b.GetEndOfStream() {
+		return continueFor(req), false
+	}
+	if r := s.runRequest(ctx, x); r != nil {
+		return s.answer(x, r), true
+	}
+	return continueFor(req), false
+}
+
+// responseHeaders reads the upstream's status; without a body to wait for, the
+// response hooks run now.
+func (s *Server) responseHeaders(ctx context.Context, x *exchange, req *extprocv3.ProcessingRequest, h *extprocv3.HttpHeaders) (*extprocv3.ProcessingResponse, bool) {
+	if x.route == nil {
+		return continueFor(req), false
+	}
+	x.respHeaders = headerMap(h.GetHeaders())
+	x.status = statusOf(x.respHeaders)
+	x.outcome.UpstreamStatus = x.status
+	if n, err := strconv.Atoi(x.respHeaders["content-length"]); err == nil && n >= 0 {
+		x.outcome.UpstreamBytes = n
+	}
+	if h.GetEndOfStream() || !x.route.needs.responseBody {
+		return s.respond(ctx, x, req)
+	}
+	return continueFor(req), false
+}
+
+// responseBody buffers the upstream's body and runs the response hooks on its last part.
+// A body over the route's bound fails closed: the client gets INVALID_RESPONSE, never a
+// response the features could not see whole.
+func (s *Server) responseBody(ctx context.Context, x *exchange, req *extprocv3.ProcessingRequest, b *extprocv3.HttpBody) (*extprocv3.ProcessingResponse, bool) {
+	if x.route == nil || !x.route.needs.responseBody {
+		return continueFor(req), false
+	}
+	if len(x.respBody)+len(b.GetBody()) > x.route.MaxBody {
+		x.outcome.UpstreamBytes = max(x.outcome.UpstreamBytes, len(x.respBody)+len(b.GetBody()))
+		return s.answer(x, x.denial(policy.InvalidResponse, "")), true
+	}
+	x.respBody = append(x.respBody, b.GetBody()...)
+	if !b.GetEndOfStream() {
+		return continueFor(req), false
+	}
+	x.outcome.UpstreamBytes = len(x.respBody)
+	return s.respond(ctx, x, req)
+}
+
+// runRequest runs the request hooks in order; the first reply ends the exchange.
+func (s *Server) runRequest(ctx context.Context, x *exchange) *reply {
+	for _, h := range x.route.hooks {
+		if r := h.request(ctx, x); r != nil {
+			return r
+		}
+	}
+	return nil
+}
+
+// respond runs the response hooks on the complete response. Each reply replaces the
+// response the later hooks see, so that what a later hook stores or signs is what the
+// client receives.
+func (s *Server) respond(ctx context.Context, x *exchange, req *extprocv3.ProcessingRequest) (*extprocv3.ProcessingResponse, bool) {
+	var final *reply
+	for _, h := range x.route.hooks {
+		if r := h.response(ctx, x); r != nil {
+			final = r
+			x.status, x.respBody, x.immediate = r.status, r.body, true
+			x.respHeaders = headerValues(r.headers)
+		}
+	}
+	if final != nil {
+		return s.answer(x, final), true
+	}
+	x.outcome.Status = x.status
+	return continueWith(req, s.seal(x, x.status, x.respBody)), false
+}
+
+// answer ends the exchange with r, sealed like any response the client receives.
+func (s *Server) answer(x *exchange, r *reply) *extprocv3.ProcessingResponse {
+	x.immediate = true
+	x.outcome.Status, x.outcome.Code = r.status, r.code
+	if seal := s.seal(x, r.status, r.body); len(seal) > 0 {
+		r.headers = append(r.headers[:len(r.headers):len(r.headers)], seal...)
+	}
+	return immediate(r)
+}
+
+// seal returns the headers the last step adds to whatever the client receives (the
+// response signature), none when the route signs nothing.
+func (s *Server) seal(x *exchange, status int, body []byte) []policy.Header {
+	return nil
+}
+
+// finish runs the done hooks, once, on a context detached from the stream's (which may
+// be cancelled), and reports the exchange.
+func (s *Server) finish(ctx context.Context, x *exchange, start time.Time) {
+	if x.route != nil {
+		if x.outcome.Status == 0 {
+			x.outcome.Cancelled = true
+		}
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.o.DoneTimeout)
+		defer cancel()
+		for _, h := range x.route.hooks {
+			s.safeDone(dctx, h, x)
+		}
+	}
+	if s.o.Observer != nil {
+		s.o.Observer.ObserveExchange(ctx, &x.outcome, start)
+	}
+}
+
+// safeDone runs one done hook; a panicking hook does not keep the others from running.
+func (s *Server) safeDone(ctx context.Context, h hook, x *exchange) {
+	defer func() {
+		if p := recover(); p != nil {
+			s.o.Log.Error("response phase: done hook panicked", "panic", fmt.Sprint(p))
+		}
+	}()
+	h.done(ctx, x)
+}
+
+// headerValues is a reply's headers as a map.
+func headerValues(hs []policy.Header) map[string]string {
+	m := make(map[string]string, len(hs))
+	for _, h := range hs {
+		m[h.Key] = h.Value
+	}
+	return m
+}
