@@ -72,15 +72,15 @@ func TestRecordsTTL(t *testing.T) {
 		if v, err := tc.r.Query("GET", tc.raw); err != nil || v != "v" {
 			t.Fatalf("%s: GET %s = %q %v, want \"v\"", tc.mode, tc.raw, v, err)
 		}
-		if ms := pttl(t, tc.r, tc.raw); ms <= 9000 || ms > 10000 {
-			t.Fatalf("%s: PTTL %d, want in (9000, 10000]", tc.mode, ms)
+		if ms := pttl(t, tc.r, tc.raw); ms <= 5000 || ms > 10000 { // 5 s of slack for a loaded machine
+			t.Fatalf("%s: PTTL %d, want in (5000, 10000]", tc.mode, ms)
 		}
 		if ok, err := s.Swap(ctx, t0, tc.key, []byte("v"), []byte("w"), 1500*time.Microsecond+time.Hour); !ok || err != nil {
 			t.Fatalf("%s: swap %v %v", tc.mode, ok, err)
 		}
 		const hourMs = 3_600_000
-		if ms := pttl(t, tc.r, tc.raw); ms <= hourMs-1000 || ms > hourMs+2 {
-			t.Fatalf("%s: PTTL after swap %d, want in (%d, %d]", tc.mode, ms, hourMs-1000, hourMs+2)
+		if ms := pttl(t, tc.r, tc.raw); ms <= hourMs-5000 || ms > hourMs+2 {
+			t.Fatalf("%s: PTTL after swap %d, want in (%d, %d]", tc.mode, ms, hourMs-5000, hourMs+2)
 		}
 		if ok, err := s.Swap(ctx, t0, tc.key, []byte("w"), nil, 0); !ok || err != nil {
 			t.Fatalf("%s: delete %v %v", tc.mode, ok, err)
