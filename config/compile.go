@@ -529,7 +529,8 @@ func (c *compiler) endpoints(es []Endpoint) map[string]*policy.Endpoint {
 			continue
 		}
 		ep := &policy.Endpoint{Name: e.Name, Path: e.Path, Prefix: e.Prefix, CaseInsensitive: e.CaseInsensitive, Disabled: e.Disabled,
-			SDKAuth: e.SDKAuth, Heartbeat: e.Heartbeat, Cost: e.Cost, Maintenance: c.maintenance(path+".maintenance", e.Maintenance)}
+			SDKAuth: e.SDKAuth, Heartbeat: e.Heartbeat, Cost: e.Cost, Maintenance: c.maintenance(path+".maintenance", e.Maintenance),
+			ForwardClient: e.Response != nil && e.Response.Login != nil}
 		if e.Path != "" && !policy.IsRulePath(e.Path) {
 			c.add(path+".path", "%q must be an absolute path in normal form: visible ASCII without query, percent-encoding, ';' parameters, backslashes, empty or dot segments, or segments ending in '.'", e.Path)
 		}

@@ -5,8 +5,11 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/gatehouse/gatehouse/extproc"
+	"github.com/gatehouse/gatehouse/policy/idempotency"
 	"github.com/gatehouse/gatehouse/policy/login"
 	"github.com/gatehouse/gatehouse/ratelimit"
+	"github.com/gatehouse/gatehouse/ratelimit/state"
 )
 
 // LoginSettings make an endpoint a login endpoint: the upstream's answers with a failure
@@ -70,4 +73,69 @@ func (c *compiler) login(path string, s *LoginSettings, lo *ratelimit.LockoutCon
 		c.add(path, "the lockout does not count accounts: add account to lockout.key")
 	}
 	return out
+}
+
+// endpointPhase is an endpoint's compiled idempotency and login settings, with the
+// store parts they run on.
+type endpointPhase struct {
+	idem    *idempotency.Rule
+	records state.Records
+	login   *login.Settings
+	lockout login.Lockout
+}
+
+// endpointPhase compiles the idempotency and login settings of an endpoint's response
+// block.
+func (c *compiler) endpointPhase(path string, s *ResponseSettings, f *File, snap *Snapshot) endpointPhase {
+	var p endpointPhase
+	if s == nil {
+		return p
+	}
+	if s.Idempotency != nil {
+		p.idem = c.idempotency(path+".idempotency", s.Idempotency)
+		p.records = c.records(path + ".idempotency")
+	}
+	if s.Login != nil {
+		p.login = c.login(path+".login", s.Login, &f.Lockout)
+		if snap.Limits != nil {
+			p.lockout = snap.Limits
+		}
+	}
+	return p
+}
+
+// apply sets p on a route.
+func (p endpointPhase) apply(r *extproc.Route) {
+	r.Idempotency, r.Records = p.idem, p.records
+	r.Login, r.Lockout = p.login, p.lockout
+}
+
+// appPhase refuses idempotency and login on an app: both name one endpoint's requests.
+func (c *compiler) appPhase(path string, s *ResponseSettings) {
+	if s == nil {
+		return
+	}
+	if s.Idempotency != nil {
+		c.add(path+".idempotency", "is set per endpoint, not per app")
+	}
+	if s.Login != nil {
+		c.add(path+".login", "is set per endpoint, not per app")
+	}
+}
+
+// records returns the store's records, which idempotency entries live in.
+func (c *compiler) records(path string) state.Records {
+	st := c.deps.Store
+	if st == nil {
+		var err error
+		if st, err = scratchStore(); err != nil {
+			return nil // reported by extensions
+		}
+	}
+	rec, ok := st.(state.Records)
+	if !ok {
+		c.add(path, "the store keeps no records")
+		return nil
+	}
+	return rec
 }

@@ -16,6 +16,11 @@ type ResponseSettings struct {
 	// MaxBodyBytes bounds a body the response phase buffers; larger ones fail closed.
 	// Default 1 MiB.
 	MaxBodyBytes int `yaml:"max_body_bytes"`
+	// Idempotency makes an endpoint's requests idempotent with a client's key (endpoints
+	// only).
+	Idempotency *IdempotencySettings `yaml:"idempotency"`
+	// Login makes an endpoint a login endpoint for the account lockout (endpoints only).
+	Login *LoginSettings `yaml:"login"`
 }
 
 // maxResponseBody is the largest max_body_bytes: bodies are held in memory per stream.
@@ -24,12 +29,15 @@ const maxResponseBody = 64 << 20
 // responseRoutes compiles the response phase of every linked app and endpoint pair.
 func (c *compiler) responseRoutes(f *File, s *Snapshot, apps map[string]*policy.App, def policy.Dialect) {
 	rs := extproc.NewRoutes(def)
+	phases := map[string]endpointPhase{}
 	for i := range f.Endpoints {
 		c.checkResponse(fmt.Sprintf("endpoints[%d].response", i), f.Endpoints[i].Response)
+		phases[f.Endpoints[i].Name] = c.endpointPhase(fmt.Sprintf("endpoints[%d].response", i), f.Endpoints[i].Response, f, s)
 	}
 	for i := range f.Apps {
 		a := &f.Apps[i]
 		c.checkResponse(fmt.Sprintf("apps[%d].response", i), a.Response)
+		c.appPhase(fmt.Sprintf("apps[%d].response", i), a.Response)
 		app := apps[a.Name]
 		if app == nil {
 			continue
@@ -39,7 +47,9 @@ func (c *compiler) responseRoutes(f *File, s *Snapshot, apps map[string]*policy.
 			if !app.AllEndpoints && !app.Endpoints[e.Name] {
 				continue
 			}
-			rs.Add(c.route(app, e, a.Response, e.Response))
+			r := c.route(app, e, a.Response, e.Response)
+			phases[e.Name].apply(r)
+			rs.Add(r)
 		}
 	}
 	s.Response = rs

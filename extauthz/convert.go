@@ -237,7 +237,7 @@ func ToResponse(d *policy.Decision, id string) *authv3.CheckResponse {
 
 // dynamicMetadata is the dynamic metadata for Envoy's access log and rate-limit filter.
 func dynamicMetadata(d *policy.Decision, id string) *structpb.Struct {
-	f := make(map[string]*structpb.Value, 7)
+	f := make(map[string]*structpb.Value, 8)
 	f["decision_id"] = structpb.NewStringValue(id)
 	if d.Outcome == policy.Allow {
 		f["decision"] = internValue("allow")
@@ -256,6 +256,9 @@ func dynamicMetadata(d *policy.Decision, id string) *structpb.Struct {
 	}
 	if d.Caller != "" {
 		f["caller"] = structpb.NewStringValue(d.Caller)
+	}
+	if d.Client != "" {
+		f["client"] = structpb.NewStringValue(d.Client)
 	}
 	return &structpb.Struct{Fields: f}
 }

@@ -129,6 +129,9 @@ func (r *Rules) Decide(ctx context.Context, now time.Time, in *Input) Decision {
 	r.allow(&d, in, credHeader, forged)
 	if d.Outcome == Allow {
 		d.Caller = callerID(d.App, est, d.DeviceID)
+		if ep.ForwardClient && ip.IsValid() {
+			d.Client = clientKey(ip)
+		}
 	}
 	return d
 }

@@ -114,6 +114,9 @@ type Endpoint struct {
 	// Heartbeat marks heartbeat-style endpoints: an expired license session there is
 	// SESSION_EXPIRED.
 	Heartbeat bool
+	// ForwardClient puts the client address in an allowed request's Decision (Client),
+	// for a response phase that counts by it (a login lockout).
+	ForwardClient bool
 
 	route string // Path as matched; set by NewRules
 }

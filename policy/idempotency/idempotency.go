@@ -216,6 +216,17 @@ func Complete(ctx context.Context, rec state.Records, s *Settings, now time.Time
 	return rec.Swap(ctx, now, c.key, c.mark, val, s.TTL)
 }
 
+// Abandon records c's key as completed without a stored response (the upstream
+// answered, but the response never reached the phase that stores it): repeats are
+// refused with [NotStored] rather than run twice.
+func Abandon(ctx context.Context, rec state.Records, s *Settings, now time.Time, c Claim) (bool, error) {
+	if !c.Held() {
+		return false, nil
+	}
+	val := append([]byte{kindNotStored}, c.mark[1:1+sha256.Size]...)
+	return rec.Swap(ctx, now, c.key, c.mark, val, s.TTL)
+}
+
 // Release deletes c's mark, if it still holds it.
 func Release(ctx context.Context, rec state.Records, now time.Time, c Claim) (bool, error) {
 	if !c.Held() {

@@ -18,7 +18,6 @@ package login
 
 import (
 	"context"
-	"net/netip"
 	"slices"
 	"time"
 
@@ -87,13 +86,13 @@ type Keys struct {
 	n    int
 }
 
-// NewKeys returns the keys of account (normalised) of app from client address ip
-// (the zero Addr when unknown).
-func NewKeys(app, account string, ip netip.Addr) Keys {
+// NewKeys returns the keys of account (normalised) of app from client ([policy.ClientKey]
+// of its address; empty when unknown).
+func NewKeys(app, account, client string) Keys {
 	k := Keys{n: 1}
 	k.keys[0] = Key(app, account)
-	if ip.IsValid() {
-		k.keys[1] = policy.IPLockKey(ip)
+	if client != "" {
+		k.keys[1] = policy.IPLockKey(client)
 		k.n = 2
 	}
 	return k

@@ -159,7 +159,7 @@ func lockout(t *testing.T) login.Lockout {
 func TestLockoutFromOutcomes(t *testing.T) {
 	ctx := context.Background()
 	s := jsonSettings("email")
-	var ip netip.Addr
+	ip := ""
 	cases := []struct {
 		name     string
 		statuses []int
@@ -198,18 +198,18 @@ func TestLockoutFromOutcomes(t *testing.T) {
 func TestSuccessKeepsAddressCount(t *testing.T) {
 	ctx := context.Background()
 	l, s := lockout(t), jsonSettings("email")
-	ip := netip.MustParseAddr("2001:db8::1")
+	ip := policy.ClientKey(netip.MustParseAddr("2001:db8::1"))
 	own := login.NewKeys("shop", "mallory", ip)
 	for _, victim := range []string{"v1", "v2", "v3"} {
 		k := login.NewKeys("shop", victim, ip)
 		_ = login.Outcome(ctx, l, s, t0, &k, 401)
 		_ = login.Outcome(ctx, l, s, t0, &own, 200)
 	}
-	fresh := login.NewKeys("shop", "v4", netip.MustParseAddr("2001:db8::2")) // same /64
+	fresh := login.NewKeys("shop", "v4", policy.ClientKey(netip.MustParseAddr("2001:db8::2"))) // same /64
 	if _, locked := login.Locked(ctx, l, t0, &fresh); !locked {
 		t.Fatal("the spraying address is not locked")
 	}
-	if _, locked, _ := l.Locked(ctx, t0, policy.IPLockKey(netip.MustParseAddr("2001:db8::ffff"))); !locked {
+	if _, locked, _ := l.Locked(ctx, t0, policy.IPLockKey(policy.ClientKey(netip.MustParseAddr("2001:db8::ffff")))); !locked {
 		t.Fatal("the pipeline's key of the address is not locked")
 	}
 }
@@ -224,14 +224,14 @@ func TestAccountLockAcrossAddresses(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		k := login.NewKeys("shop", a, netip.AddrFrom4([4]byte{198, 51, 100, byte(i + 1)}))
+		k := login.NewKeys("shop", a, policy.ClientKey(netip.AddrFrom4([4]byte{198, 51, 100, byte(i + 1)})))
 		_ = login.Outcome(ctx, l, s, t0, &k, 401)
 	}
-	k := login.NewKeys("shop", "victim@example.com", netip.MustParseAddr("203.0.113.9"))
+	k := login.NewKeys("shop", "victim@example.com", "203.0.113.9")
 	if _, locked := login.Locked(ctx, l, t0, &k); !locked {
 		t.Fatal("account not locked after 3 failures in 3 spellings from 3 addresses")
 	}
-	other := login.NewKeys("blog", "victim@example.com", netip.Addr{})
+	other := login.NewKeys("blog", "victim@example.com", "")
 	if _, locked := login.Locked(ctx, l, t0, &other); locked {
 		t.Fatal("the same identifier in another app is locked")
 	}
