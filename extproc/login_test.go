@@ -116,7 +116,7 @@ func TestLoginBodies(t *testing.T) {
 		{"not a string", `{"email":["v@x"]}`, 400, "access_denied"},
 		{"not JSON", `email=v@x`, 400, "access_denied"},
 		{"deep nesting", `{"a":` + deep + `}`, 400, "access_denied"},
-		{"body at the bound", `{"email":"v@x","p":"` + strings.Repeat("x", 128-22) + `"}`, 0, ""}, // 128 bytes
+		{"body at the bound", `{"email":"v@x","p":"` + strings.Repeat("x", 128-22) + `"}`, 0, ""},                  // 128 bytes
 		{"body over the bound", `{"email":"v@x","p":"` + strings.Repeat("x", 129-22) + `"}`, 413, "access_denied"}, // 129 bytes
 	} {
 		t.Run(tc.name, func(t *testing.T) {
