@@ -8,7 +8,7 @@ import (
 )
 
 // newRecords returns the memory store's records, closed at the end of the test.
-func newRecords(t *testing.T) *memstore.Store {
+func newRecords(t testing.TB) *memstore.Store {
 	t.Helper()
 	s, err := memstore.Open(state.MemoryConfig{}, nil)
 	if err != nil {
