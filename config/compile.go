@@ -204,7 +204,7 @@ func (c *compiler) compile(f *File, version, path string) (*Snapshot, Errors) {
 	eps := c.endpoints(f.Endpoints)
 	apps := c.apps(f.Apps, eps)
 	c.extensions(f, s, &opt, apps, eps)
-	c.responseRoutes(f, s, apps, opt.DefaultDialect)
+	c.responseRoutes(f, s, &opt, apps, eps)
 	if len(c.errs) > 0 {
 		return nil, c.errs
 	}
@@ -529,8 +529,7 @@ func (c *compiler) endpoints(es []Endpoint) map[string]*policy.Endpoint {
 			continue
 		}
 		ep := &policy.Endpoint{Name: e.Name, Path: e.Path, Prefix: e.Prefix, CaseInsensitive: e.CaseInsensitive, Disabled: e.Disabled,
-			SDKAuth: e.SDKAuth, Heartbeat: e.Heartbeat, Cost: e.Cost, Maintenance: c.maintenance(path+".maintenance", e.Maintenance),
-			ForwardClient: e.Response != nil && e.Response.Login != nil}
+			SDKAuth: e.SDKAuth, Heartbeat: e.Heartbeat, Cost: e.Cost, Maintenance: c.maintenance(path+".maintenance", e.Maintenance)}
 		if e.Path != "" && !policy.IsRulePath(e.Path) {
 			c.add(path+".path", "%q must be an absolute path in normal form: visible ASCII without query, percent-encoding, ';' parameters, backslashes, empty or dot segments, or segments ending in '.'", e.Path)
 		}

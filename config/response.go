@@ -16,6 +16,9 @@ type ResponseSettings struct {
 	// MaxBodyBytes bounds a body the response phase buffers; larger ones fail closed.
 	// Default 1 MiB.
 	MaxBodyBytes int `yaml:"max_body_bytes"`
+	// Sign signs every response on the app's endpoints (an endpoint's block replaces
+	// the app's whole, or opts out with disabled: true).
+	Sign *SignSettings `yaml:"sign"`
 	// Idempotency makes an endpoint's requests idempotent with a client's key (endpoints
 	// only).
 	Idempotency *IdempotencySettings `yaml:"idempotency"`
@@ -26,13 +29,20 @@ type ResponseSettings struct {
 // maxResponseBody is the largest max_body_bytes: bodies are held in memory per stream.
 const maxResponseBody = 64 << 20
 
-// responseRoutes compiles the response phase of every linked app and endpoint pair.
-func (c *compiler) responseRoutes(f *File, s *Snapshot, apps map[string]*policy.App, def policy.Dialect) {
-	rs := extproc.NewRoutes(def)
+// responseRoutes compiles the response phase of every linked app and endpoint pair, and
+// the parts of it that Check runs (signing: nonces and signed denials).
+func (c *compiler) responseRoutes(f *File, s *Snapshot, opt *policy.Options, apps map[string]*policy.App, eps map[string]*policy.Endpoint) {
+	c.signers(f, opt, apps, eps)
+	rs := extproc.NewRoutes(opt.DefaultDialect)
 	phases := map[string]endpointPhase{}
 	for i := range f.Endpoints {
-		c.checkResponse(fmt.Sprintf("endpoints[%d].response", i), f.Endpoints[i].Response)
-		phases[f.Endpoints[i].Name] = c.endpointPhase(fmt.Sprintf("endpoints[%d].response", i), f.Endpoints[i].Response, f, s)
+		e := &f.Endpoints[i]
+		c.checkResponse(fmt.Sprintf("endpoints[%d].response", i), e.Response)
+		phases[e.Name] = c.endpointPhase(fmt.Sprintf("endpoints[%d].response", i), e.Response, f, s)
+		if ep := eps[e.Name]; ep != nil {
+			ep.Caller = e.Response != nil
+			ep.ForwardClient = phases[e.Name].login != nil
+		}
 	}
 	for i := range f.Apps {
 		a := &f.Apps[i]
@@ -42,12 +52,14 @@ func (c *compiler) responseRoutes(f *File, s *Snapshot, apps map[string]*policy.
 		if app == nil {
 			continue
 		}
+		app.Caller = a.Response != nil
 		for j := range f.Endpoints {
 			e := &f.Endpoints[j]
 			if !app.AllEndpoints && !app.Endpoints[e.Name] {
 				continue
 			}
 			r := c.route(app, e, a.Response, e.Response)
+			r.Sign = policy.SignerOf(app, eps[e.Name])
 			phases[e.Name].apply(r)
 			rs.Add(r)
 		}

@@ -9,6 +9,7 @@ import (
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"github.com/gatehouse/gatehouse/policy"
+	"github.com/gatehouse/gatehouse/signature"
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/types/known/structpb"
@@ -217,7 +218,7 @@ func ToResponse(d *policy.Decision, id string) *authv3.CheckResponse {
 	if e, ok := policy.Lookup(d.Code); ok && r.Status < 400 {
 		canonical = e.Status // license SDK denials are HTTP 200 but still denials
 	}
-	hs := make([]*corev3.HeaderValueOption, 0, 2+len(d.Response)+4)
+	hs := make([]*corev3.HeaderValueOption, 0, 2+len(d.Response)+4+3)
 	hs = append(hs, contentTypeJSON)
 	for _, h := range d.Response {
 		hs = append(hs, header(h.Key, h.Value))
@@ -225,6 +226,11 @@ func ToResponse(d *policy.Decision, id string) *authv3.CheckResponse {
 	hs = rateLimitHeaders(hs, d)
 	if d.RetryAfter > 0 && d.RateLimit.Code == "" { // another step's wait (a lockout)
 		hs = append(hs, header("retry-after", policy.RetryAfterSeconds(d.RetryAfter)))
+	}
+	if d.Signer != nil {
+		for _, h := range d.Signer.AppendHeaders(make([]signature.Header, 0, 3), d.Nonce, r.Status, d.SignedAt, r.Body) {
+			hs = append(hs, header(h.Key, h.Value))
+		}
 	}
 	resp.Status = &rpcstatus.Status{Code: int32(grpcCode(canonical)), Message: r.Code}
 	resp.HttpResponse = &authv3.CheckResponse_DeniedResponse{DeniedResponse: &authv3.DeniedHttpResponse{

@@ -109,15 +109,22 @@ func requestHeadersResponse(mode *procv3.ProcessingMode) *extprocv3.ProcessingRe
 
 // continueFor answers a message with CONTINUE, of the kind the message asks for.
 func continueFor(req *extprocv3.ProcessingRequest) *extprocv3.ProcessingResponse {
-	return continueWith(req, nil)
+	return continueWith(req, nil, "")
 }
 
-// continueWith answers a message with CONTINUE, setting headers (on a headers or a
-// buffered body message; Envoy ignores them elsewhere).
-func continueWith(req *extprocv3.ProcessingRequest, set []policy.Header) *extprocv3.ProcessingResponse {
+// continueWith answers a message with CONTINUE, setting headers and removing one (on a
+// headers or a buffered body message; Envoy ignores them elsewhere).
+func continueWith(req *extprocv3.ProcessingRequest, set []policy.Header, drop string) *extprocv3.ProcessingResponse {
 	c := continueCommon
-	if len(set) > 0 {
-		c = &extprocv3.CommonResponse{HeaderMutation: mutation(set)}
+	if len(set) > 0 || drop != "" {
+		hm := mutation(set)
+		if hm == nil {
+			hm = &extprocv3.HeaderMutation{}
+		}
+		if drop != "" {
+			hm.RemoveHeaders = []string{drop}
+		}
+		c = &extprocv3.CommonResponse{HeaderMutation: hm}
 	}
 	out := &extprocv3.ProcessingResponse{}
 	switch req.GetRequest().(type) {

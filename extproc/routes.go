@@ -5,6 +5,7 @@ import (
 	"github.com/gatehouse/gatehouse/policy/idempotency"
 	"github.com/gatehouse/gatehouse/policy/login"
 	"github.com/gatehouse/gatehouse/ratelimit/state"
+	"github.com/gatehouse/gatehouse/signature"
 )
 
 // DefaultMaxBody is Gatehouse's bound on a body it buffers when a route sets none.
@@ -29,6 +30,9 @@ type Route struct {
 	// credential lockout Lockout.
 	Login   *login.Settings
 	Lockout login.Lockout
+	// Sign, when set, signs every response the client receives on the route (the last
+	// step, on the upstream's response or on whatever replaced it).
+	Sign *signature.Signer
 
 	hooks []hook
 	needs needs
@@ -41,7 +45,12 @@ type needs struct {
 	responseBody bool // the complete response body before the response hooks
 }
 
-// build sets the route's hooks, in their fixed order, and the phases they need.
+// build sets the route's hooks, in their fixed order, and the phases they need. The
+// order: request hooks run first to last and the first reply ends the exchange;
+// response hooks run first to last and each sees the response the earlier ones left
+// (upstream errors come first, so that a hook storing or counting the response sees what
+// the client receives); the signature is not a hook but the last step (Server.seal), on
+// whatever the client receives.
 func (r *Route) build() {
 	r.hooks = r.hooks[:0]
 	if r.MaxBody <= 0 {
@@ -62,10 +71,13 @@ func (r *Route) build() {
 		r.hooks = append(r.hooks, idempotencyHook{rule: r.Idempotency, rec: r.Records})
 		r.needs.requestBody, r.needs.response, r.needs.responseBody = true, true, true
 	}
+	if r.Sign != nil {
+		r.needs.response, r.needs.responseBody = true, true
+	}
 }
 
 // active reports whether any feature runs on the route.
-func (r *Route) active() bool { return len(r.hooks) > 0 }
+func (r *Route) active() bool { return len(r.hooks) > 0 || r.Sign != nil }
 
 // Routes are the response-phase routes of one configuration snapshot, by app and
 // endpoint. A nil *Routes has none.
@@ -91,14 +103,6 @@ func (rs *Routes) Add(r *Route) {
 	}
 }
 
-// Len is the number of routes with a feature.
-func (rs *Routes) Len() int {
-	if rs == nil {
-		return 0
-	}
-	return len(rs.byKey)
-}
-
 // find returns the route of app and endpoint, or nil.
 func (rs *Routes) find(app, endpoint string) *Route {
 	if rs == nil || app == "" {
@@ -106,3 +110,6 @@ func (rs *Routes) find(app, endpoint string) *Route {
 	}
 	return rs.byKey[routeKey{app, endpoint}]
 }
+
+// Lookup returns the route of app and endpoint, nil when no feature runs there.
+func (rs *Routes) Lookup(app, endpoint string) *Route { return rs.find(app, endpoint) }

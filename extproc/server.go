@@ -7,10 +7,12 @@ import (
 	"io"
 	"log/slog"
 	"strconv"
+	"strings"
 	"time"
 
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"github.com/gatehouse/gatehouse/policy"
+	"github.com/gatehouse/gatehouse/signature"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -136,7 +138,7 @@ func (s *Server) requestBody(ctx context.Context, x *exchange, req *extprocv3.Pr
 	if len(x.reqBody)+len(b.GetBody()) > x.route.MaxBody {
 		return s.answer(x, x.denial(policy.PayloadTooLarge, "")), true
 	}
-	x.reqBody = append(x.reqBody, b.GetBody()...)
+	x.reqBody = appendBody(x.reqBody, b.GetBody())
 	if !b.GetEndOfStream() {
 		return continueFor(req), false
 	}
@@ -175,7 +177,7 @@ func (s *Server) responseBody(ctx context.Context, x *exchange, req *extprocv3.P
 		x.outcome.UpstreamBytes = max(x.outcome.UpstreamBytes, len(x.respBody)+len(b.GetBody()))
 		return s.answer(x, x.denial(policy.InvalidResponse, "")), true
 	}
-	x.respBody = append(x.respBody, b.GetBody()...)
+	x.respBody = appendBody(x.respBody, b.GetBody())
 	if !b.GetEndOfStream() {
 		return continueFor(req), false
 	}
@@ -209,23 +211,41 @@ func (s *Server) respond(ctx context.Context, x *exchange, req *extprocv3.Proces
 		return s.answer(x, final), true
 	}
 	x.outcome.Status = x.status
-	return continueWith(req, s.seal(x, x.status, x.respBody)), false
+	set, drop := s.seal(x, x.status, x.respBody)
+	return continueWith(req, set, drop), false
 }
 
 // answer ends the exchange with r, sealed like any response the client receives.
 func (s *Server) answer(x *exchange, r *reply) *extprocv3.ProcessingResponse {
 	x.immediate = true
 	x.outcome.Status, x.outcome.Code = r.status, r.code
-	if seal := s.seal(x, r.status, r.body); len(seal) > 0 {
-		r.headers = append(r.headers[:len(r.headers):len(r.headers)], seal...)
+	if set, _ := s.seal(x, r.status, r.body); len(set) > 0 {
+		r.headers = append(r.headers[:len(r.headers):len(r.headers)], set...)
 	}
 	return immediate(r)
 }
 
-// seal returns the headers the last step adds to whatever the client receives (the
-// response signature), none when the route signs nothing.
-func (s *Server) seal(x *exchange, status int, body []byte) []policy.Header {
-	return nil
+// seal returns the headers the last step sets on whatever the client receives (the
+// response signature), and the header it removes (an echo of a nonce the request did
+// not send validly, which only the upstream can have set). Nothing when the route signs
+// nothing.
+func (s *Server) seal(x *exchange, status int, body []byte) (set []policy.Header, drop string) {
+	sg := x.route.Sign
+	if sg == nil {
+		return nil, ""
+	}
+	x.outcome.Signed = true
+	nonce := strings.TrimSpace(x.reqHeaders[sg.NonceHeader])
+	if !signature.ValidNonce(nonce) {
+		nonce, drop = "", sg.EchoHeader
+	}
+	var buf [3]signature.Header
+	hs := sg.AppendHeaders(buf[:0], nonce, status, s.o.Now(), body)
+	set = make([]policy.Header, len(hs))
+	for i, h := range hs {
+		set[i] = policy.Header(h)
+	}
+	return set, drop
 }
 
 // finish runs the done hooks, once, on a context detached from the stream's (which may
@@ -255,6 +275,16 @@ func (s *Server) safeDone(ctx context.Context, h hook, x *exchange) {
 		}
 	}()
 	h.done(ctx, x)
+}
+
+// appendBody adds a part of a body to what is buffered. A body that comes whole (the
+// BUFFERED mode sends one message) is kept as received, without a copy: the message is
+// the stream's own.
+func appendBody(buf, part []byte) []byte {
+	if buf == nil {
+		return part
+	}
+	return append(buf, part...)
 }
 
 // headerValues is a reply's headers as a map.

@@ -11,7 +11,7 @@ import (
 // key); empty when none was established. The response phase scopes per-caller state
 // (idempotency keys) by it, so that no identifier leaves Check in clear.
 func callerID(app string, est established, device string) string {
-	kind, id := "user", est.user
+	kind, id := "user", est.sub
 	switch {
 	case id != "":
 	case device != "":
@@ -21,14 +21,18 @@ func callerID(app string, est established, device string) string {
 	default:
 		return ""
 	}
-	h := sha256.New()
-	var buf [256]byte
+	var buf [512]byte // one allocation (the result) for ids of usual sizes
 	b := append(buf[:0], app...)
 	b = append(b, 0)
 	b = append(b, kind...)
 	b = append(b, 0)
-	h.Write(b)
-	h.Write([]byte(id))
-	var sum [sha256.Size]byte
-	return hex.EncodeToString(h.Sum(sum[:0]))
+	if kind == "user" {
+		b = append(b, est.provider...)
+		b = append(b, ':')
+	}
+	b = append(b, id...)
+	sum := sha256.Sum256(b)
+	var out [2 * sha256.Size]byte
+	hex.Encode(out[:], sum[:])
+	return string(out[:])
 }

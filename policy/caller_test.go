@@ -5,16 +5,24 @@ import (
 	"testing"
 
 	"github.com/gatehouse/gatehouse/policy"
+	"github.com/gatehouse/gatehouse/policy/jwks"
 )
 
-// TestCallerID: an allowed decision names its caller by an opaque, stable id: the hex
+// TestCallerID: an allowed decision on an app or endpoint with a response phase names its caller by an opaque, stable id: the hex
 // SHA-256 of app, NUL, kind, NUL, id, where the kind is user (provider:sub), else
 // device (the verified device id), else license (the presented key's hash), else none.
 // The digests were computed with sha256sum, e.g. printf 'shop\0user\0users:u1'.
 func TestCallerID(t *testing.T) {
 	t.Run("user", func(t *testing.T) {
 		f := newUserFixture(t)
-		r := f.rules(t, policy.JWTVerifier{AnyIssuer: true, AnyAudience: true})
+		v := &policy.JWTVerifier{Name: "users", AnyIssuer: true, AnyAudience: true, Algorithms: []string{"ES256"},
+			Keys: jwks.NewStatic(jwks.Key{ID: "k1", Alg: "ES256", Key: &f.key.PublicKey})}
+		app := &policy.App{Name: "shop", TokenHashes: []policy.Hash{policy.HashCredential("app-token")}, AllEndpoints: true}
+		ep := &policy.Endpoint{Name: "profile", Path: "/v1/profile", User: &policy.UserAuth{Verifier: v}, Caller: true}
+		r, err := policy.NewRules(policy.Options{Version: "v1"}, []*policy.App{app}, []*policy.Endpoint{ep})
+		if err != nil {
+			t.Fatal(err)
+		}
 		d := f.decide(r, f.sign(t, nil))
 		wantCode(t, d, "")
 		if want := "a5da0fd5f6d1746aec70642908cf4c3be33f3d7c3ff1f1555b6be4601392ebbe"; d.Caller != want {
@@ -31,12 +39,17 @@ func TestCallerID(t *testing.T) {
 		{"none", policy.DeviceVerdict{}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := newTestRules(t, policy.Options{}, &policy.App{Device: fakeDevice{device: tc.device}}, &policy.Endpoint{Name: "e", Path: "/e"})
+			r := newTestRules(t, policy.Options{}, &policy.App{Device: fakeDevice{device: tc.device}, Caller: true}, &policy.Endpoint{Name: "e", Path: "/e"})
 			d := r.Decide(context.Background(), t0, get("/e"))
 			wantCode(t, d, "")
 			if d.Caller != tc.want {
 				t.Fatalf("caller %q, want %q", d.Caller, tc.want)
 			}
 		})
+	}
+	// Not asked for (no response phase on the app or endpoint): not computed.
+	r := newTestRules(t, policy.Options{}, &policy.App{Device: fakeDevice{device: policy.DeviceVerdict{DeviceID: "dev-1"}}}, &policy.Endpoint{Name: "e", Path: "/e"})
+	if d := r.Decide(context.Background(), t0, get("/e")); d.Caller != "" {
+		t.Fatalf("caller %q computed without a response phase", d.Caller)
 	}
 }

@@ -1,6 +1,10 @@
 package policy
 
-import "time"
+import (
+	"time"
+
+	"github.com/gatehouse/gatehouse/signature"
+)
 
 // Step names the pipeline step that decided.
 type Step string
@@ -13,6 +17,7 @@ const (
 	StepIdentity Step = "identity"
 	StepAttest   Step = "attestation"
 	StepLicense  Step = "license"
+	StepNonce    Step = "nonce" // signed endpoints: the request's nonce, once per window
 	StepPayload  Step = "payload"
 	StepLimits   Step = "limits"
 	StepSecrets  Step = "secrets"
@@ -75,6 +80,12 @@ type Decision struct {
 	// clients).
 	FailOpen bool
 	Cause    string
+
+	// Signer, when set, signs the response the client receives (allow or deny): the
+	// echoed Nonce (valid, or empty) and a signature at SignedAt.
+	Signer   *signature.Signer
+	Nonce    string
+	SignedAt time.Time
 
 	CacheHit            bool   // a verified credential came from the verdict cache
 	AttestationProvider string // the provider whose credential was evaluated

@@ -51,6 +51,9 @@ func (r *Rules) Decide(ctx context.Context, now time.Time, in *Input) Decision {
 		if ep.Dialect != nil {
 			d.Dialect = *ep.Dialect
 		}
+		if ep.Sign != nil {
+			d.signWith(ep.Sign, in, now)
+		}
 	}
 	ip := in.ClientIP(r.opt.TrustedHops)
 	// 1. app. A locked-out client is refused whatever credential it sends now; the
@@ -58,6 +61,11 @@ func (r *Rules) Decide(ctx context.Context, now time.Time, in *Input) Decision {
 	app, credHeader, code := r.authenticate(in)
 	if app != nil && (ep == nil || ep.Dialect == nil) {
 		d.Dialect = app.Dialect
+	}
+	if app != nil && d.Signer == nil {
+		if s := SignerOf(app, ep); s != nil {
+			d.signWith(s, in, now)
+		}
 	}
 	lk := r.newLockKeys(ip)
 	if r.locked(ctx, now, lk, &d) {
@@ -106,6 +114,9 @@ func (r *Rules) Decide(ctx context.Context, now time.Time, in *Input) Decision {
 	if !ok || r.locked(ctx, now, lk, &d) {
 		return d
 	}
+	if d.Signer != nil && !r.nonce(ctx, now, app, &d, fail) {
+		return d
+	}
 	// 7. payload
 	if ep.Payload != nil {
 		if code, msg := ep.Payload.check(in); code != "" {
@@ -127,11 +138,11 @@ func (r *Rules) Decide(ctx context.Context, now time.Time, in *Input) Decision {
 		d.Upstream = append(d.Upstream, Header{Key: inj.Header, Value: inj.Prefix + v})
 	}
 	r.allow(&d, in, credHeader, forged)
-	if d.Outcome == Allow {
+	if d.Outcome == Allow && (app.Caller || ep.Caller) {
 		d.Caller = callerID(d.App, est, d.DeviceID)
-		if ep.ForwardClient && ip.IsValid() {
-			d.Client = clientKey(ip)
-		}
+	}
+	if d.Outcome == Allow && ep.ForwardClient && ip.IsValid() {
+		d.Client = clientKey(ip)
 	}
 	return d
 }
@@ -231,7 +242,8 @@ func (d *Decision) undecided(s Step, fail FailMode, cause string) bool {
 
 // established is what steps 4 to 6 tell the later steps.
 type established struct {
-	user       string // provider:sub of the verified user JWT
+	provider   string // the verified user JWT's provider and subject
+	sub        string
 	license    string // hash of the presented license key, for limits
 	unverified bool   // the device steps could not establish a device id (a dependency failed)
 }
@@ -248,9 +260,9 @@ func (r *Rules) credentials(ctx context.Context, now time.Time, in *Input, app *
 			return est, false
 		}
 		if sub != "" {
-			est.user = ep.User.Verifier.Name + ":" + sub
+			est.provider, est.sub = ep.User.Verifier.Name, sub
 			if lk != nil {
-				r.addLockKey(lk, LockUser, "user:", est.user)
+				r.addLockKey(lk, LockUser, "user:", ep.User.Verifier.Name+":"+sub)
 			}
 		}
 	}

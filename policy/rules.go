@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/gatehouse/gatehouse/signature"
 )
 
 // FailMode says what happens when Gatehouse cannot decide (a store or JWKS is unreachable).
@@ -83,6 +85,11 @@ type App struct {
 	Maintenance  *MaintenanceWindow
 	// Device holds the device steps (network lists, attestation, licenses); nil skips them.
 	Device DeviceChecker
+	// Sign signs responses on the app's endpoints (unless an endpoint says otherwise).
+	Sign *signature.Signer
+	// Caller asks for the caller id (Decision.Caller) on the app's allowed requests:
+	// the response phase needs it. Off, no allowed request pays for it.
+	Caller bool
 }
 
 // Endpoint is one configured API endpoint.
@@ -117,6 +124,12 @@ type Endpoint struct {
 	// ForwardClient puts the client address in an allowed request's Decision (Client),
 	// for a response phase that counts by it (a login lockout).
 	ForwardClient bool
+	// Sign signs responses on this endpoint for every app; NoSign opts the endpoint out
+	// of its apps' signing.
+	Sign   *signature.Signer
+	NoSign bool
+	// Caller asks for the caller id on allowed requests to this endpoint (see App.Caller).
+	Caller bool
 
 	route string // Path as matched; set by NewRules
 }
@@ -156,6 +169,9 @@ type Options struct {
 	MethodOverride MethodOverride
 	// LockoutKeys are the kinds of keys Lockout counts (LockoutKinds); 0: all.
 	LockoutKeys LockoutKinds
+	// Nonces records the nonces of signed endpoints; nil: a signed endpoint cannot
+	// decide (its fail mode applies).
+	Nonces NonceMarks
 }
 
 // MethodOverride is the treatment of method-override headers.
