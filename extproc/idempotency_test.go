@@ -1,6 +1,7 @@
 package extproc
 
 import (
+	"context"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -9,6 +10,7 @@ import (
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"github.com/gatehouse/gatehouse/policy"
 	"github.com/gatehouse/gatehouse/policy/idempotency"
+	"github.com/gatehouse/gatehouse/ratelimit/state"
 )
 
 func idemRoute() Route {
@@ -204,4 +206,34 @@ func TestIdempotencyTTL(t *testing.T) {
 	if ir := e.run(order("k-1", "{}")); ir != nil {
 		t.Fatalf("at the ttl: answered %d, want through", ir.GetStatus().GetCode())
 	}
+}
+
+// downRecords is a store that cannot be reached (a real store cannot be made to fail on
+// cue here).
+type downRecords struct{}
+
+func (downRecords) Create(context.Context, time.Time, string, []byte, time.Duration) ([]byte, bool, error) {
+	return nil, false, state.ErrUnavailable
+}
+func (downRecords) Get(context.Context, time.Time, string) ([]byte, bool, error) {
+	return nil, false, state.ErrUnavailable
+}
+func (downRecords) Swap(context.Context, time.Time, string, []byte, []byte, time.Duration) (bool, error) {
+	return false, state.ErrUnavailable
+}
+func (downRecords) Take(context.Context, time.Time, string) ([]byte, bool, error) {
+	return nil, false, state.ErrUnavailable
+}
+
+// TestIdempotencyStoreDown: without its store, a request with a key fails closed
+// (SERVICE_UNAVAILABLE 503): running it could run it twice.
+func TestIdempotencyStoreDown(t *testing.T) {
+	e := newPhaseEnv(t, Route{})
+	r := idemRoute()
+	r.Records = downRecords{}
+	r.App, r.Endpoint = "a", "e"
+	rs := NewRoutes(policy.Generic)
+	rs.Add(&r)
+	e.c = serve(t, NewServer(func() *Routes { return rs }, Options{Now: e.clock, Observer: e}))
+	wantGeneric(t, e.run(order("k-1", "{}")), 503, "SERVER-500")
 }
