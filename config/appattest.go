@@ -3,14 +3,11 @@ package config
 import (
 	"crypto/x509"
 	"regexp"
-	"sync"
 	"time"
 
 	"github.com/gatehouse/gatehouse/policy/attest"
 	"github.com/gatehouse/gatehouse/policy/attest/appattest"
 	"github.com/gatehouse/gatehouse/policy/challenge"
-	"github.com/gatehouse/gatehouse/ratelimit/memstore"
-	"github.com/gatehouse/gatehouse/ratelimit/state"
 )
 
 // AppAttestProvider holds the settings of an app_attest provider (Apple App Attest).
@@ -38,9 +35,6 @@ const (
 
 var (
 	appIDPattern = regexp.MustCompile(`^[A-Z0-9]{10}\.[A-Za-z0-9.-]{1,155}$`)
-	// memoryRecords stands in for the store's records when the store has none (validate,
-	// tests): one per process, so that a reload keeps enrolled keys.
-	memoryRecords = sync.OnceValue(func() *memstore.Store { return memstore.New(state.MemoryConfig{}, nil) })
 )
 
 // appAttest compiles the app_attest part of provider p into pc.
@@ -63,7 +57,10 @@ func (c *compiler) appAttest(path, app string, p *AttestationProvider, pc *attes
 		params.Roots = c.rootCA(ap+".root_ca_file", a.RootCAFile)
 	}
 	keyTTL, chalTTL := durationOr(a.KeyTTL, DefaultAppAttestKeyTTL), durationOr(a.ChallengeTTL, DefaultAppAttestChallengeTTL)
-	records := c.records()
+	records := c.records(ap)
+	if records == nil {
+		return
+	}
 	chal, err := challenge.New(records, chalTTL, nil)
 	if err != nil {
 		c.add(ap+".challenge_ttl", "must be between %v and %v", challenge.MinTTL, challenge.MaxTTL)
@@ -99,14 +96,6 @@ func (c *compiler) appAttestUnused(path string, p *AttestationProvider) {
 			c.add(path+"."+u.key, "not used by type app_attest")
 		}
 	}
-}
-
-// records returns the store's records, or the process-memory fallback.
-func (c *compiler) records() state.Records {
-	if r, ok := c.deps.Runtime.Store.(state.Records); ok {
-		return r
-	}
-	return memoryRecords()
 }
 
 // rootCA reads a PEM file of trust anchors.

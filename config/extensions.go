@@ -202,9 +202,31 @@ func lockoutKinds(keys []string) policy.LockoutKinds {
 			k |= policy.LockDevice
 		case "user":
 			k |= policy.LockUser
+		case "account":
+			k |= policy.LockAccount
 		}
 	}
 	return k
+}
+
+// records returns the store's records (idempotency entries, nonce marks, App Attest keys
+// and challenges), or the scratch store's without a store (validation, tests of the policy
+// alone: one per process, so that a reload keeps what they hold); path names the setting
+// that needs them when the store keeps none.
+func (c *compiler) records(path string) ratelimit.Records {
+	st := c.deps.Store
+	if st == nil {
+		var err error
+		if st, err = scratchStore(); err != nil {
+			return nil // reported by extensions
+		}
+	}
+	rec, ok := st.(ratelimit.Records)
+	if !ok {
+		c.add(path, "the store keeps no records")
+		return nil
+	}
+	return rec
 }
 
 var scratchStore = sync.OnceValues(func() (ratelimit.Store, error) {

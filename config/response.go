@@ -19,6 +19,11 @@ type ResponseSettings struct {
 	// Sign signs every response on the app's endpoints (an endpoint's block replaces
 	// the app's whole, or opts out with disabled: true).
 	Sign *SignSettings `yaml:"sign"`
+	// Idempotency makes an endpoint's requests idempotent with a client's key (endpoints
+	// only).
+	Idempotency *IdempotencySettings `yaml:"idempotency"`
+	// Login makes an endpoint a login endpoint for the account lockout (endpoints only).
+	Login *LoginSettings `yaml:"login"`
 }
 
 // maxResponseBody is the largest max_body_bytes: bodies are held in memory per stream.
@@ -29,16 +34,20 @@ const maxResponseBody = 64 << 20
 func (c *compiler) responseRoutes(f *File, s *Snapshot, opt *policy.Options, apps map[string]*policy.App, eps map[string]*policy.Endpoint) {
 	c.signers(f, opt, apps, eps)
 	rs := extproc.NewRoutes(opt.DefaultDialect)
+	phases := map[string]endpointPhase{}
 	for i := range f.Endpoints {
 		e := &f.Endpoints[i]
 		c.checkResponse(fmt.Sprintf("endpoints[%d].response", i), e.Response)
+		phases[e.Name] = c.endpointPhase(fmt.Sprintf("endpoints[%d].response", i), e.Response, f, s)
 		if ep := eps[e.Name]; ep != nil {
 			ep.Caller = e.Response != nil
+			ep.ForwardClient = phases[e.Name].login != nil
 		}
 	}
 	for i := range f.Apps {
 		a := &f.Apps[i]
 		c.checkResponse(fmt.Sprintf("apps[%d].response", i), a.Response)
+		c.appPhase(fmt.Sprintf("apps[%d].response", i), a.Response)
 		app := apps[a.Name]
 		if app == nil {
 			continue
@@ -51,6 +60,7 @@ func (c *compiler) responseRoutes(f *File, s *Snapshot, opt *policy.Options, app
 			}
 			r := c.route(app, e, a.Response, e.Response)
 			r.Sign = policy.SignerOf(app, eps[e.Name])
+			phases[e.Name].apply(r)
 			rs.Add(r)
 		}
 	}

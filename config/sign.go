@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/policy"
-	"github.com/gatehouse/gatehouse/ratelimit"
 	"github.com/gatehouse/gatehouse/signature"
 )
 
@@ -64,11 +63,7 @@ func (c *compiler) signers(f *File, opt *policy.Options, apps map[string]*policy
 	if !found {
 		return
 	}
-	st := c.deps.Store
-	if st == nil {
-		st, _ = scratchStore()
-	}
-	if recs, ok := st.(ratelimit.Records); ok {
+	if recs := c.records("apps"); recs != nil {
 		opt.Nonces = recs
 	}
 }

@@ -20,3 +20,16 @@ func TestCallerMetadata(t *testing.T) {
 		t.Fatal("caller present without a caller")
 	}
 }
+
+// TestClientMetadata: the client address a login endpoint's response phase counts by
+// reaches it in the dynamic metadata (key "client"); without one the key is absent.
+func TestClientMetadata(t *testing.T) {
+	d := policy.Decision{Outcome: policy.Allow, App: "shop", Endpoint: "login", Client: "192.0.2.1"}
+	if got := ToResponse(&d, "d1").GetDynamicMetadata().GetFields()["client"].GetStringValue(); got != "192.0.2.1" {
+		t.Fatalf("client %q, want 192.0.2.1", got)
+	}
+	d.Client = ""
+	if _, ok := ToResponse(&d, "d1").GetDynamicMetadata().GetFields()["client"]; ok {
+		t.Fatal("client present without one")
+	}
+}

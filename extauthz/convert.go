@@ -266,5 +266,8 @@ func dynamicMetadata(d *policy.Decision, id string) *structpb.Struct {
 	if d.Caller != "" {
 		f["caller"] = structpb.NewStringValue(d.Caller)
 	}
+	if d.Client != "" {
+		f["client"] = structpb.NewStringValue(d.Client)
+	}
 	return &structpb.Struct{Fields: f}
 }

@@ -17,7 +17,7 @@ const MetadataNamespace = "envoy.filters.http.ext_authz"
 
 // identity is what Check said about the request, read from the forwarded metadata.
 type identity struct {
-	app, endpoint, decision, decisionID, caller string
+	app, endpoint, decision, decisionID, caller, client string
 }
 
 // readIdentity reads Check's metadata from a ProcessingRequest; ok is false when the
@@ -30,7 +30,7 @@ func readIdentity(req *extprocv3.ProcessingRequest) (id identity, ok bool) {
 	f := s.GetFields()
 	str := func(k string) string { return f[k].GetStringValue() }
 	return identity{app: str("app"), endpoint: str("endpoint"), decision: str("decision"),
-		decisionID: str("decision_id"), caller: str("caller")}, true
+		decisionID: str("decision_id"), caller: str("caller"), client: str("client")}, true
 }
 
 // headerMap builds a header map with lower-case names from Envoy's header list, merging

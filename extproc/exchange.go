@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/policy"
+	"github.com/gatehouse/gatehouse/policy/idempotency"
+	"github.com/gatehouse/gatehouse/policy/login"
 )
 
 // hook is one feature of the response phase on one exchange.
@@ -46,6 +48,16 @@ type exchange struct {
 
 	// What the decision log says about the exchange.
 	outcome Outcome
+
+	// client is Check's client address as lockouts count it (login routes only).
+	client string
+	// The idempotency in-flight mark this exchange holds, and whether its fate is
+	// settled (stored, or released).
+	idem        idempotency.Claim
+	idemSettled bool
+	// The login lockout's keys, when the login hook read an account.
+	login   login.Keys
+	loginOn bool
 }
 
 // reply is a response a hook gives instead of the upstream's.

@@ -2,6 +2,9 @@ package extproc
 
 import (
 	"github.com/gatehouse/gatehouse/policy"
+	"github.com/gatehouse/gatehouse/policy/idempotency"
+	"github.com/gatehouse/gatehouse/policy/login"
+	"github.com/gatehouse/gatehouse/ratelimit/state"
 	"github.com/gatehouse/gatehouse/signature"
 )
 
@@ -19,6 +22,14 @@ type Route struct {
 	// UpstreamErrors rewrites upstream 5xx responses into the dialect's TARGET_*
 	// family.
 	UpstreamErrors bool
+	// Idempotency makes the route's requests idempotent with a client's key; its
+	// entries live in Records.
+	Idempotency *idempotency.Rule
+	Records     state.Records
+	// Login counts the upstream's answers against the account a login names, in the
+	// credential lockout Lockout.
+	Login   *login.Settings
+	Lockout login.Lockout
 	// Sign, when set, signs every response the client receives on the route (the last
 	// step, on the upstream's response or on whatever replaced it).
 	Sign *signature.Signer
@@ -48,6 +59,17 @@ func (r *Route) build() {
 	if r.UpstreamErrors {
 		r.hooks = append(r.hooks, upstreamErrors{})
 		r.needs.response = true
+	}
+	// A locked account is refused before an idempotency mark is made; the idempotency
+	// hook stores the response the client receives (after a rewrite).
+	if r.Login != nil && r.Lockout != nil {
+		r.hooks = append(r.hooks, loginHook{s: r.Login, lock: r.Lockout})
+		r.needs.requestBody = r.needs.requestBody || r.Login.Header == ""
+		r.needs.response = true
+	}
+	if r.Idempotency != nil && r.Records != nil {
+		r.hooks = append(r.hooks, idempotencyHook{rule: r.Idempotency, rec: r.Records})
+		r.needs.requestBody, r.needs.response, r.needs.responseBody = true, true, true
 	}
 	if r.Sign != nil {
 		r.needs.response, r.needs.responseBody = true, true

@@ -88,6 +88,7 @@ func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) (err 
 
 // handle answers one message; end is set when the answer ends the exchange.
 func (s *Server) handle(ctx context.Context, x *exchange, req *extprocv3.ProcessingRequest) (*extprocv3.ProcessingResponse, bool) {
+	x.now = s.o.Now() // the time of this phase: store records expire against it
 	switch r := req.GetRequest().(type) {
 	case *extprocv3.ProcessingRequest_RequestHeaders:
 		return s.requestHeaders(ctx, x, req, r.RequestHeaders)
@@ -110,6 +111,7 @@ func (s *Server) requestHeaders(ctx context.Context, x *exchange, req *extprocv3
 	id, _ := readIdentity(req)
 	rs := s.routes()
 	x.app, x.endpoint, x.decisionID, x.caller = id.app, id.endpoint, id.decisionID, id.caller
+	x.client = id.client
 	x.outcome.App, x.outcome.Endpoint, x.outcome.DecisionID = id.app, id.endpoint, id.decisionID
 	if rs != nil {
 		x.dialect = rs.DefaultDialect
@@ -255,6 +257,7 @@ func (s *Server) seal(x *exchange, status int, body []byte) (set []policy.Header
 // be cancelled), and reports the exchange.
 func (s *Server) finish(ctx context.Context, x *exchange, start time.Time) {
 	if x.route != nil {
+		x.now = s.o.Now()
 		if x.outcome.Status == 0 {
 			x.outcome.Cancelled = true
 		}

@@ -67,6 +67,7 @@ const (
 	MissingField    Code = "MISSING_FIELD"
 	InvalidField    Code = "INVALID_FIELD"
 	PayloadTooLarge Code = "PAYLOAD_TOO_LARGE"
+	Conflict        Code = "CONFLICT" // generic CONFLICT-409: an idempotency key in flight or reused
 )
 
 // Accounts and organisations.

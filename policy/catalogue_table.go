@@ -204,6 +204,17 @@ var catalogue = []Entry{
 			Generic:      {Code: "BADREQUEST-400", Status: 413, Title: "Bad Request"},
 		},
 	},
+	{
+		Code: Conflict, Status: 409, Message: "Conflict with a request using the same idempotency key",
+		// 409 stays 409 (the status idempotent clients act on): only generic documents a
+		// conflict; elsewhere the nearest client-error code.
+		Dialects: [numDialects]Spelling{
+			ProtectMyAPI: {Code: "VALIDATION_ERROR", Status: 409},
+			Protekt:      {Code: "access_denied", Status: 409},
+			License:      {Code: "bad_request", Status: 409},
+			Generic:      {Code: "CONFLICT-409", Status: 409, Title: "Conflict", Exact: true},
+		},
+	},
 
 	// Accounts and organisations.
 	{

@@ -58,6 +58,9 @@ type Decision struct {
 	// Caller is an opaque, stable id of the authenticated caller on an allowed request
 	// (CallerID); empty when none was established.
 	Caller string
+	// Client is the client address as lockouts count it ([ClientKey]), on an allowed
+	// request to an endpoint whose response phase needs it (ForwardClient).
+	Client string
 
 	// Upstream headers to set (overwrite) on an allowed request, and request headers to
 	// remove (the credentials Gatehouse consumed).

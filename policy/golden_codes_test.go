@@ -96,6 +96,9 @@ var golden = []goldenRow{
 	{policy.MissingField, sp{"MISSING_FIELD", 400}, sp{"access_denied", 400}, sp{"bad_request", 400}, sp{"BADREQUEST-400", 400}, "bad_request"},
 	{policy.InvalidField, sp{"INVALID_FIELD", 400}, sp{"access_denied", 400}, sp{"bad_request", 400}, sp{"BADREQUEST-400", 400}, "bad_request"},
 	{policy.PayloadTooLarge, sp{"PAYLOAD_TOO_LARGE", 413}, sp{"access_denied", 413}, sp{"bad_request", 413}, sp{"BADREQUEST-400", 413}, ""},
+	// An idempotency key in flight or reused with another request: 409 everywhere (003
+	// CONFLICT-409; the others document no 409 and no conflict).
+	{policy.Conflict, sp{"VALIDATION_ERROR", 409}, sp{"access_denied", 409}, sp{"bad_request", 409}, sp{"CONFLICT-409", 409}, ""},
 
 	// Accounts and organisations: 403 except ORG_NOT_FOUND 404; 001 email_not_verified 403;
 	// 002 app_disabled is the suspended account.

@@ -76,6 +76,9 @@ const (
 	LockIP LockoutKinds = 1 << iota
 	LockDevice
 	LockUser
+	// LockAccount: the accounts of a login lockout, counted from upstream outcomes by the
+	// response phase; the pipeline never adds one.
+	LockAccount
 )
 
 // RateLimitHeaders holds the values of the headers that tell a client about the limit it

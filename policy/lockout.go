@@ -26,6 +26,15 @@ func (r *Rules) newLockKeys(ip netip.Addr) *lockKeys {
 	return k
 }
 
+// IPLockKey is the lockout key of a client as the pipeline counts it (client is
+// [ClientKey] of its address), so that the response phase's login lockout counts the
+// same key.
+func IPLockKey(client string) string { return "ip:" + client }
+
+// ClientKey is the client address as lockouts and IP limits count it (an IPv6 client by
+// its /64).
+func ClientKey(ip netip.Addr) string { return clientKey(ip) }
+
 // addLockKey adds the key prefix+v when the lockout counts keys of kind.
 func (r *Rules) addLockKey(k *lockKeys, kind LockoutKinds, prefix, v string) {
 	if (r.opt.LockoutKeys != 0 && r.opt.LockoutKeys&kind == 0) || k.n == len(k.keys) {

@@ -141,6 +141,9 @@ func (r *Rules) Decide(ctx context.Context, now time.Time, in *Input) Decision {
 	if d.Outcome == Allow && (app.Caller || ep.Caller) {
 		d.Caller = callerID(d.App, est, d.DeviceID)
 	}
+	if d.Outcome == Allow && ep.ForwardClient && ip.IsValid() {
+		d.Client = clientKey(ip)
+	}
 	return d
 }
 

@@ -121,6 +121,9 @@ type Endpoint struct {
 	// Heartbeat marks heartbeat-style endpoints: an expired license session there is
 	// SESSION_EXPIRED.
 	Heartbeat bool
+	// ForwardClient puts the client address in an allowed request's Decision (Client),
+	// for a response phase that counts by it (a login lockout).
+	ForwardClient bool
 	// Sign signs responses on this endpoint for every app; NoSign opts the endpoint out
 	// of its apps' signing.
 	Sign   *signature.Signer

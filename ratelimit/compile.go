@@ -272,8 +272,8 @@ func (c *compiler) lockout(p string, l LockoutConfig) lockoutRules {
 		c.bad(p+".lock_for", "must be > 0")
 	}
 	for i, k := range l.Key {
-		if k != "ip" && k != "device" && k != "user" {
-			c.bad(p+".key["+strconv.Itoa(i)+"]", "must be ip, device or user, not %q", k)
+		if k != "ip" && k != "device" && k != "user" && k != "account" {
+			c.bad(p+".key["+strconv.Itoa(i)+"]", "must be ip, device, user or account, not %q", k)
 			continue
 		}
 		lr.kinds = append(lr.kinds, k)

@@ -56,7 +56,7 @@ func TestCompileErrors(t *testing.T) {
 		}, []string{
 			`lockout.window: must be > 0`,
 			`lockout.lock_for: must be > 0`,
-			`lockout.key[0]: must be ip, device or user, not "email"`,
+			`lockout.key[0]: must be ip, device, user or account, not "email"`,
 			`rate_limit_service.fail_mode: must be error, allow or local, not "panic"`,
 			`rate_limit_service.files[0] (testdata/does-not-exist.yaml): open testdata/does-not-exist.yaml`,
 			`rate_limit_service.domains[1].domain: duplicate domain "x"`,

@@ -55,8 +55,9 @@ type LockoutConfig struct {
 	MaxFailures int           `yaml:"max_failures"`
 	Window      time.Duration `yaml:"window"`
 	LockFor     time.Duration `yaml:"lock_for"`
-	// Key lists the kinds of keys tracked (ip, device, user); keys are passed as "ip:…",
-	// "device:…", "user:…". Empty: all kinds.
+	// Key lists the kinds of keys tracked (ip, device, user, and account: the accounts of
+	// a login lockout); keys are passed as "ip:…", "device:…", "user:…", "account:…".
+	// Empty: all kinds.
 	Key []string `yaml:"key"`
 }
 

@@ -412,6 +412,29 @@ func (e *Engine) Fail(ctx context.Context, now time.Time, keys ...string) error 
 	return e.lock(ctx, now, b, n, lock)
 }
 
+// Reset forgets the failures of each tracked key (a successful login): it sets the
+// counts of both aligned windows a sliding window reads to zero, in one round trip, so
+// that the next failure is number one. A lock already set stays until it ends.
+func (e *Engine) Reset(ctx context.Context, now time.Time, keys ...string) error {
+	l := &e.lockout
+	if l.max == 0 {
+		return nil
+	}
+	b := getBatch()
+	defer putBatch(b)
+	w := lockWindow(now, l.window)
+	for _, k := range keys {
+		if l.tracks(k) {
+			b.add(Op{Key: NewKey("lock/fail", lockoutTag, w.start, k), Kind: KindSet, Limit: 0, Expire: w.expire}, nil)
+			b.add(Op{Key: NewKey("lock/fail", lockoutTag, w.prev, k), Kind: KindSet, Limit: 0, Expire: w.expire}, nil)
+		}
+	}
+	if len(b.ops) == 0 {
+		return nil
+	}
+	return e.store.Apply(ctx, now, b.ops, b.outs)
+}
+
 // lock sets the lock of every key whose failures reached the maximum: lock[i] is known
 // already, else the peeked time of the deciding earlier failure (ops n+2i+1) decides.
 func (e *Engine) lock(ctx context.Context, now time.Time, b *batch, n int, lock []bool) error {

@@ -200,6 +200,7 @@ var (
 	_ ratelimit.Store    = pendingStore{}
 	_ ratelimit.Credits  = pendingStore{}
 	_ ratelimit.Bindings = pendingStore{}
+	_ ratelimit.Records  = pendingStore{}
 )
 
 func (pendingStore) Apply(context.Context, time.Time, []ratelimit.Op, []ratelimit.Outcome) error {
@@ -213,3 +214,17 @@ func (pendingStore) Bind(context.Context, string, string, int) (bool, int, error
 }
 func (pendingStore) ResetBindings(context.Context, string) error { return errPending }
 func (pendingStore) Close() error                                { return nil }
+
+// Records (state.Records): unavailable until the store opens.
+func (pendingStore) Create(context.Context, time.Time, string, []byte, time.Duration) ([]byte, bool, error) {
+	return nil, false, errPending
+}
+func (pendingStore) Get(context.Context, time.Time, string) ([]byte, bool, error) {
+	return nil, false, errPending
+}
+func (pendingStore) Swap(context.Context, time.Time, string, []byte, []byte, time.Duration) (bool, error) {
+	return false, errPending
+}
+func (pendingStore) Take(context.Context, time.Time, string) ([]byte, bool, error) {
+	return nil, false, errPending
+}
