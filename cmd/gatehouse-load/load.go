@@ -264,11 +264,18 @@ func (spec *loadSpec) caller(cc *grpc.ClientConn, rng *rand.Rand) func(context.C
 			return o, err
 		}
 	}
+	call := spec.indexCaller(cc)
+	pick := spec.picker(rng, max(len(spec.checks), len(spec.rls)))
+	return func(ctx context.Context) (outcome, error) { return call(ctx, pick()) }
+}
+
+// indexCaller returns a function that sends pre-built request i of the spec on cc and
+// classifies the answer.
+func (spec *loadSpec) indexCaller(cc *grpc.ClientConn) func(context.Context, int) (outcome, error) {
 	if spec.checks != nil {
 		client := authv3.NewAuthorizationClient(cc)
-		pick := spec.picker(rng, len(spec.checks))
-		return func(ctx context.Context) (outcome, error) {
-			resp, err := client.Check(ctx, spec.checks[pick()])
+		return func(ctx context.Context, i int) (outcome, error) {
+			resp, err := client.Check(ctx, spec.checks[i])
 			if err != nil || resp.GetStatus().GetCode() == int32(codes.OK) {
 				return outcomeOK, err
 			}
@@ -276,9 +283,8 @@ func (spec *loadSpec) caller(cc *grpc.ClientConn, rng *rand.Rand) func(context.C
 		}
 	}
 	client := rlsv3.NewRateLimitServiceClient(cc)
-	pick := spec.picker(rng, len(spec.rls))
-	return func(ctx context.Context) (outcome, error) {
-		resp, err := client.ShouldRateLimit(ctx, spec.rls[pick()])
+	return func(ctx context.Context, i int) (outcome, error) {
+		resp, err := client.ShouldRateLimit(ctx, spec.rls[i])
 		switch {
 		case err != nil || resp.GetOverallCode() == rlsv3.RateLimitResponse_OK:
 			return outcomeOK, err
@@ -485,4 +491,50 @@ func (h *histogram) quantile(q float64) time.Duration {
 		}
 	}
 	return h.max
+}
+
+// warmCounts is what a warm-up pass got back.
+type warmCounts struct {
+	ok, denied, errs int64
+	firstErr         string
+}
+
+// warm sends every pre-built request of spec exactly once (each device once), spread over
+// spec.concurrency goroutines and spec.conns: --warm-devices, so that the measurements
+// that follow see devices that have been seen before.
+func warm(ctx context.Context, spec loadSpec) (warmCounts, error) {
+	n := max(len(spec.checks), len(spec.rls))
+	var (
+		next       atomic.Int64
+		ok, denied atomic.Int64
+		errs       atomic.Int64
+		firstErr   atomic.Pointer[string]
+		wg         sync.WaitGroup
+	)
+	for w := 0; w < spec.concurrency; w++ {
+		call := spec.indexCaller(spec.conns[w%len(spec.conns)])
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := next.Add(1) - 1; i < int64(n) && ctx.Err() == nil; i = next.Add(1) - 1 {
+				o, err := call(ctx, int(i))
+				switch {
+				case err != nil:
+					errs.Add(1)
+					msg := err.Error()
+					firstErr.CompareAndSwap(nil, &msg)
+				case o == outcomeOK:
+					ok.Add(1)
+				default:
+					denied.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	c := warmCounts{ok: ok.Load(), denied: denied.Load(), errs: errs.Load()}
+	if p := firstErr.Load(); p != nil {
+		c.firstErr = *p
+	}
+	return c, ctx.Err()
 }

@@ -17,9 +17,11 @@ func TestGeneratedConfigs(t *testing.T) {
 		{"redis", redisConfig("127.0.0.1:6379", false), 0},
 		{"redis --no-lease", redisConfig("127.0.0.1:6379", true), -1},
 		{"memory", memoryConfig(), 0},
-		{"devices redis", deviceThrottleConfig(redisStoreYAML("127.0.0.1:6379", false)), 0},
-		{"devices redis --no-lease", deviceThrottleConfig(redisStoreYAML("127.0.0.1:6379", true)), -1},
-		{"devices memory", deviceThrottleConfig("store:\n  type: memory\n"), 0},
+		{"devices redis", deviceThrottleConfig(redisStoreYAML("127.0.0.1:6379", false), true), 0},
+		{"devices redis --no-attest", deviceThrottleConfig(redisStoreYAML("127.0.0.1:6379", false), false), 0},
+		{"devices redis --no-lease", deviceThrottleConfig(redisStoreYAML("127.0.0.1:6379", true), true), -1},
+		{"devices memory", deviceThrottleConfig("store:\n  type: memory\n", true), 0},
+		{"devices memory --no-attest", deviceThrottleConfig("store:\n  type: memory\n", false), 0},
 	} {
 		f, err := config.Parse([]byte(tc.text))
 		if err != nil {

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -47,6 +48,8 @@ type runConfig struct {
 	keepLogs     bool
 	attest       bool   // authz: per-device attestation tokens from "GATEHOUSE demo-token --count N"
 	devThrottle  bool   // authz: the generated mobile config, a GCRA throttle per device and a monthly app quota
+	noAttest     bool   // with devThrottle: no attestation, the device header trusted as the device id
+	warmDevices  bool   // before the rounds, every device's request once to each target (unmeasured)
 	session      int    // requests in a row per device and worker (--session)
 	targetCmd    string // hidden: command template replacing Gatehouse ({self} {grpc} {admin} {config}; tests, make load-reference)
 	shape        reqShape
@@ -96,6 +99,12 @@ func parseRunFlags(args []string, stderr io.Writer) (*runConfig, error) {
 	fs.BoolVar(&c.devThrottle, "device-throttle", false, "authz: the generated mobile config (deviceThrottleConfig): per device a GCRA throttle of 50/s,\n"+
 		"burst 100, plus a monthly quota per app, on the attested endpoint; implies --attest. With --redis, on the\n"+
 		"Redis store, else on the memory store")
+	fs.BoolVar(&c.noAttest, "no-attest", false, "with --device-throttle: no attestation; the device id is the x-device-id header, trusted\n"+
+		"(devices.trust_device_header), with the same limits, keys and endpoint: the run measures the limits without\n"+
+		"token verification")
+	fs.BoolVar(&c.warmDevices, "warm-devices", false, "before the first measurement, send every device's request once to each target (not measured),\n"+
+		"so that the measurements see a fleet whose devices have been seen before (attestation tokens verified\n"+
+		"and cached, as in the steady state of a fleet whose tokens live minutes) instead of mostly first requests")
 	fs.IntVar(&c.session, "session", 1, "requests each worker sends in a row for one device before it picks another at random\n"+
 		"(an app that opens sends a streak of calls)")
 	fs.BoolVar(&c.keepLogs, "keep-logs", false, "keep the children's logs (always kept when the run fails)")
@@ -158,7 +167,12 @@ flags:
 		if c.configPath != "" || c.genConfig {
 			return nil, errors.New("--device-throttle generates its config: not with --config or --gen-config")
 		}
-		c.attest = true
+		c.attest = !c.noAttest
+		if !pathSet {
+			c.shape.path = attestPath
+		}
+	} else if c.noAttest {
+		return nil, errors.New("--no-attest is for --device-throttle")
 	}
 	if c.attest {
 		if c.mode != "authz" {
@@ -210,7 +224,7 @@ flags:
 		c.shape.headers[strings.ToLower(strings.TrimSpace(k))] = strings.TrimSpace(v)
 	}
 	c.shape.exts = map[string]string{"endpoint": "hello"}
-	if c.attest {
+	if c.attest || c.devThrottle {
 		c.shape.exts["endpoint"] = attestEndpoint
 	}
 	for _, e := range c.extFlags {
@@ -299,7 +313,7 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) (err 
 			}
 			text = strings.ReplaceAll(string(b), "{{REDIS_ADDR}}", rds.addr)
 		} else if cfg.devThrottle {
-			text = deviceThrottleConfig(redisStoreYAML(rds.addr, cfg.noLease))
+			text = deviceThrottleConfig(redisStoreYAML(rds.addr, cfg.noLease), cfg.attest)
 		} else {
 			text = redisConfig(rds.addr, cfg.noLease)
 		}
@@ -330,7 +344,7 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) (err 
 	}
 	if cfg.devThrottle && !cfg.redis {
 		configPath = filepath.Join(logDir, "gatehouse-devices.yaml")
-		if err := os.WriteFile(configPath, []byte(deviceThrottleConfig("store:\n  type: memory\n")), 0o600); err != nil {
+		if err := os.WriteFile(configPath, []byte(deviceThrottleConfig("store:\n  type: memory\n", cfg.attest)), 0o600); err != nil {
 			return err
 		}
 	}
@@ -495,6 +509,11 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) (err 
 	denyWord := "denied"
 	if cfg.mode == "rls" {
 		denyWord = "over_limit"
+	}
+	if cfg.warmDevices {
+		if err := warmTargets(ctx, stdout, cfg, targets, checks, rlsReqs, denyWord); err != nil {
+			return err
+		}
 	}
 	var summaries []string
 	type bestPair struct {
@@ -778,4 +797,31 @@ func verdicts(cfg *runConfig, conc int, best map[string]*result) []string {
 		}
 	}
 	return out
+}
+
+// warmTargets sends every device's request once to each target before the rounds
+// (--warm-devices), at the highest concurrency level, and reports what came back.
+func warmTargets(ctx context.Context, stdout io.Writer, cfg *runConfig, targets []*target,
+	checks []*authv3.CheckRequest, rlsReqs []*rlsv3.RateLimitRequest, denyWord string) error {
+	conc := slices.Max(cfg.concurrency)
+	for _, t := range targets {
+		spec := loadSpec{conns: t.conns, concurrency: conc}
+		if cfg.mode == "authz" {
+			spec.checks = checks
+		} else {
+			spec.rls = rlsReqs
+		}
+		start := time.Now()
+		c, err := warm(ctx, spec)
+		if err != nil {
+			return fmt.Errorf("warm-up of %s: %w", t.name, err)
+		}
+		n := max(len(checks), len(rlsReqs))
+		fmt.Fprintf(stdout, "warm-devices: %-9s every device once (%d requests, conc %d) in %v: ok %d %s %d grpc_err %d\n",
+			t.name, n, conc, time.Since(start).Round(time.Millisecond), c.ok, denyWord, c.denied, c.errs)
+		if c.errs == int64(n) {
+			return fmt.Errorf("warm-up of %s: every request failed: %s", t.name, c.firstErr)
+		}
+	}
+	return nil
 }

@@ -125,11 +125,22 @@ func (s *Store) planCounters(ops []state.Op, out []state.Outcome, plans []planne
 	s.leases.lock(set)
 	for i := range plans {
 		p := &plans[i]
-		p.leaseUse, p.local = s.leases.plan(p.id, &ops[i], &out[i])
+		p.leaseUse, p.local = s.leases.plan(p.id, &ops[i], &out[i], !sharesCounter(plans, i))
 		all = all && p.local
 	}
 	s.leases.unlock(set)
 	return plans, set, all
+}
+
+// sharesCounter reports whether another op of the request may count plans[i]'s counter
+// (the same lease id).
+func sharesCounter(plans []planned, i int) bool {
+	for j := range plans {
+		if j != i && plans[j].id == plans[i].id {
+			return true
+		}
+	}
+	return false
 }
 
 // counterCommands returns the commands of the ops the leases did not cover: an INCRBY

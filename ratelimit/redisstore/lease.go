@@ -169,11 +169,13 @@ func sameCounter(a, b *state.Key) bool { return state.SameBase(a, b) && a.Tag ==
 
 // plan takes what it can of op's units from the lease. It reports local when the
 // lease covered all of them (out is then the op's outcome); otherwise the op goes to
-// Redis with cost−pooled units plus extra for the lease, and finish must follow. The
+// Redis with cost−pooled units plus extra for the lease, and finish must follow. early
+// allows a refill before the lease runs dry (refillEarly): not for a request that counts
+// the same counter twice, whose other op's units the reply's count would mix in. The
 // caller holds the shard's lock (see lock), as for unplan, finish, stillHeld, saw and
 // holding: a request plans all its ops under one lock per shard, and settles them under
 // one more.
-func (l *leases) plan(id uint64, op *state.Op, out *state.Outcome) (u leaseUse, local bool) {
+func (l *leases) plan(id uint64, op *state.Op, out *state.Outcome, early bool) (u leaseUse, local bool) {
 	if !leasable(op) {
 		if op.Kind == state.KindCounter && op.Cost >= 0 && op.Expire > 0 {
 			u.held, u.gone = l.holding(id, op) // Redis's count will include them
@@ -206,7 +208,7 @@ func (l *leases) plan(id uint64, op *state.Op, out *state.Outcome) (u leaseUse, 
 		e.left -= u.pooled
 		e.gone += u.pooled
 		e.served = g
-		if u.pooled == op.Cost {
+		if u.pooled == op.Cost && !(early && l.refillEarly(e, op)) {
 			e.used += op.Cost
 			*out = state.Outcome{Allowed: true, Value: e.seen - e.left}
 			return u, true
@@ -216,14 +218,29 @@ func (l *leases) plan(id uint64, op *state.Op, out *state.Outcome) (u leaseUse, 
 	// More units only into an empty lease or one that serves this limit, and never more
 	// than max in all: units this request could not use would pile up unused.
 	if !e.pending && (e.left == 0 || e.limit <= op.Limit) {
-		room := (op.Limit - e.seen - op.Cost) / leaseShare
-		if u.extra = min(max(e.used, e.prev), room, l.max-e.left); u.extra > 0 {
+		if u.extra = l.refill(e, op); u.extra > 0 {
 			e.pending = true
-		} else {
-			u.extra = 0
 		}
 	}
 	return u, false
+}
+
+// refill is how many units a request on op that goes to Redis asks for the lease e: as
+// many as the replica used of the counter in this window or the last, at most
+// 1/leaseShare of what the counter has left, and never more than max held in all.
+func (l *leases) refill(e *lease, op *state.Op) int64 {
+	room := (op.Limit - e.seen - op.Cost) / leaseShare
+	return max(min(max(e.used, e.prev), room, l.max-e.left), 0)
+}
+
+// refillEarly reports whether a request the lease e serves (its units already taken)
+// should go to Redis all the same, to ask for more units: when fewer than half of max
+// are left and a refill of at least half can be had (far from the limit). The request's
+// own units stay those of the lease; the requests that come while the refill is in
+// flight are served from what is left, instead of each finding the lease empty and
+// making its own round trip. The lease never holds more than max.
+func (l *leases) refillEarly(e *lease, op *state.Op) bool {
+	return !e.pending && e.left < l.max/2 && e.limit <= op.Limit && l.refill(e, op) >= l.max/2
 }
 
 // covers reports whether the lease holds all of op's units: an over-limit mark, set by

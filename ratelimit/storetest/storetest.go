@@ -40,6 +40,7 @@ func Run(t *testing.T, open Open) {
 	t.Run("ping", func(t *testing.T) { ping(t, open) })
 	t.Run("random counters", func(t *testing.T) { randomCounters(t, open) })
 	t.Run("random rate-limit service", func(t *testing.T) { randomRLS(t, open) })
+	t.Run("random inline limits", func(t *testing.T) { randomInline(t, open) })
 }
 
 func newClock() *testclock.Clock { return testclock.New(t0) }
