@@ -126,6 +126,10 @@ func (r *Rules) Decide(ctx context.Context, now time.Time, in *Input) Decision {
 		}
 		d.Upstream = append(d.Upstream, Header{Key: inj.Header, Value: inj.Prefix + v})
 	}
+	if ep.Serve != nil {
+		r.serve(ctx, now, in, ep, est, fail, &d)
+		return d
+	}
 	r.allow(&d, in, credHeader, forged)
 	return d
 }

@@ -114,6 +114,9 @@ type Endpoint struct {
 	// Heartbeat marks heartbeat-style endpoints: an expired license session there is
 	// SESSION_EXPIRED.
 	Heartbeat bool
+	// Serve, when set, answers the endpoint: Gatehouse serves it itself once every step
+	// passed, and the request never reaches an upstream.
+	Serve Server
 
 	route string // Path as matched; set by NewRules
 }
