@@ -6,6 +6,7 @@
 //	gatehouse hash     (reads a credential on stdin, prints its SHA-256 for the config)
 //	gatehouse demo-token [--device ID] [--emulator] [--expired] [--tampered]
 //	gatehouse probe    [--admin http://host:9192] [--addr host:9191] [--check-path /p]
+//	gatehouse attest verify --type TYPE [flags] FILE
 //	gatehouse version
 package main
 
@@ -49,6 +50,8 @@ commands:
   hash       read a credential on stdin and print the SHA-256 digest the config wants
   demo-token print an attestation token signed with the demo key (for GET /v1/secure)
   probe      check a running server over the network: /healthz, /readyz, gRPC health, a Check
+  attest     attest verify --type TYPE FILE: check one device attestation proof offline and
+             print every check made (exit 0 only when verified)
   version    print the version, commit, build date and Go version
 `
 
@@ -82,6 +85,8 @@ func runCommand(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		return demoToken(args[1:], stdout, stderr)
 	case "probe":
 		return probe(ctx, args[1:], stdout, stderr)
+	case "attest":
+		return attestCommand(args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		if err := noFlags("version", "version", args[1:], stdout, stderr); err != nil {
 			return err
