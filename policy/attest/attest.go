@@ -48,9 +48,10 @@ const (
 	SignedToken      Kind = iota + 1 // a JWT from an attestation service, keys from a JWKS
 	FirebaseAppCheck                 // Firebase App Check: RS256, typ JWT, Firebase's JWKS
 	Approov                          // Approov-style: HS256 with a shared secret (or RS256), token binding
+	Session                          // a session token Gatehouse issued itself (package session)
 )
 
-var kindNames = map[Kind]string{SignedToken: "signed_token", FirebaseAppCheck: "firebase_app_check", Approov: "approov"}
+var kindNames = map[Kind]string{SignedToken: "signed_token", FirebaseAppCheck: "firebase_app_check", Approov: "approov", Session: "session"}
 
 // String returns the configuration spelling of k.
 func (k Kind) String() string {
@@ -67,7 +68,7 @@ func ParseKind(s string) (Kind, error) {
 			return k, nil
 		}
 	}
-	return 0, fmt.Errorf("unknown provider type %q (want signed_token, firebase_app_check or approov)", s)
+	return 0, fmt.Errorf("unknown provider type %q (want signed_token, firebase_app_check, approov or session)", s)
 }
 
 // DefaultHeader returns the header a kind's credential is sent in by default.
@@ -77,6 +78,8 @@ func (k Kind) DefaultHeader() string {
 		return "x-firebase-appcheck"
 	case Approov:
 		return "approov-token"
+	case Session:
+		return "x-session-token"
 	}
 	return "x-attestation-token"
 }
@@ -144,6 +147,14 @@ type Config struct {
 	// BindingHeader, when set, binds the token to the request: the pay claim must equal
 	// base64(SHA-256(value of this header)).
 	BindingHeader string
+	// Session verifies the tokens of a Session provider (Gatehouse's own sessions).
+	Session SessionVerifier
+}
+
+// SessionVerifier verifies a session token Gatehouse issued, presented on a request of
+// app. It is safe for concurrent use and maps every refusal to a catalogue code.
+type SessionVerifier interface {
+	VerifySession(ctx context.Context, now time.Time, app, tok string) Outcome
 }
 
 // Provider verifies one kind of attestation credential for one app. It is immutable and
@@ -183,6 +194,9 @@ type Outcome struct {
 	Code     policy.Code // empty: attested
 	Message  string      // client-safe detail; empty: the catalogue's message
 	DeviceID string      // the verified device id, when the token carries one
+	// License is the hex SHA-256 of the license key a session was granted with (Session
+	// providers): the license step checks that license's state without the key.
+	License  string
 	CacheHit bool
 	Err      error // could not decide (keys or replay store unreachable)
 	// Claimed is, with Err, the device id the token names though it could not be
@@ -207,6 +221,9 @@ type facts struct {
 
 // Check verifies tok, a credential taken from the provider's header of in.
 func (p *Provider) Check(ctx context.Context, now time.Time, in *policy.Input, tok string, cache *policy.Cache) Outcome {
+	if p.c.Session != nil {
+		return p.c.Session.VerifySession(ctx, now, p.c.App, tok)
+	}
 	key := policy.CacheKey("attest", p.c.CacheID, tok)
 	var f *facts
 	hit := false

@@ -143,7 +143,7 @@ func (ch *Checker) Device(ctx context.Context, now time.Time, in *policy.Input, 
 		if dialect == policy.License {
 			noDevice = policy.HWIDMismatch
 		}
-		l := ch.c.Licenses.check(ctx, now, in, id, noDevice)
+		l := ch.c.Licenses.check(ctx, now, in, id, noDevice, v.License)
 		switch {
 		case l.Code != "":
 			// The device id stays on the refusal for the lockout's device key; the
@@ -175,6 +175,7 @@ func (ch *Checker) attest(ctx context.Context, now time.Time, in *policy.Input, 
 		}
 		o := p.Check(ctx, now, in, tok, ch.c.Cache)
 		v.Code, v.Message, v.DeviceID, v.CacheHit, v.Err = o.Code, o.Message, o.DeviceID, o.CacheHit, o.Err
+		v.License = o.License // a session's license, checked by the license step
 		return v, o.Claimed
 	}
 	if required {
