@@ -15,6 +15,9 @@ type (
 	Credits = state.Credits
 	// Bindings keeps license bindings: [state.Bindings].
 	Bindings = state.Bindings
+	// Records keeps small values with a time to live, shared by replicas:
+	// [state.Records].
+	Records = state.Records
 	// Pinger tells whether a store is reachable: [state.Pinger].
 	Pinger = state.Pinger
 	// Op is one limit to evaluate against the store: [state.Op].
@@ -54,6 +57,16 @@ const (
 // ErrUnavailable wraps every error of a store that could not be reached:
 // [state.ErrUnavailable].
 var ErrUnavailable = state.ErrUnavailable
+
+// ErrRecordTooLarge refuses a record's key or value over its bound, or a ttl that is not
+// positive: [state.ErrRecordTooLarge].
+var ErrRecordTooLarge = state.ErrRecordTooLarge
+
+// The bounds of one record: [state.MaxRecordKey], [state.MaxRecordValue].
+const (
+	MaxRecordKey   = state.MaxRecordKey
+	MaxRecordValue = state.MaxRecordValue
+)
 
 // NewKey returns a key for id, partition tag and component values: [state.NewKey].
 func NewKey(id, tag string, window int64, parts ...string) Key {

@@ -26,23 +26,28 @@ const (
 // lookup, and a key whose digest is taken by another key lives in the shard's overflow
 // map, indexed by identity. So distinct keys never share a counter, and a check on an
 // existing counter builds no string and allocates nothing. Counters flagged Persist
-// (quotas, credits) and bindings are written to a file periodically and on Close, and
-// read back at open.
+// (quotas, credits), bindings and records (records.go) are written to a file
+// periodically and on Close, and read back at open.
 type Store struct {
 	shards     []memShard
 	mask       uint64
 	maxPer     int
 	maxEntries int
-	clock      state.Clock
-	metrics    atomic.Pointer[state.Metrics]
-	log        *slog.Logger
-	shedLog    shedLog
-	file       string
-	flushEvery time.Duration
-	done       chan struct{}
-	wg         sync.WaitGroup
-	closeOnce  sync.Once
-	fileMu     sync.Mutex // one writer of file at a time
+	maxRecords int
+	nrec       atomic.Int64 // records held, expired ones not yet swept included
+	// recFullUntil (unix ns): the last sweep for room found the records full; until then
+	// no new sweep is made for a new record.
+	recFullUntil atomic.Int64
+	clock        state.Clock
+	metrics      atomic.Pointer[state.Metrics]
+	log          *slog.Logger
+	shedLog      shedLog
+	file         string
+	flushEvery   time.Duration
+	done         chan struct{}
+	wg           sync.WaitGroup
+	closeOnce    sync.Once
+	fileMu       sync.Mutex // one writer of file at a time
 }
 
 var (
@@ -69,10 +74,11 @@ type memShard struct {
 	binds     map[string]map[string]struct{}
 	// legacyBinds are bindings read from a version 1 file: key and member digests.
 	legacyBinds map[uint64]map[uint64]struct{}
+	recs        map[string]rec // records (state.Records), by key
 	// evicted: room evicted during the current Apply, so identity indexes found before
 	// it may have been freed and handed to other keys.
 	evicted bool
-	_       [23]byte
+	_       [15]byte
 }
 
 // entry is one counter: a count or a TAT, its expiry (unix ns, 0 never), whether it is
@@ -131,6 +137,10 @@ func New(cfg state.MemoryConfig, clock state.Clock) *Store {
 	if maxEntries <= 0 {
 		maxEntries = defaultMaxEntries
 	}
+	maxRecords := cfg.MaxRecords
+	if maxRecords <= 0 {
+		maxRecords = defaultMaxRecords
+	}
 	flush := cfg.FlushInterval
 	if flush <= 0 {
 		flush = defaultFlushInterval
@@ -140,6 +150,7 @@ func New(cfg state.MemoryConfig, clock state.Clock) *Store {
 		mask:       uint64(n - 1),
 		maxPer:     max(maxEntries/n, 16),
 		maxEntries: maxEntries,
+		maxRecords: maxRecords,
 		clock:      state.OrSystem(clock),
 		log:        slog.Default(),
 		file:       cfg.File,
@@ -152,6 +163,7 @@ func New(cfg state.MemoryConfig, clock state.Clock) *Store {
 		s.shards[i].ids = []string{""}
 		s.shards[i].binds = make(map[string]map[string]struct{})
 		s.shards[i].legacyBinds = make(map[uint64]map[uint64]struct{})
+		s.shards[i].recs = make(map[string]rec)
 	}
 	return s
 }
@@ -534,6 +546,7 @@ func (s *Store) sweep(ns int64) {
 		sh := &s.shards[i]
 		sh.mu.Lock()
 		sh.dropExpired(ns)
+		sh.dropExpiredRecords(s, ns)
 		sh.mu.Unlock()
 	}
 }

@@ -15,13 +15,21 @@ import (
 )
 
 // memFile is the persisted state of a memory store: counters by key digest (digests are
-// stable across restarts) and identity, and bindings by key with their members. Version
-// 1 files named counters and bindings by digests only; they are still read (see entry
-// and legacyBinds).
+// stable across restarts) and identity, bindings by key with their members, and live
+// records (absent from files written before records existed). Version 1 files named
+// counters and bindings by digests only; they are still read (see entry and legacyBinds).
 type memFile struct {
 	Version  int          `json:"version"`
 	Counters []memRecord  `json:"counters"`
 	Bindings []memBinding `json:"bindings"`
+	Records  []memRec     `json:"records,omitempty"`
+}
+
+// memRec is one record (state.Records): key, value and expiry (unix ns).
+type memRec struct {
+	K []byte `json:"k"`
+	V []byte `json:"v"`
+	E int64  `json:"e"`
 }
 
 type memRecord struct {
@@ -42,7 +50,7 @@ type memBinding struct {
 
 const memFileVersion = 2
 
-// flush writes persisted counters and bindings to the file atomically: a temporary file in
+// flush writes persisted counters, bindings and records to the file atomically: a temporary file in
 // the same directory, synced, then renamed over the old one.
 func (s *Store) flush() error {
 	if s.file == "" {
@@ -57,6 +65,7 @@ func (s *Store) flush() error {
 		sh.mu.Lock()
 		f.Counters = sh.appendRecords(f.Counters, ns)
 		f.Bindings = sh.appendBindings(f.Bindings)
+		f.Records = sh.appendRecs(f.Records, ns)
 		sh.mu.Unlock()
 	}
 	data, err := json.Marshal(f)
@@ -106,6 +115,16 @@ func (sh *memShard) appendBindings(bs []memBinding) []memBinding {
 		bs = append(bs, b)
 	}
 	return bs
+}
+
+// appendRecs appends the shard's live records; the shard is locked.
+func (sh *memShard) appendRecs(rs []memRec, ns int64) []memRec {
+	for k, r := range sh.recs {
+		if r.live(ns) {
+			rs = append(rs, memRec{K: []byte(k), V: r.val, E: r.exp})
+		}
+	}
+	return rs
 }
 
 func writeAtomic(path string, data []byte) error {
@@ -162,6 +181,9 @@ func (s *Store) load() error {
 	for _, b := range f.Bindings {
 		s.loadBinding(b)
 	}
+	for _, r := range f.Records {
+		s.loadRec(r, ns)
+	}
 	return nil
 }
 
@@ -194,4 +216,20 @@ func (s *Store) loadBinding(b memBinding) {
 		set[string(m)] = struct{}{}
 	}
 	s.bindShard(string(b.Key)).binds[string(b.Key)] = set
+}
+
+// loadRec places a live record read from the file. Every one is kept, even past
+// MaxRecords (lowered since the file was written): new records wait for room instead.
+func (s *Store) loadRec(r memRec, ns int64) {
+	if r.E <= ns || len(r.K) > state.MaxRecordKey || len(r.V) > state.MaxRecordValue {
+		return
+	}
+	sh := s.recShard(string(r.K))
+	if _, ok := sh.recs[string(r.K)]; !ok {
+		s.nrec.Add(1)
+	}
+	if r.V == nil {
+		r.V = []byte{}
+	}
+	sh.recs[string(r.K)] = rec{val: r.V, exp: r.E}
 }

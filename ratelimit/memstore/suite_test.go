@@ -19,3 +19,16 @@ func TestStoreSuite(t *testing.T) {
 		return s
 	})
 }
+
+// TestRecordsSuite: the memory store passes the records suite, expiries to the
+// nanosecond of the calls' now.
+func TestRecordsSuite(t *testing.T) {
+	storetest.RunRecords(t, func(t *testing.T, clock ratelimit.Clock) ratelimit.Store {
+		s, err := memstore.Open(ratelimit.MemoryConfig{}, clock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}, storetest.RecordsOptions{ExactExpiry: true})
+}

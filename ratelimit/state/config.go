@@ -18,9 +18,14 @@ type MemoryConfig struct {
 	// as a fresh one but not tracked (gatehouse_ratelimit_memory_untracked_total, and a
 	// log line at most once a minute).
 	MaxEntries int `yaml:"max_entries"`
+	// MaxRecords bounds the records (idempotency entries, one-time marks, session state)
+	// held at once, expired ones not yet swept included (default 1,000,000). When full,
+	// a call that would store a new record fails with an error wrapping ErrUnavailable
+	// (the caller's fail mode decides): records are never dropped to make room.
+	MaxRecords int `yaml:"max_records"`
 	// Shards is the number of lock shards, a power of two (default 256).
 	Shards int `yaml:"shards"`
-	// File persists quotas, credits and bindings; empty: nothing is persisted.
+	// File persists quotas, credits, bindings and records; empty: nothing is persisted.
 	File string `yaml:"file"`
 	// FlushInterval is how often File is written (default 10s): at most that much
 	// counting is lost when the process crashes (Close always writes).

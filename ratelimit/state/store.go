@@ -93,6 +93,9 @@ func (c StoreConfig) Validate() []error {
 	if m.MaxEntries < 0 {
 		bad("memory.max_entries", "must be ≥ 0")
 	}
+	if m.MaxRecords < 0 {
+		bad("memory.max_records", "must be ≥ 0")
+	}
 	if m.Shards < 0 || m.Shards&(m.Shards-1) != 0 {
 		bad("memory.shards", "must be a power of two")
 	}
