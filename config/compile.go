@@ -22,6 +22,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/policy"
 	"github.com/gatehouse/gatehouse/policy/jwks"
+	"github.com/gatehouse/gatehouse/policy/session"
 	"github.com/santhosh-tekuri/jsonschema/v6"
 )
 
@@ -40,6 +41,9 @@ type Snapshot struct {
 	// Warnings list what was not checked: the referenced files that were absent when
 	// Deps.MissingFilesOK was set (gatehouse validate --offline).
 	Warnings []string
+	// Sessions issues and revokes the sessions Gatehouse serves; nil without a sessions
+	// section.
+	Sessions *session.Manager
 	Parts
 	keys []*jwks.Source // the key-set sources its rules use (KeySources.Retain)
 }
@@ -76,6 +80,7 @@ type compiler struct {
 	skipped   map[string]bool // absent and skipped (MissingFilesOK)
 	warnings  []string
 	keys      []*jwks.Source // the key-set sources this compile uses
+	sess      *sessionRuntime
 }
 
 func (c *compiler) add(path, format string, args ...any) {
@@ -198,6 +203,7 @@ func (c *compiler) compile(f *File, version, path string) (*Snapshot, Errors) {
 	c.jwtProviders(f.JWTProviders)
 	c.secretList(f.Secrets)
 	c.accountList(f.Accounts)
+	c.sess = c.sessions(f.Sessions)
 	eps := c.endpoints(f.Endpoints)
 	apps := c.apps(f.Apps, eps)
 	c.extensions(f, s, &opt, apps, eps)
@@ -225,6 +231,9 @@ func (c *compiler) compile(f *File, version, path string) (*Snapshot, Errors) {
 		return nil, Errors{err}
 	}
 	s.Rules = rules
+	if c.sess != nil {
+		s.Sessions = c.sess.mgr
+	}
 	return s, nil
 }
 
@@ -568,6 +577,7 @@ func (c *compiler) endpoints(es []Endpoint) map[string]*policy.Endpoint {
 		default:
 			c.add(path+".attestation", "unknown mode %q (want default, require or exempt)", e.Attestation)
 		}
+		c.serve(path, e, ep)
 		ep.User = c.user(path+".user", e.User)
 		ep.Payload = c.payload(path+".payload", e.Payload)
 		for j, inj := range e.Inject {
