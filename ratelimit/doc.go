@@ -49,7 +49,7 @@
 // # Layering
 //
 // The engine and the stores meet in one small leaf package, ratelimit/state: the [Store]
-// interface and the smaller ones beside it ([Credits], [Bindings], [Pinger]), the values
+// interface and the smaller ones beside it ([Credits], [Bindings], [Records], [Pinger]), the values
 // that cross it ([Op], [Outcome], [Key]), the step functions of the algorithms (so that
 // the memory store and Redis's leases compute exactly what the Lua scripts compute), the
 // [Clock], the store configuration and the [Metrics] hooks. It imports nothing of the

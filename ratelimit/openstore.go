@@ -12,8 +12,9 @@ import (
 // OpenStore opens the store cfg describes. It is called once at start; a Redis store
 // that cannot connect yet still opens (and keeps connecting), so that the fail modes
 // apply until Redis answers. clock drives expiry sweeps, flushes and the circuit
-// breaker (pass [SystemClock]). The store also implements [Credits], [Bindings] and
-// [Pinger].
+// breaker (pass [SystemClock]). The store also implements [Credits], [Bindings],
+// [Records] (idempotency entries, one-time marks and session state, shared by replicas)
+// and [Pinger].
 func OpenStore(ctx context.Context, cfg StoreConfig, clock Clock) (Store, error) {
 	if errs := cfg.Validate(); len(errs) > 0 {
 		return nil, errors.Join(errs...)

@@ -39,17 +39,9 @@ func recHash(key string) uint64 { return state.Mix(xxhash.Sum64String(key) ^ 0x7
 // recShard is the shard of a record key.
 func (s *Store) recShard(key string) *memShard { return s.shard(recHash(key)) }
 
-// checkRecord refuses a key or value over the bounds or a ttl that is not positive.
-func checkRecord(key string, val []byte, ttl time.Duration, needTTL bool) error {
-	if len(key) > state.MaxRecordKey || len(val) > state.MaxRecordValue || needTTL && ttl <= 0 {
-		return state.ErrRecordTooLarge
-	}
-	return nil
-}
-
 // Create implements [state.Records].
 func (s *Store) Create(ctx context.Context, now time.Time, key string, val []byte, ttl time.Duration) ([]byte, bool, error) {
-	if err := checkRecord(key, val, ttl, true); err != nil {
+	if err := state.CheckRecord(key, val, ttl); err != nil {
 		return nil, false, err
 	}
 	ns := now.UnixNano()
@@ -68,8 +60,8 @@ func (s *Store) Create(ctx context.Context, now time.Time, key string, val []byt
 
 // Get implements [state.Records].
 func (s *Store) Get(_ context.Context, now time.Time, key string) ([]byte, bool, error) {
-	if len(key) > state.MaxRecordKey {
-		return nil, false, state.ErrRecordTooLarge
+	if err := state.CheckRecordKey(key); err != nil {
+		return nil, false, err
 	}
 	sh := s.recShard(key)
 	sh.mu.Lock()
@@ -83,11 +75,8 @@ func (s *Store) Get(_ context.Context, now time.Time, key string) ([]byte, bool,
 
 // Swap implements [state.Records]. A nil val deletes, so its ttl is not looked at.
 func (s *Store) Swap(_ context.Context, now time.Time, key string, old, val []byte, ttl time.Duration) (bool, error) {
-	if err := checkRecord(key, val, ttl, val != nil); err != nil {
+	if err := state.CheckSwap(key, old, val, ttl); err != nil {
 		return false, err
-	}
-	if len(old) > state.MaxRecordValue {
-		return false, state.ErrRecordTooLarge
 	}
 	ns := now.UnixNano()
 	if val != nil {
@@ -115,8 +104,8 @@ func (s *Store) Swap(_ context.Context, now time.Time, key string, old, val []by
 
 // Take implements [state.Records].
 func (s *Store) Take(_ context.Context, now time.Time, key string) ([]byte, bool, error) {
-	if len(key) > state.MaxRecordKey {
-		return nil, false, state.ErrRecordTooLarge
+	if err := state.CheckRecordKey(key); err != nil {
+		return nil, false, err
 	}
 	sh := s.recShard(key)
 	sh.mu.Lock()

@@ -15,6 +15,7 @@ func TestScriptsUnchanged(t *testing.T) {
 		{"gcra", gcraScriptText, "32a5731702353c3a4b8499d45ff5b0d78bd44dc0"},
 		{"return", returnScriptText, "d037959b2d859a3d46af16443cedbe826ad302e6"},
 		{"bind", bindScriptText, "be97043d8cee134ede7c9f7a916a4c107944694a"},
+		{"recswap", recSwapScriptText, "c953a621060f0f3f5d92f91f7bec0ed5c9e5b31c"},
 	} {
 		sum := sha1.Sum([]byte(tc.text)) //nolint:gosec // as above
 		if got := hex.EncodeToString(sum[:]); got != tc.sha {

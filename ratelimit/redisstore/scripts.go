@@ -48,3 +48,11 @@ var returnScript = newLuaScript(returnScriptText)
 
 //go:embed lua/return.lua
 var returnScriptText string
+
+// recSwapScript replaces record KEYS[1] when its value is ARGV[2] (ARGV[1] '1') or when
+// it holds none (ARGV[1] '0'): by ARGV[4] for ARGV[5] ms (ARGV[3] '1'), or by nothing
+// (ARGV[3] '0', a delete). Returns 1 when it swapped, 0 otherwise.
+var recSwapScript = newLuaScript(recSwapScriptText)
+
+//go:embed lua/recswap.lua
+var recSwapScriptText string

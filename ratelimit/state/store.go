@@ -29,9 +29,10 @@ var ErrUnavailable = errors.New("ratelimit: store unavailable")
 // Methods never block past ctx's deadline.
 //
 // The other state a store may keep has interfaces of its own, each implemented by both
-// stores and found by a type assertion: [Credits], [Bindings], [Pinger]. The idempotency
-// keys of the response phase and session state will get theirs here, beside these, when
-// they exist; they do not belong in Store, whose one job is counting.
+// stores and found by a type assertion: [Credits], [Bindings], [Records], [Pinger].
+// Records is the one for small values with a time to live (the idempotency keys of the
+// response phase, one-time challenges and replay marks, session state); none of these
+// belong in Store, whose one job is counting.
 type Store interface {
 	// Apply evaluates ops at now and writes one Outcome per op into out (len(out) ≥
 	// len(ops)). An error means nothing was decided; a remote store may still have
