@@ -132,7 +132,8 @@ func (m *Manager) Start(ctx context.Context, now time.Time, g Grant) (Tokens, er
 
 // issue signs a session token for gr and, with refresh, stores a new refresh token.
 func (m *Manager) issue(ctx context.Context, now time.Time, gr *grant, refresh bool) (Tokens, error) {
-	t := Tokens{SessionID: gr.SID, Expires: now.Add(m.s.TTL).Truncate(time.Second)}
+	now = now.Truncate(time.Second) // a token's times are whole seconds
+	t := Tokens{SessionID: gr.SID, Expires: now.Add(m.s.TTL)}
 	var err error
 	t.Session, err = m.s.Keys.Sign(m.s.Issuer, &Claims{SessionID: gr.SID, App: gr.App, DeviceID: gr.Device,
 		License: gr.License, Provider: gr.Provider, Verdicts: gr.Verdicts, Started: time.Unix(0, gr.Started),

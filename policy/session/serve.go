@@ -89,7 +89,7 @@ func (e *Endpoint) Serve(ctx context.Context, now time.Time, req *policy.ServeRe
 		return policy.ServeResult{Code: code, Err: err}
 	}
 	a := answer{SessionID: t.SessionID, SessionToken: t.Session, TokenType: "Bearer", ExpiresAt: t.Expires.Unix(),
-		ExpiresIn: int64(t.Expires.Sub(now) / time.Second), RefreshToken: t.Refresh}
+		ExpiresIn: int64(e.Sessions.TTL() / time.Second), RefreshToken: t.Refresh}
 	return reply(req, &a)
 }
 
