@@ -295,3 +295,47 @@ func TestSessionsE2E(t *testing.T) {
 		t.Error("the JWKS holds a private part")
 	}
 }
+
+// TestSessionsReplicasE2E: two Gatehouse processes on one redis-server. A Firebase App
+// Check token accepted by one replica is a replay on the other (the damper is in the
+// store); a session begun on one works on the other, and a revocation made through one
+// replica's admin API is refused by the other.
+func TestSessionsReplicasE2E(t *testing.T) {
+	addr, _ := redisServer(t)
+	e, cfg := sessionsSetup(t, fmt.Sprintf("store: {type: redis, redis: {addrs: [%q], timeout: 1s}}", addr))
+	token := adminTokenFile(t)
+	a := startProcess(t, "--config", cfg, "--admin-token-file", token)
+	b := startProcess(t, "--config", cfg, "--admin-token-file", token)
+	a.waitReady(t)
+	b.waitReady(t)
+
+	fb := e.firebase("fb-device-2")
+	if dev := allowedDevice(t, sessPost(t, a, "mobile", "/v1/fb", "", "x-firebase-appcheck", fb)); dev != "fb-device-2" {
+		t.Fatalf("first use on replica a: device %q", dev)
+	}
+	for name, srv := range map[string]*testServer{"replica b": b, "replica a": a} {
+		resp := sessPost(t, srv, "mobile", "/v1/fb", "", "x-firebase-appcheck", fb)
+		if code := resp.GetDynamicMetadata().GetFields()["code"].GetStringValue(); code != "ATTESTATION_FAILED" || resp.GetDeniedResponse().GetStatus().GetCode() != 403 {
+			t.Errorf("replayed to %s: %s (code %q), want 403 ATTESTATION_FAILED", name, describe(resp), code)
+		}
+	}
+
+	s1 := answer(t, sessPost(t, a, "mobile", "/v1/attest/exchange", "", "x-license-key", e.license, "x-device-id", "hwid-9"))
+	// A second session of the same device and license, refreshed on a.
+	s2 := answer(t, sessPost(t, a, "mobile", "/v1/attest/exchange", "", "x-license-key", e.license, "x-device-id", "hwid-9"))
+	s2 = answer(t, sessPost(t, a, "mobile", "/v1/attest/refresh", `{"refresh_token":"`+s2.RefreshToken+`"}`))
+	if _, err := a.check(t, request{path: "/v1/attest/refresh", method: "POST", body: `{"refresh_token":"` + s1.RefreshToken + `"}`,
+		headers: map[string]string{"x-app-token": "tok-mobile"}}); err != nil {
+		t.Fatal(err) // s1's refresh token used once on a
+	}
+	if dev := allowedDevice(t, sessPost(t, b, "mobile", "/v1/data", "", "x-session-token", s1.SessionToken)); dev != "hwid-9" {
+		t.Fatalf("a's session on b: device %q", dev)
+	}
+	refusal(t, sessPost(t, b, "mobile", "/v1/attest/refresh", `{"refresh_token":"`+s1.RefreshToken+`"}`), 401, "refresh_token_invalid")
+	if code := adminPost(t, a, sessAdminToken, "/admin/sessions/revoke", `{"license_sha256":"`+sha(e.license)+`"}`); code != 200 {
+		t.Fatalf("revoke license on a: %d", code)
+	}
+	// s2's session was never looked at on b: b sees the revocation at once.
+	refusal(t, sessPost(t, b, "mobile", "/v1/data", "", "x-session-token", s2.SessionToken), 401, "session_revoked")
+	refusal(t, sessPost(t, b, "mobile", "/v1/attest/refresh", `{"refresh_token":"`+s2.RefreshToken+`"}`), 401, "refresh_token_invalid")
+}
