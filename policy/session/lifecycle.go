@@ -68,7 +68,7 @@ func (m *Manager) extend(ctx context.Context, now time.Time, gr *grant) (policy.
 	if ok && json.Unmarshal(rec, &stored) == nil {
 		gr.Started = stored.Started
 	}
-	code, rec, err := m.look(ctx, now, gr.SID, gr.App, gr.Device, gr.License, gr.Started)
+	code, rec, err := m.lookStore(ctx, now, gr.SID, gr.App, gr.Device, gr.License, gr.Started)
 	if err != nil || code != "" {
 		return code, err
 	}

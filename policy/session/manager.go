@@ -173,24 +173,24 @@ func digest(s string) string {
 	return hex.EncodeToString(h[:])
 }
 
-// VerifySession implements attest.SessionVerifier: it checks a session token presented on a
-// request of app. The signature is checked once per token (cached); the clock on every
-// request; the store at most once per RevocationCheck.
+// VerifySession implements attest.SessionVerifier: it checks a session token presented on
+// a request of app. The signature is checked once per token (cached); the clock on every
+// request; the store at most once per RevocationCheck per token and replica (the answer
+// is kept with the cached token).
 func (m *Manager) VerifySession(ctx context.Context, now time.Time, app, tok string) attest.Outcome {
 	v, hit := m.verified(now, tok)
 	if code := m.judge(now, app, v); code != "" {
 		return attest.Outcome{Code: code, CacheHit: hit}
 	}
 	c := &v.claims
-	key := policy.CacheKey("session-state", m.s.Keys.digest, c.SessionID)
-	if x, ok := m.s.Cache.Get(key); ok {
-		return outcome(c, x.(policy.Code), true)
+	if s := v.state.Load(); s != nil && now.Before(s.until) {
+		return outcome(c, s.code, hit)
 	}
-	code, _, err := m.look(ctx, now, c.SessionID, app, c.DeviceID, c.License, c.Started.UnixNano())
+	code, _, err := m.lookStore(ctx, now, c.SessionID, app, c.DeviceID, c.License, c.Started.UnixNano())
 	if err != nil {
 		return attest.Outcome{Err: err, Claimed: c.DeviceID}
 	}
-	m.s.Cache.Set(key, code, 64, m.s.RevocationCheck)
+	v.state.Store(&look{code: code, until: now.Add(m.s.RevocationCheck)})
 	return outcome(c, code, hit)
 }
 
@@ -230,9 +230,9 @@ func (m *Manager) judge(now time.Time, app string, v *verified) policy.Code {
 	return ""
 }
 
-// look asks the store about a session: revoked (itself, its device or its license),
+// lookStore asks the store about a session: revoked (itself, its device or its license),
 // unknown, or live (code ""); live returns the session's record.
-func (m *Manager) look(ctx context.Context, now time.Time, sid, app, dev, lic string, started int64) (policy.Code, []byte, error) {
+func (m *Manager) lookStore(ctx context.Context, now time.Time, sid, app, dev, lic string, started int64) (policy.Code, []byte, error) {
 	if _, ok, err := m.s.Records.Get(ctx, now, revokedKey(sid)); err != nil || ok {
 		return policy.SessionRevoked, nil, storeErr(err)
 	}

@@ -326,33 +326,35 @@ func TestRevokeDeviceAndLicense(t *testing.T) {
 	}
 }
 
-// TestRevocationBound: with a verdict cache, a replica that looked at a session may go on
-// accepting it from the cache (for at most the revocation-check interval, the cache
-// entry's ttl); a heartbeat bypasses the cache and sees the revocation at once.
+// TestRevocationBound: a replica that looked at a session in the store trusts that look
+// for the revocation-check interval (1h here) and no longer: revoked at t0 after a look
+// at t0, the session is still accepted at t0+1h-1ns and refused at exactly t0+1h. A
+// heartbeat always looks, and sees the revocation at once.
 func TestRevocationBound(t *testing.T) {
 	cache, err := policy.NewCache(1 << 20)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := records()
 	ks := keySet(t, "k1", ecKey(t, "k1"))
-	m, err := session.New(session.Settings{Keys: ks, Records: rec, Cache: cache, RevocationCheck: time.Hour})
+	m, err := session.New(session.Settings{Keys: ks, Records: records(), Cache: cache, TTL: 2 * time.Hour, RevocationCheck: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
 	tk := start(t, m, "a", "dev-1", "")
-	o := m.VerifySession(ctx, t0, "a", tk.Session)
-	cache.Wait()
-	if o.Code != "" {
+	if o := m.VerifySession(ctx, t0, "a", tk.Session); o.Code != "" {
 		t.Fatal(o)
 	}
+	cache.Wait()
 	if err := m.Revoke(ctx, t0, session.Target{SessionID: tk.SessionID}); err != nil {
 		t.Fatal(err)
 	}
-	if o := m.VerifySession(ctx, t0, "a", tk.Session); o.Code != "" || !o.CacheHit {
-		t.Fatalf("within the bound, from the cache: %+v", o)
+	if o := m.VerifySession(ctx, t0.Add(time.Hour-time.Nanosecond), "a", tk.Session); o.Code != "" || !o.CacheHit {
+		t.Fatalf("1ns before the bound, from the cache: %+v", o)
 	}
 	if _, code, _ := m.Heartbeat(ctx, t0, "a", tk.Session); code != policy.SessionRevoked {
 		t.Fatalf("heartbeat: %q, want SESSION_REVOKED", code)
+	}
+	if o := m.VerifySession(ctx, t0.Add(time.Hour), "a", tk.Session); o.Code != policy.SessionRevoked {
+		t.Fatalf("at the bound: %+v, want SESSION_REVOKED", o)
 	}
 }

@@ -2,6 +2,7 @@ package session
 
 import (
 	"errors"
+	"sync/atomic"
 	"time"
 
 	"github.com/gatehouse/gatehouse/policy"
@@ -55,6 +56,15 @@ func (ks *KeySet) Sign(issuer string, c *Claims) (string, error) {
 type verified struct {
 	code   policy.Code // refusal; empty: the signature and claims are sound
 	claims Claims
+	// state is this replica's last look at the store for the session, shared by the
+	// requests that carry this token until it is due again.
+	state atomic.Pointer[look]
+}
+
+// look is what the store said about a session (code "": live), trusted until until.
+type look struct {
+	code  policy.Code
+	until time.Time
 }
 
 var errTokenKey = errors.New("no key for this token")
