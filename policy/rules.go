@@ -291,6 +291,9 @@ func (r *Rules) App(name string) (*App, bool) {
 	return a, ok
 }
 
+// Endpoint returns a configured endpoint by name; nil when there is none.
+func (r *Rules) Endpoint(name string) *Endpoint { return r.endpoints[name] }
+
 // credential is an index entry: the app a credential hash belongs to.
 type credential struct {
 	app  *App
