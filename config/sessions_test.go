@@ -34,7 +34,9 @@ func TestSessionsCompile(t *testing.T) {
 	if snap.Sessions == nil {
 		t.Fatal("no session manager")
 	}
-	var doc struct{ Keys []struct{ Kid, Kty, Alg string } }
+	var doc struct {
+		Keys []struct{ Kid, Kty, Alg string }
+	}
 	if err := json.Unmarshal(snap.Sessions.Keys().JWKS(), &doc); err != nil {
 		t.Fatal(err)
 	}
