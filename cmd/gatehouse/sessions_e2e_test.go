@@ -339,3 +339,62 @@ func TestSessionsReplicasE2E(t *testing.T) {
 	refusal(t, sessPost(t, b, "mobile", "/v1/data", "", "x-session-token", s2.SessionToken), 401, "session_revoked")
 	refusal(t, sessPost(t, b, "mobile", "/v1/attest/refresh", `{"refresh_token":"`+s2.RefreshToken+`"}`), 401, "refresh_token_invalid")
 }
+
+// TestSessionsHeartbeatStatusesE2E: the heartbeat answers of 002_*.txt, each HTTP 200 with
+// {"status":"failed","error":...}: a session begun on one replica is heartbeated on
+// replicas (sharing its redis-server) whose configuration has since revoked or expired its
+// license, disabled the app's account, or used up the heartbeat's credits.
+func TestSessionsHeartbeatStatusesE2E(t *testing.T) {
+	addr, _ := redisServer(t)
+	store := fmt.Sprintf("store: {type: redis, redis: {addrs: [%q], timeout: 1s}}", addr)
+	e, base := sessionsSetup(t, store)
+	text, err := os.ReadFile(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	variant := func(name string, pairs ...string) string {
+		cfg := strings.NewReplacer(pairs...).Replace(string(text))
+		if cfg == string(text) {
+			t.Fatalf("variant %s changes nothing", name)
+		}
+		p := filepath.Join(filepath.Dir(base), name+".yaml")
+		if err := os.WriteFile(p, []byte(cfg), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	lic := `keys: [{sha256: "` + sha(e.license) + `"}]`
+	hb := `serve: heartbeat, dialect: license, sdk_auth: true}`
+	a := startProcess(t, "--config", base)
+	a.waitReady(t)
+	s := answer(t, sessPost(t, a, "mobile", "/v1/attest/exchange", "", "x-license-key", e.license, "x-device-id", "hwid-hb"))
+	if got := answer(t, sessPost(t, a, "mobile", "/auth/heartbeat", "", "x-session-token", s.SessionToken)); got.Status != "success" {
+		t.Fatalf("heartbeat on the first replica: %+v", got)
+	}
+	cases := []struct {
+		name  string
+		cfg   string
+		beats int // heartbeats before the refused one
+		want  string
+	}{
+		{"license revoked", variant("revoked", lic, `keys: [{sha256: "`+sha(e.license)+`", state: revoked}]`), 0, "revoked"},
+		{"license expired", variant("expired", lic, `keys: [{sha256: "`+sha(e.license)+`", expires_at: 2001-01-01T00:00:00Z}]`), 0, "expired"},
+		{"account disabled", variant("disabled", "apps:\n  - name: mobile\n", "accounts: [{name: acme, state: disabled}]\napps:\n  - name: mobile\n    account: acme\n"), 0, "app_disabled"},
+		{"credits used up", variant("credits", hb, hb[:len(hb)-1]+`, limits: [{name: beats, key: [license], credits: true, requests: 1}]}`), 1, "no_credits"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := startProcess(t, "--config", tc.cfg)
+			srv.waitReady(t)
+			for range tc.beats {
+				if got := answer(t, sessPost(t, srv, "mobile", "/auth/heartbeat", "", "x-session-token", s.SessionToken)); got.Status != "success" {
+					t.Fatalf("heartbeat within the credits: %+v", got)
+				}
+			}
+			d := sessPost(t, srv, "mobile", "/auth/heartbeat", "", "x-session-token", s.SessionToken).GetDeniedResponse()
+			if want := `{"status":"failed","error":"` + tc.want + `"}`; d.GetStatus().GetCode() != 200 || d.GetBody() != want {
+				t.Fatalf("heartbeat: %d %s, want 200 %s", d.GetStatus().GetCode(), d.GetBody(), want)
+			}
+		})
+	}
+}
