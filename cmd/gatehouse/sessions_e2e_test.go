@@ -7,6 +7,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
@@ -396,5 +397,51 @@ func TestSessionsHeartbeatStatusesE2E(t *testing.T) {
 				t.Fatalf("heartbeat: %d %s, want 200 %s", d.GetStatus().GetCode(), d.GetBody(), want)
 			}
 		})
+	}
+}
+
+// TestSessionsKeyRotationE2E: replicas on one redis-server, configured through a key
+// rotation: a session signed with k1 verifies where k1 is still in the set (k2 active, new
+// sessions signed by k2), and is refused (invalid_token) once k1 is removed.
+func TestSessionsKeyRotationE2E(t *testing.T) {
+	addr, _ := redisServer(t)
+	e, base := sessionsSetup(t, fmt.Sprintf("store: {type: redis, redis: {addrs: [%q], timeout: 1s}}", addr))
+	text, err := os.ReadFile(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := "    - {id: k1, file: k1.pem}\n    - {id: k2, file: k2.pem}\n  active_key: k2\n"
+	if !strings.Contains(string(text), keys) {
+		t.Fatal("config template changed")
+	}
+	write := func(name, replacement string) string {
+		p := filepath.Join(filepath.Dir(base), name+".yaml")
+		if err := os.WriteFile(p, []byte(strings.Replace(string(text), keys, replacement, 1)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	before := startProcess(t, "--config", write("before", "    - {id: k1, file: k1.pem}\n  active_key: k1\n"))
+	during := startProcess(t, "--config", base)
+	after := startProcess(t, "--config", write("after", "    - {id: k2, file: k2.pem}\n  active_key: k2\n"))
+	for _, s := range []*testServer{before, during, after} {
+		s.waitReady(t)
+	}
+	exchange := func(srv *testServer) string {
+		return answer(t, sessPost(t, srv, "mobile", "/v1/attest/exchange", "", "x-firebase-appcheck", e.firebase("rot-dev-1"))).SessionToken
+	}
+	old, fresh := exchange(before), exchange(during)
+	for tok, kid := range map[string]string{old: "k1", fresh: "k2"} {
+		h, err := base64.RawURLEncoding.DecodeString(strings.Split(tok, ".")[0])
+		if err != nil || !strings.Contains(string(h), `"kid":"`+kid+`"`) {
+			t.Errorf("token header %s, want kid %s", h, kid)
+		}
+	}
+	if dev := allowedDevice(t, sessPost(t, during, "mobile", "/v1/data", "", "x-session-token", old)); dev != "rot-dev-1" {
+		t.Fatalf("k1 session while k1 is still in the set: device %q", dev)
+	}
+	refusal(t, sessPost(t, after, "mobile", "/v1/data", "", "x-session-token", old), 401, "invalid_token")
+	if dev := allowedDevice(t, sessPost(t, after, "mobile", "/v1/data", "", "x-session-token", fresh)); dev != "rot-dev-1" {
+		t.Fatalf("k2 session after the rotation: device %q", dev)
 	}
 }
