@@ -48,6 +48,9 @@ FUZZ_TARGETS := \
 	./policy/:FuzzNormalizePath \
 	./policy/attest/:FuzzCheck \
 	./policy/attest/:FuzzCheckClaims \
+	./policy/attest/appattest/:FuzzCBOR \
+	./policy/attest/appattest/:FuzzAttestation \
+	./policy/attest/appattest/:FuzzAssertion \
 	./ratelimit/:FuzzParseDomain \
 	./ratelimit/rls/:FuzzShouldRateLimit \
 	./config/:FuzzLoad

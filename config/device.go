@@ -54,7 +54,7 @@ type AttestationSettings struct {
 // AttestationProvider is one attestation provider. Keys not listed for its type are
 // errors.
 type AttestationProvider struct {
-	// Type is signed_token, firebase_app_check or approov.
+	// Type is signed_token, firebase_app_check, approov or app_attest.
 	Type string `yaml:"type"`
 	// Header carries the credential; default x-attestation-token, x-firebase-appcheck or
 	// approov-token.
@@ -99,8 +99,12 @@ type AttestationProvider struct {
 	SecretFile string `yaml:"secret_file"`
 	SecretEnv  string `yaml:"secret_env"`
 	// BindingHeader binds the token to the request: the pay claim must be
-	// base64(SHA-256(value of this header)) (approov).
+	// base64(SHA-256(value of this header)) (approov); its value is part of the
+	// clientDataHash (app_attest, default x-app-attest-binding).
 	BindingHeader string `yaml:"binding_header"`
+
+	// AppAttest holds the app_attest provider's settings.
+	AppAttest *AppAttestProvider `yaml:"app_attest"`
 }
 
 // AttestationJWKS is a JWKS reference that may also be inline (for embedded configs).
@@ -336,6 +340,8 @@ func (c *compiler) provider(path, app string, index int, p *AttestationProvider)
 			pc.Keys = c.attestKeys(path+".jwks", &p.JWKS, nil)
 		}
 		pc.Claims = attestClaims(p.Claims, attest.ClaimNames{DeviceID: "did"})
+	case attest.AppAttest:
+		c.appAttest(path, app, p, &pc)
 	case attest.Session:
 		if c.sess == nil {
 			c.add(path+".type", "session needs the sessions section")
@@ -383,7 +389,8 @@ func (c *compiler) notFor(path string, k attest.Kind, p *AttestationProvider) {
 	only("replay_protection", p.ReplayProtection, attest.FirebaseAppCheck)
 	only("secret_file", p.SecretFile != "", attest.Approov)
 	only("secret_env", p.SecretEnv != "", attest.Approov)
-	only("binding_header", p.BindingHeader != "", attest.Approov)
+	only("binding_header", p.BindingHeader != "", attest.Approov, attest.AppAttest)
+	only("app_attest", p.AppAttest != nil, attest.AppAttest)
 }
 
 func (c *compiler) algorithms(path string, algs, def []string) []string {

@@ -2,15 +2,12 @@ package config
 
 import (
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/gatehouse/gatehouse/policy"
 	"github.com/gatehouse/gatehouse/policy/attest"
 	"github.com/gatehouse/gatehouse/policy/challenge"
 	"github.com/gatehouse/gatehouse/policy/session"
-	"github.com/gatehouse/gatehouse/ratelimit/memstore"
-	"github.com/gatehouse/gatehouse/ratelimit/state"
 )
 
 // Sessions configures the sessions Gatehouse issues itself: the keys that sign them and
@@ -45,9 +42,6 @@ type SessionKey struct {
 	ID   string `yaml:"id"`
 	File string `yaml:"file"`
 }
-
-// memoryRecords keeps sessions and challenges when no store is wired in (validate, tests).
-var memoryRecords = sync.OnceValue(func() *memstore.Store { return memstore.New(state.MemoryConfig{}, state.SystemClock) })
 
 // sessionRuntime holds what the session parts of one compile share.
 type sessionRuntime struct {
@@ -100,10 +94,7 @@ func (c *compiler) sessions(s *Sessions) *sessionRuntime {
 }
 
 func (c *compiler) sessionParts(s *Sessions, ks *session.KeySet) *sessionRuntime {
-	var rec state.Records = memoryRecords()
-	if r, ok := c.deps.Runtime.Store.(state.Records); ok {
-		rec = r
-	}
+	rec := c.records()
 	rs := s.RevocationCheck
 	if rs == 0 {
 		rs = session.DefaultRevocationCheck

@@ -15,6 +15,7 @@ func TestHelpOnEverySubcommand(t *testing.T) {
 		{"hash", "usage: gatehouse hash"},
 		{"demo-token", "usage: gatehouse demo-token"},
 		{"probe", "usage: gatehouse probe"},
+		{"attest", "usage: gatehouse attest verify"},
 		{"version", "usage: gatehouse version"},
 		{"help", "usage: gatehouse <command>"},
 	} {

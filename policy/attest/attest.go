@@ -1,5 +1,6 @@
 // Package attest verifies app-attestation credentials: signed attestation tokens (JWTs
-// issued by an attestation service), Firebase App Check tokens and Approov-style tokens.
+// issued by an attestation service), Firebase App Check tokens, Approov-style tokens, and
+// Apple App Attest assertions of keys enrolled before (package appattest).
 //
 // A Provider verifies one kind of credential for one app. Verification maps every failure
 // to one catalogue code, in a fixed order (see README.md):
@@ -48,10 +49,12 @@ const (
 	SignedToken      Kind = iota + 1 // a JWT from an attestation service, keys from a JWKS
 	FirebaseAppCheck                 // Firebase App Check: RS256, typ JWT, Firebase's JWKS
 	Approov                          // Approov-style: HS256 with a shared secret (or RS256), token binding
+	AppAttest                        // Apple App Attest assertions of keys enrolled before
 	Session                          // a session token Gatehouse issued itself (package session)
 )
 
-var kindNames = map[Kind]string{SignedToken: "signed_token", FirebaseAppCheck: "firebase_app_check", Approov: "approov", Session: "session"}
+var kindNames = map[Kind]string{SignedToken: "signed_token", FirebaseAppCheck: "firebase_app_check", Approov: "approov",
+	AppAttest: "app_attest", Session: "session"}
 
 // String returns the configuration spelling of k.
 func (k Kind) String() string {
@@ -68,7 +71,7 @@ func ParseKind(s string) (Kind, error) {
 			return k, nil
 		}
 	}
-	return 0, fmt.Errorf("unknown provider type %q (want signed_token, firebase_app_check, approov or session)", s)
+	return 0, fmt.Errorf("unknown provider type %q (want signed_token, firebase_app_check, approov, app_attest or session)", s)
 }
 
 // DefaultHeader returns the header a kind's credential is sent in by default.
@@ -78,6 +81,8 @@ func (k Kind) DefaultHeader() string {
 		return "x-firebase-appcheck"
 	case Approov:
 		return "approov-token"
+	case AppAttest:
+		return "x-app-attest-assertion"
 	case Session:
 		return "x-session-token"
 	}
@@ -145,8 +150,11 @@ type Config struct {
 	// required.
 	Replay Replay
 	// BindingHeader, when set, binds the token to the request: the pay claim must equal
-	// base64(SHA-256(value of this header)).
+	// base64(SHA-256(value of this header)). For app_attest its value is part of the
+	// clientDataHash (see ClientDataHash).
 	BindingHeader string
+	// AppAttest holds the app_attest provider's keys; nil for other kinds.
+	AppAttest *AppAttestSettings
 	// Session verifies the tokens of a Session provider (Gatehouse's own sessions).
 	Session SessionVerifier
 }
@@ -173,6 +181,11 @@ func New(c Config) *Provider {
 	}
 	if c.MaxTokenBytes <= 0 {
 		c.MaxTokenBytes = DefaultMaxTokenBytes
+	}
+	if c.AppAttest != nil && c.AppAttest.KeyIDHeader == "" {
+		aa := *c.AppAttest
+		aa.KeyIDHeader = DefaultAppAttestKeyIDHeader
+		c.AppAttest = &aa
 	}
 	// Claims are validated here, not by the parser: the order of the failure mapping is
 	// ours to keep.
@@ -223,6 +236,9 @@ type facts struct {
 func (p *Provider) Check(ctx context.Context, now time.Time, in *policy.Input, tok string, cache *policy.Cache) Outcome {
 	if p.c.Session != nil {
 		return p.c.Session.VerifySession(ctx, now, p.c.App, tok)
+	}
+	if p.c.AppAttest != nil {
+		return p.checkAppAttest(ctx, now, in, tok, cache)
 	}
 	key := policy.CacheKey("attest", p.c.CacheID, tok)
 	var f *facts

@@ -29,7 +29,7 @@ func newIssuer(t *testing.T, r state.Records, ttl time.Duration) *challenge.Issu
 // TestIssueFormat: a challenge is 43 characters of unpadded base64url carrying 32 bytes,
 // and two are never equal.
 func TestIssueFormat(t *testing.T) {
-	s := newIssuer(t, newMapRecords(), time.Minute)
+	s := newIssuer(t, newRecords(), time.Minute)
 	seen := map[string]bool{}
 	for range 50 {
 		c, err := s.Issue(context.Background(), t0, "app")
@@ -76,7 +76,7 @@ func TestConsume(t *testing.T) {
 		{name: "empty", app: "app", want: false, mangled: func(string) string { return "" }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s := newIssuer(t, newMapRecords(), ttl)
+			s := newIssuer(t, newRecords(), ttl)
 			c, err := s.Issue(ctx, t0, "app")
 			if err != nil {
 				t.Fatal(err)
@@ -103,7 +103,7 @@ func TestConsume(t *testing.T) {
 func TestNonCanonicalLastCharacter(t *testing.T) {
 	ctx := context.Background()
 	zero := strings.Repeat("A", 43)
-	s := newIssuer(t, newMapRecords(), time.Minute)
+	s := newIssuer(t, newRecords(), time.Minute)
 	for _, c := range []string{zero[:42] + "B", zero[:42] + "D"} {
 		if ok, err := s.Consume(ctx, t0, "app", c); ok || err != nil {
 			t.Fatalf("%q: %v %v", c, ok, err)
@@ -114,7 +114,7 @@ func TestNonCanonicalLastCharacter(t *testing.T) {
 // TestConcurrentConsume: of 16 concurrent Consumes of one challenge, exactly one wins.
 func TestConcurrentConsume(t *testing.T) {
 	ctx := context.Background()
-	s := newIssuer(t, newMapRecords(), time.Minute)
+	s := newIssuer(t, newRecords(), time.Minute)
 	c, err := s.Issue(ctx, t0, "app")
 	if err != nil {
 		t.Fatal(err)
@@ -137,7 +137,7 @@ func TestConcurrentConsume(t *testing.T) {
 // TestNothingInClear: the store's keys hold neither the app name nor the challenge.
 func TestNothingInClear(t *testing.T) {
 	ctx := context.Background()
-	r := newMapRecords()
+	r := newRecords()
 	s := newIssuer(t, r, time.Minute)
 	c, err := s.Issue(ctx, t0, "secret-app-name")
 	if err != nil {
@@ -157,7 +157,7 @@ func TestNothingInClear(t *testing.T) {
 // issued or accepted.
 func TestStoreErrors(t *testing.T) {
 	ctx := context.Background()
-	r := newMapRecords()
+	r := newRecords()
 	s := newIssuer(t, r, time.Minute)
 	c, err := s.Issue(ctx, t0, "app")
 	if err != nil {
@@ -176,7 +176,7 @@ func TestStoreErrors(t *testing.T) {
 // by the store's Create instead of handing out one challenge twice.
 func TestRandomSource(t *testing.T) {
 	ctx := context.Background()
-	s, err := challenge.New(newMapRecords(), time.Minute, bytes.NewReader(make([]byte, 40)))
+	s, err := challenge.New(newRecords(), time.Minute, bytes.NewReader(make([]byte, 40)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,7 +186,7 @@ func TestRandomSource(t *testing.T) {
 	if c, err := s.Issue(ctx, t0, "app"); c != "" || err == nil {
 		t.Fatalf("short random source: %q, %v", c, err)
 	}
-	s, _ = challenge.New(newMapRecords(), time.Minute, bytes.NewReader(make([]byte, 64)))
+	s, _ = challenge.New(newRecords(), time.Minute, bytes.NewReader(make([]byte, 64)))
 	s.Issue(ctx, t0, "app")
 	if c, err := s.Issue(ctx, t0, "app"); c != "" || err == nil {
 		t.Fatalf("repeated random value: %q, %v", c, err)
@@ -202,7 +202,7 @@ func TestTTLBounds(t *testing.T) {
 		{time.Second - time.Nanosecond, false}, {time.Second, true},
 		{time.Hour, true}, {time.Hour + time.Nanosecond, false}, {0, false}, {-time.Second, false},
 	} {
-		_, err := challenge.New(newMapRecords(), tc.ttl, nil)
+		_, err := challenge.New(newRecords(), tc.ttl, nil)
 		if (err == nil) != tc.ok {
 			t.Fatalf("ttl %v: err %v, want ok %v", tc.ttl, err, tc.ok)
 		}
