@@ -574,8 +574,10 @@ func (c *compiler) endpoints(es []Endpoint) map[string]*policy.Endpoint {
 			ep.Attestation = policy.AttestRequire
 		case "exempt":
 			ep.Attestation = policy.AttestExempt
+		case "optional":
+			ep.Attestation = policy.AttestOptional
 		default:
-			c.add(path+".attestation", "unknown mode %q (want default, require or exempt)", e.Attestation)
+			c.add(path+".attestation", "unknown mode %q (want default, require, exempt or optional)", e.Attestation)
 		}
 		c.serve(path, e, ep)
 		ep.User = c.user(path+".user", e.User)

@@ -342,6 +342,9 @@ func (c *compiler) provider(path, app string, index int, p *AttestationProvider)
 		pc.Claims = attestClaims(p.Claims, attest.ClaimNames{DeviceID: "did"})
 	case attest.AppAttest:
 		c.appAttest(path, app, p, &pc)
+		if c.sess != nil && pc.AppAttest != nil {
+			c.sess.enrol[app] = pc.AppAttest.Keys // enrolments at the exchange
+		}
 	case attest.Session:
 		if c.sess == nil {
 			c.add(path+".type", "session needs the sessions section")

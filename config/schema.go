@@ -137,7 +137,7 @@ type Endpoint struct {
 	Payload            *Payload     `yaml:"payload"`
 	Inject             []Inject     `yaml:"inject"`
 	Cost               int64        `yaml:"cost"`
-	Attestation        string       `yaml:"attestation"` // default (follow the app), require, exempt
+	Attestation        string       `yaml:"attestation"` // default (follow the app), require, exempt, optional
 	Serve              string       `yaml:"serve"`       // served by Gatehouse: exchange, refresh, heartbeat, jwks, challenge
 	EndpointExtensions `yaml:",inline"`
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/policy"
 	"github.com/gatehouse/gatehouse/policy/attest"
+	"github.com/gatehouse/gatehouse/policy/attest/appattest"
 	"github.com/gatehouse/gatehouse/policy/challenge"
 	"github.com/gatehouse/gatehouse/policy/session"
 )
@@ -49,6 +50,7 @@ type sessionRuntime struct {
 	challenges    *challenge.Issuer
 	header        string
 	refreshHeader string
+	enrol         map[string]*appattest.Keys // each app's App Attest keys, filled as apps compile
 }
 
 // sessions compiles the sessions section; nil when absent or broken (its errors added).
@@ -114,7 +116,7 @@ func (c *compiler) sessionParts(s *Sessions, ks *session.KeySet) *sessionRuntime
 		c.add("sessions.challenge_ttl", "%v", err)
 		return nil
 	}
-	return &sessionRuntime{mgr: mgr, challenges: ch,
+	return &sessionRuntime{mgr: mgr, challenges: ch, enrol: map[string]*appattest.Keys{},
 		header:        c.header("sessions.header", s.Header, attest.Session.DefaultHeader()),
 		refreshHeader: c.header("sessions.refresh_header", s.RefreshHeader, "x-refresh-token")}
 }
@@ -143,6 +145,8 @@ func (c *compiler) serve(path string, e *Endpoint, ep *policy.Endpoint) {
 	}
 	if e.Attestation == "" {
 		switch kind {
+		case session.Exchange:
+			ep.Attestation = policy.AttestOptional // any one proof; the exchange checks there is one
 		case session.Heartbeat:
 			ep.Attestation = policy.AttestRequire // the session token, through the app's session provider
 		case session.Refresh, session.JWKS, session.Challenge:
@@ -150,5 +154,5 @@ func (c *compiler) serve(path string, e *Endpoint, ep *policy.Endpoint) {
 		}
 	}
 	ep.Serve = &session.Endpoint{Kind: kind, Sessions: c.sess.mgr, Header: c.sess.header,
-		RefreshHeader: c.sess.refreshHeader, Challenges: c.sess.challenges}
+		RefreshHeader: c.sess.refreshHeader, Challenges: c.sess.challenges, Enrol: c.sess.enrol}
 }

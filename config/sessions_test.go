@@ -25,7 +25,8 @@ endpoints:
 
 // TestSessionsCompile: the sessions section gives the snapshot its manager, publishing
 // both keys; served endpoints get their attestation mode (heartbeat requires the session,
-// refresh, jwks and challenge need none, exchange follows the app) unless they set one.
+// refresh, jwks and challenge need none, exchange verifies any that is present) unless
+// they set one.
 func TestSessionsCompile(t *testing.T) {
 	snap, err := LoadBytes([]byte(sessionsYAML), filepath.Join(".", "inline.yaml"), testDeps())
 	if err != nil {
@@ -43,7 +44,7 @@ func TestSessionsCompile(t *testing.T) {
 	if len(doc.Keys) != 2 || doc.Keys[0].Kid != "new" || doc.Keys[0].Alg != "EdDSA" || doc.Keys[1].Kid != "old" || doc.Keys[1].Alg != "ES256" {
 		t.Errorf("JWKS %+v, want new (EdDSA) and old (ES256)", doc.Keys)
 	}
-	want := map[string]policy.AttestMode{"exchange": policy.AttestDefault, "refresh": policy.AttestExempt,
+	want := map[string]policy.AttestMode{"exchange": policy.AttestOptional, "refresh": policy.AttestExempt,
 		"heartbeat": policy.AttestRequire, "jwks": policy.AttestExempt, "challenge": policy.AttestExempt, "pinned": policy.AttestRequire}
 	for _, e := range snap.File.Endpoints {
 		ep := snap.Rules.Endpoint(e.Name)

@@ -25,6 +25,10 @@ const (
 	AttestDefault AttestMode = iota // follow the app
 	AttestRequire                   // require attestation even if the app does not
 	AttestExempt                    // never require attestation here
+	// AttestOptional verifies a credential that is present (a bad one is refused) but
+	// requires none, even if the app does: a session exchange, which checks itself that
+	// some proof was verified.
+	AttestOptional
 )
 
 // DeviceVerdict is the outcome of the device steps.

@@ -105,7 +105,8 @@ func (ch *Checker) Network(_ context.Context, _ time.Time, in *policy.Input, ip 
 // the verdict (Code), which the pipeline applies whatever its fail mode. The device id an
 // unverified token claims is never used.
 func (ch *Checker) Device(ctx context.Context, now time.Time, in *policy.Input, ep *policy.Endpoint) policy.DeviceVerdict {
-	required := ep.Attestation == policy.AttestRequire || (ch.c.Required && ep.Attestation != policy.AttestExempt)
+	required := ep.Attestation == policy.AttestRequire ||
+		(ch.c.Required && ep.Attestation != policy.AttestExempt && ep.Attestation != policy.AttestOptional)
 	dialect := ch.c.Dialect
 	if ep.Dialect != nil {
 		dialect = *ep.Dialect

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/policy"
+	"github.com/gatehouse/gatehouse/policy/attest/appattest"
 	"github.com/gatehouse/gatehouse/policy/challenge"
 )
 
@@ -39,6 +40,9 @@ type Endpoint struct {
 	// RefreshHeader carries the refresh token when the body does not (refresh).
 	RefreshHeader string
 	Challenges    *challenge.Issuer // challenge
+	// Enrol holds each app's App Attest keys (by app name), for enrolments at the
+	// exchange; config fills it while it compiles the apps, before the rules are used.
+	Enrol map[string]*appattest.Keys
 }
 
 var _ policy.Server = (*Endpoint)(nil)
@@ -70,15 +74,11 @@ func (e *Endpoint) Serve(ctx context.Context, now time.Time, req *policy.ServeRe
 	case Challenge:
 		return e.challenge(ctx, now, req)
 	case Exchange:
-		if code, msg := exchangeable(req); code != "" {
-			return policy.ServeResult{Code: code, Message: msg}
+		g, res, ok := e.grant(ctx, now, req)
+		if !ok {
+			return res
 		}
-		prv := req.Provider
-		if prv == "" {
-			prv = "license"
-		}
-		t, err = e.Sessions.Start(ctx, now, Grant{App: req.App, DeviceID: req.DeviceID, License: req.License,
-			Provider: prv, Verdicts: verdicts(req)})
+		t, err = e.Sessions.Start(ctx, now, g)
 	case Refresh:
 		t, code, err = e.Sessions.Refresh(ctx, now, req.App, e.refreshToken(req.In))
 	case Heartbeat:
@@ -91,6 +91,29 @@ func (e *Endpoint) Serve(ctx context.Context, now time.Time, req *policy.ServeRe
 	a := answer{SessionID: t.SessionID, SessionToken: t.Session, TokenType: "Bearer", ExpiresAt: t.Expires.Unix(),
 		ExpiresIn: int64(e.Sessions.TTL() / time.Second), RefreshToken: t.Refresh}
 	return reply(req, &a)
+}
+
+// grant is what an exchange verified: the proof the device steps verified (an
+// attestation provider's, or a license key bound to the device id), else an App Attest
+// enrolment in the body.
+func (e *Endpoint) grant(ctx context.Context, now time.Time, req *policy.ServeRequest) (Grant, policy.ServeResult, bool) {
+	code, msg := exchangeable(req)
+	if code == "" {
+		prv := req.Provider
+		if prv == "" {
+			prv = "license"
+		}
+		return Grant{App: req.App, DeviceID: req.DeviceID, License: req.License, Provider: prv, Verdicts: verdicts(req)}, policy.ServeResult{}, true
+	}
+	if req.DeviceID == "" && req.Provider == "" {
+		if dev, res, tried := e.enrol(ctx, now, req); tried {
+			if res.Code != "" || res.Err != nil {
+				return Grant{}, res, false
+			}
+			return Grant{App: req.App, DeviceID: dev, License: req.License, Provider: "app_attest", Verdicts: []string{"enrolled"}}, res, true
+		}
+	}
+	return Grant{}, policy.ServeResult{Code: code, Message: msg}, false
 }
 
 // exchangeable checks that the device steps verified a proof: a device id, established
