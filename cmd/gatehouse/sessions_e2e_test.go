@@ -295,6 +295,15 @@ func TestSessionsE2E(t *testing.T) {
 	if strings.Contains(jw.GetBody(), `"d"`) {
 		t.Error("the JWKS holds a private part")
 	}
+	// Served answers are counted as such, apart from allows and denials.
+	counted := false
+	for line := range strings.SplitSeq(srv.body(t, "/metrics"), "\n") {
+		counted = counted || (strings.HasPrefix(line, "gatehouse_decisions_total{") &&
+			strings.Contains(line, `decision="served"`) && strings.Contains(line, `endpoint="exchange"`))
+	}
+	if !counted {
+		t.Error(`no gatehouse_decisions_total{decision="served",endpoint="exchange"}`)
+	}
 }
 
 // TestSessionsReplicasE2E: two Gatehouse processes on one redis-server. A Firebase App
