@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -241,8 +242,19 @@ func TestSessionsE2E(t *testing.T) {
 	if lic.SessionToken == "" || lic.RefreshToken == "" || lic.ExpiresIn != 600 {
 		t.Fatalf("license exchange: %+v", lic)
 	}
-	if dev := allowedDevice(t, sessPost(t, srv, "mobile", "/v1/data", "", "x-session-token", lic.SessionToken)); dev != "hwid-1" {
+	ok := sessPost(t, srv, "mobile", "/v1/data", "", "x-session-token", lic.SessionToken)
+	if dev := allowedDevice(t, ok); dev != "hwid-1" {
 		t.Errorf("device forwarded %q, want hwid-1", dev)
+	}
+	if rm := ok.GetOkResponse().GetHeadersToRemove(); !slices.Contains(rm, "x-session-token") {
+		t.Errorf("the session token is not removed before the upstream: %v", rm)
+	}
+	// A session is not a proof for another session, and a session cannot say another device.
+	if d := sessPost(t, srv, "mobile", "/v1/attest/exchange", "", "x-session-token", lic.SessionToken).GetDeniedResponse(); d.GetStatus().GetCode() != 403 {
+		t.Errorf("exchange of a session: %d %s, want 403", d.GetStatus().GetCode(), d.GetBody())
+	}
+	if d := sessPost(t, srv, "mobile", "/v1/data", "", "x-session-token", lic.SessionToken, "x-device-id", "hwid-2").GetDeniedResponse(); d.GetStatus().GetCode() != 403 {
+		t.Errorf("session with another device id: %d %s, want 403", d.GetStatus().GetCode(), d.GetBody())
 	}
 	// Another app does not accept this app's session.
 	refusal(t, sessPost(t, srv, "other", "/v1/data", "", "x-session-token", lic.SessionToken), 401, "invalid_token")
