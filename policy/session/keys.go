@@ -88,9 +88,6 @@ func NewKeySet(keys []Key, active string) (*KeySet, error) {
 	return ks, nil
 }
 
-// Active returns the id of the signing key.
-func (ks *KeySet) Active() string { return ks.active.ID }
-
 // JWKS returns the public keys as a JWKS document ({"keys":[...]}), in key-id order.
 func (ks *KeySet) JWKS() []byte { return ks.jwks }
 
