@@ -56,14 +56,13 @@ func (a *admin) revokeSessions(w http.ResponseWriter, r *http.Request) {
 }
 
 // sessionJWKS publishes the public keys of Gatehouse's session tokens, for services that
-// verify them themselves.
+// verify them themselves: an empty set when sessions are not configured (no token verifies).
 func (a *admin) sessionJWKS(w http.ResponseWriter, _ *http.Request) {
-	snap := a.s.store.Current()
-	if snap == nil || snap.Sessions == nil {
-		writeJSON(w, http.StatusNotFound, map[string]string{"error": "sessions are not configured"})
-		return
+	doc := []byte(`{"keys":[]}`)
+	if snap := a.s.store.Current(); snap != nil && snap.Sessions != nil {
+		doc = snap.Sessions.Keys().JWKS()
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "max-age=60")
-	w.Write(snap.Sessions.Keys().JWKS())
+	w.Write(doc)
 }
