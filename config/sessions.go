@@ -1,6 +1,8 @@
 package config
 
 import (
+	"crypto/ed25519"
+	"crypto/rand"
 	"fmt"
 	"time"
 
@@ -65,21 +67,10 @@ func (c *compiler) sessions(s *Sessions) *sessionRuntime {
 	c.durationIn(p+".revocation_check", s.RevocationCheck, 0, 5*time.Minute)
 	c.durationIn(p+".challenge_ttl", s.ChallengeTTL, challenge.MinTTL, challenge.MaxTTL)
 	var keys []session.Key
-	for i, k := range s.Keys {
-		kp := fmt.Sprintf("%s.keys[%d]", p, i)
-		pem, ok := c.read(kp+".file", k.File, "")
-		if !ok {
-			if k.File == "" {
-				c.add(kp+".file", "is required")
-			}
-			continue
+	for i := range s.Keys {
+		if k, ok := c.sessionKey(fmt.Sprintf("%s.keys[%d]", p, i), &s.Keys[i]); ok {
+			keys = append(keys, k)
 		}
-		key, err := session.ParseKey(k.ID, []byte(pem))
-		if err != nil {
-			c.add(kp, "%v", err) // the message names the key's shape, never its bytes
-			continue
-		}
-		keys = append(keys, key)
 	}
 	if len(s.Keys) == 0 {
 		c.add(p+".keys", "needs at least one key")
@@ -93,6 +84,37 @@ func (c *compiler) sessions(s *Sessions) *sessionRuntime {
 		return nil
 	}
 	return c.sessionParts(s, ks)
+}
+
+// sessionKey reads one signing key. A key file absent under validate --offline (already a
+// warning) stands in as a key made here, so that the rest is still checked.
+func (c *compiler) sessionKey(path string, k *SessionKey) (session.Key, bool) {
+	pem, ok := c.read(path+".file", k.File, "")
+	switch {
+	case !ok && k.File == "":
+		c.add(path+".file", "is required")
+		return session.Key{}, false
+	case !ok && c.skipped[c.path(k.File)]:
+		_, priv, err := ed25519.GenerateKey(rand.Reader)
+		if err != nil {
+			c.add(path+".file", "%v", err)
+			return session.Key{}, false
+		}
+		key, err := session.NewKey(k.ID, priv)
+		if err != nil {
+			c.add(path, "%v", err)
+		}
+		return key, err == nil
+	case !ok:
+		c.add(path+".file", "cannot read the key")
+		return session.Key{}, false
+	}
+	key, err := session.ParseKey(k.ID, []byte(pem))
+	if err != nil {
+		c.add(path, "%v", err) // the message names the key's shape, never its bytes
+		return session.Key{}, false
+	}
+	return key, true
 }
 
 func (c *compiler) sessionParts(s *Sessions, ks *session.KeySet) *sessionRuntime {

@@ -3,6 +3,7 @@ package config
 import (
 	"encoding/json"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/gatehouse/gatehouse/policy"
@@ -51,5 +52,28 @@ func TestSessionsCompile(t *testing.T) {
 		if ep == nil || ep.Serve == nil || ep.Attestation != want[e.Name] {
 			t.Errorf("%s: %+v, want served with attestation mode %d", e.Name, ep, want[e.Name])
 		}
+	}
+}
+
+// TestSessionsMissingKeyOffline: gatehouse validate --offline accepts a configuration whose
+// session key files are not mounted (with a warning, the rest still checked); a plain load
+// refuses it.
+func TestSessionsMissingKeyOffline(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "config.yaml")
+	write(t, path, `
+sessions: {keys: [{id: k1, file: keys/k1.pem}], active_key: k1}
+endpoints: [{name: x, path: /x, serve: exchange}]
+`)
+	if _, err := Load(path, Deps{Offline: true}); err == nil || !strings.Contains(err.Error(), "sessions.keys[0].file: cannot read the key") {
+		t.Fatalf("plain load: %v", err)
+	}
+	s, err := Load(path, Deps{Offline: true, MissingFilesOK: true})
+	if err != nil {
+		t.Fatalf("offline load: %v", err)
+	}
+	want := "sessions.keys[0].file: keys/k1.pem is not present here; its content was not checked"
+	if len(s.Warnings) != 1 || s.Warnings[0] != want {
+		t.Fatalf("warnings %q, want %q", s.Warnings, want)
 	}
 }
