@@ -4,6 +4,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/gatehouse/gatehouse/config"
 )
 
 // TestSessionsFlag: --sessions implies --attest on the attested path, and generates its
@@ -19,7 +21,8 @@ func TestSessionsFlag(t *testing.T) {
 	}
 }
 
-// TestSessionsConfig: the generated config names the key file written beside it.
+// TestSessionsConfig: the generated config names the key file written beside it, and
+// Gatehouse accepts it.
 func TestSessionsConfig(t *testing.T) {
 	dir := t.TempDir()
 	path, err := writeSessionsConfig(dir)
@@ -35,5 +38,8 @@ func TestSessionsConfig(t *testing.T) {
 	}
 	if k, err := os.ReadFile(dir + "/session-key.pem"); err != nil || !strings.HasPrefix(string(k), "-----BEGIN PRIVATE KEY-----") {
 		t.Fatalf("key file: %v", err)
+	}
+	if _, err := config.Load(path, config.Deps{Offline: true}); err != nil {
+		t.Fatalf("Gatehouse refuses the generated config: %v", err)
 	}
 }
