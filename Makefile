@@ -11,7 +11,7 @@ SUDO      := $(shell [ "$$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1 &&
 TEST_FLAGS ?= -race -count=1 -timeout 12m
 CONFIG    ?=
 
-.PHONY: help build run test test-go deps-test bench fuzz mutate lint fmt tidy validate-config chart-test chart-golden chart-docs load load-attest load-telemetry load-rls load-redis load-redis-nolease load-devices load-reference conformance image ci
+.PHONY: help build run test test-go deps-test bench fuzz mutate lint fmt tidy validate-config chart-test chart-golden chart-docs load load-attest load-sessions load-telemetry load-rls load-redis load-redis-nolease load-devices load-reference conformance image ci
 
 help: ## list targets
 	@awk 'BEGIN{FS=":.*## "} /^[a-zA-Z_-]+:.*## /{printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -53,6 +53,7 @@ FUZZ_TARGETS := \
 	./policy/attest/appattest/:FuzzAssertion \
 	./policy/attest/playintegrity/:FuzzDecode \
 	./policy/attest/playintegrity/:FuzzPayload \
+	./policy/session/:FuzzVerifySession \
 	./ratelimit/:FuzzParseDomain \
 	./ratelimit/rls/:FuzzShouldRateLimit \
 	./config/:FuzzLoad
@@ -118,6 +119,9 @@ load: build bin/gatehouse-load ## ext_authz load run: Gatehouse vs a no-op serve
 
 load-attest: build bin/gatehouse-load ## /v1/secure with 10,000 devices, each with its own attestation token: cache hit ratio
 	./bin/gatehouse-load run --gatehouse ./$(BIN) --mode authz --attest --devices 10000 $(LOAD_FLAGS)
+
+load-sessions: build bin/gatehouse-load ## /v1/secure with 1,000 devices each carrying a session token (exchanged once for its attestation token)
+	./bin/gatehouse-load run --gatehouse ./$(BIN) --mode authz --sessions --devices 1000 $(LOAD_FLAGS)
 
 load-telemetry: build bin/gatehouse-load ## the same ext_authz run with tracing (every request sampled, OTLP) against tracing off
 	./bin/gatehouse-load run --gatehouse ./$(BIN) --mode authz --env OTEL_TRACES_EXPORTER=none \

@@ -23,6 +23,7 @@ import (
 	"github.com/gatehouse/gatehouse/extproc"
 	"github.com/gatehouse/gatehouse/policy"
 	"github.com/gatehouse/gatehouse/policy/jwks"
+	"github.com/gatehouse/gatehouse/policy/session"
 	"github.com/santhosh-tekuri/jsonschema/v6"
 )
 
@@ -43,6 +44,9 @@ type Snapshot struct {
 	// Warnings list what was not checked: the referenced files that were absent when
 	// Deps.MissingFilesOK was set (gatehouse validate --offline).
 	Warnings []string
+	// Sessions issues and revokes the sessions Gatehouse serves; nil without a sessions
+	// section.
+	Sessions *session.Manager
 	Parts
 	keys []*jwks.Source // the key-set sources its rules use (KeySources.Retain)
 }
@@ -79,6 +83,7 @@ type compiler struct {
 	skipped   map[string]bool // absent and skipped (MissingFilesOK)
 	warnings  []string
 	keys      []*jwks.Source // the key-set sources this compile uses
+	sess      *sessionRuntime
 }
 
 func (c *compiler) add(path, format string, args ...any) {
@@ -201,6 +206,7 @@ func (c *compiler) compile(f *File, version, path string) (*Snapshot, Errors) {
 	c.jwtProviders(f.JWTProviders)
 	c.secretList(f.Secrets)
 	c.accountList(f.Accounts)
+	c.sess = c.sessions(f.Sessions)
 	eps := c.endpoints(f.Endpoints)
 	apps := c.apps(f.Apps, eps)
 	c.extensions(f, s, &opt, apps, eps)
@@ -229,6 +235,9 @@ func (c *compiler) compile(f *File, version, path string) (*Snapshot, Errors) {
 		return nil, Errors{err}
 	}
 	s.Rules = rules
+	if c.sess != nil {
+		s.Sessions = c.sess.mgr
+	}
 	return s, nil
 }
 
@@ -569,9 +578,12 @@ func (c *compiler) endpoints(es []Endpoint) map[string]*policy.Endpoint {
 			ep.Attestation = policy.AttestRequire
 		case "exempt":
 			ep.Attestation = policy.AttestExempt
+		case "optional":
+			ep.Attestation = policy.AttestOptional
 		default:
-			c.add(path+".attestation", "unknown mode %q (want default, require or exempt)", e.Attestation)
+			c.add(path+".attestation", "unknown mode %q (want default, require, exempt or optional)", e.Attestation)
 		}
+		c.serve(path, e, ep)
 		ep.User = c.user(path+".user", e.User)
 		ep.Payload = c.payload(path+".payload", e.Payload)
 		for j, inj := range e.Inject {

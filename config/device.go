@@ -18,6 +18,7 @@ import (
 	"github.com/gatehouse/gatehouse/policy/attest"
 	"github.com/gatehouse/gatehouse/policy/device"
 	"github.com/gatehouse/gatehouse/policy/jwks"
+	"github.com/gatehouse/gatehouse/ratelimit/state"
 )
 
 // DeviceSettings are an app's device steps: network lists, attestation and licenses.
@@ -177,8 +178,7 @@ type LicenseKey struct {
 }
 
 // Process-memory fallbacks, one per process so that a reload keeps them: the replay
-// damper always (one replica's view; a shared store would need a Replay implementation),
-// and license bindings when no counter store is wired in (validate, tests).
+// damper and license bindings when no store is wired in (validate, tests).
 var (
 	memoryBindings = sync.OnceValue(func() *device.MemoryBindings { return device.NewMemoryBindings() })
 	memoryReplay   = sync.OnceValue(func() *attest.MemoryReplay { return attest.NewMemoryReplay(0) })
@@ -186,11 +186,14 @@ var (
 
 // deviceRuntime returns the long-lived state of the device steps: license bindings in the
 // counter store (memory with file persistence, or Redis, so restarts and replicas agree),
-// and the replay damper.
+// and the replay damper, in the same store when it keeps records.
 func (c *compiler) deviceRuntime() (device.Bindings, attest.Replay) {
 	var b device.Bindings = memoryBindings()
 	if sb, ok := c.deps.Runtime.Store.(device.Bindings); ok {
 		b = sb
+	}
+	if r, ok := c.deps.Runtime.Store.(state.Records); ok {
+		return b, attest.RecordsReplay{Records: r}
 	}
 	return b, memoryReplay()
 }
@@ -342,6 +345,15 @@ func (c *compiler) provider(path, app string, index int, p *AttestationProvider)
 		pc.Claims = attestClaims(p.Claims, attest.ClaimNames{DeviceID: "did"})
 	case attest.AppAttest:
 		c.appAttest(path, app, p, &pc)
+		if c.sess != nil && pc.AppAttest != nil {
+			c.sess.enrol[app] = pc.AppAttest.Keys // enrolments at the exchange
+		}
+	case attest.Session:
+		if c.sess == nil {
+			c.add(path+".type", "session needs the sessions section")
+		} else {
+			pc.Session = c.sess.mgr
+		}
 	case attest.PlayIntegrity:
 		secret = c.playIntegrity(path, p, &pc)
 	}

@@ -11,6 +11,7 @@ type File struct {
 	Accounts     []Account     `yaml:"accounts"`
 	Apps         []App         `yaml:"apps"`
 	Endpoints    []Endpoint    `yaml:"endpoints"`
+	Sessions     *Sessions     `yaml:"sessions"` // sessions Gatehouse issues (sessions.go)
 	Extensions   `yaml:",inline"`
 }
 
@@ -139,7 +140,8 @@ type Endpoint struct {
 	Payload            *Payload     `yaml:"payload"`
 	Inject             []Inject     `yaml:"inject"`
 	Cost               int64        `yaml:"cost"`
-	Attestation        string       `yaml:"attestation"` // default (follow the app), require, exempt
+	Attestation        string       `yaml:"attestation"` // default (follow the app), require, exempt, optional
+	Serve              string       `yaml:"serve"`       // served by Gatehouse: exchange, refresh, heartbeat, jwks, challenge
 	EndpointExtensions `yaml:",inline"`
 
 	// Response overrides the app's response phase settings on this endpoint.

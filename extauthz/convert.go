@@ -213,6 +213,11 @@ func ToResponse(d *policy.Decision, id string) *authv3.CheckResponse {
 		resp.HttpResponse = &authv3.CheckResponse_OkResponse{OkResponse: ok}
 		return resp
 	}
+	if d.Outcome == policy.Served && d.Direct != nil {
+		resp.Status = &rpcstatus.Status{Code: int32(codes.PermissionDenied)}
+		resp.HttpResponse = &authv3.CheckResponse_DeniedResponse{DeniedResponse: served(d.Direct)}
+		return resp
+	}
 	r := d.Render()
 	canonical := r.Status
 	if e, ok := policy.Lookup(d.Code); ok && r.Status < 400 {
@@ -241,6 +246,18 @@ func ToResponse(d *policy.Decision, id string) *authv3.CheckResponse {
 	return resp
 }
 
+// served is the whole answer of an endpoint Gatehouse serves itself. Envoy sends a
+// denied response to the client as it is, whatever its status; a served answer holds
+// tokens, so no cache may keep it.
+func served(x *policy.Direct) *authv3.DeniedHttpResponse {
+	hs := make([]*corev3.HeaderValueOption, 0, 2+len(x.Headers))
+	hs = append(hs, contentTypeJSON, header("cache-control", "no-store"))
+	for _, h := range x.Headers {
+		hs = append(hs, header(h.Key, h.Value))
+	}
+	return &authv3.DeniedHttpResponse{Status: &typev3.HttpStatus{Code: typev3.StatusCode(x.Status)}, Headers: hs, Body: string(x.Body)}
+}
+
 // dynamicMetadata is the dynamic metadata for Envoy's access log, rate-limit filter and
 // local replies: `dialect` selects the local_reply_config mappers that render Envoy's own
 // failures in the format this client is spoken to in.
@@ -248,9 +265,12 @@ func dynamicMetadata(d *policy.Decision, id string) *structpb.Struct {
 	f := make(map[string]*structpb.Value, 8)
 	f["decision_id"] = structpb.NewStringValue(id)
 	f["dialect"] = internValue(d.Dialect.String())
-	if d.Outcome == policy.Allow {
+	switch d.Outcome {
+	case policy.Allow:
 		f["decision"] = internValue("allow")
-	} else {
+	case policy.Served:
+		f["decision"] = internValue("served")
+	default:
 		f["decision"] = internValue("deny")
 		f["code"] = internValue(string(d.Code))
 	}

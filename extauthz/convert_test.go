@@ -116,6 +116,11 @@ func TestToResponse(t *testing.T) {
 		{"unauthorized", policy.Decision{Outcome: policy.Deny, Code: policy.Unauthorized}, codes.Unauthenticated, 401, nil},
 		{"service unavailable", policy.Decision{Outcome: policy.Deny, Code: policy.ServiceUnavailable}, codes.Unavailable, 503, nil},
 		{"payload too large", policy.Decision{Outcome: policy.Deny, Code: policy.PayloadTooLarge}, codes.InvalidArgument, 413, nil},
+		{"served by Gatehouse: its status, body and headers", policy.Decision{Outcome: policy.Served, App: "a",
+			Direct: &policy.Direct{Status: 200, Body: []byte(`{"session_token":"t"}`), Headers: []policy.Header{{Key: "x-k", Value: "v"}}}},
+			codes.PermissionDenied, 200, map[string]string{"content-type": "application/json", "cache-control": "no-store", "x-k": "v"}},
+		{"served refusal keeps its own status", policy.Decision{Outcome: policy.Served,
+			Direct: &policy.Direct{Status: 201, Body: []byte(`{}`)}}, codes.PermissionDenied, 201, map[string]string{"cache-control": "no-store"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

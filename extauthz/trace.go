@@ -120,6 +120,11 @@ func (t *Tracing) endSpan(span trace.Span, own bool, in *policy.Input, d *policy
 	switch d.Outcome {
 	case policy.Deny:
 		decision, status = "deny", d.Render().Status
+	case policy.Served:
+		decision = "served"
+		if d.Direct != nil {
+			status = d.Direct.Status
+		}
 	case policy.Undecided:
 		decision = "error"
 		span.SetStatus(otelcodes.Error, "could not decide")

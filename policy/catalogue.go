@@ -92,6 +92,13 @@ const (
 	SessionExpired Code = "SESSION_EXPIRED" // license session_expired (heartbeat)
 )
 
+// Sessions issued by Gatehouse (001_*.txt).
+const (
+	SessionRevoked      Code = "SESSION_REVOKED"       // protekt session_revoked: revoked through the admin API
+	SessionNotFound     Code = "SESSION_NOT_FOUND"     // protekt session_not_found: unknown session id
+	RefreshTokenInvalid Code = "REFRESH_TOKEN_INVALID" // protekt refresh_token_invalid: unknown, reused or expired
+)
+
 // Server.
 const (
 	InternalError      Code = "INTERNAL_ERROR"

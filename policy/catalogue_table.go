@@ -302,6 +302,9 @@ var catalogue = []Entry{
 		},
 		SDK: Spelling{Code: "session_expired", Status: 200, Exact: true},
 	},
+	catSession(SessionRevoked, "The session has been revoked", "session_revoked", 401),
+	catSession(SessionNotFound, "The session does not exist", "session_not_found", 404),
+	catSession(RefreshTokenInvalid, "The refresh token is invalid or revoked", "refresh_token_invalid", 401),
 
 	// Server.
 	{
@@ -392,6 +395,22 @@ func catValidation(c Code, pma, msg string) Entry {
 
 // catLicense is a license that exists but may not be used here: 000 has no license codes, so
 // FORBIDDEN (re-authenticating cannot help, unlike TOKEN_EXPIRED); the SDK surface documents it.
+// catSession is a refusal of a session Gatehouse issued: 001 documents it exactly; the
+// client must log in again, which the other dialects say with their invalid-credential
+// code (401), and the SDK with session_expired ("the session token is invalid").
+func catSession(c Code, msg, protekt string, protektStatus int) Entry {
+	return Entry{
+		Code: c, Status: 401, Message: msg,
+		Dialects: [numDialects]Spelling{
+			ProtectMyAPI: {Code: "INVALID_TOKEN", Status: 401},
+			Protekt:      {Code: protekt, Status: protektStatus, Exact: true},
+			License:      {Code: "invalid_api_key", Status: 401},
+			Generic:      {Code: "AUTH-401", Status: 401, Title: "Authentication Failed", Exact: true},
+		},
+		SDK: Spelling{Code: "session_expired", Status: 200, Exact: true},
+	}
+}
+
 func catLicense(c Code, msg, sdk string) Entry {
 	return Entry{
 		Code: c, Status: 403, Message: msg,

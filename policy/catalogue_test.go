@@ -156,11 +156,8 @@ var seed003 = []seedRow{
 // so no catalogue entry spells them exactly (some are used as another reason's nearest code).
 var notProduced = map[Dialect]map[string]string{
 	Protekt: {
-		"invalid_credentials":   "email/password login; Gatehouse checks app credentials and tokens",
-		"user_not_found":        "user lookup of an identity provider",
-		"refresh_token_invalid": "token refresh endpoint of an identity provider",
-		"session_not_found":     "session management of an identity provider",
-		"session_revoked":       "session management of an identity provider",
+		"invalid_credentials": "email/password login; Gatehouse checks app credentials and tokens",
+		"user_not_found":      "user lookup of an identity provider",
 	},
 }
 

@@ -21,7 +21,8 @@ const (
 	StepPayload  Step = "payload"
 	StepLimits   Step = "limits"
 	StepSecrets  Step = "secrets"
-	StepDone     Step = "done" // every step passed
+	StepServe    Step = "serve" // an endpoint Gatehouse serves itself
+	StepDone     Step = "done"  // every step passed
 )
 
 // Header is one header name and value; names are lower-case.
@@ -39,6 +40,10 @@ const (
 	// Undecided means Gatehouse could not decide and the fail mode is "error": the adapter
 	// returns a gRPC UNAVAILABLE error so that Envoy's failure_mode_allow decides.
 	Undecided
+	// Served means Gatehouse answers the request itself (an endpoint it serves: session
+	// exchange, refresh, heartbeat, challenge, JWKS): Direct holds the answer, which the
+	// adapter sends to the client instead of forwarding the request.
+	Served
 )
 
 // Decision is the verdict on one request: a value, never an error.
@@ -86,6 +91,8 @@ type Decision struct {
 	Signer   *signature.Signer
 	Nonce    string
 	SignedAt time.Time
+	// Direct is the answer of an endpoint Gatehouse serves itself (Outcome Served).
+	Direct *Direct
 
 	CacheHit            bool   // a verified credential came from the verdict cache
 	AttestationProvider string // the provider whose credential was evaluated

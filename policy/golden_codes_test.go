@@ -118,6 +118,10 @@ var golden = []goldenRow{
 	{policy.HWIDMismatch, sp{"FORBIDDEN", 403}, sp{"access_denied", 403}, sp{"forbidden", 403}, sp{"AUTH-403", 403}, "hwid_mismatch"},
 	{policy.Blocked, sp{"FORBIDDEN", 403}, sp{"access_denied", 403}, sp{"forbidden", 403}, sp{"AUTH-403", 403}, "blocked"},
 	{policy.SessionExpired, sp{"TOKEN_EXPIRED", 401}, sp{"token_expired", 401}, sp{"invalid_api_key", 401}, sp{"AUTH-401", 401}, "session_expired"},
+	// Sessions Gatehouse issues: 001 "Token and session errors"; the client logs in again.
+	{policy.SessionRevoked, sp{"INVALID_TOKEN", 401}, sp{"session_revoked", 401}, sp{"invalid_api_key", 401}, sp{"AUTH-401", 401}, "session_expired"},
+	{policy.SessionNotFound, sp{"INVALID_TOKEN", 401}, sp{"session_not_found", 404}, sp{"invalid_api_key", 401}, sp{"AUTH-401", 401}, "session_expired"},
+	{policy.RefreshTokenInvalid, sp{"INVALID_TOKEN", 401}, sp{"refresh_token_invalid", 401}, sp{"invalid_api_key", 401}, sp{"AUTH-401", 401}, "session_expired"},
 
 	// Server: INTERNAL_ERROR 500, SERVICE_UNAVAILABLE 503, MAINTENANCE 503; 001 "Temporary outage
 	// or maintenance" is service_unavailable 503.

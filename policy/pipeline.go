@@ -25,6 +25,10 @@ const (
 	AttestDefault AttestMode = iota // follow the app
 	AttestRequire                   // require attestation even if the app does not
 	AttestExempt                    // never require attestation here
+	// AttestOptional verifies a credential that is present (a bad one is refused) but
+	// requires none, even if the app does: a session exchange, which checks itself that
+	// some proof was verified.
+	AttestOptional
 )
 
 // DeviceVerdict is the outcome of the device steps.
@@ -136,6 +140,10 @@ func (r *Rules) Decide(ctx context.Context, now time.Time, in *Input) Decision {
 			return d.deny(StepSecrets, code)
 		}
 		d.Upstream = append(d.Upstream, Header{Key: inj.Header, Value: inj.Prefix + v})
+	}
+	if ep.Serve != nil {
+		r.serve(ctx, now, in, ep, est, fail, &d)
+		return d
 	}
 	r.allow(&d, in, credHeader, forged)
 	if d.Outcome == Allow && (app.Caller || ep.Caller) {

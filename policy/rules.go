@@ -130,6 +130,9 @@ type Endpoint struct {
 	NoSign bool
 	// Caller asks for the caller id on allowed requests to this endpoint (see App.Caller).
 	Caller bool
+	// Serve, when set, answers the endpoint: Gatehouse serves it itself once every step
+	// passed, and the request never reaches an upstream.
+	Serve Server
 
 	route string // Path as matched; set by NewRules
 }
@@ -306,6 +309,9 @@ func (r *Rules) App(name string) (*App, bool) {
 	a, ok := r.apps[name]
 	return a, ok
 }
+
+// Endpoint returns a configured endpoint by name; nil when there is none.
+func (r *Rules) Endpoint(name string) *Endpoint { return r.endpoints[name] }
 
 // credential is an index entry: the app a credential hash belongs to.
 type credential struct {

@@ -38,9 +38,10 @@ type reqShape struct {
 	domain       string
 	rlsKey       string
 	// deviceIDs and tokens, when set (--attest), are device i's id and attestation token;
-	// the token is sent in attestHeader.
-	deviceIDs []string
-	tokens    []string
+	// the token is sent in tokenHeader (default attestHeader; --sessions: its session token).
+	deviceIDs   []string
+	tokens      []string
+	tokenHeader string
 }
 
 // buildRequests pre-builds one request per device, like Envoy would send it.
@@ -79,7 +80,11 @@ func buildRequests(s reqShape) (checks []*authv3.CheckRequest, rls []*rlsv3.Rate
 			h[s.deviceHeader] = dev
 		}
 		if i < len(s.tokens) {
-			h[attestHeader] = s.tokens[i]
+			th := s.tokenHeader
+			if th == "" {
+				th = attestHeader
+			}
+			h[th] = s.tokens[i]
 		}
 		for k, v := range s.headers {
 			if v == "" {

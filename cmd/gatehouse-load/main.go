@@ -96,6 +96,9 @@
 //	                       header, to /v1/secure with endpoint=secure unless --path/--ext say
 //	                       otherwise (the demo config's attested endpoint); the cache hit ratio
 //	                       printed at the end is then the attestation verdict cache's
+//	--sessions             authz: the generated sessions config (memory store); before the run each
+//	                       device exchanges its demo token (--attest) for a session token at
+//	                       POST /v1/attest/exchange, then sends only x-session-token to /v1/secure
 //	--domain, --rls-key    rate-limit domain and descriptor key (demo, device)
 //	--keep-logs            keep the children's stdout/stderr logs and print where they are
 //

@@ -50,6 +50,7 @@ type runConfig struct {
 	devThrottle  bool   // authz: the generated mobile config, a GCRA throttle per device and a monthly app quota
 	noAttest     bool   // with devThrottle: no attestation, the device header trusted as the device id
 	warmDevices  bool   // before the rounds, every device's request once to each target (unmeasured)
+	sessions     bool   // authz: the generated sessions config; requests carry a session token (--sessions)
 	session      int    // requests in a row per device and worker (--session)
 	targetCmd    string // hidden: command template replacing Gatehouse ({self} {grpc} {admin} {config}; tests, make load-reference)
 	shape        reqShape
@@ -96,6 +97,9 @@ func parseRunFlags(args []string, stderr io.Writer) (*runConfig, error) {
 		"device i's token in x-attestation-token with x-device-id: device-i (--device-header), to GET /v1/secure with\n"+
 		"endpoint=secure (unless --path/--ext say otherwise): the embedded demo config's attested endpoint, so that the\n"+
 		"verdict-cache hit ratio at the end is the attestation cache's")
+	fs.BoolVar(&c.sessions, "sessions", false, "authz: the generated sessions config (sessionsConfig): each device exchanges its demo attestation\n"+
+		"token for a session token once before the run; requests then carry only the session token (x-session-token)\n"+
+		"to GET /v1/secure; implies --attest")
 	fs.BoolVar(&c.devThrottle, "device-throttle", false, "authz: the generated mobile config (deviceThrottleConfig): per device a GCRA throttle of 50/s,\n"+
 		"burst 100, plus a monthly quota per app, on the attested endpoint; implies --attest. With --redis, on the\n"+
 		"Redis store, else on the memory store")
@@ -163,6 +167,12 @@ flags:
 	}
 	pathSet := false
 	fs.Visit(func(f *flag.Flag) { pathSet = pathSet || f.Name == "path" })
+	if c.sessions {
+		if c.configPath != "" || c.genConfig || c.devThrottle || c.redis {
+			return nil, errors.New("--sessions generates its config (memory store): not with --config, --gen-config, --device-throttle or --redis")
+		}
+		c.attest = true
+	}
 	if c.devThrottle {
 		if c.configPath != "" || c.genConfig {
 			return nil, errors.New("--device-throttle generates its config: not with --config or --gen-config")
@@ -342,6 +352,11 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) (err 
 			return err
 		}
 	}
+	if cfg.sessions {
+		if configPath, err = writeSessionsConfig(logDir); err != nil {
+			return err
+		}
+	}
 	if cfg.devThrottle && !cfg.redis {
 		configPath = filepath.Join(logDir, "gatehouse-devices.yaml")
 		if err := os.WriteFile(configPath, []byte(deviceThrottleConfig("store:\n  type: memory\n", cfg.attest)), 0o600); err != nil {
@@ -476,6 +491,14 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) (err 
 			return err
 		}
 		defer closeAll(t.conns)
+	}
+	if cfg.sessions {
+		start := time.Now()
+		if err := exchangeSessions(ctx, gh.conns[0], &cfg.shape); err != nil {
+			return err
+		}
+		checks, rlsReqs = buildRequests(cfg.shape)
+		fmt.Fprintf(stderr, "sessions: %d attestation tokens exchanged for session tokens in %v\n", len(cfg.shape.tokens), time.Since(start).Round(time.Millisecond))
 	}
 
 	// Header.

@@ -55,10 +55,11 @@ var adminWrites = []string{
 	"POST /admin/licenses/reset",
 	"POST /admin/credits",
 	"POST /-/reload",
+	"POST /admin/sessions/revoke",
 }
 
 // adminReads are the only routes open without a token.
-var adminReads = []string{"/healthz", "/readyz", "/metrics", "/loglevel"}
+var adminReads = []string{"/healthz", "/readyz", "/metrics", "/loglevel", "/-/session-jwks"}
 
 // writeSpellings are the ways of spelling each write that a router might take for it.
 func writeSpellings(route string) []string {

@@ -116,6 +116,8 @@ type admin struct {
 func (a *admin) register(h *adminHandler) {
 	h.handle(http.MethodPost, "/admin/licenses/reset", http.HandlerFunc(a.resetLicense))
 	h.handle(http.MethodPost, "/admin/credits", http.HandlerFunc(a.credits))
+	h.handle(http.MethodPost, "/admin/sessions/revoke", http.HandlerFunc(a.revokeSessions))
+	h.handle(http.MethodGet, "/-/session-jwks", http.HandlerFunc(a.sessionJWKS))
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

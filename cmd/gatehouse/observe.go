@@ -26,13 +26,16 @@ func newObserver(m *telemetry.Metrics, log *slog.Logger, allowSample float64, pe
 }
 
 // outcomeLabel is the decision label of the metrics: a request allowed only because a
-// dependency failed is "fail_open", so that it can be told from a plain allow.
+// dependency failed is "fail_open", so that it can be told from a plain allow; a request
+// Gatehouse answered itself is "served".
 func outcomeLabel(d *policy.Decision) string {
 	switch {
 	case d.Outcome == policy.Deny:
 		return "deny"
 	case d.Outcome == policy.Undecided:
 		return "error"
+	case d.Outcome == policy.Served:
+		return "served" // answered by Gatehouse itself (sessions)
 	case d.FailOpen:
 		return "fail_open"
 	}

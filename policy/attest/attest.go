@@ -52,10 +52,11 @@ const (
 	Approov                          // Approov-style: HS256 with a shared secret (or RS256), token binding
 	AppAttest                        // Apple App Attest assertions of keys enrolled before
 	PlayIntegrity                    // Google Play Integrity: JWE holding a JWS, the app's own keys
+	Session                          // a session token Gatehouse issued itself (package session)
 )
 
 var kindNames = map[Kind]string{SignedToken: "signed_token", FirebaseAppCheck: "firebase_app_check", Approov: "approov",
-	AppAttest: "app_attest", PlayIntegrity: "play_integrity"}
+	AppAttest: "app_attest", PlayIntegrity: "play_integrity", Session: "session"}
 
 // String returns the configuration spelling of k.
 func (k Kind) String() string {
@@ -72,7 +73,7 @@ func ParseKind(s string) (Kind, error) {
 			return k, nil
 		}
 	}
-	return 0, fmt.Errorf("unknown provider type %q (want signed_token, firebase_app_check, approov, app_attest or play_integrity)", s)
+	return 0, fmt.Errorf("unknown provider type %q (want signed_token, firebase_app_check, approov, app_attest, play_integrity or session)", s)
 }
 
 // DefaultHeader returns the header a kind's credential is sent in by default.
@@ -86,6 +87,8 @@ func (k Kind) DefaultHeader() string {
 		return "x-app-attest-assertion"
 	case PlayIntegrity:
 		return "x-play-integrity"
+	case Session:
+		return "x-session-token"
 	}
 	return "x-attestation-token"
 }
@@ -160,6 +163,14 @@ type Config struct {
 	// binding then covers the method, the request target and BindingHeader's value (see
 	// playintegrity.RequestHash), and MaxAge bounds the token's timestampMillis.
 	PlayIntegrity *PlayIntegrityConfig
+	// Session verifies the tokens of a Session provider (Gatehouse's own sessions).
+	Session SessionVerifier
+}
+
+// SessionVerifier verifies a session token Gatehouse issued, presented on a request of
+// app. It is safe for concurrent use and maps every refusal to a catalogue code.
+type SessionVerifier interface {
+	VerifySession(ctx context.Context, now time.Time, app, tok string) Outcome
 }
 
 // Provider verifies one kind of attestation credential for one app. It is immutable and
@@ -204,6 +215,9 @@ type Outcome struct {
 	Code     policy.Code // empty: attested
 	Message  string      // client-safe detail; empty: the catalogue's message
 	DeviceID string      // the verified device id, when the token carries one
+	// License is the hex SHA-256 of the license key a session was granted with (Session
+	// providers): the license step checks that license's state without the key.
+	License  string
 	CacheHit bool
 	Err      error // could not decide (keys or replay store unreachable)
 	// Claimed is, with Err, the device id the token names though it could not be
@@ -228,6 +242,9 @@ type facts struct {
 
 // Check verifies tok, a credential taken from the provider's header of in.
 func (p *Provider) Check(ctx context.Context, now time.Time, in *policy.Input, tok string, cache *policy.Cache) Outcome {
+	if p.c.Session != nil {
+		return p.c.Session.VerifySession(ctx, now, p.c.App, tok)
+	}
 	if p.c.AppAttest != nil {
 		return p.checkAppAttest(ctx, now, in, tok, cache)
 	}

@@ -105,7 +105,8 @@ func (ch *Checker) Network(_ context.Context, _ time.Time, in *policy.Input, ip 
 // the verdict (Code), which the pipeline applies whatever its fail mode. The device id an
 // unverified token claims is never used.
 func (ch *Checker) Device(ctx context.Context, now time.Time, in *policy.Input, ep *policy.Endpoint) policy.DeviceVerdict {
-	required := ep.Attestation == policy.AttestRequire || (ch.c.Required && ep.Attestation != policy.AttestExempt)
+	required := ep.Attestation == policy.AttestRequire ||
+		(ch.c.Required && ep.Attestation != policy.AttestExempt && ep.Attestation != policy.AttestOptional)
 	dialect := ch.c.Dialect
 	if ep.Dialect != nil {
 		dialect = *ep.Dialect
@@ -143,7 +144,7 @@ func (ch *Checker) Device(ctx context.Context, now time.Time, in *policy.Input, 
 		if dialect == policy.License {
 			noDevice = policy.HWIDMismatch
 		}
-		l := ch.c.Licenses.check(ctx, now, in, id, noDevice)
+		l := ch.c.Licenses.check(ctx, now, in, id, noDevice, v.License)
 		switch {
 		case l.Code != "":
 			// The device id stays on the refusal for the lockout's device key; the
@@ -175,6 +176,7 @@ func (ch *Checker) attest(ctx context.Context, now time.Time, in *policy.Input, 
 		}
 		o := p.Check(ctx, now, in, tok, ch.c.Cache)
 		v.Code, v.Message, v.DeviceID, v.CacheHit, v.Err = o.Code, o.Message, o.DeviceID, o.CacheHit, o.Err
+		v.License = o.License // a session's license, checked by the license step
 		return v, o.Claimed
 	}
 	if required {

@@ -130,10 +130,15 @@ type Licenses struct {
 }
 
 // check runs the license step for a request whose device id (verified, or trusted) is id.
-func (l *Licenses) check(ctx context.Context, now time.Time, in *policy.Input, id string, noDevice policy.Code) policy.DeviceVerdict {
+// session is the hex digest of the license a verified session was granted with: without a
+// key on the request, that license's state is checked (its device was bound at the
+// exchange).
+func (l *Licenses) check(ctx context.Context, now time.Time, in *policy.Input, id string, noDevice policy.Code, session string) policy.DeviceVerdict {
 	v := policy.DeviceVerdict{Step: policy.StepLicense}
 	key, present, ok := attest.Credential(in, l.Header)
 	switch {
+	case !present && session != "":
+		return l.sessionLicense(ctx, now, session)
 	case !present && !l.Required:
 		return policy.DeviceVerdict{}
 	case !present:
@@ -145,18 +150,7 @@ func (l *Licenses) check(ctx context.Context, now time.Time, in *policy.Input, i
 	}
 	h := policy.HashCredential(key)
 	lic, found, err := l.Catalog.License(ctx, h)
-	switch {
-	case err != nil:
-		v.Err = fmt.Errorf("license catalog: %w", err)
-		return v
-	case !found:
-		v.Code = policy.InvalidKey
-		return v
-	case lic.State == Revoked:
-		v.Code = policy.LicenseRevoked
-		return v
-	case lic.State == Expired, !lic.ExpiresAt.IsZero() && !now.Before(lic.ExpiresAt):
-		v.Code = policy.LicenseExpired
+	if v := l.state(now, lic, found, err); v.Code != "" || v.Err != nil {
 		return v
 	}
 	if lic.MaxDevices > 0 {
@@ -175,4 +169,35 @@ func (l *Licenses) check(ctx context.Context, now time.Time, in *policy.Input, i
 		}
 	}
 	return policy.DeviceVerdict{License: hex.EncodeToString(h[:])}
+}
+
+// state refuses a license that is unknown, revoked or expired at now.
+func (l *Licenses) state(now time.Time, lic License, found bool, err error) policy.DeviceVerdict {
+	v := policy.DeviceVerdict{Step: policy.StepLicense}
+	switch {
+	case err != nil:
+		v.Err = fmt.Errorf("license catalog: %w", err)
+	case !found:
+		v.Code = policy.InvalidKey
+	case lic.State == Revoked:
+		v.Code = policy.LicenseRevoked
+	case lic.State == Expired, !lic.ExpiresAt.IsZero() && !now.Before(lic.ExpiresAt):
+		v.Code = policy.LicenseExpired
+	}
+	return v
+}
+
+// sessionLicense checks the state of a session's license, known by its hex digest.
+func (l *Licenses) sessionLicense(ctx context.Context, now time.Time, session string) policy.DeviceVerdict {
+	var h policy.Hash
+	b, err := hex.DecodeString(session)
+	if err != nil || len(b) != len(h) {
+		return policy.DeviceVerdict{Step: policy.StepLicense, Code: policy.InvalidKey}
+	}
+	copy(h[:], b)
+	lic, found, err := l.Catalog.License(ctx, h)
+	if v := l.state(now, lic, found, err); v.Code != "" || v.Err != nil {
+		return v
+	}
+	return policy.DeviceVerdict{License: session}
 }

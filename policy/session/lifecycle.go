@@ -1,0 +1,137 @@
+package session
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/gatehouse/gatehouse/policy"
+)
+
+// refreshTokenLen is the length of a refresh token: two crypto/rand.Text values.
+const refreshTokenLen = 52
+
+// Refresh exchanges a refresh token of app for a new session token and a new refresh
+// token. The refresh token is taken from the store, so it works once, on any replica:
+// reused, expired, unknown, another app's, or its session revoked or gone →
+// REFRESH_TOKEN_INVALID.
+func (m *Manager) Refresh(ctx context.Context, now time.Time, app, refresh string) (Tokens, policy.Code, error) {
+	if !wellFormed(refresh) {
+		return Tokens{}, policy.RefreshTokenInvalid, nil
+	}
+	b, ok, err := m.s.Records.Take(ctx, now, refreshKey(refresh))
+	if err != nil {
+		return Tokens{}, "", storeErr(err)
+	}
+	var gr grant
+	if !ok || json.Unmarshal(b, &gr) != nil || gr.App != app {
+		return Tokens{}, policy.RefreshTokenInvalid, nil
+	}
+	if code, err := m.extend(ctx, now, &gr); err != nil || code != "" {
+		if code != "" {
+			code = policy.RefreshTokenInvalid
+		}
+		return Tokens{}, code, err
+	}
+	t, err := m.issue(ctx, now, &gr, true)
+	return t, "", err
+}
+
+// Heartbeat extends the session of a session token of app: a new session token for the
+// same session, after a fresh look at the store (a revocation applies at once here).
+func (m *Manager) Heartbeat(ctx context.Context, now time.Time, app, tok string) (Tokens, policy.Code, error) {
+	v, _ := m.verified(now, tok)
+	if code := m.judge(now, app, v); code != "" {
+		return Tokens{}, code, nil
+	}
+	c := &v.claims
+	gr := grant{SID: c.SessionID, App: c.App, Device: c.DeviceID, License: c.License, Provider: c.Provider,
+		Verdicts: c.Verdicts, Started: c.Started.UnixNano()}
+	if code, err := m.extend(ctx, now, &gr); err != nil || code != "" {
+		return Tokens{}, code, err
+	}
+	t, err := m.issue(ctx, now, &gr, false)
+	return t, "", err
+}
+
+// extend looks the session up in the store and, when it is live, extends its record by
+// RefreshTTL.
+func (m *Manager) extend(ctx context.Context, now time.Time, gr *grant) (policy.Code, error) {
+	var stored grant
+	rec, ok, err := m.s.Records.Get(ctx, now, sessionKey(gr.SID))
+	if err != nil {
+		return "", storeErr(err)
+	}
+	if ok && json.Unmarshal(rec, &stored) == nil {
+		gr.Started = stored.Started
+	}
+	code, rec, err := m.lookStore(ctx, now, gr.SID, gr.App, gr.Device, gr.License, gr.Started)
+	if err != nil || code != "" {
+		return code, err
+	}
+	if _, err := m.s.Records.Swap(ctx, now, sessionKey(gr.SID), rec, rec, m.s.RefreshTTL); err != nil {
+		return "", storeErr(err)
+	}
+	return "", nil
+}
+
+func wellFormed(tok string) bool {
+	if len(tok) != refreshTokenLen {
+		return false
+	}
+	for i := 0; i < len(tok); i++ {
+		if c := tok[i]; !(c >= 'A' && c <= 'Z' || c >= '2' && c <= '7') {
+			return false
+		}
+	}
+	return true
+}
+
+// Target names what to revoke: one session (SessionID), every session of a device of an
+// app (App and DeviceID), or every session of a license (License, the key's hex SHA-256).
+type Target struct {
+	SessionID     string
+	App, DeviceID string
+	License       string
+}
+
+// ErrTarget is returned by Revoke for a target that names nothing or more than one kind.
+var ErrTarget = errors.New("name one session_id, one app with its device_id, or one license_sha256")
+
+// Revoke revokes a target from now on: its sessions are refused (SESSION_REVOKED), and
+// their refresh tokens too. Sessions a device or license begins later are not affected.
+func (m *Manager) Revoke(ctx context.Context, now time.Time, t Target) error {
+	ttl := m.s.RefreshTTL + m.s.TTL // outlives every session begun before now
+	switch {
+	case t.SessionID != "" && t.App == "" && t.DeviceID == "" && t.License == "":
+		_, _, err := m.s.Records.Create(ctx, now, revokedKey(t.SessionID), []byte("1"), ttl)
+		return storeErr(err)
+	case t.SessionID == "" && t.App != "" && t.DeviceID != "" && t.License == "":
+		return m.revokeBefore(ctx, now, deviceKey(t.App, t.DeviceID), ttl)
+	case t.SessionID == "" && t.App == "" && t.DeviceID == "" && t.License != "":
+		return m.revokeBefore(ctx, now, licenseKey(t.License), ttl)
+	}
+	return ErrTarget
+}
+
+// revokeBefore records now under key, unless a later time is already there.
+func (m *Manager) revokeBefore(ctx context.Context, now time.Time, key string, ttl time.Duration) error {
+	val := []byte(strconv.FormatInt(now.UnixNano(), 10))
+	for range 4 {
+		held, created, err := m.s.Records.Create(ctx, now, key, val, ttl)
+		if err != nil || created {
+			return storeErr(err)
+		}
+		if t, err := strconv.ParseInt(string(held), 10, 64); err == nil && t >= now.UnixNano() {
+			return nil
+		}
+		swapped, err := m.s.Records.Swap(ctx, now, key, held, val, ttl)
+		if err != nil || swapped {
+			return storeErr(err)
+		}
+	}
+	return fmt.Errorf("session store: revocation of one target kept changing")
+}
