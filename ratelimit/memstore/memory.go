@@ -49,6 +49,7 @@ type Store struct {
 	maxRecords   int
 	nrec         atomic.Int64
 	recFullUntil atomic.Int64
+	recNS        sync.Map // namespace → *atomic.Int64: records held (nsShare)
 }
 
 var (

@@ -227,6 +227,9 @@ func (s *Store) loadRec(r memRec, ns int64) {
 	sh := s.recShard(string(r.K))
 	if _, ok := sh.recs[string(r.K)]; !ok {
 		s.nrec.Add(1)
+		if c := s.nsCount(string(r.K)); c != nil {
+			c.Add(1)
+		}
 	}
 	if r.V == nil {
 		r.V = []byte{}

@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/cespare/xxhash/v2"
@@ -25,6 +26,27 @@ const defaultMaxRecords = 1_000_000
 var ErrRecordsFull = fmt.Errorf("%w: memory store holds its maximum of records", state.ErrUnavailable)
 
 var _ state.Records = (*Store)(nil)
+
+// nsShare: no namespace of records (a key's text before its first ':', such as "nonce",
+// "ch" or "sess") holds more than 1/nsShare of MaxRecords, so that a flood of one kind,
+// such as the nonces or challenges any client of an app can ask for, never leaves the
+// others (sessions, revocations, App Attest keys) without room. Keys without a ':'
+// count against the total only.
+const nsShare = 4
+
+// nsCount returns the record count of key's namespace, nil for a key without one.
+// Namespaces are the callers' constants, so the map stays small.
+func (s *Store) nsCount(key string) *atomic.Int64 {
+	ns, _, ok := strings.Cut(key, ":")
+	if !ok {
+		return nil
+	}
+	if c, ok := s.recNS.Load(ns); ok {
+		return c.(*atomic.Int64)
+	}
+	c, _ := s.recNS.LoadOrStore(strings.Clone(ns), new(atomic.Int64))
+	return c.(*atomic.Int64)
+}
 
 // rec is one record: its value and its expiry (unix ns; expired from exp on). A stored
 // value is never written to: a change stores a new one, so that values are copied out
@@ -138,8 +160,16 @@ func (s *Store) putRecord(sh *memShard, key string, v []byte, exp int64) error {
 		sh.recs[key] = rec{val: v, exp: exp}
 		return nil
 	}
+	c := s.nsCount(key)
+	if c != nil && c.Add(1) > int64(max(s.maxRecords/nsShare, 1)) {
+		c.Add(-1)
+		return ErrRecordsFull
+	}
 	if s.nrec.Add(1) > int64(s.maxRecords) {
 		s.nrec.Add(-1)
+		if c != nil {
+			c.Add(-1)
+		}
 		return ErrRecordsFull
 	}
 	sh.recs[strings.Clone(key)] = rec{val: v, exp: exp}
@@ -150,6 +180,9 @@ func (s *Store) putRecord(sh *memShard, key string, v []byte, exp int64) error {
 func (s *Store) delRecord(sh *memShard, key string) {
 	delete(sh.recs, key)
 	s.nrec.Add(-1)
+	if c := s.nsCount(key); c != nil {
+		c.Add(-1)
+	}
 }
 
 // roomForRecord drops every shard's expired records when the store holds its maximum,

@@ -170,3 +170,49 @@ func TestMaxRecordsValidate(t *testing.T) {
 		t.Errorf("default max_records %d, want 1000000", s.maxRecords)
 	}
 }
+
+// TestRecordsNamespaceShare: one namespace holds at most a quarter of max_records, so a
+// flood of nonces leaves room for sessions; keys without a namespace count against the
+// total only. A record taken back frees its namespace's room.
+func TestRecordsNamespaceShare(t *testing.T) {
+	ctx := context.Background()
+	s := New(state.MemoryConfig{MaxRecords: 8}, nil) // a quarter: 2
+	create := func(k string) error {
+		_, ok, err := s.Create(ctx, t0, k, []byte{1}, time.Minute)
+		if err == nil && !ok {
+			t.Fatalf("create %s: held already", k)
+		}
+		return err
+	}
+	for _, k := range []string{"nonce:1", "nonce:2"} {
+		if err := create(k); err != nil {
+			t.Fatalf("create %s within the share: %v", k, err)
+		}
+	}
+	if err := create("nonce:3"); !errors.Is(err, ErrRecordsFull) {
+		t.Fatalf("third nonce (share 2): %v, want ErrRecordsFull", err)
+	}
+	if ok, err := s.Swap(ctx, t0, "nonce:3", nil, []byte{1}, time.Minute); ok || !errors.Is(err, ErrRecordsFull) {
+		t.Fatalf("third nonce by swap: %v %v, want ErrRecordsFull", ok, err)
+	}
+	for _, k := range []string{"sess:1", "sess:2", "a", "b", "c", "d"} {
+		if err := create(k); err != nil {
+			t.Fatalf("create %s beside a full namespace: %v", k, err)
+		}
+	}
+	if err := create("e"); !errors.Is(err, ErrRecordsFull) {
+		t.Fatalf("ninth record (max 8): %v, want ErrRecordsFull", err)
+	}
+	if _, ok, _ := s.Take(ctx, t0, "a"); !ok {
+		t.Fatal("take a")
+	}
+	if err := create("nonce:3"); !errors.Is(err, ErrRecordsFull) {
+		t.Fatalf("a freed slot outside the namespace gave it room: %v", err)
+	}
+	if _, ok, _ := s.Take(ctx, t0, "nonce:1"); !ok {
+		t.Fatal("take nonce:1")
+	}
+	if err := create("nonce:3"); err != nil {
+		t.Fatalf("nonce after one was taken: %v", err)
+	}
+}
