@@ -27,9 +27,10 @@ const (
 // undecided (which a fail-open mode would let through).
 const swapTries = 4
 
-// Keys keeps one app's enrolled keys in the shared store: per key, its public key and
-// the last accepted assertion counter, under "aa:key:" and SHA-256 of the app and the
-// key id. The counter only moves by compare-and-set (state.Records.Swap), so that two
+// Keys keeps one app's enrolled keys in the shared store: per key, its public key, the
+// last accepted assertion counter and the trust it was enrolled under (environment and
+// roots: another configuration's keys are unknown to it), under "aa:key:" and SHA-256 of
+// the app and the key id. The counter only moves by compare-and-set (state.Records.Swap), so that two
 // replicas never both accept one counter value. Keys is safe for concurrent use.
 type Keys struct {
 	records    state.Records
