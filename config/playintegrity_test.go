@@ -124,9 +124,15 @@ func TestPlayIntegrityCompiled(t *testing.T) {
 	now := time.Date(2026, 12, 7, 3, 0, 0, 0, time.UTC)
 	in := attesttest.Request("app-a", "/v1/orders", "192.0.2.1", "x-request-nonce", "n-1")
 	in.RawPath = "/v1/orders?page=2"
-	good := pitest.Token(t, k, pitest.Good("com.example.shop", pitest.Binding("GET", "/v1/orders?page=2", "n-1"), now))
-	emu := pitest.Token(t, k, pitest.Good("com.example.shop", pitest.Binding("GET", "/v1/orders?page=2", "n-1"), now).
-		Set("deviceIntegrity", "deviceRecognitionVerdict", []string{"MEETS_VIRTUAL_INTEGRITY"}))
+	// Each token is accepted once: every accepted use below gets a token of its own (the
+	// encryption is randomised, so one payload makes distinct tokens).
+	goodToken := func() string {
+		return pitest.Token(t, k, pitest.Good("com.example.shop", pitest.Binding("GET", "/v1/orders?page=2", "n-1"), now))
+	}
+	emuToken := func() string {
+		return pitest.Token(t, k, pitest.Good("com.example.shop", pitest.Binding("GET", "/v1/orders?page=2", "n-1"), now).
+			Set("deviceIntegrity", "deviceRecognitionVerdict", []string{"MEETS_VIRTUAL_INTEGRITY"}))
+	}
 	load := func(ver, extra string) *policy.Rules {
 		snap, err := LoadBytes([]byte(piConfig("d.key", ver, extra)), filepath.Join(dir, "g.yaml"), Deps{Cache: cache})
 		if err != nil {
@@ -145,11 +151,15 @@ func TestPlayIntegrityCompiled(t *testing.T) {
 	}
 	for _, ver := range []string{"v.key", "v.pem"} {
 		r := load(ver, "")
+		good, emu := goodToken(), emuToken()
 		attesttest.Want(t, decide(r, good), "")
 		attesttest.Want(t, decide(r, emu), policy.EmulatorDetected)
 		attesttest.Want(t, decide(load(ver, "          allow_emulator: true\n"), emu), "")
 	}
+	good := goodToken()
+	attesttest.Want(t, decide(load("v.key", ""), good), "")
 	cache.Wait()
+	// Its second use is a replay (refused), but the verdict comes from the cache.
 	if d := decide(load("v.key", ""), good); !d.CacheHit {
 		t.Fatal("a reload that changes nothing dropped the cached verdict")
 	}

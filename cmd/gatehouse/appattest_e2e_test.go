@@ -4,7 +4,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/pem"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -19,8 +22,12 @@ import (
 const e2eAppID = "TEAM123456.com.example.shop"
 
 // appAttestConfig is an app whose /v1/orders requires an App Attest assertion, on the
-// Redis at addr.
-func appAttestConfig(addr string) string {
+// Redis at addr, trusting the root in the PEM file root (Apple's when empty).
+func appAttestConfig(addr, root string) string {
+	rootLine := ""
+	if root != "" {
+		rootLine = ", root_ca_file: " + root
+	}
 	return fmt.Sprintf(`
 store: {type: redis, redis: {addrs: ["%s"], timeout: 1s, key_prefix: "aa:"}}
 apps:
@@ -30,15 +37,28 @@ apps:
     attestation:
       providers:
         - type: app_attest
-          app_attest: {app_id: %s}
+          app_attest: {app_id: %s%s}
 endpoints:
   - {name: orders, path: /v1/orders, attestation: require}
-`, addr, e2eAppID)
+`, addr, e2eAppID, rootLine)
+}
+
+// testRoot returns a test CA and the path of a PEM file holding its root, for
+// root_ca_file.
+func testRoot(t *testing.T) (*appattesttest.CA, string) {
+	t.Helper()
+	ca := appattesttest.NewCA(time.Now().AddDate(-1, 0, 0))
+	file := filepath.Join(t.TempDir(), "root.pem")
+	if err := os.WriteFile(file, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Root.Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return ca, file
 }
 
 // enrolOnRedis enrols dev for app shop directly in the Redis the servers share (the
-// enrolment endpoint is another feature), with a chain made here.
-func enrolOnRedis(t *testing.T, addr string, dev *appattesttest.Device) *appattest.Keys {
+// enrolment endpoint is another feature), with a chain of ca, under the trust of a
+// server configured with ca's root.
+func enrolOnRedis(t *testing.T, addr string, ca *appattesttest.CA, dev *appattesttest.Device) *appattest.Keys {
 	t.Helper()
 	ctx := context.Background()
 	store, err := redisstore.Open(ctx, state.RedisConfig{Addrs: []string{addr}, KeyPrefix: "aa:", Timeout: time.Second}, nil)
@@ -47,7 +67,6 @@ func enrolOnRedis(t *testing.T, addr string, dev *appattesttest.Device) *appatte
 	}
 	t.Cleanup(func() { store.Close() })
 	now := time.Now()
-	ca := appattesttest.NewCA(now.AddDate(-1, 0, 0))
 	chal, _ := challenge.New(store, time.Minute, nil)
 	keys, err := appattest.NewKeys(store, chal, "shop", appattest.Params{AppID: e2eAppID, Roots: ca.Pool}, 24*time.Hour)
 	if err != nil {
@@ -79,9 +98,10 @@ func assertedOrder(dev *appattesttest.Device, n uint32, binding string) request 
 // once; the accepted call carries the app-scoped device id upstream.
 func TestAppAttestCounterAcrossReplicas(t *testing.T) {
 	addr, _ := redisServer(t)
-	path := writeConfig(t, t.TempDir(), appAttestConfig(addr))
+	ca, root := testRoot(t)
+	path := writeConfig(t, t.TempDir(), appAttestConfig(addr, root))
 	dev := appattesttest.NewDevice()
-	keys := enrolOnRedis(t, addr, dev)
+	keys := enrolOnRedis(t, addr, ca, dev)
 	servers := []*testServer{startProcess(t, "--config", path), startProcess(t, "--config", path)}
 	for _, s := range servers {
 		s.waitReady(t)
@@ -151,9 +171,10 @@ func TestAppAttestCounterAcrossReplicas(t *testing.T) {
 // the client sends one.
 func TestAppAttestBoundToRequest(t *testing.T) {
 	addr, _ := redisServer(t)
-	path := writeConfig(t, t.TempDir(), appAttestConfig(addr))
+	ca, root := testRoot(t)
+	path := writeConfig(t, t.TempDir(), appAttestConfig(addr, root))
 	dev := appattesttest.NewDevice()
-	enrolOnRedis(t, addr, dev)
+	enrolOnRedis(t, addr, ca, dev)
 	s := startServer(t, "--config", path)
 	s.waitReady(t)
 	other := assertedOrder(dev, 1, "n")

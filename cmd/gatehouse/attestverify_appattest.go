@@ -8,10 +8,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
 
+	"github.com/gatehouse/gatehouse/config"
+	"github.com/gatehouse/gatehouse/policy"
 	"github.com/gatehouse/gatehouse/policy/attest/appattest"
 )
 
@@ -48,12 +49,19 @@ func verifyAppAttest(args []string, stdout, stderr io.Writer) int {
 		return 0 // --help
 	}
 	obj, err := readProof(a.fileName)
-	if err != nil {
+	if err != nil && !errors.Is(err, config.ErrTooLarge) {
 		fmt.Fprintf(stderr, "gatehouse attest verify: %v\n", err)
 		return 2
 	}
 	fmt.Fprintf(stdout, "App Attest attestation, app id %s, %s, at %s\n", a.params.AppID, a.params.Env, a.at.Format(time.RFC3339))
-	got, verr := appattest.VerifyAttestation(obj, a.keyID, a.cdh, a.params, a.at)
+	var got *appattest.Attested
+	var verr error
+	if err != nil {
+		verr = &appattest.Error{Step: appattest.StepSize, Code: policy.InvalidAttestation,
+			Msg: fmt.Sprintf("FILE is larger than %d bytes", maxProofFileBytes)}
+	} else {
+		got, verr = appattest.VerifyAttestation(obj, a.keyID, a.cdh, a.params, a.at)
+	}
 	printSteps(stdout, appattest.AttestationSteps, verr)
 	if verr != nil {
 		var e *appattest.Error
@@ -155,9 +163,13 @@ func decodeB64(s string) ([]byte, error) {
 	return base64.RawStdEncoding.DecodeString(s)
 }
 
-// readProof reads FILE: its base64 when the whole file is base64 text, else its bytes.
+// readProof reads FILE, up to maxProofFileBytes (config.ErrTooLarge beyond): its base64
+// when the whole file is base64 text, else its bytes.
 func readProof(name string) ([]byte, error) {
-	b, err := os.ReadFile(name)
+	b, err := config.ReadFile(name, maxProofFileBytes)
+	if errors.Is(err, config.ErrTooLarge) {
+		return nil, err
+	}
 	if err != nil {
 		return nil, errors.New("cannot read FILE")
 	}
@@ -167,8 +179,9 @@ func readProof(name string) ([]byte, error) {
 	return b, nil
 }
 
+// readRoot reads a PEM root file of at most config.MaxFileBytes.
 func readRoot(name string) (*x509.CertPool, error) {
-	b, err := os.ReadFile(name)
+	b, err := config.ReadFile(name, config.MaxFileBytes)
 	if err != nil {
 		return nil, errors.New("cannot read the file")
 	}

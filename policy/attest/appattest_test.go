@@ -179,3 +179,54 @@ func TestAppAttestStoreDown(t *testing.T) {
 		t.Fatalf("%+v", o)
 	}
 }
+
+// swapDown is a store whose reads work and whose compare-and-set fails: the counter
+// cannot be moved after the signature verified.
+type swapDown struct{ state.Records }
+
+func (swapDown) Swap(context.Context, time.Time, string, []byte, []byte, time.Duration) (bool, error) {
+	return false, state.ErrUnavailable
+}
+
+// TestAppAttestSwapDown: an assertion whose signature verified but whose counter could
+// not be stored is undecided (the fail mode decides), with no verified device id and
+// nothing cached: once the store answers, the same assertion is checked in full and
+// accepted once, never twice.
+func TestAppAttestSwapDown(t *testing.T) {
+	cache, err := policy.NewCache(1 << 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cache.Close()
+	dev := appattesttest.NewDevice()
+	records := memstore.New(state.MemoryConfig{}, nil)
+	ca := appattesttest.NewCA(aaT0.AddDate(-1, 0, 0))
+	params := appattest.Params{AppID: aaAppID, Roots: ca.Pool}
+	chal, _ := challenge.New(records, time.Minute, nil)
+	keys, _ := appattest.NewKeys(records, chal, "shop", params, 24*time.Hour)
+	c, _ := keys.Challenge(context.Background(), aaT0)
+	cdh := sha256.Sum256([]byte(c))
+	if _, err := keys.Enrol(context.Background(), aaT0, dev.KeyID, ca.Attest(dev, appattesttest.Attestation{AppID: aaAppID, ClientDataHash: cdh[:]}, aaT0), c); err != nil {
+		t.Fatal(err)
+	}
+	down, _ := appattest.NewKeys(swapDown{records}, chal, "shop", params, 24*time.Hour)
+	provider := func(k *appattest.Keys) *attest.Provider {
+		return attest.New(attest.Config{Kind: attest.AppAttest, App: "shop", CacheID: "aa", BindingHeader: attest.DefaultAppAttestBindingHeader,
+			AppAttest: &attest.AppAttestSettings{Keys: k}})
+	}
+	in := aaInput(dev, 1, "GET\n/v1/orders?id=7\nnonce-1")
+	tok := in.Headers["x-app-attest-assertion"]
+	o := provider(down).Check(context.Background(), aaT0, in, tok, cache)
+	if o.Err == nil || o.Code != "" || o.DeviceID != "" {
+		t.Fatalf("swap down: %+v", o)
+	}
+	cache.Wait()
+	up := provider(keys)
+	if o := up.Check(context.Background(), aaT0, in, tok, cache); o.Err != nil || o.Code != "" || o.CacheHit || o.DeviceID == "" {
+		t.Fatalf("store back: %+v", o)
+	}
+	cache.Wait()
+	if o := up.Check(context.Background(), aaT0, in, tok, cache); o.Code != policy.AttestationFailed {
+		t.Fatalf("replay: %+v", o)
+	}
+}

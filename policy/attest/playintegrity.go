@@ -20,7 +20,8 @@ type PlayIntegrityConfig struct {
 // playIntegrity decrypts and verifies a Play Integrity token and turns its payload into
 // facts, in the order of the failure mapping: malformed, not genuine (does not decrypt
 // or verify, another app's package), then the verdicts, which judge applies after the
-// binding and the clock. The token names no device: the device id stays empty.
+// binding and the clock. The token names no device: the device id stays empty. Its
+// digest is its replay id: with a damper (config sets one), a token is accepted once.
 func (p *Provider) playIntegrity(tok string) *facts {
 	pi := p.c.PlayIntegrity
 	pl, err := playintegrity.Decode(tok, pi.Keys)
@@ -40,6 +41,9 @@ func (p *Provider) playIntegrity(tok string) *facts {
 	}
 	f := &facts{iat: time.UnixMilli(int64(pl.RequestDetails.TimestampMillis))}
 	f.exp = f.iat.Add(maxAge)
+	// The token names no id of its own: its digest is the replay damper's jti.
+	id := policy.HashCredential(tok)
+	f.jti = string(id[:])
 	f.pay, f.hasPay = playintegrity.Binding(pl)
 	v := pi.Policy.Verdict(pl)
 	f.verdict, f.verdictMsg = v.Code, v.Message

@@ -186,3 +186,40 @@ func TestPlayIntegrityTimestampSpelling(t *testing.T) {
 		}
 	}
 }
+
+// TestPlayIntegrityReplay: with a replay damper, each token is accepted once, cached or
+// not; other tokens are not affected by it, and a use refused before the damper (another
+// request's binding) does not spend the token.
+func TestPlayIntegrityReplay(t *testing.T) {
+	cache, err := policy.NewCache(1 << 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cache.Close()
+	k := pitest.NewKeys(t)
+	p := attest.New(attest.Config{Kind: attest.PlayIntegrity, App: "a", CacheID: "pi-" + t.Name(), BindingHeader: "x-request-nonce",
+		Replay:        attest.NewMemoryReplay(0),
+		PlayIntegrity: &attest.PlayIntegrityConfig{Keys: k.Verifier(), Policy: playintegrity.Policy{PackageName: piPackage, MinLevel: playintegrity.Device}}})
+	a := pitest.Token(t, k, pitest.Good(piPackage, piBinding, now))
+	b := pitest.Token(t, k, pitest.Good(piPackage, piBinding, now.Add(-time.Millisecond)))
+	ctx := context.Background()
+	for _, step := range []struct {
+		name  string
+		tok   string
+		nonce string
+		want  policy.Code
+	}{
+		{"a on another request", a, "n-124", policy.AttestationFailed},
+		{"a", a, "n-123", ""},
+		{"a again", a, "n-123", policy.AttestationFailed},
+		{"b", b, "n-123", ""},
+		{"a once more", a, "n-123", policy.AttestationFailed},
+		{"b again", b, "n-123", policy.AttestationFailed},
+	} {
+		o := p.Check(ctx, now, piRequest(step.tok, "x-request-nonce", step.nonce), step.tok, cache)
+		if o.Err != nil || o.Code != step.want {
+			t.Fatalf("%s: code %q (%s, err %v), want %q", step.name, o.Code, o.Message, o.Err, step.want)
+		}
+		cache.Wait()
+	}
+}

@@ -27,9 +27,10 @@ const (
 // undecided (which a fail-open mode would let through).
 const swapTries = 4
 
-// Keys keeps one app's enrolled keys in the shared store: per key, its public key and
-// the last accepted assertion counter, under "aa:key:" and SHA-256 of the app and the
-// key id. The counter only moves by compare-and-set (state.Records.Swap), so that two
+// Keys keeps one app's enrolled keys in the shared store: per key, its public key, the
+// last accepted assertion counter and the trust it was enrolled under (environment and
+// roots: another configuration's keys are unknown to it), under "aa:key:" and SHA-256 of
+// the app and the key id. The counter only moves by compare-and-set (state.Records.Swap), so that two
 // replicas never both accept one counter value. Keys is safe for concurrent use.
 type Keys struct {
 	records    state.Records
@@ -72,7 +73,7 @@ func (k *Keys) Enrol(ctx context.Context, now time.Time, keyID, obj []byte, chal
 	if err != nil {
 		return nil, err
 	}
-	_, created, err := k.records.Create(ctx, now, k.recordKey(keyID), encodeRecord(att.PublicKey, 0), k.ttl)
+	_, created, err := k.records.Create(ctx, now, k.recordKey(keyID), encodeRecord(k.params.trust(), att.PublicKey, 0), k.ttl)
 	if err != nil {
 		return nil, fmt.Errorf("appattest: store: %w", err)
 	}
@@ -120,7 +121,7 @@ func (k *Keys) load(ctx context.Context, now time.Time, key string) (cur []byte,
 	if err != nil {
 		return nil, nil, 0, fmt.Errorf("appattest: store: %w", err)
 	}
-	pub, counter, ok := decodeRecord(cur)
+	pub, counter, ok := decodeRecord(cur, k.params.trust())
 	if !found || !ok {
 		return nil, nil, 0, fail(StepEnrolled, policy.InvalidAttestation, "key not enrolled")
 	}
@@ -130,7 +131,7 @@ func (k *Keys) load(ctx context.Context, now time.Time, key string) (cur []byte,
 // advance swaps the record cur for one with counter n, re-reading it when another
 // assertion moved it first, until n is no longer above the stored counter.
 func (k *Keys) advance(ctx context.Context, now time.Time, key string, cur []byte, pub *ecdsa.PublicKey, n uint32) error {
-	next := encodeRecord(pub, n)
+	next := encodeRecord(k.params.trust(), pub, n)
 	for range swapTries {
 		swapped, err := k.records.Swap(ctx, now, key, cur, next, k.ttl)
 		if err != nil {
@@ -164,19 +165,32 @@ func (k *Keys) recordKey(keyID []byte) string {
 	return keyPrefix + hex.EncodeToString(h.Sum(nil))
 }
 
-// A record is: version 1, the counter (4 bytes, big-endian), the uncompressed P-256
-// point (65 bytes).
+// A record is: its trust tag (see Params.trust), the counter (4 bytes, big-endian), the
+// uncompressed P-256 point (65 bytes). A record whose tag is not the Keys' own reads as
+// no record: the key was enrolled under another environment or other trust anchors.
 const recordLen = 1 + 4 + 65
 
-func encodeRecord(pub *ecdsa.PublicKey, counter uint32) []byte {
+// trust is the tag of the keys p enrols: 1 + Env, plus 2 under trust anchors other than
+// Apple's root. A development key, or one attested by a test root, is then never
+// accepted by a configuration that would have refused its attestation. (Tag 1, the
+// records' first version byte, is production under Apple's root.)
+func (p Params) trust() byte {
+	t := 1 + byte(p.Env)
+	if p.Roots != nil {
+		t += 2
+	}
+	return t
+}
+
+func encodeRecord(tag byte, pub *ecdsa.PublicKey, counter uint32) []byte {
 	b := make([]byte, 0, recordLen)
-	b = append(b, 1)
+	b = append(b, tag)
 	b = binary.BigEndian.AppendUint32(b, counter)
 	return append(b, uncompressed(pub)...)
 }
 
-func decodeRecord(b []byte) (*ecdsa.PublicKey, uint32, bool) {
-	if len(b) != recordLen || b[0] != 1 {
+func decodeRecord(b []byte, tag byte) (*ecdsa.PublicKey, uint32, bool) {
+	if len(b) != recordLen || b[0] != tag {
 		return nil, 0, false
 	}
 	pub, err := ecdsa.ParseUncompressedPublicKey(elliptic.P256(), b[5:])

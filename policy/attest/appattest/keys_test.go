@@ -268,3 +268,47 @@ func TestKeysScopedToApp(t *testing.T) {
 	_, err = f.keys.Enrol(bg, t0, appattesttest.NewDevice().KeyID, f.attest(dev, c), c)
 	wantRefusal(t, err, policy.AttestationFailed, appattest.StepChallenge)
 }
+
+// TestKeysBoundToTrust: a key is trusted only under the environment and trust anchors it
+// was enrolled under. A development key, or one enrolled under a test root, sharing the
+// store with (or surviving a switch to) a production configuration of the same app must
+// enrol again there: its assertions are refused as for a key never enrolled.
+func TestKeysBoundToTrust(t *testing.T) {
+	records := memstore.New(state.MemoryConfig{}, nil)
+	f := newFixture(t, records)
+	dev := appattesttest.NewDevice()
+	devParams := appattest.Params{AppID: appID, Env: appattest.Development, Roots: f.ca.Pool}
+	devKeys, err := appattest.NewKeys(records, f.chal, "shop", devParams, keyTTL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := f.chal.Issue(bg, t0, "shop")
+	cdh := sha256.Sum256([]byte(c))
+	obj := f.ca.Attest(dev, appattesttest.Attestation{AppID: appID, ClientDataHash: cdh[:], AAGUID: appattesttest.AAGUIDDevelopment}, t0)
+	if _, err := devKeys.Enrol(bg, t0, dev.KeyID, obj, c); err != nil {
+		t.Fatalf("development enrolment: %v", err)
+	}
+	if _, err := devKeys.Assert(bg, t0, dev.KeyID, dev.Assert(appID, 1, nil), nil); err != nil {
+		t.Fatalf("development key refused under development: %v", err)
+	}
+	// f.keys: production, same app, same store, same (test) root.
+	_, err = f.keys.Assert(bg, t0, dev.KeyID, dev.Assert(appID, 2, nil), nil)
+	wantRefusal(t, err, policy.InvalidAttestation, appattest.StepEnrolled)
+	if err := f.keys.Advance(bg, t0, dev.KeyID, 3); err == nil {
+		t.Fatal("Advance of a development key accepted under production")
+	}
+
+	// A key enrolled under a test root is unknown once the app trusts Apple's root again.
+	prod := appattesttest.NewDevice()
+	f.enrol(t, prod)
+	apple, err := appattest.NewKeys(records, f.chal, "shop", appattest.Params{AppID: appID}, keyTTL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = apple.Assert(bg, t0, prod.KeyID, prod.Assert(appID, 1, nil), nil)
+	wantRefusal(t, err, policy.InvalidAttestation, appattest.StepEnrolled)
+	// Under its own trust it still works, and the refusals above did not touch it.
+	if _, err := f.keys.Assert(bg, t0, prod.KeyID, prod.Assert(appID, 1, nil), nil); err != nil {
+		t.Fatalf("key refused under the trust it was enrolled with: %v", err)
+	}
+}
