@@ -90,6 +90,9 @@ type Outcome struct {
 	UpstreamStatus int
 	UpstreamBytes  int
 	Signed         bool
+	// Replayed is set when the client received a stored idempotent response instead of
+	// the upstream's.
+	Replayed bool
 	// Skipped: no feature acted on the exchange, and the stream was told to skip every
 	// later phase (a route without features, or a request none of its features acts on).
 	Skipped   bool

@@ -68,3 +68,41 @@ func modesEqual(a, b *procv3.ProcessingMode) bool {
 		a.GetRequestBodyMode() == b.GetRequestBodyMode() && a.GetResponseBodyMode() == b.GetResponseBodyMode() &&
 		a.GetRequestTrailerMode() == b.GetRequestTrailerMode() && a.GetResponseTrailerMode() == b.GetResponseTrailerMode()
 }
+
+// TestEndToEndReplayLabelled: an idempotent response replayed from its entry is counted
+// under outcome "replayed", not "pass", and logged in the decision log as a replay; the
+// first request, which reached the upstream, stays a pass; a conflict stays a replace.
+func TestEndToEndReplayLabelled(t *testing.T) {
+	srv := startServer(t, "--config", writeConfig(t, t.TempDir(), needsConfig()))
+	tok := deviceTokens(t, 1)[0]
+	if ir := runExchange(t, srv, order(tok, "k-1", `{"sku":"a"}`)); ir != nil {
+		t.Fatalf("first request answered %d %s", ir.GetStatus().GetCode(), ir.GetBody())
+	}
+	ir := runExchange(t, srv, order(tok, "k-1", `{"sku":"a"}`))
+	if ir == nil || ir.GetStatus().GetCode() != 201 || irHeader(ir, "idempotent-replayed") != "true" {
+		t.Fatalf("repeat: %v, want the stored 201 replayed", ir)
+	}
+	wantAnswer(t, runExchange(t, srv, order(tok, "k-1", `{"sku":"b"}`)), 409, "CONFLICT-409")
+	m := srv.body(t, "/metrics")
+	for series, want := range map[string]float64{
+		`gatehouse_response_exchanges_total{app="main",code="",endpoint="orders",outcome="pass"}`:            1,
+		`gatehouse_response_exchanges_total{app="main",code="",endpoint="orders",outcome="replayed"}`:        1,
+		`gatehouse_response_exchanges_total{app="main",code="CONFLICT",endpoint="orders",outcome="replace"}`: 1,
+	} {
+		if got := metricValue(t, m, series); got != want {
+			t.Errorf("%s = %v, want %v", series, got, want)
+		}
+	}
+	var replays int
+	for _, r := range srv.out.records("response") {
+		if r["outcome"] == "replayed" {
+			replays++
+			if r["status"] != float64(201) || r["app"] != "main" || r["endpoint"] != "orders" || r["code"] != "" {
+				t.Errorf("replay logged as %v", r)
+			}
+		}
+	}
+	if replays != 1 {
+		t.Errorf("%d replays in the decision log, want 1", replays)
+	}
+}
