@@ -26,6 +26,7 @@ type hook interface {
 // belongs to one stream and is never shared.
 type exchange struct {
 	route      *Route // nil: no feature runs
+	needs      needs  // the phases this exchange needs (Route.needsFor)
 	identified bool   // the request headers were read (once per stream)
 	now        time.Time
 
@@ -89,6 +90,11 @@ type Outcome struct {
 	UpstreamStatus int
 	UpstreamBytes  int
 	Signed         bool
-	Skipped        bool // no feature applied: the stream was told to skip every phase
-	Cancelled      bool // the stream ended before the response was complete
+	// Replayed is set when the client received a stored idempotent response instead of
+	// the upstream's.
+	Replayed bool
+	// Skipped: no feature acted on the exchange, and the stream was told to skip every
+	// later phase (a route without features, or a request none of its features acts on).
+	Skipped   bool
+	Cancelled bool // the stream ended before the response was complete
 }

@@ -59,6 +59,7 @@ func (h idempotencyHook) request(ctx context.Context, x *exchange) *reply {
 		x.idem = claim
 		return nil
 	case idempotency.Replay:
+		x.outcome.Replayed = true
 		return replayed(stored)
 	case idempotency.Mismatch:
 		return x.denial(policy.Conflict, msgIdemMismatch)

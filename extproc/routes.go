@@ -35,6 +35,8 @@ type Route struct {
 	Sign *signature.Signer
 
 	hooks []hook
+	// needs are those of the features that act on every exchange of the route (upstream
+	// errors, login, signature); needsFor adds idempotency's per exchange.
 	needs needs
 }
 
@@ -67,14 +69,33 @@ func (r *Route) build() {
 		r.needs.requestBody = r.needs.requestBody || r.Login.Header == ""
 		r.needs.response = true
 	}
+	// Idempotency's needs are the exchange's (needsFor): only a request of its methods
+	// carrying a key has its bodies buffered.
 	if r.Idempotency != nil && r.Records != nil {
 		r.hooks = append(r.hooks, idempotencyHook{rule: r.Idempotency, rec: r.Records})
-		r.needs.requestBody, r.needs.response, r.needs.responseBody = true, true, true
 	}
 	if r.Sign != nil {
 		r.needs.response, r.needs.responseBody = true, true
 	}
 }
+
+// needsFor returns the phases one exchange needs after its request headers: those of
+// the features acting on every exchange, plus idempotency's (both bodies, the response)
+// when the request is one of its methods and carries a key. The test is the idempotency
+// hook's own, so a request it would act on is never left unbuffered; a required key that
+// is missing is refused on the headers.
+func (r *Route) needsFor(method string, h map[string]string) needs {
+	n := r.needs
+	if r.Idempotency != nil && r.Records != nil && r.Idempotency.Applies(method) {
+		if _, ok := h[r.Idempotency.Header]; ok {
+			n.requestBody, n.response, n.responseBody = true, true, true
+		}
+	}
+	return n
+}
+
+// any reports whether the exchange needs any phase after its request headers.
+func (n needs) any() bool { return n.requestBody || n.response || n.responseBody }
 
 // active reports whether any feature runs on the route.
 func (r *Route) active() bool { return len(r.hooks) > 0 || r.Sign != nil }

@@ -126,17 +126,22 @@ func (s *Server) requestHeaders(ctx context.Context, x *exchange, req *extprocv3
 	x.dialect = x.route.Dialect
 	x.reqHeaders = headerMap(h.GetHeaders())
 	x.method, x.path = x.reqHeaders[":method"], x.reqHeaders[":path"]
-	if h.GetEndOfStream() || !x.route.needs.requestBody {
+	x.needs = x.route.needsFor(x.method, x.reqHeaders)
+	if h.GetEndOfStream() || !x.needs.requestBody {
 		if r := s.runRequest(ctx, x); r != nil {
 			return s.answer(x, r), true
 		}
 	}
-	return requestHeadersResponse(modeFor(x.route.needs, h.GetEndOfStream())), false
+	if !x.needs.any() {
+		x.outcome.Skipped = true // nothing acts on it: Envoy sends nothing more
+		return requestHeadersResponse(skipAll), false
+	}
+	return requestHeadersResponse(modeFor(x.needs, h.GetEndOfStream())), false
 }
 
 // requestBody buffers the request body and runs the request hooks on its last part.
 func (s *Server) requestBody(ctx context.Context, x *exchange, req *extprocv3.ProcessingRequest, b *extprocv3.HttpBody) (*extprocv3.ProcessingResponse, bool) {
-	if x.route == nil || !x.route.needs.requestBody {
+	if x.route == nil || !x.needs.requestBody {
 		return continueFor(req), false
 	}
 	if len(x.reqBody)+len(b.GetBody()) > x.route.MaxBody {
@@ -156,7 +161,7 @@ func (s *Server) requestBody(ctx context.Context, x *exchange, req *extprocv3.Pr
 // upstream error the route rewrites (its body is dropped, so never buffered), the
 // response hooks run now.
 func (s *Server) responseHeaders(ctx context.Context, x *exchange, req *extprocv3.ProcessingRequest, h *extprocv3.HttpHeaders) (*extprocv3.ProcessingResponse, bool) {
-	if x.route == nil {
+	if x.route == nil || !x.needs.any() {
 		return continueFor(req), false
 	}
 	x.respHeaders = headerMap(h.GetHeaders())
@@ -165,7 +170,7 @@ func (s *Server) responseHeaders(ctx context.Context, x *exchange, req *extprocv
 	if n, err := strconv.Atoi(x.respHeaders["content-length"]); err == nil && n >= 0 {
 		x.outcome.UpstreamBytes = n
 	}
-	if h.GetEndOfStream() || !x.route.needs.responseBody || x.route.UpstreamErrors && upstreamError(x.status) {
+	if h.GetEndOfStream() || !x.needs.responseBody || x.route.UpstreamErrors && upstreamError(x.status) {
 		return s.respond(ctx, x, req)
 	}
 	return continueFor(req), false
@@ -175,7 +180,7 @@ func (s *Server) responseHeaders(ctx context.Context, x *exchange, req *extprocv
 // A body over the route's bound fails closed: the client gets INVALID_RESPONSE, never a
 // response the features could not see whole.
 func (s *Server) responseBody(ctx context.Context, x *exchange, req *extprocv3.ProcessingRequest, b *extprocv3.HttpBody) (*extprocv3.ProcessingResponse, bool) {
-	if x.route == nil || !x.route.needs.responseBody {
+	if x.route == nil || !x.needs.responseBody {
 		return continueFor(req), false
 	}
 	if len(x.respBody)+len(b.GetBody()) > x.route.MaxBody {
@@ -258,7 +263,7 @@ func (s *Server) seal(x *exchange, status int, body []byte) (set []policy.Header
 func (s *Server) finish(ctx context.Context, x *exchange, start time.Time) {
 	if x.route != nil {
 		x.now = s.o.Now()
-		if x.outcome.Status == 0 {
+		if x.outcome.Status == 0 && !x.outcome.Skipped {
 			x.outcome.Cancelled = true
 		}
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.o.DoneTimeout)

@@ -96,6 +96,7 @@ type Decision struct {
 
 	CacheHit            bool   // a verified credential came from the verdict cache
 	AttestationProvider string // the provider whose credential was evaluated
+	attested            bool   // AttestationProvider verified its credential
 }
 
 // Allowed reports whether the request may pass.

@@ -316,6 +316,7 @@ func (r *Rules) device(d *Decision, in *Input, v DeviceVerdict, step Step, fail 
 	if v.Err != nil {
 		return d.undecided(step, fail, v.Err.Error())
 	}
+	d.attested = d.attested || v.Provider != ""
 	return true
 }
 

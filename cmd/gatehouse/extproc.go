@@ -25,7 +25,7 @@ func newExchangeObserver(m *telemetry.Metrics, log *slog.Logger, perSecond int) 
 	o := &exchangeObserver{
 		exchanges: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gatehouse_response_exchanges_total",
-			Help: "Response-phase (ext_proc) streams by outcome (skip, pass, replace, cancel), catalogue code, app and endpoint.",
+			Help: "Response-phase (ext_proc) streams by outcome (skip, pass, replace, replayed, cancel), catalogue code, app and endpoint.",
 		}, []string{"outcome", "code", "app", "endpoint"}),
 		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "gatehouse_response_exchange_duration_seconds",
@@ -51,6 +51,8 @@ func (o *exchangeObserver) ObserveExchange(ctx context.Context, x *extproc.Outco
 		outcome = "cancel"
 	case x.Code != "":
 		outcome = "replace"
+	case x.Replayed:
+		outcome = "replayed"
 	}
 	o.exchanges.WithLabelValues(outcome, string(x.Code), x.App, x.Endpoint).Inc()
 	o.duration.Observe(time.Since(start).Seconds())

@@ -240,7 +240,10 @@ func (m *Manager) lookStore(ctx context.Context, now time.Time, sid, app, dev, l
 	if err != nil || !ok {
 		return policy.SessionNotFound, nil, storeErr(err)
 	}
-	keys := []string{deviceKey(app, dev)}
+	var keys []string
+	if dev != "" { // a session without a device id is revoked by its id or its license
+		keys = append(keys, deviceKey(app, dev))
+	}
 	if lic != "" {
 		keys = append(keys, licenseKey(lic))
 	}

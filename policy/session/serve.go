@@ -116,12 +116,16 @@ func (e *Endpoint) grant(ctx context.Context, now time.Time, req *policy.ServeRe
 	return Grant{}, policy.ServeResult{Code: code, Message: msg}, false
 }
 
-// exchangeable checks that the device steps verified a proof: a device id, established
-// by an attestation provider other than a session, or by a license key bound to it.
+// exchangeable checks that the device steps verified a proof: an attestation provider
+// other than a session verified its credential (with a device id, or without one for a
+// provider that names none, such as Play Integrity), or a license key bound to a device
+// id. A provider evaluated but not verified (a dependency failed and the fail mode let the
+// request on) is a proof only with the device id it did verify.
 func exchangeable(req *policy.ServeRequest) (policy.Code, string) {
 	switch {
 	case req.Provider == "session":
 		return policy.AttestationRequired, "A session is not a proof: use the refresh token"
+	case req.Attested && req.Provider != "":
 	case req.DeviceID == "" || (req.Provider == "" && req.License == ""):
 		return policy.AttestationRequired, "The exchange needs a proof: an attestation, or a license key with its device id"
 	}

@@ -20,7 +20,7 @@ const TokenType = "gatehouse-session+jwt"
 type Claims struct {
 	SessionID string    // sid: the session, which refreshes and heartbeats keep
 	App       string    // aud: the app the session belongs to
-	DeviceID  string    // sub: the device id verified at the exchange
+	DeviceID  string    // sub: the device id verified at the exchange; "" (no sub) when the proof named none
 	License   string    // lic: hex SHA-256 of the license key, when one was presented
 	Provider  string    // prv: the proof the exchange accepted (a provider name, or "license")
 	Verdicts  []string  // vrd: the checks the exchange passed
@@ -88,7 +88,7 @@ func (ks *KeySet) verify(issuer, tok string) *verified {
 		return k.signer.Public(), nil
 	})
 	if err != nil || w.Issuer != issuer || w.ExpiresAt == nil || w.IssuedAt == nil ||
-		len(w.Audience) != 1 || w.SID == "" || w.Subject == "" {
+		len(w.Audience) != 1 || w.SID == "" {
 		return &verified{code: policy.InvalidToken}
 	}
 	return &verified{claims: Claims{SessionID: w.SID, App: w.Audience[0], DeviceID: w.Subject, License: w.License,
