@@ -27,6 +27,7 @@ type hook interface {
 type exchange struct {
 	route      *Route // nil: no feature runs
 	identified bool   // the request headers were read (once per stream)
+	requestRan bool   // the request hooks ran (once per stream)
 	now        time.Time
 
 	app, endpoint, decisionID string

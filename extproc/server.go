@@ -98,6 +98,10 @@ func (s *Server) handle(ctx context.Context, x *exchange, req *extprocv3.Process
 		return s.responseHeaders(ctx, x, req, r.ResponseHeaders)
 	case *extprocv3.ProcessingRequest_ResponseBody:
 		return s.responseBody(ctx, x, req, r.ResponseBody)
+	case *extprocv3.ProcessingRequest_RequestTrailers:
+		return s.requestTrailers(ctx, x, req)
+	case *extprocv3.ProcessingRequest_ResponseTrailers:
+		return s.responseTrailers(ctx, x, req)
 	}
 	return continueFor(req), false
 }
@@ -190,8 +194,36 @@ func (s *Server) responseBody(ctx context.Context, x *exchange, req *extprocv3.P
 	return s.respond(ctx, x, req)
 }
 
-// runRequest runs the request hooks in order; the first reply ends the exchange.
+// requestTrailers ends a buffered request body: in BUFFERED mode Envoy sends a body
+// followed by trailers with end_of_stream false, and the trailers say it is whole. The
+// request hooks run now, before Envoy lets the request go to the upstream.
+func (s *Server) requestTrailers(ctx context.Context, x *exchange, req *extprocv3.ProcessingRequest) (*extprocv3.ProcessingResponse, bool) {
+	if x.route == nil || !x.route.needs.requestBody || x.requestRan {
+		return continueFor(req), false
+	}
+	if r := s.runRequest(ctx, x); r != nil {
+		return s.answer(x, r), true
+	}
+	return continueFor(req), false
+}
+
+// responseTrailers ends a buffered response body the same way. The response hooks run
+// on the whole body; a signed route fails closed with INVALID_RESPONSE, since a
+// trailers answer cannot set the response headers the signature goes in.
+func (s *Server) responseTrailers(ctx context.Context, x *exchange, req *extprocv3.ProcessingRequest) (*extprocv3.ProcessingResponse, bool) {
+	if x.route == nil || !x.route.needs.responseBody || x.outcome.Status != 0 {
+		return continueFor(req), false
+	}
+	x.outcome.UpstreamBytes = len(x.respBody)
+	if x.route.Sign != nil {
+		return s.answer(x, x.denial(policy.InvalidResponse, "")), true
+	}
+	return s.respond(ctx, x, req)
+}
+
+// runRequest runs the request hooks in order, once; the first reply ends the exchange.
 func (s *Server) runRequest(ctx context.Context, x *exchange) *reply {
+	x.requestRan = true
 	for _, h := range x.route.hooks {
 		if r := h.request(ctx, x); r != nil {
 			return r
