@@ -1,0 +1,98 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+)
+
+// A body ended by trailers comes from Envoy's BUFFERED mode with end_of_stream false,
+// then the trailers. These cases drive that shape over real gRPC.
+
+func trailersReq(response bool) *extprocv3.ProcessingRequest {
+	if response {
+		return &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_ResponseTrailers{
+			ResponseTrailers: &extprocv3.HttpTrailers{}}}
+	}
+	return &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_RequestTrailers{
+		RequestTrailers: &extprocv3.HttpTrailers{}}}
+}
+
+// TestEndToEndLoginTrailersStillLocked: after three failed logins on the memory store,
+// a login body ended by trailers is refused with account_locked 423 at the trailers,
+// before the upstream sees it.
+func TestEndToEndLoginTrailersStillLocked(t *testing.T) {
+	dir := t.TempDir()
+	cfg := fmt.Sprintf(`
+lockout: {max_failures: 3, window: 1h, lock_for: 1h, key: [ip, account]}
+apps:
+  - {name: pk, dialect: protekt, app_token_sha256: ["%s"], endpoints: [login]}
+endpoints:
+  - {name: login, path: /v1/login, methods: [POST], response: {login: {account_field: email}}}
+`, sha("tok-pk"))
+	path := filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := startServer(t, "--config", path)
+	for i := range 3 {
+		x := loginAttempt("victim@example.com", "192.0.2.1", "401")
+		x.req.headers = app("pk")
+		if ir := runExchange(t, s, x); ir != nil {
+			t.Fatalf("attempt %d refused: %s", i+1, ir.GetBody())
+		}
+	}
+	x := loginAttempt("victim@example.com", "198.51.100.7", "200")
+	cr, err := s.check(t, x.req)
+	if err != nil || cr.GetOkResponse() == nil {
+		t.Fatalf("check: %v %s", err, describe(cr))
+	}
+	st := procStream(t, s)
+	procSend(t, st, &extprocv3.ProcessingRequest{MetadataContext: forwarded(cr), Request: &extprocv3.ProcessingRequest_RequestHeaders{
+		RequestHeaders: procHeaders(false, ":method", "POST", ":path", "/v1/login")}})
+	resp := procSend(t, st, &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_RequestBody{
+		RequestBody: &extprocv3.HttpBody{Body: []byte(x.req.body), EndOfStream: false}}})
+	if resp.GetImmediateResponse() != nil {
+		t.Fatalf("body answered before its trailers: %v", resp)
+	}
+	ir := procSend(t, st, trailersReq(false)).GetImmediateResponse()
+	wantAnswer(t, ir, 423, "account_locked")
+	if _, err := st.Recv(); !errors.Is(err, io.EOF) {
+		t.Fatalf("stream end: %v", err)
+	}
+}
+
+// TestEndToEndSignedTrailersFailClosed: a signed upstream response ended by trailers
+// cannot carry its signature; the client gets a signed INVALID_RESPONSE instead of the
+// upstream's body unsigned.
+func TestEndToEndSignedTrailersFailClosed(t *testing.T) {
+	srv := startSignedServer(t)
+	const nonce = "e2e-nonce-trailers-0001"
+	cr, err := srv.check(t, request{path: "/v1/orders", headers: with(app("shop"), "x-nonce", nonce)})
+	if err != nil || cr.GetOkResponse() == nil {
+		t.Fatalf("check: %v %s", err, describe(cr))
+	}
+	st := procStream(t, srv)
+	m := procSend(t, st, &extprocv3.ProcessingRequest{MetadataContext: forwarded(cr), Request: &extprocv3.ProcessingRequest_RequestHeaders{
+		RequestHeaders: procHeaders(true, ":method", "GET", ":path", "/v1/orders", "x-nonce", nonce)}}).GetModeOverride()
+	if m.GetResponseTrailerMode() != 1 { // SEND
+		t.Fatalf("mode %v, want the response trailers sent", m)
+	}
+	procSend(t, st, &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_ResponseHeaders{
+		ResponseHeaders: procHeaders(false, ":status", "200")}})
+	procSend(t, st, &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_ResponseBody{
+		ResponseBody: &extprocv3.HttpBody{Body: []byte(`{"secret":"upstream"}`), EndOfStream: false}}})
+	ir := procSend(t, st, trailersReq(true)).GetImmediateResponse()
+	if ir == nil || ir.GetStatus().GetCode() != 502 {
+		t.Fatalf("trailers answered %v, want 502 INVALID_RESPONSE", ir)
+	}
+	echo, ts, sig := signedHeaders(ir.GetHeaders().GetSetHeaders())
+	if echo != nonce || sig != hmacHex(signSecret, nonce, 502, ts, string(ir.GetBody())) {
+		t.Fatalf("echo %q ts %q sig %q: the refusal is not signed", echo, ts, sig)
+	}
+}
