@@ -1,11 +1,15 @@
 package main
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
@@ -94,5 +98,44 @@ func TestEndToEndSignedTrailersFailClosed(t *testing.T) {
 	echo, ts, sig := signedHeaders(ir.GetHeaders().GetSetHeaders())
 	if echo != nonce || sig != hmacHex(signSecret, nonce, 502, ts, string(ir.GetBody())) {
 		t.Fatalf("echo %q ts %q sig %q: the refusal is not signed", echo, ts, sig)
+	}
+}
+
+// TestEndToEndSignedServedAnswer: on an app that signs its responses, an answer
+// Gatehouse serves itself (here the session JWKS) carries the echoed nonce and a
+// signature that verifies, like the app's other responses.
+func TestEndToEndSignedServedAnswer(t *testing.T) {
+	dir := t.TempDir()
+	ec, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := fmt.Sprintf(`
+sessions:
+  keys: [{id: k1, file: k1.pem}]
+  active_key: k1
+apps:
+  - name: shop
+    app_token_sha256: ["%s"]
+    endpoints: ["*"]
+    response: {sign: {secret_file: sign.key}}
+endpoints:
+  - {name: jwks, path: /.well-known/session-jwks.json, methods: [GET], serve: jwks}
+`, sha("tok-shop"))
+	for name, b := range map[string][]byte{"k1.pem": pkcs8(t, ec), "sign.key": []byte(signSecret), "config.yaml": []byte(cfg)} {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	srv := startServer(t, "--config", filepath.Join(dir, "config.yaml"))
+	const nonce = "e2e-nonce-served-00001"
+	cr, err := srv.check(t, request{method: "GET", path: "/.well-known/session-jwks.json", headers: with(app("shop"), "x-nonce", nonce)})
+	dr := cr.GetDeniedResponse()
+	if err != nil || dr.GetStatus().GetCode() != 200 || !strings.Contains(dr.GetBody(), `"keys"`) {
+		t.Fatalf("served: %v %s", err, describe(cr))
+	}
+	echo, ts, sig := signedHeaders(dr.GetHeaders())
+	if echo != nonce || sig != hmacHex(signSecret, nonce, 200, ts, dr.GetBody()) {
+		t.Fatalf("echo %q ts %q sig %q: the served answer is not signed", echo, ts, sig)
 	}
 }
