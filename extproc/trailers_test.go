@@ -91,3 +91,23 @@ func TestSignedResponseWithTrailers(t *testing.T) {
 	}
 	wantSigned(t, ir.GetHeaders(), "nonce-0123456789abcdef", 502, string(ir.GetBody()))
 }
+
+// TestRequestTrailersWithoutBody: a request whose headers say a body follows but that
+// sends only trailers (HTTP/2 allows it) still runs the request hooks: the login route
+// reads no account from the empty body and refuses it before the upstream.
+func TestRequestTrailersWithoutBody(t *testing.T) {
+	e := loginEnv(t, &login.Settings{Field: []string{"email"}, FailStatuses: []int{401}, MaxBody: 1024})
+	s, err := e.c.Process(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		s.CloseSend()
+		<-e.ended
+	}()
+	exchangeOne(t, s, reqHeaders(identityMD("", "203.0.113.9"), false, ":method", "POST", ":path", "/v1/login"))
+	ir := exchangeOne(t, s, reqTrailers()).GetImmediateResponse()
+	if ir == nil || ir.GetStatus().GetCode() != 400 {
+		t.Fatalf("trailers answered %v, want a 400 refusal before the upstream", ir)
+	}
+}
