@@ -139,3 +139,30 @@ endpoints:
 		t.Fatalf("echo %q ts %q sig %q: the served answer is not signed", echo, ts, sig)
 	}
 }
+
+// TestEndToEndClaimedDeviceIsNoCaller: on an app that trusts the x-device-id header, a
+// client without a user token or an attested device has no caller to scope an
+// idempotency key by, whatever device id it claims: the key is refused with
+// UNAUTHORIZED before the upstream, so it can never be answered with the stored
+// responses of the device whose id it sent.
+func TestEndToEndClaimedDeviceIsNoCaller(t *testing.T) {
+	dir := t.TempDir()
+	cfg := fmt.Sprintf(`
+apps:
+  - name: main
+    dialect: generic
+    app_token_sha256: ["%s"]
+    endpoints: ["*"]
+    devices: {trust_device_header: true}
+endpoints:
+  - {name: orders, path: /v1/orders, methods: [POST], response: {idempotency: {}}}
+`, sha("tok-main"))
+	path := filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := startServer(t, "--config", path)
+	x := httpExchange{req: request{method: "POST", path: "/v1/orders", body: "{}",
+		headers: with(app("main"), "x-device-id", "victim-device-1", "idempotency-key", "k-1")}, status: "201", respBody: `{"id":7}`}
+	wantAnswer(t, runExchange(t, s, x), 401, "AUTH-401")
+}
