@@ -138,6 +138,28 @@ func (s *Server) requestHeaders(ctx context.Context, x *exchange, req *extprocv3
 	return requestHeadersResponse(modeFor(x.route.needs, h.GetEndOfStream())), false
 }
 
+// unannounced identifies a stream that starts at the response: the filter did not send
+// the request headers (request_header_mode SKIP, or an Envoy Gateway policy without
+// processingMode.request). On a route with features the request checks never ran and
+// the signature could not echo the nonce, so the exchange fails closed
+// (SERVICE_UNAVAILABLE, in the decision log) rather than pass unsigned; elsewhere
+// nothing changes.
+func (s *Server) unannounced(x *exchange, req *extprocv3.ProcessingRequest) *reply {
+	x.identified = true
+	id, _ := readIdentity(req)
+	if id.decision != "allow" {
+		return nil
+	}
+	r := s.routes().find(id.app, id.endpoint)
+	if r == nil {
+		return nil
+	}
+	x.route, x.dialect = r, r.Dialect
+	x.app, x.endpoint, x.decisionID = id.app, id.endpoint, id.decisionID
+	x.outcome.App, x.outcome.Endpoint, x.outcome.DecisionID = id.app, id.endpoint, id.decisionID
+	return x.denial(policy.ServiceUnavailable, "")
+}
+
 // requestBody buffers the request body and runs the request hooks on its last part.
 func (s *Server) requestBody(ctx context.Context, x *exchange, req *extprocv3.ProcessingRequest, b *extprocv3.HttpBody) (*extprocv3.ProcessingResponse, bool) {
 	if x.route == nil || !x.route.needs.requestBody {
@@ -160,6 +182,11 @@ func (s *Server) requestBody(ctx context.Context, x *exchange, req *extprocv3.Pr
 // upstream error the route rewrites (its body is dropped, so never buffered), the
 // response hooks run now.
 func (s *Server) responseHeaders(ctx context.Context, x *exchange, req *extprocv3.ProcessingRequest, h *extprocv3.HttpHeaders) (*extprocv3.ProcessingResponse, bool) {
+	if !x.identified {
+		if r := s.unannounced(x, req); r != nil {
+			return s.answer(x, r), true
+		}
+	}
 	if x.route == nil {
 		return continueFor(req), false
 	}

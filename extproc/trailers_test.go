@@ -111,3 +111,34 @@ func TestRequestTrailersWithoutBody(t *testing.T) {
 		t.Fatalf("trailers answered %v, want a 400 refusal before the upstream", ir)
 	}
 }
+
+// TestResponseWithoutRequestHeaders: a filter that does not send the request headers
+// (request_header_mode SKIP, or an Envoy Gateway policy without processingMode.request)
+// starts the stream at the response. On a route whose endpoint signs, the response
+// would pass unsigned and the request checks would never have run: the exchange fails
+// closed instead, so that the mistake shows at once.
+func TestResponseWithoutRequestHeaders(t *testing.T) {
+	rs, _ := signedRoutes(t, Route{})
+	c := serve(t, NewServer(func() *Routes { return rs }, Options{Now: signedAt}))
+	s, err := c.Process(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := respHeaders(false, ":status", "200")
+	first.MetadataContext = metadata("a", "e", "allow")
+	ir := exchangeOne(t, s, first).GetImmediateResponse()
+	if ir == nil || ir.GetStatus().GetCode() != 503 {
+		t.Fatalf("answered %v, want a 503 immediate response", ir)
+	}
+	wantSigned(t, ir.GetHeaders(), "", 503, string(ir.GetBody()))
+	// A route without features is not concerned: its response goes through.
+	s, err = c.Process(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := respHeaders(false, ":status", "200")
+	other.MetadataContext = metadata("a", "other", "allow")
+	if r := exchangeOne(t, s, other); r.GetResponseHeaders() == nil {
+		t.Fatalf("route without features answered %v, want CONTINUE", r)
+	}
+}
