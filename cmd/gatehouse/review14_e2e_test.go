@@ -166,3 +166,25 @@ endpoints:
 		headers: with(app("main"), "x-device-id", "victim-device-1", "idempotency-key", "k-1")}, status: "201", respBody: `{"id":7}`}
 	wantAnswer(t, runExchange(t, s, x), 401, "AUTH-401")
 }
+
+// TestEndToEndStreamStartsAtResponse: a filter misconfigured not to send the request
+// headers opens the stream at the response; on a signed route Gatehouse answers a signed
+// SERVICE_UNAVAILABLE instead of letting the upstream's body through unsigned.
+func TestEndToEndStreamStartsAtResponse(t *testing.T) {
+	srv := startSignedServer(t)
+	const nonce = "e2e-nonce-noheaders-001"
+	cr, err := srv.check(t, request{path: "/v1/orders", headers: with(app("shop"), "x-nonce", nonce)})
+	if err != nil || cr.GetOkResponse() == nil {
+		t.Fatalf("check: %v %s", err, describe(cr))
+	}
+	st := procStream(t, srv)
+	ir := procSend(t, st, &extprocv3.ProcessingRequest{MetadataContext: forwarded(cr), Request: &extprocv3.ProcessingRequest_ResponseHeaders{
+		ResponseHeaders: procHeaders(false, ":status", "200")}}).GetImmediateResponse()
+	if ir == nil || ir.GetStatus().GetCode() != 503 {
+		t.Fatalf("answered %v, want 503 SERVICE_UNAVAILABLE", ir)
+	}
+	_, ts, sig := signedHeaders(ir.GetHeaders().GetSetHeaders())
+	if sig != hmacHex(signSecret, "", 503, ts, string(ir.GetBody())) {
+		t.Fatalf("ts %q sig %q: the refusal is not signed", ts, sig)
+	}
+}
