@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gatehouse/gatehouse/extproc"
 	"github.com/gatehouse/gatehouse/policy/idempotency"
 	"github.com/gatehouse/gatehouse/ratelimit/state"
 )
@@ -29,7 +30,8 @@ type IdempotencySettings struct {
 	// MaxResponseBytes is the largest response body stored for replay (default 65536; at
 	// most 983040); a repeat of a request whose response was larger is refused.
 	MaxResponseBytes int `yaml:"max_response_bytes"`
-	// ReplayHeaders are the response headers stored and replayed (default content-type).
+	// ReplayHeaders are the response headers stored and replayed (default content-type;
+	// never set-cookie or framing headers such as content-length).
 	ReplayHeaders []string `yaml:"replay_headers"`
 }
 
@@ -79,11 +81,34 @@ func (c *compiler) idempotency(path string, s *IdempotencySettings) *idempotency
 	if s.ReplayHeaders != nil {
 		r.Headers = nil
 		for j, h := range s.ReplayHeaders {
-			r.Headers = append(r.Headers, c.header(fmt.Sprintf("%s.replay_headers[%d]", path, j), h, ""))
+			hp := fmt.Sprintf("%s.replay_headers[%d]", path, j)
+			name := c.header(hp, h, "")
+			if why, ok := unreplayable[name]; ok {
+				c.add(hp, "%s is not replayed: %s", name, why)
+			}
+			r.Headers = append(r.Headers, name)
 		}
 	}
 	return r
 }
+
+// unreplayable are the response headers a replay never carries, and why. A stored entry
+// is replayed for ttl, to whoever holds the caller's key, from a store that keeps it in
+// clear.
+var unreplayable = map[string]string{
+	"set-cookie":           "it carries per-session credentials, kept in the store in clear",
+	"content-length":       framed,
+	"transfer-encoding":    framed,
+	"connection":           framed,
+	"keep-alive":           framed,
+	"te":                   framed,
+	"trailer":              framed,
+	"upgrade":              framed,
+	"proxy-connection":     framed,
+	extproc.ReplayedHeader: "Gatehouse sets it on every replay",
+}
+
+const framed = "Envoy frames the replayed response itself"
 
 func orDefault(d, def time.Duration) time.Duration {
 	if d == 0 {

@@ -215,7 +215,9 @@ func ToResponse(d *policy.Decision, id string) *authv3.CheckResponse {
 	}
 	if d.Outcome == policy.Served && d.Direct != nil {
 		resp.Status = &rpcstatus.Status{Code: int32(codes.PermissionDenied)}
-		resp.HttpResponse = &authv3.CheckResponse_DeniedResponse{DeniedResponse: served(d.Direct)}
+		dr := served(d.Direct)
+		dr.Headers = signHeaders(dr.Headers, d, int(dr.Status.Code), d.Direct.Body)
+		resp.HttpResponse = &authv3.CheckResponse_DeniedResponse{DeniedResponse: dr}
 		return resp
 	}
 	r := d.Render()
@@ -232,11 +234,7 @@ func ToResponse(d *policy.Decision, id string) *authv3.CheckResponse {
 	if d.RetryAfter > 0 && d.RateLimit.Code == "" { // another step's wait (a lockout)
 		hs = append(hs, header("retry-after", policy.RetryAfterSeconds(d.RetryAfter)))
 	}
-	if d.Signer != nil {
-		for _, h := range d.Signer.AppendHeaders(make([]signature.Header, 0, 3), d.Nonce, r.Status, d.SignedAt, r.Body) {
-			hs = append(hs, header(h.Key, h.Value))
-		}
-	}
+	hs = signHeaders(hs, d, r.Status, r.Body)
 	resp.Status = &rpcstatus.Status{Code: int32(grpcCode(canonical)), Message: r.Code}
 	resp.HttpResponse = &authv3.CheckResponse_DeniedResponse{DeniedResponse: &authv3.DeniedHttpResponse{
 		Status:  &typev3.HttpStatus{Code: typev3.StatusCode(r.Status)},
@@ -244,6 +242,19 @@ func ToResponse(d *policy.Decision, id string) *authv3.CheckResponse {
 		Body:    string(r.Body),
 	}}
 	return resp
+}
+
+// signHeaders appends the signature headers of a response the client receives on a
+// signed route (the echoed nonce, the timestamp, the signature); none without a signer.
+func signHeaders(dst []*corev3.HeaderValueOption, d *policy.Decision, status int, body []byte) []*corev3.HeaderValueOption {
+	if d.Signer == nil {
+		return dst
+	}
+	var buf [3]signature.Header
+	for _, h := range d.Signer.AppendHeaders(buf[:0], d.Nonce, status, d.SignedAt, body) {
+		dst = append(dst, header(h.Key, h.Value))
+	}
+	return dst
 }
 
 // served is the whole answer of an endpoint Gatehouse serves itself. Envoy sends a

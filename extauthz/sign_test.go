@@ -60,3 +60,34 @@ func TestSignedDenial(t *testing.T) {
 		t.Fatal("a denial without a signer is signed")
 	}
 }
+
+// TestSignedServedAnswer: an answer Gatehouse serves itself (a session exchange, the
+// JWKS) on a signed app is a response the client receives like any other: the SDK
+// checks its signature and nonce echo. It reaches the client as a local reply that no
+// ext_proc stream sees, so Check signs it.
+func TestSignedServedAnswer(t *testing.T) {
+	const secret = "0123456789abcdef0123456789abcdef"
+	sg, err := signature.New([]byte(secret), signature.Settings{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const nonce, body = "nonce-bbbbbbbbbbbbbbbb", `{"token":"t"}`
+	d := policy.Decision{Outcome: policy.Served, Direct: &policy.Direct{Status: 200, Body: []byte(body)},
+		Nonce: nonce, Signer: sg, SignedAt: time.Unix(1767225600, 0)}
+	dr := ToResponse(&d, "id").GetDeniedResponse()
+	if dr.GetBody() != body || dr.GetStatus().GetCode() != 200 {
+		t.Fatalf("served %d %q, want 200 %q", dr.GetStatus().GetCode(), dr.GetBody(), body)
+	}
+	echo, _ := headerOf(dr.GetHeaders(), "x-nonce")
+	ts, _ := headerOf(dr.GetHeaders(), "x-signature-timestamp")
+	sig, _ := headerOf(dr.GetHeaders(), "x-signature")
+	m := hmac.New(sha256.New, []byte(secret))
+	fmt.Fprintf(m, "gatehouse-v1\n%s\n200\n1767225600\n%x", nonce, sha256.Sum256([]byte(body)))
+	if echo != nonce || ts != "1767225600" || sig != hex.EncodeToString(m.Sum(nil)) {
+		t.Fatalf("echo %q timestamp %q signature %q: not signed", echo, ts, sig)
+	}
+	d.Signer = nil
+	if _, ok := headerOf(ToResponse(&d, "id").GetDeniedResponse().GetHeaders(), "x-signature"); ok {
+		t.Fatal("a served answer without a signer is signed")
+	}
+}

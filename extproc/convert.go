@@ -81,14 +81,18 @@ func modeFor(n needs, reqEnd bool) *procv3.ProcessingMode {
 		RequestTrailerMode:  procv3.ProcessingMode_SKIP,
 		ResponseTrailerMode: procv3.ProcessingMode_SKIP,
 	}
+	// A buffered body may end with trailers (end_of_stream false on the body): they
+	// are asked for so that the hooks still see the whole body before it goes on.
 	if n.requestBody && !reqEnd {
 		m.RequestBodyMode = procv3.ProcessingMode_BUFFERED
+		m.RequestTrailerMode = procv3.ProcessingMode_SEND
 	}
 	if n.response || n.responseBody {
 		m.ResponseHeaderMode = procv3.ProcessingMode_SEND
 	}
 	if n.responseBody {
 		m.ResponseBodyMode = procv3.ProcessingMode_BUFFERED
+		m.ResponseTrailerMode = procv3.ProcessingMode_SEND
 	}
 	return m
 }

@@ -28,6 +28,7 @@ type exchange struct {
 	route      *Route // nil: no feature runs
 	needs      needs  // the phases this exchange needs (Route.needsFor)
 	identified bool   // the request headers were read (once per stream)
+	requestRan bool   // the request hooks ran (once per stream)
 	now        time.Time
 
 	app, endpoint, decisionID string

@@ -157,3 +157,20 @@ func TestLoginLocksAddress(t *testing.T) {
 		t.Fatalf("another address refused: %s", ir.GetBody())
 	}
 }
+
+// TestLoginLockoutAccentedSpellings: an upstream whose database compares without
+// accents (MySQL's default collation) logs "vīctim" in as "victim"; three failures
+// spread over accented spellings lock the plain account.
+func TestLoginLockoutAccentedSpellings(t *testing.T) {
+	e := loginEnv(t, &login.Settings{Field: []string{"email"}, FailStatuses: []int{401}, MaxBody: 1024})
+	for i, spelling := range []string{"v\u012bctim@example.com", "v\u00edctim@example.com", "vi\u0308ctim@example.com"} {
+		a := attempt(spelling, 401)
+		a.client = "198.51.100." + string(rune('1'+i)) // a botnet: no address fails twice
+		if ir := e.run(a); ir != nil {
+			t.Fatalf("attempt %d refused: %s", i+1, ir.GetBody())
+		}
+	}
+	next := attempt("victim@example.com", 200)
+	next.client = "203.0.113.50"
+	wantProtekt(t, e.run(next), 423, "account_locked")
+}

@@ -17,7 +17,8 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 )
 
-// Processing modes by hand, as Envoy reads them: what the rest of the stream sends.
+// Processing modes by hand, as Envoy reads them: what the rest of the stream sends. A
+// buffered body asks for its trailers too: a body that trailers end is whole only then.
 var (
 	modeSkip = &procv3.ProcessingMode{ // nothing more
 		RequestHeaderMode: procv3.ProcessingMode_SKIP, ResponseHeaderMode: procv3.ProcessingMode_SKIP,
@@ -30,17 +31,17 @@ var (
 	modeRequestBodyStatus = &procv3.ProcessingMode{ // the request body, then the response headers
 		RequestHeaderMode: procv3.ProcessingMode_SKIP, ResponseHeaderMode: procv3.ProcessingMode_SEND,
 		RequestBodyMode:    procv3.ProcessingMode_BUFFERED,
-		RequestTrailerMode: procv3.ProcessingMode_SKIP, ResponseTrailerMode: procv3.ProcessingMode_SKIP,
+		RequestTrailerMode: procv3.ProcessingMode_SEND, ResponseTrailerMode: procv3.ProcessingMode_SKIP,
 	}
 	modeResponse = &procv3.ProcessingMode{ // the whole response, no request body
 		RequestHeaderMode: procv3.ProcessingMode_SKIP, ResponseHeaderMode: procv3.ProcessingMode_SEND,
 		ResponseBodyMode:   procv3.ProcessingMode_BUFFERED,
-		RequestTrailerMode: procv3.ProcessingMode_SKIP, ResponseTrailerMode: procv3.ProcessingMode_SKIP,
+		RequestTrailerMode: procv3.ProcessingMode_SKIP, ResponseTrailerMode: procv3.ProcessingMode_SEND,
 	}
 	modeBoth = &procv3.ProcessingMode{ // both bodies
 		RequestHeaderMode: procv3.ProcessingMode_SKIP, ResponseHeaderMode: procv3.ProcessingMode_SEND,
 		RequestBodyMode: procv3.ProcessingMode_BUFFERED, ResponseBodyMode: procv3.ProcessingMode_BUFFERED,
-		RequestTrailerMode: procv3.ProcessingMode_SKIP, ResponseTrailerMode: procv3.ProcessingMode_SKIP,
+		RequestTrailerMode: procv3.ProcessingMode_SEND, ResponseTrailerMode: procv3.ProcessingMode_SEND,
 	}
 )
 

@@ -98,6 +98,10 @@ func (s *Server) handle(ctx context.Context, x *exchange, req *extprocv3.Process
 		return s.responseHeaders(ctx, x, req, r.ResponseHeaders)
 	case *extprocv3.ProcessingRequest_ResponseBody:
 		return s.responseBody(ctx, x, req, r.ResponseBody)
+	case *extprocv3.ProcessingRequest_RequestTrailers:
+		return s.requestTrailers(ctx, x, req)
+	case *extprocv3.ProcessingRequest_ResponseTrailers:
+		return s.responseTrailers(ctx, x, req)
 	}
 	return continueFor(req), false
 }
@@ -139,6 +143,28 @@ func (s *Server) requestHeaders(ctx context.Context, x *exchange, req *extprocv3
 	return requestHeadersResponse(modeFor(x.needs, h.GetEndOfStream())), false
 }
 
+// unannounced identifies a stream that starts at the response: the filter did not send
+// the request headers (request_header_mode SKIP, or an Envoy Gateway policy without
+// processingMode.request). On a route with features the request checks never ran and
+// the signature could not echo the nonce, so the exchange fails closed
+// (SERVICE_UNAVAILABLE, in the decision log) rather than pass unsigned; elsewhere
+// nothing changes.
+func (s *Server) unannounced(x *exchange, req *extprocv3.ProcessingRequest) *reply {
+	x.identified = true
+	id, _ := readIdentity(req)
+	if id.decision != "allow" {
+		return nil
+	}
+	r := s.routes().find(id.app, id.endpoint)
+	if r == nil {
+		return nil
+	}
+	x.route, x.dialect = r, r.Dialect
+	x.app, x.endpoint, x.decisionID = id.app, id.endpoint, id.decisionID
+	x.outcome.App, x.outcome.Endpoint, x.outcome.DecisionID = id.app, id.endpoint, id.decisionID
+	return x.denial(policy.ServiceUnavailable, "")
+}
+
 // requestBody buffers the request body and runs the request hooks on its last part.
 func (s *Server) requestBody(ctx context.Context, x *exchange, req *extprocv3.ProcessingRequest, b *extprocv3.HttpBody) (*extprocv3.ProcessingResponse, bool) {
 	if x.route == nil || !x.needs.requestBody {
@@ -161,6 +187,11 @@ func (s *Server) requestBody(ctx context.Context, x *exchange, req *extprocv3.Pr
 // upstream error the route rewrites (its body is dropped, so never buffered), the
 // response hooks run now.
 func (s *Server) responseHeaders(ctx context.Context, x *exchange, req *extprocv3.ProcessingRequest, h *extprocv3.HttpHeaders) (*extprocv3.ProcessingResponse, bool) {
+	if !x.identified {
+		if r := s.unannounced(x, req); r != nil {
+			return s.answer(x, r), true
+		}
+	}
 	if x.route == nil || !x.needs.any() {
 		return continueFor(req), false
 	}
@@ -195,8 +226,36 @@ func (s *Server) responseBody(ctx context.Context, x *exchange, req *extprocv3.P
 	return s.respond(ctx, x, req)
 }
 
-// runRequest runs the request hooks in order; the first reply ends the exchange.
+// requestTrailers ends a buffered request body: in BUFFERED mode Envoy sends a body
+// followed by trailers with end_of_stream false, and the trailers say it is whole. The
+// request hooks run now, before Envoy lets the request go to the upstream.
+func (s *Server) requestTrailers(ctx context.Context, x *exchange, req *extprocv3.ProcessingRequest) (*extprocv3.ProcessingResponse, bool) {
+	if x.route == nil || !x.route.needs.requestBody || x.requestRan {
+		return continueFor(req), false
+	}
+	if r := s.runRequest(ctx, x); r != nil {
+		return s.answer(x, r), true
+	}
+	return continueFor(req), false
+}
+
+// responseTrailers ends a buffered response body the same way. The response hooks run
+// on the whole body; a signed route fails closed with INVALID_RESPONSE, since a
+// trailers answer cannot set the response headers the signature goes in.
+func (s *Server) responseTrailers(ctx context.Context, x *exchange, req *extprocv3.ProcessingRequest) (*extprocv3.ProcessingResponse, bool) {
+	if x.route == nil || !x.route.needs.responseBody || x.outcome.Status != 0 {
+		return continueFor(req), false
+	}
+	x.outcome.UpstreamBytes = len(x.respBody)
+	if x.route.Sign != nil {
+		return s.answer(x, x.denial(policy.InvalidResponse, "")), true
+	}
+	return s.respond(ctx, x, req)
+}
+
+// runRequest runs the request hooks in order, once; the first reply ends the exchange.
 func (s *Server) runRequest(ctx context.Context, x *exchange) *reply {
+	x.requestRan = true
 	for _, h := range x.route.hooks {
 		if r := h.request(ctx, x); r != nil {
 			return r

@@ -68,7 +68,9 @@ func TestPhaseOrder(t *testing.T) {
 	want := &procv3.ProcessingMode{
 		RequestHeaderMode: procv3.ProcessingMode_SKIP, ResponseHeaderMode: procv3.ProcessingMode_SEND,
 		RequestBodyMode: procv3.ProcessingMode_BUFFERED, ResponseBodyMode: procv3.ProcessingMode_BUFFERED,
-		RequestTrailerMode: procv3.ProcessingMode_SKIP, ResponseTrailerMode: procv3.ProcessingMode_SKIP,
+		// Trailers are asked for with buffered bodies: a body they end comes with
+		// end_of_stream false (TestLoginLockoutWithRequestTrailers).
+		RequestTrailerMode: procv3.ProcessingMode_SEND, ResponseTrailerMode: procv3.ProcessingMode_SEND,
 	}
 	if resp.GetRequestHeaders() == nil || !sameMode(resp.GetModeOverride(), want) {
 		t.Fatalf("request headers answer %v, want CONTINUE with mode %v", resp, want)

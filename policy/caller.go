@@ -7,8 +7,9 @@ import (
 
 // callerID is the opaque id of the caller the pipeline established: the hex SHA-256 of
 // app, NUL, kind, NUL, id, where the kind is "user" (provider:sub of the user JWT), else
-// "device" (the verified device id), else "license" (the hash of the presented license
-// key); empty when none was established. The response phase scopes per-caller state
+// "device" (the attested device id: never one the client only claims in a trusted
+// device header, which anyone can set to another's), else "license" (the hash of the
+// presented license key); empty when none was established. The response phase scopes per-caller state
 // (idempotency keys) by it, so that no identifier leaves Check in clear.
 func callerID(app string, est established, device string) string {
 	kind, id := "user", est.sub

@@ -34,7 +34,9 @@ func TestCallerID(t *testing.T) {
 		device policy.DeviceVerdict
 		want   string
 	}{
-		{"device", policy.DeviceVerdict{DeviceID: "dev-1", License: "lic-hash"}, "c24736bb71b36526f725f3e34aa8492538747dfa0b60deac75107b830958e48b"},
+		{"device", policy.DeviceVerdict{DeviceID: "dev-1", Attested: true, License: "lic-hash"}, "c24736bb71b36526f725f3e34aa8492538747dfa0b60deac75107b830958e48b"},
+		// A device id the client only claims (a trusted device header) names no caller.
+		{"claimed device", policy.DeviceVerdict{DeviceID: "dev-1", License: "lic-hash"}, "4191df134015d6341da5b603950bb5ff5c59573710c2e6a0f75c95ff510e0145"},
 		{"license", policy.DeviceVerdict{License: "lic-hash"}, "4191df134015d6341da5b603950bb5ff5c59573710c2e6a0f75c95ff510e0145"},
 		{"none", policy.DeviceVerdict{}, ""},
 	} {

@@ -37,6 +37,9 @@ type DeviceVerdict struct {
 	Message  string
 	Step     Step
 	DeviceID string // verified device id
+	// Attested is set when DeviceID was proven by an attestation credential, not taken
+	// from a device header the app trusts: only such an id may name the caller.
+	Attested bool
 	License  string // hash of the presented license key, for limits
 	Provider string // attestation provider evaluated
 	CacheHit bool
@@ -147,7 +150,7 @@ func (r *Rules) Decide(ctx context.Context, now time.Time, in *Input) Decision {
 	}
 	r.allow(&d, in, credHeader, forged)
 	if d.Outcome == Allow && (app.Caller || ep.Caller) {
-		d.Caller = callerID(d.App, est, d.DeviceID)
+		d.Caller = callerID(d.App, est, est.device)
 	}
 	if d.Outcome == Allow && ep.ForwardClient && ip.IsValid() {
 		d.Client = clientKey(ip)
@@ -254,6 +257,7 @@ type established struct {
 	sub        string
 	license    string // hash of the presented license key, for limits
 	unverified bool   // the device steps could not establish a device id (a dependency failed)
+	device     string // the attested device id (never a trusted header's claim)
 }
 
 // credentials runs steps 4 (identity), 5 and 6 (attestation and license), adding the
@@ -279,6 +283,9 @@ func (r *Rules) credentials(ctx context.Context, now time.Time, in *Input, app *
 	}
 	v := app.Device.Device(ctx, now, in, ep)
 	est.license, est.unverified = v.License, v.Err != nil && v.DeviceID == ""
+	if v.Attested {
+		est.device = v.DeviceID
+	}
 	if v.DeviceID != "" && lk != nil {
 		r.addLockKey(lk, LockDevice, "device:", v.DeviceID)
 	}

@@ -136,6 +136,7 @@ func (ch *Checker) Device(ctx context.Context, now time.Time, in *policy.Input, 
 		v.Code, v.Step = policy.Blocked, policy.StepNetwork
 		return v
 	}
+	v.Attested = v.DeviceID != "" // proven by a credential; id may be a trusted header's
 	v.DeviceID = id
 
 	// 6. license

@@ -160,22 +160,23 @@ func skip(d *json.Decoder, delim json.Delim, depth int) error {
 var fold = cases.Fold()
 
 // Normalize returns the form of an account identifier that is counted: Unicode NFKC
-// (full-width and compatibility letters become their plain forms), format characters
-// (zero-width spaces and joiners, soft hyphens, direction marks) removed, leading and
-// trailing white space trimmed, and case folded. Two spellings an upstream might take for
-// one account (Alice@Example.com, " alice@example.com", "ａｌｉｃｅ@example.com") count as
-// one; the cost is that spellings the upstream tells apart count together too, which
+// (full-width and compatibility letters become their plain forms), case folded,
+// combining marks (accents) and format characters (zero-width spaces and joiners, soft
+// hyphens, direction marks) removed, leading and trailing white space trimmed. Two
+// spellings an upstream might take for one account (Alice@Example.com,
+// " alice@example.com", "ａｌｉｃｅ@example.com", and "vīctim@example.com" for
+// "victim@example.com" in an accent-insensitive collation such as MySQL's default) count
+// as one; the cost is that spellings the upstream tells apart count together too, which
 // only makes the lockout stricter.
 func Normalize(s string) string {
-	s = norm.NFKC.String(s)
+	s = norm.NFKD.String(fold.String(norm.NFKC.String(s)))
 	s = strings.Map(func(r rune) rune {
-		if unicode.Is(unicode.Cf, r) {
+		if unicode.In(r, unicode.Cf, unicode.Mn) {
 			return -1
 		}
 		return r
 	}, s)
-	s = fold.String(strings.TrimSpace(s))
-	return norm.NFKC.String(s)
+	return norm.NFKC.String(strings.TrimSpace(s))
 }
 
 // Key returns the lockout key of an account of app: "account:" and the hex SHA-256 of

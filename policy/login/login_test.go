@@ -108,14 +108,22 @@ func TestNormalize(t *testing.T) {
 		{"alice@example.com", "alice@example.com"},
 		{"Alice@Example.COM", "alice@example.com"},
 		{"  alice@example.com\t\n", "alice@example.com"},
-		{"ａｌｉｃｅ@example.com", "alice@example.com"},                 // full-width letters
-		{"al\u200bice@example.com", "alice@example.com"},           // zero-width space
-		{"al\u00adice@example.com", "alice@example.com"},           // soft hyphen
-		{"\u202ealice@example.com", "alice@example.com"},           // right-to-left override
-		{"jose\u0301@example.com", "jos\u00e9@example.com"},        // combining accent: composed
-		{"STRASSE@example.com", "strasse@example.com"},             // plain
-		{"straße@example.com", "strasse@example.com"},              // ß folds to ss
-		{"\u212bngstrom@example.com", "\u00e5ngstrom@example.com"}, // Ångström sign → å
+		{"ａｌｉｃｅ@example.com", "alice@example.com"},       // full-width letters
+		{"al\u200bice@example.com", "alice@example.com"}, // zero-width space
+		{"al\u00adice@example.com", "alice@example.com"}, // soft hyphen
+		{"\u202ealice@example.com", "alice@example.com"}, // right-to-left override
+		{"STRASSE@example.com", "strasse@example.com"},   // plain
+		{"straße@example.com", "strasse@example.com"},    // ß folds to ss
+		// Accents and other combining marks are dropped: accent-insensitive collations
+		// (MySQL's default utf8mb4_0900_ai_ci, SQL Server's *_AI) find "victim" under
+		// "vīctim", so a spray over accented spellings must count against one account.
+		{"jose\u0301@example.com", "jose@example.com"},           // combining accent
+		{"jos\u00e9@example.com", "jose@example.com"},            // precomposed é
+		{"v\u012bctim@example.com", "victim@example.com"},        // ī
+		{"V\u00cdCTIM@EXAMPLE.COM", "victim@example.com"},        // Í, upper case
+		{"vi\u0327\u0308ctim@example.com", "victim@example.com"}, // stacked marks
+		{"\u0130nfo@example.com", "info@example.com"},            // İ (dotted capital I)
+		{"\u212bngstrom@example.com", "angstrom@example.com"},    // Ångström sign
 	} {
 		if got := login.Normalize(tc.in); got != tc.want {
 			t.Errorf("Normalize(%q) = %q, want %q", tc.in, got, tc.want)
