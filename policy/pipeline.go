@@ -254,6 +254,7 @@ type established struct {
 	sub        string
 	license    string // hash of the presented license key, for limits
 	unverified bool   // the device steps could not establish a device id (a dependency failed)
+	undecided  bool   // a device step could not decide (the fail mode let the request on)
 }
 
 // credentials runs steps 4 (identity), 5 and 6 (attestation and license), adding the
@@ -278,7 +279,7 @@ func (r *Rules) credentials(ctx context.Context, now time.Time, in *Input, app *
 		return est, true
 	}
 	v := app.Device.Device(ctx, now, in, ep)
-	est.license, est.unverified = v.License, v.Err != nil && v.DeviceID == ""
+	est.license, est.unverified, est.undecided = v.License, v.Err != nil && v.DeviceID == "", v.Err != nil
 	if v.DeviceID != "" && lk != nil {
 		r.addLockKey(lk, LockDevice, "device:", v.DeviceID)
 	}

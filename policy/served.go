@@ -24,6 +24,9 @@ type ServeRequest struct {
 	DeviceID string // verified device id; "" when none was established
 	License  string // hex SHA-256 of the license key the license step accepted; "" when none
 	Provider string // the attestation provider that verified the device; "" when none
+	// Undecided: a device step could not decide (a dependency failed) and the fail mode
+	// let the request on, so DeviceID, License and Provider prove nothing.
+	Undecided bool
 }
 
 // ServeResult is a served endpoint's answer: a Direct response, a refusal (Code, rendered
@@ -46,7 +49,7 @@ type Server interface {
 // of the upstream).
 func (r *Rules) serve(ctx context.Context, now time.Time, in *Input, ep *Endpoint, est established, fail FailMode, d *Decision) {
 	req := ServeRequest{In: in, App: d.App, Endpoint: d.Endpoint, Dialect: d.Dialect, SDKAuth: d.SDKAuth,
-		DeviceID: d.DeviceID, License: est.license, Provider: d.AttestationProvider}
+		DeviceID: d.DeviceID, License: est.license, Provider: d.AttestationProvider, Undecided: est.undecided}
 	res := ep.Serve.Serve(ctx, now, &req)
 	switch {
 	case res.Code != "":

@@ -3,6 +3,7 @@ package session
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"strings"
 	"time"
 
@@ -46,6 +47,9 @@ type Endpoint struct {
 }
 
 var _ policy.Server = (*Endpoint)(nil)
+
+// errUndecided refuses an exchange whose proof a device step could not verify.
+var errUndecided = errors.New("session exchange: a device step could not decide, no session is issued")
 
 // answer is the JSON body of a served endpoint. SDK endpoints add status "success", the
 // envelope of 002_*.txt.
@@ -97,6 +101,11 @@ func (e *Endpoint) Serve(ctx context.Context, now time.Time, req *policy.ServeRe
 // attestation provider's, or a license key bound to the device id), else an App Attest
 // enrolment in the body.
 func (e *Endpoint) grant(ctx context.Context, now time.Time, req *policy.ServeRequest) (Grant, policy.ServeResult, bool) {
+	if req.Undecided {
+		// Failing open lets a request on, never mints a credential that outlives the
+		// outage: the device id would be whatever the client claimed.
+		return Grant{}, policy.ServeResult{Err: errUndecided}, false
+	}
 	code, msg := exchangeable(req)
 	if code == "" {
 		prv := req.Provider

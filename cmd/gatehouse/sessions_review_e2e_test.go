@@ -1,0 +1,72 @@
+package main
+
+// End-to-end, adversarial: the session endpoints under conditions an attacker can choose
+// or wait for (a failed dependency with fail_mode open, a spent proof replayed).
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gatehouse/gatehouse/policy/attest/attesttest"
+)
+
+const sessFailOpenConfig = `
+server: {fail_mode: open}
+sessions:
+  keys: [{id: k1, file: k1.pem}]
+  active_key: k1
+apps:
+  - name: mobile
+    dialect: protekt
+    app_token_sha256: ["{{T:mobile}}"]
+    endpoints: ["*"]
+    attestation:
+      providers:
+        - type: session
+        - {type: signed_token, issuer: https://attest.test, jwks: {url: "{{URL}}/attest", allow_http: true, min_refresh: 1h}}
+    devices: {trust_device_header: true}
+endpoints:
+  - {name: exchange, path: /v1/attest/exchange, methods: [POST], serve: exchange}
+  - {name: data, path: /v1/data, attestation: require}
+`
+
+// TestSessionsExchangeFailOpenMintsNothingE2E: with fail_mode open and the attestation key
+// set unreachable, a token no one can verify passes the attestation step (fail open), and
+// the device id falls back to the client's x-device-id. The exchange must not take that
+// for a proof: a session minted then would carry a device id the client chose, as
+// verified, for the whole refresh lifetime (long after the outage).
+func TestSessionsExchangeFailOpenMintsNothingE2E(t *testing.T) {
+	keys := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "key service down", http.StatusInternalServerError)
+	}))
+	defer keys.Close()
+	dir := t.TempDir()
+	_, ed, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "k1.pem"), pkcs8(t, ed), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	srv := startServer(t, "--config", writeConfig(t, dir, strings.ReplaceAll(sessFailOpenConfig, "{{URL}}", keys.URL)))
+	srv.waitReady(t)
+
+	bogus := attesttest.NewKey(t, "ES256", "attacker-kid")
+	tok := attesttest.Sign(t, bogus, attesttest.Claims{"iss": "https://attest.test", "aud": "mobile",
+		"exp": time.Now().Add(time.Hour).Unix(), "device_id": "victim-device"}, nil)
+	resp := sessPost(t, srv, "mobile", "/v1/attest/exchange", "", "x-attestation-token", tok, "x-device-id", "victim-device")
+	d := resp.GetDeniedResponse()
+	if d == nil || d.GetStatus().GetCode() != 503 {
+		t.Fatalf("exchange on an unverifiable token under fail open: %s, want 503 (could not decide, nothing served)", describe(resp))
+	}
+	if strings.Contains(d.GetBody(), "session_token") {
+		t.Fatalf("a session was minted: %s", d.GetBody())
+	}
+}

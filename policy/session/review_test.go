@@ -1,0 +1,37 @@
+package session_test
+
+import (
+	"testing"
+
+	"github.com/gatehouse/gatehouse/policy"
+	"github.com/gatehouse/gatehouse/policy/session"
+)
+
+// TestExchangeRefusesAnUndecidedProof: a device step that could not decide (its keys
+// unreachable, the fail mode open) leaves a provider name and a device id the client
+// claimed on the request; the exchange answers "could not decide" and issues nothing.
+func TestExchangeRefusesAnUndecidedProof(t *testing.T) {
+	m := manager(t, keySet(t, "k1", edKey(t, "k1")), records())
+	ep := &session.Endpoint{Kind: session.Exchange, Sessions: m}
+	in := &policy.Input{Headers: map[string]string{}}
+	cases := []struct {
+		name string
+		req  policy.ServeRequest
+	}{
+		{"attestation undecided, claimed device", policy.ServeRequest{In: in, App: "a", DeviceID: "victim", Provider: "signed_token", Undecided: true}},
+		{"attestation undecided, license accepted", policy.ServeRequest{In: in, App: "a", DeviceID: "victim", License: "ab", Undecided: true}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			res := ep.Serve(ctx, t0, &tc.req)
+			if res.Direct != nil || res.Err == nil || res.Code != "" {
+				t.Fatalf("got %+v, want no answer and an error (could not decide)", res)
+			}
+		})
+	}
+	// The same request, decided, is served: the refusal above is the undecided flag's.
+	ok := policy.ServeRequest{In: in, App: "a", DeviceID: "victim", Provider: "signed_token"}
+	if res := ep.Serve(ctx, t0, &ok); res.Direct == nil || res.Direct.Status != 200 {
+		t.Fatalf("decided exchange: %+v, want a 200 answer", res)
+	}
+}
