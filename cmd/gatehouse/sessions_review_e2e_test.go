@@ -70,3 +70,51 @@ func TestSessionsExchangeFailOpenMintsNothingE2E(t *testing.T) {
 		t.Fatalf("a session was minted: %s", d.GetBody())
 	}
 }
+
+const sessHeartbeatConfig = `
+sessions:
+  keys: [{id: k1, file: k1.pem}]
+  active_key: k1
+apps:
+  - name: mobile
+    dialect: protekt
+    app_token_sha256: ["{{T:mobile}}"]
+    endpoints: ["*"]
+    attestation:
+      providers:
+        - {type: session, header: x-app-session}
+    devices: {trust_device_header: true}
+    licenses:
+      required: false
+      keys: [{sha256: "{{L}}", max_devices: 2}]
+endpoints:
+  - {name: exchange, path: /v1/attest/exchange, methods: [POST], serve: exchange}
+  - {name: heartbeat, path: /auth/heartbeat, methods: [POST], serve: heartbeat, dialect: license, sdk_auth: true}
+`
+
+// TestSessionsHeartbeatOtherDeviceE2E: the app's session provider reads x-app-session,
+// the heartbeat x-session-token. A client holding its own session and another device's
+// passes the device steps with its own and must not extend the other one.
+func TestSessionsHeartbeatOtherDeviceE2E(t *testing.T) {
+	dir := t.TempDir()
+	_, ed, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "k1.pem"), pkcs8(t, ed), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	srv := startServer(t, "--config", writeConfig(t, dir, strings.ReplaceAll(sessHeartbeatConfig, "{{L}}", sha("lic-hb"))))
+	srv.waitReady(t)
+	mine := answer(t, sessPost(t, srv, "mobile", "/v1/attest/exchange", "", "x-license-key", "lic-hb", "x-device-id", "hwid-mine"))
+	other := answer(t, sessPost(t, srv, "mobile", "/v1/attest/exchange", "", "x-license-key", "lic-hb", "x-device-id", "hwid-other"))
+
+	resp := sessPost(t, srv, "mobile", "/auth/heartbeat", "", "x-app-session", mine.SessionToken, "x-session-token", other.SessionToken)
+	d := resp.GetDeniedResponse()
+	if d == nil || strings.Contains(d.GetBody(), "session_token") {
+		t.Fatalf("heartbeat of another device's session: %s, want a refusal", describe(resp))
+	}
+	if a := answer(t, sessPost(t, srv, "mobile", "/auth/heartbeat", "", "x-app-session", mine.SessionToken, "x-session-token", mine.SessionToken)); a.Status != "success" || a.SessionToken == "" {
+		t.Fatalf("heartbeat of its own session: %+v", a)
+	}
+}

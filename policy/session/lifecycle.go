@@ -43,9 +43,19 @@ func (m *Manager) Refresh(ctx context.Context, now time.Time, app, refresh strin
 // Heartbeat extends the session of a session token of app: a new session token for the
 // same session, after a fresh look at the store (a revocation applies at once here).
 func (m *Manager) Heartbeat(ctx context.Context, now time.Time, app, tok string) (Tokens, policy.Code, error) {
+	return m.HeartbeatOf(ctx, now, app, "", tok)
+}
+
+// HeartbeatOf is Heartbeat for a request whose device steps verified device (""
+// when none ran): a token of another device's session is INVALID_TOKEN, since that
+// device's own checks (block list, license state, device header) never ran.
+func (m *Manager) HeartbeatOf(ctx context.Context, now time.Time, app, device, tok string) (Tokens, policy.Code, error) {
 	v, _ := m.verified(now, tok)
 	if code := m.judge(now, app, v); code != "" {
 		return Tokens{}, code, nil
+	}
+	if device != "" && device != v.claims.DeviceID {
+		return Tokens{}, policy.InvalidToken, nil
 	}
 	c := &v.claims
 	gr := grant{SID: c.SessionID, App: c.App, Device: c.DeviceID, License: c.License, Provider: c.Provider,

@@ -1,6 +1,8 @@
 package session_test
 
 import (
+	"time"
+
 	"testing"
 
 	"github.com/gatehouse/gatehouse/policy"
@@ -33,5 +35,29 @@ func TestExchangeRefusesAnUndecidedProof(t *testing.T) {
 	ok := policy.ServeRequest{In: in, App: "a", DeviceID: "victim", Provider: "signed_token"}
 	if res := ep.Serve(ctx, t0, &ok); res.Direct == nil || res.Direct.Status != 200 {
 		t.Fatalf("decided exchange: %+v, want a 200 answer", res)
+	}
+}
+
+// TestHeartbeatExtendsOnlyTheVerifiedDevice: the device steps verify the credential in the
+// app's session provider header; the heartbeat reads the token in the sessions header. A
+// request carrying two live session tokens (its own, which passes the device steps, and
+// another device's in the heartbeat header) must not extend the other device's session:
+// its own device checks (block list, license state, device header) never ran.
+func TestHeartbeatExtendsOnlyTheVerifiedDevice(t *testing.T) {
+	m := manager(t, keySet(t, "k1", edKey(t, "k1")), records())
+	other := start(t, m, "a", "dev-other", "")
+	ep := &session.Endpoint{Kind: session.Heartbeat, Sessions: m, Header: "x-session-token"}
+	in := &policy.Input{Headers: map[string]string{"x-session-token": other.Session}}
+	at := t0.Add(time.Minute)
+	res := ep.Serve(ctx, at, &policy.ServeRequest{In: in, App: "a", DeviceID: "dev-mine", Provider: "session"})
+	if res.Direct != nil || res.Code != policy.InvalidToken {
+		t.Fatalf("heartbeat of another device's session: %+v, want INVALID_TOKEN", res)
+	}
+	// The session's own device is extended; and so is it when no device step ran (exempt).
+	for _, dev := range []string{"dev-other", ""} {
+		res := ep.Serve(ctx, at, &policy.ServeRequest{In: in, App: "a", DeviceID: dev, Provider: "session"})
+		if res.Direct == nil || res.Direct.Status != 200 {
+			t.Fatalf("heartbeat with device %q: %+v, want 200", dev, res)
+		}
 	}
 }

@@ -87,7 +87,7 @@ func (e *Endpoint) Serve(ctx context.Context, now time.Time, req *policy.ServeRe
 		t, code, err = e.Sessions.Refresh(ctx, now, req.App, e.refreshToken(req.In))
 	case Heartbeat:
 		tok, _ := req.In.Header(e.Header)
-		t, code, err = e.Sessions.Heartbeat(ctx, now, req.App, strings.TrimSpace(tok))
+		t, code, err = e.Sessions.HeartbeatOf(ctx, now, req.App, req.DeviceID, strings.TrimSpace(tok))
 	}
 	if err != nil || code != "" {
 		return policy.ServeResult{Code: code, Err: err}
