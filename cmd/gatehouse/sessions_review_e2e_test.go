@@ -118,3 +118,41 @@ func TestSessionsHeartbeatOtherDeviceE2E(t *testing.T) {
 		t.Fatalf("heartbeat of its own session: %+v", a)
 	}
 }
+
+// TestSessionsHeartbeatInvalidTokenE2E: 002 lists one heartbeat refusal for a session
+// token that is invalid or expired, session_expired in a 200 envelope: a missing,
+// malformed, forged or foreign session token is that, never the developer API's 401.
+func TestSessionsHeartbeatInvalidTokenE2E(t *testing.T) {
+	dir := t.TempDir()
+	_, ed, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "k1.pem"), pkcs8(t, ed), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	srv := startServer(t, "--config", writeConfig(t, dir, strings.ReplaceAll(sessHeartbeatConfig, "{{L}}", sha("lic-hb"))))
+	srv.waitReady(t)
+	mine := answer(t, sessPost(t, srv, "mobile", "/v1/attest/exchange", "", "x-license-key", "lic-hb", "x-device-id", "hwid-mine"))
+	other := answer(t, sessPost(t, srv, "mobile", "/v1/attest/exchange", "", "x-license-key", "lic-hb", "x-device-id", "hwid-other"))
+	parts := strings.Split(mine.SessionToken, ".")
+	forged := parts[0] + "." + parts[1] + "." + strings.Repeat("A", len(parts[2]))
+	cases := []struct {
+		name string
+		kv   []string
+	}{
+		{"no token", nil},
+		{"malformed", []string{"x-app-session", "not-a-token", "x-session-token", "not-a-token"}},
+		{"forged signature", []string{"x-app-session", forged, "x-session-token", forged}},
+		{"another device's session", []string{"x-app-session", mine.SessionToken, "x-session-token", other.SessionToken}},
+	}
+	const want = `{"status":"failed","error":"session_expired"}`
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			d := sessPost(t, srv, "mobile", "/auth/heartbeat", "", tc.kv...).GetDeniedResponse()
+			if d.GetStatus().GetCode() != 200 || d.GetBody() != want {
+				t.Fatalf("heartbeat: %d %s, want 200 %s", d.GetStatus().GetCode(), d.GetBody(), want)
+			}
+		})
+	}
+}

@@ -117,7 +117,7 @@ func (ch *Checker) Device(ctx context.Context, now time.Time, in *policy.Input, 
 	claimed := "" // the device id an unverifiable token names: for the block list only
 	if ep.Attestation != policy.AttestExempt {
 		v, claimed = ch.attest(ctx, now, in, required)
-		if v.Code == policy.AttestationExpired && ep.Heartbeat {
+		if ep.Heartbeat && heartbeatExpired(v.Code, ep.SDKAuth) {
 			v.Code, v.Message = policy.SessionExpired, ""
 		}
 		if v.Code != "" {
@@ -158,6 +158,19 @@ func (ch *Checker) Device(ctx context.Context, now time.Time, in *policy.Input, 
 	}
 	v.Remove = ch.remove
 	return v
+}
+
+// heartbeatExpired reports whether a heartbeat answers code as SESSION_EXPIRED: an
+// expired session credential; on an SDK heartbeat also a missing, malformed or
+// unverifiable one, since 002 gives the SDK heartbeat session_expired alone for those.
+func heartbeatExpired(code policy.Code, sdk bool) bool {
+	switch code {
+	case policy.AttestationExpired:
+		return true
+	case policy.InvalidToken, policy.InvalidAttestation, policy.AttestationFailed, policy.AttestationRequired:
+		return sdk
+	}
+	return false
 }
 
 // attest evaluates the highest-priority credential present. claimed is the device id

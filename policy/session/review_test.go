@@ -53,6 +53,11 @@ func TestHeartbeatExtendsOnlyTheVerifiedDevice(t *testing.T) {
 	if res.Direct != nil || res.Code != policy.InvalidToken {
 		t.Fatalf("heartbeat of another device's session: %+v, want INVALID_TOKEN", res)
 	}
+	// On an SDK heartbeat, the one answer 002 gives for an invalid session.
+	sdk := policy.ServeRequest{In: in, App: "a", DeviceID: "dev-mine", Provider: "session", SDKAuth: true}
+	if res := ep.Serve(ctx, at, &sdk); res.Direct != nil || res.Code != policy.SessionExpired {
+		t.Fatalf("SDK heartbeat of another device's session: %+v, want SESSION_EXPIRED", res)
+	}
 	// The session's own device is extended; and so is it when no device step ran (exempt).
 	for _, dev := range []string{"dev-other", ""} {
 		res := ep.Serve(ctx, at, &policy.ServeRequest{In: in, App: "a", DeviceID: dev, Provider: "session"})

@@ -88,6 +88,9 @@ func (e *Endpoint) Serve(ctx context.Context, now time.Time, req *policy.ServeRe
 	case Heartbeat:
 		tok, _ := req.In.Header(e.Header)
 		t, code, err = e.Sessions.HeartbeatOf(ctx, now, req.App, req.DeviceID, strings.TrimSpace(tok))
+		if code == policy.InvalidToken && req.SDKAuth {
+			code = policy.SessionExpired // 002: the SDK heartbeat's one answer for an invalid session
+		}
 	}
 	if err != nil || code != "" {
 		return policy.ServeResult{Code: code, Err: err}
