@@ -156,3 +156,73 @@ func TestSessionsHeartbeatInvalidTokenE2E(t *testing.T) {
 		})
 	}
 }
+
+const sessExchangeLimitConfig = `
+sessions:
+  keys: [{id: k1, file: k1.pem}]
+  active_key: k1
+apps:
+  - name: mobile
+    dialect: protekt
+    app_token_sha256: ["{{T:mobile}}"]
+    endpoints: ["*"]
+    attestation:
+      providers: [{type: session}]
+    devices: {trust_device_header: true}
+    licenses:
+      required: false
+      max_devices: 0
+      keys: [{sha256: "{{L}}"}]
+endpoints:
+  - name: exchange
+    path: /v1/attest/exchange
+    methods: [POST]
+    serve: exchange
+    limits:
+      - {name: exchanges-per-device, key: [device], requests: 3, per: 1h}
+      - {name: exchanges-per-license, key: [license], requests: 5, per: 1h}
+`
+
+// TestSessionsExchangeReplayBoundedE2E: a license key with its device id is a static
+// proof: replayed, each exchange mints a session (two records for refresh_ttl). The limits
+// the README gives the exchange bound it, per device and, for a license not bound to
+// devices (any device id the client names), per license.
+func TestSessionsExchangeReplayBoundedE2E(t *testing.T) {
+	dir := t.TempDir()
+	_, ed, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "k1.pem"), pkcs8(t, ed), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	srv := startServer(t, "--config", writeConfig(t, dir, strings.ReplaceAll(sessExchangeLimitConfig, "{{L}}", sha("lic-x"))))
+	srv.waitReady(t)
+	exchange := func(hwid string) (served, bool) {
+		resp := sessPost(t, srv, "mobile", "/v1/attest/exchange", "", "x-license-key", "lic-x", "x-device-id", hwid)
+		if d := resp.GetDeniedResponse(); d != nil && d.GetStatus().GetCode() == 429 {
+			if strings.Contains(d.GetBody(), "session_token") {
+				t.Fatalf("a refused exchange carries a session: %s", d.GetBody())
+			}
+			return served{}, false
+		}
+		return answer(t, resp), true
+	}
+	for i := range 3 { // the limit per device, exactly
+		if _, ok := exchange("hwid-1"); !ok {
+			t.Fatalf("exchange %d of 3 of one device refused", i+1)
+		}
+	}
+	if _, ok := exchange("hwid-1"); ok {
+		t.Fatal("a 4th exchange of one device within the hour minted a session")
+	}
+	// Rotating the device id: the license's limit (5, the refused one not counted) holds.
+	for i, hwid := range []string{"hwid-2", "hwid-3"} {
+		if _, ok := exchange(hwid); !ok {
+			t.Fatalf("exchange %d of the license refused", 4+i)
+		}
+	}
+	if _, ok := exchange("hwid-4"); ok {
+		t.Fatal("a 6th exchange of one license within the hour minted a session")
+	}
+}
