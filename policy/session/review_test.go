@@ -1,12 +1,16 @@
 package session_test
 
 import (
-	"time"
-
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
 	"testing"
+	"time"
 
 	"github.com/gatehouse/gatehouse/policy"
 	"github.com/gatehouse/gatehouse/policy/session"
+	"github.com/golang-jwt/jwt/v5"
 )
 
 // TestExchangeRefusesAnUndecidedProof: a device step that could not decide (its keys
@@ -64,5 +68,65 @@ func TestHeartbeatExtendsOnlyTheVerifiedDevice(t *testing.T) {
 		if res.Direct == nil || res.Direct.Status != 200 {
 			t.Fatalf("heartbeat with device %q: %+v, want 200", dev, res)
 		}
+	}
+}
+
+// TestTokenConfusionHeld: tokens signed by a key of the set but dressed as another:
+// the kid of the ES256 key on an EdDSA signature (and back), two audiences, another typ,
+// no typ, and a refresh token where a session token goes. Each is INVALID_TOKEN.
+func TestTokenConfusionHeld(t *testing.T) {
+	ecPriv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, edPriv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kEC, _ := session.NewKey("ec", ecPriv)
+	kED, _ := session.NewKey("ed", edPriv)
+	m := manager(t, keySet(t, "ed", kEC, kED), records())
+	tk := start(t, m, "a", "dev-1", "")
+	claims := jwt.MapClaims{"iss": "gatehouse", "sub": "dev-1", "aud": []string{"a"}, "sid": tk.SessionID,
+		"iat": t0.Unix(), "exp": t0.Add(time.Minute).Unix(), "ath": t0.UnixNano()}
+	sign := func(m jwt.SigningMethod, key any, kid, typ string, c jwt.MapClaims) string {
+		tok := jwt.NewWithClaims(m, c)
+		tok.Header["kid"] = kid
+		if typ != "" {
+			tok.Header["typ"] = typ
+		} else {
+			delete(tok.Header, "typ")
+		}
+		s, err := tok.SignedString(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	twoAud := jwt.MapClaims{}
+	for k, v := range claims {
+		twoAud[k] = v
+	}
+	twoAud["aud"] = []string{"a", "b"}
+	// The control: the same claims, honestly signed, verify.
+	if o := m.VerifySession(ctx, t0, "a", sign(jwt.SigningMethodEdDSA, edPriv, "ed", session.TokenType, claims)); o.Code != "" || o.DeviceID != "dev-1" {
+		t.Fatalf("control: %+v", o)
+	}
+	cases := map[string]string{
+		"EdDSA signature under the ES256 kid": sign(jwt.SigningMethodEdDSA, edPriv, "ec", session.TokenType, claims),
+		"ES256 signature under the EdDSA kid": sign(jwt.SigningMethodES256, ecPriv, "ed", session.TokenType, claims),
+		"two audiences":                       sign(jwt.SigningMethodEdDSA, edPriv, "ed", session.TokenType, twoAud),
+		"typ JWT":                             sign(jwt.SigningMethodEdDSA, edPriv, "ed", "JWT", claims),
+		"no typ":                              sign(jwt.SigningMethodEdDSA, edPriv, "ed", "", claims),
+		"a refresh token":                     tk.Refresh,
+	}
+	for name, tok := range cases {
+		if o := m.VerifySession(ctx, t0, "a", tok); o.Code != policy.InvalidToken || o.DeviceID != "" {
+			t.Errorf("%s: %+v, want INVALID_TOKEN", name, o)
+		}
+	}
+	// And a session token where a refresh token goes.
+	if _, code, _ := m.Refresh(ctx, t0, "a", tk.Session); code != policy.RefreshTokenInvalid {
+		t.Errorf("session token as a refresh token: %q", code)
 	}
 }
