@@ -1,11 +1,13 @@
 package main
 
 // End-to-end, adversarial: the session endpoints under conditions an attacker can choose
-// or wait for (a failed dependency with fail_mode open, a spent proof replayed).
+// or wait for (a failed dependency, fail_mode open, a replayed proof, two session tokens
+// on one heartbeat).
 
 import (
 	"crypto/ed25519"
 	"crypto/rand"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -14,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/gatehouse/gatehouse/policy/attest/attesttest"
 )
 
@@ -224,5 +227,34 @@ func TestSessionsExchangeReplayBoundedE2E(t *testing.T) {
 	}
 	if _, ok := exchange("hwid-4"); ok {
 		t.Fatal("a 6th exchange of one license within the hour minted a session")
+	}
+}
+
+// TestSessionsStoreDownFailsClosedE2E: with the shared store gone and the default fail
+// mode (closed), a session token the replica has not looked up yet is not accepted, and
+// no refresh, heartbeat, exchange or revocation answers as if it had worked.
+func TestSessionsStoreDownFailsClosedE2E(t *testing.T) {
+	addr, kill := redisServer(t)
+	e, cfg := sessionsSetup(t, fmt.Sprintf("store: {type: redis, redis: {addrs: [%q], timeout: 1s}}", addr))
+	srv := startServer(t, "--config", cfg, "--admin-token-file", adminTokenFile(t))
+	srv.waitReady(t)
+	s := answer(t, sessPost(t, srv, "mobile", "/v1/attest/exchange", "", "x-license-key", e.license, "x-device-id", "hwid-down"))
+	kill()
+
+	for name, resp := range map[string]*authv3.CheckResponse{
+		"session on a request": sessPost(t, srv, "mobile", "/v1/data", "", "x-session-token", s.SessionToken),
+		"refresh":              sessPost(t, srv, "mobile", "/v1/attest/refresh", `{"refresh_token":"`+s.RefreshToken+`"}`),
+		"exchange":             sessPost(t, srv, "mobile", "/v1/attest/exchange", "", "x-license-key", e.license, "x-device-id", "hwid-down"),
+	} {
+		if d := resp.GetDeniedResponse(); d == nil || d.GetStatus().GetCode() != 503 || strings.Contains(d.GetBody(), "session_token") {
+			t.Errorf("%s with the store down: %s, want 503", name, describe(resp))
+		}
+	}
+	hb := sessPost(t, srv, "mobile", "/auth/heartbeat", "", "x-session-token", s.SessionToken).GetDeniedResponse()
+	if hb == nil || strings.Contains(hb.GetBody(), "success") || strings.Contains(hb.GetBody(), "session_token") {
+		t.Errorf("heartbeat with the store down: %v", hb)
+	}
+	if code := adminPost(t, srv, sessAdminToken, "/admin/sessions/revoke", `{"session_id":"`+s.SessionID+`"}`); code != 503 {
+		t.Errorf("revocation with the store down: %d, want 503", code)
 	}
 }
