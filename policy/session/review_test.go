@@ -130,3 +130,39 @@ func TestTokenConfusionHeld(t *testing.T) {
 		t.Errorf("session token as a refresh token: %q", code)
 	}
 }
+
+// TestRevokeDeviceOrderNotClocks: a device or license revocation covers the sessions
+// begun before it was written and none begun after, whatever the clocks of the replicas
+// say: a session begun on a replica whose clock runs 2s ahead of the one that revokes is
+// revoked (and its refresh token with it), and one begun after the revocation on a
+// replica whose clock runs 2s behind is not.
+func TestRevokeDeviceOrderNotClocks(t *testing.T) {
+	const lic = "6b86b273ff34fce19d6b804eff5a3f5747ada4eaa22f1d49c01e52ddb7875b4b"
+	for _, target := range []session.Target{{App: "a", DeviceID: "dev-1"}, {License: lic}} {
+		m := manager(t, keySet(t, "k1", edKey(t, "k1")), records())
+		ahead, err := m.Start(ctx, t0.Add(2*time.Second), session.Grant{App: "a", DeviceID: "dev-1", License: lic, Provider: "license"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Revoke(ctx, t0, target); err != nil {
+			t.Fatal(err)
+		}
+		behind, err := m.Start(ctx, t0.Add(-2*time.Second), session.Grant{App: "a", DeviceID: "dev-1", License: lic, Provider: "license"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		at := t0.Add(3 * time.Second)
+		if o := m.VerifySession(ctx, at, "a", ahead.Session); o.Code != policy.SessionRevoked {
+			t.Errorf("%+v: begun before the revocation, clock ahead: %+v, want SESSION_REVOKED", target, o)
+		}
+		if _, code, _ := m.Refresh(ctx, at, "a", ahead.Refresh); code != policy.RefreshTokenInvalid {
+			t.Errorf("%+v: its refresh token: %q, want REFRESH_TOKEN_INVALID", target, code)
+		}
+		if o := m.VerifySession(ctx, at, "a", behind.Session); o.Code != "" || o.DeviceID != "dev-1" {
+			t.Errorf("%+v: begun after the revocation, clock behind: %+v, want accepted", target, o)
+		}
+		if _, code, err := m.Refresh(ctx, at, "a", behind.Refresh); code != "" || err != nil {
+			t.Errorf("%+v: its refresh token: %q %v, want a new session token", target, code, err)
+		}
+	}
+}
