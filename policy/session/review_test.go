@@ -166,3 +166,32 @@ func TestRevokeDeviceOrderNotClocks(t *testing.T) {
 		}
 	}
 }
+
+// TestRevocationRecordExpiryRevokesNothingNew: the revocation record lives refresh_ttl +
+// ttl (24h10m here); a session begun after the revocation and kept alive by refreshes
+// past that stays live, and a new revocation still covers it.
+func TestRevocationRecordExpiryRevokesNothingNew(t *testing.T) {
+	m := manager(t, keySet(t, "k1", edKey(t, "k1")), records())
+	target := session.Target{App: "a", DeviceID: "dev-1"}
+	if err := m.Revoke(ctx, t0, target); err != nil {
+		t.Fatal(err)
+	}
+	s, err := m.Start(ctx, t0.Add(time.Second), session.Grant{App: "a", DeviceID: "dev-1", Provider: "license"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt := s.Refresh
+	for _, at := range []time.Time{t0.Add(20 * time.Hour), t0.Add(24*time.Hour + 10*time.Minute), t0.Add(30 * time.Hour)} {
+		next, code, err := m.Refresh(ctx, at, "a", rt)
+		if code != "" || err != nil {
+			t.Fatalf("refresh at +%v: %q %v", at.Sub(t0), code, err)
+		}
+		rt = next.Refresh
+	}
+	if err := m.Revoke(ctx, t0.Add(31*time.Hour), target); err != nil {
+		t.Fatal(err)
+	}
+	if _, code, _ := m.Refresh(ctx, t0.Add(31*time.Hour), "a", rt); code != policy.RefreshTokenInvalid {
+		t.Fatalf("refresh after the second revocation: %q, want REFRESH_TOKEN_INVALID", code)
+	}
+}
