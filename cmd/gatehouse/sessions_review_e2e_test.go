@@ -258,3 +258,62 @@ func TestSessionsStoreDownFailsClosedE2E(t *testing.T) {
 		t.Errorf("revocation with the store down: %d, want 503", code)
 	}
 }
+
+const sessChallengeLimitConfig = `
+sessions:
+  keys: [{id: k1, file: k1.pem}]
+  active_key: k1
+apps:
+  - name: mobile
+    dialect: protekt
+    app_token_sha256: ["{{T:mobile}}"]
+    endpoints: ["*"]
+endpoints:
+  - name: challenge
+    path: /v1/attest/challenge
+    methods: [POST]
+    serve: challenge
+    limits: [{name: challenges-per-ip, key: [ip], requests: 3, per: 1m}]
+`
+
+// TestSessionsChallengeBoundedE2E: a challenge needs only the app credential, which ships
+// inside the app, and each holds a record for challenge_ttl: unbounded, a client fills
+// the store. The per-address limit the README gives bounds it: exactly 3 a minute from one
+// address, and another address is not affected.
+func TestSessionsChallengeBoundedE2E(t *testing.T) {
+	dir := t.TempDir()
+	_, ed, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "k1.pem"), pkcs8(t, ed), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	srv := startServer(t, "--config", writeConfig(t, dir, sessChallengeLimitConfig))
+	srv.waitReady(t)
+	challenge := func(src string) int {
+		resp, err := srv.check(t, request{method: "POST", path: "/v1/attest/challenge", headers: app("mobile"), source: src})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := resp.GetDeniedResponse()
+		if d == nil {
+			t.Fatalf("not served: %s", describe(resp))
+		}
+		if d.GetStatus().GetCode() != 200 && strings.Contains(d.GetBody(), "challenge\"") {
+			t.Fatalf("a refusal carries a challenge: %s", d.GetBody())
+		}
+		return int(d.GetStatus().GetCode())
+	}
+	for i := range 3 {
+		if code := challenge("198.51.100.7"); code != 200 {
+			t.Fatalf("challenge %d of 3: %d", i+1, code)
+		}
+	}
+	if code := challenge("198.51.100.7"); code != 429 {
+		t.Fatalf("4th challenge from one address: %d, want 429", code)
+	}
+	if code := challenge("198.51.100.8"); code != 200 {
+		t.Fatalf("another address: %d, want 200", code)
+	}
+}
