@@ -37,6 +37,9 @@ type DeviceVerdict struct {
 	Message  string
 	Step     Step
 	DeviceID string // verified device id
+	// HeaderID: DeviceID is the client's device header, which the app trusts, not a
+	// device id an attestation named.
+	HeaderID bool
 	License  string // hash of the presented license key, for limits
 	Provider string // attestation provider evaluated
 	CacheHit bool
@@ -255,6 +258,7 @@ type established struct {
 	license    string // hash of the presented license key, for limits
 	unverified bool   // the device steps could not establish a device id (a dependency failed)
 	undecided  bool   // a device step could not decide (the fail mode let the request on)
+	headerID   bool   // the device id is the client's trusted device header, not attested
 }
 
 // credentials runs steps 4 (identity), 5 and 6 (attestation and license), adding the
@@ -280,6 +284,7 @@ func (r *Rules) credentials(ctx context.Context, now time.Time, in *Input, app *
 	}
 	v := app.Device.Device(ctx, now, in, ep)
 	est.license, est.unverified, est.undecided = v.License, v.Err != nil && v.DeviceID == "", v.Err != nil
+	est.headerID = v.HeaderID
 	if v.DeviceID != "" && lk != nil {
 		r.addLockKey(lk, LockDevice, "device:", v.DeviceID)
 	}

@@ -27,6 +27,9 @@ type ServeRequest struct {
 	// Undecided: a device step could not decide (a dependency failed) and the fail mode
 	// let the request on, so DeviceID, License and Provider prove nothing.
 	Undecided bool
+	// DeviceClaimed: DeviceID is the client's device header (trusted by the app), not a
+	// device id an attestation named.
+	DeviceClaimed bool
 }
 
 // ServeResult is a served endpoint's answer: a Direct response, a refusal (Code, rendered
@@ -49,7 +52,8 @@ type Server interface {
 // of the upstream).
 func (r *Rules) serve(ctx context.Context, now time.Time, in *Input, ep *Endpoint, est established, fail FailMode, d *Decision) {
 	req := ServeRequest{In: in, App: d.App, Endpoint: d.Endpoint, Dialect: d.Dialect, SDKAuth: d.SDKAuth,
-		DeviceID: d.DeviceID, License: est.license, Provider: d.AttestationProvider, Undecided: est.undecided}
+		DeviceID: d.DeviceID, License: est.license, Provider: d.AttestationProvider, Undecided: est.undecided,
+		DeviceClaimed: est.headerID}
 	res := ep.Serve.Serve(ctx, now, &req)
 	switch {
 	case res.Code != "":

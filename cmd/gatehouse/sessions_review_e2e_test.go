@@ -317,3 +317,25 @@ func TestSessionsChallengeBoundedE2E(t *testing.T) {
 		t.Fatalf("another address: %d, want 200", code)
 	}
 }
+
+// TestSessionsExchangeClaimedDeviceE2E: a genuine App Check token that names no device,
+// with the device id the client claims in x-device-id (which the app trusts): the exchange
+// must not sign that id into a session as attested. A license key with its HWID (002) is
+// the one proof whose device id is the client's by design.
+func TestSessionsExchangeClaimedDeviceE2E(t *testing.T) {
+	e, cfg := sessionsSetup(t, "")
+	srv := startServer(t, "--config", cfg)
+	srv.waitReady(t)
+	resp := sessPost(t, srv, "mobile", "/v1/attest/exchange", "", "x-firebase-appcheck", e.firebase(""), "x-device-id", "victim-device")
+	if d := resp.GetDeniedResponse(); d == nil || strings.Contains(d.GetBody(), "session_token") {
+		t.Fatalf("exchange of a token naming no device, device claimed: %s", describe(resp))
+	}
+	refusal(t, resp, 403, "access_denied") // ATTESTATION_REQUIRED in protekt (001)
+	// The same token kind naming its device is a proof; and so is a license with its HWID.
+	if s := answer(t, sessPost(t, srv, "mobile", "/v1/attest/exchange", "", "x-firebase-appcheck", e.firebase("fb-dev-7"))); s.SessionToken == "" {
+		t.Fatal("exchange of a token naming its device")
+	}
+	if s := answer(t, sessPost(t, srv, "mobile", "/v1/attest/exchange", "", "x-license-key", e.license, "x-device-id", "hwid-7")); s.SessionToken == "" {
+		t.Fatal("exchange of a license with its HWID")
+	}
+}

@@ -136,7 +136,7 @@ func (ch *Checker) Device(ctx context.Context, now time.Time, in *policy.Input, 
 		v.Code, v.Step = policy.Blocked, policy.StepNetwork
 		return v
 	}
-	v.DeviceID = id
+	v.DeviceID, v.HeaderID = id, id != "" && id != v.DeviceID
 
 	// 6. license
 	if ch.c.Licenses != nil {

@@ -195,3 +195,19 @@ func TestRevocationRecordExpiryRevokesNothingNew(t *testing.T) {
 		t.Fatalf("refresh after the second revocation: %q, want REFRESH_TOKEN_INVALID", code)
 	}
 }
+
+// TestExchangeRefusesAClaimedDevice: an attestation that names no device, with a device
+// id the client claims, is not a proof of that device; a license key with its HWID is.
+func TestExchangeRefusesAClaimedDevice(t *testing.T) {
+	m := manager(t, keySet(t, "k1", edKey(t, "k1")), records())
+	ep := &session.Endpoint{Kind: session.Exchange, Sessions: m}
+	in := &policy.Input{Headers: map[string]string{}}
+	claimed := policy.ServeRequest{In: in, App: "a", DeviceID: "victim", Provider: "firebase_app_check", DeviceClaimed: true}
+	if res := ep.Serve(ctx, t0, &claimed); res.Direct != nil || res.Code != policy.AttestationRequired {
+		t.Fatalf("claimed device: %+v, want ATTESTATION_REQUIRED", res)
+	}
+	lic := policy.ServeRequest{In: in, App: "a", DeviceID: "hwid-1", License: "ab", DeviceClaimed: true}
+	if res := ep.Serve(ctx, t0, &lic); res.Direct == nil || res.Direct.Status != 200 {
+		t.Fatalf("license with its HWID: %+v, want 200", res)
+	}
+}
