@@ -7,6 +7,7 @@ package main
 import (
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/base64"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -337,5 +338,51 @@ func TestSessionsExchangeClaimedDeviceE2E(t *testing.T) {
 	}
 	if s := answer(t, sessPost(t, srv, "mobile", "/v1/attest/exchange", "", "x-license-key", e.license, "x-device-id", "hwid-7")); s.SessionToken == "" {
 		t.Fatal("exchange of a license with its HWID")
+	}
+}
+
+const sessBoundDeviceConfig = `
+sessions:
+  keys: [{id: k1, file: k1.pem}]
+  active_key: k1
+apps:
+  - name: mobile
+    dialect: protekt
+    app_token_sha256: ["{{T:mobile}}"]
+    endpoints: ["*"]
+    attestation:
+      providers:
+        - {type: approov, secret_file: approov.key, binding_header: x-device-id}
+    devices: {trust_device_header: true}
+endpoints:
+  - {name: exchange, path: /v1/attest/exchange, methods: [POST], serve: exchange}
+`
+
+// TestSessionsExchangeBoundDeviceE2E: an attestation that names no device but binds the
+// device header (an Approov token without did, binding_header: x-device-id; Play
+// Integrity's request hash and App Attest's client data can do the same) attests that id: the exchange accepts it, and a
+// proxy that swaps the id breaks the binding.
+func TestSessionsExchangeBoundDeviceE2E(t *testing.T) {
+	dir := t.TempDir()
+	_, ed, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret := atRandBytes(t, 32)
+	for name, b := range map[string][]byte{"k1.pem": pkcs8(t, ed), "approov.key": []byte(base64.StdEncoding.EncodeToString(secret) + "\n")} {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	srv := startServer(t, "--config", writeConfig(t, dir, sessBoundDeviceConfig))
+	srv.waitReady(t)
+	tok := attesttest.SignHS256(t, secret, attesttest.Claims{"exp": time.Now().Add(time.Hour).Unix(), "pay": attesttest.Pay("dev-bound")}, nil)
+	s := answer(t, sessPost(t, srv, "mobile", "/v1/attest/exchange", "", "approov-token", tok, "x-device-id", "dev-bound"))
+	if s.SessionToken == "" {
+		t.Fatal("no session for a bound device id")
+	}
+	resp := sessPost(t, srv, "mobile", "/v1/attest/exchange", "", "approov-token", tok, "x-device-id", "victim-device")
+	if d := resp.GetDeniedResponse(); d == nil || d.GetStatus().GetCode() != 403 || strings.Contains(d.GetBody(), "session_token") {
+		t.Fatalf("swapped device id: %s, want 403", describe(resp))
 	}
 }
