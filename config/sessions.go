@@ -175,6 +175,9 @@ func (c *compiler) serve(path string, e *Endpoint, ep *policy.Endpoint) {
 			ep.Attestation = policy.AttestExempt
 		}
 	}
+	if kind == session.Heartbeat {
+		ep.Heartbeat = true // an invalid or expired session is session_expired (002)
+	}
 	ep.Serve = &session.Endpoint{Kind: kind, Sessions: c.sess.mgr, Header: c.sess.header,
 		RefreshHeader: c.sess.refreshHeader, Challenges: c.sess.challenges, Enrol: c.sess.enrol}
 }

@@ -40,6 +40,9 @@ type DeviceVerdict struct {
 	// Attested is set when DeviceID was proven by an attestation credential, not taken
 	// from a device header the app trusts: only such an id may name the caller.
 	Attested bool
+	// HeaderID: DeviceID is the client's device header, which the app trusts, not a
+	// device id an attestation named.
+	HeaderID bool
 	License  string // hash of the presented license key, for limits
 	Provider string // attestation provider evaluated
 	CacheHit bool
@@ -258,6 +261,8 @@ type established struct {
 	license    string // hash of the presented license key, for limits
 	unverified bool   // the device steps could not establish a device id (a dependency failed)
 	device     string // the attested device id (never a trusted header's claim)
+	undecided  bool   // a device step could not decide (the fail mode let the request on)
+	headerID   bool   // the device id is the client's trusted device header, not attested
 }
 
 // credentials runs steps 4 (identity), 5 and 6 (attestation and license), adding the
@@ -282,7 +287,8 @@ func (r *Rules) credentials(ctx context.Context, now time.Time, in *Input, app *
 		return est, true
 	}
 	v := app.Device.Device(ctx, now, in, ep)
-	est.license, est.unverified = v.License, v.Err != nil && v.DeviceID == ""
+	est.license, est.unverified, est.undecided = v.License, v.Err != nil && v.DeviceID == "", v.Err != nil
+	est.headerID = v.HeaderID
 	if v.Attested {
 		est.device = v.DeviceID
 	}

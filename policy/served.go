@@ -27,6 +27,12 @@ type ServeRequest struct {
 	// Attested is set when Provider verified its credential (not let on by a fail mode
 	// after a dependency failed); some providers name no device (Play Integrity).
 	Attested bool
+	// Undecided: a device step could not decide (a dependency failed) and the fail mode
+	// let the request on, so DeviceID, License and Provider prove nothing.
+	Undecided bool
+	// DeviceClaimed: DeviceID is the client's device header (trusted by the app), not a
+	// device id an attestation named.
+	DeviceClaimed bool
 }
 
 // ServeResult is a served endpoint's answer: a Direct response, a refusal (Code, rendered
@@ -49,7 +55,8 @@ type Server interface {
 // of the upstream).
 func (r *Rules) serve(ctx context.Context, now time.Time, in *Input, ep *Endpoint, est established, fail FailMode, d *Decision) {
 	req := ServeRequest{In: in, App: d.App, Endpoint: d.Endpoint, Dialect: d.Dialect, SDKAuth: d.SDKAuth,
-		DeviceID: d.DeviceID, License: est.license, Provider: d.AttestationProvider, Attested: d.attested}
+		DeviceID: d.DeviceID, License: est.license, Provider: d.AttestationProvider, Attested: d.attested,
+		Undecided: est.undecided, DeviceClaimed: est.headerID}
 	res := ep.Serve.Serve(ctx, now, &req)
 	switch {
 	case res.Code != "":

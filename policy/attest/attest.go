@@ -207,6 +207,10 @@ func (p *Provider) Kind() Kind { return p.c.Kind }
 // Name returns the provider's name for verdicts and traces (its kind).
 func (p *Provider) Name() string { return p.id }
 
+// BindingHeader returns the header whose value the provider's tokens are bound to (""
+// when none).
+func (p *Provider) BindingHeader() string { return p.c.BindingHeader }
+
 // Header returns the header the provider reads.
 func (p *Provider) Header() string { return p.c.Header }
 

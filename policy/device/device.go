@@ -114,10 +114,11 @@ func (ch *Checker) Device(ctx context.Context, now time.Time, in *policy.Input, 
 
 	// 5. attestation
 	var v policy.DeviceVerdict
-	claimed := "" // the device id an unverifiable token names: for the block list only
+	claimed := ""  // the device id an unverifiable token names: for the block list only
+	bound := false // the verified token is bound to the device header's value
 	if ep.Attestation != policy.AttestExempt {
-		v, claimed = ch.attest(ctx, now, in, required)
-		if v.Code == policy.AttestationExpired && ep.Heartbeat {
+		v, claimed, bound = ch.attest(ctx, now, in, required)
+		if ep.Heartbeat && heartbeatExpired(v.Code, ep.SDKAuth) {
 			v.Code, v.Message = policy.SessionExpired, ""
 		}
 		if v.Code != "" {
@@ -136,8 +137,10 @@ func (ch *Checker) Device(ctx context.Context, now time.Time, in *policy.Input, 
 		v.Code, v.Step = policy.Blocked, policy.StepNetwork
 		return v
 	}
-	v.Attested = v.DeviceID != "" // proven by a credential; id may be a trusted header's
-	v.DeviceID = id
+	// The id is attested when an attestation named it, or when the verified token is bound
+	// to the device header that carries it; else it is the client's claim (HeaderID).
+	headerID := id != "" && id != v.DeviceID && !(bound && v.Err == nil)
+	v.DeviceID, v.HeaderID, v.Attested = id, headerID, id != "" && !headerID
 
 	// 6. license
 	if ch.c.Licenses != nil {
@@ -161,9 +164,23 @@ func (ch *Checker) Device(ctx context.Context, now time.Time, in *policy.Input, 
 	return v
 }
 
+// heartbeatExpired reports whether a heartbeat answers code as SESSION_EXPIRED: an
+// expired session credential; on an SDK heartbeat also a missing, malformed or
+// unverifiable one, since 002 gives the SDK heartbeat session_expired alone for those.
+func heartbeatExpired(code policy.Code, sdk bool) bool {
+	switch code {
+	case policy.AttestationExpired:
+		return true
+	case policy.InvalidToken, policy.InvalidAttestation, policy.AttestationFailed, policy.AttestationRequired:
+		return sdk
+	}
+	return false
+}
+
 // attest evaluates the highest-priority credential present. claimed is the device id
-// named by a token that could not be verified (Outcome.Claimed).
-func (ch *Checker) attest(ctx context.Context, now time.Time, in *policy.Input, required bool) (v policy.DeviceVerdict, claimed string) {
+// named by a token that could not be verified (Outcome.Claimed); bound reports that the
+// token is bound to the device header's value (so that value is attested with it).
+func (ch *Checker) attest(ctx context.Context, now time.Time, in *policy.Input, required bool) (v policy.DeviceVerdict, claimed string, bound bool) {
 	v.Step = policy.StepAttest
 	for _, p := range ch.c.Providers {
 		tok, present, ok := attest.Credential(in, p.Header())
@@ -173,17 +190,17 @@ func (ch *Checker) attest(ctx context.Context, now time.Time, in *policy.Input, 
 		v.Provider = p.Name()
 		if !ok {
 			v.Code, v.Message = policy.InvalidAttestation, "The attestation header is empty or repeated"
-			return v, ""
+			return v, "", false
 		}
 		o := p.Check(ctx, now, in, tok, ch.c.Cache)
 		v.Code, v.Message, v.DeviceID, v.CacheHit, v.Err = o.Code, o.Message, o.DeviceID, o.CacheHit, o.Err
 		v.License = o.License // a session's license, checked by the license step
-		return v, o.Claimed
+		return v, o.Claimed, p.BindingHeader() != "" && p.BindingHeader() == ch.c.DeviceHeader
 	}
 	if required {
 		v.Code = policy.AttestationRequired
 	}
-	return v, ""
+	return v, "", false
 }
 
 // deviceID settles the request's device id: the attested one, which a client's device

@@ -398,3 +398,23 @@ func contains(list []string, s string) bool {
 	}
 	return false
 }
+
+// TestHeartbeatSDKInvalidSession: 002 gives an SDK heartbeat one refusal for a session
+// credential that is missing, malformed or not verifiable, session_expired in a 200
+// envelope; the developer API's 401 is not an SDK answer.
+func TestHeartbeatSDKInvalidSession(t *testing.T) {
+	e := newEnv(t)
+	bogus := attesttest.NewKey(t, "ES256", "k1")
+	forged := attesttest.Sign(t, bogus, attesttest.Claims{"iss": "https://attest.test", "aud": "lic", "exp": now.Add(time.Hour).Unix(), "device_id": "d"}, nil)
+	for name, tok := range map[string]string{"malformed": "not-a-token", "forged": forged} {
+		d := e.decide(attesttest.Request("lic", "/auth/heartbeat", "192.0.2.10", "x-attestation-token", tok, "x-license-key", e.lic("active")))
+		attesttest.Want(t, d, policy.SessionExpired)
+		if r := d.Render(); r.Status != 200 || string(r.Body) != `{"status":"failed","error":"session_expired"}` {
+			t.Fatalf("%s: rendered %d %s", name, r.Status, r.Body)
+		}
+		// Elsewhere the provider's own code stays.
+		if d := e.decide(attesttest.Request("lic", "/auth/validate", "192.0.2.10", "x-attestation-token", tok, "x-license-key", e.lic("active"))); d.Code == policy.SessionExpired || d.Code == "" {
+			t.Fatalf("%s on validate: %q", name, d.Code)
+		}
+	}
+}

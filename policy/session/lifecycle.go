@@ -2,10 +2,9 @@ package session
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
-	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/gatehouse/gatehouse/policy"
@@ -43,9 +42,19 @@ func (m *Manager) Refresh(ctx context.Context, now time.Time, app, refresh strin
 // Heartbeat extends the session of a session token of app: a new session token for the
 // same session, after a fresh look at the store (a revocation applies at once here).
 func (m *Manager) Heartbeat(ctx context.Context, now time.Time, app, tok string) (Tokens, policy.Code, error) {
+	return m.HeartbeatOf(ctx, now, app, "", tok)
+}
+
+// HeartbeatOf is Heartbeat for a request whose device steps verified device (""
+// when none ran): a token of another device's session is INVALID_TOKEN, since that
+// device's own checks (block list, license state, device header) never ran.
+func (m *Manager) HeartbeatOf(ctx context.Context, now time.Time, app, device, tok string) (Tokens, policy.Code, error) {
 	v, _ := m.verified(now, tok)
 	if code := m.judge(now, app, v); code != "" {
 		return Tokens{}, code, nil
+	}
+	if device != "" && device != v.claims.DeviceID {
+		return Tokens{}, policy.InvalidToken, nil
 	}
 	c := &v.claims
 	gr := grant{SID: c.SessionID, App: c.App, Device: c.DeviceID, License: c.License, Provider: c.Provider,
@@ -58,19 +67,15 @@ func (m *Manager) Heartbeat(ctx context.Context, now time.Time, app, tok string)
 }
 
 // extend looks the session up in the store and, when it is live, extends its record by
-// RefreshTTL.
+// RefreshTTL; gr takes the session's start and generations from the record.
 func (m *Manager) extend(ctx context.Context, now time.Time, gr *grant) (policy.Code, error) {
-	var stored grant
-	rec, ok, err := m.s.Records.Get(ctx, now, sessionKey(gr.SID))
-	if err != nil {
-		return "", storeErr(err)
-	}
-	if ok && json.Unmarshal(rec, &stored) == nil {
-		gr.Started = stored.Started
-	}
-	code, rec, err := m.lookStore(ctx, now, gr.SID, gr.App, gr.Device, gr.License, gr.Started)
+	code, rec, err := m.lookStore(ctx, now, gr.SID, gr.App, gr.Device, gr.License)
 	if err != nil || code != "" {
 		return code, err
+	}
+	var stored grant
+	if json.Unmarshal(rec, &stored) == nil {
+		gr.Started, gr.DevGen, gr.LicGen = stored.Started, stored.DevGen, stored.LicGen
 	}
 	if _, err := m.s.Records.Swap(ctx, now, sessionKey(gr.SID), rec, rec, m.s.RefreshTTL); err != nil {
 		return "", storeErr(err)
@@ -110,28 +115,23 @@ func (m *Manager) Revoke(ctx context.Context, now time.Time, t Target) error {
 		_, _, err := m.s.Records.Create(ctx, now, revokedKey(t.SessionID), []byte("1"), ttl)
 		return storeErr(err)
 	case t.SessionID == "" && t.App != "" && t.DeviceID != "" && t.License == "":
-		return m.revokeBefore(ctx, now, deviceKey(t.App, t.DeviceID), ttl)
+		return m.newGeneration(ctx, now, deviceKey(t.App, t.DeviceID), ttl)
 	case t.SessionID == "" && t.App == "" && t.DeviceID == "" && t.License != "":
-		return m.revokeBefore(ctx, now, licenseKey(t.License), ttl)
+		return m.newGeneration(ctx, now, licenseKey(t.License), ttl)
 	}
 	return ErrTarget
 }
 
-// revokeBefore records now under key, unless a later time is already there.
-func (m *Manager) revokeBefore(ctx context.Context, now time.Time, key string, ttl time.Duration) error {
-	val := []byte(strconv.FormatInt(now.UnixNano(), 10))
-	for range 4 {
-		held, created, err := m.s.Records.Create(ctx, now, key, val, ttl)
-		if err != nil || created {
-			return storeErr(err)
-		}
-		if t, err := strconv.ParseInt(string(held), 10, 64); err == nil && t >= now.UnixNano() {
-			return nil
-		}
-		swapped, err := m.s.Records.Swap(ctx, now, key, held, val, ttl)
-		if err != nil || swapped {
-			return storeErr(err)
-		}
+// newGeneration writes a new revocation generation under key: every session begun under
+// another one is revoked from now on.
+func (m *Manager) newGeneration(ctx context.Context, now time.Time, key string, ttl time.Duration) error {
+	val := []byte(rand.Text())
+	held, created, err := m.s.Records.Create(ctx, now, key, val, ttl)
+	if err != nil || created {
+		return storeErr(err)
 	}
-	return fmt.Errorf("session store: revocation of one target kept changing")
+	// Not swapped: a concurrent revocation wrote a generation of its own, which no
+	// session begun before this call holds either.
+	_, err = m.s.Records.Swap(ctx, now, key, held, val, ttl)
+	return storeErr(err)
 }

@@ -9,8 +9,14 @@
 //
 //	sess:s:<sid>       the session (its app, device and license), until its refresh lifetime ends
 //	sess:r:<sid>       the session was revoked
-//	sess:rd:<digest>   every session of a device (of an app) begun at or before the value was revoked
-//	sess:rl:<digest>   every session of a license begun at or before the value was revoked
+//	sess:rd:<digest>   the revocation generation of a device (of an app)
+//	sess:rl:<digest>   the revocation generation of a license
+//
+// A session records the generations of its device and license when it begins; a revocation
+// writes a new one, so that every session begun before it (under another generation) is
+// revoked and none begun after, by the order of the writes in the store, whatever the
+// replicas' clocks say.
+//
 //	sess:rt:<digest>   a refresh token (digest of the token), taken once
 //
 // A request's session is checked against the store at most once per revocation-check
@@ -27,7 +33,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/gatehouse/gatehouse/policy"
@@ -100,7 +105,9 @@ type grant struct {
 	License  string   `json:"lic,omitempty"`
 	Provider string   `json:"prv,omitempty"`
 	Verdicts []string `json:"vrd,omitempty"`
-	Started  int64    `json:"ath"` // unix nanoseconds
+	Started  int64    `json:"ath"`          // unix nanoseconds
+	DevGen   string   `json:"dg,omitempty"` // the device's revocation generation at the start
+	LicGen   string   `json:"lg,omitempty"` // the license's
 }
 
 // Tokens are an issued session: the session token, and a refresh token unless the
@@ -123,11 +130,26 @@ type Grant struct {
 func (m *Manager) Start(ctx context.Context, now time.Time, g Grant) (Tokens, error) {
 	gr := grant{SID: rand.Text(), App: g.App, Device: g.DeviceID, License: g.License, Provider: g.Provider,
 		Verdicts: g.Verdicts, Started: now.UnixNano()}
+	var err error
+	if gr.DevGen, gr.LicGen, err = m.generations(ctx, now, g.App, g.DeviceID, g.License); err != nil {
+		return Tokens{}, err
+	}
 	b, _ := json.Marshal(gr)
 	if _, created, err := m.s.Records.Create(ctx, now, sessionKey(gr.SID), b, m.s.RefreshTTL); err != nil || !created {
 		return Tokens{}, fmt.Errorf("session store: %w", errOr(err, "session id taken"))
 	}
 	return m.issue(ctx, now, &gr, true)
+}
+
+// generations reads the current revocation generations of a device and a license ("":
+// never revoked, or the revocation expired).
+func (m *Manager) generations(ctx context.Context, now time.Time, app, dev, lic string) (string, string, error) {
+	d, _, err := m.s.Records.Get(ctx, now, deviceKey(app, dev))
+	if err != nil || lic == "" {
+		return string(d), "", storeErr(err)
+	}
+	l, _, err := m.s.Records.Get(ctx, now, licenseKey(lic))
+	return string(d), string(l), storeErr(err)
 }
 
 // issue signs a session token for gr and, with refresh, stores a new refresh token.
@@ -186,7 +208,7 @@ func (m *Manager) VerifySession(ctx context.Context, now time.Time, app, tok str
 	if s := v.state.Load(); s != nil && now.Before(s.until) {
 		return outcome(c, s.code, hit)
 	}
-	code, _, err := m.lookStore(ctx, now, c.SessionID, app, c.DeviceID, c.License, c.Started.UnixNano())
+	code, _, err := m.lookStore(ctx, now, c.SessionID, app, c.DeviceID, c.License)
 	if err != nil {
 		return attest.Outcome{Err: err, Claimed: c.DeviceID}
 	}
@@ -230,29 +252,34 @@ func (m *Manager) judge(now time.Time, app string, v *verified) policy.Code {
 	return ""
 }
 
-// lookStore asks the store about a session: revoked (itself, its device or its license),
-// unknown, or live (code ""); live returns the session's record.
-func (m *Manager) lookStore(ctx context.Context, now time.Time, sid, app, dev, lic string, started int64) (policy.Code, []byte, error) {
+// lookStore asks the store about a session: revoked (itself, or its device or license
+// since it began), unknown, or live (code ""); live returns the session's record.
+func (m *Manager) lookStore(ctx context.Context, now time.Time, sid, app, dev, lic string) (policy.Code, []byte, error) {
 	if _, ok, err := m.s.Records.Get(ctx, now, revokedKey(sid)); err != nil || ok {
 		return policy.SessionRevoked, nil, storeErr(err)
 	}
 	rec, ok, err := m.s.Records.Get(ctx, now, sessionKey(sid))
-	if err != nil || !ok {
+	var gr grant
+	if err != nil || !ok || json.Unmarshal(rec, &gr) != nil {
 		return policy.SessionNotFound, nil, storeErr(err)
 	}
-	var keys []string
-	if dev != "" { // a session without a device id is revoked by its id or its license
-		keys = append(keys, deviceKey(app, dev))
+	var keys [2]string // a session without a device id is revoked by its id or its license
+	if dev != "" {
+		keys[0] = deviceKey(app, dev)
 	}
+	gens := [2]string{gr.DevGen, gr.LicGen}
 	if lic != "" {
-		keys = append(keys, licenseKey(lic))
+		keys[1] = licenseKey(lic)
 	}
-	for _, k := range keys {
-		at, ok, err := m.s.Records.Get(ctx, now, k)
+	for i, k := range keys {
+		if k == "" {
+			continue
+		}
+		cur, ok, err := m.s.Records.Get(ctx, now, k)
 		if err != nil {
 			return "", nil, storeErr(err)
 		}
-		if t, perr := strconv.ParseInt(string(at), 10, 64); ok && perr == nil && started <= t {
+		if ok && string(cur) != gens[i] {
 			return policy.SessionRevoked, nil, nil
 		}
 	}

@@ -3,6 +3,7 @@ package session
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"strings"
 	"time"
 
@@ -47,6 +48,9 @@ type Endpoint struct {
 
 var _ policy.Server = (*Endpoint)(nil)
 
+// errUndecided refuses an exchange whose proof a device step could not verify.
+var errUndecided = errors.New("session exchange: a device step could not decide, no session is issued")
+
 // answer is the JSON body of a served endpoint. SDK endpoints add status "success", the
 // envelope of 002_*.txt.
 type answer struct {
@@ -83,7 +87,10 @@ func (e *Endpoint) Serve(ctx context.Context, now time.Time, req *policy.ServeRe
 		t, code, err = e.Sessions.Refresh(ctx, now, req.App, e.refreshToken(req.In))
 	case Heartbeat:
 		tok, _ := req.In.Header(e.Header)
-		t, code, err = e.Sessions.Heartbeat(ctx, now, req.App, strings.TrimSpace(tok))
+		t, code, err = e.Sessions.HeartbeatOf(ctx, now, req.App, req.DeviceID, strings.TrimSpace(tok))
+		if code == policy.InvalidToken && req.SDKAuth {
+			code = policy.SessionExpired // 002: the SDK heartbeat's one answer for an invalid session
+		}
 	}
 	if err != nil || code != "" {
 		return policy.ServeResult{Code: code, Err: err}
@@ -97,6 +104,11 @@ func (e *Endpoint) Serve(ctx context.Context, now time.Time, req *policy.ServeRe
 // attestation provider's, or a license key bound to the device id), else an App Attest
 // enrolment in the body.
 func (e *Endpoint) grant(ctx context.Context, now time.Time, req *policy.ServeRequest) (Grant, policy.ServeResult, bool) {
+	if req.Undecided {
+		// Failing open lets a request on, never mints a credential that outlives the
+		// outage: the device id would be whatever the client claimed.
+		return Grant{}, policy.ServeResult{Err: errUndecided}, false
+	}
 	code, msg := exchangeable(req)
 	if code == "" {
 		prv := req.Provider
@@ -128,6 +140,9 @@ func exchangeable(req *policy.ServeRequest) (policy.Code, string) {
 	case req.Attested && req.Provider != "":
 	case req.DeviceID == "" || (req.Provider == "" && req.License == ""):
 		return policy.AttestationRequired, "The exchange needs a proof: an attestation, or a license key with its device id"
+	case req.DeviceClaimed && req.License == "":
+		// Only a license key comes with a device id of the client's own (002).
+		return policy.AttestationRequired, "The attestation names no device: a claimed device id is not a proof"
 	}
 	return "", ""
 }
