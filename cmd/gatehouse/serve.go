@@ -143,6 +143,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	setDefaultGCPercent(os.LookupEnv)
 	s := &server{flags: f, level: new(slog.LevelVar), metrics: telemetry.NewMetrics()}
 	b := currentBuild()
 	s.metrics.SetBuildInfo(b.Version, b.Commit, b.GoVersion)
