@@ -183,6 +183,23 @@ func (s *headerSlab) header(k, v string) *corev3.HeaderValueOption {
 // maxLimitHeaders is how many headers rateLimitHeaders adds at most.
 const maxLimitHeaders = 4
 
+// limitHeaders is how many headers rateLimitHeaders adds for d (as RateLimit.Headers
+// spells them: limit and remaining, reset when known, retry-after when refused).
+func limitHeaders(d *policy.Decision) int {
+	r := &d.RateLimit
+	if r.Name == "" {
+		return 0
+	}
+	n := 2
+	if !r.Reset.IsZero() {
+		n++
+	}
+	if r.Code != "" {
+		n++
+	}
+	return n
+}
+
 // appendFalse and the interned metadata values are shared by every response: gRPC only
 // reads them while marshalling (the size cache is written atomically).
 var appendFalse = wrapperspb.Bool(false)
@@ -226,8 +243,9 @@ func ToResponse(d *policy.Decision, id string) *authv3.CheckResponse {
 	if d.Outcome == policy.Allow {
 		ok := &authv3.OkHttpResponse{HeadersToRemove: d.Remove}
 		var slab headerSlab
-		if n := len(d.Upstream) + len(d.Response); n > 0 || d.RateLimit.Name != "" {
-			slab = newHeaderSlab(n + maxLimitHeaders)
+		lh := limitHeaders(d)
+		if n := len(d.Upstream) + len(d.Response) + lh; n > 0 {
+			slab = newHeaderSlab(n)
 		}
 		if len(d.Upstream) > 0 {
 			ok.Headers = make([]*corev3.HeaderValueOption, 0, len(d.Upstream))
@@ -235,8 +253,8 @@ func ToResponse(d *policy.Decision, id string) *authv3.CheckResponse {
 				ok.Headers = append(ok.Headers, slab.header(h.Key, h.Value))
 			}
 		}
-		if len(d.Response) > 0 || d.RateLimit.Name != "" {
-			ok.ResponseHeadersToAdd = make([]*corev3.HeaderValueOption, 0, len(d.Response)+maxLimitHeaders)
+		if n := len(d.Response) + lh; n > 0 {
+			ok.ResponseHeadersToAdd = make([]*corev3.HeaderValueOption, 0, n)
 		}
 		for _, h := range d.Response {
 			ok.ResponseHeadersToAdd = append(ok.ResponseHeadersToAdd, slab.header(h.Key, h.Value))
