@@ -157,6 +157,49 @@ func header(k, v string) *corev3.HeaderValueOption {
 	return &corev3.HeaderValueOption{Header: &corev3.HeaderValue{Key: k, Value: v}, Append: appendFalse}
 }
 
+// headerSlab hands out the header options of one response from one allocation (two per
+// header otherwise): they live exactly as long as the response.
+type headerSlab []headerPair
+
+type headerPair struct {
+	opt corev3.HeaderValueOption
+	val corev3.HeaderValue
+}
+
+func newHeaderSlab(n int) headerSlab { return make(headerSlab, 0, n) }
+
+// header is header(k, v) from the slab, or on its own once the slab is used up.
+func (s *headerSlab) header(k, v string) *corev3.HeaderValueOption {
+	if len(*s) == cap(*s) {
+		return header(k, v)
+	}
+	*s = (*s)[:len(*s)+1]
+	p := &(*s)[len(*s)-1]
+	p.val.Key, p.val.Value = k, v
+	p.opt.Header, p.opt.Append = &p.val, appendFalse
+	return &p.opt
+}
+
+// maxLimitHeaders is how many headers rateLimitHeaders adds at most.
+const maxLimitHeaders = 4
+
+// limitHeaders is how many headers rateLimitHeaders adds for d (as RateLimit.Headers
+// spells them: limit and remaining, reset when known, retry-after when refused).
+func limitHeaders(d *policy.Decision) int {
+	r := &d.RateLimit
+	if r.Name == "" {
+		return 0
+	}
+	n := 2
+	if !r.Reset.IsZero() {
+		n++
+	}
+	if r.Code != "" {
+		n++
+	}
+	return n
+}
+
 // appendFalse and the interned metadata values are shared by every response: gRPC only
 // reads them while marshalling (the size cache is written atomically).
 var appendFalse = wrapperspb.Bool(false)
@@ -178,17 +221,17 @@ var contentTypeJSON = header("content-type", "application/json")
 // rateLimitHeaders renders the headers of the limit the client hears about (which
 // package ratelimit picked), as policy.LimitResult.Headers spells them: Retry-After too
 // when a limit refused the request.
-func rateLimitHeaders(dst []*corev3.HeaderValueOption, d *policy.Decision) []*corev3.HeaderValueOption {
+func rateLimitHeaders(dst []*corev3.HeaderValueOption, slab *headerSlab, d *policy.Decision) []*corev3.HeaderValueOption {
 	h := d.RateLimit.Headers()
 	if h.Limit == "" { // no limit applied
 		return dst
 	}
-	dst = append(dst, header("x-ratelimit-limit", h.Limit), header("x-ratelimit-remaining", h.Remaining))
+	dst = append(dst, slab.header("x-ratelimit-limit", h.Limit), slab.header("x-ratelimit-remaining", h.Remaining))
 	if h.Reset != "" {
-		dst = append(dst, header("x-ratelimit-reset", h.Reset))
+		dst = append(dst, slab.header("x-ratelimit-reset", h.Reset))
 	}
 	if h.RetryAfter != "" {
-		dst = append(dst, header("retry-after", h.RetryAfter))
+		dst = append(dst, slab.header("retry-after", h.RetryAfter))
 	}
 	return dst
 }
@@ -199,16 +242,24 @@ func ToResponse(d *policy.Decision, id string) *authv3.CheckResponse {
 	resp := &authv3.CheckResponse{DynamicMetadata: dynamicMetadata(d, id)}
 	if d.Outcome == policy.Allow {
 		ok := &authv3.OkHttpResponse{HeadersToRemove: d.Remove}
+		var slab headerSlab
+		lh := limitHeaders(d)
+		if n := len(d.Upstream) + len(d.Response) + lh; n > 0 {
+			slab = newHeaderSlab(n)
+		}
 		if len(d.Upstream) > 0 {
 			ok.Headers = make([]*corev3.HeaderValueOption, 0, len(d.Upstream))
 			for _, h := range d.Upstream {
-				ok.Headers = append(ok.Headers, header(h.Key, h.Value))
+				ok.Headers = append(ok.Headers, slab.header(h.Key, h.Value))
 			}
 		}
-		for _, h := range d.Response {
-			ok.ResponseHeadersToAdd = append(ok.ResponseHeadersToAdd, header(h.Key, h.Value))
+		if n := len(d.Response) + lh; n > 0 {
+			ok.ResponseHeadersToAdd = make([]*corev3.HeaderValueOption, 0, n)
 		}
-		ok.ResponseHeadersToAdd = rateLimitHeaders(ok.ResponseHeadersToAdd, d)
+		for _, h := range d.Response {
+			ok.ResponseHeadersToAdd = append(ok.ResponseHeadersToAdd, slab.header(h.Key, h.Value))
+		}
+		ok.ResponseHeadersToAdd = rateLimitHeaders(ok.ResponseHeadersToAdd, &slab, d)
 		resp.Status = &rpcstatus.Status{Code: int32(codes.OK)}
 		resp.HttpResponse = &authv3.CheckResponse_OkResponse{OkResponse: ok}
 		return resp
@@ -225,14 +276,15 @@ func ToResponse(d *policy.Decision, id string) *authv3.CheckResponse {
 	if e, ok := policy.Lookup(d.Code); ok && r.Status < 400 {
 		canonical = e.Status // license SDK denials are HTTP 200 but still denials
 	}
-	hs := make([]*corev3.HeaderValueOption, 0, 2+len(d.Response)+4+3)
+	hs := make([]*corev3.HeaderValueOption, 0, 2+len(d.Response)+maxLimitHeaders+3)
+	slab := newHeaderSlab(1 + len(d.Response) + maxLimitHeaders + 3)
 	hs = append(hs, contentTypeJSON)
 	for _, h := range d.Response {
-		hs = append(hs, header(h.Key, h.Value))
+		hs = append(hs, slab.header(h.Key, h.Value))
 	}
-	hs = rateLimitHeaders(hs, d)
+	hs = rateLimitHeaders(hs, &slab, d)
 	if d.RetryAfter > 0 && d.RateLimit.Code == "" { // another step's wait (a lockout)
-		hs = append(hs, header("retry-after", policy.RetryAfterSeconds(d.RetryAfter)))
+		hs = append(hs, slab.header("retry-after", policy.RetryAfterSeconds(d.RetryAfter)))
 	}
 	hs = signHeaders(hs, d, r.Status, r.Body)
 	resp.Status = &rpcstatus.Status{Code: int32(grpcCode(canonical)), Message: r.Code}

@@ -143,6 +143,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	setDefaultGCPercent(os.LookupEnv)
 	s := &server{flags: f, level: new(slog.LevelVar), metrics: telemetry.NewMetrics()}
 	b := currentBuild()
 	s.metrics.SetBuildInfo(b.Version, b.Commit, b.GoVersion)
@@ -434,6 +435,8 @@ func grpcOptions() []grpc.ServerOption {
 		grpc.NumStreamWorkers(uint32(32 * runtime.GOMAXPROCS(0))),
 		grpc.MaxConcurrentStreams(2048),
 		grpc.MaxRecvMsgSize(8 << 20), // with_request_body can carry a few MiB
+		// Protobuf's codec, with Check's dynamic metadata written directly.
+		grpc.ForceServerCodecV2(extauthz.Codec()),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 	}
