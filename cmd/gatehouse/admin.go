@@ -9,10 +9,12 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/gatehouse/gatehouse/internal/capped"
 	"github.com/gatehouse/gatehouse/policy"
 	"github.com/gatehouse/gatehouse/policy/device"
+	"github.com/gatehouse/gatehouse/policy/session"
 	"github.com/gatehouse/gatehouse/ratelimit"
 )
 
@@ -158,6 +160,16 @@ func (a *admin) resetLicense(w http.ResponseWriter, r *http.Request) {
 	if err := b.ResetBindings(r.Context(), device.BindingKey(h)); err != nil {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "store: " + err.Error()})
 		return
+	}
+	// The license's sessions go with its bindings: a device unbound here keeps no session
+	// minted while it was bound.
+	if snap := a.s.store.Current(); snap != nil && snap.Sessions != nil {
+		t := session.Target{License: hex.EncodeToString(h[:])}
+		if err := snap.Sessions.Revoke(r.Context(), time.Now(), t); err != nil {
+			a.s.log.Warn("license sessions not revoked", "error", err.Error())
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "bindings reset; sessions not revoked: store unavailable"})
+			return
+		}
 	}
 	a.s.log.Info("license bindings reset", "license_sha256_prefix", req.LicenseSHA256[:12])
 	writeJSON(w, http.StatusOK, map[string]string{"status": "reset"})
