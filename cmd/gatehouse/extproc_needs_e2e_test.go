@@ -19,7 +19,8 @@ func needsConfig() string {
 
 // TestEndToEndModePerExchange: over real gRPC, after Check, a GET on an idempotency
 // route and a POST without a key are told to skip every later phase (no body buffered,
-// nothing more sent to Gatehouse); a POST with a key has both bodies buffered.
+// nothing more sent to Gatehouse); a POST with a key has both bodies buffered, and
+// their trailers sent.
 func TestEndToEndModePerExchange(t *testing.T) {
 	srv := startServer(t, "--config", writeConfig(t, t.TempDir(), needsConfig()))
 	tok := deviceTokens(t, 1)[0]
@@ -27,7 +28,7 @@ func TestEndToEndModePerExchange(t *testing.T) {
 		RequestTrailerMode: procv3.ProcessingMode_SKIP, ResponseTrailerMode: procv3.ProcessingMode_SKIP}
 	both := &procv3.ProcessingMode{RequestHeaderMode: procv3.ProcessingMode_SKIP, ResponseHeaderMode: procv3.ProcessingMode_SEND,
 		RequestBodyMode: procv3.ProcessingMode_BUFFERED, ResponseBodyMode: procv3.ProcessingMode_BUFFERED,
-		RequestTrailerMode: procv3.ProcessingMode_SKIP, ResponseTrailerMode: procv3.ProcessingMode_SKIP}
+		RequestTrailerMode: procv3.ProcessingMode_SEND, ResponseTrailerMode: procv3.ProcessingMode_SEND} // a buffered body's trailers end it
 	dev := with(app("main"), "x-attestation-token", tok)
 	for _, tc := range []struct {
 		name string

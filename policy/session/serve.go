@@ -137,12 +137,13 @@ func exchangeable(req *policy.ServeRequest) (policy.Code, string) {
 	switch {
 	case req.Provider == "session":
 		return policy.AttestationRequired, "A session is not a proof: use the refresh token"
+	case req.DeviceClaimed && req.License == "":
+		// Only a license key comes with a device id of the client's own (002); a verified
+		// provider that names no device must not lend its proof to a claimed id.
+		return policy.AttestationRequired, "The attestation names no device: a claimed device id is not a proof"
 	case req.Attested && req.Provider != "":
 	case req.DeviceID == "" || (req.Provider == "" && req.License == ""):
 		return policy.AttestationRequired, "The exchange needs a proof: an attestation, or a license key with its device id"
-	case req.DeviceClaimed && req.License == "":
-		// Only a license key comes with a device id of the client's own (002).
-		return policy.AttestationRequired, "The attestation names no device: a claimed device id is not a proof"
 	}
 	return "", ""
 }
