@@ -228,9 +228,11 @@ func (s *Server) responseBody(ctx context.Context, x *exchange, req *extprocv3.P
 
 // requestTrailers ends a buffered request body: in BUFFERED mode Envoy sends a body
 // followed by trailers with end_of_stream false, and the trailers say it is whole. The
-// request hooks run now, before Envoy lets the request go to the upstream.
+// request hooks run now, before Envoy lets the request go to the upstream. The body is
+// the exchange's to wait for (x.needs: idempotency's are decided per request), not the
+// route's.
 func (s *Server) requestTrailers(ctx context.Context, x *exchange, req *extprocv3.ProcessingRequest) (*extprocv3.ProcessingResponse, bool) {
-	if x.route == nil || !x.route.needs.requestBody || x.requestRan {
+	if x.route == nil || !x.needs.requestBody || x.requestRan {
 		return continueFor(req), false
 	}
 	if r := s.runRequest(ctx, x); r != nil {
@@ -243,7 +245,7 @@ func (s *Server) requestTrailers(ctx context.Context, x *exchange, req *extprocv
 // on the whole body; a signed route fails closed with INVALID_RESPONSE, since a
 // trailers answer cannot set the response headers the signature goes in.
 func (s *Server) responseTrailers(ctx context.Context, x *exchange, req *extprocv3.ProcessingRequest) (*extprocv3.ProcessingResponse, bool) {
-	if x.route == nil || !x.route.needs.responseBody || x.outcome.Status != 0 {
+	if x.route == nil || !x.needs.responseBody || x.outcome.Status != 0 {
 		return continueFor(req), false
 	}
 	x.outcome.UpstreamBytes = len(x.respBody)

@@ -1,0 +1,39 @@
+package extproc
+
+import (
+	"testing"
+	"time"
+)
+
+// TestIdempotencyWithTrailers: on a route whose only feature is idempotency, the phases
+// are the exchange's (a request carrying a key has its bodies buffered), so trailers
+// that end a buffered body must run the hooks as the last body part would. Else a
+// client that ends its body with trailers (HTTP/2, chunked HTTP/1.1) gets no in-flight
+// mark: its duplicate reaches the upstream while the first runs, and the response is
+// never kept for a replay.
+func TestIdempotencyWithTrailers(t *testing.T) {
+	e := newPhaseEnv(t, idemRoute())
+	s, err := e.c.Process(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	exchangeOne(t, s, reqHeaders(identityMD("c1", ""), false, ":method", "POST", ":path", "/v1/orders", "idempotency-key", "k-1"))
+	if r := exchangeOne(t, s, reqBody(`{"sku":"a"}`, false)); r.GetImmediateResponse() != nil {
+		t.Fatalf("body answered %v", r)
+	}
+	if r := exchangeOne(t, s, reqTrailers()); r.GetImmediateResponse() != nil {
+		t.Fatalf("request trailers answered %v", r)
+	}
+	// The first is in flight: its duplicate is a conflict, never a second run.
+	wantGeneric(t, e.run(order("k-1", `{"sku":"a"}`)), 409, "CONFLICT-409")
+	exchangeOne(t, s, respHeaders(false, ":status", "201", "content-type", "application/json"))
+	exchangeOne(t, s, respBody(`{"id":7}`, false))
+	exchangeOne(t, s, respTrailers())
+	s.CloseSend()
+	<-e.ended
+	e.advance(time.Second)
+	ir := e.run(order("k-1", `{"sku":"a"}`))
+	if ir == nil || ir.GetStatus().GetCode() != 201 || string(ir.GetBody()) != `{"id":7}` {
+		t.Fatalf("repeat answered %v, want the kept 201 {\"id\":7} replayed", ir)
+	}
+}
