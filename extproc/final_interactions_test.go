@@ -1,6 +1,7 @@
 package extproc
 
 import (
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"testing"
 	"time"
 )
@@ -35,5 +36,29 @@ func TestIdempotencyWithTrailers(t *testing.T) {
 	ir := e.run(order("k-1", `{"sku":"a"}`))
 	if ir == nil || ir.GetStatus().GetCode() != 201 || string(ir.GetBody()) != `{"id":7}` {
 		t.Fatalf("repeat answered %v, want the kept 201 {\"id\":7} replayed", ir)
+	}
+}
+
+// TestStreamStartingAfterRequestHeaders: a filter that sends neither header phase
+// (both header modes SKIP, a body mode BUFFERED) starts the stream at a body or at
+// trailers. On a signed route that stream fails closed (signed 503) like one that
+// starts at the response headers, never passing a response unsigned.
+func TestStreamStartingAfterRequestHeaders(t *testing.T) {
+	rs, _ := signedRoutes(t, Route{})
+	c := serve(t, NewServer(func() *Routes { return rs }, Options{Now: signedAt}))
+	for name, first := range map[string]*extprocv3.ProcessingRequest{
+		"request body": reqBody(`{"a":1}`, true), "request trailers": reqTrailers(),
+		"response body": respBody(`{"a":1}`, true), "response trailers": respTrailers(),
+	} {
+		s, err := c.Process(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		first.MetadataContext = metadata("a", "e", "allow")
+		ir := exchangeOne(t, s, first).GetImmediateResponse()
+		if ir == nil || ir.GetStatus().GetCode() != 503 {
+			t.Fatalf("stream starting at the %s answered %v, want a 503 immediate response", name, ir)
+		}
+		wantSigned(t, ir.GetHeaders(), "", 503, string(ir.GetBody()))
 	}
 }

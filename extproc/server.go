@@ -89,6 +89,11 @@ func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) (err 
 // handle answers one message; end is set when the answer ends the exchange.
 func (s *Server) handle(ctx context.Context, x *exchange, req *extprocv3.ProcessingRequest) (*extprocv3.ProcessingResponse, bool) {
 	x.now = s.o.Now() // the time of this phase: store records expire against it
+	if _, ok := req.GetRequest().(*extprocv3.ProcessingRequest_RequestHeaders); !ok && !x.identified {
+		if r := s.unannounced(x, req); r != nil { // any phase but the request headers first
+			return s.answer(x, r), true
+		}
+	}
 	switch r := req.GetRequest().(type) {
 	case *extprocv3.ProcessingRequest_RequestHeaders:
 		return s.requestHeaders(ctx, x, req, r.RequestHeaders)
@@ -143,9 +148,9 @@ func (s *Server) requestHeaders(ctx context.Context, x *exchange, req *extprocv3
 	return requestHeadersResponse(modeFor(x.needs, h.GetEndOfStream())), false
 }
 
-// unannounced identifies a stream that starts at the response: the filter did not send
-// the request headers (request_header_mode SKIP, or an Envoy Gateway policy without
-// processingMode.request). On a route with features the request checks never ran and
+// unannounced identifies a stream that starts after the request headers (at a body,
+// trailers or the response): the filter did not send the request headers
+// (request_header_mode SKIP, or an Envoy Gateway policy without processingMode.request). On a route with features the request checks never ran and
 // the signature could not echo the nonce, so the exchange fails closed
 // (SERVICE_UNAVAILABLE, in the decision log) rather than pass unsigned; elsewhere
 // nothing changes.
@@ -187,11 +192,6 @@ func (s *Server) requestBody(ctx context.Context, x *exchange, req *extprocv3.Pr
 // upstream error the route rewrites (its body is dropped, so never buffered), the
 // response hooks run now.
 func (s *Server) responseHeaders(ctx context.Context, x *exchange, req *extprocv3.ProcessingRequest, h *extprocv3.HttpHeaders) (*extprocv3.ProcessingResponse, bool) {
-	if !x.identified {
-		if r := s.unannounced(x, req); r != nil {
-			return s.answer(x, r), true
-		}
-	}
 	if x.route == nil || !x.needs.any() {
 		return continueFor(req), false
 	}
