@@ -62,3 +62,45 @@ func TestStreamStartingAfterRequestHeaders(t *testing.T) {
 		wantSigned(t, ir.GetHeaders(), "", 503, string(ir.GetBody()))
 	}
 }
+
+// TestResponseBeforeTheRequestBody: a filter that does not honour the mode override
+// (allow_mode_override false, or allowed_override_modes without BUFFERED) sends the
+// response headers next, though the exchange asked for the request body. The request
+// hooks (the idempotency mark, the login lockout) never ran: the response fails closed,
+// never passes as if they had, and a duplicate is not let through meanwhile.
+func TestResponseBeforeTheRequestBody(t *testing.T) {
+	e := newPhaseEnv(t, idemRoute())
+	s, err := e.c.Process(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	exchangeOne(t, s, reqHeaders(identityMD("c1", ""), false, ":method", "POST", ":path", "/v1/orders", "idempotency-key", "k-1"))
+	wantGeneric(t, exchangeOne(t, s, respHeaders(false, ":status", "201")).GetImmediateResponse(), 503, "SERVER-500")
+	s.CloseSend()
+	<-e.ended
+	// No mark was left behind: the retry, with its body, proceeds.
+	if ir := e.run(order("k-1", `{"sku":"a"}`)); ir != nil {
+		t.Fatalf("retry answered %d %s", ir.GetStatus().GetCode(), ir.GetBody())
+	}
+}
+
+// TestResponseBodyBeforeTheRequestBody: the same with the response headers skipped too:
+// the response body, or its trailers, is the first answer after the request headers.
+func TestResponseBodyBeforeTheRequestBody(t *testing.T) {
+	e := newPhaseEnv(t, idemRoute())
+	for name, next := range map[string]*extprocv3.ProcessingRequest{
+		"response body": respBody(`{"id":7}`, true), "response trailers": respTrailers(),
+	} {
+		s, err := e.c.Process(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		exchangeOne(t, s, reqHeaders(identityMD("c1", ""), false, ":method", "POST", ":path", "/v1/orders", "idempotency-key", "k-1"))
+		ir := exchangeOne(t, s, next).GetImmediateResponse()
+		if ir == nil || ir.GetStatus().GetCode() != 503 {
+			t.Fatalf("%s before the request body: %v, want a 503 immediate response", name, ir)
+		}
+		s.CloseSend()
+		<-e.ended
+	}
+}

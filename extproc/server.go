@@ -195,6 +195,11 @@ func (s *Server) responseHeaders(ctx context.Context, x *exchange, req *extprocv
 	if x.route == nil || !x.needs.any() {
 		return continueFor(req), false
 	}
+	if !x.requestRan {
+		// The filter skipped the request body it was asked for (its mode override not
+		// honoured): the request hooks never ran, so the response does not pass.
+		return s.answer(x, x.denial(policy.ServiceUnavailable, "")), true
+	}
 	x.respHeaders = headerMap(h.GetHeaders())
 	x.status = statusOf(x.respHeaders)
 	x.outcome.UpstreamStatus = x.status
@@ -213,6 +218,9 @@ func (s *Server) responseHeaders(ctx context.Context, x *exchange, req *extprocv
 func (s *Server) responseBody(ctx context.Context, x *exchange, req *extprocv3.ProcessingRequest, b *extprocv3.HttpBody) (*extprocv3.ProcessingResponse, bool) {
 	if x.route == nil || !x.needs.responseBody {
 		return continueFor(req), false
+	}
+	if !x.requestRan {
+		return s.answer(x, x.denial(policy.ServiceUnavailable, "")), true
 	}
 	if len(x.respBody)+len(b.GetBody()) > x.route.MaxBody {
 		x.outcome.UpstreamBytes = max(x.outcome.UpstreamBytes, len(x.respBody)+len(b.GetBody()))
@@ -249,6 +257,9 @@ func (s *Server) responseTrailers(ctx context.Context, x *exchange, req *extproc
 		return continueFor(req), false
 	}
 	x.outcome.UpstreamBytes = len(x.respBody)
+	if !x.requestRan { // the request body it was asked for never came (responseHeaders)
+		return s.answer(x, x.denial(policy.ServiceUnavailable, "")), true
+	}
 	if x.route.Sign != nil {
 		return s.answer(x, x.denial(policy.InvalidResponse, "")), true
 	}
