@@ -2,6 +2,7 @@ package extproc
 
 import (
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"github.com/gatehouse/gatehouse/signature"
 	"testing"
 	"time"
 )
@@ -103,4 +104,39 @@ func TestResponseBodyBeforeTheRequestBody(t *testing.T) {
 		s.CloseSend()
 		<-e.ended
 	}
+}
+
+// TestReplayKeepsNoStaleNonce: on a signed idempotency route whose replay_headers name
+// the nonce echo header, an upstream that echoed the first request's nonce has it
+// stored. A repeat without a valid nonce must not carry that stale echo beside a
+// signature over no nonce (the pass-through response drops it too); a repeat with a
+// nonce gets its own echo.
+func TestReplayKeepsNoStaleNonce(t *testing.T) {
+	sg, err := signature.New([]byte(testSecret), signature.Settings{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := idemRoute()
+	r.Sign = sg
+	r.Idempotency.Headers = append(r.Idempotency.Headers, "x-nonce")
+	e := newPhaseEnv(t, r)
+	e.advance(signedAt().Sub(t0)) // the time wantSigned's canonical strings hold
+	first := order("k-1", `{"sku":"a"}`)
+	first.headers = append(first.headers, "x-nonce", "nonce-0123456789abcdef")
+	first.respHeaders = append(first.respHeaders, "x-nonce", "nonce-0123456789abcdef")
+	if ir := e.run(first); ir != nil {
+		t.Fatalf("first request answered %d %s", ir.GetStatus().GetCode(), ir.GetBody())
+	}
+	ir := e.run(order("k-1", `{"sku":"a"}`))
+	if ir == nil || ir.GetStatus().GetCode() != 201 {
+		t.Fatalf("repeat answered %v, want the stored 201", ir)
+	}
+	wantSigned(t, ir.GetHeaders(), "", 201, string(ir.GetBody()))
+	again := order("k-1", `{"sku":"a"}`)
+	again.headers = append(again.headers, "x-nonce", "nonce-fedcba9876543210")
+	ir = e.run(again)
+	if ir == nil || ir.GetStatus().GetCode() != 201 {
+		t.Fatalf("repeat with a nonce answered %v, want the stored 201", ir)
+	}
+	wantSigned(t, ir.GetHeaders(), "nonce-fedcba9876543210", 201, string(ir.GetBody()))
 }

@@ -297,14 +297,40 @@ func (s *Server) respond(ctx context.Context, x *exchange, req *extprocv3.Proces
 	return continueWith(req, set, drop), false
 }
 
-// answer ends the exchange with r, sealed like any response the client receives.
+// answer ends the exchange with r, sealed like any response the client receives: a
+// nonce echo r carries (a replayed response's) goes when the request sent no valid nonce.
 func (s *Server) answer(x *exchange, r *reply) *extprocv3.ProcessingResponse {
 	x.immediate = true
 	x.outcome.Status, x.outcome.Code = r.status, r.code
-	if set, _ := s.seal(x, r.status, r.body); len(set) > 0 {
+	set, drop := s.seal(x, r.status, r.body)
+	if drop != "" {
+		r.headers = withoutHeader(r.headers, drop)
+	}
+	if len(set) > 0 {
 		r.headers = append(r.headers[:len(r.headers):len(r.headers)], set...)
 	}
 	return immediate(r)
+}
+
+// withoutHeader returns hs without name, in a new slice when it held name (a reply's
+// headers may be shared).
+func withoutHeader(hs []policy.Header, name string) []policy.Header {
+	var out []policy.Header
+	for i, h := range hs {
+		if !strings.EqualFold(h.Key, name) {
+			if out != nil {
+				out = append(out, h)
+			}
+			continue
+		}
+		if out == nil {
+			out = append(make([]policy.Header, 0, len(hs)-1), hs[:i]...)
+		}
+	}
+	if out == nil {
+		return hs
+	}
+	return out
 }
 
 // seal returns the headers the last step sets on whatever the client receives (the
