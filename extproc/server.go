@@ -89,6 +89,11 @@ func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) (err 
 // handle answers one message; end is set when the answer ends the exchange.
 func (s *Server) handle(ctx context.Context, x *exchange, req *extprocv3.ProcessingRequest) (*extprocv3.ProcessingResponse, bool) {
 	x.now = s.o.Now() // the time of this phase: store records expire against it
+	if _, ok := req.GetRequest().(*extprocv3.ProcessingRequest_RequestHeaders); !ok && !x.identified {
+		if r := s.unannounced(x, req); r != nil { // any phase but the request headers first
+			return s.answer(x, r), true
+		}
+	}
 	switch r := req.GetRequest().(type) {
 	case *extprocv3.ProcessingRequest_RequestHeaders:
 		return s.requestHeaders(ctx, x, req, r.RequestHeaders)
@@ -143,9 +148,9 @@ func (s *Server) requestHeaders(ctx context.Context, x *exchange, req *extprocv3
 	return requestHeadersResponse(modeFor(x.needs, h.GetEndOfStream())), false
 }
 
-// unannounced identifies a stream that starts at the response: the filter did not send
-// the request headers (request_header_mode SKIP, or an Envoy Gateway policy without
-// processingMode.request). On a route with features the request checks never ran and
+// unannounced identifies a stream that starts after the request headers (at a body,
+// trailers or the response): the filter did not send the request headers
+// (request_header_mode SKIP, or an Envoy Gateway policy without processingMode.request). On a route with features the request checks never ran and
 // the signature could not echo the nonce, so the exchange fails closed
 // (SERVICE_UNAVAILABLE, in the decision log) rather than pass unsigned; elsewhere
 // nothing changes.
@@ -187,13 +192,13 @@ func (s *Server) requestBody(ctx context.Context, x *exchange, req *extprocv3.Pr
 // upstream error the route rewrites (its body is dropped, so never buffered), the
 // response hooks run now.
 func (s *Server) responseHeaders(ctx context.Context, x *exchange, req *extprocv3.ProcessingRequest, h *extprocv3.HttpHeaders) (*extprocv3.ProcessingResponse, bool) {
-	if !x.identified {
-		if r := s.unannounced(x, req); r != nil {
-			return s.answer(x, r), true
-		}
-	}
 	if x.route == nil || !x.needs.any() {
 		return continueFor(req), false
+	}
+	if !x.requestRan {
+		// The filter skipped the request body it was asked for (its mode override not
+		// honoured): the request hooks never ran, so the response does not pass.
+		return s.answer(x, x.denial(policy.ServiceUnavailable, "")), true
 	}
 	x.respHeaders = headerMap(h.GetHeaders())
 	x.status = statusOf(x.respHeaders)
@@ -214,6 +219,9 @@ func (s *Server) responseBody(ctx context.Context, x *exchange, req *extprocv3.P
 	if x.route == nil || !x.needs.responseBody {
 		return continueFor(req), false
 	}
+	if !x.requestRan {
+		return s.answer(x, x.denial(policy.ServiceUnavailable, "")), true
+	}
 	if len(x.respBody)+len(b.GetBody()) > x.route.MaxBody {
 		x.outcome.UpstreamBytes = max(x.outcome.UpstreamBytes, len(x.respBody)+len(b.GetBody()))
 		return s.answer(x, x.denial(policy.InvalidResponse, "")), true
@@ -228,9 +236,11 @@ func (s *Server) responseBody(ctx context.Context, x *exchange, req *extprocv3.P
 
 // requestTrailers ends a buffered request body: in BUFFERED mode Envoy sends a body
 // followed by trailers with end_of_stream false, and the trailers say it is whole. The
-// request hooks run now, before Envoy lets the request go to the upstream.
+// request hooks run now, before Envoy lets the request go to the upstream. The body is
+// the exchange's to wait for (x.needs: idempotency's are decided per request), not the
+// route's.
 func (s *Server) requestTrailers(ctx context.Context, x *exchange, req *extprocv3.ProcessingRequest) (*extprocv3.ProcessingResponse, bool) {
-	if x.route == nil || !x.route.needs.requestBody || x.requestRan {
+	if x.route == nil || !x.needs.requestBody || x.requestRan {
 		return continueFor(req), false
 	}
 	if r := s.runRequest(ctx, x); r != nil {
@@ -243,10 +253,13 @@ func (s *Server) requestTrailers(ctx context.Context, x *exchange, req *extprocv
 // on the whole body; a signed route fails closed with INVALID_RESPONSE, since a
 // trailers answer cannot set the response headers the signature goes in.
 func (s *Server) responseTrailers(ctx context.Context, x *exchange, req *extprocv3.ProcessingRequest) (*extprocv3.ProcessingResponse, bool) {
-	if x.route == nil || !x.route.needs.responseBody || x.outcome.Status != 0 {
+	if x.route == nil || !x.needs.responseBody || x.outcome.Status != 0 {
 		return continueFor(req), false
 	}
 	x.outcome.UpstreamBytes = len(x.respBody)
+	if !x.requestRan { // the request body it was asked for never came (responseHeaders)
+		return s.answer(x, x.denial(policy.ServiceUnavailable, "")), true
+	}
 	if x.route.Sign != nil {
 		return s.answer(x, x.denial(policy.InvalidResponse, "")), true
 	}
@@ -284,14 +297,40 @@ func (s *Server) respond(ctx context.Context, x *exchange, req *extprocv3.Proces
 	return continueWith(req, set, drop), false
 }
 
-// answer ends the exchange with r, sealed like any response the client receives.
+// answer ends the exchange with r, sealed like any response the client receives: a
+// nonce echo r carries (a replayed response's) goes when the request sent no valid nonce.
 func (s *Server) answer(x *exchange, r *reply) *extprocv3.ProcessingResponse {
 	x.immediate = true
 	x.outcome.Status, x.outcome.Code = r.status, r.code
-	if set, _ := s.seal(x, r.status, r.body); len(set) > 0 {
+	set, drop := s.seal(x, r.status, r.body)
+	if drop != "" {
+		r.headers = withoutHeader(r.headers, drop)
+	}
+	if len(set) > 0 {
 		r.headers = append(r.headers[:len(r.headers):len(r.headers)], set...)
 	}
 	return immediate(r)
+}
+
+// withoutHeader returns hs without name, in a new slice when it held name (a reply's
+// headers may be shared).
+func withoutHeader(hs []policy.Header, name string) []policy.Header {
+	var out []policy.Header
+	for i, h := range hs {
+		if !strings.EqualFold(h.Key, name) {
+			if out != nil {
+				out = append(out, h)
+			}
+			continue
+		}
+		if out == nil {
+			out = append(make([]policy.Header, 0, len(hs)-1), hs[:i]...)
+		}
+	}
+	if out == nil {
+		return hs
+	}
+	return out
 }
 
 // seal returns the headers the last step sets on whatever the client receives (the

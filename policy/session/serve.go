@@ -51,6 +51,9 @@ var _ policy.Server = (*Endpoint)(nil)
 // errUndecided refuses an exchange whose proof a device step could not verify.
 var errUndecided = errors.New("session exchange: a device step could not decide, no session is issued")
 
+// errUndecidedHeartbeat refuses a heartbeat whose device steps could not decide.
+var errUndecidedHeartbeat = errors.New("session heartbeat: a device step could not decide, the session is not extended")
+
 // answer is the JSON body of a served endpoint. SDK endpoints add status "success", the
 // envelope of 002_*.txt.
 type answer struct {
@@ -86,6 +89,9 @@ func (e *Endpoint) Serve(ctx context.Context, now time.Time, req *policy.ServeRe
 	case Refresh:
 		t, code, err = e.Sessions.Refresh(ctx, now, req.App, e.refreshToken(req.In))
 	case Heartbeat:
+		if req.Undecided { // a new token outlives the outage, as an exchange's would
+			return policy.ServeResult{Err: errUndecidedHeartbeat}
+		}
 		tok, _ := req.In.Header(e.Header)
 		t, code, err = e.Sessions.HeartbeatOf(ctx, now, req.App, req.DeviceID, strings.TrimSpace(tok))
 		if code == policy.InvalidToken && req.SDKAuth {

@@ -69,7 +69,7 @@ func (s *Store) Create(_ context.Context, now time.Time, key string, val []byte,
 		return nil, false, err
 	}
 	ns := now.UnixNano()
-	s.roomForRecord(ns)
+	s.roomForRecord(ns, key)
 	v := ownCopy(val)
 	sh := s.recShard(key)
 	sh.mu.Lock()
@@ -112,7 +112,7 @@ func (s *Store) Swap(_ context.Context, now time.Time, key string, old, val []by
 	}
 	ns := now.UnixNano()
 	if val != nil {
-		s.roomForRecord(ns)
+		s.roomForRecord(ns, key)
 		val = ownCopy(val)
 	}
 	sh := s.recShard(key)
@@ -185,12 +185,15 @@ func (s *Store) delRecord(sh *memShard, key string) {
 	}
 }
 
-// roomForRecord drops every shard's expired records when the store holds its maximum,
-// at most once per fullRescan of ns, so that a full store of expired records takes new
-// ones before the sweep runs. No shard is locked.
-func (s *Store) roomForRecord(ns int64) {
+// roomForRecord drops every shard's expired records when the store, or key's namespace,
+// holds its maximum, at most once per fullRescan of ns, so that a full store or
+// namespace of expired records takes new ones before the sweep runs. No shard is locked.
+func (s *Store) roomForRecord(ns int64, key string) {
 	if s.nrec.Load() < int64(s.maxRecords) {
-		return
+		c := s.nsCount(key)
+		if c == nil || c.Load() < int64(max(s.maxRecords/nsShare, 1)) {
+			return
+		}
 	}
 	until := s.recFullUntil.Load()
 	if ns < until || !s.recFullUntil.CompareAndSwap(until, ns+int64(fullRescan)) {
