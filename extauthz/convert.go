@@ -8,6 +8,7 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"github.com/gatehouse/gatehouse/internal/envoyhdr"
 	"github.com/gatehouse/gatehouse/policy"
 	"github.com/gatehouse/gatehouse/signature"
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
@@ -34,7 +35,7 @@ func ToInput(req *authv3.CheckRequest) policy.Input {
 		RequestID: h.GetId(),
 	}
 	if len(in.Headers) == 0 && len(h.GetHeaderMap().GetHeaders()) > 0 {
-		in.Headers = mergeHeaderMap(h.GetHeaderMap().GetHeaders())
+		in.Headers = envoyhdr.Merge(h.GetHeaderMap().GetHeaders())
 	}
 	if in.Headers == nil {
 		in.Headers = map[string]string{}
@@ -81,24 +82,6 @@ func wholeBody(v string) bool {
 		}
 	}
 	return true
-}
-
-// mergeHeaderMap builds the header map from Envoy's raw header list (encode_raw_headers),
-// merging repeated headers with commas as Envoy does for the plain map.
-func mergeHeaderMap(hs []*corev3.HeaderValue) map[string]string {
-	m := make(map[string]string, len(hs))
-	for _, hv := range hs {
-		k := strings.ToLower(hv.GetKey())
-		v := hv.GetValue()
-		if raw := hv.GetRawValue(); len(raw) > 0 {
-			v = string(raw)
-		}
-		if old, ok := m[k]; ok {
-			v = old + "," + v
-		}
-		m[k] = v
-	}
-	return m
 }
 
 // lowerNames returns the header map with lower-case names. Envoy sends them so, and the

@@ -33,26 +33,6 @@ func readIdentity(req *extprocv3.ProcessingRequest) (id identity, ok bool) {
 		decisionID: str("decision_id"), caller: str("caller"), client: str("client")}, true
 }
 
-// headerMap builds a header map with lower-case names from Envoy's header list, merging
-// repeated headers with ',' as Envoy does for ext_authz. Values come from raw_value
-// (recent Envoy) or value (older ones).
-func headerMap(hm *corev3.HeaderMap) map[string]string {
-	hs := hm.GetHeaders()
-	m := make(map[string]string, len(hs))
-	for _, hv := range hs {
-		k := strings.ToLower(hv.GetKey())
-		v := hv.GetValue()
-		if raw := hv.GetRawValue(); len(raw) > 0 {
-			v = string(raw)
-		}
-		if old, ok := m[k]; ok {
-			v = old + "," + v
-		}
-		m[k] = v
-	}
-	return m
-}
-
 // statusOf reads the :status pseudo-header; 0 when absent or not a status.
 func statusOf(h map[string]string) int {
 	n, err := strconv.Atoi(h[":status"])

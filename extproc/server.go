@@ -11,6 +11,7 @@ import (
 	"time"
 
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"github.com/gatehouse/gatehouse/internal/envoyhdr"
 	"github.com/gatehouse/gatehouse/policy"
 	"github.com/gatehouse/gatehouse/signature"
 	"google.golang.org/grpc/codes"
@@ -133,7 +134,7 @@ func (s *Server) requestHeaders(ctx context.Context, x *exchange, req *extprocv3
 		return requestHeadersResponse(skipAll), false
 	}
 	x.dialect = x.route.Dialect
-	x.reqHeaders = headerMap(h.GetHeaders())
+	x.reqHeaders = envoyhdr.Merge(h.GetHeaders().GetHeaders())
 	x.method, x.path = x.reqHeaders[":method"], x.reqHeaders[":path"]
 	x.needs = x.route.needsFor(x.method, x.reqHeaders)
 	if h.GetEndOfStream() || !x.needs.requestBody {
@@ -200,7 +201,7 @@ func (s *Server) responseHeaders(ctx context.Context, x *exchange, req *extprocv
 		// honoured): the request hooks never ran, so the response does not pass.
 		return s.answer(x, x.denial(policy.ServiceUnavailable, "")), true
 	}
-	x.respHeaders = headerMap(h.GetHeaders())
+	x.respHeaders = envoyhdr.Merge(h.GetHeaders().GetHeaders())
 	x.status = statusOf(x.respHeaders)
 	x.outcome.UpstreamStatus = x.status
 	if n, err := strconv.Atoi(x.respHeaders["content-length"]); err == nil && n >= 0 {
