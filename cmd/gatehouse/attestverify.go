@@ -23,7 +23,7 @@ Run "gatehouse attest verify --type TYPE --help" for the flags of one type.
 // 0 verified, 1 not verified, 2 bad usage (0 for --help).
 type attestVerifier struct {
 	synopsis string
-	verify   func(args []string, stdout, stderr io.Writer) int
+	verify   func(args []string, stdout, stderr io.Writer) error // nil: verified; exitError otherwise
 }
 
 // attestVerifiers holds one entry per proof type of `gatehouse attest verify`. Each type
@@ -60,10 +60,7 @@ func attestCommand(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "gatehouse attest verify: unknown --type (want one of %s)\n", strings.Join(attestTypes(), ", "))
 		return exitError(2)
 	}
-	if code := v.verify(rest, stdout, stderr); code != 0 {
-		return exitError(code)
-	}
-	return nil
+	return v.verify(rest, stdout, stderr)
 }
 
 // splitType takes --type TYPE (or --type=TYPE, -type) out of args, wherever it is

@@ -39,19 +39,15 @@ type appAttestArgs struct {
 }
 
 // verifyAppAttest runs `gatehouse attest verify --type app-attest`.
-func verifyAppAttest(args []string, stdout, stderr io.Writer) int {
+func verifyAppAttest(args []string, stdout, stderr io.Writer) error {
 	a, err := parseAppAttestArgs(args, stdout, stderr)
 	if err != nil {
-		var ee exitError
-		if errors.As(err, &ee) {
-			return int(ee)
-		}
-		return 0 // --help
+		return err // a bad flag's exit status, or --help
 	}
 	obj, err := readProof(a.fileName)
 	if err != nil && !errors.Is(err, config.ErrTooLarge) {
 		fmt.Fprintf(stderr, "gatehouse attest verify: %v\n", err)
-		return 2
+		return exitError(2)
 	}
 	fmt.Fprintf(stdout, "App Attest attestation, app id %s, %s, at %s\n", a.params.AppID, a.params.Env, a.at.Format(time.RFC3339))
 	var got *appattest.Attested
@@ -67,10 +63,10 @@ func verifyAppAttest(args []string, stdout, stderr io.Writer) int {
 		var e *appattest.Error
 		errors.As(verr, &e)
 		fmt.Fprintf(stdout, "verdict: REFUSED %s\n", e.Code)
-		return 1
+		return exitError(1)
 	}
 	fmt.Fprintf(stdout, "key id:  %s\nreceipt: %d bytes\nverdict: VERIFIED\n", base64.StdEncoding.EncodeToString(got.KeyID[:]), len(got.Receipt))
-	return 0
+	return nil
 }
 
 // printSteps prints each check: ok before the failing one, FAIL with its reason, then

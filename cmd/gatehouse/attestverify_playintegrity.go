@@ -47,19 +47,15 @@ type playIntegrityArgs struct {
 }
 
 // verifyPlayIntegrity runs `gatehouse attest verify --type play-integrity`.
-func verifyPlayIntegrity(args []string, stdout, stderr io.Writer) int {
+func verifyPlayIntegrity(args []string, stdout, stderr io.Writer) error {
 	a, err := parsePlayIntegrityArgs(args, stdout, stderr)
 	if err != nil {
-		var ee exitError
-		if errors.As(err, &ee) {
-			return int(ee)
-		}
-		return 0 // --help
+		return err // a bad flag's exit status, or --help
 	}
 	b, err := config.ReadFile(a.fileName, maxProofFileBytes)
 	if err != nil && !errors.Is(err, config.ErrTooLarge) {
 		fmt.Fprintln(stderr, "gatehouse attest verify: cannot read FILE")
-		return 2
+		return exitError(2)
 	}
 	fmt.Fprintf(stdout, "Play Integrity token, package %s, at %s\n", a.pol.PackageName, a.at.Format(time.RFC3339Nano))
 	tok := strings.TrimSpace(string(b))
@@ -90,16 +86,16 @@ func verifyPlayIntegrity(args []string, stdout, stderr io.Writer) int {
 	printPayload(stdout, p)
 	if verdict != "" {
 		fmt.Fprintf(stdout, "verdict: REFUSED %s\n", verdict)
-		return 1
+		return exitError(1)
 	}
 	fmt.Fprintln(stdout, "verdict: VERIFIED")
-	return 0
+	return nil
 }
 
 // piRefuse prints a failed decoding step, the steps it left unchecked and the verdict.
-func piRefuse(w io.Writer, step, code string) int {
+func piRefuse(w io.Writer, step, code string) error {
 	fmt.Fprintf(w, "  FAIL  %s\n  -     the payload's checks (not checked)\nverdict: REFUSED %s\n", step, code)
-	return 1
+	return exitError(1)
 }
 
 // bindingResult compares the token's requestHash (or nonce) with the expected value.

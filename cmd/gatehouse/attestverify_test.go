@@ -12,13 +12,13 @@ import (
 // missing or unknown type, or another subcommand, is a usage error (2).
 func TestAttestVerifyDispatch(t *testing.T) {
 	var got []string
-	attestVerifiers["test-kind"] = attestVerifier{synopsis: "for tests", verify: func(args []string, stdout, _ io.Writer) int {
+	attestVerifiers["test-kind"] = attestVerifier{synopsis: "for tests", verify: func(args []string, stdout, _ io.Writer) error {
 		got = args
 		fmt.Fprintln(stdout, "verdict")
 		if len(args) > 0 && args[len(args)-1] == "bad" {
-			return 1
+			return exitError(1)
 		}
-		return 0
+		return nil
 	}}
 	t.Cleanup(func() { delete(attestVerifiers, "test-kind") })
 	for _, tc := range []struct {
