@@ -32,14 +32,7 @@ apps:
     attestation:
       providers:
         - type: session
-        - type: signed_token
-          header: x-attestation-token
-          issuer: https://attest.gatehouse.demo
-          audience: demo
-          max_age: 1h
-          jwks:
-            inline: '{"keys":[{"alg":"ES256","crv":"P-256","kid":"gatehouse-demo-1","kty":"EC","use":"sig","x":"lFciBbFUvCUoJljtU85M_TpP_j967u2oUy1mZjtkYV0","y":"2mPNY-lL6_LHg8g0lZh4rkHnru72bO1iNiRaEfcSEZ8"}]}'
-sessions:
+` + demoTokenProvider + `sessions:
   keys: [{id: load-1, file: {{KEY}}}]
   active_key: load-1
   ttl: 24h
