@@ -11,14 +11,12 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/gatehouse/gatehouse/policy"
 	"github.com/gatehouse/gatehouse/policy/attest"
 	"github.com/gatehouse/gatehouse/policy/device"
 	"github.com/gatehouse/gatehouse/policy/jwks"
-	"github.com/gatehouse/gatehouse/ratelimit/state"
 )
 
 // DeviceSettings are an app's device steps: network lists, attestation and licenses.
@@ -177,25 +175,24 @@ type LicenseKey struct {
 	MaxDevices *int      `yaml:"max_devices"` // overrides the default
 }
 
-// Process-memory fallbacks, one per process so that a reload keeps them: the replay
-// damper and license bindings when no store is wired in (validate, tests).
-var (
-	memoryBindings = sync.OnceValue(func() *device.MemoryBindings { return device.NewMemoryBindings() })
-	memoryReplay   = sync.OnceValue(func() *attest.MemoryReplay { return attest.NewMemoryReplay(0) })
-)
+// replay returns the replay damper of a provider at path: in the store's records
+// (compiler.records), so that restarts and every replica sharing the store agree.
+func (c *compiler) replay(path string) attest.Replay {
+	if r := c.records(path); r != nil {
+		return attest.RecordsReplay{Records: r}
+	}
+	return nil // reported by records
+}
 
-// deviceRuntime returns the long-lived state of the device steps: license bindings in the
-// counter store (memory with file persistence, or Redis, so restarts and replicas agree),
-// and the replay damper, in the same store when it keeps records.
-func (c *compiler) deviceRuntime() (device.Bindings, attest.Replay) {
-	var b device.Bindings = memoryBindings()
-	if sb, ok := c.deps.Runtime.Store.(device.Bindings); ok {
-		b = sb
+// bindings returns the license bindings, kept in the counter store (memory with file
+// persistence, or Redis), or the scratch store's without one (validate, tests).
+func (c *compiler) bindings() device.Bindings {
+	st := c.deps.Store
+	if st == nil {
+		st, _ = scratchStore()
 	}
-	if r, ok := c.deps.Runtime.Store.(state.Records); ok {
-		return b, attest.RecordsReplay{Records: r}
-	}
-	return b, memoryReplay()
+	b, _ := st.(device.Bindings) // nil: the checker keeps memory bindings of its own
+	return b
 }
 
 // device compiles an app's device steps into app.Device. Every app gets a checker, so
@@ -314,7 +311,7 @@ func (c *compiler) provider(path, app string, index int, p *AttestationProvider)
 		pc.Keys = c.attestKeys(path+".jwks", &p.JWKS, &JWKS{URL: FirebaseJWKSURL, Refresh: time.Hour, MaxAge: 6 * time.Hour})
 		pc.Claims = attestClaims(p.Claims, attest.ClaimNames{})
 		if p.ReplayProtection {
-			_, pc.Replay = c.deviceRuntime()
+			pc.Replay = c.replay(path + ".replay_protection")
 		}
 	case attest.Approov:
 		pc.Issuer = p.Issuer
@@ -578,8 +575,7 @@ func unwrapPathError(err error) error {
 }
 
 func (c *compiler) licenses(path string, l *LicenseSettings) *device.Licenses {
-	bindings, _ := c.deviceRuntime()
-	out := &device.Licenses{Header: c.header(path+".header", l.Header, "x-license-key"), Required: true, Bindings: bindings}
+	out := &device.Licenses{Header: c.header(path+".header", l.Header, "x-license-key"), Required: true, Bindings: c.bindings()}
 	if l.Required != nil {
 		out.Required = *l.Required
 	}

@@ -61,7 +61,7 @@ func (c *compiler) playIntegrity(path string, p *AttestationProvider, pc *attest
 	}
 	pc.BindingHeader = c.header(path+".binding_header", p.BindingHeader, "")
 	// Google's server refuses a token decoded twice; decoded here, each is accepted once.
-	_, pc.Replay = c.deviceRuntime()
+	pc.Replay = c.replay(path)
 	if pc.BindingHeader != "" && pc.BindingHeader == pc.Header {
 		c.add(path+".binding_header", "must not be the token's own header")
 	}

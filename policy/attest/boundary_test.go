@@ -117,7 +117,7 @@ func TestAttestationCacheCost(t *testing.T) {
 	k := attesttest.NewKey(t, "ES256", "k1")
 	p := attest.New(attest.Config{Kind: attest.SignedToken, App: "a", CacheID: "cost", Algorithms: []string{"ES256"},
 		Keys:   jwks.NewStatic(jwks.Key{ID: "k1", Alg: "ES256", Key: k.Private.Public()}),
-		Claims: attest.ClaimNames{DeviceID: "device_id"}, Replay: attest.NewMemoryReplay(0), MaxTokenBytes: 1000})
+		Claims: attest.ClaimNames{DeviceID: "device_id"}, Replay: memoryReplay(), MaxTokenBytes: 1000})
 	cache, err := policy.NewCache(1 << 20)
 	if err != nil {
 		t.Fatal(err)

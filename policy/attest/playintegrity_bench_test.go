@@ -68,7 +68,7 @@ func BenchmarkPlayIntegrityStepCachedDamper(b *testing.B) {
 	defer cache.Close()
 	k := pitest.NewKeys(b)
 	p := attest.New(attest.Config{Kind: attest.PlayIntegrity, App: "a", CacheID: "pi-" + b.Name(), BindingHeader: "x-request-nonce",
-		Replay:        attest.NewMemoryReplay(0),
+		Replay:        memoryReplay(),
 		PlayIntegrity: &attest.PlayIntegrityConfig{Keys: k.Verifier(), Policy: playintegrity.Policy{PackageName: piPackage, MinLevel: playintegrity.Device}}})
 	tok := pitest.Token(b, k, pitest.Good(piPackage, piBinding, now))
 	ch := device.New(device.Config{App: "a", Providers: []*attest.Provider{p}, Cache: cache})

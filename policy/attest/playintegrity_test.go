@@ -198,7 +198,7 @@ func TestPlayIntegrityReplay(t *testing.T) {
 	defer cache.Close()
 	k := pitest.NewKeys(t)
 	p := attest.New(attest.Config{Kind: attest.PlayIntegrity, App: "a", CacheID: "pi-" + t.Name(), BindingHeader: "x-request-nonce",
-		Replay:        attest.NewMemoryReplay(0),
+		Replay:        memoryReplay(),
 		PlayIntegrity: &attest.PlayIntegrityConfig{Keys: k.Verifier(), Policy: playintegrity.Policy{PackageName: piPackage, MinLevel: playintegrity.Device}}})
 	a := pitest.Token(t, k, pitest.Good(piPackage, piBinding, now))
 	b := pitest.Token(t, k, pitest.Good(piPackage, piBinding, now.Add(-time.Millisecond)))

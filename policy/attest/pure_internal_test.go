@@ -1,18 +1,13 @@
 package attest
 
 import (
-	"context"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
-	"encoding/binary"
-	"errors"
-	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/gatehouse/gatehouse/policy"
 	"github.com/golang-jwt/jwt/v5"
@@ -130,42 +125,6 @@ func TestKeyFits(t *testing.T) {
 	}
 }
 
-// TestMemoryReplay: an id is a replay until its time, fresh again from that instant, and a
-// full damper refuses to forget.
-func TestMemoryReplay(t *testing.T) {
-	t0 := time.Unix(1_800_000_000, 0)
-	r := NewMemoryReplay(0)
-	id := policy.CacheKey("jti", "1")
-	ctx := context.Background()
-	for _, tc := range []struct {
-		at   time.Time
-		seen bool
-	}{{t0, false}, {t0.Add(time.Minute - 1), true}, {t0.Add(time.Minute), false}} {
-		seen, err := r.Seen(ctx, tc.at, id, t0.Add(time.Minute))
-		if err != nil || seen != tc.seen {
-			t.Fatalf("at t0%+v: seen %v %v, want %v", tc.at.Sub(t0), seen, err, tc.seen)
-		}
-	}
-	small := NewMemoryReplay(replayShards) // one id per shard
-	var full error
-	var stored []policy.Hash
-	for i := 0; i < 4*replayShards && full == nil; i++ {
-		k := policy.CacheKey("jti", string(rune('a'+i)))
-		if _, full = small.Seen(ctx, t0, k, t0.Add(time.Hour)); full == nil {
-			stored = append(stored, k)
-		}
-	}
-	if !errors.Is(full, ErrReplayFull) {
-		t.Fatalf("a full damper answered %v, want ErrReplayFull", full)
-	}
-	// From the expiry instant on, the ids are swept and room is made: each is new again.
-	for _, k := range stored {
-		if seen, err := small.Seen(ctx, t0.Add(time.Hour), k, t0.Add(2*time.Hour)); seen || err != nil {
-			t.Fatalf("after expiry: seen %v, %v", seen, err)
-		}
-	}
-}
-
 // TestCredential: a credential header present once, trimmed; empty or repeated (merged by
 // Envoy with commas) is present but unusable.
 func TestCredential(t *testing.T) {
@@ -185,52 +144,5 @@ func TestCredential(t *testing.T) {
 		if v != tc.want || present != tc.present || ok != tc.valid {
 			t.Errorf("%q: %q %v %v, want %q %v %v", tc.value, v, present, ok, tc.want, tc.present, tc.valid)
 		}
-	}
-}
-
-// shardIDs returns n distinct ids that land in shard 0 of a MemoryReplay.
-func shardIDs(n int) []policy.Hash {
-	var out []policy.Hash
-	for i := 0; len(out) < n; i++ {
-		id := policy.CacheKey("shard", strconv.Itoa(i))
-		if binary.LittleEndian.Uint64(id[:8])%replayShards == 0 {
-			out = append(out, id)
-		}
-	}
-	return out
-}
-
-// TestReplayShardBounds: the default size, a shard full at exactly its maximum, and
-// expired ids swept only every 1024 inserts or when the shard is full.
-func TestReplayShardBounds(t *testing.T) {
-	if r := NewMemoryReplay(0); r.max != (1<<20)/replayShards {
-		t.Errorf("default per-shard maximum %d, want %d", r.max, (1<<20)/replayShards)
-	}
-	t0 := time.Unix(1_800_000_000, 0)
-	ctx := context.Background()
-	ids := shardIDs(1026)
-	one := NewMemoryReplay(replayShards) // one id per shard
-	if _, err := one.Seen(ctx, t0, ids[0], t0.Add(time.Hour)); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := one.Seen(ctx, t0, ids[1], t0.Add(time.Hour)); !errors.Is(err, ErrReplayFull) {
-		t.Fatalf("second id in a shard of one: %v, want ErrReplayFull", err)
-	}
-	r := NewMemoryReplay(0)
-	sh := &r.shards[0]
-	for i := 0; i < 1023; i++ { // expire at t0+1s, never swept before the 1024th insert
-		r.Seen(ctx, t0, ids[i], t0.Add(time.Second))
-	}
-	if len(sh.ids) != 1023 {
-		t.Fatalf("%d ids before the sweep, want 1023", len(sh.ids))
-	}
-	r.Seen(ctx, t0.Add(2*time.Second), ids[1023], t0.Add(time.Hour)) // the 1024th: sweeps
-	if len(sh.ids) != 1 {
-		t.Fatalf("%d ids after the sweep, want 1", len(sh.ids))
-	}
-	r.Seen(ctx, t0.Add(2*time.Second), ids[1024], t0.Add(3*time.Second))
-	r.Seen(ctx, t0.Add(4*time.Second), ids[1025], t0.Add(time.Hour)) // expired ids[1024] stays until the next sweep
-	if len(sh.ids) != 3 {
-		t.Fatalf("%d ids between sweeps, want 3", len(sh.ids))
 	}
 }

@@ -42,3 +42,8 @@ func TestRecordsReplay(t *testing.T) {
 		t.Errorf("another token, 1ns to live: seen %v, %v", seen, err)
 	}
 }
+
+// memoryReplay is a replay damper of its own for one test: records in a memory store.
+func memoryReplay() attest.Replay {
+	return attest.RecordsReplay{Records: memstore.New(state.MemoryConfig{}, nil)}
+}
