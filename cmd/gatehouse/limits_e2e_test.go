@@ -287,7 +287,7 @@ func redisOn(t *testing.T, addr string) (kill func()) {
 	var once sync.Once
 	kill = func() { once.Do(func() { cmd.Process.Kill(); cmd.Wait() }) }
 	t.Cleanup(kill)
-	for i := 0; i < 500; i++ {
+	for i := 0; i < 6000; i++ { // polls until it answers; a loaded machine may need many seconds
 		if c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond); err == nil {
 			c.Close()
 			return kill

@@ -4,11 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
 
@@ -20,6 +17,7 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/gatehouse/gatehouse/ratelimit"
+	"github.com/gatehouse/gatehouse/ratelimit/internal/redistest"
 )
 
 // The conformance suite: the domain files in testdata/conformance, written for
@@ -176,7 +174,7 @@ func TestConformance(t *testing.T) {
 	stores := map[string]func(*testing.T) ratelimit.Store{
 		"memory": func(*testing.T) ratelimit.Store { return nil },
 		"redis": func(t *testing.T) ratelimit.Store {
-			addr := startRedisServer(t)
+			addr := redistest.Start(t).Addr()
 			s, err := ratelimit.OpenStore(context.Background(), ratelimit.StoreConfig{Type: "redis",
 				Redis: ratelimit.RedisConfig{Addrs: []string{addr}, Timeout: 2 * time.Second}}, nil)
 			if err != nil {
@@ -226,35 +224,4 @@ func TestConformanceReference(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(conformanceDir, "cases.json"), append(data, '\n'), 0o644); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// startRedisServer starts a redis-server on a free loopback port for the test.
-func startRedisServer(t *testing.T) string {
-	t.Helper()
-	path, err := exec.LookPath("redis-server")
-	if err != nil {
-		t.Fatal("redis-server is required (make deps-test)")
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	addr := "127.0.0.1:" + strconv.Itoa(port)
-	cmd := exec.Command(path, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
-	cmd.Dir = t.TempDir()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	for i := 0; i < 500; i++ { // up to 5 s
-		if c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond); err == nil {
-			c.Close()
-			return addr
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatalf("redis-server on %s did not start", addr)
-	return ""
 }

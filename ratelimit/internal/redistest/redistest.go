@@ -2,6 +2,7 @@
 package redistest
 
 import (
+	"bytes"
 	"context"
 	"net"
 	"os"
@@ -9,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -23,6 +25,26 @@ type Proc struct {
 	conf string // config file text, first argument when set (sentinel needs one)
 	args []string
 	cmd  *exec.Cmd
+	out  *syncBuffer   // the process's output, for the failure message
+	done chan struct{} // closed once the process has exited
+}
+
+// syncBuffer is the process's output, written by exec's copier and read by the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }
 
 // Start starts `redis-server --port <free port> --bind 127.0.0.1 --save ” --appendonly
@@ -41,16 +63,30 @@ func StartConf(t testing.TB, conf string, extra ...string) *Proc {
 	if err != nil {
 		t.Fatalf("redis-server not found (%v): the Redis store is tested against a real one; run `make test` (it installs it) or install it (apt-get install -y redis-server)", err)
 	}
+	p := &Proc{t: t, path: path, conf: conf, args: extra}
+	t.Cleanup(p.Stop)
+	// A port found free can be taken again before redis-server binds it (or its cluster
+	// bus port, port+10000, is in use): a process that exits at once tries another port.
+	for attempt := 1; ; attempt++ {
+		p.port = freePort(t)
+		if p.start() {
+			return p
+		}
+		if attempt == 5 {
+			t.Fatalf("redis-server exited at start 5 times; last output:\n%s", p.out)
+		}
+	}
+}
+
+// freePort returns a port nothing listened on a moment ago.
+func freePort(t testing.TB) int {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	p := &Proc{t: t, path: path, port: port, conf: conf, args: extra}
-	p.Start()
-	t.Cleanup(p.Stop)
-	return p
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
 }
 
 // Port is the process's port.
@@ -61,6 +97,16 @@ func (p *Proc) Addr() string { return "127.0.0.1:" + strconv.Itoa(p.port) }
 
 // Start starts the process again (after Stop) on the same port.
 func (p *Proc) Start() {
+	p.t.Helper()
+	if !p.start() {
+		p.t.Fatalf("redis-server on %s exited at start:\n%s", p.Addr(), p.out)
+	}
+}
+
+// start runs the process and waits until it accepts connections; false when it exited
+// first. It waits as long as a loaded machine needs (up to 60 s): the wait ends as soon
+// as the port answers.
+func (p *Proc) start() bool {
 	p.t.Helper()
 	port := strconv.Itoa(p.port)
 	args := []string{"--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"}
@@ -77,17 +123,29 @@ func (p *Proc) Start() {
 	}
 	p.cmd = exec.Command(p.path, args...)
 	p.cmd.Dir = dir
+	p.out = new(syncBuffer)
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	if err := p.cmd.Start(); err != nil {
 		p.t.Fatal(err)
 	}
-	for i := 0; i < 500; i++ { // up to 5 s
+	done := make(chan struct{})
+	p.done = done
+	go func(c *exec.Cmd) { c.Wait(); close(done) }(p.cmd)
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); {
+		select {
+		case <-done:
+			p.cmd = nil
+			return false
+		default:
+		}
 		if c, err := net.DialTimeout("tcp", p.Addr(), 100*time.Millisecond); err == nil {
 			c.Close()
-			return
+			return true
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	p.t.Fatalf("redis-server on %s did not start", p.Addr())
+	p.t.Fatalf("redis-server on %s did not accept connections in 60 s:\n%s", p.Addr(), p.out)
+	return false
 }
 
 // Signal sends sig to the process (SIGSTOP, SIGCONT: a Redis that stalls).
@@ -99,7 +157,7 @@ func (p *Proc) Stop() {
 		return
 	}
 	p.cmd.Process.Kill()
-	p.cmd.Wait()
+	<-p.done
 	p.cmd = nil
 }
 
