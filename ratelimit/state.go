@@ -40,6 +40,8 @@ type (
 	RedisConfig = state.RedisConfig
 	// LeaseConfig configures the Redis store's leases: [state.LeaseConfig].
 	LeaseConfig = state.LeaseConfig
+	// SharesConfig configures the Redis store's shares of token buckets: [state.SharesConfig].
+	SharesConfig = state.SharesConfig
 	// TLSConfig configures TLS to Redis: [state.TLSConfig].
 	TLSConfig = state.TLSConfig
 	// BreakerConfig configures the Redis circuit breaker: [state.BreakerConfig].

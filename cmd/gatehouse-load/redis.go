@@ -38,6 +38,14 @@ func redisStoreYAML(addr string, noLease bool) string {
 	return text
 }
 
+// sharesYAML is the redis.shares line of the device-throttle config (slots 0: none).
+func sharesYAML(slots int) string {
+	if slots <= 0 {
+		return ""
+	}
+	return fmt.Sprintf("    shares: {slots: %d}\n", slots)
+}
+
 // deviceThrottleConfig is the config of "run --device-throttle" with the store section
 // store: the mobile shape, where every request to /v1/secure passes a GCRA throttle of
 // its device (50/s, burst 100) and a monthly quota of its app, both inline limits checked

@@ -72,3 +72,19 @@ func (s *Store) CallReplying(ctx context.Context, msg string) error {
 		return r.do(r.c.B().Eval().Script("return redis.error_reply(ARGV[1])").Numkeys(0).Arg(msg).Build()).Error()
 	})
 }
+
+// HoldsShare reports whether the store holds a redis.shares slot it may use now.
+func (s *Store) HoldsShare() bool { return s.shares != nil && s.shares.holding() }
+
+// RenewShares runs one renewal (or claim) of the store's slot now.
+func (s *Store) RenewShares() { s.shares.keep(s) }
+
+// ShareKey is the Redis key of slot k.
+func (s *Store) ShareKey(k int) string { return s.shares.key(k) }
+
+// Abandon stops the store as a crashed replica would: no renewal from now on, and the
+// slot is neither released nor given up here (its key runs out in Redis).
+func (s *Store) Abandon() {
+	s.shares.testAbandon = true
+	s.Close()
+}

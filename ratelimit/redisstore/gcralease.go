@@ -231,10 +231,18 @@ func throttleShape(ops []state.Op) int {
 // in a second round trip), so a refused request consumes nothing, as with the general
 // script; meanwhile a concurrent request on the same device may see those units taken.
 // When the bucket refuses, the counters are not asked: they are reported Unknown.
-func (s *Store) applyThrottle(ctx context.Context, ops []state.Op, out []state.Outcome, g int, ns int64) error {
+// shared: this replica's share (shares.go) admitted the bucket's units already; Redis
+// and the lease are not asked, and its caller gives the units back on a refusal.
+func (s *Store) applyThrottle(ctx context.Context, ops []state.Op, out []state.Outcome, g int, ns int64, shared bool) error {
 	op := &ops[g]
 	id := s.leaseID(op)
-	value, end, extra, local := s.gcra.take(id, op, ns)
+	var value, end, extra int64
+	local := shared
+	if !shared {
+		value, end, extra, local = s.gcra.take(id, op, ns)
+	} else {
+		value = ns // Redis's part is not known: the caller's outcome takes it as full
+	}
 	if local {
 		out[g] = state.Outcome{Allowed: true, Value: value}
 	} else {
@@ -261,7 +269,7 @@ func (s *Store) applyThrottle(ctx context.Context, ops []state.Op, out []state.O
 	for i := range ops {
 		commit = commit && (i == g || out[i].Allowed)
 	}
-	if commit {
+	if commit || shared {
 		return err
 	}
 	if v, ok := s.gcra.giveBack(id, op, end); ok {

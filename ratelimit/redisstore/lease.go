@@ -444,6 +444,9 @@ func (s *Store) sweepLeases(idle time.Duration) {
 	s.every(idle/2, func() bool {
 		s.returnLeases(s.leases.collect(false))
 		s.gcra.sweep(s.clock().UnixNano())
+		if s.shares != nil {
+			s.shares.sweep(s.clock().UnixNano())
+		}
 		return false
 	})
 }

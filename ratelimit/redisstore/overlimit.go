@@ -80,8 +80,9 @@ func (s *Store) forgetOver(ops []state.Op) {
 // knownOver answers from the over-limit cache when an enforcing op is known to be over:
 // that op is denied with its remembered value, the others are reported Unknown. Ops that
 // count on their own (Op.Always) let the cache answer only when each of them is known
-// over: past its limit, one more unit changes no verdict of its window.
-func (s *Store) knownOver(ops []state.Op, out []state.Outcome, ns int64) bool {
+// over: past its limit, one more unit changes no verdict of its window. ops[local]
+// (≥ 0) was admitted by this replica's share: no mark refuses it.
+func (s *Store) knownOver(ops []state.Op, out []state.Outcome, ns int64, local int) bool {
 	hit := false
 	for i := range ops {
 		op := &ops[i]
@@ -90,7 +91,7 @@ func (s *Store) knownOver(ops []state.Op, out []state.Outcome, ns int64) bool {
 		}
 		// A mark answers only while its value is still over this op's limit: a reload
 		// (or an RLS override) may have raised the limit since.
-		if m, ok := s.over.Get(s.digest(op)); ok && m.until > ns && m.marks(op) && stillOver(op, m.value, ns) &&
+		if m, ok := s.over.Get(s.digest(op)); i != local && ok && m.until > ns && m.marks(op) && stillOver(op, m.value, ns) &&
 			(s.leases == nil || !s.leases.covers(s.leaseID(op), op) && !s.gcra.covers(s.leaseID(op), op, ns)) {
 			out[i] = state.Outcome{Value: m.value}
 			hit = true

@@ -51,6 +51,7 @@ type Store struct {
 	over      *ristretto.Cache[uint64, overMark]
 	expiring  *expirySeen // counter keys whose expiry this replica set
 	leases    *leases     // units leased of busy counters (counters: native); nil: none
+	shares    *shares     // this replica's shares of token buckets (shares.go); nil: none
 	gcra      *gcraLeases // units leased of busy token buckets (gcralease.go); nil when leases is
 	batch     batcher
 	done      chan struct{}
@@ -134,6 +135,7 @@ func Open(_ context.Context, cfg state.RedisConfig, clock state.Clock) (*Store, 
 		idle := cmp.Or(cfg.Lease.Idle, defaultLeaseIdle)
 		s.leases = newLeases(cmp.Or(cfg.Lease.MaxUnits, defaultLeaseUnits), idle, s.timeout)
 		s.gcra = newGCRALeases()
+		s.shares = newShares(cfg.Shares, s.prefix)
 		s.wg.Add(1)
 		go s.sweepLeases(idle)
 	}
@@ -147,6 +149,10 @@ func Open(_ context.Context, cfg state.RedisConfig, clock state.Clock) (*Store, 
 	}
 	s.wg.Add(1)
 	go s.conn.rewarm(s)
+	if s.shares != nil {
+		s.wg.Add(1)
+		go s.keepShares()
+	}
 	return s, nil
 }
 
@@ -248,22 +254,37 @@ func (s *Store) Instrument(m *state.Metrics) { s.metrics.Store(m) }
 
 // Apply implements [Store].
 func (s *Store) Apply(ctx context.Context, now time.Time, ops []state.Op, out []state.Outcome) error {
-	ns := now.UnixNano()
+	if s.shares != nil {
+		return s.applyShared(ctx, ops, out, now.UnixNano())
+	}
+	return s.apply(ctx, ops, out, now.UnixNano(), -1)
+}
+
+// throttlePath returns the index of the token bucket when apply evaluates ops by
+// applyThrottle (an inline device throttle beside counters), else -1.
+func (s *Store) throttlePath(ops []state.Op) int {
+	if s.gcra == nil || hasRefund(ops) || s.native && allCounters(ops) {
+		return -1
+	}
+	return throttleShape(ops)
+}
+
+// apply counts ops in Redis. local ≥ 0: this replica's share admitted ops[local] (the
+// token bucket of the throttle path) already; Redis does not count it.
+func (s *Store) apply(ctx context.Context, ops []state.Op, out []state.Outcome, ns int64, local int) error {
 	refund := hasRefund(ops)
 	if refund {
 		// A refund is applied whatever the marks say, by the script (which floors it at
 		// zero), and ends the marks of its keys.
 		defer s.forgetOver(ops)
-	} else if s.knownOver(ops, out, ns) {
+	} else if s.knownOver(ops, out, ns, local) {
 		return nil
 	}
 	if s.native && !refund && allCounters(ops) {
 		return s.applyCounters(ctx, ops, out, ns)
 	}
-	if s.gcra != nil && !refund {
-		if g := throttleShape(ops); g >= 0 {
-			return s.applyThrottle(ctx, ops, out, g, ns)
-		}
+	if g := s.throttlePath(ops); g >= 0 {
+		return s.applyThrottle(ctx, ops, out, g, ns, g == local)
 	}
 	var givenBuf [4]lent
 	var given []lent
@@ -424,6 +445,9 @@ func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.done)
 		s.wg.Wait()
+		if s.shares != nil {
+			s.shares.release(s)
+		}
 		if s.leases != nil { // units leased and not used go back before the client closes
 			s.returnLeases(s.leases.collect(true))
 		}

@@ -73,6 +73,28 @@ type RedisConfig struct {
 	Lease LeaseConfig `yaml:"lease"`
 	// OverLimitCacheKeys sizes the cache of keys known to be over their limit (default 100,000).
 	OverLimitCacheKeys int64 `yaml:"over_limit_cache_keys"`
+	// Shares gives each of up to Slots replicas a small share of every inline token
+	// bucket (a device throttle) that it admits from without a round trip.
+	Shares SharesConfig `yaml:"shares"`
+}
+
+// SharesConfig sets aside, of every inline token bucket counted in Redis (an enforcing
+// GCRA limit: a device throttle), a share for each of Slots replicas: Fraction of the
+// bucket's rate, split evenly, and of its burst max(1, ⌊burst×Fraction/Slots⌋) units per
+// slot; Redis counts the rest. A replica that holds a slot (a key in Redis it renews
+// every TTL/3) admits from its own share first, with no round trip: a device's first
+// request in a while, the common case of a large fleet, costs Redis nothing. A share
+// starts empty when its slot is claimed, so a replica taking over a slot another one
+// held never adds to what that one admitted. In any span d a device is admitted at most
+// burst + rate×d, whatever the number of replicas: the shares and Redis's part add up to
+// the bucket. The price is on the other side: a device whose requests all reach one
+// replica may be refused up to the other slots' shares early (see the README). Buckets
+// whose burst is under 4×Slots get no shares. Every replica must run with the same Slots
+// and Fraction, as with the limits themselves.
+type SharesConfig struct {
+	Slots    int           `yaml:"slots"`    // replicas that may hold a share at once; 0 (default): off
+	Fraction float64       `yaml:"fraction"` // of each bucket's rate set aside for the slots (default 0.05, at most 0.25)
+	TTL      time.Duration `yaml:"ttl"`      // a slot's lease in Redis (default 10s, at least 1s)
 }
 
 // LeaseConfig bounds the units a replica leases of a counter. A request that goes to

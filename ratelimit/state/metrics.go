@@ -27,6 +27,7 @@ type Metrics struct {
 	lateUnits     *prometheus.CounterVec
 	memShed       prometheus.Counter // memory store: live counters under their limit shed
 	memUntracked  prometheus.Counter // memory store: new keys not tracked (full)
+	shareSlot     prometheus.Gauge   // the share slot this replica holds, -1: none
 	breakerState  atomic.Int32       // the value breakerOpen was last set to
 	breakerMu     sync.Mutex
 }
@@ -75,7 +76,12 @@ func NewMetrics() *Metrics {
 			Name: "gatehouse_ratelimit_memory_untracked_total",
 			Help: "Requests on a new key the memory store could not track: max_entries is full of counters it keeps (over their limit, quotas, credits, lockouts).",
 		}),
+		shareSlot: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "gatehouse_store_share_slot",
+			Help: "The slot of redis.shares this replica holds (it admits from its share of each device throttle without a round trip), -1 while it holds none.",
+		}),
 	}
+	m.shareSlot.Set(-1)
 	m.redisDuration = m.storeDuration.WithLabelValues("redis")
 	m.leasedUnits = m.leaseUnits.WithLabelValues("leased")
 	m.returnedUnits = m.leaseUnits.WithLabelValues("returned")
@@ -132,6 +138,7 @@ func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	m.lateUnits.Describe(ch)
 	m.memShed.Describe(ch)
 	m.memUntracked.Describe(ch)
+	m.shareSlot.Describe(ch)
 }
 
 // Collect implements prometheus.Collector.
@@ -146,6 +153,14 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	m.lateUnits.Collect(ch)
 	m.memShed.Collect(ch)
 	m.memUntracked.Collect(ch)
+	m.shareSlot.Collect(ch)
+}
+
+// ShareSlot records the redis.shares slot this replica holds (-1: none).
+func (m *Metrics) ShareSlot(slot int) {
+	if m != nil {
+		m.shareSlot.Set(float64(slot))
+	}
 }
 
 func (m *Metrics) MemoryShed(n int64) {

@@ -28,6 +28,15 @@ const DefaultRedisTimeout = 100 * time.Millisecond
 // longer than any proxy waits for an answer.
 const MaxRedisTimeout = 10 * time.Second
 
+// Bounds and defaults of redis.shares (SharesConfig).
+const (
+	MaxShareSlots        = 64
+	MinShareFraction     = 0.001
+	MaxShareFraction     = 0.25
+	DefaultShareFraction = 0.05
+	DefaultShareTTL      = 10 * time.Second
+)
+
 // ReadPassword reads the Redis password file.
 func ReadPassword(file string) (string, error) {
 	b, err := os.ReadFile(file)

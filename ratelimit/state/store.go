@@ -133,6 +133,15 @@ func (c StoreConfig) Validate() []error {
 	if r.Lease.Idle < 0 || r.Lease.Idle > 0 && r.Lease.Idle < 10*time.Millisecond {
 		bad("redis.lease.idle", "must be at least 10ms")
 	}
+	if r.Shares.Slots < 0 || r.Shares.Slots > MaxShareSlots {
+		bad("redis.shares.slots", "must be between 0 (off) and %d", MaxShareSlots)
+	}
+	if f := r.Shares.Fraction; f != 0 && !(f >= MinShareFraction && f <= MaxShareFraction) {
+		bad("redis.shares.fraction", "must be between %v and %v (0: the default, %v)", MinShareFraction, MaxShareFraction, DefaultShareFraction)
+	}
+	if r.Shares.TTL != 0 && r.Shares.TTL < time.Second {
+		bad("redis.shares.ttl", "must be at least 1s")
+	}
 	if r.Timeout < 0 || r.Timeout > MaxRedisTimeout {
 		bad("redis.timeout", "must be between 0 and %v (0: the default, %v)", MaxRedisTimeout, DefaultRedisTimeout)
 	}

@@ -1,0 +1,45 @@
+package redisstore
+
+import (
+	"testing"
+	"time"
+
+	"github.com/gatehouse/gatehouse/ratelimit/state"
+)
+
+// TestShareSplit: how a bucket is split between the slots' shares and Redis, against
+// figures worked out by hand (each interval rounded up; Redis's to a whole µs).
+func TestShareSplit(t *testing.T) {
+	gcra := func(burst int64, interval time.Duration) state.Op {
+		return state.Op{Kind: state.KindGCRA, Limit: burst, Interval: int64(interval), Cost: 1}
+	}
+	shadow, always, exact := gcra(100, time.Second), gcra(100, time.Second), gcra(100, time.Second)
+	shadow.Shadow, always.Always, exact.Exact = true, true, true
+	for _, tc := range []struct {
+		name     string
+		slots    int
+		fraction float64
+		op       state.Op
+		want     shareParams // zero: not shared
+	}{
+		// 50/s burst 100, 3 slots, 5 %: a share of ⌊100×0.05/3⌋ = 1 unit at 50×0.05/3 per
+		// second (one per 1.2 s); Redis: 97 units at 47.5/s (21052631.6 ns → 21053 µs).
+		{"device throttle", 3, 0, gcra(100, 20*time.Millisecond), shareParams{1, 1_200_000_000, 97, 21_053_000}},
+		{"a quarter, 3 slots", 3, 0.25, gcra(40, time.Hour), shareParams{3, int64(12 * time.Hour), 31, 4_800_000_000_000}},
+		{"a quarter, 1 slot", 1, 0.25, gcra(40, time.Hour), shareParams{10, int64(4 * time.Hour), 30, 4_800_000_000_000}},
+		{"burst 12: shares take a quarter", 3, 0, gcra(12, time.Second), shareParams{1, 60_000_000_000, 9, 1_052_632_000}},
+		{"burst 11: too small to share", 3, 0, gcra(11, time.Second), shareParams{}},
+		{"shadow", 3, 0, shadow, shareParams{}},
+		{"counts on its own", 3, 0, always, shareParams{}},
+		{"exact", 3, 0, exact, shareParams{}},
+		{"a counter", 3, 0, state.Op{Kind: state.KindCounter, Limit: 100, Cost: 1}, shareParams{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sh := newShares(state.SharesConfig{Slots: tc.slots, Fraction: tc.fraction}, "gh:")
+			got, ok := sh.split(&tc.op)
+			if ok != (tc.want != shareParams{}) || got != tc.want {
+				t.Fatalf("split = %+v, %v; want %+v", got, ok, tc.want)
+			}
+		})
+	}
+}
