@@ -250,7 +250,12 @@ func (s *Store) every(d time.Duration, f func() (done bool)) {
 func (s *Store) Local() state.Store { return s.local }
 
 // instrument implements instrumented.
-func (s *Store) Instrument(m *state.Metrics) { s.metrics.Store(m) }
+func (s *Store) Instrument(m *state.Metrics) {
+	s.metrics.Store(m)
+	if s.shares != nil {
+		m.ShareUnits(s.shares.units)
+	}
+}
 
 // Apply implements [Store].
 func (s *Store) Apply(ctx context.Context, now time.Time, ops []state.Op, out []state.Outcome) error {

@@ -70,9 +70,22 @@ type shares struct {
 }
 
 type shareTab struct {
-	mu sync.Mutex
-	m  map[uint64]int64 // bucket → the share's TAT, ns (absent: as at the claim)
-	_  [48]byte
+	mu    sync.Mutex
+	m     map[uint64]int64 // bucket → the share's TAT, ns (absent: as at the claim)
+	units uint64           // units taken, for the metric (those given back still count)
+	_     [40]byte
+}
+
+// units counts the units the shares admitted (gatehouse_store_share_units_total).
+func (sh *shares) units() uint64 {
+	var n uint64
+	for i := range sh.tabs {
+		t := &sh.tabs[i]
+		t.mu.Lock()
+		n += t.units
+		t.mu.Unlock()
+	}
+	return n
 }
 
 func newShares(cfg state.SharesConfig, prefix string) *shares {
@@ -164,6 +177,7 @@ func (sh *shares) take(id uint64, p shareParams, cost, ns int64) (tat int64, hel
 		sh.n.Add(1)
 	}
 	t.m[id] = next
+	t.units += uint64(cost)
 	return next, true, true
 }
 
@@ -312,6 +326,7 @@ func (sh *shares) keep(s *Store) {
 			return
 		case renewed:
 			sh.valid.Store(int64(sent + sh.ttl - sh.ttl/10))
+			s.metrics.Load().ShareSlot(sh.slot) // also for metrics set after the claim
 			return
 		}
 		sh.valid.Store(0)

@@ -60,7 +60,7 @@ func TestSharesAddUpToTheBucket(t *testing.T) {
 	ctx := context.Background()
 	r := redistest.Start(t)
 	engines, _ := shareReplicas(t, r, t0, 4, 3) // the fourth replica holds no slot: Redis only
-	at := t0.Add(37 * time.Hour)            // every share full
+	at := t0.Add(37 * time.Hour)                // every share full
 
 	t.Run("spread over every replica: the whole burst", func(t *testing.T) {
 		admitted := 0
@@ -159,7 +159,7 @@ func TestShareTakeover(t *testing.T) {
 		if n := count(engines[0], "d", 50); n != 40 {
 			t.Fatalf("replica a admitted %d, want 40 (its share of 10 and Redis's 30)", n)
 		}
-		stores[0].Abandon() // the key stays until its TTL runs out
+		stores[0].Abandon()                   // the key stays until its TTL runs out
 		b, _ := shareReplicas(t, r, at, 1, 1) // it claims the slot after a's last request
 		if n := count(b[0], "d", 50); n != 0 {
 			t.Fatalf("replica b admitted %d more at the same instant, want 0 (its share starts empty)", n)

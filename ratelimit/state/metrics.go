@@ -28,7 +28,9 @@ type Metrics struct {
 	memShed       prometheus.Counter // memory store: live counters under their limit shed
 	memUntracked  prometheus.Counter // memory store: new keys not tracked (full)
 	shareSlot     prometheus.Gauge   // the share slot this replica holds, -1: none
-	breakerState  atomic.Int32       // the value breakerOpen was last set to
+	shareUnits    prometheus.CounterFunc
+	shareSource   atomic.Pointer[func() uint64] // the store's count of units its shares admitted
+	breakerState  atomic.Int32                  // the value breakerOpen was last set to
 	breakerMu     sync.Mutex
 }
 
@@ -82,6 +84,15 @@ func NewMetrics() *Metrics {
 		}),
 	}
 	m.shareSlot.Set(-1)
+	m.shareUnits = prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "gatehouse_store_share_units_total",
+		Help: "Units of device throttles this replica took from its redis.shares slot's shares, without a round trip (units given back when another limit refused the request included).",
+	}, func() float64 {
+		if f := m.shareSource.Load(); f != nil {
+			return float64((*f)())
+		}
+		return 0
+	})
 	m.redisDuration = m.storeDuration.WithLabelValues("redis")
 	m.leasedUnits = m.leaseUnits.WithLabelValues("leased")
 	m.returnedUnits = m.leaseUnits.WithLabelValues("returned")
@@ -139,6 +150,7 @@ func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	m.memShed.Describe(ch)
 	m.memUntracked.Describe(ch)
 	m.shareSlot.Describe(ch)
+	m.shareUnits.Describe(ch)
 }
 
 // Collect implements prometheus.Collector.
@@ -154,6 +166,15 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	m.memShed.Collect(ch)
 	m.memUntracked.Collect(ch)
 	m.shareSlot.Collect(ch)
+	m.shareUnits.Collect(ch)
+}
+
+// ShareUnits sets where gatehouse_store_share_units_total is read from: the store keeps
+// the count where its hot path already writes, and the metric reads it when scraped.
+func (m *Metrics) ShareUnits(count func() uint64) {
+	if m != nil {
+		m.shareSource.Store(&count)
+	}
 }
 
 // ShareSlot records the redis.shares slot this replica holds (-1: none).
