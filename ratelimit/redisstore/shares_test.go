@@ -40,6 +40,7 @@ func shareReplicas(t *testing.T, r *redistest.Proc, start time.Time, n, slots in
 		for _, s := range stores {
 			s.RenewShares()
 		}
+		time.Sleep(20 * time.Millisecond) // a poll: a slot frees when its key's TTL runs out
 	}
 	return engines, stores
 }
