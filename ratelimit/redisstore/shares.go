@@ -62,7 +62,8 @@ type shares struct {
 	start  time.Time    // origin of valid (a monotonic reading)
 	valid  atomic.Int64 // the slot may be used while time.Since(start) is below this; 0: no slot
 	claim  atomic.Int64 // Apply-clock ns when the slot was claimed: every share starts empty then
-	slot   int          // the slot held, -1: none (the keeper goroutine's own)
+	keepMu sync.Mutex   // one keep or release at a time
+	slot   int          // the slot held, -1: none (under keepMu)
 	n      atomic.Int64
 	tabs   [leaseShards]shareTab
 
@@ -318,6 +319,8 @@ func (s *Store) keepShares() {
 // TTL); a renewal that fails leaves the slot to run out, one that finds the key gone or
 // another replica's gives it up at once.
 func (sh *shares) keep(s *Store) {
+	sh.keepMu.Lock()
+	defer sh.keepMu.Unlock()
 	if sh.slot >= 0 {
 		sent := time.Since(sh.start)
 		renewed, err := sh.run(s, shareRenewScript, sh.slot)
@@ -361,6 +364,8 @@ func (sh *shares) keep(s *Store) {
 
 // release gives the slot up (the store closes): first here, then in Redis.
 func (sh *shares) release(s *Store) {
+	sh.keepMu.Lock()
+	defer sh.keepMu.Unlock()
 	sh.valid.Store(0)
 	if sh.slot >= 0 && !sh.testAbandon {
 		_, _ = sh.run(s, shareReleaseScript, sh.slot)
