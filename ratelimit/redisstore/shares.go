@@ -118,7 +118,9 @@ func (sh *shares) split(op *state.Op) (p shareParams, ok bool) {
 		return p, false
 	}
 	s := max(1, op.Limit*sh.ppm/1_000_000/sh.slots)
-	if 4*sh.slots*s > op.Limit {
+	// Redis's part must take the throttle path (gcraLeasable), the only one that offers
+	// the share a request: else the share would only take from the bucket.
+	if 4*sh.slots*s > op.Limit || op.Limit-sh.slots*s < 2*gcraLeaseShare {
 		return p, false
 	}
 	var ok1, ok2 bool
@@ -127,7 +129,9 @@ func (sh *shares) split(op *state.Op) (p shareParams, ok bool) {
 	p.redisBurst = op.Limit - sh.slots*s
 	p.redisInterval, ok2 = ceilDiv(uint64(op.Interval), 1e6, uint64(1e6-sh.ppm))
 	p.redisInterval = (p.redisInterval + 999) / 1000 * 1000
-	if !ok1 || !ok2 || p.redisInterval <= 0 {
+	// A share's TAT runs up to a share ahead of now (or of the claim) and a step adds
+	// at most a share more: keep both well inside int64, as compile does for a bucket.
+	if !ok1 || !ok2 || p.redisInterval <= 0 || p.burst > math.MaxInt64/4/p.interval {
 		return shareParams{}, false
 	}
 	return p, true
@@ -171,8 +175,8 @@ func (sh *shares) take(id uint64, p shareParams, cost, ns int64) (tat int64, hel
 		return tat, true, false
 	}
 	if _, tracked := t.m[id]; !tracked {
-		if sh.n.Load() >= shareKeys {
-			return tat, true, false
+		if sh.n.Load() >= shareKeys { // counted in Redis only: the share is not this bucket's
+			return 0, false, false
 		}
 		sh.n.Add(1)
 	}
@@ -289,8 +293,10 @@ func (s *Store) applyShared(ctx context.Context, ops []state.Op, out []state.Out
 			continue
 		}
 		t, h := tat, held
-		if i != g {
+		if i != g && ops[i].Cost == 0 { // a peek: what a request would find
 			t, h = s.shares.peek(s.leaseID(&ops[i]), p)
+		} else if i != g { // counted in Redis only: the share was not offered the request
+			h = false
 		}
 		out[i] = p.outcome(&ops[i], &rops[i], out[i], ns, t, h, i == local)
 	}
