@@ -45,8 +45,8 @@ const shareKeys = 1 << 20
 // a bucket of b − n×s units at rate r×(1−f); f counts in millionths. Each rate is
 // rounded down (its interval up: Redis's to a whole µs), so the parts never add up to
 // more than the bucket: in any span d, each share
-// admits at most s + d×r×f/n (a GCRA of its own, which starts empty when its slot is
-// claimed) and Redis at most b − n×s + d×r×(1−f); together at most b + d×r.
+// admits at most s + d×r×f/n (a GCRA of its own, which starts empty a TTL after its
+// slot is claimed) and Redis at most b − n×s + d×r×(1−f); together at most b + d×r.
 type shareParams struct {
 	burst, interval           int64 // one slot's share: units, ns per unit
 	redisBurst, redisInterval int64 // Redis's part; the interval in whole µs, as Redis counts
@@ -61,8 +61,9 @@ type shares struct {
 	prefix string
 	start  time.Time    // origin of valid (a monotonic reading)
 	valid  atomic.Int64 // the slot may be used while time.Since(start) is below this; 0: no slot
-	claim  atomic.Int64 // Apply-clock ns when the slot was claimed: every share starts empty then
-	slot   int          // the slot held, -1: none (the keeper goroutine's own)
+	claim  atomic.Int64 // Apply-clock ns, a TTL after the slot was claimed: every share starts empty then
+	slot   int          // the slot held, -1: none (under keepMu)
+	keepMu sync.Mutex   // keep and release, one at a time (tests renew from their own goroutine)
 	n      atomic.Int64
 	tabs   [leaseShards]shareTab
 
@@ -324,6 +325,8 @@ func (s *Store) keepShares() {
 // TTL); a renewal that fails leaves the slot to run out, one that finds the key gone or
 // another replica's gives it up at once.
 func (sh *shares) keep(s *Store) {
+	sh.keepMu.Lock()
+	defer sh.keepMu.Unlock()
 	if sh.slot >= 0 {
 		sent := time.Since(sh.start)
 		renewed, err := sh.run(s, shareRenewScript, sh.slot)
@@ -355,8 +358,11 @@ func (sh *shares) keep(s *Store) {
 		}
 		if got {
 			// After the reply: the key was free when Redis ran the SET, so whoever held
-			// the slot stopped using it before now.
-			sh.claim.Store(s.clock().UnixNano())
+			// the slot stopped using it before now, or, the key lost early in Redis (a
+			// FLUSHALL, a failover that dropped its last renewal, an eviction), stops
+			// within a TTL: its use is bounded by a renewal it sent before the SET ran.
+			// The shares start empty then.
+			sh.claim.Store(s.clock().UnixNano() + int64(sh.ttl))
 			sh.slot = k
 			sh.valid.Store(int64(sent + sh.ttl - sh.ttl/10))
 			s.metrics.Load().ShareSlot(k)
@@ -367,6 +373,8 @@ func (sh *shares) keep(s *Store) {
 
 // release gives the slot up (the store closes): first here, then in Redis.
 func (sh *shares) release(s *Store) {
+	sh.keepMu.Lock()
+	defer sh.keepMu.Unlock()
 	sh.valid.Store(0)
 	if sh.slot >= 0 && !sh.testAbandon {
 		_, _ = sh.run(s, shareReleaseScript, sh.slot)

@@ -61,6 +61,39 @@ func TestShareSlowBucketStaysBounded(t *testing.T) {
 	}
 }
 
+// TestShareSlotLostInRedis: the slot key disappears from Redis while its holder may still
+// use it (FLUSHALL, a failover that lost the last renewal, eviction, a DEL), and another
+// replica claims the slot. The two must not together admit more from the slot than it
+// allows: in any span d, a device gets at most burst + d/interval.
+//
+// Bucket: 40 a burst, one a minute; 1 slot, a quarter set aside: the share is 10 units
+// (one per 4 min), Redis's part 30 (one per 80 s). TTL 1 h: replica a may use its slot
+// for 54 min after its last renewal.
+func TestShareSlotLostInRedis(t *testing.T) {
+	r := redistest.Start(t)
+	in := deviceLimits(ratelimit.LimitConfig{Name: "per_device", Key: []string{"device"}, Algorithm: "gcra",
+		Requests: 1, Per: time.Minute, Burst: 40})
+	cfg := ratelimit.SharesConfig{Slots: 1, Fraction: 0.25, TTL: time.Hour}
+	at := t0.Add(3 * time.Hour) // a's share full
+	a, as := holderOf(t, r, in, t0, cfg)
+	if n, _ := drain(t, a, at, "d", 60); n != 40 {
+		t.Fatalf("a admitted %d, want the burst of 40", n)
+	}
+	if err := r.Do("DEL", as.ShareKey(0)); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := holderOf(t, r, in, at, cfg) // b claims the slot a still uses
+	if !as.HoldsShare() {
+		t.Fatal("a gave its slot up: the test needs it to run out by itself")
+	}
+	later := at.Add(8 * time.Minute)
+	na, _ := drain(t, a, later, "d", 60)
+	nb, _ := drain(t, b, later, "d", 60)
+	if total := 40 + na + nb; total > 48 {
+		t.Fatalf("admitted 40 + %d (a) + %d (b) = %d over 8 min, want at most 40 + 8 = 48", na, nb, total)
+	}
+}
+
 // TestShareRetryAfterOfUnusedShare: a refusal's Retry-After may count on this replica's
 // share only where the share is offered the request. A device with two token buckets
 // (not the throttle path) and a device past the table of shares are counted in Redis
