@@ -2,7 +2,9 @@ package redisstore_test
 
 import (
 	"context"
+	"fmt"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -136,5 +138,22 @@ func TestShareSmallBurst(t *testing.T) {
 	e, _ := holderOf(t, r, in, t0, ratelimit.SharesConfig{Slots: 1, TTL: time.Hour})
 	if n, _ := drain(t, e, t0.Add(1000*time.Hour), "d", 20); n != 8 {
 		t.Fatalf("admitted %d of 20 at one instant, want the burst of 8", n)
+	}
+}
+
+// TestShareConfigNeedsLeases: shares work only beside the leases (the store builds them
+// together): a configuration that asks for slots with the leases off would run without
+// shares, splitting no bucket while the other replicas split them. It is refused.
+func TestShareConfigNeedsLeases(t *testing.T) {
+	for _, redis := range []ratelimit.RedisConfig{
+		{Counters: "script"},
+		{Lease: ratelimit.LeaseConfig{MaxUnits: -1}},
+	} {
+		redis.Addrs, redis.Shares = []string{"127.0.0.1:1"}, ratelimit.SharesConfig{Slots: 3}
+		cfg := ratelimit.StoreConfig{Type: "redis", Redis: redis}
+		if errs := cfg.Validate(); len(errs) != 1 || !strings.Contains(fmt.Sprint(errs[0]), "redis.shares.slots") {
+			t.Errorf("counters %q, lease.max_units %d: %v, want one error naming redis.shares.slots",
+				redis.Counters, redis.Lease.MaxUnits, errs)
+		}
 	}
 }

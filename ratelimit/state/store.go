@@ -135,6 +135,8 @@ func (c StoreConfig) Validate() []error {
 	}
 	if r.Shares.Slots < 0 || r.Shares.Slots > MaxShareSlots {
 		bad("redis.shares.slots", "must be between 0 (off) and %d", MaxShareSlots)
+	} else if r.Shares.Slots > 0 && (r.Counters == "script" || r.Lease.MaxUnits < 0) {
+		bad("redis.shares.slots", "needs the leases (counters native, lease.max_units ≥ 0)")
 	}
 	if f := r.Shares.Fraction; f != 0 && !(f >= MinShareFraction && f <= MaxShareFraction) {
 		bad("redis.shares.fraction", "must be between %v and %v (0: the default, %v)", MinShareFraction, MaxShareFraction, DefaultShareFraction)
