@@ -38,9 +38,10 @@ func redisStoreYAML(addr string, noLease bool) string {
 	return text
 }
 
-// sharesYAML is the redis.shares line of the device-throttle config (slots 0: none).
-func sharesYAML(slots int) string {
-	if slots <= 0 {
+// sharesYAML is the redis.shares line of the device-throttle config (slots 0: none;
+// none without the leases, which shares need).
+func sharesYAML(slots int, noLease bool) string {
+	if slots <= 0 || noLease {
 		return ""
 	}
 	return fmt.Sprintf("    shares: {slots: %d}\n", slots)

@@ -325,7 +325,7 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) (err 
 			}
 			text = strings.ReplaceAll(string(b), "{{REDIS_ADDR}}", rds.addr)
 		} else if cfg.devThrottle {
-			text = deviceThrottleConfig(redisStoreYAML(rds.addr, cfg.noLease)+sharesYAML(cfg.shareSlots), cfg.attest)
+			text = deviceThrottleConfig(redisStoreYAML(rds.addr, cfg.noLease)+sharesYAML(cfg.shareSlots, cfg.noLease), cfg.attest)
 		} else {
 			text = redisConfig(rds.addr, cfg.noLease)
 		}

@@ -93,8 +93,8 @@ func TestThrottleSharesE2E(t *testing.T) {
 			}
 		}
 	}
-	// A share starts empty when its slot is claimed, and holds one unit 3 s later.
-	time.Sleep(3*time.Second + 500*time.Millisecond)
+	// A share starts empty a TTL (1 s) after its slot is claimed, and holds one unit 3 s later.
+	time.Sleep(4*time.Second + 500*time.Millisecond)
 	shareUnits := func(s *testServer) float64 {
 		return metricValue(t, s.body(t, "/metrics"), "gatehouse_store_share_units_total")
 	}

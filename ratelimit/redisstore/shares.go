@@ -45,8 +45,8 @@ const shareKeys = 1 << 20
 // a bucket of b − n×s units at rate r×(1−f); f counts in millionths. Each rate is
 // rounded down (its interval up: Redis's to a whole µs), so the parts never add up to
 // more than the bucket: in any span d, each share
-// admits at most s + d×r×f/n (a GCRA of its own, which starts empty when its slot is
-// claimed) and Redis at most b − n×s + d×r×(1−f); together at most b + d×r.
+// admits at most s + d×r×f/n (a GCRA of its own, which starts empty a TTL after its
+// slot is claimed) and Redis at most b − n×s + d×r×(1−f); together at most b + d×r.
 type shareParams struct {
 	burst, interval           int64 // one slot's share: units, ns per unit
 	redisBurst, redisInterval int64 // Redis's part; the interval in whole µs, as Redis counts
@@ -61,9 +61,9 @@ type shares struct {
 	prefix string
 	start  time.Time    // origin of valid (a monotonic reading)
 	valid  atomic.Int64 // the slot may be used while time.Since(start) is below this; 0: no slot
-	claim  atomic.Int64 // Apply-clock ns when the slot was claimed: every share starts empty then
-	keepMu sync.Mutex   // one keep or release at a time
+	claim  atomic.Int64 // Apply-clock ns, a TTL after the slot was claimed: every share starts empty then
 	slot   int          // the slot held, -1: none (under keepMu)
+	keepMu sync.Mutex   // keep and release, one at a time (tests renew from their own goroutine)
 	n      atomic.Int64
 	tabs   [leaseShards]shareTab
 
@@ -119,7 +119,9 @@ func (sh *shares) split(op *state.Op) (p shareParams, ok bool) {
 		return p, false
 	}
 	s := max(1, op.Limit*sh.ppm/1_000_000/sh.slots)
-	if 4*sh.slots*s > op.Limit {
+	// Redis's part must take the throttle path (gcraLeasable), the only one that offers
+	// the share a request: else the share would only take from the bucket.
+	if 4*sh.slots*s > op.Limit || op.Limit-sh.slots*s < 2*gcraLeaseShare {
 		return p, false
 	}
 	var ok1, ok2 bool
@@ -128,7 +130,9 @@ func (sh *shares) split(op *state.Op) (p shareParams, ok bool) {
 	p.redisBurst = op.Limit - sh.slots*s
 	p.redisInterval, ok2 = ceilDiv(uint64(op.Interval), 1e6, uint64(1e6-sh.ppm))
 	p.redisInterval = (p.redisInterval + 999) / 1000 * 1000
-	if !ok1 || !ok2 || p.redisInterval <= 0 {
+	// A share's TAT runs up to a share ahead of now (or of the claim) and a step adds
+	// at most a share more: keep both well inside int64, as compile does for a bucket.
+	if !ok1 || !ok2 || p.redisInterval <= 0 || p.burst > math.MaxInt64/4/p.interval {
 		return shareParams{}, false
 	}
 	return p, true
@@ -172,8 +176,8 @@ func (sh *shares) take(id uint64, p shareParams, cost, ns int64) (tat int64, hel
 		return tat, true, false
 	}
 	if _, tracked := t.m[id]; !tracked {
-		if sh.n.Load() >= shareKeys {
-			return tat, true, false
+		if sh.n.Load() >= shareKeys { // counted in Redis only: the share is not this bucket's
+			return 0, false, false
 		}
 		sh.n.Add(1)
 	}
@@ -290,8 +294,10 @@ func (s *Store) applyShared(ctx context.Context, ops []state.Op, out []state.Out
 			continue
 		}
 		t, h := tat, held
-		if i != g {
+		if i != g && ops[i].Cost == 0 { // a peek: what a request would find
 			t, h = s.shares.peek(s.leaseID(&ops[i]), p)
+		} else if i != g { // counted in Redis only: the share was not offered the request
+			h = false
 		}
 		out[i] = p.outcome(&ops[i], &rops[i], out[i], ns, t, h, i == local)
 	}
@@ -352,8 +358,11 @@ func (sh *shares) keep(s *Store) {
 		}
 		if got {
 			// After the reply: the key was free when Redis ran the SET, so whoever held
-			// the slot stopped using it before now.
-			sh.claim.Store(s.clock().UnixNano())
+			// the slot stopped using it before now, or, the key lost early in Redis (a
+			// FLUSHALL, a failover that dropped its last renewal, an eviction), stops
+			// within a TTL: its use is bounded by a renewal it sent before the SET ran.
+			// The shares start empty then.
+			sh.claim.Store(s.clock().UnixNano() + int64(sh.ttl))
 			sh.slot = k
 			sh.valid.Store(int64(sent + sh.ttl - sh.ttl/10))
 			s.metrics.Load().ShareSlot(k)

@@ -29,6 +29,13 @@ func TestShareSplit(t *testing.T) {
 		{"a quarter, 1 slot", 1, 0.25, gcra(40, time.Hour), shareParams{10, int64(4 * time.Hour), 30, 4_800_000_000_000}},
 		{"burst 12: shares take a quarter", 3, 0, gcra(12, time.Second), shareParams{1, 60_000_000_000, 9, 1_052_632_000}},
 		{"burst 11: too small to share", 3, 0, gcra(11, time.Second), shareParams{}},
+		// One slot: the share is 1 unit (one per 20 s), Redis's part 9 (one per 1052632 µs).
+		{"burst 10, one slot", 1, 0, gcra(10, time.Second), shareParams{1, 20_000_000_000, 9, 1_052_632_000}},
+		// Redis's part of 8 − 1 = 7 would not take the throttle path, where shares are used.
+		{"burst 8, one slot: Redis's part too small", 1, 0, gcra(8, time.Second), shareParams{}},
+		// A share of 1 unit per 1000 × 1100 h = 3.96×10¹⁸ ns: a TAT a share ahead of now,
+		// plus one unit, passes the top of int64.
+		{"a share's span past int64", 1, 0.001, gcra(10, 1100*time.Hour), shareParams{}},
 		{"shadow", 3, 0, shadow, shareParams{}},
 		{"counts on its own", 3, 0, always, shareParams{}},
 		{"exact", 3, 0, exact, shareParams{}},

@@ -23,8 +23,8 @@ var shareThrottle = ratelimit.CompileInput{Apps: map[string]ratelimit.AppLimits{
 }}}}
 
 // shareReplicas opens n replicas on r with slots slots, each on a clock stopped at
-// start (a share starts empty when its slot is claimed, then: it is full 36 h later with
-// 3 slots, 40 h with 1), and waits until min(n, slots) of them hold a slot.
+// start (a share starts empty a TTL after its slot is claimed, then: it is full 36 h
+// later with 3 slots, 40 h with 1), and waits until min(n, slots) of them hold a slot.
 func shareReplicas(t *testing.T, r *redistest.Proc, start time.Time, n, slots int) ([]*ratelimit.Engine, []*redisstore.Store) {
 	t.Helper()
 	engines, stores := make([]*ratelimit.Engine, n), make([]*redisstore.Store, n)
@@ -197,6 +197,7 @@ func TestShareConfigRefused(t *testing.T) {
 		{ratelimit.SharesConfig{Slots: 3, Fraction: 0.26}, "redis.shares.fraction"},
 		{ratelimit.SharesConfig{Slots: 3, Fraction: 0.0001}, "redis.shares.fraction"},
 		{ratelimit.SharesConfig{Slots: 3, TTL: 999 * time.Millisecond}, "redis.shares.ttl"},
+		{ratelimit.SharesConfig{Slots: 3, TTL: time.Hour + time.Millisecond}, "redis.shares.ttl"},
 	} {
 		cfg := ratelimit.StoreConfig{Type: "redis", Redis: ratelimit.RedisConfig{Addrs: []string{"127.0.0.1:1"}, Shares: tc.shares}}
 		if errs := cfg.Validate(); len(errs) != 1 || !strings.Contains(fmt.Sprint(errs[0]), tc.want) {

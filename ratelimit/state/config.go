@@ -84,7 +84,7 @@ type RedisConfig struct {
 // slot; Redis counts the rest. A replica that holds a slot (a key in Redis it renews
 // every TTL/3) admits from its own share first, with no round trip: a device's first
 // request in a while, the common case of a large fleet, costs Redis nothing. A share
-// starts empty when its slot is claimed, so a replica taking over a slot another one
+// starts empty a TTL after its slot is claimed, so a replica taking over a slot another one
 // held never adds to what that one admitted. In any span d a device is admitted at most
 // burst + rate×d, whatever the number of replicas: the shares and Redis's part add up to
 // the bucket. The price is on the other side: a device whose requests all reach one
@@ -94,7 +94,7 @@ type RedisConfig struct {
 type SharesConfig struct {
 	Slots    int           `yaml:"slots"`    // replicas that may hold a share at once; 0 (default): off
 	Fraction float64       `yaml:"fraction"` // of each bucket's rate set aside for the slots (default 0.05, at most 0.25)
-	TTL      time.Duration `yaml:"ttl"`      // a slot's lease in Redis (default 10s, at least 1s)
+	TTL      time.Duration `yaml:"ttl"`      // a slot's lease in Redis (default 10s, 1s to 1h)
 }
 
 // LeaseConfig bounds the units a replica leases of a counter. A request that goes to

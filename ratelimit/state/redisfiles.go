@@ -35,6 +35,7 @@ const (
 	MaxShareFraction     = 0.25
 	DefaultShareFraction = 0.05
 	DefaultShareTTL      = 10 * time.Second
+	MaxShareTTL          = time.Hour
 )
 
 // ReadPassword reads the Redis password file.

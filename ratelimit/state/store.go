@@ -135,12 +135,14 @@ func (c StoreConfig) Validate() []error {
 	}
 	if r.Shares.Slots < 0 || r.Shares.Slots > MaxShareSlots {
 		bad("redis.shares.slots", "must be between 0 (off) and %d", MaxShareSlots)
+	} else if r.Shares.Slots > 0 && (r.Counters == "script" || r.Lease.MaxUnits < 0) {
+		bad("redis.shares.slots", "needs the leases (counters native, lease.max_units ≥ 0)")
 	}
 	if f := r.Shares.Fraction; f != 0 && !(f >= MinShareFraction && f <= MaxShareFraction) {
 		bad("redis.shares.fraction", "must be between %v and %v (0: the default, %v)", MinShareFraction, MaxShareFraction, DefaultShareFraction)
 	}
-	if r.Shares.TTL != 0 && r.Shares.TTL < time.Second {
-		bad("redis.shares.ttl", "must be at least 1s")
+	if r.Shares.TTL != 0 && (r.Shares.TTL < time.Second || r.Shares.TTL > MaxShareTTL) {
+		bad("redis.shares.ttl", "must be between 1s and %v", MaxShareTTL)
 	}
 	if r.Timeout < 0 || r.Timeout > MaxRedisTimeout {
 		bad("redis.timeout", "must be between 0 and %v (0: the default, %v)", MaxRedisTimeout, DefaultRedisTimeout)
