@@ -224,13 +224,13 @@ func (sh *shares) sweep(ns int64) {
 	}
 }
 
-// outcome turns op's outcome as Redis counts it (rop: op with Redis's part of the
-// bucket) into one of the whole bucket, as the engine reads it: the units left are
-// Redis's and this replica's share's (other replicas' shares unknown, not counted); a
+// outcome turns op's outcome as Redis counts it (Redis's part of the bucket, p) into
+// one of the whole bucket, as the engine reads it: the units left are Redis's and this
+// replica's share's (other replicas' shares unknown, not counted); a
 // refusal waits until either part has the request's units. local: the share admitted
 // the request (Redis was not asked: its part is taken as full); tat: the share's TAT
 // (held false: this replica has no slot).
-func (p shareParams) outcome(op, rop *state.Op, o state.Outcome, ns, tat int64, held, local bool) state.Outcome {
+func (p shareParams) outcome(op *state.Op, o state.Outcome, ns, tat int64, held, local bool) state.Outcome {
 	if o.Unknown && !local {
 		return o
 	}
@@ -241,12 +241,12 @@ func (p shareParams) outcome(op, rop *state.Op, o state.Outcome, ns, tat int64, 
 	if local || o.Allowed {
 		theirs := p.redisBurst
 		if !local {
-			theirs = min(max((ns+rop.Limit*rop.Interval-o.Value)/rop.Interval, 0), rop.Limit)
+			theirs = min(max((ns+p.redisBurst*p.redisInterval-o.Value)/p.redisInterval, 0), p.redisBurst)
 		}
 		left := min(mine+theirs, op.Limit)
 		return state.Outcome{Allowed: true, Value: ns + (op.Limit-left)*op.Interval}
 	}
-	wait := max(o.Value+(min(op.Cost, rop.Limit)-rop.Limit)*rop.Interval-ns, 0)
+	wait := max(o.Value+(min(op.Cost, p.redisBurst)-p.redisBurst)*p.redisInterval-ns, 0)
 	if held && op.Cost <= p.burst {
 		wait = min(wait, max(tat+(op.Cost-p.burst)*p.interval-ns, 0))
 	}
@@ -255,7 +255,8 @@ func (p shareParams) outcome(op, rop *state.Op, o state.Outcome, ns, tat int64, 
 
 // applyShared is Apply when this replica shares buckets: Redis counts the shared
 // buckets' Redis part, and the inline throttle's request is first offered to this
-// replica's share. ops is not changed.
+// replica's share. The shared ops' Limit and Interval are Redis's part's during the
+// call, and restored before it returns (a copy of ops would cost an allocation per call).
 func (s *Store) applyShared(ctx context.Context, ops []state.Op, out []state.Outcome, ns int64) error {
 	var pbuf [4]shareParams
 	params, shared := pbuf[:0], false
@@ -266,15 +267,16 @@ func (s *Store) applyShared(ctx context.Context, ops []state.Op, out []state.Out
 	if !shared {
 		return s.apply(ctx, ops, out, ns, -1)
 	}
-	var obuf [4]state.Op
-	rops := append(obuf[:0], ops...)
+	var obuf [4][2]int64
+	orig := obuf[:0]
 	for i, p := range params {
+		orig = append(orig, [2]int64{ops[i].Limit, ops[i].Interval})
 		if p.burst > 0 {
-			rops[i].Limit, rops[i].Interval = p.redisBurst, p.redisInterval
+			ops[i].Limit, ops[i].Interval = p.redisBurst, p.redisInterval
 		}
 	}
 	// g: the inline throttle, offered to the share first; its share's TAT is known.
-	g, local, tat, held := s.throttlePath(rops), -1, int64(0), false
+	g, local, tat, held := s.throttlePath(ops), -1, int64(0), false
 	if g >= 0 && params[g].burst > 0 {
 		var ok bool
 		if tat, held, ok = s.shares.take(s.leaseID(&ops[g]), params[g], ops[g].Cost, ns); ok {
@@ -283,7 +285,10 @@ func (s *Store) applyShared(ctx context.Context, ops []state.Op, out []state.Out
 	} else {
 		g = -1
 	}
-	err := s.apply(ctx, rops, out, ns, local)
+	err := s.apply(ctx, ops, out, ns, local)
+	for i := range ops {
+		ops[i].Limit, ops[i].Interval = orig[i][0], orig[i][1]
+	}
 	if local >= 0 && (err != nil || !allAllowed(out[:len(ops)])) {
 		s.shares.giveBack(s.leaseID(&ops[local]), params[local], ops[local].Cost, ns)
 		tat, held = s.shares.peek(s.leaseID(&ops[local]), params[local])
@@ -299,7 +304,7 @@ func (s *Store) applyShared(ctx context.Context, ops []state.Op, out []state.Out
 		} else if i != g { // counted in Redis only: the share was not offered the request
 			h = false
 		}
-		out[i] = p.outcome(&ops[i], &rops[i], out[i], ns, t, h, i == local)
+		out[i] = p.outcome(&ops[i], out[i], ns, t, h, i == local)
 	}
 	return err
 }

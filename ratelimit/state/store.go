@@ -36,7 +36,8 @@ var ErrUnavailable = errors.New("ratelimit: store unavailable")
 type Store interface {
 	// Apply evaluates ops at now and writes one Outcome per op into out (len(out) ≥
 	// len(ops)). An error means nothing was decided; a remote store may still have
-	// counted the request (a timeout after Redis ran the command).
+	// counted the request (a timeout after Redis ran the command). ops belong to the
+	// call: a store may change them while it runs, and leaves them as it found them.
 	Apply(ctx context.Context, now time.Time, ops []Op, out []Outcome) error
 	// Close releases the store; the memory store writes its file first.
 	Close() error
