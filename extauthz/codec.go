@@ -40,7 +40,10 @@ func (c codec) Marshal(v any) (mem.BufferSlice, error) {
 	// gRPC marshals a response once, on the goroutine that returned it, after every
 	// interceptor: nothing else reads it meanwhile.
 	r.DynamicMetadata = nil
-	b, err := proto.MarshalOptions{}.MarshalAppend(make([]byte, 0, proto.Size(r)+1+protowire.SizeBytes(n)), r)
+	// Marshal sizes a message before it writes it: with the sizes Size just cached (of
+	// this very message, unchanged since), the tree is walked once more, not twice.
+	size := proto.Size(r)
+	b, err := proto.MarshalOptions{UseCachedSize: true}.MarshalAppend(make([]byte, 0, size+1+protowire.SizeBytes(n)), r)
 	r.DynamicMetadata = md
 	if err != nil {
 		return nil, err
