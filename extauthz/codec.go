@@ -37,21 +37,33 @@ func (c codec) Marshal(v any) (mem.BufferSlice, error) {
 	if !ok { // a value of another kind, or not UTF-8: protobuf decides
 		return c.base.Marshal(v)
 	}
-	// gRPC marshals a response once, on the goroutine that returned it, after every
-	// interceptor: nothing else reads it meanwhile.
-	r.DynamicMetadata = nil
-	// Marshal sizes a message before it writes it: with the sizes Size just cached (of
-	// this very message, unchanged since), the tree is walked once more, not twice.
-	size := proto.Size(r)
-	b, err := proto.MarshalOptions{UseCachedSize: true}.MarshalAppend(make([]byte, 0, size+1+protowire.SizeBytes(n)), r)
-	r.DynamicMetadata = md
-	if err != nil {
-		return nil, err
+	var b []byte
+	if okr, plain := plainOK(r); plain { // an allowed response: see okcodec.go
+		b = appendOK(make([]byte, 0, okSize(r, okr)+1+protowire.SizeBytes(n)), r, okr)
+	} else {
+		var err error
+		if b, err = marshalWithout(r, 1+protowire.SizeBytes(n)); err != nil {
+			return nil, err
+		}
 	}
 	b = protowire.AppendTag(b, dynamicMetadataField, protowire.BytesType)
 	b = protowire.AppendVarint(b, uint64(n))
 	b = appendStruct(b, md)
 	return mem.BufferSlice{mem.SliceBuffer(b)}, nil
+}
+
+// marshalWithout has protobuf write r without its metadata, in a buffer with room for
+// extra bytes more.
+func marshalWithout(r *authv3.CheckResponse, extra int) ([]byte, error) {
+	// gRPC marshals a response once, on the goroutine that returned it, after every
+	// interceptor: nothing else reads it meanwhile.
+	md := r.DynamicMetadata
+	r.DynamicMetadata = nil
+	defer func() { r.DynamicMetadata = md }()
+	// Marshal sizes a message before it writes it: with the sizes Size just cached (of
+	// this very message, unchanged since), the tree is walked once more, not twice.
+	size := proto.Size(r)
+	return proto.MarshalOptions{UseCachedSize: true}.MarshalAppend(make([]byte, 0, size+extra), r)
 }
 
 // The field numbers written directly: CheckResponse.dynamic_metadata, Struct.fields (an
