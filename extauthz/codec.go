@@ -46,7 +46,20 @@ func (c codec) Marshal(v any) (mem.BufferSlice, error) {
 	if b, ok = appendMetadata(b, md); !ok { // a value of another kind, or not UTF-8: protobuf decides
 		return c.base.Marshal(v)
 	}
-	return mem.BufferSlice{mem.SliceBuffer(b)}, nil
+	return newOneBuffer(b), nil
+}
+
+// oneBuffer is a list of one buffer and the buffer, allocated together: the list holds a
+// pointer to the buffer, which an interface holds without an allocation of its own.
+type oneBuffer struct {
+	list [1]mem.Buffer
+	data mem.SliceBuffer
+}
+
+func newOneBuffer(b []byte) mem.BufferSlice {
+	o := &oneBuffer{data: b}
+	o.list[0] = &o.data
+	return o.list[:]
 }
 
 // metadataRoom is the room a buffer is given per metadata entry: Check's entries, a
