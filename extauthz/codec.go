@@ -33,22 +33,51 @@ func (c codec) Marshal(v any) (mem.BufferSlice, error) {
 		return c.base.Marshal(v)
 	}
 	md := r.DynamicMetadata
-	n, ok := structSize(md)
-	if !ok { // a value of another kind, or not UTF-8: protobuf decides
+	room := metadataRoom * len(md.GetFields())
+	var b []byte
+	if okr, plain := plainOK(r); plain { // an allowed response: see okcodec.go
+		b = appendOK(make([]byte, 0, okSize(r, okr)+room), r, okr)
+	} else {
+		var err error
+		if b, err = marshalWithout(r, room); err != nil {
+			return nil, err
+		}
+	}
+	if b, ok = appendMetadata(b, md); !ok { // a value of another kind, or not UTF-8: protobuf decides
 		return c.base.Marshal(v)
 	}
+	return newOneBuffer(b), nil
+}
+
+// oneBuffer is a list of one buffer and the buffer, allocated together: the list holds a
+// pointer to the buffer, which an interface holds without an allocation of its own.
+type oneBuffer struct {
+	list [1]mem.Buffer
+	data mem.SliceBuffer
+}
+
+func newOneBuffer(b []byte) mem.BufferSlice {
+	o := &oneBuffer{data: b}
+	o.list[0] = &o.data
+	return o.list[:]
+}
+
+// metadataRoom is the room a buffer is given per metadata entry: Check's entries, a
+// name and a short value each, fit (a longer one grows the buffer).
+const metadataRoom = 32
+
+// marshalWithout has protobuf write r without its metadata, in a buffer with room for
+// extra bytes more.
+func marshalWithout(r *authv3.CheckResponse, extra int) ([]byte, error) {
 	// gRPC marshals a response once, on the goroutine that returned it, after every
 	// interceptor: nothing else reads it meanwhile.
+	md := r.DynamicMetadata
 	r.DynamicMetadata = nil
-	b, err := proto.MarshalOptions{}.MarshalAppend(make([]byte, 0, proto.Size(r)+1+protowire.SizeBytes(n)), r)
-	r.DynamicMetadata = md
-	if err != nil {
-		return nil, err
-	}
-	b = protowire.AppendTag(b, dynamicMetadataField, protowire.BytesType)
-	b = protowire.AppendVarint(b, uint64(n))
-	b = appendStruct(b, md)
-	return mem.BufferSlice{mem.SliceBuffer(b)}, nil
+	defer func() { r.DynamicMetadata = md }()
+	// Marshal sizes a message before it writes it: with the sizes Size just cached (of
+	// this very message, unchanged since), the tree is walked once more, not twice.
+	size := proto.Size(r)
+	return proto.MarshalOptions{UseCachedSize: true}.MarshalAppend(make([]byte, 0, size+extra), r)
 }
 
 // The field numbers written directly: CheckResponse.dynamic_metadata, Struct.fields (an
@@ -60,21 +89,6 @@ const (
 	entryValueField      = 2
 	stringValueField     = 3
 )
-
-// structSize is the encoded size of s, and false unless every value is a string (or
-// missing) and every string UTF-8.
-func structSize(s *structpb.Struct) (int, bool) {
-	n := 0
-	for k, v := range s.GetFields() {
-		sv, ok := stringOf(v)
-		if !ok || !utf8.ValidString(k) || !utf8.ValidString(sv) {
-			return 0, false
-		}
-		e := entrySize(k, v, sv)
-		n += 1 + protowire.SizeBytes(e)
-	}
-	return n, true
-}
 
 // stringOf is v's string, and false when v holds another kind (a nil v or kind is an
 // empty message: "").
@@ -99,10 +113,18 @@ func entrySize(k string, v *structpb.Value, s string) int {
 	return 1 + protowire.SizeBytes(len(k)) + 1 + protowire.SizeBytes(valueSize(v, s))
 }
 
-// appendStruct appends the fields of s (checked by structSize) as protobuf writes them.
-func appendStruct(b []byte, s *structpb.Struct) []byte {
+// appendMetadata appends s as CheckResponse.dynamic_metadata, as protobuf writes it, in
+// one pass over its map: the length is written once the entries are, and false (with b
+// of no use) unless every value is a string (or missing) and every string UTF-8.
+func appendMetadata(b []byte, s *structpb.Struct) ([]byte, bool) {
+	b = protowire.AppendTag(b, dynamicMetadataField, protowire.BytesType)
+	at := len(b)
+	b = append(b, 0, 0, 0) // room for the length, a varint of at most 3 bytes
 	for k, v := range s.GetFields() {
-		sv, _ := stringOf(v)
+		sv, ok := stringOf(v)
+		if !ok || !utf8.ValidString(k) || !utf8.ValidString(sv) {
+			return b, false
+		}
 		b = protowire.AppendTag(b, structFieldsField, protowire.BytesType)
 		b = protowire.AppendVarint(b, uint64(entrySize(k, v, sv)))
 		b = protowire.AppendTag(b, entryKeyField, protowire.BytesType)
@@ -114,5 +136,13 @@ func appendStruct(b []byte, s *structpb.Struct) []byte {
 			b = protowire.AppendString(b, sv)
 		}
 	}
-	return b
+	n := len(b) - at - 3
+	if n >= 1<<21 { // more than 3 bytes of length: protobuf decides
+		return b, false
+	}
+	var l [3]byte
+	ln := protowire.AppendVarint(l[:0], uint64(n))
+	copy(b[at+len(ln):], b[at+3:])
+	copy(b[at:], ln)
+	return b[:at+len(ln)+n], true
 }

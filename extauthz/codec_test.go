@@ -1,6 +1,8 @@
 package extauthz
 
 import (
+	"bytes"
+	"strings"
 	"testing"
 	"time"
 
@@ -84,5 +86,50 @@ func TestCodecMetadataAllocs(t *testing.T) {
 	a, b := testing.AllocsPerRun(200, marshal(with)), testing.AllocsPerRun(200, marshal(without))
 	if a-b > 2 {
 		t.Errorf("metadata cost %.0f allocations (%.0f vs %.0f), want at most 2", a-b, a, b)
+	}
+}
+
+// TestCodecMetadataLengths: metadata whose encoded size is at each edge of its length's
+// varint (1, 2 and 3 bytes) comes out as protobuf's own bytes of the field, after the
+// rest of the response (protobuf writes the response kind, a oneof, last; its decoders
+// accept any order); past 3 bytes protobuf writes the whole response. For an allowed
+// response and a denial.
+func TestCodecMetadataLengths(t *testing.T) {
+	c := codec{base: encoding.GetCodecV2("proto")}
+	for _, size := range []int{127, 128, 16383, 16384, 1<<21 - 1, 1 << 21} {
+		// One entry, so that protobuf's order is the codec's: value length chosen so that
+		// the struct's size is size.
+		md := &structpb.Struct{Fields: map[string]*structpb.Value{"k": structpb.NewStringValue("")}}
+		for l := size - 16; proto.Size(md) != size; l++ {
+			md.Fields["k"] = structpb.NewStringValue(strings.Repeat("v", l))
+		}
+		for name, r := range map[string]*authv3.CheckResponse{
+			"allow": ToResponse(&policy.Decision{Outcome: policy.Allow}, "id"),
+			"deny":  ToResponse(&policy.Decision{Outcome: policy.Deny, Code: policy.RateLimited}, "id"),
+		} {
+			r.DynamicMetadata = nil
+			rest, err := proto.Marshal(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			field, err := proto.Marshal(&authv3.CheckResponse{DynamicMetadata: md})
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := append(rest, field...)
+			r.DynamicMetadata = md
+			if size >= 1<<21 {
+				if want, err = proto.Marshal(r); err != nil {
+					t.Fatal(err)
+				}
+			}
+			bs, err := c.Marshal(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(bs.Materialize(), want) {
+				t.Errorf("%s, metadata of %d bytes: not protobuf's bytes", name, size)
+			}
+		}
 	}
 }

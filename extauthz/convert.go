@@ -222,31 +222,10 @@ func rateLimitHeaders(dst []*corev3.HeaderValueOption, slab *headerSlab, d *poli
 // ToResponse converts a Decision into Envoy's CheckResponse. The caller handles
 // policy.Undecided (a gRPC error) before calling it. It is a pure function.
 func ToResponse(d *policy.Decision, id string) *authv3.CheckResponse {
-	resp := &authv3.CheckResponse{DynamicMetadata: dynamicMetadata(d, id)}
 	if d.Outcome == policy.Allow {
-		ok := &authv3.OkHttpResponse{HeadersToRemove: d.Remove}
-		var slab headerSlab
-		lh := limitHeaders(d)
-		if n := len(d.Upstream) + len(d.Response) + lh; n > 0 {
-			slab = newHeaderSlab(n)
-		}
-		if len(d.Upstream) > 0 {
-			ok.Headers = make([]*corev3.HeaderValueOption, 0, len(d.Upstream))
-			for _, h := range d.Upstream {
-				ok.Headers = append(ok.Headers, slab.header(h.Key, h.Value))
-			}
-		}
-		if n := len(d.Response) + lh; n > 0 {
-			ok.ResponseHeadersToAdd = make([]*corev3.HeaderValueOption, 0, n)
-		}
-		for _, h := range d.Response {
-			ok.ResponseHeadersToAdd = append(ok.ResponseHeadersToAdd, slab.header(h.Key, h.Value))
-		}
-		ok.ResponseHeadersToAdd = rateLimitHeaders(ok.ResponseHeadersToAdd, &slab, d)
-		resp.Status = &rpcstatus.Status{Code: int32(codes.OK)}
-		resp.HttpResponse = &authv3.CheckResponse_OkResponse{OkResponse: ok}
-		return resp
+		return new(allowed).response(d, id)
 	}
+	resp := &authv3.CheckResponse{DynamicMetadata: new(dynamicMetadata).fill(d, id)}
 	if d.Outcome == policy.Served && d.Direct != nil {
 		resp.Status = &rpcstatus.Status{Code: int32(codes.PermissionDenied)}
 		dr := served(d.Direct)
@@ -304,12 +283,31 @@ func served(x *policy.Direct) *authv3.DeniedHttpResponse {
 	return &authv3.DeniedHttpResponse{Status: &typev3.HttpStatus{Code: typev3.StatusCode(x.Status)}, Headers: hs, Body: string(x.Body)}
 }
 
-// dynamicMetadata is the dynamic metadata for Envoy's access log, rate-limit filter and
-// local replies: `dialect` selects the local_reply_config mappers that render Envoy's own
-// failures in the format this client is spoken to in.
-func dynamicMetadata(d *policy.Decision, id string) *structpb.Struct {
+// dynamicMetadata holds the dynamic metadata of one response and its per-request values, so
+// that they cost one allocation; the other values are interned.
+type dynamicMetadata struct {
+	md         structpb.Struct
+	id, device stringValue
+}
+
+// stringValue is a string structpb.Value with its kind, allocated together.
+type stringValue struct {
+	v structpb.Value
+	s structpb.Value_StringValue
+}
+
+func (s *stringValue) of(x string) *structpb.Value {
+	s.s.StringValue = x
+	s.v.Kind = &s.s
+	return &s.v
+}
+
+// fill sets the dynamic metadata for Envoy's access log, rate-limit filter and local
+// replies, and returns it: `dialect` selects the local_reply_config mappers that render
+// Envoy's own failures in the format this client is spoken to in.
+func (m *dynamicMetadata) fill(d *policy.Decision, id string) *structpb.Struct {
 	f := make(map[string]*structpb.Value, 8)
-	f["decision_id"] = structpb.NewStringValue(id)
+	f["decision_id"] = m.id.of(id)
 	f["dialect"] = internValue(d.Dialect.String())
 	switch d.Outcome {
 	case policy.Allow:
@@ -327,7 +325,7 @@ func dynamicMetadata(d *policy.Decision, id string) *structpb.Struct {
 		f["endpoint"] = internValue(d.Endpoint)
 	}
 	if d.DeviceID != "" {
-		f["device_id"] = structpb.NewStringValue(d.DeviceID)
+		f["device_id"] = m.device.of(d.DeviceID)
 	}
 	if d.Caller != "" {
 		f["caller"] = structpb.NewStringValue(d.Caller)
@@ -335,5 +333,57 @@ func dynamicMetadata(d *policy.Decision, id string) *structpb.Struct {
 	if d.Client != "" {
 		f["client"] = structpb.NewStringValue(d.Client)
 	}
-	return &structpb.Struct{Fields: f}
+	m.md.Fields = f
+	return &m.md
+}
+
+// allowed holds the fixed parts of an allowed response, so that they cost one
+// allocation: they are built together, marshalled once and dropped together.
+type allowed struct {
+	resp   authv3.CheckResponse
+	wrap   authv3.CheckResponse_OkResponse
+	ok     authv3.OkHttpResponse
+	status rpcstatus.Status
+	md     dynamicMetadata
+	// lists backs the two header lists when they fit: three identity headers and
+	// three rate-limit headers.
+	lists [6]*corev3.HeaderValueOption
+}
+
+// response fills a and returns the response to d, which allowed the request.
+func (a *allowed) response(d *policy.Decision, id string) *authv3.CheckResponse {
+	ok := &a.ok
+	ok.HeadersToRemove = d.Remove
+	lh := limitHeaders(d)
+	nu, nr := len(d.Upstream), len(d.Response)+lh
+	var slab headerSlab
+	if nu+nr > 0 {
+		slab = newHeaderSlab(nu + nr)
+	}
+	if nu > 0 {
+		ok.Headers = a.list(0, nu, nu+nr)
+		for _, h := range d.Upstream {
+			ok.Headers = append(ok.Headers, slab.header(h.Key, h.Value))
+		}
+	}
+	if nr > 0 {
+		ok.ResponseHeadersToAdd = a.list(nu, nr, nu+nr)
+	}
+	for _, h := range d.Response {
+		ok.ResponseHeadersToAdd = append(ok.ResponseHeadersToAdd, slab.header(h.Key, h.Value))
+	}
+	ok.ResponseHeadersToAdd = rateLimitHeaders(ok.ResponseHeadersToAdd, &slab, d)
+	a.status.Code = int32(codes.OK)
+	a.wrap.OkResponse = ok
+	a.resp.Status, a.resp.HttpResponse, a.resp.DynamicMetadata = &a.status, &a.wrap, a.md.fill(d, id)
+	return &a.resp
+}
+
+// list returns an empty header list of capacity n, from a.lists at offset off when all
+// total headers fit there.
+func (a *allowed) list(off, n, total int) []*corev3.HeaderValueOption {
+	if total > len(a.lists) {
+		return make([]*corev3.HeaderValueOption, 0, n)
+	}
+	return a.lists[off : off : off+n]
 }

@@ -66,24 +66,32 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (resp *aut
 	if rules == nil {
 		return nil, status.Error(codes.Unavailable, "no configuration loaded yet")
 	}
-	in := ToInput(req)
+	c := &check{in: ToInput(req)}
+	in, d := &c.in, &c.d
 	var span trace.Span
 	var own bool
 	if s.o.Tracing != nil {
-		ctx, span, own = s.o.Tracing.startSpan(ctx, &in)
+		ctx, span, own = s.o.Tracing.startSpan(ctx, in)
 	}
-	d := rules.Decide(ctx, start, &in)
+	*d = rules.Decide(ctx, start, in)
 	id := NewDecisionID()
 	if span != nil {
-		s.o.Tracing.endSpan(span, own, &in, &d, id, rules.Version())
+		s.o.Tracing.endSpan(span, own, in, d, id, rules.Version())
 	}
 	if s.o.Observer != nil {
-		s.o.Observer.Observe(ctx, &in, &d, id, start)
+		s.o.Observer.Observe(ctx, in, d, id, start)
 	}
 	if d.Outcome == policy.Undecided {
 		return nil, status.Error(codes.Unavailable, "could not decide")
 	}
-	return ToResponse(&d, id), nil
+	return ToResponse(d, id), nil
+}
+
+// check is one Check's input and decision. Both outlive the call's frame (the pipeline's
+// checkers and the observer take them by pointer), so they are allocated together.
+type check struct {
+	in policy.Input
+	d  policy.Decision
 }
 
 // NewDecisionID returns a random 128-bit id in hex: it joins Envoy's access log, the

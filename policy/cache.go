@@ -13,7 +13,7 @@ import (
 // credential and everything its verdict depends on (provider, app, config version): a raw
 // credential is never stored. One Cache is shared by every config snapshot.
 type Cache struct {
-	c *ristretto.Cache[string, *cacheItem]
+	c *ristretto.Cache[uint64, *cacheItem]
 }
 
 type cacheItem struct {
@@ -32,17 +32,15 @@ func NewCache(maxBytes int64) (*Cache, error) {
 	if maxBytes < 1<<16 {
 		maxBytes = 1 << 16
 	}
-	c, err := ristretto.NewCache(&ristretto.Config[string, *cacheItem]{
+	c, err := ristretto.NewCache(&ristretto.Config[uint64, *cacheItem]{
 		// About 10 counters per expected entry; entries average a few hundred bytes.
 		NumCounters: max(maxBytes/25, 1<<12),
 		MaxCost:     maxBytes,
 		BufferItems: 64,
 		Metrics:     true,
-		// The key is already a uniformly random digest: use its words as the two hashes
-		// (128 bits); cacheItem.key guards against the remaining collisions.
-		KeyToHash: func(k string) (uint64, uint64) {
-			return binary.LittleEndian.Uint64([]byte(k[0:8])), binary.LittleEndian.Uint64([]byte(k[8:16]))
-		},
+		// The key is a digest's first word (see index): it is its own hash. No conflict
+		// hash: cacheItem.key, the whole digest, tells keys with the same word apart.
+		KeyToHash:          func(k uint64) (uint64, uint64) { return k, 0 },
 		IgnoreInternalCost: true,
 	})
 	if err != nil {
@@ -68,7 +66,7 @@ func (c *Cache) Get(k Hash) (any, bool) {
 	if c == nil {
 		return nil, false
 	}
-	it, ok := c.c.Get(string(k[:]))
+	it, ok := c.c.Get(index(k))
 	if !ok || it.key != k {
 		return nil, false
 	}
@@ -80,8 +78,15 @@ func (c *Cache) Set(k Hash, v any, cost int64, ttl time.Duration) {
 	if c == nil || ttl <= 0 {
 		return
 	}
-	c.c.SetWithTTL(string(k[:]), &cacheItem{key: k, val: v}, cost+64, ttl)
+	c.c.SetWithTTL(index(k), &cacheItem{key: k, val: v}, cost+64, ttl)
 }
+
+// index is the word of k the cache indexes entries by. k is a uniformly random digest,
+// so any word of it will do; a word, unlike the digest as a string, costs no
+// allocation per lookup. Two keys with the same word (a chance of 2^-64, or the work of
+// a birthday search among one client's own credentials) share a slot: each evicts the
+// other and neither is answered with the other's value.
+func index(k Hash) uint64 { return binary.LittleEndian.Uint64(k[:8]) }
 
 // Wait blocks until buffered writes are applied (tests).
 func (c *Cache) Wait() {

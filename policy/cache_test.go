@@ -89,6 +89,39 @@ func TestCacheContract(t *testing.T) {
 		}
 		c.Close()
 	})
+	t.Run("a_hit_does_not_allocate", func(t *testing.T) {
+		c, err := policy.NewCache(1 << 20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		k := policy.CacheKey("hot")
+		c.Set(k, "v", 1, time.Hour)
+		c.Wait()
+		if n := testing.AllocsPerRun(100, func() { c.Get(k) }); n != 0 {
+			t.Fatalf("a hit costs %.0f allocations, want 0", n)
+		}
+	})
+	t.Run("a_key_sharing_all_but_its_last_byte_misses", func(t *testing.T) {
+		// The cache indexes entries by a part of the key: a key made to share that
+		// part (and more) with a cached one must not be answered with its value.
+		c, err := policy.NewCache(1 << 20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		k := policy.CacheKey("victim")
+		c.Set(k, "v", 1, time.Hour)
+		c.Wait()
+		forged := k
+		forged[len(forged)-1] ^= 1
+		if v, ok := c.Get(forged); ok {
+			t.Fatalf("the forged key got %v", v)
+		}
+		if v, ok := c.Get(k); !ok || v != "v" {
+			t.Fatalf("the cached key got %v %v", v, ok)
+		}
+	})
 	t.Run("keys_do_not_collide_across_part_boundaries", func(t *testing.T) {
 		if policy.CacheKey("ab", "c") == policy.CacheKey("a", "bc") || policy.CacheKey("a") == policy.CacheKey("a", "") {
 			t.Fatal("part lists collide")

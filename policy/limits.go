@@ -3,6 +3,8 @@ package policy
 import (
 	"context"
 	"strconv"
+	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -98,13 +100,13 @@ func (r *LimitResult) Headers() RateLimitHeaders {
 	if r.Name == "" {
 		return RateLimitHeaders{}
 	}
-	h := RateLimitHeaders{Limit: strconv.FormatInt(r.Limit, 10), Remaining: strconv.FormatInt(max(r.Remaining, 0), 10)}
+	h := RateLimitHeaders{Limit: formatCount(r.Limit), Remaining: formatCount(max(r.Remaining, 0))}
 	if !r.Reset.IsZero() {
 		s := r.Reset.Unix()
 		if r.Reset.Nanosecond() > 0 {
 			s++
 		}
-		h.Reset = strconv.FormatInt(s, 10)
+		h.Reset = formatReset(s)
 	}
 	if r.Code != "" {
 		h.RetryAfter = RetryAfterSeconds(r.RetryAfter)
@@ -120,4 +122,48 @@ func RetryAfterSeconds(w time.Duration) string {
 		s++
 	}
 	return strconv.FormatInt(max(s, 1), 10)
+}
+
+// counts spells 0 to len(counts)-1 in advance, in one block: the limits and remainders
+// of usual limits (a device's burst, an app's requests a minute) cost no allocation per
+// response.
+var counts = func() (c [4096]string) {
+	var b strings.Builder
+	ends := make([]int, len(c))
+	for i := range c {
+		b.WriteString(strconv.Itoa(i))
+		ends[i] = b.Len()
+	}
+	all, start := b.String(), 0
+	for i, end := range ends {
+		c[i], start = all[start:end], end
+	}
+	return c
+}()
+
+func formatCount(n int64) string {
+	if n >= 0 && n < int64(len(counts)) {
+		return counts[n]
+	}
+	return strconv.FormatInt(n, 10)
+}
+
+// resets remembers the last spelling of each of 8 consecutive seconds: the resets told
+// in one second are a few seconds ahead (throttles) or a period's end (quotas), so each
+// is spelled about once a second, not once a response.
+var resets [8]atomic.Pointer[spelled]
+
+type spelled struct {
+	n int64
+	s string
+}
+
+func formatReset(n int64) string {
+	slot := &resets[uint64(n)%uint64(len(resets))]
+	if p := slot.Load(); p != nil && p.n == n {
+		return p.s
+	}
+	p := &spelled{n, strconv.FormatInt(n, 10)}
+	slot.Store(p)
+	return p.s
 }

@@ -49,3 +49,36 @@ func TestRateLimitHeaders(t *testing.T) {
 		})
 	}
 }
+
+// TestRateLimitHeaderNumbers: the counts at the edges of the ones spelled in advance
+// (4095 and 4096), and resets that share a remembered spelling (8 seconds apart), each
+// told correctly whatever came before. Expected values typed by hand.
+func TestRateLimitHeaderNumbers(t *testing.T) {
+	for _, tc := range []struct {
+		r    LimitResult
+		want RateLimitHeaders
+	}{
+		{LimitResult{Name: "m", Limit: 4095, Remaining: 4094, Reset: time.Unix(1609459200, 0)}, RateLimitHeaders{"4095", "4094", "1609459200", ""}},
+		{LimitResult{Name: "m", Limit: 4096, Remaining: 4095, Reset: time.Unix(1609459208, 0)}, RateLimitHeaders{"4096", "4095", "1609459208", ""}},
+		{LimitResult{Name: "m", Limit: 4097, Remaining: 4096, Reset: time.Unix(1609459200, 0)}, RateLimitHeaders{"4097", "4096", "1609459200", ""}},
+		{LimitResult{Name: "m", Limit: 0, Remaining: 0, Reset: time.Unix(1609459216, 0)}, RateLimitHeaders{"0", "0", "1609459216", ""}},
+		{LimitResult{Name: "m", Limit: 1_000_000_000_000, Remaining: 999_999_999_999, Reset: time.Unix(1609459208, 0)},
+			RateLimitHeaders{"1000000000000", "999999999999", "1609459208", ""}},
+		{LimitResult{Name: "m", Limit: 100, Remaining: 99, Reset: time.Unix(-8, 0)}, RateLimitHeaders{"100", "99", "-8", ""}},
+		{LimitResult{Name: "m", Limit: 100, Remaining: 99, Reset: time.Unix(0, 1)}, RateLimitHeaders{"100", "99", "1", ""}},
+	} {
+		if got := tc.r.Headers(); got != tc.want {
+			t.Errorf("%+v: %+v, want %+v", tc.r, got, tc.want)
+		}
+	}
+}
+
+// TestRateLimitHeadersAllocs: an admitted request's headers, for a limit and remainder
+// below 4096 and a reset told before in the same second, cost no allocation.
+func TestRateLimitHeadersAllocs(t *testing.T) {
+	r := LimitResult{Name: "per_device", Limit: 100, Remaining: 99, Reset: time.Unix(1609459200, 5e8)}
+	r.Headers()
+	if n := testing.AllocsPerRun(100, func() { r.Headers() }); n != 0 {
+		t.Errorf("%.0f allocations, want 0", n)
+	}
+}

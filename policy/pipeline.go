@@ -323,6 +323,9 @@ func (r *Rules) device(d *Decision, in *Input, v DeviceVerdict, step Step, fail 
 	}
 	for _, h := range v.Remove { // only what the client sent
 		if _, ok := in.Headers[h]; ok {
+			if d.Remove == nil { // one allocation, with room for the app credential allow removes
+				d.Remove = make([]string, 0, len(v.Remove)+1)
+			}
 			d.Remove = append(d.Remove, h)
 		}
 	}
@@ -374,15 +377,14 @@ const UnverifiedDevicePrefix = "unverified ip "
 func (r *Rules) allow(d *Decision, in *Input, credHeader string, forged bool) {
 	d.Outcome, d.Step = Allow, StepDone
 	h := &r.hdr
-	d.Upstream = append(d.Upstream,
-		Header{Key: h.app, Value: d.App},
-		Header{Key: h.endpoint, Value: d.Endpoint})
+	ids, n := [4]Header{{Key: h.app, Value: d.App}, {Key: h.endpoint, Value: d.Endpoint}}, 2
 	if d.DeviceID != "" {
-		d.Upstream = append(d.Upstream, Header{Key: h.device, Value: d.DeviceID})
+		ids[n], n = Header{Key: h.device, Value: d.DeviceID}, n+1
 	}
 	if d.FailOpen {
-		d.Upstream = append(d.Upstream, Header{Key: h.failOpen, Value: "true"})
+		ids[n], n = Header{Key: h.failOpen, Value: "true"}, n+1
 	}
+	d.Upstream = append(d.Upstream, ids[:n]...) // one allocation for all
 	for _, u := range d.Upstream {
 		if !forwardable(u.Value) {
 			r.unforwardable(d, u.Key)
