@@ -29,7 +29,7 @@ func (c codec) Unmarshal(data mem.BufferSlice, v any) error { return c.base.Unma
 // Marshal writes v as protobuf does.
 func (c codec) Marshal(v any) (mem.BufferSlice, error) {
 	r, ok := v.(*authv3.CheckResponse)
-	if !ok || r.DynamicMetadata == nil {
+	if !ok || r.GetDynamicMetadata() == nil || !bare(r.DynamicMetadata) {
 		return c.base.Marshal(v)
 	}
 	md := r.DynamicMetadata
@@ -90,20 +90,32 @@ const (
 	stringValueField     = 3
 )
 
-// stringOf is v's string, and false when v holds another kind (a nil v or kind is an
-// empty message: "").
+// stringOf is v's string, and false when v holds another kind or unknown fields (a nil
+// v or kind, or a string kind holding nil, is an empty message: "").
 func stringOf(v *structpb.Value) (string, bool) {
+	if v != nil && !bare(v) {
+		return "", false
+	}
 	switch k := v.GetKind().(type) {
 	case nil:
 		return "", true
 	case *structpb.Value_StringValue:
+		if k == nil { // protobuf writes a oneof holding a typed nil as unset
+			return "", true
+		}
 		return k.StringValue, true
 	}
 	return "", false
 }
 
+// isString reports whether v's kind is a string that protobuf writes.
+func isString(v *structpb.Value) bool {
+	k, ok := v.GetKind().(*structpb.Value_StringValue)
+	return ok && k != nil
+}
+
 func valueSize(v *structpb.Value, s string) int {
-	if _, ok := v.GetKind().(*structpb.Value_StringValue); !ok {
+	if !isString(v) {
 		return 0
 	}
 	return 1 + protowire.SizeBytes(len(s))
@@ -115,7 +127,8 @@ func entrySize(k string, v *structpb.Value, s string) int {
 
 // appendMetadata appends s as CheckResponse.dynamic_metadata, as protobuf writes it, in
 // one pass over its map: the length is written once the entries are, and false (with b
-// of no use) unless every value is a string (or missing) and every string UTF-8.
+// of no use) unless every value is a string (or missing) without unknown fields and
+// every string UTF-8.
 func appendMetadata(b []byte, s *structpb.Struct) ([]byte, bool) {
 	b = protowire.AppendTag(b, dynamicMetadataField, protowire.BytesType)
 	at := len(b)
@@ -131,7 +144,7 @@ func appendMetadata(b []byte, s *structpb.Struct) ([]byte, bool) {
 		b = protowire.AppendString(b, k)
 		b = protowire.AppendTag(b, entryValueField, protowire.BytesType)
 		b = protowire.AppendVarint(b, uint64(valueSize(v, sv)))
-		if _, ok := v.GetKind().(*structpb.Value_StringValue); ok {
+		if isString(v) {
 			b = protowire.AppendTag(b, stringValueField, protowire.BytesType)
 			b = protowire.AppendString(b, sv)
 		}

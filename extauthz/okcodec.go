@@ -38,7 +38,7 @@ const (
 // plainOK returns r's OK response when r holds only what appendOK writes.
 func plainOK(r *authv3.CheckResponse) (*authv3.OkHttpResponse, bool) {
 	w, isOK := r.HttpResponse.(*authv3.CheckResponse_OkResponse)
-	if !isOK || w.OkResponse == nil || !bare(r) || !plainStatus(r.Status) {
+	if !isOK || w == nil || w.OkResponse == nil || !bare(r) || !plainStatus(r.Status) {
 		return nil, false
 	}
 	ok := w.OkResponse
