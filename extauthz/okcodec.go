@@ -12,8 +12,9 @@ import (
 )
 
 // An allowed response is written directly too, the fields ToResponse sets on one as
-// protobuf writes them (in field order, empty ones left out, present messages always
-// written): protobuf's table-driven marshal walks each header option as three messages,
+// protobuf writes them (in field order within OkHttpResponse; the response's own fields
+// in the codec's order, metadata last, as Codec says; empty ones left out, present
+// messages always written): protobuf's table-driven marshal walks each header option as three messages,
 // twice (size, then bytes), which for a device's request cost more than Gatehouse's
 // decision. Anything else set on one (a field written here knows nothing of, unknown
 // fields, a string that is not UTF-8) leaves the response to protobuf: plainOK says
