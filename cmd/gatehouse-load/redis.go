@@ -39,10 +39,13 @@ func redisStoreYAML(addr string, noLease bool) string {
 }
 
 // sharesYAML is the redis.shares line of the device-throttle config (slots 0: none;
-// none without the leases, which shares need).
-func sharesYAML(slots int, noLease bool) string {
+// none without the leases, which shares need; fraction 0: the default).
+func sharesYAML(slots int, fraction float64, noLease bool) string {
 	if slots <= 0 || noLease {
 		return ""
+	}
+	if fraction > 0 {
+		return fmt.Sprintf("    shares: {slots: %d, fraction: %g}\n", slots, fraction)
 	}
 	return fmt.Sprintf("    shares: {slots: %d}\n", slots)
 }

@@ -40,6 +40,7 @@ type runConfig struct {
 	redis        bool
 	noLease      bool
 	shareSlots   int
+	shareFrac    float64
 	genConfig    bool
 	redisServer  string
 	env          []string
@@ -81,6 +82,7 @@ func parseRunFlags(args []string, stderr io.Writer) (*runConfig, error) {
 	fs.IntVar(&c.shape.devices, "devices", 1000, "number of distinct device ids (device-0 … device-N-1), chosen uniformly at random per request")
 	fs.BoolVar(&c.redis, "redis", false, "start redis-server on a free loopback port (--save '' --appendonly no) and run Gatehouse with a Redis store config; adds Redis CPU and commands/round trips per request")
 	fs.BoolVar(&c.noLease, "no-lease", false, "with --redis and the generated config: no leases (redis.lease.max_units: -1), so every request makes its Redis round trip")
+	fs.Float64Var(&c.shareFrac, "share-fraction", 0, "with --share-slots: redis.shares.fraction (0: Gatehouse's default)")
 	fs.IntVar(&c.shareSlots, "share-slots", 3, "with --device-throttle, --redis and the generated config: redis.shares.slots (0: off), the replicas that each admit from a share of every device's bucket without a round trip")
 	fs.BoolVar(&c.genConfig, "gen-config", false, "run Gatehouse with the generated load config (demo app, /v1/hello, RLS domain demo keyed on device with a 1e6/s limit) on the memory store; --redis without --config implies it with the Redis store")
 	fs.StringVar(&c.redisServer, "redis-server", "redis-server", "redis-server `binary` for --redis")
@@ -325,7 +327,7 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) (err 
 			}
 			text = strings.ReplaceAll(string(b), "{{REDIS_ADDR}}", rds.addr)
 		} else if cfg.devThrottle {
-			text = deviceThrottleConfig(redisStoreYAML(rds.addr, cfg.noLease)+sharesYAML(cfg.shareSlots, cfg.noLease), cfg.attest)
+			text = deviceThrottleConfig(redisStoreYAML(rds.addr, cfg.noLease)+sharesYAML(cfg.shareSlots, cfg.shareFrac, cfg.noLease), cfg.attest)
 		} else {
 			text = redisConfig(rds.addr, cfg.noLease)
 		}

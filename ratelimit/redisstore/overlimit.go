@@ -89,9 +89,13 @@ func (s *Store) knownOver(ops []state.Op, out []state.Outcome, ns int64, local i
 		if !markable(op) {
 			continue
 		}
+		if i == local {
+			out[i] = state.Outcome{Allowed: true, Unknown: true}
+			continue
+		}
 		// A mark answers only while its value is still over this op's limit: a reload
 		// (or an RLS override) may have raised the limit since.
-		if m, ok := s.over.Get(s.digest(op)); i != local && ok && m.until > ns && m.marks(op) && stillOver(op, m.value, ns) &&
+		if m, ok := s.over.Get(s.digest(op)); ok && m.until > ns && m.marks(op) && stillOver(op, m.value, ns) &&
 			(s.leases == nil || !s.leases.covers(s.leaseID(op), op) && !s.gcra.covers(s.leaseID(op), op, ns)) {
 			out[i] = state.Outcome{Value: m.value}
 			hit = true
