@@ -22,17 +22,21 @@ func TestShareSplit(t *testing.T) {
 		op       state.Op
 		want     shareParams // zero: not shared
 	}{
-		// 50/s burst 100, 3 slots, 5 %: a share of ⌊100×0.05/3⌋ = 1 unit at 50×0.05/3 per
-		// second (one per 1.2 s); Redis: 97 units at 47.5/s (21052631.6 ns → 21053 µs).
-		{"device throttle", 3, 0, gcra(100, 20*time.Millisecond), shareParams{1, 1_200_000_000, 97, 21_053_000}},
+		// 50/s burst 100, 3 slots, the default 10 %: a share of ⌊100×0.1/3⌋ = 3 units at
+		// 50×0.1/3 per second (one per 600 ms); Redis: 91 units at 45/s (22222222.2 ns →
+		// 22223 µs).
+		{"device throttle, default fraction", 3, 0, gcra(100, 20*time.Millisecond), shareParams{3, 600_000_000, 91, 22_223_000}},
+		// 5 %: a share of ⌊100×0.05/3⌋ = 1 unit at 50×0.05/3 per second (one per 1.2 s);
+		// Redis: 97 units at 47.5/s (21052631.6 ns → 21053 µs).
+		{"device throttle, 5 %", 3, 0.05, gcra(100, 20*time.Millisecond), shareParams{1, 1_200_000_000, 97, 21_053_000}},
 		{"a quarter, 3 slots", 3, 0.25, gcra(40, time.Hour), shareParams{3, int64(12 * time.Hour), 31, 4_800_000_000_000}},
 		{"a quarter, 1 slot", 1, 0.25, gcra(40, time.Hour), shareParams{10, int64(4 * time.Hour), 30, 4_800_000_000_000}},
-		{"burst 12: shares take a quarter", 3, 0, gcra(12, time.Second), shareParams{1, 60_000_000_000, 9, 1_052_632_000}},
-		{"burst 11: too small to share", 3, 0, gcra(11, time.Second), shareParams{}},
+		{"burst 12: shares take a quarter", 3, 0.05, gcra(12, time.Second), shareParams{1, 60_000_000_000, 9, 1_052_632_000}},
+		{"burst 11: too small to share", 3, 0.05, gcra(11, time.Second), shareParams{}},
 		// One slot: the share is 1 unit (one per 20 s), Redis's part 9 (one per 1052632 µs).
-		{"burst 10, one slot", 1, 0, gcra(10, time.Second), shareParams{1, 20_000_000_000, 9, 1_052_632_000}},
+		{"burst 10, one slot", 1, 0.05, gcra(10, time.Second), shareParams{1, 20_000_000_000, 9, 1_052_632_000}},
 		// Redis's part of 8 − 1 = 7 would not take the throttle path, where shares are used.
-		{"burst 8, one slot: Redis's part too small", 1, 0, gcra(8, time.Second), shareParams{}},
+		{"burst 8, one slot: Redis's part too small", 1, 0.05, gcra(8, time.Second), shareParams{}},
 		// A share of 1 unit per 1000 × 1100 h = 3.96×10¹⁸ ns: a TAT a share ahead of now,
 		// plus one unit, passes the top of int64.
 		{"a share's span past int64", 1, 0.001, gcra(10, 1100*time.Hour), shareParams{}},

@@ -93,7 +93,7 @@ type RedisConfig struct {
 // and Fraction, as with the limits themselves.
 type SharesConfig struct {
 	Slots    int           `yaml:"slots"`    // replicas that may hold a share at once; 0 (default): off
-	Fraction float64       `yaml:"fraction"` // of each bucket's rate set aside for the slots (default 0.05, at most 0.25)
+	Fraction float64       `yaml:"fraction"` // of each bucket's rate set aside for the slots (default 0.1, at most 0.25)
 	TTL      time.Duration `yaml:"ttl"`      // a slot's lease in Redis (default 10s, 1s to 1h)
 }
 

@@ -33,7 +33,7 @@ const (
 	MaxShareSlots        = 64
 	MinShareFraction     = 0.001
 	MaxShareFraction     = 0.25
-	DefaultShareFraction = 0.05
+	DefaultShareFraction = 0.1
 	DefaultShareTTL      = 10 * time.Second
 	MaxShareTTL          = time.Hour
 )
