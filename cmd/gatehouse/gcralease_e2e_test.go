@@ -9,6 +9,17 @@ import (
 	"testing"
 )
 
+// demoTokenProviderYAML is an app's signed_token provider (under `providers:`) trusting
+// the key that demo-token signs with, as the embedded demo configuration does.
+const demoTokenProviderYAML = `        - type: signed_token
+          header: x-attestation-token
+          issuer: https://attest.gatehouse.demo
+          audience: demo
+          max_age: 1h
+          jwks:
+            inline: '{"keys":[{"alg":"ES256","crv":"P-256","kid":"gatehouse-demo-1","kty":"EC","use":"sig","x":"lFciBbFUvCUoJljtU85M_TpP_j967u2oUy1mZjtkYV0","y":"2mPNY-lL6_LHg8g0lZh4rkHnru72bO1iNiRaEfcSEZ8"}]}'
+`
+
 // throttleConfig is an app whose attested devices each have a token bucket of burst
 // units refilled one an hour (so that during a test exactly burst requests of a device
 // can pass, whatever the wall clock does), beside a monthly quota of the app that never
@@ -22,14 +33,7 @@ apps:
     endpoints: ["*"]
     attestation:
       providers:
-        - type: signed_token
-          header: x-attestation-token
-          issuer: https://attest.gatehouse.demo
-          audience: demo
-          max_age: 1h
-          jwks:
-            inline: '{"keys":[{"alg":"ES256","crv":"P-256","kid":"gatehouse-demo-1","kty":"EC","use":"sig","x":"lFciBbFUvCUoJljtU85M_TpP_j967u2oUy1mZjtkYV0","y":"2mPNY-lL6_LHg8g0lZh4rkHnru72bO1iNiRaEfcSEZ8"}]}'
-    limits:
+`+demoTokenProviderYAML+`    limits:
       - {name: per_device, key: [device], algorithm: gcra, requests: 1, per: 1h, burst: %d}
       - {name: monthly, key: [app], requests: 1000000000, period: month, time_zone: UTC}
 endpoints:

@@ -23,14 +23,7 @@ apps:
     endpoints: ["*"]
     attestation:
       providers:
-        - type: signed_token
-          header: x-attestation-token
-          issuer: https://attest.gatehouse.demo
-          audience: demo
-          max_age: 1h
-          jwks:
-            inline: '{"keys":[{"alg":"ES256","crv":"P-256","kid":"gatehouse-demo-1","kty":"EC","use":"sig","x":"lFciBbFUvCUoJljtU85M_TpP_j967u2oUy1mZjtkYV0","y":"2mPNY-lL6_LHg8g0lZh4rkHnru72bO1iNiRaEfcSEZ8"}]}'
-    limits:
+` + demoTokenProviderYAML + `    limits:
       - {name: per_device, key: [device], algorithm: gcra, requests: 1, per: 1h, burst: 100}
       - {name: monthly, key: [app], requests: 1000000000, period: month, time_zone: UTC}
 endpoints:

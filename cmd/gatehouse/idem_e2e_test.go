@@ -31,14 +31,7 @@ apps:
     endpoints: ["*"]
     attestation:
       providers:
-        - type: signed_token
-          header: x-attestation-token
-          issuer: https://attest.gatehouse.demo
-          audience: demo
-          max_age: 1h
-          jwks:
-            inline: '{"keys":[{"alg":"ES256","crv":"P-256","kid":"gatehouse-demo-1","kty":"EC","use":"sig","x":"lFciBbFUvCUoJljtU85M_TpP_j967u2oUy1mZjtkYV0","y":"2mPNY-lL6_LHg8g0lZh4rkHnru72bO1iNiRaEfcSEZ8"}]}'
-  - {name: pk, dialect: protekt, app_token_sha256: ["{{T:pk}}"], endpoints: [login]}
+`+demoTokenProviderYAML+`  - {name: pk, dialect: protekt, app_token_sha256: ["{{T:pk}}"], endpoints: [login]}
 endpoints:
   - name: orders
     path: /v1/orders
