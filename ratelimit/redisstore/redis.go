@@ -288,8 +288,10 @@ func (s *Store) apply(ctx context.Context, ops []state.Op, out []state.Outcome, 
 	if s.native && !refund && allCounters(ops) {
 		return s.applyCounters(ctx, ops, out, ns)
 	}
-	if g := s.throttlePath(ops); g >= 0 {
-		return s.applyThrottle(ctx, ops, out, g, ns, g == local)
+	if s.gcra != nil && !refund { // throttlePath, its other conditions checked above
+		if g := throttleShape(ops); g >= 0 {
+			return s.applyThrottle(ctx, ops, out, g, ns, g == local)
+		}
 	}
 	var givenBuf [4]lent
 	var given []lent

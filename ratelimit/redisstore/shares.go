@@ -154,10 +154,11 @@ func ceilDiv(a, b, d uint64) (int64, bool) {
 // holding reports whether the slot may be used now.
 func (sh *shares) holding() bool { return int64(time.Since(sh.start)) < sh.valid.Load() }
 
-// tat is the share's TAT of bucket id under the lock: never before the claim's, at
-// which every share started empty.
-func (sh *shares) tat(t *shareTab, id uint64, p shareParams) int64 {
-	return max(t.m[id], sh.claim.Load()+p.burst*p.interval)
+// tat is the share's TAT of bucket id under the lock, and whether the table tracks the
+// bucket: never before the claim's, at which every share started empty.
+func (sh *shares) tat(t *shareTab, id uint64, p shareParams) (int64, bool) {
+	cur, tracked := t.m[id]
+	return max(cur, sh.claim.Load()+p.burst*p.interval), tracked
 }
 
 // take admits cost units from this replica's share of bucket id, if it holds a slot
@@ -170,12 +171,12 @@ func (sh *shares) take(id uint64, p shareParams, cost, ns int64) (tat int64, hel
 	if !sh.holding() {
 		return 0, false, false
 	}
-	tat = sh.tat(t, id, p)
+	tat, tracked := sh.tat(t, id, p)
 	next, _, fits := state.GCRAStep(tat, ns, cost, p.interval, p.burst)
 	if !fits {
 		return tat, true, false
 	}
-	if _, tracked := t.m[id]; !tracked {
+	if !tracked {
 		if sh.n.Load() >= shareKeys { // counted in Redis only: the share is not this bucket's
 			return 0, false, false
 		}
@@ -192,8 +193,8 @@ func (sh *shares) giveBack(id uint64, p shareParams, cost, ns int64) {
 	t := &sh.tabs[id%leaseShards]
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if _, tracked := t.m[id]; tracked {
-		t.m[id] = max(state.RefundGCRA(t.m[id], ns, -cost, p.interval, p.burst), sh.claim.Load()+p.burst*p.interval)
+	if tat, tracked := sh.tat(t, id, p); tracked {
+		t.m[id] = max(state.RefundGCRA(tat, ns, -cost, p.interval, p.burst), sh.claim.Load()+p.burst*p.interval)
 	}
 }
 
@@ -205,7 +206,8 @@ func (sh *shares) peek(id uint64, p shareParams) (int64, bool) {
 	if !sh.holding() {
 		return 0, false
 	}
-	return sh.tat(t, id, p), true
+	tat, _ := sh.tat(t, id, p)
+	return tat, true
 }
 
 // sweep forgets the shares that are full again at ns: absent, they read as full (once
@@ -276,10 +278,11 @@ func (s *Store) applyShared(ctx context.Context, ops []state.Op, out []state.Out
 		}
 	}
 	// g: the inline throttle, offered to the share first; its share's TAT is known.
-	g, local, tat, held := s.throttlePath(ops), -1, int64(0), false
+	g, local, tat, held, gid := s.throttlePath(ops), -1, int64(0), false, uint64(0)
 	if g >= 0 && params[g].burst > 0 {
 		var ok bool
-		if tat, held, ok = s.shares.take(s.leaseID(&ops[g]), params[g], ops[g].Cost, ns); ok {
+		gid = s.leaseID(&ops[g])
+		if tat, held, ok = s.shares.take(gid, params[g], ops[g].Cost, ns); ok {
 			local = g
 		}
 	} else {
@@ -290,8 +293,8 @@ func (s *Store) applyShared(ctx context.Context, ops []state.Op, out []state.Out
 		ops[i].Limit, ops[i].Interval = orig[i][0], orig[i][1]
 	}
 	if local >= 0 && (err != nil || !allAllowed(out[:len(ops)])) {
-		s.shares.giveBack(s.leaseID(&ops[local]), params[local], ops[local].Cost, ns)
-		tat, held = s.shares.peek(s.leaseID(&ops[local]), params[local])
+		s.shares.giveBack(gid, params[local], ops[local].Cost, ns)
+		tat, held = s.shares.peek(gid, params[local])
 		local = -1
 	}
 	for i, p := range params {
