@@ -54,3 +54,26 @@ func TestShareSplit(t *testing.T) {
 		})
 	}
 }
+
+// TestShareCollisionNeverDoubles: two buckets whose digests collide (a device id chosen
+// to land on a victim's) share one entry of the table: together they get one share,
+// never one each. The cost falls on them (fewer admissions), never on the bound.
+func TestShareCollisionNeverDoubles(t *testing.T) {
+	sh := newShares(state.SharesConfig{Slots: 3}, "gh:")
+	sh.valid.Store(int64(time.Hour)) // a slot held for the test's length
+	p, ok := sh.split(&state.Op{Kind: state.KindGCRA, Limit: 100, Interval: int64(20 * time.Millisecond), Cost: 1})
+	if !ok || p.burst != 3 {
+		t.Fatalf("split: %+v %v, want a share of 3 units (⌊100×0.1/3⌋)", p, ok)
+	}
+	ns := int64(time.Minute) // past the claim's empty start (claim at 0 + 1.8 s)
+	const id = 42            // both buckets' digest
+	taken := 0
+	for range 10 { // the attacker's bucket and the victim's, in turn, at one instant
+		if _, _, ok := sh.take(id, p, 1, ns); ok {
+			taken++
+		}
+	}
+	if taken != 3 {
+		t.Fatalf("%d units taken by two colliding buckets, want 3: one share between them", taken)
+	}
+}
