@@ -1,6 +1,7 @@
 package main
 
 import (
+	"flag"
 	"fmt"
 	"io"
 	"sort"
@@ -105,4 +106,36 @@ func attestHelp() string {
 		fmt.Fprintf(&b, "  %-15s %s\n", t, attestVerifiers[t].synopsis)
 	}
 	return fmt.Sprintf(attestUsage, b.String())
+}
+
+// verifyUsage is what the flag checks of every `attest verify` type share: the flags
+// given, the one FILE, and the problems found, all reported in one line.
+type verifyUsage struct {
+	set      map[string]bool // flags given on the command line
+	file     string
+	problems []string
+}
+
+// checkUsage starts the checks of fs's parsed flags: exactly one FILE is a problem to
+// report like any other.
+func checkUsage(fs *flag.FlagSet) *verifyUsage {
+	u := &verifyUsage{set: map[string]bool{}}
+	fs.Visit(func(f *flag.Flag) { u.set[f.Name] = true })
+	if fs.NArg() != 1 {
+		u.bad("want exactly one FILE")
+	} else {
+		u.file = fs.Arg(0)
+	}
+	return u
+}
+
+func (u *verifyUsage) bad(s string) { u.problems = append(u.problems, s) }
+
+// err reports the problems found on stderr, with exit status 2; nil when there are none.
+func (u *verifyUsage) err(stderr io.Writer) error {
+	if len(u.problems) == 0 {
+		return nil
+	}
+	fmt.Fprintf(stderr, "gatehouse attest verify: %s\n", strings.Join(u.problems, "; "))
+	return exitError(2)
 }

@@ -5,7 +5,6 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"strings"
@@ -101,15 +100,9 @@ func parseAppAttestArgs(args []string, stdout, stderr io.Writer) (appAttestArgs,
 	if err := parseFlags(fs, args, stdout, stderr); err != nil {
 		return a, err
 	}
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	var problems []string
-	bad := func(s string) { problems = append(problems, s) }
-	if fs.NArg() != 1 {
-		bad("want exactly one FILE")
-	} else {
-		a.fileName = fs.Arg(0)
-	}
+	u := checkUsage(fs)
+	set, bad := u.set, u.bad
+	a.fileName = u.file
 	if !strings.Contains(*appID, ".") {
 		bad("--app-id must be TEAMID.BUNDLEID")
 	}
@@ -143,11 +136,7 @@ func parseAppAttestArgs(args []string, stdout, stderr io.Writer) (appAttestArgs,
 			bad("--root: " + err.Error())
 		}
 	}
-	if len(problems) > 0 {
-		fmt.Fprintf(stderr, "gatehouse attest verify: %s\n", strings.Join(problems, "; "))
-		return a, exitError(2)
-	}
-	return a, nil
+	return a, u.err(stderr)
 }
 
 // decodeB64 reads standard or URL-alphabet base64, padded or not.

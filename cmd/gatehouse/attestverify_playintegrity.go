@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"strings"
@@ -147,15 +146,9 @@ func parsePlayIntegrityArgs(args []string, stdout, stderr io.Writer) (playIntegr
 	if err := parseFlags(fs, args, stdout, stderr); err != nil {
 		return a, err
 	}
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	var problems []string
-	bad := func(s string) { problems = append(problems, s) }
-	if fs.NArg() != 1 {
-		bad("want exactly one FILE")
-	} else {
-		a.fileName = fs.Arg(0)
-	}
+	u := checkUsage(fs)
+	set, bad := u.set, u.bad
+	a.fileName = u.file
 	if a.pol.PackageName = *pkg; *pkg == "" {
 		bad("--package is required")
 	}
@@ -185,11 +178,7 @@ func parsePlayIntegrityArgs(args []string, stdout, stderr io.Writer) (playIntegr
 	if a.maxAge <= 0 || a.leeway < 0 {
 		bad("--max-age must be positive and --leeway not negative")
 	}
-	if len(problems) > 0 {
-		fmt.Fprintf(stderr, "gatehouse attest verify: %s\n", strings.Join(problems, "; "))
-		return a, exitError(2)
-	}
-	return a, nil
+	return a, u.err(stderr)
 }
 
 // readKeys reads both key files; a problem is reported without the files' content.
