@@ -108,6 +108,18 @@ func sessionsSetup(t *testing.T, store string) (*sessEnv, string) {
 	return e, writeConfig(t, dir, cfg)
 }
 
+// writeSessionKey writes a fresh Ed25519 session signing key to dir/k1.pem.
+func writeSessionKey(t *testing.T, dir string) {
+	t.Helper()
+	_, ed, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "k1.pem"), pkcs8(t, ed), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func pkcs8(t *testing.T, k any) []byte {
 	der, err := x509.MarshalPKCS8PrivateKey(k)
 	if err != nil {

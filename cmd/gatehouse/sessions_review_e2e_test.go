@@ -52,13 +52,7 @@ func TestSessionsExchangeFailOpenMintsNothingE2E(t *testing.T) {
 	}))
 	defer keys.Close()
 	dir := t.TempDir()
-	_, ed, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "k1.pem"), pkcs8(t, ed), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writeSessionKey(t, dir)
 	srv := startServer(t, "--config", writeConfig(t, dir, strings.ReplaceAll(sessFailOpenConfig, "{{URL}}", keys.URL)))
 	srv.waitReady(t)
 
@@ -101,13 +95,7 @@ endpoints:
 // passes the device steps with its own and must not extend the other one.
 func TestSessionsHeartbeatOtherDeviceE2E(t *testing.T) {
 	dir := t.TempDir()
-	_, ed, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "k1.pem"), pkcs8(t, ed), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writeSessionKey(t, dir)
 	srv := startServer(t, "--config", writeConfig(t, dir, strings.ReplaceAll(sessHeartbeatConfig, "{{L}}", sha("lic-hb"))))
 	srv.waitReady(t)
 	mine := answer(t, sessPost(t, srv, "mobile", "/v1/attest/exchange", "", "x-license-key", "lic-hb", "x-device-id", "hwid-mine"))
@@ -128,13 +116,7 @@ func TestSessionsHeartbeatOtherDeviceE2E(t *testing.T) {
 // malformed, forged or foreign session token is that, never the developer API's 401.
 func TestSessionsHeartbeatInvalidTokenE2E(t *testing.T) {
 	dir := t.TempDir()
-	_, ed, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "k1.pem"), pkcs8(t, ed), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writeSessionKey(t, dir)
 	srv := startServer(t, "--config", writeConfig(t, dir, strings.ReplaceAll(sessHeartbeatConfig, "{{L}}", sha("lic-hb"))))
 	srv.waitReady(t)
 	mine := answer(t, sessPost(t, srv, "mobile", "/v1/attest/exchange", "", "x-license-key", "lic-hb", "x-device-id", "hwid-mine"))
@@ -193,13 +175,7 @@ endpoints:
 // devices (any device id the client names), per license.
 func TestSessionsExchangeReplayBoundedE2E(t *testing.T) {
 	dir := t.TempDir()
-	_, ed, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "k1.pem"), pkcs8(t, ed), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writeSessionKey(t, dir)
 	srv := startServer(t, "--config", writeConfig(t, dir, strings.ReplaceAll(sessExchangeLimitConfig, "{{L}}", sha("lic-x"))))
 	srv.waitReady(t)
 	exchange := func(hwid string) (served, bool) {
@@ -283,13 +259,7 @@ endpoints:
 // address, and another address is not affected.
 func TestSessionsChallengeBoundedE2E(t *testing.T) {
 	dir := t.TempDir()
-	_, ed, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "k1.pem"), pkcs8(t, ed), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writeSessionKey(t, dir)
 	srv := startServer(t, "--config", writeConfig(t, dir, sessChallengeLimitConfig))
 	srv.waitReady(t)
 	challenge := func(src string) int {
